@@ -1,0 +1,50 @@
+# Growthwheel — set-up and everyday commands. Everything runs inside ./.venv.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+DATA   ?= growthwheel-data
+PYTEST_ARGS ?=
+
+.PHONY: install install-dev java demo test lint bench clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade "pip>=24"
+
+# Re-install only when pyproject.toml changes (idempotent).
+$(VENV)/.base-installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -e .
+	@touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[dev]'
+	@touch $@ $(VENV)/.base-installed
+
+install: $(VENV)/.base-installed  ## create .venv and install Growthwheel
+
+install-dev: $(VENV)/.dev-installed
+
+# Java runs Spark in the tests; install it from Debian when missing (root only).
+java:
+	@command -v java >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; \
+	  else echo "java not found: Spark tests will be skipped (apt-get install openjdk-17-jre-headless)"; fi; }
+
+demo: install  ## build the demo shop, run the pipeline, write the review report
+	$(BIN)/growthwheel --data-dir $(DATA) demo
+
+lint: install-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+test: install-dev java lint  ## the whole test suite
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+bench: install-dev  ## benchmarks (print ratios against a baseline measured in the same run)
+	$(BIN)/python bench/import_bench.py
+	$(BIN)/python bench/kpi_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""Growthwheel: self-hosted growth operations for e-commerce teams."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,118 @@
+"""Settings: one pydantic-settings class, environment prefix ``GROWTHWHEEL_``.
+
+The shop's own facts (currency, timezone) live in ``shop.json`` inside the data directory so that
+every process that opens the directory agrees on them; environment variables override the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from growthwheel.errors import ConfigError
+from growthwheel.kit.money import currency_exponent
+
+SHOP_FILE = "shop.json"
+
+
+class ShopSettings(BaseModel):
+    """Facts about the shop that every computation must agree on."""
+
+    name: str = "My shop"
+    currency: str = "CNY"
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        value = value.upper()
+        currency_exponent(value)  # raises for unknown codes
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from exc
+        return value
+
+
+class SparkSettings(BaseModel):
+    """How to reach Spark when ``warehouse = "spark"``."""
+
+    master: str = "local[2]"
+    app_name: str = "growthwheel"
+
+
+class Settings(BaseSettings):
+    """All settings; read from ``GROWTHWHEEL_*`` environment variables (nested with ``__``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GROWTHWHEEL_", env_nested_delimiter="__")
+
+    data_dir: Path = Field(default=Path("growthwheel-data"))
+    warehouse: Literal["duckdb", "spark"] = "duckdb"
+    spark: SparkSettings = SparkSettings()
+    shop_currency: str | None = None
+    shop_timezone: str | None = None
+
+    @property
+    def warehouse_path(self) -> Path:
+        """The DuckDB warehouse file."""
+        return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def spark_dir(self) -> Path:
+        """Where the Spark warehouse keeps its Parquet tables."""
+        return self.data_dir / "spark-warehouse"
+
+    def shop(self) -> ShopSettings:
+        """The shop's settings: ``shop.json`` in the data directory, then environment overrides."""
+        path = self.data_dir / SHOP_FILE
+        data: dict[str, str] = {}
+        if path.exists():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}: not valid JSON ({exc})") from exc
+        if self.shop_currency:
+            data["currency"] = self.shop_currency
+        if self.shop_timezone:
+            data["timezone"] = self.shop_timezone
+        try:
+            return ShopSettings(**data)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+
+    def save_shop(self, shop: ShopSettings) -> Path:
+        """Write ``shop.json`` atomically."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / SHOP_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(shop.model_dump(), indent=2, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+
+_current: Settings | None = None
+
+
+def settings() -> Settings:
+    """The settings in force: those set by the CLI's global options or a test, else the environment's."""
+    global _current
+    if _current is None:
+        _current = Settings()
+    return _current
+
+
+def set_settings(new: Settings | None) -> None:
+    """Replace the process-wide settings (``None`` re-reads the environment on next use)."""
+    global _current
+    _current = new

@@ -1,0 +1,52 @@
+"""Open the warehouse as an Ibis backend: DuckDB by default, PySpark when configured.
+
+Analytics take the backend returned here and never care which engine it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import ibis
+from ibis.backends import BaseBackend
+
+from growthwheel.config import Settings, settings
+from growthwheel.warehouse.schema import IMPORTS_STORED, QUARANTINE_STORED, TABLES, ddl
+
+QUARANTINE_TABLE = "_quarantine"
+IMPORTS_TABLE = "_imports"
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create any missing fact and bookkeeping table in a DuckDB warehouse."""
+    for table in TABLES.values():
+        con.execute(ddl(table.name, table.stored))
+    con.execute(ddl(QUARANTINE_TABLE, QUARANTINE_STORED, bookkeeping=False))
+    con.execute(ddl(IMPORTS_TABLE, IMPORTS_STORED, bookkeeping=False))
+
+
+def open_duckdb(cfg: Settings | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A raw DuckDB connection to the warehouse file, schema ensured (read-write) and UTC."""
+    cfg = cfg or settings()
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    path = cfg.warehouse_path
+    if read_only and not path.exists():
+        read_only = False  # first use: create it
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("SET TimeZone = 'UTC'")
+    if not read_only:
+        ensure_schema(con)
+    return con
+
+
+def connect(cfg: Settings | None = None, *, read_only: bool = True) -> BaseBackend:
+    """The warehouse as an Ibis backend (``duckdb`` or ``pyspark`` per ``GROWTHWHEEL_WAREHOUSE``)."""
+    cfg = cfg or settings()
+    if cfg.warehouse == "spark":
+        from growthwheel.warehouse import spark
+
+        return spark.connect(cfg)
+    raw = open_duckdb(cfg, read_only=read_only)
+    backend: Any = ibis.duckdb.from_connection(raw)
+    return backend  # type: ignore[no-any-return]

@@ -1,0 +1,69 @@
+"""What every import format produces: a staging relation of text columns.
+
+``stage(con, table, paths, relation)`` creates a temporary DuckDB table ``relation`` with
+
+* one ``VARCHAR`` column for every input column of ``table`` (``None`` where a file lacks it),
+* ``_file`` (the file's path as given), ``_file_idx`` (its position in the command, 0-based) and
+  ``_row`` (1-based data row within its file, header excluded).
+
+Values stay as written (amounts as major-unit decimal text, times as ISO 8601 text); typing and
+validation happen once, for every format, in ``warehouse.ingest``. An adapter that cannot translate
+a value leaves it as written so that validation quarantines it with a reason; a problem with a whole
+file (unreadable, not this format, required columns missing) raises ``ImportFileError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from growthwheel.errors import ImportFileError
+from growthwheel.warehouse.schema import Table
+
+Record = tuple[int, dict[str, str | None]]
+"""One translated row: its 1-based data row number in the file and its generic-column values."""
+
+
+def stage_records(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    files: Sequence[tuple[Path, Iterable[Record]]],
+    relation: str,
+) -> int:
+    """Create the staging relation from translated records; return the number of rows staged."""
+    names = [c.name for c in table.inputs]
+    columns: dict[str, list[str | None]] = {n: [] for n in names}
+    file_col: list[str] = []
+    idx_col: list[int] = []
+    row_col: list[int] = []
+    for file_idx, (path, records) in enumerate(files):
+        for row, values in records:
+            unknown = set(values) - set(columns)
+            if unknown:
+                raise ImportFileError(f"{path}: adapter produced unknown columns {sorted(unknown)}")
+            for n in names:
+                value = values.get(n)
+                columns[n].append(None if value is None else str(value))
+            file_col.append(str(path))
+            idx_col.append(file_idx)
+            row_col.append(row)
+    arrays = {n: pa.array(v, type=pa.string()) for n, v in columns.items()}
+    arrays["_file"] = pa.array(file_col, type=pa.string())
+    arrays["_file_idx"] = pa.array(idx_col, type=pa.int32())
+    arrays["_row"] = pa.array(row_col, type=pa.int64())
+    arrow = pa.table(arrays)  # noqa: F841  (read by DuckDB's replacement scan below)
+    con.execute(f'CREATE OR REPLACE TEMP TABLE "{relation}" AS SELECT * FROM arrow')
+    return len(row_col)
+
+
+def require_columns(path: Path, header: Sequence[str], required: Iterable[str]) -> None:
+    """Raise ``ImportFileError`` naming the file and every required header it lacks."""
+    present = {h.strip() for h in header}
+    missing = [r for r in required if r not in present]
+    if missing:
+        raise ImportFileError(
+            f"{path}: missing required column(s) {', '.join(missing)}; found {', '.join(header)}"
+        )
