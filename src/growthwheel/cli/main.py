@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,7 +35,7 @@ out = Console()
 err = Console(stderr=True)
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     """Import formats."""
 
     generic = "generic"
@@ -43,7 +43,7 @@ class Format(str, Enum):
     taobao = "taobao"
 
 
-class Period(str, Enum):
+class Period(StrEnum):
     """Calendar periods."""
 
     day = "day"
@@ -52,7 +52,7 @@ class Period(str, Enum):
     quarter = "quarter"
 
 
-class Dimension(str, Enum):
+class Dimension(StrEnum):
     """KPI breakdowns."""
 
     channel = "channel"
@@ -63,7 +63,9 @@ class Dimension(str, Enum):
 def main_options(
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", help="Data directory [env GROWTHWHEEL_DATA_DIR; default ./growthwheel-data]"),
+        typer.Option(
+            "--data-dir", help="Data directory [env GROWTHWHEEL_DATA_DIR; default ./growthwheel-data]"
+        ),
     ] = None,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
@@ -215,5 +217,5 @@ def main() -> None:
     try:
         app()
     except GrowthwheelError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -49,4 +49,4 @@ def connect(cfg: Settings | None = None, *, read_only: bool = True) -> BaseBacke
         return spark.connect(cfg)
     raw = open_duckdb(cfg, read_only=read_only)
     backend: Any = ibis.duckdb.from_connection(raw)
-    return backend  # type: ignore[no-any-return]
+    return backend

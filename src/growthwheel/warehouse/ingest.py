@@ -35,7 +35,7 @@ from growthwheel.config import Settings, ShopSettings, settings
 from growthwheel.errors import ImportFileError, InvalidArgumentError
 from growthwheel.kit.money import currency_exponent
 from growthwheel.warehouse import db as wh
-from growthwheel.warehouse.formats import generic
+from growthwheel.warehouse.formats import generic, shopify, taobao
 from growthwheel.warehouse.schema import (
     ORDER_LINES,
     ORDER_STATUSES,
@@ -108,28 +108,30 @@ def _column_sql(column: Input, shop: ShopSettings) -> tuple[list[str], str]:
     checks: list[tuple[str, str]] = []  # (condition, reason) in order; first match wins
     items: list[str]
     if column.kind == "money":
+        # DECIMAL(18, e) stays on 64-bit integers (fast) and is exact once the text has passed
+        # the checks: at most 13 integer digits and no non-zero digit beyond the currency's e.
         exp = currency_exponent(shop.currency)
-        dec = f"TRY_CAST({raw} AS DECIMAL(38, 10))"
+        dec = f"TRY_CAST({raw} AS DECIMAL(18, {exp}))"
         checks = [
             (f"NOT regexp_full_match({raw}, '{_NUMBER}')",
              "not a plain decimal number in major units (e.g. 12.30)"),
-            (f"length(regexp_extract({raw}, '^[^.]*', 0)) > 16", "amount too large"),
-            (f"{dec} * {10**exp} <> floor({dec} * {10**exp})",
+            (f"length(regexp_extract({raw}, '^[+-]?0*([0-9]*)', 1)) > 13", "amount too large"),
+            (f"NOT regexp_full_match({raw}, '^[^.]*([.][0-9]{{0,{exp}}}0*)?$')",
              f"more than {exp} decimal places for {shop.currency}"),
             (f"{dec} < 0", "must not be negative"),
         ]
         items = [f"CAST({dec} * {10**exp} AS BIGINT) AS {_q(name)}"]
     elif column.kind == "int":
-        dec = f"TRY_CAST({raw} AS DECIMAL(38, 10))"
+        whole = f"TRY_CAST(regexp_extract({raw}, '^[+-]?[0-9]+') AS BIGINT)"
         checks = [
             (f"NOT regexp_full_match({raw}, '{_WHOLE}')", "not a whole number"),
-            (f"length({raw}) > 15", "number too large"),
+            (f"{whole} IS NULL", "number too large"),
         ]
         if column.min_value is not None:
-            checks.append((f"{dec} < {column.min_value}", f"must be at least {column.min_value}"))
+            checks.append((f"{whole} < {column.min_value}", f"must be at least {column.min_value}"))
         if column.max_value is not None:
-            checks.append((f"{dec} > {column.max_value}", f"must be at most {column.max_value}"))
-        items = [f"CAST({dec} AS BIGINT) AS {_q(name)}"]
+            checks.append((f"{whole} > {column.max_value}", f"must be at most {column.max_value}"))
+        items = [f"{whole} AS {_q(name)}"]
     elif column.kind == "datetime":
         # "2024-03-05 14:07:11 +0800" (Shopify) → "2024-03-05 14:07:11+0800"; no offset = shop time.
         normal = f"regexp_replace({raw}, '\\s+([+-][0-9]{{2}}:?[0-9]{{2}}|Z|UTC)$', '\\1')"
@@ -191,77 +193,104 @@ def _cross_checks(table: Table) -> list[tuple[str, str, str]]:
     return []
 
 
-def _validate(con: duckdb.DuckDBPyConnection, table: Table, shop: ShopSettings) -> None:
-    """``gw_raw`` → ``gw_typed``: typed values plus ``_error``/``_error_column``/``_error_value``."""
+def _validate(con: duckdb.DuckDBPyConnection, table: Table, shop: ShopSettings,
+              several_files: bool) -> None:
+    """``gw_raw`` → ``gw_typed`` (valid rows, typed) and ``gw_bad`` (one row per refusal)."""
     items: list[str] = []
     errors: list[tuple[str, str]] = []
     for column in table.inputs:
         col_items, error = _column_sql(column, shop)
         items += col_items
         errors.append((column.name, error))
+    err_cols = [_q("_e_" + name) for name, _ in errors]
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE gw_typed_0 AS SELECT _file, _file_idx, _row, "
+        "CREATE OR REPLACE TEMP TABLE gw_typed_0 AS SELECT *, ("
+        + " AND ".join(f"{c} IS NULL" for c in err_cols)
+        + ") AS _ok FROM (SELECT _file, _file_idx, _row, "
         + ", ".join(items)
         + ", "
         + ", ".join(f"{err} AS {_q('_e_' + name)}" for name, err in errors)
-        + ", "
-        + ", ".join(f"{_q(c.name)} AS {_q('_raw_' + c.name)}" for c in table.inputs)
-        + " FROM gw_raw"
+        + " FROM gw_raw)"
     )
-    # One quarantine entry per refused value; cross-row checks only where every value is fine.
-    valid = " AND ".join(f"{_q('_e_' + c.name)} IS NULL" for c in table.inputs)
-    parts = [
-        f"SELECT _file, _row, {_lit(c.name)} AS column_name, {_q('_raw_' + c.name)} AS value, "
-        f"{_q('_e_' + c.name)} AS reason FROM gw_typed_0 WHERE {_q('_e_' + c.name)} IS NOT NULL"
-        for c in table.inputs
-    ]
-    for column, cond, reason in _cross_checks(table):
-        parts.append(
-            f"SELECT _file, _row, {_lit(column)}, {_q('_raw_' + column)}, {_lit(reason)} "
-            f"FROM gw_typed_0 WHERE {valid} AND ({cond})"
-        )
+    # One quarantine entry per refused value (with the value as written), then cross-column checks.
     con.execute(
         "CREATE OR REPLACE TEMP TABLE gw_bad (_file VARCHAR, _row BIGINT, column_name VARCHAR, "
         "value VARCHAR, reason VARCHAR)"
     )
-    con.execute("INSERT INTO gw_bad " + " UNION ALL ".join(parts))
+    unpivot = " UNION ALL ".join(
+        f"SELECT _file, _row, {_lit(c.name)}, {_q('_e_' + c.name)} FROM gw_typed_0 "
+        f"WHERE {_q('_e_' + c.name)} IS NOT NULL"
+        for c in table.inputs
+    )
+    for blamed, cond, reason in _cross_checks(table):
+        unpivot += (
+            f" UNION ALL SELECT _file, _row, {_lit(blamed)}, {_lit(reason)} FROM gw_typed_0 "
+            f"WHERE _ok AND ({cond})"
+        )
+    con.execute(
+        "INSERT INTO gw_bad SELECT _file, _row, col, NULL, reason FROM ("
+        + unpivot
+        + ") b(_file, _row, col, reason)"
+    )
+    _fill_bad_values(con, table)
     if table.name == "order_lines":
-        _hold_back_whole_orders(con)
+        _hold_back_whole_orders(con, several_files)
+    has_bad = con.execute("SELECT count(*) FROM gw_bad").fetchone()
+    if has_bad and has_bad[0]:
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW gw_typed AS SELECT * FROM gw_typed_0 t WHERE NOT EXISTS "
+            "(SELECT 1 FROM gw_bad b WHERE b._file = t._file AND b._row = t._row)"
+        )
+    else:
+        con.execute("CREATE OR REPLACE TEMP VIEW gw_typed AS SELECT * FROM gw_typed_0")
+
+
+def _fill_bad_values(con: duckdb.DuckDBPyConnection, table: Table) -> None:
+    """Copy the value as written into each quarantine entry (only refused rows are looked up)."""
+    cases = " ".join(
+        f"WHEN {_lit(c.name)} THEN r.{_q(c.name)}" for c in table.inputs
+    )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE gw_typed AS SELECT * FROM gw_typed_0 t WHERE NOT EXISTS "
-        "(SELECT 1 FROM gw_bad b WHERE b._file = t._file AND b._row = t._row)"
+        f"UPDATE gw_bad SET value = (CASE gw_bad.column_name {cases} END) FROM gw_raw r "
+        "WHERE r._file = gw_bad._file AND r._row = gw_bad._row"
     )
 
 
-def _hold_back_whole_orders(con: duckdb.DuckDBPyConnection) -> None:
+def _hold_back_whole_orders(con: duckdb.DuckDBPyConnection, several_files: bool) -> None:
     """Quarantine every line of an order whose latest version has a bad or inconsistent line."""
-    # The latest file that mentions an order carries its version; older mentions are superseded.
+    latest = "gw_typed_0"
+    if several_files:
+        # The latest file that mentions an order carries its version; older mentions are superseded.
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE gw_latest AS SELECT * EXCLUDE (_f) FROM (SELECT *, "
+            "max(_file_idx) OVER (PARTITION BY order_id) AS _f FROM gw_typed_0) WHERE _file_idx = _f"
+        )
+        latest = "gw_latest"
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE gw_latest AS SELECT t.* FROM gw_typed_0 t "
-        "JOIN (SELECT _raw_order_id, max(_file_idx) AS f FROM gw_typed_0 "
-        "WHERE _raw_order_id IS NOT NULL GROUP BY 1) m "
-        "ON t._raw_order_id = m._raw_order_id AND t._file_idx = m.f"
+        "CREATE OR REPLACE TEMP TABLE gw_conflicts AS SELECT order_id, "
+        "count(DISTINCT customer_id) > 1 AS customers, count(DISTINCT ordered_at) > 1 AS times "
+        f"FROM {latest} WHERE _ok GROUP BY order_id "
+        "HAVING count(DISTINCT customer_id) > 1 OR count(DISTINCT ordered_at) > 1"
     )
+    if not _count(con, "SELECT count(*) FROM gw_conflicts"):
+        flags: tuple[tuple[str, str], ...] = ()
+    else:
+        flags = (("customers", "customer_id"), ("times", "ordered_at"))
+    for flag, column in flags:
+        con.execute(
+            "INSERT INTO gw_bad SELECT any_value(l._file), min(l._row), ?, "
+            f"string_agg(DISTINCT l.{column}::VARCHAR, ' | '), "
+            f"'lines of order ' || l.order_id || ' disagree on {column}' "
+            f"FROM {latest} l JOIN gw_conflicts c ON c.order_id = l.order_id AND c.{flag} "
+            "GROUP BY l.order_id",
+            [column],
+        )
     con.execute(
-        "INSERT INTO gw_bad SELECT any_value(_file), min(_row), 'customer_id', "
-        "string_agg(DISTINCT customer_id, ' | '), "
-        "'lines of order ' || order_id || ' disagree on customer_id' "
-        "FROM gw_latest WHERE order_id IS NOT NULL GROUP BY order_id "
-        "HAVING count(DISTINCT customer_id) > 1"
-    )
-    con.execute(
-        "INSERT INTO gw_bad SELECT any_value(_file), min(_row), 'ordered_at', "
-        "string_agg(DISTINCT _raw_ordered_at, ' | '), "
-        "'lines of order ' || order_id || ' disagree on ordered_at' "
-        "FROM gw_latest WHERE order_id IS NOT NULL GROUP BY order_id "
-        "HAVING count(DISTINCT ordered_at) > 1"
-    )
-    con.execute(
-        "INSERT INTO gw_bad SELECT l._file, l._row, 'order_id', l._raw_order_id, "
-        "'order ' || l._raw_order_id || ' held back: its row ' || b.first_bad || ' was refused' "
-        "FROM gw_latest l JOIN (SELECT g._raw_order_id, min(x._row) AS first_bad "
-        "  FROM gw_bad x JOIN gw_latest g ON g._file = x._file AND g._row = x._row "
-        "  GROUP BY 1) b ON l._raw_order_id = b._raw_order_id "
+        "INSERT INTO gw_bad SELECT l._file, l._row, 'order_id', l.order_id, "
+        "'order ' || l.order_id || ' held back: its row ' || b.first_bad || ' was refused' "
+        f"FROM {latest} l JOIN (SELECT g.order_id, min(x._row) AS first_bad "
+        f"  FROM gw_bad x JOIN {latest} g ON g._file = x._file AND g._row = x._row "
+        "  WHERE g.order_id IS NOT NULL GROUP BY 1) b ON l.order_id = b.order_id "
         "WHERE NOT EXISTS (SELECT 1 FROM gw_bad y WHERE y._file = l._file AND y._row = l._row)"
     )
 
@@ -292,12 +321,13 @@ def _utm_from(column: str, url: str) -> str:
     )
 
 
-def _assemble(con: duckdb.DuckDBPyConnection, table: Table, shop: ShopSettings) -> list[str]:
+def _assemble(con: duckdb.DuckDBPyConnection, table: Table, shop: ShopSettings,
+              several_files: bool) -> list[str]:
     """Build ``gw_new_<name>`` for every stored table the import writes; return their names."""
     cur = _lit(shop.currency)
     channel = "coalesce(channel, lower(utm_source), 'direct')"
     if table.name == "order_lines":
-        _assemble_lines(con, shop)
+        _assemble_lines(con, shop, several_files)
         return ["orders", "order_lines"]
     if table.name == "customers":
         select = f"SELECT * REPLACE ({channel} AS channel) FROM gw_typed"
@@ -336,56 +366,54 @@ def _assemble(con: duckdb.DuckDBPyConnection, table: Table, shop: ShopSettings) 
     return [table.name]
 
 
-def _assemble_lines(con: duckdb.DuckDBPyConnection, shop: ShopSettings) -> None:
+def _assemble_lines(con: duckdb.DuckDBPyConnection, shop: ShopSettings, several_files: bool) -> None:
     """Order lines → ``gw_new_order_lines`` and the orders they make → ``gw_new_orders``."""
-    cur = _lit(shop.currency)
-    # Latest file per order wins; lines numbered in file order.
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE gw_lines AS SELECT *, row_number() OVER "
-        "(PARTITION BY order_id ORDER BY _row) AS line_no FROM gw_typed t WHERE _file_idx = "
-        "(SELECT max(_file_idx) FROM gw_typed u WHERE u.order_id = t.order_id)"
-    )
+    source = "gw_typed"
+    if several_files:  # the latest file mentioning an order carries the whole order
+        source = (
+            "(SELECT * EXCLUDE (_f) FROM (SELECT *, max(_file_idx) OVER (PARTITION BY order_id) "
+            "AS _f FROM gw_typed) WHERE _file_idx = _f)"
+        )
     discount = (
         "coalesce(discount, CASE WHEN unit_price IS NOT NULL "
         "THEN greatest(unit_price * quantity - line_total, 0) ELSE 0 END)"
     )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE gw_line_rows AS SELECT order_id, line_no, sku, product_name, "
-        f"category, quantity, unit_price, {discount} AS discount_amount, line_total, "
-        "coalesce(refunded_amount, 0) AS refunded_amount, _row FROM gw_lines"
+    line_cols = ", ".join(_q(c) for c in ORDER_LINES.stored_names)
+    numbered = (
+        f"SELECT * EXCLUDE (refunded_amount), {discount} AS discount_amount, "
+        "coalesce(refunded_amount, 0) AS refunded_amount, "
+        f"row_number() OVER (PARTITION BY order_id ORDER BY _file_idx, _row) AS line_no FROM {source}"
     )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE gw_new_order_lines AS "
-        + _with_hash(ORDER_LINES, "gw_line_rows")
+        f"CREATE OR REPLACE TEMP TABLE gw_lines AS SELECT *, hash({line_cols}) AS _row_hash "
+        f"FROM ({numbered})"
     )
-    refunded = "sum(l.refunded_amount)"
-    total = "sum(l.line_total)"
-    first = "arg_min({c}, t._row)"
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE gw_order_rows AS SELECT t.order_id, "
-        "any_value(t.customer_id) AS customer_id, any_value(t.ordered_at) AS ordered_at, "
-        "any_value(t.ordered_at__local_date) AS order_date, max(t.paid_at) AS paid_at, "
-        f"coalesce({first.format(c='t.status')}, CASE WHEN {refunded} > 0 AND {refunded} >= {total} "
+        f"CREATE OR REPLACE TEMP VIEW gw_new_order_lines AS SELECT {line_cols}, _row_hash FROM gw_lines"
+    )
+
+    def first(column: str) -> str:
+        return f"arg_min({column}, _row) FILTER (WHERE {column} IS NOT NULL)"
+
+    refunded, total = "sum(refunded_amount)", "sum(line_total)"
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE gw_order_rows AS SELECT order_id, "
+        "any_value(customer_id) AS customer_id, any_value(ordered_at) AS ordered_at, "
+        "any_value(ordered_at__local_date) AS order_date, max(paid_at) AS paid_at, "
+        f"coalesce({first('status')}, CASE WHEN {refunded} > 0 AND {refunded} >= {total} "
         f"THEN 'refunded' WHEN {refunded} > 0 THEN 'partially_refunded' ELSE 'paid' END) AS status, "
-        f"{cur} AS currency, "
-        f"coalesce({first.format(c='t.channel')}, lower({first.format(c='t.utm_source')}), 'direct') "
-        "AS channel, "
-        f"{first.format(c='t.utm_source')} AS utm_source, "
-        f"{first.format(c='t.utm_medium')} AS utm_medium, "
-        f"{first.format(c='t.utm_campaign')} AS utm_campaign, "
-        f"{first.format(c='t.coupon_code')} AS coupon_code, "
-        "sum(l.quantity) AS item_count, "
-        f"{total} + sum(l.discount_amount) AS gross_amount, "
-        "sum(l.discount_amount) AS discount_amount, "
-        f"{total} AS total_amount, coalesce(max(t.shipping), 0) AS shipping_amount, "
-        f"{refunded} AS refunded_amount, "
-        "hash(list(l._row_hash ORDER BY l.line_no)) AS _lines_hash "
-        "FROM gw_lines t JOIN (SELECT n.*, r._row FROM gw_new_order_lines n JOIN gw_line_rows r "
-        "USING (order_id, line_no)) l ON l.order_id = t.order_id AND l.line_no = t.line_no "
-        "GROUP BY t.order_id"
+        f"{_lit(shop.currency)} AS currency, "
+        f"coalesce({first('channel')}, lower({first('utm_source')}), 'direct') AS channel, "
+        f"{first('utm_source')} AS utm_source, {first('utm_medium')} AS utm_medium, "
+        f"{first('utm_campaign')} AS utm_campaign, {first('coupon_code')} AS coupon_code, "
+        f"sum(quantity) AS item_count, {total} + sum(discount_amount) AS gross_amount, "
+        f"sum(discount_amount) AS discount_amount, {total} AS total_amount, "
+        f"coalesce(max(shipping), 0) AS shipping_amount, {refunded} AS refunded_amount, "
+        # Line hashes include the line number, so XOR-ing them identifies the set of lines.
+        "bit_xor(_row_hash) AS _lines_hash FROM gw_lines GROUP BY order_id"
     )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE gw_new_orders AS "
+        "CREATE OR REPLACE TEMP VIEW gw_new_orders AS "
         + _with_hash(ORDERS, "gw_order_rows", extra_hash="_lines_hash")
     )
 
@@ -500,13 +528,10 @@ def _stage(con: duckdb.DuckDBPyConnection, table: Table, fmt: str, paths: Sequen
         staged = generic.stage(con, table, paths, "gw_raw")
         result.ignored_columns = staged.ignored_columns
         return staged.rejected
-    if fmt == "shopify":
-        from growthwheel.warehouse.formats import shopify as adapter
-    elif fmt == "taobao":
-        from growthwheel.warehouse.formats import taobao as adapter
-    else:
+    adapters = {"shopify": shopify.stage, "taobao": taobao.stage}
+    if fmt not in adapters:
         raise InvalidArgumentError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    adapter.stage(con, table, paths, "gw_raw")
+    adapters[fmt](con, table, paths, "gw_raw")
     return []
 
 
@@ -542,7 +567,8 @@ def import_files(
     result = ImportResult(import_id, table.name, fmt, [str(p) for p in files])
     show = progress if sum(p.stat().st_size for p in files) > PROGRESS_BYTES else None
 
-    with _target(cfg) as con:
+    written = ["orders", "order_lines"] if table.name == "order_lines" else [table.name]
+    with _target(cfg, [*written, wh.QUARANTINE_TABLE, wh.IMPORTS_TABLE]) as con:
         con.execute(f"SET TimeZone = {_lit(shop.timezone)}")
         con.execute("BEGIN TRANSACTION")
         try:
@@ -552,14 +578,15 @@ def import_files(
                 rejected.extend(_stage(con, table, fmt, files, result))
 
             _run(con, stage, f"reading {', '.join(p.name for p in files)}", show)
-            _run(con, lambda: _validate(con, table, shop), "validating", show)
+            several = len(files) > 1
+            _run(con, lambda: _validate(con, table, shop, several), "validating", show)
             if rejected:
                 con.executemany(
                     "INSERT INTO gw_bad VALUES (?, ?, '(row)', ?, ?)",
                     [[f, r, line, reason] for f, r, line, reason in rejected],
                 )
             names: list[str] = []
-            _run(con, lambda: names.extend(_assemble(con, table, shop)), "preparing", show)
+            _run(con, lambda: names.extend(_assemble(con, table, shop, several)), "preparing", show)
             counts: dict[str, TableCounts] = {}
             _run(con, lambda: counts.update(_merge(con, import_id, names)), "writing", show)
             result.tables = counts
@@ -572,19 +599,22 @@ def import_files(
     return result
 
 
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _record(con: duckdb.DuckDBPyConnection, result: ImportResult, import_id: str,
             files: list[Path]) -> None:
     """Fill in the counts, replace the files' old quarantine entries and log the run."""
-    read = con.execute("SELECT count(*) FROM gw_raw").fetchone()
-    bad = con.execute("SELECT count(DISTINCT (_file, _row)) FROM gw_bad").fetchone()
-    result.rows_read = (int(read[0]) if read else 0) + int(
-        con.execute("SELECT count(*) FROM gw_bad WHERE column_name = '(row)'").fetchone()[0]  # type: ignore[index]
-    )
-    result.rows_quarantined = int(bad[0]) if bad else 0
-    written = sum(c.inserted + c.updated + c.unchanged for n, c in result.tables.items()
-                  if n != "orders" or result.table == "orders")
+    unreadable = _count(con, "SELECT count(*) FROM gw_bad WHERE column_name = '(row)'")
+    result.rows_read = _count(con, "SELECT count(*) FROM gw_raw") + unreadable
+    result.rows_quarantined = _count(con, "SELECT count(DISTINCT (_file, _row)) FROM gw_bad")
+    # Rows that were valid but lost to a later row with the same key in this import.
+    main = result.tables["orders" if result.table == "order_lines" else result.table]
     if result.table != "order_lines":
-        result.superseded = result.rows_read - result.rows_quarantined - written
+        kept = main.inserted + main.updated + main.unchanged
+        result.superseded = result.rows_read - result.rows_quarantined - kept
     file_list = ", ".join(_lit(str(p)) for p in files)
     con.execute(
         f"DELETE FROM {wh.QUARANTINE_TABLE} WHERE table_name = ? AND file IN ({file_list})",
@@ -595,9 +625,6 @@ def _record(con: duckdb.DuckDBPyConnection, result: ImportResult, import_id: str
         "timezone('UTC', now()) FROM gw_bad ORDER BY _file, _row",
         [import_id, result.table],
     )
-    main = result.tables.get(result.table, TableCounts())
-    if result.table == "order_lines":
-        main = result.tables.get("orders", TableCounts())
     con.execute(
         f"INSERT INTO {wh.IMPORTS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, timezone('UTC', now()))",
         [import_id, result.table, result.format, ";".join(result.files), result.rows_read,
@@ -608,15 +635,16 @@ def _record(con: duckdb.DuckDBPyConnection, result: ImportResult, import_id: str
 class _target:
     """Context manager yielding the DuckDB connection an import writes through."""
 
-    def __init__(self, cfg: Settings) -> None:
+    def __init__(self, cfg: Settings, tables: Sequence[str]) -> None:
         self.cfg = cfg
+        self.tables = list(tables)
         self.con: duckdb.DuckDBPyConnection | None = None
 
     def __enter__(self) -> duckdb.DuckDBPyConnection:
         if self.cfg.warehouse == "spark":
             from growthwheel.warehouse import spark
 
-            self.con = spark.load_snapshot(self.cfg)
+            self.con = spark.load_snapshot(self.cfg, self.tables)
         else:
             self.con = wh.open_duckdb(self.cfg)
         return self.con
@@ -627,7 +655,7 @@ class _target:
             if exc_type is None and self.cfg.warehouse == "spark":
                 from growthwheel.warehouse import spark
 
-                spark.publish_snapshot(self.cfg, self.con)
+                spark.publish_snapshot(self.cfg, self.con, self.tables)
         finally:
             self.con.close()
 
@@ -636,7 +664,7 @@ def quarantine_rows(cfg: Settings | None = None, *, table: str | None = None,
                     limit: int = 100) -> list[dict[str, object]]:
     """The quarantined rows, newest import first (optionally for one table)."""
     cfg = cfg or settings()
-    with _reader(cfg) as con:
+    with _reader(cfg, [wh.QUARANTINE_TABLE]) as con:
         where = "WHERE table_name = ?" if table else ""
         params: list[object] = [table] if table else []
         cur = con.execute(
@@ -656,7 +684,7 @@ class _reader(_target):
         if self.cfg.warehouse == "spark":
             from growthwheel.warehouse import spark
 
-            self.con = spark.load_snapshot(self.cfg)
+            self.con = spark.load_snapshot(self.cfg, self.tables)
         else:
             self.con = wh.open_duckdb(self.cfg, read_only=True)
         return self.con

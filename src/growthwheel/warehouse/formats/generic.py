@@ -114,8 +114,8 @@ def _stage_file(
         if kind == "json":
             # Nested values (e.g. ``properties``) keep their JSON text; scalars become plain text.
             expr = (
-                f"CASE WHEN json_type(to_json({src})) IN ('OBJECT', 'ARRAY') "
-                f"THEN to_json({src})::VARCHAR ELSE {src}::VARCHAR END"
+                f"CASE WHEN json_type({src}) IN ('OBJECT', 'ARRAY') "
+                f"THEN {src}::VARCHAR ELSE {src}->>'$' END"
             )
         else:
             expr = f"{src}::VARCHAR"
@@ -144,6 +144,14 @@ def _renumber_around_rejects(
     ``row_number()`` counts only the rows read; the k-th row read is data row
     ``k + #{j : r_j - j < k}`` where ``r_1 < r_2 < ...`` are the refused rows' numbers.
     """
+    encoding = con.execute(
+        "SELECT min(line) - 1 FROM gw_rejects WHERE error_type = 'INVALID ENCODING'"
+    ).fetchone()
+    if encoding and encoding[0] is not None:
+        raise ImportFileError(
+            f"{path}: not UTF-8 text (first at row {encoding[0]}); save it as UTF-8, "
+            "or import a Taobao export (GBK) with --format taobao"
+        )
     rejects = con.execute(
         "SELECT line - 1 AS row, any_value(csv_line), list(error_message)[1] "
         "FROM gw_rejects GROUP BY line ORDER BY line"

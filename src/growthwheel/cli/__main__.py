@@ -1,0 +1,5 @@
+"""``python -m growthwheel.cli``."""
+
+from growthwheel.cli.main import main
+
+main()
