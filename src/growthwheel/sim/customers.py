@@ -1,0 +1,232 @@
+"""Acquisition: channels, daily ad spend with diminishing returns, and the customers it brings.
+
+Expected new customers on day ``d`` from channel ``c``:
+
+* paid channels: ``k_c * demand(d) * spend_c(d) ** beta_c`` with ``spend_c(d)`` in CNY per day;
+* unpaid channels: ``share_c * customers * demand(d) / sum(demand)``.
+
+``demand(d)`` is the calendar's weekly pattern times the festival multiplier. The daily budgets are
+scaled by one factor (solved numerically) so that the expectations add up to the requested number
+of customers; the realised counts are a multinomial draw over (day, channel), i.e. independent
+Poisson counts conditioned on their total.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from growthwheel.sim import catalogue as cat
+from growthwheel.sim.seasons import DAY, Calendar, seconds_of_day
+
+Array = npt.NDArray[Any]
+
+
+@dataclass(frozen=True)
+class Channel:
+    """An acquisition / traffic channel with its UTM tags."""
+
+    name: str  # the `channel` value (utm_source, or "direct")
+    utm_source: str | None
+    utm_medium: str | None
+    paid: bool
+    k: float = 0.0  # paid: scale of the response curve
+    beta: float = 0.0  # paid: elasticity of new customers to spend (0 < beta < 1)
+    base_spend: float = 0.0  # paid: CNY per day at demand 1 before scaling
+    share: float = 0.0  # unpaid: share of all new customers
+    ctr: float = 0.0  # paid: clicks / impressions
+    referrer: str | None = None
+
+
+CHANNELS = (
+    Channel("douyin", "douyin", "social", True, k=0.36, beta=0.55, base_spend=4000.0, ctr=0.018,
+            referrer="https://www.douyin.com/"),
+    Channel("baidu", "baidu", "cpc", True, k=0.096, beta=0.70, base_spend=2500.0, ctr=0.035,
+            referrer="https://www.baidu.com/s?wd=%E5%A5%BD%E7%89%A9"),
+    Channel("xiaohongshu", "xiaohongshu", "social", True, k=0.42, beta=0.50, base_spend=2000.0,
+            ctr=0.024, referrer="https://www.xiaohongshu.com/explore"),
+    Channel("wechat", "wechat", "social", False, share=0.08, referrer="https://weixin.qq.com/"),
+    Channel("newsletter", "newsletter", "email", False, share=0.03),
+    Channel("direct", None, None, False, share=0.22),
+)
+CHANNEL_INDEX = {c.name: i for i, c in enumerate(CHANNELS)}
+PAID = np.array([c.paid for c in CHANNELS])
+#: Day-to-day noise on budgets (log-normal sigma).
+SPEND_NOISE = 0.15
+
+#: Channel credited with a repeat order (last touch); newsletter only for customers who accept
+#: marketing (otherwise the order is direct), "acquisition" = the customer's own acquisition channel.
+REPEAT_CHANNEL_MIX = {"direct": 0.40, "newsletter": 0.20, "wechat": 0.15, "acquisition": 0.25}
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高郑梁谢宋唐许韩冯邓曹"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉萍红娥玲芬燕彬鑫宇浩晨欣怡梓涵子轩雨佳琪"
+CITIES = (
+    ("上海", "上海", 9), ("北京", "北京", 8), ("广州", "广东", 6), ("深圳", "广东", 7),
+    ("杭州", "浙江", 6), ("成都", "四川", 5), ("武汉", "湖北", 4), ("南京", "江苏", 4),
+    ("西安", "陕西", 3), ("重庆", "重庆", 4), ("苏州", "江苏", 4), ("天津", "天津", 3),
+    ("长沙", "湖南", 3), ("郑州", "河南", 3), ("青岛", "山东", 2), ("厦门", "福建", 2),
+    ("合肥", "安徽", 2), ("昆明", "云南", 2), ("沈阳", "辽宁", 2), ("哈尔滨", "黑龙江", 1),
+)
+EMAIL_DOMAINS = (("qq.com", 0.5), ("163.com", 0.25), ("126.com", 0.1), ("gmail.com", 0.1),
+                 ("outlook.com", 0.05))
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """Daily spend and the acquired customers, sorted by acquisition time."""
+
+    spend_fen: Array  # (days, paid channels) int64
+    expected: Array  # (days, channels) expected new customers
+    budget_scale: float
+    channel: Array  # per customer: index into CHANNELS
+    acquired_at: Array  # per customer: seconds since the start (time of the first order)
+
+
+def _paid_expectation(spend_cny: Array, demand: Array) -> Array:
+    ks = np.array([c.k for c in CHANNELS if c.paid])
+    betas = np.array([c.beta for c in CHANNELS if c.paid])
+    return np.asarray(ks * demand[:, None] * spend_cny**betas)
+
+
+def acquire(rng: np.random.Generator, calendar: Calendar, customers: int) -> Acquisition:
+    """Draw daily budgets and the (day, channel, time) of every customer's acquisition."""
+    paid = [c for c in CHANNELS if c.paid]
+    unpaid_share = sum(c.share for c in CHANNELS if not c.paid)
+    paid_target = customers * (1.0 - unpaid_share)
+    base = np.array([c.base_spend for c in paid])
+    noise = np.exp(rng.normal(0.0, SPEND_NOISE, size=(calendar.days, len(paid))))
+    shape = base[None, :] * calendar.spend_multiplier()[:, None] * noise
+    # Solve for the budget scale so that the expected paid customers hit the target.
+    lo, hi = -30.0, 30.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if _paid_expectation(np.exp(mid) * shape, calendar.demand).sum() < paid_target:
+            lo = mid
+        else:
+            hi = mid
+    scale = float(np.exp((lo + hi) / 2))
+    spend_fen = np.maximum(1, np.rint(scale * shape * 100.0)).astype(np.int64)
+    expected = np.zeros((calendar.days, len(CHANNELS)))
+    expected[:, PAID] = _paid_expectation(spend_fen / 100.0, calendar.demand)
+    for i, c in enumerate(CHANNELS):
+        if not c.paid:
+            expected[:, i] = customers * c.share * calendar.demand / calendar.demand.sum()
+    counts = rng.multinomial(customers, (expected / expected.sum()).ravel()).reshape(expected.shape)
+    cell_day = np.repeat(np.arange(calendar.days), len(CHANNELS))
+    cell_channel = np.tile(np.arange(len(CHANNELS)), calendar.days)
+    flat = counts.ravel()
+    day = np.repeat(cell_day, flat)
+    channel = np.repeat(cell_channel, flat)
+    at = day * DAY + seconds_of_day(rng, len(day), calendar.peak_day[day])
+    order = np.lexsort((channel, at))
+    return Acquisition(
+        spend_fen=spend_fen,
+        expected=expected,
+        budget_scale=scale,
+        channel=channel[order],
+        acquired_at=at[order],
+    )
+
+
+@dataclass(frozen=True)
+class Profiles:
+    """Per-customer attributes beyond acquisition."""
+
+    accepts_marketing: Array  # bool
+    preferred_category: Array  # index into catalogue.CATEGORIES
+    table: pa.Table  # the non-derived customer columns (strings)
+
+
+def profiles(rng: np.random.Generator, n: int, start_year: int) -> Profiles:
+    """Names, contact details, demographics, consent and category preference."""
+    s_idx = rng.integers(0, len(SURNAMES), n)
+    g1 = rng.integers(0, len(GIVEN), n)
+    g2 = rng.integers(0, len(GIVEN), n)
+    two = rng.random(n) < 0.6
+    names = [
+        SURNAMES[s] + GIVEN[a] + (GIVEN[b] if t else "")
+        for s, a, b, t in zip(s_idx.tolist(), g1.tolist(), g2.tolist(), two.tolist(), strict=True)
+    ]
+    domains = [d for d, _ in EMAIL_DOMAINS]
+    dom = rng.choice(len(domains), size=n, p=[w for _, w in EMAIL_DOMAINS])
+    local = rng.integers(10_000_000, 3_000_000_000, size=n)
+    has_email = rng.random(n) < 0.7
+    emails = [
+        f"{lo}@{domains[d]}" if e else None
+        for lo, d, e in zip(local.tolist(), dom.tolist(), has_email.tolist(), strict=True)
+    ]
+    prefixes = np.array([130, 131, 132, 135, 136, 137, 138, 139, 150, 151, 152, 158, 159, 177,
+                         180, 181, 186, 187, 188, 189, 199])
+    phone = prefixes[rng.integers(0, len(prefixes), n)] * 100_000_000 + rng.integers(0, 100_000_000, n)
+    gender = rng.choice(np.array(["F", "M", ""]), size=n, p=[0.62, 0.35, 0.03])
+    age_days = (rng.gamma(4.0, 3.0, n) + 18.0) * 365.25
+    has_bday = rng.random(n) < 0.8
+    bday = np.datetime64(f"{start_year}-01-01") - age_days.astype(np.int64).astype("timedelta64[D]")
+    bday_str = np.datetime_as_string(bday, unit="D")
+    weights = np.array([w for _, _, w in CITIES], dtype=float)
+    city_idx = rng.choice(len(CITIES), size=n, p=weights / weights.sum())
+    accepts = rng.random(n) < 0.6
+    shares = np.array([c.share for c in cat.CATEGORIES])
+    preferred = rng.choice(len(shares), size=n, p=shares / shares.sum())
+    table = pa.table(
+        {
+            "email": pa.array(emails, type=pa.string()),
+            "phone": pa.array(phone.astype(str).tolist(), type=pa.string()),
+            "name": pa.array(names, type=pa.string()),
+            "gender": pa.array([g or None for g in gender.tolist()], type=pa.string()),
+            "birthday": pa.array(
+                [b if h else None for b, h in zip(bday_str.tolist(), has_bday.tolist(), strict=True)],
+                type=pa.string(),
+            ),
+            "city": pa.array([CITIES[i][0] for i in city_idx.tolist()], type=pa.string()),
+            "province": pa.array([CITIES[i][1] for i in city_idx.tolist()], type=pa.string()),
+            "country": pa.array(["CN"] * n, type=pa.string()),
+            "accepts_marketing": pa.array(["true" if a else "false" for a in accepts.tolist()],
+                                          type=pa.string()),
+        }
+    )
+    return Profiles(accepts_marketing=accepts, preferred_category=preferred, table=table)
+
+
+def describe(acq: Acquisition, calendar: Calendar) -> dict[str, Any]:
+    """Channel response parameters and realised acquisition for ``ground_truth.json``."""
+    counts = np.bincount(acq.channel, minlength=len(CHANNELS))
+    paid_idx = np.flatnonzero(PAID)
+    spend_by_channel = acq.spend_fen.sum(axis=0)
+    channels: dict[str, Any] = {}
+    for i, c in enumerate(CHANNELS):
+        entry: dict[str, Any] = {
+            "utm_source": c.utm_source,
+            "utm_medium": c.utm_medium,
+            "paid": c.paid,
+            "new_customers": int(counts[i]),
+            "expected_new_customers": round(float(acq.expected[:, i].sum()), 3),
+        }
+        if c.paid:
+            j = int(np.flatnonzero(paid_idx == i)[0])
+            spend = int(spend_by_channel[j])
+            entry.update(
+                k=c.k,
+                beta=c.beta,
+                ctr=c.ctr,
+                spend_cny=round(spend / 100.0, 2),
+                cac_cny=round(spend / 100.0 / max(1, int(counts[i])), 2),
+            )
+        else:
+            entry["share_of_customers"] = c.share
+        channels[c.name] = entry
+    return {
+        "response": "E[new customers on day d from paid channel c] = k_c * demand(d) * "
+        "spend_c(d)^beta_c, spend in CNY per day; unpaid channels: share_c * customers * "
+        "demand(d) / sum(demand); counts are Poisson conditioned on the total (multinomial)",
+        "demand": "seasonality.weekly_monday_to_sunday[weekday] * festival multiplier",
+        "budget_scale": round(acq.budget_scale, 6),
+        "spend_noise_lognormal_sigma": SPEND_NOISE,
+        "channels": channels,
+        "repeat_order_channel_mix": REPEAT_CHANNEL_MIX,
+        "days": calendar.days,
+    }
