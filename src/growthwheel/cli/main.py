@@ -190,17 +190,23 @@ def init_command(
 @app.command("schema")
 def schema_command(
     table: Annotated[str | None, typer.Argument(help="One table (default: all)")] = None,
+    stored: Annotated[bool, typer.Option("--stored", help="The stored columns instead")] = False,
 ) -> None:
-    """Print the generic import columns of each table (Markdown)."""
+    """Print the generic import columns (or the stored columns) of each table, as Markdown."""
+    lines: list[str] = []
     for spec in TABLES.values():
         if table and spec.name != table:
             continue
-        out.print(f"### {spec.name}\n\n{spec.doc}\n", markup=False)
-        out.print("| column | kind | required | meaning |\n|---|---|---|---|", markup=False)
-        for column in spec.inputs:
-            req = "yes" if column.required else ""
-            out.print(f"| `{column.name}` | {column.kind} | {req} | {column.doc} |", markup=False)
-        out.print("", markup=False)
+        lines += [f"### {spec.name}", "", spec.doc, ""]
+        if stored:
+            lines += [f"Key: {', '.join(spec.key)}.", "", "| column | type | meaning |", "|---|---|---|"]
+            lines += [f"| `{c.name}` | {c.sql_type} | {c.doc} |" for c in spec.stored]
+        else:
+            lines += ["| column | kind | required | meaning |", "|---|---|---|---|"]
+            lines += [f"| `{c.name}` | {c.kind} | {'yes' if c.required else ''} | {c.doc} |"
+                      for c in spec.inputs]
+        lines.append("")
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 def _parse_date(value: str | None, option: str) -> date | None:
@@ -210,6 +216,129 @@ def _parse_date(value: str | None, option: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise GrowthwheelError(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+_KPI_COLUMNS = (
+    ("period", "period"), ("orders", "orders"), ("buyers", "buyers"), ("new_buyers", "new"),
+    ("gmv", "GMV"), ("net_revenue", "net"), ("aov", "AOV"), ("repurchase_rate", "repeat"),
+    ("session_conversion_rate", "conv."), ("gross_margin", "margin"), ("roas", "ROAS"),
+    ("gmv_change", "GMV Δ"),
+)
+"""Columns of the terminal table; ``--json`` has every metric."""
+
+
+def _cell(name: str, value: Any) -> str:
+    if value is None:
+        return "–"
+    if name.endswith("_change") or name.endswith("_rate") or name in ("gross_margin", "new_buyer_share"):
+        return f"{value:+.1%}" if name.endswith("_change") else f"{value:.1%}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+@app.command("kpi")
+def kpi_command(
+    by: Annotated[Period, typer.Option("--by", help="Period")] = Period.month,
+    start: Annotated[str | None, typer.Option("--from", help="First day (YYYY-MM-DD)")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day (YYYY-MM-DD)")] = None,
+    dimension: Annotated[Dimension | None, typer.Option("--dimension", help="Break down by")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array")] = False,
+    definitions: Annotated[bool, typer.Option("--definitions", help="Print each metric's formula")] = False,
+) -> None:
+    """The KPI catalogue by period (money in major units), with period-over-period change."""
+    from growthwheel.insight.kpis import METRICS, kpi_frame, kpi_records
+    from growthwheel.kit.money import currency_exponent
+    from growthwheel.warehouse import connect
+
+    if definitions:
+        rows = ["| metric | 指标 | unit | definition |", "|---|---|---|---|"]
+        rows += [f"| `{m.name}` | {m.label_zh} | {m.unit} | {m.formula} |" for m in METRICS.values()]
+        sys.stdout.write("\n".join(rows) + "\n")
+        return
+
+    cfg = settings()
+    first, last = _parse_date(start, "--from"), _parse_date(end, "--to")
+    if first and last and first > last:
+        raise GrowthwheelError(f"--from {first} is after --to {last}")
+    frame = kpi_frame(connect(cfg), by=by.value, start=first, end=last,
+                      dimension=dimension.value if dimension else None,
+                      currency_exponent=currency_exponent(cfg.shop().currency))
+    records = kpi_records(frame)
+    if as_json:
+        _json(records)
+        return
+    if not records:
+        out.print("No orders in the warehouse for that range: import some with `growthwheel import`.")
+        return
+    view = RichTable(title=f"KPIs by {by.value} ({cfg.shop().currency})")
+    columns = list(_KPI_COLUMNS)
+    if dimension:
+        columns.insert(1, (dimension.value, dimension.value))
+    for _, label in columns:
+        view.add_column(label, justify="left" if label in ("period", "channel", "category") else "right")
+    for record in records:
+        view.add_row(*(_cell(name, record.get(name)) for name, _ in columns))
+    out.print(view)
+
+
+@app.command("report")
+def report_command(
+    period: Annotated[Period, typer.Option("--period", help="week, month or quarter")] = Period.week,
+    out_file: Annotated[Path | None, typer.Option("--out", help="HTML file to write")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Review the last full period before this date")
+    ] = None,
+) -> None:
+    """Write the periodic review (复盘) as one self-contained HTML file."""
+    from growthwheel.reports.review import render_review
+    from growthwheel.warehouse import connect
+
+    if period is Period.day:
+        raise GrowthwheelError("--period: choose week, month or quarter")
+    cfg = settings()
+    shop = cfg.shop()
+    html = render_review(connect(cfg), period=period.value, as_of=_parse_date(as_of, "--as-of"),
+                         shop_name=shop.name, currency=shop.currency)
+    target = out_file or cfg.data_dir / "reports" / f"review-{period.value}.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(html, encoding="utf-8")
+    out.print(f"review written to {target.resolve()}")
+
+
+@app.command("demo")
+def demo_command(
+    customers: Annotated[int, typer.Option(help="Customers to simulate", min=100)] = 50_000,
+    days: Annotated[int, typer.Option(help="Days of history", min=30)] = 365,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same shop)")] = 7,
+    start: Annotated[str, typer.Option(help="First day of the history")] = "2025-01-01",
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the console afterwards")] = True,
+) -> None:
+    """Build a demo shop with known ground truth, import it, and run the KPI pipeline."""
+    from growthwheel.sim.demo import build_demo
+
+    cfg = settings()
+    first = _parse_date(start, "--start")
+    assert first is not None
+    with _progress_bar(sys.stderr.isatty()) as progress:
+        run = build_demo(cfg, customers=customers, days=days, seed=seed, start=first, say=progress)
+    for result in run.results:
+        counts = result.tables[result.table if result.table != "order_lines" else "orders"]
+        out.print(
+            f"{result.table:<12} {result.rows_read:>10,} rows · {counts.inserted:,} new · "
+            f"{counts.updated:,} updated · {counts.unchanged:,} unchanged · "
+            f"{result.rows_quarantined:,} quarantined"
+        )
+    out.print(f"simulated in {run.seconds_simulating:.1f} s, imported in {run.seconds_importing:.1f} s; "
+              f"ground truth: {run.ground_truth}")
+    kpi_command(by=Period.month, start=None, end=None, dimension=None, as_json=False, definitions=False)
+    for period in (Period.week, Period.month):
+        report_command(period=period, out_file=None, as_of=None)
+    if serve:
+        out.print("The web console arrives with the platform work (issue #3); open the review "
+                  "reports above in a browser meanwhile.")
 
 
 def main() -> None:

@@ -101,82 +101,95 @@ _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
 
 
-def _column_sql(column: Input, shop: ShopSettings) -> tuple[list[str], str]:
-    """SQL for one input column: (typed select items, error expression)."""
-    raw = f"NULLIF(trim({_q(column.name)}), '')"
+def _trimmed(column: str) -> str:
+    """The value without surrounding blanks, empty text as NULL (trims only where needed: fast)."""
+    return (
+        f"CASE WHEN starts_with({column}, ' ') OR ends_with({column}, ' ') "
+        f"THEN NULLIF(trim({column}), '') ELSE NULLIF({column}, '') END"
+    )
+
+
+def _column_sql(column: Input, shop: ShopSettings) -> tuple[list[str], list[str], str]:
+    """SQL for one input column: (helper expressions, typed select items, error expression).
+
+    The column arrives trimmed, with empty text as NULL. Helpers are computed once in an inner
+    query (a parsed time is used by four expressions) and referred to by name.
+    """
     name = column.name
+    raw = _q(name)
+    helper = _q("__" + name)
+    helpers: list[str] = []
     checks: list[tuple[str, str]] = []  # (condition, reason) in order; first match wins
     items: list[str]
     if column.kind == "money":
         # DECIMAL(18, e) stays on 64-bit integers (fast) and is exact once the text has passed
         # the checks: at most 13 integer digits and no non-zero digit beyond the currency's e.
         exp = currency_exponent(shop.currency)
-        dec = f"TRY_CAST({raw} AS DECIMAL(18, {exp}))"
+        helpers = [f"TRY_CAST({raw} AS DECIMAL(18, {exp})) AS {helper}"]
         checks = [
             (f"NOT regexp_full_match({raw}, '{_NUMBER}')",
              "not a plain decimal number in major units (e.g. 12.30)"),
             (f"length(regexp_extract({raw}, '^[+-]?0*([0-9]*)', 1)) > 13", "amount too large"),
             (f"NOT regexp_full_match({raw}, '^[^.]*([.][0-9]{{0,{exp}}}0*)?$')",
              f"more than {exp} decimal places for {shop.currency}"),
-            (f"{dec} < 0", "must not be negative"),
+            (f"{helper} < 0", "must not be negative"),
         ]
-        items = [f"CAST({dec} * {10**exp} AS BIGINT) AS {_q(name)}"]
+        items = [f"CAST({helper} * {10**exp} AS BIGINT) AS {raw}"]
     elif column.kind == "int":
-        whole = f"TRY_CAST(regexp_extract({raw}, '^[+-]?[0-9]+') AS BIGINT)"
+        helpers = [f"TRY_CAST(regexp_extract({raw}, '^[+-]?[0-9]+') AS BIGINT) AS {helper}"]
         checks = [
             (f"NOT regexp_full_match({raw}, '{_WHOLE}')", "not a whole number"),
-            (f"{whole} IS NULL", "number too large"),
+            (f"{helper} IS NULL", "number too large"),
         ]
         if column.min_value is not None:
-            checks.append((f"{whole} < {column.min_value}", f"must be at least {column.min_value}"))
+            checks.append((f"{helper} < {column.min_value}", f"must be at least {column.min_value}"))
         if column.max_value is not None:
-            checks.append((f"{whole} > {column.max_value}", f"must be at most {column.max_value}"))
-        items = [f"{whole} AS {_q(name)}"]
+            checks.append((f"{helper} > {column.max_value}", f"must be at most {column.max_value}"))
+        items = [f"{helper} AS {raw}"]
     elif column.kind == "datetime":
-        # "2024-03-05 14:07:11 +0800" (Shopify) → "2024-03-05 14:07:11+0800"; no offset = shop time.
+        # "2024-03-05 14:07:11 +0800" (Shopify) → "2024-03-05 14:07:11+0800"; no offset = shop time
+        # (the session time zone is the shop's while an import runs).
         normal = f"regexp_replace({raw}, '\\s+([+-][0-9]{{2}}:?[0-9]{{2}}|Z|UTC)$', '\\1')"
-        tstz = f"TRY_CAST({normal} AS TIMESTAMPTZ)"
+        helpers = [f"TRY_CAST({normal} AS TIMESTAMPTZ) AS {helper}"]
         checks = [
-            (f"{tstz} IS NULL", "not an ISO 8601 date or date-time (e.g. 2024-03-05 14:07:11+08:00)"),
-            (f"year({tstz}) NOT BETWEEN 1970 AND 2100", "year out of range 1970–2100"),
+            (f"{helper} IS NULL", "not an ISO 8601 date or date-time (e.g. 2024-03-05 14:07:11+08:00)"),
+            (f"{helper} NOT BETWEEN TIMESTAMPTZ '1970-01-01 00:00:00+00' "
+             "AND TIMESTAMPTZ '2100-12-31 23:59:59+00'", "year out of range 1970–2100"),
         ]
         items = [
-            f"timezone('UTC', {tstz}) AS {_q(name)}",
-            f"CAST({tstz} AS DATE) AS {_q(name + '__local_date')}",
+            f"timezone('UTC', {helper}) AS {raw}",
+            f"CAST({helper} AS DATE) AS {_q(name + '__local_date')}",
         ]
     elif column.kind == "date":
-        checks = [(f"TRY_CAST({raw} AS DATE) IS NULL", "not an ISO date (YYYY-MM-DD)")]
-        items = [f"TRY_CAST({raw} AS DATE) AS {_q(name)}"]
+        helpers = [f"TRY_CAST({raw} AS DATE) AS {helper}"]
+        checks = [(f"{helper} IS NULL", "not an ISO date (YYYY-MM-DD)")]
+        items = [f"{helper} AS {raw}"]
     elif column.kind == "bool":
         accepted = ", ".join(_lit(v) for v in _TRUE + _FALSE)
         checks = [(f"lower({raw}) NOT IN ({accepted})", "not true/false (or yes/no, 1/0)")]
-        items = [f"(lower({raw}) IN ({', '.join(_lit(v) for v in _TRUE)})) AS {_q(name)}"]
+        items = [f"(lower({raw}) IN ({', '.join(_lit(v) for v in _TRUE)})) AS {raw}"]
     elif column.kind == "status":
         statuses = ", ".join(_lit(s) for s in ORDER_STATUSES)
         checks = [(f"lower({raw}) NOT IN ({statuses})", "not one of " + ", ".join(ORDER_STATUSES))]
-        items = [f"lower({raw}) AS {_q(name)}"]
+        items = [f"lower({raw}) AS {raw}"]
     elif column.kind == "json":
         checks = [
             (f"NOT json_valid({raw})", "not valid JSON"),
             (f"json_type({raw}::JSON) <> 'OBJECT'", "must be a JSON object"),
         ]
-        items = [f"{raw} AS {_q(name)}"]
+        items = [raw]
+    elif name == "currency":
+        checks = [(f"upper({raw}) <> {_lit(shop.currency)}",
+                   f"currency differs from the shop currency {shop.currency}")]
+        items = [f"upper({raw}) AS {raw}"]
+    elif name == "channel":
+        items = [f"lower({raw}) AS {raw}"]
     else:  # id, text
-        items = [f"{raw} AS {_q(name)}"]
-        if name == "currency":
-            checks = [(f"upper({raw}) <> {_lit(shop.currency)}",
-                       f"currency differs from the shop currency {shop.currency}")]
-            items = [f"upper({raw}) AS {_q(name)}"]
-        elif name == "channel":
-            items = [f"lower({raw}) AS {_q(name)}"]
-    whens = []
-    if column.required:
-        whens.append(f"WHEN {raw} IS NULL THEN 'required value is missing'")
-    else:
-        whens.append(f"WHEN {raw} IS NULL THEN NULL")
+        items = [raw]
+    whens = [f"WHEN {raw} IS NULL THEN {_lit('required value is missing') if column.required else 'NULL'}"]
     whens += [f"WHEN {cond} THEN {_lit(reason)}" for cond, reason in checks]
     error = f"CASE {' '.join(whens)} ELSE NULL END"
-    return items, error
+    return helpers, items, error
 
 
 def _cross_checks(table: Table) -> list[tuple[str, str, str]]:
@@ -196,13 +209,17 @@ def _cross_checks(table: Table) -> list[tuple[str, str, str]]:
 def _validate(con: duckdb.DuckDBPyConnection, table: Table, shop: ShopSettings,
               several_files: bool) -> None:
     """``gw_raw`` → ``gw_typed`` (valid rows, typed) and ``gw_bad`` (one row per refusal)."""
+    helpers: list[str] = []
     items: list[str] = []
     errors: list[tuple[str, str]] = []
     for column in table.inputs:
-        col_items, error = _column_sql(column, shop)
+        col_helpers, col_items, error = _column_sql(column, shop)
+        helpers += col_helpers
         items += col_items
         errors.append((column.name, error))
     err_cols = [_q("_e_" + name) for name, _ in errors]
+    trimmed = ", ".join(f"{_trimmed(_q(c.name))} AS {_q(c.name)}" for c in table.inputs)
+    with_helpers = f"SELECT *, {', '.join(helpers)} FROM" if helpers else "SELECT * FROM"
     con.execute(
         "CREATE OR REPLACE TEMP TABLE gw_typed_0 AS SELECT *, ("
         + " AND ".join(f"{c} IS NULL" for c in err_cols)
@@ -210,7 +227,7 @@ def _validate(con: duckdb.DuckDBPyConnection, table: Table, shop: ShopSettings,
         + ", ".join(items)
         + ", "
         + ", ".join(f"{err} AS {_q('_e_' + name)}" for name, err in errors)
-        + " FROM gw_raw)"
+        + f" FROM ({with_helpers} (SELECT _file, _file_idx, _row, {trimmed} FROM gw_raw)))"
     )
     # One quarantine entry per refused value (with the value as written), then cross-column checks.
     con.execute(
@@ -232,11 +249,11 @@ def _validate(con: duckdb.DuckDBPyConnection, table: Table, shop: ShopSettings,
         + unpivot
         + ") b(_file, _row, col, reason)"
     )
-    _fill_bad_values(con, table)
+    if _count(con, "SELECT count(*) FROM gw_bad"):
+        _fill_bad_values(con, table)
     if table.name == "order_lines":
         _hold_back_whole_orders(con, several_files)
-    has_bad = con.execute("SELECT count(*) FROM gw_bad").fetchone()
-    if has_bad and has_bad[0]:
+    if _count(con, "SELECT count(*) FROM gw_bad"):
         con.execute(
             "CREATE OR REPLACE TEMP VIEW gw_typed AS SELECT * FROM gw_typed_0 t WHERE NOT EXISTS "
             "(SELECT 1 FROM gw_bad b WHERE b._file = t._file AND b._row = t._row)"
@@ -300,8 +317,11 @@ def _hold_back_whole_orders(con: duckdb.DuckDBPyConnection, several_files: bool)
 # ---------------------------------------------------------------------------------------------
 
 
-def _latest_by_key(table: Table, select: str) -> str:
+def _latest_by_key(con: duckdb.DuckDBPyConnection, table: Table, select: str) -> str:
+    """``select`` with one row per key: the last one written (files in order, then rows)."""
     keys = ", ".join(_q(k) for k in table.key)
+    if not _count(con, f"SELECT count(*) FROM (SELECT 1 FROM gw_typed GROUP BY {keys} HAVING count(*) > 1)"):
+        return select  # the usual case: no key twice, no sort needed
     return (
         f"SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER (PARTITION BY {keys} "
         f"ORDER BY _file_idx DESC, _row DESC) AS _rn FROM ({select})) WHERE _rn = 1"
@@ -361,8 +381,8 @@ def _assemble(con: duckdb.DuckDBPyConnection, table: Table, shop: ShopSettings,
         select = "SELECT *, created_at__local_date AS review_date FROM gw_typed"
     else:  # pragma: no cover - every table is handled above
         raise AssertionError(table.name)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE gw_dedup AS {_latest_by_key(table, select)}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE gw_new_{table.name} AS {_with_hash(table, 'gw_dedup')}")
+    latest = _latest_by_key(con, table, select)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW gw_new_{table.name} AS {_with_hash(table, f'({latest})')}")
     return [table.name]
 
 
@@ -429,61 +449,63 @@ def _key_match(table: Table, left: str, right: str) -> str:
     )
 
 
-def _merge(
-    con: duckdb.DuckDBPyConnection, import_id: str, names: list[str]
-) -> dict[str, TableCounts]:
-    counts: dict[str, TableCounts] = {}
+def _classify(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
+    """``gw_cls_<table>``: each incoming row with ``_cls`` new / updated / unchanged.
+
+    For an order-lines import only the orders are classified: lines follow their order.
+    """
+    table = TABLES[names[0]]
+    keys = ", ".join(_q(k) for k in table.key)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE gw_cls_{table.name} AS SELECT s.*, CASE "
+        "WHEN t._hit IS NULL THEN 'new' WHEN t._row_hash = s._row_hash THEN 'unchanged' "
+        f"ELSE 'updated' END AS _cls FROM gw_new_{table.name} s LEFT JOIN "
+        f"(SELECT {keys}, _row_hash, true AS _hit FROM {_q(table.name)}) t "
+        f"ON {_key_match(table, 's', 't')}"
+    )
+
+
+def _write(con: duckdb.DuckDBPyConnection, import_id: str, names: list[str]) -> dict[str, TableCounts]:
+    """Apply the classified rows (inside the import's transaction) and count what happened."""
+    table = TABLES[names[0]]
+    counts = {table.name: _write_table(con, import_id, table)}
     if names == ["orders", "order_lines"]:
-        counts["orders"] = _merge_table(con, import_id, ORDERS, "gw_new_orders")
         # An order's lines are replaced as a whole whenever the order is new or changed.
         con.execute(
             "DELETE FROM order_lines WHERE order_id IN "
             "(SELECT order_id FROM gw_cls_orders WHERE _cls = 'updated')"
         )
         cols = ", ".join(_q(c) for c in ORDER_LINES.stored_names)
-        inserted = con.execute(
+        inserted = _count(
+            con,
             f"INSERT INTO order_lines ({cols}, _row_hash, _import_id) SELECT {cols}, _row_hash, "
             f"{_lit(import_id)} FROM gw_new_order_lines WHERE order_id IN "
-            "(SELECT order_id FROM gw_cls_orders WHERE _cls <> 'unchanged')"
-        ).fetchone()
-        n_lines = int(inserted[0]) if inserted else 0
-        kept = con.execute(
+            "(SELECT order_id FROM gw_cls_orders WHERE _cls <> 'unchanged')",
+        )
+        kept = _count(
+            con,
             "SELECT count(*) FROM gw_new_order_lines WHERE order_id IN "
-            "(SELECT order_id FROM gw_cls_orders WHERE _cls = 'unchanged')"
-        ).fetchone()
-        counts["order_lines"] = TableCounts(inserted=n_lines, unchanged=int(kept[0]) if kept else 0)
-        return counts
-    for name in names:
-        counts[name] = _merge_table(con, import_id, TABLES[name], f"gw_new_{name}")
+            "(SELECT order_id FROM gw_cls_orders WHERE _cls = 'unchanged')",
+        )
+        counts["order_lines"] = TableCounts(inserted=inserted, unchanged=kept)
     return counts
 
 
-def _merge_table(
-    con: duckdb.DuckDBPyConnection, import_id: str, table: Table, new: str
-) -> TableCounts:
-    keys = ", ".join(f"s.{_q(k)}" for k in table.key)
-    target_keys = ", ".join(_q(k) for k in table.key)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE gw_cls_{table.name} AS SELECT s.*, CASE "
-        "WHEN t._hit IS NULL THEN 'new' WHEN t._row_hash = s._row_hash THEN 'unchanged' "
-        f"ELSE 'updated' END AS _cls FROM {new} s LEFT JOIN "
-        f"(SELECT {target_keys}, _row_hash, true AS _hit FROM {_q(table.name)}) t "
-        f"ON {_key_match(table, 's', 't')}"
-    )
-    del keys
-    con.execute(
-        f"DELETE FROM {_q(table.name)} t USING gw_cls_{table.name} s "
-        f"WHERE s._cls = 'updated' AND {_key_match(table, 't', 's')}"
-    )
-    cols = ", ".join(_q(c) for c in table.stored_names)
-    con.execute(
-        f"INSERT INTO {_q(table.name)} ({cols}, _row_hash, _import_id) SELECT {cols}, _row_hash, "
-        f"{_lit(import_id)} FROM gw_cls_{table.name} WHERE _cls <> 'unchanged'"
-    )
-    rows = con.execute(
+def _write_table(con: duckdb.DuckDBPyConnection, import_id: str, table: Table) -> TableCounts:
+    by = {str(k): int(v) for k, v in con.execute(
         f"SELECT _cls, count(*) FROM gw_cls_{table.name} GROUP BY 1"
-    ).fetchall()
-    by = {str(k): int(v) for k, v in rows}
+    ).fetchall()}
+    if by.get("updated"):
+        con.execute(
+            f"DELETE FROM {_q(table.name)} t USING gw_cls_{table.name} s "
+            f"WHERE s._cls = 'updated' AND {_key_match(table, 't', 's')}"
+        )
+    if by.get("new") or by.get("updated"):
+        cols = ", ".join(_q(c) for c in table.stored_names)
+        con.execute(
+            f"INSERT INTO {_q(table.name)} ({cols}, _row_hash, _import_id) SELECT {cols}, _row_hash, "
+            f"{_lit(import_id)} FROM gw_cls_{table.name} WHERE _cls <> 'unchanged'"
+        )
     return TableCounts(
         inserted=by.get("new", 0), updated=by.get("updated", 0), unchanged=by.get("unchanged", 0)
     )
@@ -570,25 +592,33 @@ def import_files(
     written = ["orders", "order_lines"] if table.name == "order_lines" else [table.name]
     with _target(cfg, [*written, wh.QUARANTINE_TABLE, wh.IMPORTS_TABLE]) as con:
         con.execute(f"SET TimeZone = {_lit(shop.timezone)}")
+        # Staging, validation and classification work in temporary tables, which are private to
+        # this connection and never persisted; only the writes below touch the warehouse, in one
+        # transaction. (Temporary tables created inside the transaction would be slower to scan.)
+        rejected: list[tuple[str, int, str, str]] = []
+
+        def stage() -> None:
+            rejected.extend(_stage(con, table, fmt, files, result))
+
+        _run(con, stage, f"reading {', '.join(p.name for p in files)}", show)
+        several = len(files) > 1
+        _run(con, lambda: _validate(con, table, shop, several), "validating", show)
+        if rejected:
+            con.executemany(
+                "INSERT INTO gw_bad VALUES (?, ?, '(row)', ?, ?)",
+                [[f, r, line, reason] for f, r, line, reason in rejected],
+            )
+        names: list[str] = []
+
+        def prepare() -> None:
+            names.extend(_assemble(con, table, shop, several))
+            _classify(con, names)
+
+        _run(con, prepare, "preparing", show)
         con.execute("BEGIN TRANSACTION")
         try:
-            rejected: list[tuple[str, int, str, str]] = []
-
-            def stage() -> None:
-                rejected.extend(_stage(con, table, fmt, files, result))
-
-            _run(con, stage, f"reading {', '.join(p.name for p in files)}", show)
-            several = len(files) > 1
-            _run(con, lambda: _validate(con, table, shop, several), "validating", show)
-            if rejected:
-                con.executemany(
-                    "INSERT INTO gw_bad VALUES (?, ?, '(row)', ?, ?)",
-                    [[f, r, line, reason] for f, r, line, reason in rejected],
-                )
-            names: list[str] = []
-            _run(con, lambda: names.extend(_assemble(con, table, shop, several)), "preparing", show)
             counts: dict[str, TableCounts] = {}
-            _run(con, lambda: counts.update(_merge(con, import_id, names)), "writing", show)
+            _run(con, lambda: counts.update(_write(con, import_id, names)), "writing", show)
             result.tables = counts
             _record(con, result, import_id, files)
             con.execute("COMMIT")

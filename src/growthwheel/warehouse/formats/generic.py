@@ -66,6 +66,9 @@ def stage(
 ) -> Staged:
     """Create the staging relation from generic files (see ``formats/base.py``)."""
     staged = Staged()
+    if len(paths) == 1:
+        _stage_file(con, table, paths[0], 0, relation, staged)
+        return staged
     parts: list[str] = []
     for file_idx, path in enumerate(paths):
         part = f"{relation}_{file_idx}"
