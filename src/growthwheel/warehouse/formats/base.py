@@ -14,7 +14,9 @@ file (unreadable, not this format, required columns missing) raises ``ImportFile
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import csv
+import io
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import duckdb
@@ -67,3 +69,54 @@ def require_columns(path: Path, header: Sequence[str], required: Iterable[str]) 
         raise ImportFileError(
             f"{path}: missing required column(s) {', '.join(missing)}; found {', '.join(header)}"
         )
+
+
+Row = tuple[int, dict[str, str]]
+"""One data row of a shop export: its 1-based number in the file and its values by header."""
+
+
+def decode(data: bytes, path: Path) -> str:
+    """Text of an export: UTF-8 with BOM, else UTF-8, else GB18030 (a superset of GBK)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        try:
+            return data[3:].decode("utf-8")
+        except UnicodeDecodeError:
+            raise ImportFileError(f"{path}: starts with a UTF-8 BOM but is not UTF-8") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError:
+        raise ImportFileError(f"{path}: not a text file in UTF-8 or GBK") from None
+
+
+def read_rows(
+    path: Path,
+    header_name: Callable[[str], str] = str.strip,
+    cell: Callable[[str], str] = lambda value: value,
+) -> tuple[list[str], list[Row]]:
+    """The header and the non-blank data rows of a CSV export (numbered from 1, header excluded).
+
+    ``header_name`` normalises each header, ``cell`` each value (e.g. unwrapping ``="…"``).
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImportFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    reader = csv.reader(io.StringIO(decode(data, path), newline=""))
+    try:
+        records = list(reader)
+    except csv.Error as exc:
+        raise ImportFileError(f"{path}: not a readable CSV file ({exc})") from None
+    if not records or not any(c.strip() for c in records[0]):
+        raise ImportFileError(f"{path}: the file is empty (no header row)")
+    header = [header_name(h) for h in records[0]]
+    rows: list[Row] = []
+    for number, record in enumerate(records[1:], start=1):
+        if not any(c.strip() for c in record):
+            continue
+        values = {h: cell(record[i]) if i < len(record) else "" for i, h in enumerate(header) if h}
+        rows.append((number, values))
+    return header, rows

@@ -47,8 +47,6 @@ quarantines the whole order with a reason.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -60,11 +58,8 @@ import duckdb
 
 from growthwheel.errors import ImportFileError
 from growthwheel.kit.money import allocate, currency_exponent
-from growthwheel.warehouse.formats.base import Record, require_columns, stage_records
+from growthwheel.warehouse.formats.base import Record, Row, read_rows, require_columns, stage_records
 from growthwheel.warehouse.schema import Table
-
-Row = tuple[int, dict[str, str]]
-"""One data row: its 1-based number in the file and its values by (stripped) header."""
 
 #: Headers an orders export must have to be read as order lines.
 LINE_HEADERS = (
@@ -97,43 +92,6 @@ _FALSE = ("no", "false", "0")
 # ---------------------------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------------------------
-
-
-def decode(data: bytes, path: Path) -> str:
-    """Text of a CSV file: UTF-8 (a BOM is dropped), else GB18030 (a file re-saved by Excel)."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030")
-    except UnicodeDecodeError:
-        raise ImportFileError(f"{path}: not a text file in UTF-8 or GBK") from None
-
-
-def read_rows(path: Path) -> tuple[list[str], list[Row]]:
-    """The header and the non-blank data rows of a CSV file (numbered from 1, header excluded)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImportFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    reader = csv.reader(io.StringIO(decode(data, path), newline=""))
-    try:
-        records = list(reader)
-    except csv.Error as exc:
-        raise ImportFileError(f"{path}: not a readable CSV file ({exc})") from None
-    if not records or not any(c.strip() for c in records[0]):
-        raise ImportFileError(f"{path}: the file is empty (no header row)")
-    header = [h.strip() for h in records[0]]
-    rows: list[Row] = []
-    for number, record in enumerate(records[1:], start=1):
-        if not any(c.strip() for c in record):
-            continue
-        values = {h: (record[i] if i < len(record) else "") for i, h in enumerate(header) if h}
-        rows.append((number, values))
-    return header, rows
 
 
 # ---------------------------------------------------------------------------------------------

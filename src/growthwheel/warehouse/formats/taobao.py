@@ -53,8 +53,6 @@ value. Item reports in the command are ignored.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -65,7 +63,7 @@ import duckdb
 
 from growthwheel.errors import ImportFileError
 from growthwheel.kit.money import allocate
-from growthwheel.warehouse.formats.base import Record, require_columns, stage_records
+from growthwheel.warehouse.formats.base import Record, read_rows, require_columns, stage_records
 from growthwheel.warehouse.schema import Table
 
 CURRENCY = "CNY"
@@ -96,30 +94,10 @@ _SHIPPED = (
 _COMPLETED = ("交易成功", "买家已签收", "买家已签收，回款至卖家")
 _CLOSED = ("交易关闭", "交易被淘宝关闭")
 
-Row = tuple[int, dict[str, str]]
-"""One data row: its 1-based number in the file and its cleaned values by header."""
-
 
 # ---------------------------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------------------------
-
-
-def decode(data: bytes, path: Path) -> str:
-    """Text of an export: UTF-8 with BOM, else UTF-8, else GB18030 (which reads GBK)."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        try:
-            return data[3:].decode("utf-8")
-        except UnicodeDecodeError:
-            raise ImportFileError(f"{path}: starts with a UTF-8 BOM but is not UTF-8") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030")
-    except UnicodeDecodeError:
-        raise ImportFileError(f"{path}: not a text file in UTF-8 or GBK") from None
 
 
 def clean(value: str) -> str:
@@ -133,31 +111,6 @@ def clean(value: str) -> str:
 def _header_name(name: str) -> str:
     name = clean(name.replace("\ufeff", ""))
     return ALIASES.get(name, name)
-
-
-def read_rows(path: Path) -> tuple[list[str], list[Row]]:
-    """The header and the cleaned non-blank data rows of an export (numbered from 1)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImportFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    reader = csv.reader(io.StringIO(decode(data, path), newline=""))
-    try:
-        records = list(reader)
-    except csv.Error as exc:
-        raise ImportFileError(f"{path}: not a readable CSV file ({exc})") from None
-    if not records or not any(c.strip() for c in records[0]):
-        raise ImportFileError(f"{path}: the file is empty (no header row)")
-    header = [_header_name(h) for h in records[0]]
-    rows: list[Row] = []
-    for number, record in enumerate(records[1:], start=1):
-        if not any(c.strip() for c in record):
-            continue
-        values = {
-            h: clean(record[i]) if i < len(record) else "" for i, h in enumerate(header) if h
-        }
-        rows.append((number, values))
-    return header, rows
 
 
 def kind_of(header: Sequence[str]) -> str | None:
@@ -490,7 +443,7 @@ def stage(
     items: list[Source] = []
     order_files: list[tuple[Path, list[str]]] = []
     for idx, path in enumerate(paths):
-        header, rows = read_rows(path)
+        header, rows = read_rows(path, _header_name, clean)
         kind = kind_of(header)
         if kind is None:
             present = set(header)
