@@ -289,7 +289,7 @@ def report_command(
     period: Annotated[Period, typer.Option("--period", help="week, month or quarter")] = Period.week,
     out_file: Annotated[Path | None, typer.Option("--out", help="HTML file to write")] = None,
     as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Review the last full period before this date")
+        str | None, typer.Option("--as-of", help="Review the last full period ending on or before this date")
     ] = None,
 ) -> None:
     """Write the periodic review (复盘) as one self-contained HTML file."""
@@ -314,7 +314,9 @@ def demo_command(
     days: Annotated[int, typer.Option(help="Days of history", min=30)] = 365,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same shop)")] = 7,
     start: Annotated[str, typer.Option(help="First day of the history")] = "2025-01-01",
-    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the console afterwards")] = True,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the reports on http://127.0.0.1:8000 afterwards")
+    ] = True,
 ) -> None:
     """Build a demo shop with known ground truth, import it, and run the KPI pipeline."""
     from growthwheel.sim.demo import build_demo
@@ -337,8 +339,27 @@ def demo_command(
     for period in (Period.week, Period.month):
         report_command(period=period, out_file=None, as_of=None)
     if serve:
-        out.print("The web console arrives with the platform work (issue #3); open the review "
-                  "reports above in a browser meanwhile.")
+        _serve_reports(settings().data_dir / "reports")
+
+
+def _serve_reports(folder: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the review reports over HTTP until interrupted (the web console comes with #3)."""
+    import functools
+    import http.server
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    try:
+        server = http.server.ThreadingHTTPServer((host, port), handler)
+    except OSError as exc:
+        raise GrowthwheelError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    out.print(f"Serving the review reports on http://{host}:{port}/review-month.html "
+              "(Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        out.print("stopped")
+    finally:
+        server.server_close()
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Insight: pure analytics over the warehouse's Ibis tables (metrics, funnels, cohorts, ...)."""

@@ -1,0 +1,1 @@
+"""Reports: periodic reviews (复盘) rendered as self-contained HTML."""
