@@ -207,8 +207,12 @@ def _cross_checks(table: Table) -> list[tuple[str, str, str]]:
 
 
 def _validate(con: duckdb.DuckDBPyConnection, table: Table, shop: ShopSettings,
-              several_files: bool) -> None:
-    """``gw_raw`` → ``gw_typed`` (valid rows, typed) and ``gw_bad`` (one row per refusal)."""
+              several_files: bool, staged: generic.Staged) -> None:
+    """``gw_raw`` → ``gw_typed`` (valid rows, typed) and ``gw_bad`` (one row per refusal).
+
+    The staged rows are read once, into ``gw_typed_0``: typed values, the first reason each value
+    is refused (``_e_<column>``) and, for refused values, the value as written (``_r_<column>``).
+    """
     helpers: list[str] = []
     items: list[str] = []
     errors: list[tuple[str, str]] = []
@@ -217,40 +221,53 @@ def _validate(con: duckdb.DuckDBPyConnection, table: Table, shop: ShopSettings,
         helpers += col_helpers
         items += col_items
         errors.append((column.name, error))
+    cross = _cross_checks(table)
+    blamed = {name for name, _, _ in cross}
+    # Text that can be refused for more than being missing: keep it as written for the reason.
+    kept = [c.name for c in table.inputs
+            if c.kind not in ("id", "text") or c.name == "currency" or c.name in blamed]
     err_cols = [_q("_e_" + name) for name, _ in errors]
+    written = [
+        f"{_q('_t_' + n)} AS {_q('_r_' + n)}" if n in blamed
+        else f"CASE WHEN {_q('_e_' + n)} IS NOT NULL THEN {_q('_t_' + n)} END AS {_q('_r_' + n)}"
+        for n in kept
+    ]
     trimmed = ", ".join(f"{_trimmed(_q(c.name))} AS {_q(c.name)}" for c in table.inputs)
     with_helpers = f"SELECT *, {', '.join(helpers)} FROM" if helpers else "SELECT * FROM"
+    exclude = f" EXCLUDE ({', '.join(_q('_t_' + n) for n in kept)})" if kept else ""
+    ok = "(" + " AND ".join(f"{c} IS NULL" for c in err_cols) + ") AS _ok"
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE gw_typed_0 AS SELECT *, ("
-        + " AND ".join(f"{c} IS NULL" for c in err_cols)
-        + ") AS _ok FROM (SELECT _file, _file_idx, _row, "
-        + ", ".join(items)
+        f"CREATE OR REPLACE TEMP TABLE gw_typed_0 AS SELECT *{exclude}, "
+        + ", ".join([*written, ok])
+        + " FROM (SELECT _file, _file_idx, _row, "
+        + ", ".join(items + [f"{_q(n)} AS {_q('_t_' + n)}" for n in kept])
         + ", "
         + ", ".join(f"{err} AS {_q('_e_' + name)}" for name, err in errors)
         + f" FROM ({with_helpers} (SELECT _file, _file_idx, _row, {trimmed} FROM gw_raw)))"
     )
+    generic.after_scan(con, staged, "gw_typed_0")
     # One quarantine entry per refused value (with the value as written), then cross-column checks.
     con.execute(
         "CREATE OR REPLACE TEMP TABLE gw_bad (_file VARCHAR, _row BIGINT, column_name VARCHAR, "
         "value VARCHAR, reason VARCHAR)"
     )
-    unpivot = " UNION ALL ".join(
-        f"SELECT _file, _row, {_lit(c.name)}, {_q('_e_' + c.name)} FROM gw_typed_0 "
+    value = {c.name: (_q("_r_" + c.name) if c.name in kept else _q(c.name)) for c in table.inputs}
+    parts = [
+        f"SELECT _file, _row, {_lit(c.name)}, {value[c.name]}, {_q('_e_' + c.name)} FROM gw_typed_0 "
         f"WHERE {_q('_e_' + c.name)} IS NOT NULL"
         for c in table.inputs
-    )
-    for blamed, cond, reason in _cross_checks(table):
-        unpivot += (
-            f" UNION ALL SELECT _file, _row, {_lit(blamed)}, {_lit(reason)} FROM gw_typed_0 "
-            f"WHERE _ok AND ({cond})"
+    ]
+    parts += [
+        f"SELECT _file, _row, {_lit(name)}, {value[name]}, {_lit(reason)} FROM gw_typed_0 "
+        f"WHERE _ok AND ({cond})"
+        for name, cond, reason in cross
+    ]
+    con.execute("INSERT INTO gw_bad " + " UNION ALL ".join(parts))
+    if staged.rejected:
+        con.executemany(
+            "INSERT INTO gw_bad VALUES (?, ?, '(row)', ?, ?)",
+            [[f, r, line, reason] for f, r, line, reason in staged.rejected],
         )
-    con.execute(
-        "INSERT INTO gw_bad SELECT _file, _row, col, NULL, reason FROM ("
-        + unpivot
-        + ") b(_file, _row, col, reason)"
-    )
-    if _count(con, "SELECT count(*) FROM gw_bad"):
-        _fill_bad_values(con, table)
     if table.name == "order_lines":
         _hold_back_whole_orders(con, several_files)
     if _count(con, "SELECT count(*) FROM gw_bad"):
@@ -260,17 +277,6 @@ def _validate(con: duckdb.DuckDBPyConnection, table: Table, shop: ShopSettings,
         )
     else:
         con.execute("CREATE OR REPLACE TEMP VIEW gw_typed AS SELECT * FROM gw_typed_0")
-
-
-def _fill_bad_values(con: duckdb.DuckDBPyConnection, table: Table) -> None:
-    """Copy the value as written into each quarantine entry (only refused rows are looked up)."""
-    cases = " ".join(
-        f"WHEN {_lit(c.name)} THEN r.{_q(c.name)}" for c in table.inputs
-    )
-    con.execute(
-        f"UPDATE gw_bad SET value = (CASE gw_bad.column_name {cases} END) FROM gw_raw r "
-        "WHERE r._file = gw_bad._file AND r._row = gw_bad._row"
-    )
 
 
 def _hold_back_whole_orders(con: duckdb.DuckDBPyConnection, several_files: bool) -> None:
@@ -399,8 +405,12 @@ def _assemble_lines(con: duckdb.DuckDBPyConnection, shop: ShopSettings, several_
         "THEN greatest(unit_price * quantity - line_total, 0) ELSE 0 END)"
     )
     line_cols = ", ".join(_q(c) for c in ORDER_LINES.stored_names)
+    wanted = ", ".join(
+        ["_file_idx", "_row", "ordered_at__local_date"]
+        + [_q(c.name) for c in ORDER_LINES.inputs if c.name not in ("refunded_amount", "discount")]
+    )
     numbered = (
-        f"SELECT * EXCLUDE (refunded_amount), {discount} AS discount_amount, "
+        f"SELECT {wanted}, {discount} AS discount_amount, "
         "coalesce(refunded_amount, 0) AS refunded_amount, "
         f"row_number() OVER (PARTITION BY order_id ORDER BY _file_idx, _row) AS line_no FROM {source}"
     )
@@ -545,16 +555,16 @@ def _run(con: duckdb.DuckDBPyConnection, work: Callable[[], None], phase: str,
 
 
 def _stage(con: duckdb.DuckDBPyConnection, table: Table, fmt: str, paths: Sequence[Path],
-           result: ImportResult) -> list[tuple[str, int, str, str]]:
+           result: ImportResult) -> generic.Staged:
     if fmt == "generic":
         staged = generic.stage(con, table, paths, "gw_raw")
         result.ignored_columns = staged.ignored_columns
-        return staged.rejected
+        return staged
     adapters = {"shopify": shopify.stage, "taobao": taobao.stage}
     if fmt not in adapters:
         raise InvalidArgumentError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     adapters[fmt](con, table, paths, "gw_raw")
-    return []
+    return generic.Staged()
 
 
 def import_files(
@@ -595,19 +605,11 @@ def import_files(
         # Staging, validation and classification work in temporary tables, which are private to
         # this connection and never persisted; only the writes below touch the warehouse, in one
         # transaction. (Temporary tables created inside the transaction would be slower to scan.)
-        rejected: list[tuple[str, int, str, str]] = []
-
-        def stage() -> None:
-            rejected.extend(_stage(con, table, fmt, files, result))
-
-        _run(con, stage, f"reading {', '.join(p.name for p in files)}", show)
+        staged: list[generic.Staged] = []
+        _run(con, lambda: staged.append(_stage(con, table, fmt, files, result)), "staging", show)
         several = len(files) > 1
-        _run(con, lambda: _validate(con, table, shop, several), "validating", show)
-        if rejected:
-            con.executemany(
-                "INSERT INTO gw_bad VALUES (?, ?, '(row)', ?, ?)",
-                [[f, r, line, reason] for f, r, line, reason in rejected],
-            )
+        _run(con, lambda: _validate(con, table, shop, several, staged[0]),
+             f"reading and validating {', '.join(p.name for p in files)}", show)
         names: list[str] = []
 
         def prepare() -> None:
@@ -638,7 +640,7 @@ def _record(con: duckdb.DuckDBPyConnection, result: ImportResult, import_id: str
             files: list[Path]) -> None:
     """Fill in the counts, replace the files' old quarantine entries and log the run."""
     unreadable = _count(con, "SELECT count(*) FROM gw_bad WHERE column_name = '(row)'")
-    result.rows_read = _count(con, "SELECT count(*) FROM gw_raw") + unreadable
+    result.rows_read = _count(con, "SELECT count(*) FROM gw_typed_0") + unreadable
     result.rows_quarantined = _count(con, "SELECT count(DISTINCT (_file, _row)) FROM gw_bad")
     # Rows that were valid but lost to a later row with the same key in this import.
     main = result.tables["orders" if result.table == "order_lines" else result.table]

@@ -1,9 +1,11 @@
 """The generic format: CSV, Parquet or JSON Lines with the columns named in ``schema.py``.
 
-DuckDB reads the files (every column as text), so staging runs at DuckDB's own reading speed.
-Header names are matched case-insensitively; unknown columns are ignored and reported.
-Rows that CSV parsing itself rejects (wrong number of fields, bad quoting) are not dropped: they
-are returned as quarantine entries with their row number.
+DuckDB reads the files (every column as text). Staging only defines a view over the files, so the
+validation pass reads each file exactly once, at DuckDB's own reading speed. Header names are
+matched case-insensitively; unknown columns are ignored and reported. Rows that CSV parsing itself
+rejects (wrong number of fields, bad quoting) are not dropped: once the file has been read,
+``after_scan`` returns them as quarantine entries with their row number and renumbers the rows
+read around them.
 """
 
 from __future__ import annotations
@@ -28,7 +30,11 @@ class Staged:
 
     ignored_columns: dict[str, list[str]] = field(default_factory=dict)
     rejected: list[tuple[str, int, str, str]] = field(default_factory=list)
-    """(file, row, raw line, reason) for rows the CSV reader could not parse."""
+    """(file, row, raw line, reason) for rows the CSV reader could not parse (after the scan)."""
+    csv_files: list[tuple[Path, int]] = field(default_factory=list)
+    """CSV files read with a rejects table: (path, file index)."""
+    unnumbered: list[int] = field(default_factory=list)
+    """Files (by index) whose rows are numbered after the scan, from their order of arrival."""
 
 
 def _quote(name: str) -> str:
@@ -39,13 +45,14 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _source(path: Path) -> tuple[str, str]:
+def _source(path: Path, file_idx: int) -> tuple[str, str]:
     """The DuckDB table function reading ``path`` and the kind of file."""
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
         return (
             f"read_csv({_literal(str(path))}, all_varchar = true, header = true, "
-            "store_rejects = true, rejects_table = 'gw_rejects', rejects_scan = 'gw_reject_scans')",
+            f"store_rejects = true, rejects_table = 'gw_rejects_{file_idx}', "
+            f"rejects_scan = 'gw_reject_scans_{file_idx}')",
             "csv",
         )
     if suffix in PARQUET_SUFFIXES:
@@ -64,31 +71,18 @@ def _source(path: Path) -> tuple[str, str]:
 def stage(
     con: duckdb.DuckDBPyConnection, table: Table, paths: Sequence[Path], relation: str
 ) -> Staged:
-    """Create the staging relation from generic files (see ``formats/base.py``)."""
+    """Define the staging view ``relation`` over generic files (see ``formats/base.py``)."""
     staged = Staged()
-    if len(paths) == 1:
-        _stage_file(con, table, paths[0], 0, relation, staged)
-        return staged
-    parts: list[str] = []
-    for file_idx, path in enumerate(paths):
-        part = f"{relation}_{file_idx}"
-        _stage_file(con, table, path, file_idx, part, staged)
-        parts.append(f"SELECT * FROM {_quote(part)}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_quote(relation)} AS {' UNION ALL '.join(parts)}")
-    for file_idx in range(len(paths)):
-        con.execute(f"DROP TABLE {_quote(f'{relation}_{file_idx}')}")
+    parts = [_stage_file(con, table, path, file_idx, staged) for file_idx, path in enumerate(paths)]
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_quote(relation)} AS {' UNION ALL '.join(parts)}")
     return staged
 
 
 def _stage_file(
-    con: duckdb.DuckDBPyConnection,
-    table: Table,
-    path: Path,
-    file_idx: int,
-    part: str,
-    staged: Staged,
-) -> None:
-    source, kind = _source(path)
+    con: duckdb.DuckDBPyConnection, table: Table, path: Path, file_idx: int, staged: Staged
+) -> str:
+    """The SELECT reading one file as the staging columns."""
+    source, kind = _source(path, file_idx)
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
     except duckdb.Error as exc:
@@ -123,53 +117,70 @@ def _stage_file(
         else:
             expr = f"{src}::VARCHAR"
         cols.append(f"{expr} AS {_quote(column.name)}")
-    seq = "file_row_number + 1" if kind == "parquet" else "row_number() OVER ()"
+    # Parquet knows its row numbers. For CSV and JSON a row_number() window would hold the whole
+    # file in memory before anything else happens; rows are numbered after the scan instead, from
+    # the order they were stored in (DuckDB preserves insertion order).
+    seq = "file_row_number + 1" if kind == "parquet" else "NULL"
+    if kind != "parquet":
+        staged.unnumbered.append(file_idx)
     if kind == "csv":
-        con.execute("DROP TABLE IF EXISTS gw_rejects")
-        con.execute("DROP TABLE IF EXISTS gw_reject_scans")
-    try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_quote(part)} AS SELECT {', '.join(cols)}, "
-            f"{_literal(str(path))} AS _file, {file_idx}::INTEGER AS _file_idx, "
-            f"({seq})::BIGINT AS _row FROM {source}"
-        )
-    except duckdb.Error as exc:
-        raise ImportFileError(f"{path}: cannot read as {kind}: {_first_line(exc)}") from exc
-    if kind == "csv":
-        _renumber_around_rejects(con, path, part, staged)
-
-
-def _renumber_around_rejects(
-    con: duckdb.DuckDBPyConnection, path: Path, part: str, staged: Staged
-) -> None:
-    """Keep every row's own number when the CSV reader refused some rows.
-
-    ``row_number()`` counts only the rows read; the k-th row read is data row
-    ``k + #{j : r_j - j < k}`` where ``r_1 < r_2 < ...`` are the refused rows' numbers.
-    """
-    encoding = con.execute(
-        "SELECT min(line) - 1 FROM gw_rejects WHERE error_type = 'INVALID ENCODING'"
-    ).fetchone()
-    if encoding and encoding[0] is not None:
-        raise ImportFileError(
-            f"{path}: not UTF-8 text (first at row {encoding[0]}); save it as UTF-8, "
-            "or import a Taobao export (GBK) with --format taobao"
-        )
-    rejects = con.execute(
-        "SELECT line - 1 AS row, any_value(csv_line), list(error_message)[1] "
-        "FROM gw_rejects GROUP BY line ORDER BY line"
-    ).fetchall()
-    if not rejects:
-        return
-    for row, line, message in rejects:
-        staged.rejected.append((str(path), int(row), str(line), f"unreadable row: {message}"))
-    offsets = [int(row) - j for j, (row, _, _) in enumerate(rejects, start=1)]
-    con.execute("CREATE OR REPLACE TEMP TABLE gw_offsets (o BIGINT)")
-    con.executemany("INSERT INTO gw_offsets VALUES (?)", [[o] for o in offsets])
-    con.execute(
-        f"UPDATE {_quote(part)} SET _row = _row + "
-        f"(SELECT count(*) FROM gw_offsets WHERE o < {_quote(part)}._row)"
+        con.execute(f"DROP TABLE IF EXISTS gw_rejects_{file_idx}")
+        con.execute(f"DROP TABLE IF EXISTS gw_reject_scans_{file_idx}")
+        staged.csv_files.append((path, file_idx))
+    return (
+        f"SELECT {', '.join(cols)}, {_literal(str(path))} AS _file, {file_idx}::INTEGER AS _file_idx, "
+        f"({seq})::BIGINT AS _row FROM {source}"
     )
+
+
+def after_scan(con: duckdb.DuckDBPyConnection, staged: Staged, scanned: str) -> None:
+    """Once the files have been read into ``scanned``: collect the rows the CSV reader refused and
+    give every row read its own number in its file.
+
+    Rows are first numbered 1, 2, … per file in the order they were read; the k-th row read is
+    then data row ``k + #{j : r_j - j < k}`` where ``r_1 < r_2 < ...`` are the refused rows' numbers.
+    """
+    if staged.unnumbered:
+        files = ", ".join(str(i) for i in staged.unnumbered)
+        firsts = con.execute(
+            f"SELECT _file_idx, min(rowid) FROM {_quote(scanned)} WHERE _file_idx IN ({files}) GROUP BY 1"
+        ).fetchall()
+        if firsts:
+            first = " ".join(f"WHEN {idx} THEN {start}" for idx, start in firsts)
+            con.execute(
+                f"UPDATE {_quote(scanned)} SET _row = rowid + 1 - (CASE _file_idx {first} END) "
+                f"WHERE _file_idx IN ({files})"
+            )
+    for path, file_idx in staged.csv_files:
+        rejects_table = f"gw_rejects_{file_idx}"
+        if not con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [rejects_table]
+        ).fetchone()[0]:  # type: ignore[index]
+            continue
+        encoding = con.execute(
+            f"SELECT min(line) - 1 FROM {rejects_table} WHERE error_type = 'INVALID ENCODING'"
+        ).fetchone()
+        if encoding and encoding[0] is not None:
+            raise ImportFileError(
+                f"{path}: not UTF-8 text (first at row {encoding[0]}); save it as UTF-8, "
+                "or import a Taobao export (GBK) with --format taobao"
+            )
+        rejects = con.execute(
+            f"SELECT line - 1 AS row, any_value(csv_line), list(error_message)[1] "
+            f"FROM {rejects_table} GROUP BY line ORDER BY line"
+        ).fetchall()
+        if not rejects:
+            continue
+        for row, line, message in rejects:
+            staged.rejected.append((str(path), int(row), str(line), f"unreadable row: {message}"))
+        offsets = [int(row) - j for j, (row, _, _) in enumerate(rejects, start=1)]
+        con.execute("CREATE OR REPLACE TEMP TABLE gw_offsets (o BIGINT)")
+        con.executemany("INSERT INTO gw_offsets VALUES (?)", [[o] for o in offsets])
+        con.execute(
+            f"UPDATE {_quote(scanned)} SET _row = _row + "
+            f"(SELECT count(*) FROM gw_offsets WHERE o < {_quote(scanned)}._row) "
+            f"WHERE _file_idx = {file_idx}"
+        )
 
 
 def _first_line(exc: Exception) -> str:
