@@ -31,7 +31,7 @@ app = typer.Typer(
 quarantine_app = typer.Typer(help="Rows refused by imports.", no_args_is_help=True)
 app.add_typer(quarantine_app, name="quarantine")
 
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 

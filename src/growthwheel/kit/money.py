@@ -1,12 +1,12 @@
 """Money as integer minor units (分 / cents), never a float.
 
-Rounding is written down once here: half-up (away from zero) to the minor unit.
+Amounts are parsed exactly from decimal text and split over lines by largest remainder.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 
 # ISO 4217 minor-unit exponents for the currencies shops commonly sell in.
 _EXPONENTS: dict[str, int] = {
@@ -26,41 +26,31 @@ def currency_exponent(currency: str) -> int:
         raise ValueError(f"unknown currency code {currency!r}") from None
 
 
-def to_minor(amount: str | Decimal | int, currency: str) -> int:
-    """Convert a major-unit amount given as text (``"12.30"``) to integer minor units exactly.
+def parse_major(text: str, exponent: int) -> int | None:
+    """A non-negative amount written in major units (``"12.30"``) as integer minor units, exactly.
 
-    Raises ``ValueError`` if the text is not a plain decimal number or has more digits after the
-    point than the currency allows (``"1.005"`` in CNY): such a value is an input error, not
-    something to round silently.
+    Empty text is 0. Returns ``None`` for anything that is not such an amount, including a value
+    with more digits after the point than ``exponent`` allows (``"1.005"`` for 2): an input error
+    to report, never something to round silently.
     """
-    exponent = currency_exponent(currency)
+    text = text.strip()
+    if not text:
+        return 0
     try:
-        value = Decimal(str(amount).strip())
+        value = Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"not a number: {amount!r}") from None
-    if not value.is_finite():
-        raise ValueError(f"not a finite number: {amount!r}")
+        return None
+    if not value.is_finite() or value < 0:
+        return None
     scaled = value.scaleb(exponent)
     if scaled != scaled.to_integral_value():
-        raise ValueError(f"{amount!r} has more than {exponent} decimal places for {currency}")
+        return None
     return int(scaled)
 
 
-def round_half_up(value: Decimal) -> int:
-    """Round a Decimal number of minor units half-up (away from zero) to an integer."""
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-def to_major(minor: int, currency: str) -> Decimal:
-    """Integer minor units back to an exact Decimal in major units (``1230`` → ``12.30``)."""
-    exponent = currency_exponent(currency)
-    return Decimal(minor).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent))
-
-
-def format_money(minor: int, currency: str) -> str:
-    """Human text for an amount: ``12,345.60 CNY``."""
-    exponent = currency_exponent(currency)
-    return f"{to_major(minor, currency):,.{exponent}f} {currency}"
+def major_text(minor: int, exponent: int) -> str:
+    """Integer minor units as major-unit decimal text (``1230`` → ``"12.30"`` for exponent 2)."""
+    return str(Decimal(minor).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent)))
 
 
 def allocate(total: int, weights: Sequence[int]) -> list[int]:

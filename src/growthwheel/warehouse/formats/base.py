@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -120,3 +121,12 @@ def read_rows(
         values = {h: cell(record[i]) if i < len(record) else "" for i, h in enumerate(header) if h}
         rows.append((number, values))
     return header, rows
+
+
+def parse_quantity(text: str) -> int | None:
+    """A whole number of at least 1, or ``None``."""
+    text = text.strip()
+    if not re.fullmatch(r"\d+", text):
+        return None
+    value = int(text)
+    return value if value >= 1 else None

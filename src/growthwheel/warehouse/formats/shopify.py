@@ -51,14 +51,20 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import duckdb
 
 from growthwheel.errors import ImportFileError
-from growthwheel.kit.money import allocate, currency_exponent
-from growthwheel.warehouse.formats.base import Record, Row, read_rows, require_columns, stage_records
+from growthwheel.kit.money import allocate, currency_exponent, major_text, parse_major
+from growthwheel.warehouse.formats.base import (
+    Record,
+    Row,
+    parse_quantity,
+    read_rows,
+    require_columns,
+    stage_records,
+)
 from growthwheel.warehouse.schema import Table
 
 #: Headers an orders export must have to be read as order lines.
@@ -122,37 +128,6 @@ def _exponent(currency: str) -> int:
         return currency_exponent(currency.strip())
     except ValueError:
         return 2
-
-
-def parse_minor(text: str, exponent: int) -> int | None:
-    """A non-negative major-unit amount as integer minor units; ``None`` if it is not one."""
-    text = text.strip()
-    if not text:
-        return 0
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        return None
-    if not value.is_finite() or value < 0:
-        return None
-    scaled = value.scaleb(exponent)
-    if scaled != scaled.to_integral_value():
-        return None
-    return int(scaled)
-
-
-def major(minor: int, exponent: int) -> str:
-    """Integer minor units as major-unit decimal text (``1230`` → ``12.30``)."""
-    return str(Decimal(minor).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent)))
-
-
-def parse_quantity(text: str) -> int | None:
-    """A whole number of at least 1, or ``None``."""
-    text = text.strip()
-    if not re.fullmatch(r"\d+", text):
-        return None
-    value = int(text)
-    return value if value >= 1 else None
 
 
 def order_status(financial: str, fulfillment: str, cancelled_at: str) -> str | None:
@@ -256,15 +231,15 @@ def _allocated_lines(order: Order, exponent: int) -> list[dict[str, str | None]]
     own_disc: list[int] = []
     for _, row in order.rows:
         qty = parse_quantity(_get(row, "Lineitem quantity"))
-        price = parse_minor(_get(row, "Lineitem price"), exponent)
-        own = parse_minor(_get(row, "Lineitem discount"), exponent)
+        price = parse_major(_get(row, "Lineitem price"), exponent)
+        own = parse_major(_get(row, "Lineitem discount"), exponent)
         if qty is None or price is None or own is None:
             return None
         quantities.append(qty)
         prices.append(price)
         own_disc.append(own)
-    discount = parse_minor(_get(order.head, "Discount Amount"), exponent)
-    refund = parse_minor(_get(order.head, "Refunded Amount"), exponent)
+    discount = parse_major(_get(order.head, "Discount Amount"), exponent)
+    refund = parse_major(_get(order.head, "Refunded Amount"), exponent)
     if discount is None or refund is None:
         return None
     gross = [p * q for p, q in zip(prices, quantities, strict=True)]
@@ -277,10 +252,10 @@ def _allocated_lines(order: Order, exponent: int) -> list[dict[str, str | None]]
     return [
         {
             "quantity": str(q),
-            "unit_price": major(p, exponent),
-            "discount": major(d, exponent),
-            "line_total": major(t, exponent),
-            "refunded_amount": major(r, exponent),
+            "unit_price": major_text(p, exponent),
+            "discount": major_text(d, exponent),
+            "line_total": major_text(t, exponent),
+            "refunded_amount": major_text(r, exponent),
         }
         for q, p, d, t, r in zip(quantities, prices, discounts, totals, refunds, strict=True)
     ]
@@ -295,9 +270,9 @@ def _raw_lines(order: Order, exponent: int) -> list[dict[str, str | None]]:
     out: list[dict[str, str | None]] = []
     for i, (_, row) in enumerate(order.rows):
         qty_raw, price_raw = _get(row, "Lineitem quantity"), _get(row, "Lineitem price")
-        qty, price = parse_quantity(qty_raw), parse_minor(price_raw, exponent)
+        qty, price = parse_quantity(qty_raw), parse_major(price_raw, exponent)
         disc_raw = _get(row, "Lineitem discount") or None
-        total = major(price * qty, exponent) if qty is not None and price is not None else None
+        total = major_text(price * qty, exponent) if qty is not None and price is not None else None
         values: dict[str, str | None] = {
             "quantity": qty_raw,
             "unit_price": price_raw,
@@ -307,10 +282,10 @@ def _raw_lines(order: Order, exponent: int) -> list[dict[str, str | None]]:
         }
         if i == 0:
             order_disc = _get(order.head, "Discount Amount")
-            if parse_minor(order_disc, exponent) is None:
+            if parse_major(order_disc, exponent) is None:
                 values["discount"] = order_disc
             refund = _get(order.head, "Refunded Amount")
-            if parse_minor(refund, exponent) is None:
+            if parse_major(refund, exponent) is None:
                 values["refunded_amount"] = refund
         out.append(values)
     return out

@@ -56,14 +56,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import duckdb
 
 from growthwheel.errors import ImportFileError
-from growthwheel.kit.money import allocate
-from growthwheel.warehouse.formats.base import Record, read_rows, require_columns, stage_records
+from growthwheel.kit.money import allocate, major_text, parse_major
+from growthwheel.warehouse.formats.base import (
+    Record,
+    parse_quantity,
+    read_rows,
+    require_columns,
+    stage_records,
+)
 from growthwheel.warehouse.schema import Table
 
 CURRENCY = "CNY"
@@ -146,34 +151,8 @@ def iso_timestamp(text: str) -> str | None:
 
 
 def parse_fen(text: str) -> int | None:
-    """A non-negative yuan amount as integer fen (empty = 0); ``None`` if it is not one."""
-    text = text.strip().lstrip("¥￥").replace(",", "")
-    if not text:
-        return 0
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        return None
-    if not value.is_finite() or value < 0:
-        return None
-    scaled = value.scaleb(_EXP)
-    if scaled != scaled.to_integral_value():
-        return None
-    return int(scaled)
-
-
-def yuan(fen: int) -> str:
-    """Integer fen as yuan text (``12830`` → ``128.30``)."""
-    return str(Decimal(fen).scaleb(-_EXP).quantize(Decimal("0.01")))
-
-
-def parse_quantity(text: str) -> int | None:
-    """A whole number of at least 1, or ``None``."""
-    text = text.strip()
-    if not re.fullmatch(r"\d+", text):
-        return None
-    value = int(text)
-    return value if value >= 1 else None
+    """A non-negative yuan amount (``¥1,280.00`` allowed) as integer fen; ``None`` if not one."""
+    return parse_major(text.strip().lstrip("¥￥").replace(",", ""), _EXP)
 
 
 def order_status(status: str, paid_at: str, refund: int | None, paid: int | None) -> str | None:
@@ -286,10 +265,10 @@ def _item_lines(order: Source, items: Sequence[Source]) -> list[Record]:
             values.update(_item_identity(item.values))
             values.update(
                 quantity=str(quantities[i]),
-                unit_price=yuan(prices[i]),
-                line_total=yuan(totals[i]),
-                discount=yuan(gross[i] - totals[i]),
-                refunded_amount=yuan(refunds[i]),
+                unit_price=major_text(prices[i], _EXP),
+                line_total=major_text(totals[i], _EXP),
+                discount=major_text(gross[i] - totals[i], _EXP),
+                refunded_amount=major_text(refunds[i], _EXP),
                 shipping=(postage_raw or None) if i == 0 else None,
             )
             out.append((item.row, values))
@@ -311,7 +290,7 @@ def _raw_amounts(item: Mapping[str, str]) -> dict[str, str | None]:
     """Quantity, price and line total of an item as written (the total computed when possible)."""
     qty_raw, price_raw = item.get("购买数量", ""), item.get("价格", "")
     qty, price = parse_quantity(qty_raw), parse_fen(price_raw)
-    total = yuan(qty * price) if qty is not None and price is not None else None
+    total = major_text(qty * price, _EXP) if qty is not None and price is not None else None
     if total is None:
         total = qty_raw if price is not None else price_raw
     return {"quantity": qty_raw, "unit_price": price_raw, "line_total": total}
@@ -335,8 +314,8 @@ def _order_line(order: Source) -> Record:
         sku=o.get("商家编码", "") or title or None,
         product_name=title or None,
         quantity=o.get("宝贝总数量", "") or None,
-        line_total=bad_amount if bad_amount is not None else yuan(goods),
-        refunded_amount=refund_raw if refund is None else yuan(min(refund, goods)),
+        line_total=bad_amount if bad_amount is not None else major_text(goods, _EXP),
+        refunded_amount=refund_raw if refund is None else major_text(min(refund, goods), _EXP),
         shipping=o.get("买家应付邮费", "") or None,
     )
     return (order.row, values)
