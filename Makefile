@@ -6,7 +6,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 DATA   ?= growthwheel-data
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev java demo test lint bench clean
+.PHONY: install install-dev system-deps demo test lint bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' 
@@ -26,11 +26,18 @@ install: $(VENV)/.base-installed  ## create .venv and install Growthwheel
 
 install-dev: $(VENV)/.dev-installed
 
-# Java runs Spark in the tests; install it from Debian when missing (root only).
-java:
-	@command -v java >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; \
-	  else echo "java not found: Spark tests will be skipped (apt-get install openjdk-17-jre-headless)"; fi; }
+# What the tests need from Debian: Java (Spark), Chromium and CJK fonts (browser tests).
+# Installed when missing and we are root; otherwise we say what to install.
+APT_NEEDS = $(if $(shell command -v java 2>/dev/null),,openjdk-17-jre-headless) \
+            $(if $(wildcard /usr/bin/chromium),,chromium) \
+            $(if $(wildcard /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc),,fonts-noto-cjk)
+
+system-deps:
+	@if [ -n "$(strip $(APT_NEEDS))" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_NEEDS) >/dev/null; \
+	  else echo "missing Debian packages: $(APT_NEEDS) (sudo apt-get install $(APT_NEEDS))"; exit 1; fi; \
+	fi
 
 demo: install  ## build the demo shop, run the pipeline, write the review report
 	$(BIN)/growthwheel --data-dir $(DATA) demo
@@ -39,7 +46,7 @@ lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-test: install-dev java lint  ## the whole test suite
+test: install-dev system-deps lint  ## the whole test suite
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 bench: install-dev  ## benchmarks (print ratios against a baseline measured in the same run)

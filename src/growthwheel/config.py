@@ -62,11 +62,20 @@ class Settings(BaseSettings):
     spark: SparkSettings = SparkSettings()
     shop_currency: str | None = None
     shop_timezone: str | None = None
+    database_url: str | None = None
+    """Operational store; default ``sqlite:///<data dir>/growthwheel.sqlite``."""
 
     @property
     def warehouse_path(self) -> Path:
         """The DuckDB warehouse file."""
         return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def store_url(self) -> str:
+        """SQLAlchemy URL of the operational store (PostgreSQL when ``database_url`` says so)."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'growthwheel.sqlite').resolve()}"
 
     @property
     def spark_dir(self) -> Path:
