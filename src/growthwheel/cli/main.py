@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
 from growthwheel import __version__
+from growthwheel.accounts.cli import apikeys_app, users_app
 from growthwheel.config import Settings, ShopSettings, set_settings, settings
 from growthwheel.errors import GrowthwheelError
 from growthwheel.warehouse import ingest
@@ -30,6 +31,8 @@ app = typer.Typer(
 )
 quarantine_app = typer.Typer(help="Rows refused by imports.", no_args_is_help=True)
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(users_app, name="users")
+app.add_typer(apikeys_app, name="apikeys")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
@@ -135,9 +138,34 @@ def import_command(
     fmt: Annotated[Format, typer.Option("--format", help="Input format")] = Format.generic,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
 ) -> None:
-    """Import files into a warehouse table: validated, quarantined, idempotent and atomic."""
+    """Import files into a warehouse table: validated, quarantined, idempotent and atomic.
+
+    While ``growthwheel serve`` runs on the same data directory the server owns the warehouse, so
+    the import is handed to it (and runs there, after any write it is doing); the result is the same.
+    """
+    import duckdb
+
+    cfg = settings()
+    server = None
+    if (cfg.data_dir / "server.json").exists():  # the owner module loads FastAPI: only when needed
+        from growthwheel.warehouse import owner
+
+        server = owner.find_server(cfg)
     with _progress_bar(not as_json and sys.stderr.isatty()) as progress:
-        result = ingest.import_files(table, files, fmt.value, progress=progress)
+        if server is not None:
+            if not as_json:
+                err.print(f"handing the import to the running server (pid {server.pid}, {server.url})")
+            result = owner.import_via_server(server, table, files, fmt.value, progress=progress,
+                                             waiting=None if as_json else err.print)
+        else:
+            try:
+                result = ingest.import_files(table, files, fmt.value, progress=progress)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                from growthwheel.warehouse import owner
+
+                raise owner.warehouse_in_use_error(cfg, exc) from None
     if as_json:
         _json(result.to_dict())
     else:
@@ -315,10 +343,10 @@ def demo_command(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same shop)")] = 7,
     start: Annotated[str, typer.Option(help="First day of the history")] = "2025-01-01",
     serve: Annotated[
-        bool, typer.Option("--serve/--no-serve", help="Serve the reports on http://127.0.0.1:8000 afterwards")
+        bool, typer.Option("--serve/--no-serve", help="Serve the console on http://127.0.0.1:8000 afterwards")
     ] = True,
 ) -> None:
-    """Build a demo shop with known ground truth, import it, and run the KPI pipeline."""
+    """Build a demo shop with known ground truth, import it, run the KPI pipeline, serve the console."""
     from growthwheel.sim.demo import build_demo
 
     cfg = settings()
@@ -339,27 +367,41 @@ def demo_command(
     for period in (Period.week, Period.month):
         report_command(period=period, out_file=None, as_of=None)
     if serve:
-        _serve_reports(settings().data_dir / "reports")
+        email, password = _demo_admin(cfg)
+        out.print(f"\nConsole: http://127.0.0.1:8000  ·  sign in as {email} with password {password}")
+        out.print("(a new password is generated each time; `growthwheel users set-password` changes it)")
+        serve_command(host="127.0.0.1", port=8000)
 
 
-def _serve_reports(folder: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve the review reports over HTTP until interrupted (the web console comes with #3)."""
-    import functools
-    import http.server
+def _demo_admin(cfg: Settings) -> tuple[str, str]:
+    """Create the demo's admin (or give it a fresh password) and return its credentials."""
+    from growthwheel.accounts import repository, service
+    from growthwheel.store.db import migrate, session_scope
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    try:
-        server = http.server.ThreadingHTTPServer((host, port), handler)
-    except OSError as exc:
-        raise GrowthwheelError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    out.print(f"Serving the review reports on http://{host}:{port}/review-month.html "
-              "(Ctrl-C to stop)")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        out.print("stopped")
-    finally:
-        server.server_close()
+    email, password = "admin@demo.growthwheel.local", service.generate_password()
+    migrate(cfg)
+    with session_scope(cfg) as session:
+        if repository.user_by_email(session, email) is None:
+            service.create_user(session, email, "admin", password, actor_name="growthwheel demo")
+        else:
+            service.set_password(session, email, password, actor_name="growthwheel demo")
+    return email, password
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port", min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the web console and the REST API (the server owns the warehouse while it runs)."""
+    import uvicorn
+
+    from growthwheel.api.app import create_app
+
+    application = create_app(settings())
+    application.state.server_address = (host, port)  # lets CLI imports find the server
+    out.print(f"Growthwheel on http://{host}:{port} (API docs: /api/docs) — Ctrl-C to stop")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
 def main() -> None:

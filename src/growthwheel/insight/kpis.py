@@ -63,6 +63,9 @@ PERIODS: tuple[str, ...] = ("day", "week", "month", "quarter")
 DIMENSIONS: tuple[str, ...] = ("channel", "category")
 #: Label used for an empty channel or category.
 NONE_LABEL = "(none)"
+#: The range of dates the catalogue accepts (a period before or after must still be a valid date).
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2999, 12, 31)
 
 _IBIS_UNIT = {"day": "D", "week": "W", "month": "M", "quarter": "Q"}
 _ALL_DIMS = frozenset({None, "channel", "category"})
@@ -630,6 +633,9 @@ def kpi_frame(
         )
     if start is not None and end is not None and start > end:
         raise InvalidArgumentError(f"start {start} is after end {end}")
+    for day in (start, end):
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise InvalidArgumentError(f"{day} is outside {FIRST_DAY} – {LAST_DAY}")
     first_start = period_start(start, by) if start is not None else None
     ext_start = shift_period(first_start, by, -1) if first_start is not None else None
     win = _Window(_IBIS_UNIT[by], ext_start, first_start, start, end)

@@ -33,7 +33,14 @@ def open_duckdb(cfg: Settings | None = None, *, read_only: bool = False) -> duck
     path = cfg.warehouse_path
     if read_only and not path.exists():
         read_only = False  # first use: create it
-    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():  # another process (the server) holds the warehouse
+            from growthwheel.warehouse.owner import warehouse_in_use_error
+
+            raise warehouse_in_use_error(cfg, exc) from None
+        raise
     con.execute("SET TimeZone = 'UTC'")
     if not read_only:
         ensure_schema(con)

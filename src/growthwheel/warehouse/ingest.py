@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from growthwheel.config import Settings, ShopSettings, settings
 from growthwheel.errors import ImportFileError, InvalidArgumentError
@@ -581,7 +582,6 @@ def import_files(
     to mean ``order_lines``.
     """
     cfg = cfg or settings()
-    shop = cfg.shop()
     try:
         table = resolve_table(table_name)
     except KeyError as exc:
@@ -594,10 +594,78 @@ def import_files(
     for path in files:
         if not path.is_file():
             raise ImportFileError(f"{path}: no such file")
+    show = progress if sum(p.stat().st_size for p in files) > PROGRESS_BYTES else None
+    return _import(
+        cfg, table, fmt, [str(p) for p in files],
+        lambda con, result: _stage(con, table, fmt, files, result),
+        f"reading and validating {', '.join(p.name for p in files)}", show,
+    )
+
+
+def import_rows(
+    table_name: str,
+    rows: pa.Table,
+    source: str,
+    *,
+    cfg: Settings | None = None,
+) -> ImportResult:
+    """Import rows held in memory, through the same validation, quarantine and merge as files.
+
+    ``rows`` has text columns named as the generic import columns of ``table_name`` (missing ones
+    are empty; unknown ones are ignored and reported). Optional ``_file`` / ``_file_idx`` /
+    ``_row`` columns say where each row came from (quarantine entries name them); by default every
+    row comes from ``source``, numbered from 1. Within one import the last row of a key wins.
+    """
+    cfg = cfg or settings()
+    try:
+        table = resolve_table(table_name)
+    except KeyError as exc:
+        raise InvalidArgumentError(str(exc.args[0])) from None
+    n = rows.num_rows
+    if "_file" not in rows.column_names:
+        rows = rows.append_column("_file", pa.array([source] * n, pa.string()))
+    if "_file_idx" not in rows.column_names:
+        rows = rows.append_column("_file_idx", pa.array([0] * n, pa.int32()))
+    if "_row" not in rows.column_names:
+        rows = rows.append_column("_row", pa.array(range(1, n + 1), pa.int64()))
+    present = set(rows.column_names)
+    ignored = [c for c in rows.column_names
+               if not c.startswith("_") and c not in {i.name for i in table.inputs}]
+    sources = list(dict.fromkeys(str(f) for f in rows.column("_file").to_pylist())) or [source]
+
+    def stage(con: duckdb.DuckDBPyConnection, result: ImportResult) -> generic.Staged:
+        if ignored:
+            result.ignored_columns = {source: ignored}
+        cols = [f"CAST({_q(c.name)} AS VARCHAR) AS {_q(c.name)}" if c.name in present
+                else f"NULL::VARCHAR AS {_q(c.name)}" for c in table.inputs]
+        con.register("gw_rows", rows)
+        try:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE gw_raw AS SELECT {', '.join(cols)}, "
+                "CAST(_file AS VARCHAR) AS _file, CAST(_file_idx AS INTEGER) AS _file_idx, "
+                "CAST(_row AS BIGINT) AS _row FROM gw_rows"
+            )
+        finally:
+            con.unregister("gw_rows")
+        return generic.Staged()
+
+    return _import(cfg, table, "rows", sources, stage, f"validating {n:,} rows from {source}", None)
+
+
+def _import(
+    cfg: Settings,
+    table: Table,
+    fmt: str,
+    files: list[str],
+    stage: Callable[[duckdb.DuckDBPyConnection, ImportResult], generic.Staged],
+    reading: str,
+    show: Progress | None,
+) -> ImportResult:
+    """Stage (by ``stage``), validate, quarantine and merge in one transaction; see the module docstring."""
+    shop = cfg.shop()
     started = time.perf_counter()
     import_id = f"imp_{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
-    result = ImportResult(import_id, table.name, fmt, [str(p) for p in files])
-    show = progress if sum(p.stat().st_size for p in files) > PROGRESS_BYTES else None
+    result = ImportResult(import_id, table.name, fmt, files)
 
     written = ["orders", "order_lines"] if table.name == "order_lines" else [table.name]
     with _target(cfg, [*written, wh.QUARANTINE_TABLE, wh.IMPORTS_TABLE]) as con:
@@ -606,10 +674,9 @@ def import_files(
         # this connection and never persisted; only the writes below touch the warehouse, in one
         # transaction. (Temporary tables created inside the transaction would be slower to scan.)
         staged: list[generic.Staged] = []
-        _run(con, lambda: staged.append(_stage(con, table, fmt, files, result)), "staging", show)
+        _run(con, lambda: staged.append(stage(con, result)), "staging", show)
         several = len(files) > 1
-        _run(con, lambda: _validate(con, table, shop, several, staged[0]),
-             f"reading and validating {', '.join(p.name for p in files)}", show)
+        _run(con, lambda: _validate(con, table, shop, several, staged[0]), reading, show)
         names: list[str] = []
 
         def prepare() -> None:
@@ -637,7 +704,7 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
 
 
 def _record(con: duckdb.DuckDBPyConnection, result: ImportResult, import_id: str,
-            files: list[Path]) -> None:
+            files: Sequence[str | Path]) -> None:
     """Fill in the counts, replace the files' old quarantine entries and log the run."""
     unreadable = _count(con, "SELECT count(*) FROM gw_bad WHERE column_name = '(row)'")
     result.rows_read = _count(con, "SELECT count(*) FROM gw_typed_0") + unreadable

@@ -1,0 +1,70 @@
+"""The application factory: one FastAPI app serving the REST API (``/api/v1``) and the console."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from growthwheel import __version__
+from growthwheel.api import deps, errors
+from growthwheel.config import Settings, settings
+from growthwheel.store.db import migrate
+from growthwheel.warehouse import owner
+
+STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+
+#: Modules that expose ``router`` (an ``APIRouter``); mounted in this order.
+ROUTER_MODULES: tuple[str, ...] = (
+    "growthwheel.accounts.api",
+    "growthwheel.warehouse.owner",
+    "growthwheel.events.api",
+    "growthwheel.customers.api",
+    "growthwheel.insight.api",
+    "growthwheel.warehouse.api",
+    "growthwheel.web.pages",
+)
+
+
+def default_routers() -> list[APIRouter]:
+    """Every domain's router."""
+    return [importlib.import_module(name).router for name in ROUTER_MODULES]
+
+
+def create_app(cfg: Settings | None = None, routers: Sequence[APIRouter] | None = None) -> FastAPI:
+    """Build the app for ``cfg``: on start-up it migrates the operational store and takes
+    ownership of the warehouse (see ``warehouse/owner.py``); on shutdown it lets go."""
+    cfg = cfg or settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        migrate(cfg)
+        yield
+
+    app = FastAPI(
+        title="Growthwheel",
+        version=__version__,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.cfg = cfg
+    errors.install(app)
+    deps.install(app)
+    health = APIRouter(prefix="/api/v1", tags=["health"])
+
+    @health.get("/health", summary="Liveness: the server answers")
+    def get_health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(health)
+    for router in default_routers() if routers is None else routers:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    owner.install(app)  # the server owns the warehouse while it runs
+    return app

@@ -1,0 +1,1 @@
+"""Customers: search and profiles over the warehouse (attributes, KPIs, order and event timelines)."""

@@ -1,0 +1,1 @@
+"""Event capture: behaviour events over the API, UTM attribution and identity stitching."""

@@ -1,0 +1,3 @@
+"""Imports every domain's tables so that ``Base.metadata`` knows them all (for Alembic)."""
+
+from growthwheel.accounts import models as accounts_models  # noqa: F401
