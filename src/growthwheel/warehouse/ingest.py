@@ -568,6 +568,29 @@ def _stage(con: duckdb.DuckDBPyConnection, table: Table, fmt: str, paths: Sequen
     return generic.Staged()
 
 
+def check_request(table_name: str, paths: Sequence[Path | str], fmt: str) -> tuple[Table, list[Path]]:
+    """The target table and the files of an import request, or the error that refuses it.
+
+    Shop exports (``shopify``, ``taobao``) hold order lines: ``orders`` is taken to mean
+    ``order_lines`` for them.
+    """
+    try:
+        table = resolve_table(table_name)
+    except KeyError as exc:
+        raise InvalidArgumentError(str(exc.args[0])) from None
+    if fmt not in FORMATS:
+        raise InvalidArgumentError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if fmt != "generic" and table.name == "orders":
+        table = ORDER_LINES
+    files = [Path(p) for p in paths]
+    if not files:
+        raise InvalidArgumentError("no files given")
+    for path in files:
+        if not path.is_file():
+            raise ImportFileError(f"{path}: no such file")
+    return table, files
+
+
 def import_files(
     table_name: str,
     paths: Sequence[Path | str],
@@ -582,18 +605,7 @@ def import_files(
     to mean ``order_lines``.
     """
     cfg = cfg or settings()
-    try:
-        table = resolve_table(table_name)
-    except KeyError as exc:
-        raise InvalidArgumentError(str(exc.args[0])) from None
-    if fmt != "generic" and table.name == "orders":
-        table = ORDER_LINES
-    files = [Path(p) for p in paths]
-    if not files:
-        raise InvalidArgumentError("no files given")
-    for path in files:
-        if not path.is_file():
-            raise ImportFileError(f"{path}: no such file")
+    table, files = check_request(table_name, paths, fmt)
     show = progress if sum(p.stat().st_size for p in files) > PROGRESS_BYTES else None
     return _import(
         cfg, table, fmt, [str(p) for p in files],

@@ -59,10 +59,10 @@ from starlette.concurrency import run_in_threadpool
 
 from growthwheel.api.deps import Principal, require_scope
 from growthwheel.config import Settings
-from growthwheel.errors import ConfigError, GrowthwheelError, ImportFileError, InvalidArgumentError
+from growthwheel.errors import ConfigError, GrowthwheelError
 from growthwheel.warehouse import db as wh
 from growthwheel.warehouse import ingest
-from growthwheel.warehouse.schema import EVENTS, TABLES, resolve_table
+from growthwheel.warehouse.schema import EVENTS, TABLES
 
 log = logging.getLogger(__name__)
 
@@ -462,18 +462,7 @@ class WarehouseOwner:
         """
         if not self.running:
             raise ConfigError("the warehouse owner is not running")
-        try:
-            resolve_table(table)
-        except KeyError as exc:
-            raise InvalidArgumentError(str(exc.args[0])) from None
-        if fmt not in ingest.FORMATS:
-            raise InvalidArgumentError(f"unknown format {fmt!r}; choose one of: {', '.join(ingest.FORMATS)}")
-        files = [Path(p) for p in paths]
-        if not files:
-            raise InvalidArgumentError("no files given")
-        for path in files:
-            if not path.is_file():
-                raise ImportFileError(f"{path}: no such file")
+        _table, files = ingest.check_request(table, paths, fmt)
         job = ImportJob(f"job_{uuid.uuid4().hex[:12]}", table, fmt, [str(p) for p in files])
         with self._lock:
             self._jobs[job.id] = job
