@@ -52,6 +52,7 @@ test: install-dev system-deps lint  ## the whole test suite
 bench: install-dev  ## benchmarks (print ratios against a baseline measured in the same run)
 	$(BIN)/python bench/import_bench.py
 	$(BIN)/python bench/kpi_bench.py
+	$(BIN)/python bench/events_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
