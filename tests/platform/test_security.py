@@ -173,3 +173,25 @@ def test_openapi_fuzz_finds_no_server_error(
     for operation in operations:
         _fuzz(client, operation, key, failures)
     assert failures == []
+
+
+def test_console_upload_is_size_limited_like_the_api(
+    client: TestClient, make_user: Callable[..., Any], log_in: Callable[..., Any]
+) -> None:
+    admin = make_user("admin")
+    log_in(client, admin.email, admin.password)
+    client.app.state.max_upload_bytes = 1000  # type: ignore[attr-defined]
+    page = client.get("/imports")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    big = ("order_id,customer_id,ordered_at,sku,quantity,line_total\n" + "o9,c9,2025-01-01,S,1,1.00\n" * 200)
+    response = client.post("/imports", data={"csrf_token": token.group(1), "table": "order_lines",
+                                             "format": "generic"},
+                           files={"files": ("big.csv", big.encode(), "text/csv")}, follow_redirects=False)
+    assert response.status_code == 413
+    uploads = client.app.state.cfg.data_dir / "uploads"  # type: ignore[attr-defined]
+    assert not uploads.exists() or not any(uploads.rglob("big.csv"))  # nothing kept
+    small = client.post("/imports", data={"csrf_token": token.group(1), "table": "order_lines",
+                                           "format": "generic"},
+                        files={"files": ("small.csv", LINES.encode(), "text/csv")}, follow_redirects=False)
+    assert small.status_code == 303  # to the job's progress page

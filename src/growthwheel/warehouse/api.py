@@ -236,11 +236,15 @@ def _quarantine_key(row: dict[str, Any]) -> tuple[str | int, ...]:
     return tuple(row[k] for k in ("_k_time", "_k_import", "_k_file", "_k_row", "_k_col", "_k_reason"))
 
 
-async def _limited_form(request: Request, limit: int) -> Request:
+async def limited_form(request: Request, limit: int | None = None) -> Request:
     """``request`` with its multipart form read, refusing (413) a body larger than ``limit`` bytes.
 
     The returned request holds the parsed form (``await it.form()``), for the CSRF check too.
+    ``limit`` defaults to the app's ``max_upload_bytes`` (tests lower it), else 200 MB. Used by the
+    API's and the console's upload alike.
     """
+    if limit is None:
+        limit = int(getattr(request.app.state, "max_upload_bytes", MAX_UPLOAD_BYTES))
     length = request.headers.get("content-length")
     size = f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit} bytes"
     too_large = HTTPException(
@@ -330,8 +334,7 @@ async def create_import(
     header or the form's ``csrf_token`` field; API keys need none.
     """
     cfg: Settings = request.app.state.cfg
-    limit = int(getattr(request.app.state, "max_upload_bytes", MAX_UPLOAD_BYTES))
-    limited = await _limited_form(request, limit)
+    limited = await limited_form(request)
     try:
         await check_csrf(limited)  # a browser session must send its token; API keys need none
         table, fmt, files = _upload_fields(await limited.form())

@@ -45,6 +45,7 @@ from growthwheel.errors import ImportFileError, InvalidArgumentError
 from growthwheel.insight.kpis import METRICS
 from growthwheel.kit.money import currency_exponent
 from growthwheel.warehouse import db as warehouse_db
+from growthwheel.warehouse.api import limited_form
 from growthwheel.warehouse.ingest import FORMATS
 from growthwheel.warehouse.owner import ImportJob, warehouse
 from growthwheel.warehouse.schema import resolve_table
@@ -718,10 +719,15 @@ def _save_uploads(uploads: list[UploadFile], folder: Path) -> list[Path]:
     return list(dict.fromkeys(paths))  # the same file chosen twice is imported once
 
 
-@router.post("/imports", response_class=HTMLResponse, dependencies=[Depends(check_csrf)])
+@router.post("/imports", response_class=HTMLResponse)
 async def submit_import(request: Request, user: User) -> Response:
     """Save the uploaded files under ``<data dir>/uploads/`` (:func:`store_upload`), hand them to
-    the warehouse owner as a background import and redirect to the job's progress page."""
+    the warehouse owner as a background import and redirect to the job's progress page.
+
+    The body is read under the same size limit as the API's upload (413 beyond), then the CSRF
+    token is checked."""
+    request = await limited_form(request)
+    await check_csrf(request)
     if not _can_import(user):
         return await run_in_threadpool(
             _error_page, request, user, 403, k("error.forbidden"), k("imports.not_allowed"), "/imports"
