@@ -114,6 +114,14 @@ def test_cli_import_while_the_server_serves_reads(tmp_path: Path) -> None:
         assert "handing the import to the running server" in handed.stderr
         assert "rows read 3 · imported 1 · quarantined 2" in handed.stdout
         assert normalised(handed.stdout) == normalised(alone.stdout)
+
+        # KPIs and the review report from the shell are computed by the server meanwhile.
+        kpis_via_server = cli(data_dir, "kpi", "--by", "month", "--json")
+        assert kpis_via_server.returncode == 0, kpis_via_server.stderr
+        assert sum(row["orders"] for row in json.loads(kpis_via_server.stdout)) == ORDERS + 1
+        report = cli(data_dir, "report", "--period", "month", "--out", str(tmp_path / "review.html"))
+        assert report.returncode == 0, report.stderr
+        assert "<script" in (tmp_path / "review.html").read_text(encoding="utf-8")
     finally:
         stop.set()
         if reader.is_alive():
@@ -130,6 +138,10 @@ def test_cli_import_while_the_server_serves_reads(tmp_path: Path) -> None:
         assert con.execute("SELECT count(*) FROM _imports").fetchone() == (2,)
     finally:
         con.close()
+    # Without a server the CLI computes the same KPIs itself.
+    kpis_direct = cli(data_dir, "kpi", "--by", "month", "--json")
+    assert kpis_direct.returncode == 0, kpis_direct.stderr
+    assert json.loads(kpis_direct.stdout) == json.loads(kpis_via_server.stdout)
     # Without a server the CLI opens the warehouse itself again.
     direct = cli(data_dir, "import", "orders", str(small), "--json")
     assert direct.returncode == 0, direct.stderr

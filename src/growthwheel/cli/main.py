@@ -146,15 +146,13 @@ def import_command(
     import duckdb
 
     cfg = settings()
-    server = None
-    if (cfg.data_dir / "server.json").exists():  # the owner module loads FastAPI: only when needed
-        from growthwheel.warehouse import owner
-
-        server = owner.find_server(cfg)
+    server = _running_server(cfg)
     with _progress_bar(not as_json and sys.stderr.isatty()) as progress:
         if server is not None:
             if not as_json:
                 err.print(f"handing the import to the running server (pid {server.pid}, {server.url})")
+            from growthwheel.warehouse import owner
+
             result = owner.import_via_server(server, table, files, fmt.value, progress=progress,
                                              waiting=None if as_json else err.print)
         else:
@@ -267,6 +265,19 @@ def _cell(name: str, value: Any) -> str:
     return str(value)
 
 
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+def _running_server(cfg: Settings) -> Any:
+    """The server that owns this data directory's warehouse, if one runs (cheap when none does)."""
+    if not (cfg.data_dir / "server.json").exists():
+        return None
+    from growthwheel.warehouse import owner
+
+    return owner.find_server(cfg)
+
+
 @app.command("kpi")
 def kpi_command(
     by: Annotated[Period, typer.Option("--by", help="Period")] = Period.month,
@@ -291,10 +302,17 @@ def kpi_command(
     first, last = _parse_date(start, "--from"), _parse_date(end, "--to")
     if first and last and first > last:
         raise GrowthwheelError(f"--from {first} is after --to {last}")
-    frame = kpi_frame(connect(cfg), by=by.value, start=first, end=last,
-                      dimension=dimension.value if dimension else None,
-                      currency_exponent=currency_exponent(cfg.shop().currency))
-    records = kpi_records(frame)
+    dim = dimension.value if dimension else None
+    server = _running_server(cfg)
+    if server is not None:  # the server owns the warehouse: it computes the same records
+        from growthwheel.warehouse.owner import read_via_server
+
+        records = read_via_server(server, "kpis", {
+            "by": by.value, "from": _iso(first), "to": _iso(last), "dimension": dim})
+    else:
+        frame = kpi_frame(connect(cfg), by=by.value, start=first, end=last, dimension=dim,
+                          currency_exponent=currency_exponent(cfg.shop().currency))
+        records = kpi_records(frame)
     if as_json:
         _json(records)
         return
@@ -328,8 +346,16 @@ def report_command(
         raise GrowthwheelError("--period: choose week, month or quarter")
     cfg = settings()
     shop = cfg.shop()
-    html = render_review(connect(cfg), period=period.value, as_of=_parse_date(as_of, "--as-of"),
-                         shop_name=shop.name, currency=shop.currency)
+    day = _parse_date(as_of, "--as-of")
+    server = _running_server(cfg)
+    if server is not None:  # the server owns the warehouse: it renders the same report
+        from growthwheel.warehouse.owner import read_via_server
+
+        html = str(read_via_server(server, "report", {
+            "period": period.value, "as_of": _iso(day)})["html"])
+    else:
+        html = render_review(connect(cfg), period=period.value, as_of=day, shop_name=shop.name,
+                             currency=shop.currency)
     target = out_file or cfg.data_dir / "reports" / f"review-{period.value}.html"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(html, encoding="utf-8")

@@ -39,20 +39,21 @@ import secrets
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal, TypeVar
 
 import duckdb
 import ibis
 import pyarrow as pa
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from ibis.backends import BaseBackend
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -709,7 +710,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _call(info: ServerInfo, method: str, path: str, body: Mapping[str, Any] | None = None,
-          timeout: float = 10.0) -> tuple[int, dict[str, Any]]:
+          timeout: float = 10.0) -> tuple[int, Any]:
     """One JSON request to the server (stdlib only, so the CLI needs no HTTP client)."""
     data = json.dumps(body).encode("utf-8") if body is not None else None
     request = urllib.request.Request(
@@ -926,6 +927,47 @@ def post_import(body: ImportRequest, owner: Owner) -> dict[str, Any]:
 def get_import(job_id: str, owner: Owner) -> dict[str, Any]:
     """An import job's status, progress and result."""
     return _job_dict(owner, job_id)
+
+
+@internal.get("/kpis")
+def internal_kpis(
+    owner: Owner, by: str = "month",
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+    dimension: str | None = None,
+) -> list[dict[str, Any]]:
+    """``growthwheel kpi --json`` for a shell while this server owns the warehouse."""
+    from growthwheel.insight.kpis import kpi_frame, kpi_records
+    from growthwheel.kit.money import currency_exponent
+
+    exponent = currency_exponent(owner.cfg.shop().currency)
+    with owner.read() as con:
+        return kpi_records(kpi_frame(con, by=by, start=start, end=end, dimension=dimension,
+                                     currency_exponent=exponent))
+
+
+@internal.get("/report")
+def internal_report(owner: Owner, period: str = "week", as_of: date | None = None) -> dict[str, str]:
+    """``growthwheel report`` for a shell while this server owns the warehouse."""
+    from growthwheel.reports.review import render_review
+
+    shop = owner.cfg.shop()
+    with owner.read() as con:
+        return {"html": render_review(con, period=period, as_of=as_of, shop_name=shop.name,
+                                      currency=shop.currency)}
+
+
+def read_via_server(info: ServerInfo, path: str, params: Mapping[str, str | None]) -> Any:
+    """A read-only computation (``kpis`` or ``report``) run by the server that owns the warehouse."""
+    query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+    try:
+        code, body = _call(info, "GET", f"/api/v1/internal/{path}?{query}", timeout=300.0)
+    except OSError as exc:
+        raise ServerError(f"cannot reach the server at {info.url} ({exc})", "server_unreachable",
+                          503) from None
+    if code != 200:
+        raise _problem(code, body)
+    return body
 
 
 def _job_dict(owner: WarehouseOwner, job_id: str) -> dict[str, Any]:
