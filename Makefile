@@ -53,6 +53,7 @@ bench: install-dev  ## benchmarks (print ratios against a baseline measured in t
 	$(BIN)/python bench/import_bench.py
 	$(BIN)/python bench/kpi_bench.py
 	$(BIN)/python bench/events_bench.py
+	$(BIN)/python bench/clv_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

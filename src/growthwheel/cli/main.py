@@ -18,6 +18,7 @@ from rich.table import Table as RichTable
 
 from growthwheel import __version__
 from growthwheel.accounts.cli import apikeys_app, users_app
+from growthwheel.cli.clv import clv_app
 from growthwheel.config import Settings, ShopSettings, set_settings, settings
 from growthwheel.errors import GrowthwheelError
 from growthwheel.warehouse import ingest
@@ -33,6 +34,7 @@ quarantine_app = typer.Typer(help="Rows refused by imports.", no_args_is_help=Tr
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(users_app, name="users")
 app.add_typer(apikeys_app, name="apikeys")
+app.add_typer(clv_app, name="clv")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)

@@ -1,0 +1,1 @@
+"""Statistics: pure numerics without I/O (lifetime-value models, tests, power, attribution)."""

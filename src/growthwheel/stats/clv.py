@@ -1,0 +1,1031 @@
+"""Customer lifetime value: BG/NBD, Pareto/NBD and Gamma-Gamma by maximum likelihood.
+
+Pure numerics (numpy / scipy), no I/O. Everything is vectorised and computed in log space.
+
+**Data.** One row per customer (or per distinct row with a ``count``, see :func:`compress`):
+
+* ``frequency`` ``x``: repeat purchases, i.e. purchase *days* after the first one (whole numbers);
+* ``recency`` ``t_x``: time from the first to the last purchase (0 when ``x == 0``);
+* ``age`` ``T``: time from the first purchase to the end of the calibration period;
+* ``monetary`` ``m``: mean spend per repeat purchase (Gamma-Gamma only; major units).
+
+Durations are in one time unit (:data:`TIME_UNITS`: day, week, or month = 365.25 / 12 days).
+
+**Models** (Fader, Hardie & Lee 2005 "Counting your customers the easy way"; Schmittlein, Morrison
+& Colombo 1987 with Fader & Hardie's 2005 note for Pareto/NBD; Colombo & Jiang 1999 / Fader,
+Hardie & Lee 2005 "RFM and CLV" for Gamma-Gamma):
+
+* BG/NBD ``r, alpha, a, b``: while alive a customer buys at Poisson rate ``λ ~ Gamma(r, alpha)``
+  (``alpha`` a rate parameter, in the time unit) and drops out after each repeat purchase with
+  probability ``p ~ Beta(a, b)``.
+* Pareto/NBD ``r, alpha, s, beta``: same purchasing, lifetime exponential with rate
+  ``μ ~ Gamma(s, beta)``.
+* Gamma-Gamma ``p, q, v`` (``v`` is γ): each purchase's spend ``z ~ Gamma(p, ν)``,
+  ``ν ~ Gamma(q, v)`` per customer. Fitted on repeat buyers with positive spend only.
+
+**Fitting.** Parameters are estimated in log space with L-BFGS-B inside bounds (analytic gradients
+for BG/NBD and Gamma-Gamma, finite differences for Pareto/NBD, which starts from a BG/NBD fit).
+L-BFGS-B starts from the most likely of a few starting points, then from the others if it does not
+converge; if none converges, Nelder-Mead continues from the best point and L-BFGS-B polishes.
+``converged`` says whether the (projected) gradient ended near zero. Durations (and spends) are
+divided by their mean while optimising, so the bounds and the conditioning do not depend on the
+time unit or the currency; results are scaled back. Identical ``(x, t_x, T)`` rows are merged into
+counts first, which makes a million customers with day-granular dates cheap. Standard errors come
+from the inverse of a numerical Hessian of the negative log-likelihood with respect to the
+parameters themselves (not their logs). A parameter that ends on a bound (``at_bounds``), or on
+which the likelihood is flat, gets no standard error (NaN) and the fit's ``message`` says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from scipy import optimize, special
+
+from growthwheel.errors import GrowthwheelError, InvalidArgumentError
+
+Array = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+
+#: Days per time unit. A month is the mean Gregorian month, 365.25 / 12 = 30.4375 days.
+TIME_UNITS: dict[str, float] = {"day": 1.0, "week": 7.0, "month": 30.4375}
+DAYS_PER_MONTH = TIME_UNITS["month"]
+
+#: Bounds of every (scaled) parameter while optimising.
+LOWER, UPPER = 1e-6, 1e6
+_LOG_BOUNDS = (math.log(LOWER), math.log(UPPER))
+#: A parameter whose log is this close to a bound is reported as being on it.
+_AT_BOUND = 1e-3
+#: Largest projected gradient (of the mean log-likelihood, in log parameters) deemed converged.
+_GRAD_TOL = 1e-4
+
+
+class CannotFitError(GrowthwheelError):
+    """The data cannot identify the model (no customers, no repeat buyers, no positive spend)."""
+
+    code = "cannot_fit"
+    status = 422
+
+
+def _check_unit(time_unit: str) -> None:
+    if time_unit not in TIME_UNITS:
+        raise InvalidArgumentError(f"unknown time unit {time_unit!r}; choose one of: {', '.join(TIME_UNITS)}")
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+
+
+def _wsum(w: Array, v: Array) -> float:
+    """``Σ w·v`` without BLAS: a threaded ``dot`` collapses when other processes hold the cores."""
+    return float(np.add.reduce(w * v))
+
+
+def _as_array(name: str, values: Any) -> Array:
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{name}: not numbers") from None
+    if array.ndim != 1:
+        array = array.reshape(-1)
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class RfmData:
+    """Per-customer repeat-purchase summary (one row per customer, or per distinct row with counts).
+
+    ``counts`` (default 1 per row) is how many customers each row stands for. ``monetary`` is only
+    needed for Gamma-Gamma; it may be NaN for customers without repeat purchases.
+    """
+
+    frequency: Array
+    recency: Array
+    age: Array
+    monetary: Array | None = None
+    counts: Array | None = None
+    time_unit: str = "week"
+
+    def __post_init__(self) -> None:
+        _check_unit(self.time_unit)
+        x = _as_array("frequency", self.frequency)
+        t_x = _as_array("recency", self.recency)
+        big_t = _as_array("age", self.age)
+        n = len(x)
+        if len(t_x) != n or len(big_t) != n:
+            raise InvalidArgumentError(
+                f"frequency, recency and age must have the same length ({n}, {len(t_x)}, {len(big_t)})"
+            )
+        counts = np.ones(n) if self.counts is None else _as_array("counts", self.counts)
+        if len(counts) != n:
+            raise InvalidArgumentError(f"counts has {len(counts)} values for {n} rows")
+        for name, values in (("frequency", x), ("recency", t_x), ("age", big_t), ("counts", counts)):
+            bad = int(np.count_nonzero(~np.isfinite(values)))
+            if bad:
+                raise InvalidArgumentError(f"{name}: {bad:,} missing or infinite value(s)")
+            negative = int(np.count_nonzero(values < 0))
+            if negative:
+                raise InvalidArgumentError(f"{name}: {negative:,} negative value(s)")
+        fractional = int(np.count_nonzero(x != np.floor(x)))
+        if fractional:
+            raise InvalidArgumentError(f"frequency: {fractional:,} value(s) are not whole numbers")
+        late = int(np.count_nonzero(t_x > big_t * (1 + 1e-12)))
+        if late:
+            raise InvalidArgumentError(
+                f"recency is after the end of the calibration period (t_x > T) for {late:,} customer(s)"
+            )
+        stray = int(np.count_nonzero((x == 0) & (t_x > 0)))
+        if stray:
+            raise InvalidArgumentError(
+                f"{stray:,} customer(s) have no repeat purchase (frequency 0) but a recency above 0"
+            )
+        object.__setattr__(self, "frequency", x)
+        object.__setattr__(self, "recency", np.minimum(t_x, big_t))
+        object.__setattr__(self, "age", big_t)
+        object.__setattr__(self, "counts", counts)
+        if self.monetary is not None:
+            m = _as_array("monetary", self.monetary)
+            if len(m) != n:
+                raise InvalidArgumentError(f"monetary has {len(m)} values for {n} rows")
+            object.__setattr__(self, "monetary", m)
+
+    @property
+    def weights(self) -> Array:
+        """Customers per row (``counts``, always set after construction)."""
+        assert self.counts is not None
+        return self.counts
+
+    @property
+    def n_customers(self) -> int:
+        """Number of customers (sum of the counts)."""
+        return round(float(self.weights.sum()))
+
+    @property
+    def n_repeat_buyers(self) -> int:
+        """Customers with at least one repeat purchase."""
+        return round(float(self.weights[self.frequency > 0].sum()))
+
+
+def unique_rows(*columns: Array) -> tuple[list[Array], IntArray]:
+    """Distinct rows of equal-length columns, and for each input row the index of its distinct row."""
+    n = len(columns[0])
+    if n == 0:
+        return [c.copy() for c in columns], np.zeros(0, dtype=np.intp)
+    order = np.lexsort(columns[::-1])
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for column in columns:
+        sorted_column = column[order]
+        change[1:] |= sorted_column[1:] != sorted_column[:-1]
+    group = np.cumsum(change) - 1
+    inverse = np.empty(n, dtype=np.intp)
+    inverse[order] = group
+    firsts = order[change]
+    return [c[firsts] for c in columns], inverse
+
+
+def compress(data: RfmData) -> tuple[RfmData, IntArray]:
+    """Merge customers with identical ``(x, t_x, T)`` into one row with a count (drops monetary).
+
+    Returns the compressed data and, for each original row, the index of its compressed row.
+    """
+    (x, t_x, big_t), inverse = unique_rows(data.frequency, data.recency, data.age)
+    counts = np.bincount(inverse, weights=data.weights, minlength=len(x)).astype(np.float64)
+    return RfmData(x, t_x, big_t, counts=counts, time_unit=data.time_unit), inverse
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters and fits
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BgNbdParams:
+    """BG/NBD: ``λ ~ Gamma(shape r, rate alpha)`` per time unit, drop-out ``p ~ Beta(a, b)``."""
+
+    r: float
+    alpha: float
+    a: float
+    b: float
+    model: ClassVar[str] = "bgnbd"
+    names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
+    time_scaled: ClassVar[tuple[str, ...]] = ("alpha",)
+
+    def as_dict(self) -> dict[str, float]:
+        """The parameters by name."""
+        return {name: float(getattr(self, name)) for name in self.names}
+
+
+@dataclass(frozen=True)
+class ParetoNbdParams:
+    """Pareto/NBD: ``λ ~ Gamma(r, alpha)``, lifetime rate ``μ ~ Gamma(s, beta)`` per time unit."""
+
+    r: float
+    alpha: float
+    s: float
+    beta: float
+    model: ClassVar[str] = "paretonbd"
+    names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
+    time_scaled: ClassVar[tuple[str, ...]] = ("alpha", "beta")
+
+    def as_dict(self) -> dict[str, float]:
+        """The parameters by name."""
+        return {name: float(getattr(self, name)) for name in self.names}
+
+
+@dataclass(frozen=True)
+class GammaGammaParams:
+    """Gamma-Gamma: spend per purchase ``z ~ Gamma(p, ν)``, ``ν ~ Gamma(q, v)`` (``v`` is γ)."""
+
+    p: float
+    q: float
+    v: float
+    model: ClassVar[str] = "gammagamma"
+    names: ClassVar[tuple[str, ...]] = ("p", "q", "v")
+
+    def as_dict(self) -> dict[str, float]:
+        """The parameters by name."""
+        return {name: float(getattr(self, name)) for name in self.names}
+
+    @property
+    def mean_spend(self) -> float:
+        """Population mean spend per purchase, ``p v / (q - 1)`` (infinite when ``q <= 1``)."""
+        return self.p * self.v / (self.q - 1) if self.q > 1 else math.inf
+
+
+PurchaseParams = BgNbdParams | ParetoNbdParams
+P = TypeVar("P", BgNbdParams, ParetoNbdParams, GammaGammaParams)
+
+
+@dataclass(frozen=True)
+class Fit(Generic[P]):
+    """A fitted model: parameters, standard errors, log-likelihood and how the fit went."""
+
+    params: P
+    std_errors: dict[str, float]
+    log_likelihood: float
+    n_customers: int
+    time_unit: str
+    converged: bool
+    optimizer: str
+    at_bounds: tuple[str, ...] = ()
+    n_excluded: int = 0
+    message: str = ""
+    extra: dict[str, float] = field(default_factory=dict)
+    #: Covariance of the estimates (inverse Hessian), in the order of ``params.names``; NaN rows
+    #: and columns for parameters on a bound.
+    covariance: Array = field(default_factory=lambda: np.zeros((0, 0)), compare=False, repr=False)
+
+    @property
+    def model(self) -> str:
+        """``bgnbd``, ``paretonbd`` or ``gammagamma``."""
+        return self.params.model
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (NaN standard errors become ``None``)."""
+        return {
+            "model": self.model,
+            "params": self.params.as_dict(),
+            "std_errors": {k: (None if math.isnan(v) else v) for k, v in self.std_errors.items()},
+            "log_likelihood": self.log_likelihood,
+            "customers": self.n_customers,
+            "excluded_customers": self.n_excluded,
+            "time_unit": self.time_unit,
+            "converged": self.converged,
+            "optimizer": self.optimizer,
+            "at_bounds": list(self.at_bounds),
+            "message": self.message,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Log-likelihoods (per row; parameters in the data's time scale)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Fitting data with the distinct frequencies pre-indexed (x-only terms are computed once each)."""
+
+    x: Array
+    t_x: Array
+    big_t: Array
+    w: Array
+    xu: Array
+    xi: IntArray
+    repeat: npt.NDArray[np.bool_]
+
+    @classmethod
+    def of(cls, x: Array, t_x: Array, big_t: Array, w: Array) -> _Rows:
+        xu, xi = np.unique(x, return_inverse=True)
+        return cls(x, t_x, big_t, w, xu.astype(np.float64), xi.astype(np.intp), x > 0)
+
+
+def _bgnbd_ll_rows(theta: Array | Sequence[float], d: _Rows
+                   ) -> tuple[Array, Array, Array, Array, Array]:
+    """Per-row BG/NBD log-likelihood, with the pieces its gradient reuses."""
+    r, alpha, a, b = (float(v) for v in theta)
+    xu = d.xu
+    # Terms that depend on x only: gammaln(r+x) - gammaln(r) + betaln(a, b+x) - betaln(a, b).
+    base_u = (special.gammaln(r + xu) - special.gammaln(r) + special.gammaln(a + b)
+              + special.gammaln(b + xu) - special.gammaln(b) - special.gammaln(a + b + xu))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_b_x1_u = np.where(xu > 0, np.log(b + xu - 1), 0.0)
+    x = d.x
+    log_at = np.log(alpha + d.big_t)
+    log_atx = np.log(alpha + d.t_x)
+    a3 = -(r + x) * log_at
+    a4 = np.where(d.repeat, math.log(a) - log_b_x1_u[d.xi] - (r + x) * log_atx, -np.inf)
+    lae = np.logaddexp(a3, a4)
+    return base_u[d.xi] + r * math.log(alpha) + lae, a4, lae, log_at, log_atx
+
+
+def _bgnbd_ll_grad(theta: Array, d: _Rows, grad: bool = True) -> tuple[float, Array]:
+    """Sum of weighted BG/NBD log-likelihoods and its gradient with respect to (r, alpha, a, b)."""
+    r, alpha, a, b = (float(v) for v in theta)
+    ll, a4, lae, log_at, log_atx = _bgnbd_ll_rows(theta, d)
+    value = _wsum(d.w, ll)
+    if not grad:
+        return value, np.zeros(4)
+    x, xu = d.x, d.xu
+    w4 = np.exp(a4 - lae)  # share of the "dropped out right after t_x" term
+    w3 = 1.0 - w4
+    dr_u = special.digamma(r + xu) - special.digamma(r)
+    da_u = special.digamma(a + b) - special.digamma(a + b + xu)
+    db_u = da_u + special.digamma(b + xu) - special.digamma(b)
+    with np.errstate(divide="ignore"):
+        inv_b_x1_u = np.where(xu > 0, 1.0 / (b + xu - 1), 0.0)
+    dr = dr_u[d.xi] + math.log(alpha) - w3 * log_at - w4 * log_atx
+    dalpha = r / alpha - (r + x) * (w3 / (alpha + d.big_t) + w4 / (alpha + d.t_x))
+    da = da_u[d.xi] + w4 / a
+    db = db_u[d.xi] - w4 * inv_b_x1_u[d.xi]
+    g = np.array([_wsum(d.w, dr), _wsum(d.w, dalpha), _wsum(d.w, da), _wsum(d.w, db)])
+    return value, g
+
+
+def _log1mexp(v: Array) -> Array:
+    """``log(1 - exp(v))`` for ``v <= 0``, accurate near 0 and for very negative ``v``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(v > -math.log(2.0), np.log(-np.expm1(v)), np.log1p(-np.exp(v)))
+
+
+def _log_hyp2f1(a: Array, b: Array, c: Array, z: Array) -> Array:
+    """``log 2F1(a, b; c; z)`` for ``0 <= z < 1``, via Euler's transformation where the direct
+    evaluation overflows or fails."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        direct = np.log(special.hyp2f1(a, b, c, z))
+        bad = ~np.isfinite(direct)
+        if np.any(bad):
+            ab, bb, cb, zb = (np.broadcast_to(v, direct.shape)[bad] for v in (a, b, c, z))
+            euler = np.log(special.hyp2f1(cb - ab, cb - bb, cb, zb)) + (cb - ab - bb) * np.log1p(-zb)
+            direct = direct.copy()
+            direct[bad] = euler
+    return np.asarray(direct, dtype=np.float64)
+
+
+def _pnbd_log_a0(r: float, alpha: float, s: float, beta: float, x: Array, t_x: Array,
+                 big_t: Array) -> Array:
+    """``log A0`` of the Pareto/NBD likelihood (Fader & Hardie 2005 note, eq. 4); ``-inf`` when
+    ``t_x == T`` (no time in which the customer could have dropped out unseen)."""
+    k = r + s + x
+    hi = max(alpha, beta)
+    second = np.full_like(x, s + 1.0) if alpha >= beta else r + x
+    diff = abs(alpha - beta)
+    log_f_tx = _log_hyp2f1(k, second, k + 1.0, diff / (hi + t_x)) - k * np.log(hi + t_x)
+    log_f_t = _log_hyp2f1(k, second, k + 1.0, diff / (hi + big_t)) - k * np.log(hi + big_t)
+    # A0 = F(t_x) - F(T) >= 0; computed as F(t_x) * (1 - F(T)/F(t_x)).
+    return np.asarray(log_f_tx + _log1mexp(np.minimum(log_f_t - log_f_tx, 0.0)), dtype=np.float64)
+
+
+def _pnbd_terms(theta: Array | Sequence[float], x: Array, t_x: Array, big_t: Array
+                ) -> tuple[Array, Array, Array]:
+    """Per row: the log-likelihood, ``log L1`` (alive at T) and ``log L2`` (dropped out in (t_x, T])
+    without the common factor, and the common factor ``log Γ(r+x) α^r β^s / Γ(r)``."""
+    r, alpha, s, beta = (float(v) for v in theta)
+    common = special.gammaln(r + x) - special.gammaln(r) + r * math.log(alpha) + s * math.log(beta)
+    log_l1 = -(r + x) * np.log(alpha + big_t) - s * np.log(beta + big_t)
+    log_l2 = math.log(s) - np.log(r + s + x) + _pnbd_log_a0(r, alpha, s, beta, x, t_x, big_t)
+    return common + np.logaddexp(log_l1, log_l2), log_l1, log_l2
+
+
+def _pnbd_ll(theta: Array, d: _Rows) -> float:
+    ll, _, _ = _pnbd_terms(theta, d.x, d.t_x, d.big_t)
+    return _wsum(d.w, ll)
+
+
+@dataclass(frozen=True)
+class _SpendRows:
+    """Gamma-Gamma data (scaled spends) with the sums that do not depend on the parameters."""
+
+    x: Array
+    m: Array
+    w: Array
+    xu: Array
+    wu: Array  # total weight per distinct x
+    sum_w: float
+    sum_wx_log_xm: float  # Σ w x (log x + log m)
+    sum_w_log_m: float  # Σ w log m
+
+    @classmethod
+    def of(cls, x: Array, m: Array, w: Array) -> _SpendRows:
+        xu, xi = np.unique(x, return_inverse=True)
+        wu = np.bincount(xi, weights=w, minlength=len(xu)).astype(np.float64)
+        log_m = np.log(m)
+        return cls(x, m, w, xu.astype(np.float64), wu, float(w.sum()),
+                   float(_wsum(w, x * (np.log(x) + log_m))), _wsum(w, log_m))
+
+
+def _gg_ll_grad(theta: Array, d: _SpendRows, grad: bool = True) -> tuple[float, Array]:
+    """Sum of weighted Gamma-Gamma log-likelihoods of mean spends ``m`` over ``x`` purchases:
+    ``log Γ(px+q) − log Γ(px) − log Γ(q) + q log v + (px−1) log m + px log x − (px+q) log(v+mx)``."""
+    p, q, v = (float(t) for t in theta)
+    pxu = p * d.xu
+    log_vmx = np.log(v + d.m * d.x)
+    weighted_log_vmx = d.w * log_vmx
+    sum_log_vmx = float(weighted_log_vmx.sum())
+    sum_x_log_vmx = _wsum(weighted_log_vmx, d.x)
+    value = (_wsum(d.wu, special.gammaln(pxu + q) - special.gammaln(pxu))
+             + d.sum_w * (q * math.log(v) - special.gammaln(q))
+             + p * d.sum_wx_log_xm - d.sum_w_log_m - p * sum_x_log_vmx - q * sum_log_vmx)
+    if not grad:
+        return value, np.zeros(3)
+    psi_u = special.digamma(pxu + q)
+    dp = float(_wsum(d.wu, d.xu * (psi_u - special.digamma(pxu)))) + d.sum_wx_log_xm - sum_x_log_vmx
+    dq = _wsum(d.wu, psi_u) - d.sum_w * special.digamma(q) + d.sum_w * math.log(v) - sum_log_vmx
+    dv = d.sum_w * q / v - _wsum(d.w, (p * d.x + q) / (v + d.m * d.x))
+    return value, np.array([dp, dq, dv])
+
+
+def bgnbd_log_likelihood(params: BgNbdParams, data: RfmData) -> Array:
+    """Per-row BG/NBD log-likelihood (not weighted by counts)."""
+    rows = _Rows.of(data.frequency, data.recency, data.age, data.weights)
+    return _bgnbd_ll_rows([params.r, params.alpha, params.a, params.b], rows)[0]
+
+
+def paretonbd_log_likelihood(params: ParetoNbdParams, data: RfmData) -> Array:
+    """Per-row Pareto/NBD log-likelihood (not weighted by counts)."""
+    ll, _, _ = _pnbd_terms([params.r, params.alpha, params.s, params.beta], data.frequency,
+                           data.recency, data.age)
+    return ll
+
+
+# --------------------------------------------------------------------------------------------
+# Optimisation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """A maximum-likelihood problem in scaled parameters ``theta`` (all positive)."""
+
+    names: tuple[str, ...]
+    loglik: Callable[[Array], float]
+    loglik_grad: Callable[[Array], tuple[float, Array]] | None
+    total_weight: float
+    starts: list[Array]
+
+
+@dataclass(frozen=True)
+class _Solution:
+    theta: Array
+    loglik: float
+    converged: bool
+    optimizer: str
+    at_bounds: tuple[str, ...]
+    cov: Array
+    message: str
+
+
+_BIG = 1e100
+
+
+def _objective(problem: _Problem) -> Callable[[Array], float]:
+    """Mean negative log-likelihood in log parameters."""
+    scale = 1.0 / problem.total_weight
+
+    def f(u: Array) -> float:
+        with np.errstate(all="ignore"):
+            value = problem.loglik(np.exp(u))
+        return -value * scale if math.isfinite(value) else _BIG
+
+    return f
+
+
+def _objective_grad(problem: _Problem) -> Callable[[Array], tuple[float, Array]] | None:
+    """Mean negative log-likelihood in log parameters with its gradient (one pass), when analytic."""
+    if problem.loglik_grad is None:
+        return None
+    grad_fn = problem.loglik_grad
+    scale = 1.0 / problem.total_weight
+
+    def fg(u: Array) -> tuple[float, Array]:
+        theta = np.exp(u)
+        with np.errstate(all="ignore"):
+            value, grad = grad_fn(theta)
+        if not math.isfinite(value):
+            return _BIG, np.zeros_like(u)
+        grad = -grad * theta * scale
+        return -value * scale, np.where(np.isfinite(grad), grad, 0.0)
+
+    return fg
+
+
+def _projected_gradient(problem: _Problem, u: Array) -> Array:
+    fg = _objective_grad(problem)
+    if fg is not None:
+        grad = fg(u)[1]
+    else:
+        grad = optimize.approx_fprime(u, _objective(problem), 1e-7)
+    lo, hi = _LOG_BOUNDS
+    # A component pushing against its bound is not a sign of non-convergence.
+    grad = np.where((u <= lo + _AT_BOUND) & (grad > 0), 0.0, grad)
+    grad = np.where((u >= hi - _AT_BOUND) & (grad < 0), 0.0, grad)
+    return np.asarray(grad, dtype=np.float64)
+
+
+def _lbfgsb(problem: _Problem, u0: Array) -> optimize.OptimizeResult:
+    bounds = [_LOG_BOUNDS] * len(u0)
+    options = {"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9}
+    fg = _objective_grad(problem)
+    if fg is not None:
+        return optimize.minimize(fg, u0, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
+    return optimize.minimize(_objective(problem), u0, jac="2-point", method="L-BFGS-B", bounds=bounds,
+                             options=options)
+
+
+def _converged(problem: _Problem, u: Array, value: float) -> bool:
+    return value < _BIG and bool(np.max(np.abs(_projected_gradient(problem, u))) < _GRAD_TOL)
+
+
+def _solve(problem: _Problem, hessian: bool = True) -> _Solution:
+    """Maximise the likelihood.
+
+    L-BFGS-B starts from the most likely of the starting points; if it does not converge, from
+    each of the others; if none converges, Nelder-Mead continues from the best point found and
+    L-BFGS-B polishes its result.
+    """
+    f = _objective(problem)
+    lo, hi = _LOG_BOUNDS
+    starts = sorted((np.clip(np.log(s), lo, hi) for s in problem.starts), key=f)
+    tried: list[tuple[float, Array]] = []
+    converged = False
+    for start in starts:
+        res = _lbfgsb(problem, start)
+        tried.append((float(res.fun), np.asarray(res.x, dtype=np.float64)))
+        if _converged(problem, tried[-1][1], tried[-1][0]):
+            converged = True
+            break
+    value, u = min(tried, key=lambda c: c[0])
+    optimizer = "L-BFGS-B" if len(tried) == 1 else f"L-BFGS-B ({len(tried)} starting points)"
+    if not converged:
+        nm = optimize.minimize(f, u, method="Nelder-Mead", bounds=[_LOG_BOUNDS] * len(u),
+                               options={"maxiter": 20_000, "xatol": 1e-10, "fatol": 1e-14,
+                                        "adaptive": True})
+        polish = _lbfgsb(problem, np.asarray(nm.x, dtype=np.float64))
+        value, u = min([(value, u), (float(nm.fun), np.asarray(nm.x, dtype=np.float64)),
+                        (float(polish.fun), np.asarray(polish.x, dtype=np.float64))], key=lambda c: c[0])
+        optimizer = f"L-BFGS-B ({len(starts)} starting points), then Nelder-Mead and L-BFGS-B"
+        converged = _converged(problem, u, value)
+    theta = np.exp(u)
+    at_bounds = tuple(name for name, v in zip(problem.names, u, strict=True)
+                      if v <= lo + _AT_BOUND or v >= hi - _AT_BOUND)
+    if hessian:
+        cov, message = _covariance(problem, theta, at_bounds)
+    else:
+        cov, message = np.full((len(theta), len(theta)), np.nan), ""
+    loglik = problem.loglik(theta)
+    if not converged:
+        message = ("the optimiser did not converge; the parameters are the best found. " + message).strip()
+    return _Solution(theta, loglik, converged, optimizer, at_bounds, cov, message)
+
+
+def _hessian(problem: _Problem, theta: Array) -> Array:
+    """Numerical Hessian of the negative log-likelihood (sum over customers) in ``theta``."""
+    k = len(theta)
+    hess = np.empty((k, k))
+    if problem.loglik_grad is not None:
+        grad_fn = problem.loglik_grad
+        for i in range(k):
+            h = 1e-5 * theta[i]
+            up, down = theta.copy(), theta.copy()
+            up[i] += h
+            down[i] -= h
+            hess[:, i] = -(grad_fn(up)[1] - grad_fn(down)[1]) / (2 * h)
+        return (hess + hess.T) / 2
+    f = problem.loglik
+    steps = 5e-4 * theta
+
+    def at(i: int, si: float, j: int, sj: float) -> float:
+        point = theta.copy()
+        point[i] += si * steps[i]
+        point[j] += sj * steps[j]
+        return -f(point)
+
+    centre = -f(theta)
+    for i in range(k):
+        hess[i, i] = (at(i, 1, i, 1) - 2 * centre + at(i, -1, i, -1)) / (4 * steps[i] ** 2)
+        for j in range(i):
+            value = (at(i, 1, j, 1) - at(i, 1, j, -1) - at(i, -1, j, 1) + at(i, -1, j, -1)) / (
+                4 * steps[i] * steps[j])
+            hess[i, j] = hess[j, i] = value
+    return hess
+
+
+def _covariance(problem: _Problem, theta: Array, at_bounds: tuple[str, ...]) -> tuple[Array, str]:
+    """Inverse Hessian over the identified parameters (NaN rows and columns for the others).
+
+    Parameters on a bound are left out first. If the Hessian of the rest is still not positive
+    definite, the parameter with the flattest likelihood (smallest curvature in its log) is left
+    out in turn, until what remains can be inverted: those parameters are not identified by the data.
+    """
+    k = len(theta)
+    cov = np.full((k, k), np.nan)
+    free = [i for i, name in enumerate(problem.names) if name not in at_bounds]
+    notes = []
+    if at_bounds:
+        notes.append(f"{', '.join(at_bounds)} reached the bound of the search ({LOWER:g} .. {UPPER:g} "
+                     "on the scaled data): the data barely identify it; no standard error.")
+    if not free:
+        return cov, " ".join(notes)
+    with np.errstate(all="ignore"):
+        full = _hessian(problem, theta)
+    flat: list[str] = []
+    while free:
+        hess = full[np.ix_(free, free)]
+        try:
+            if not np.all(np.isfinite(hess)):
+                raise np.linalg.LinAlgError("non-finite Hessian")
+            np.linalg.cholesky(hess)
+            cov[np.ix_(free, free)] = np.linalg.inv(hess)
+            break
+        except np.linalg.LinAlgError:
+            curvature = np.nan_to_num(np.diag(hess) * theta[free] ** 2, nan=-np.inf)
+            flat.append(problem.names[free.pop(int(np.argmin(curvature)))])
+    if flat:
+        notes.append(f"{', '.join(flat)}: not identified by the data (the likelihood is flat); "
+                     "no standard error.")
+    return cov, " ".join(notes)
+
+
+def _std_errors(names: tuple[str, ...], cov: Array, scales: Array) -> dict[str, float]:
+    variances = np.diag(cov) * scales**2
+    return {name: float(math.sqrt(v)) if math.isfinite(v) and v >= 0 else math.nan
+            for name, v in zip(names, variances, strict=True)}
+
+
+# --------------------------------------------------------------------------------------------
+# Fitting
+# --------------------------------------------------------------------------------------------
+
+
+def _purchase_rows(data: RfmData) -> tuple[_Rows, float, float]:
+    """Compressed rows with durations divided by the mean age; returns (rows, time scale, Σ w x)."""
+    n = data.n_customers
+    if n == 0:
+        raise CannotFitError("no customers to fit: the calibration period holds no purchases")
+    compact, _ = compress(data)
+    w = compact.weights
+    repeats = _wsum(w, compact.frequency)
+    if repeats == 0:
+        raise CannotFitError(
+            f"no repeat buyers: all {n:,} customers bought on a single day in the calibration period, "
+            "so the repeat-purchase rate cannot be estimated (use a later calibration end or more history)"
+        )
+    scale = float(_wsum(w, compact.age) / w.sum())
+    if scale <= 0:
+        raise CannotFitError(
+            f"no customer has been observed for any time (every age T is 0 across {n:,} customers)"
+        )
+    rows = _Rows.of(compact.frequency, compact.recency / scale, compact.age / scale, w)
+    return rows, scale, repeats
+
+
+def fit_bgnbd(data: RfmData) -> Fit[BgNbdParams]:
+    """Fit BG/NBD ``r, alpha, a, b`` by maximum likelihood (see the module notes)."""
+    rows, scale, repeats = _purchase_rows(data)
+    w_total = float(rows.w.sum())
+    rate = repeats / _wsum(rows.w, rows.big_t)  # repeat purchases per scaled time unit
+    guesses = ((1.0, 1.0, 1.0), (0.3, 0.8, 2.5), (3.0, 2.0, 6.0))
+    starts = [np.array([r, r / rate, a, b]) for r, a, b in guesses]
+    problem = _Problem(BgNbdParams.names, lambda th: _bgnbd_ll_grad(th, rows, grad=False)[0],
+                       lambda th: _bgnbd_ll_grad(th, rows), w_total, starts)
+    sol = _solve(problem)
+    scales = np.array([1.0, scale, 1.0, 1.0])
+    r, alpha, a, b = sol.theta * scales
+    return Fit(
+        params=BgNbdParams(float(r), float(alpha), float(a), float(b)),
+        std_errors=_std_errors(BgNbdParams.names, sol.cov, scales),
+        covariance=sol.cov * np.outer(scales, scales),
+        log_likelihood=sol.loglik - repeats * math.log(scale),
+        n_customers=data.n_customers, time_unit=data.time_unit, converged=sol.converged,
+        optimizer=sol.optimizer, at_bounds=sol.at_bounds, message=sol.message,
+    )
+
+
+def fit_paretonbd(data: RfmData) -> Fit[ParetoNbdParams]:
+    """Fit Pareto/NBD ``r, alpha, s, beta`` by maximum likelihood (see the module notes)."""
+    rows, scale, repeats = _purchase_rows(data)
+    w_total = float(rows.w.sum())
+    rate = repeats / _wsum(rows.w, rows.big_t)
+    starts = [np.array([r, r / rate, s, s * beta]) for r, s, beta in ((1.0, 1.0, 1.0), (0.5, 0.5, 2.0))]
+    # The purchase process is BG/NBD's: start from its (cheap) fit, with a lifetime rate equal to
+    # its drop-out rate per unit of time, (r / alpha) * a / (a + b).
+    bg = _solve(_Problem(BgNbdParams.names, lambda th: _bgnbd_ll_grad(th, rows, grad=False)[0],
+                         lambda th: _bgnbd_ll_grad(th, rows), w_total, [starts[0].copy()]),
+                hessian=False)
+    r0, alpha0, a0, b0 = bg.theta
+    dropout = r0 / alpha0 * a0 / (a0 + b0)
+    starts += [np.array([r0, alpha0, s0, s0 / max(dropout, 1e-6)]) for s0 in (1.0, 0.5)]
+    problem = _Problem(ParetoNbdParams.names, lambda th: _pnbd_ll(th, rows), None, w_total, starts)
+    sol = _solve(problem)
+    scales = np.array([1.0, scale, 1.0, scale])
+    r, alpha, s, beta = sol.theta * scales
+    return Fit(
+        params=ParetoNbdParams(float(r), float(alpha), float(s), float(beta)),
+        std_errors=_std_errors(ParetoNbdParams.names, sol.cov, scales),
+        covariance=sol.cov * np.outer(scales, scales),
+        log_likelihood=sol.loglik - repeats * math.log(scale),
+        n_customers=data.n_customers, time_unit=data.time_unit, converged=sol.converged,
+        optimizer=sol.optimizer, at_bounds=sol.at_bounds, message=sol.message,
+    )
+
+
+def fit_purchases(data: RfmData, model: str = "bgnbd") -> Fit[BgNbdParams] | Fit[ParetoNbdParams]:
+    """Fit the repeat-purchase model called ``model`` (``bgnbd`` or ``paretonbd``)."""
+    if model == "bgnbd":
+        return fit_bgnbd(data)
+    if model == "paretonbd":
+        return fit_paretonbd(data)
+    raise InvalidArgumentError(f"unknown model {model!r}; choose bgnbd or paretonbd")
+
+
+def fit_gamma_gamma(data: RfmData) -> Fit[GammaGammaParams]:
+    """Fit Gamma-Gamma ``p, q, v`` on the repeat buyers with a positive mean spend.
+
+    Customers without repeat purchases carry no information about spend variation and are left
+    out; repeat buyers whose mean spend is missing, zero or negative are left out too and counted
+    in ``n_excluded``.
+    """
+    if data.monetary is None:
+        raise InvalidArgumentError("Gamma-Gamma needs the mean spend per repeat purchase (monetary)")
+    repeat = data.frequency > 0
+    if data.n_customers == 0:
+        raise CannotFitError("no customers to fit: the calibration period holds no purchases")
+    if not np.any(repeat & (data.weights > 0)):
+        raise CannotFitError(
+            f"no repeat buyers among {data.n_customers:,} customers: the spend model (Gamma-Gamma) is "
+            "fitted on customers with at least one repeat purchase"
+        )
+    with np.errstate(invalid="ignore"):
+        usable = repeat & np.isfinite(data.monetary) & (data.monetary > 0)
+    excluded = round(float(data.weights[repeat & ~usable].sum()))
+    if not np.any(usable):
+        raise CannotFitError(
+            f"no repeat buyer has a positive spend ({excluded:,} repeat buyer(s), all with zero, "
+            "negative or missing mean spend): the spend model (Gamma-Gamma) needs positive amounts"
+        )
+    x, m, w = data.frequency[usable], data.monetary[usable], data.weights[usable]
+    w_total = float(w.sum())
+    scale = float(_wsum(w, m) / w_total)
+    ms = m / scale
+    starts = [np.array([p, q, (q - 1) / p]) for p, q in ((1.0, 2.0), (5.0, 3.0), (2.0, 6.0))]
+    rows = _SpendRows.of(x, ms, w)
+    problem = _Problem(GammaGammaParams.names, lambda th: _gg_ll_grad(th, rows, grad=False)[0],
+                       lambda th: _gg_ll_grad(th, rows), w_total, starts)
+    sol = _solve(problem)
+    scales = np.array([1.0, 1.0, scale])
+    p, q, v = sol.theta * scales
+    message = sol.message
+    if excluded:
+        message = (f"{excluded:,} repeat buyer(s) without a positive mean spend were left out. "
+                   + message).strip()
+    return Fit(
+        params=GammaGammaParams(float(p), float(q), float(v)),
+        std_errors=_std_errors(GammaGammaParams.names, sol.cov, scales),
+        covariance=sol.cov * np.outer(scales, scales),
+        log_likelihood=sol.loglik - w_total * math.log(scale),
+        n_customers=round(w_total), time_unit=data.time_unit, converged=sol.converged,
+        optimizer=sol.optimizer, at_bounds=sol.at_bounds, n_excluded=excluded, message=message,
+        extra={"frequency_monetary_correlation": _weighted_corr(x, m, w)},
+    )
+
+
+def _weighted_corr(x: Array, y: Array, w: Array) -> float:
+    """Weighted Pearson correlation (NaN when either side is constant). Gamma-Gamma assumes the
+    spend is independent of the purchase frequency; a strong correlation is a warning sign."""
+    mx, my = np.average(x, weights=w), np.average(y, weights=w)
+    cxy = np.average((x - mx) * (y - my), weights=w)
+    vx, vy = np.average((x - mx) ** 2, weights=w), np.average((y - my) ** 2, weights=w)
+    return float(cxy / math.sqrt(vx * vy)) if vx > 0 and vy > 0 else math.nan
+
+
+# --------------------------------------------------------------------------------------------
+# Predictions (durations in the fit's time unit)
+# --------------------------------------------------------------------------------------------
+
+
+def _arrays(*values: Any) -> list[Array]:
+    """Inputs as broadcast 1-D float arrays (scalars become one-element arrays)."""
+    arrays = [np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in values]
+    return [np.asarray(a, dtype=np.float64) for a in np.broadcast_arrays(*arrays)]
+
+
+def p_alive(params: PurchaseParams, frequency: Any, recency: Any, age: Any) -> Array:
+    """Probability that each customer is still alive at the end of the calibration period."""
+    x, t_x, big_t = _arrays(frequency, recency, age)
+    if isinstance(params, BgNbdParams):
+        r, alpha, a, b = params.r, params.alpha, params.a, params.b
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_odds = (math.log(a) - np.log(b + x - 1)
+                        + (r + x) * (np.log(alpha + big_t) - np.log(alpha + t_x)))
+        return np.where(x > 0, special.expit(-log_odds), 1.0)
+    _, log_l1, log_l2 = _pnbd_terms([params.r, params.alpha, params.s, params.beta], x, t_x, big_t)
+    return np.asarray(special.expit(log_l1 - log_l2), dtype=np.float64)
+
+
+def _bgnbd_expected(params: BgNbdParams, t: Array, x: Array, t_x: Array, big_t: Array) -> Array:
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    if abs(a - 1.0) < 1e-7:  # removable singularity at a = 1: average both sides
+        lo = _bgnbd_expected(BgNbdParams(r, alpha, 1.0 - 1e-6, b), t, x, t_x, big_t)
+        hi = _bgnbd_expected(BgNbdParams(r, alpha, 1.0 + 1e-6, b), t, x, t_x, big_t)
+        return (lo + hi) / 2
+    c = a + b + x - 1
+    z = t / (alpha + big_t + t)
+    log_hyp = _log_hyp2f1(r + x, b + x, c, z)
+    second = -np.expm1(log_hyp + (r + x) * (np.log(alpha + big_t) - np.log(alpha + big_t + t)))
+    numerator = c / (a - 1) * second
+    return np.asarray(numerator * p_alive(params, x, t_x, big_t), dtype=np.float64)
+
+
+def _pnbd_expected(params: ParetoNbdParams, t: Array, x: Array, t_x: Array, big_t: Array) -> Array:
+    r, alpha, s, beta = params.r, params.alpha, params.s, params.beta
+    log_ratio = np.log(beta + big_t) - np.log(beta + big_t + t)
+    if abs(s - 1.0) < 1e-9:
+        tail = -log_ratio  # limit of (1 - ratio^(s-1)) / (s-1) as s -> 1
+    else:
+        tail = -np.expm1((s - 1) * log_ratio) / (s - 1)
+    value = (r + x) * (beta + big_t) / (alpha + big_t) * tail * p_alive(params, x, t_x, big_t)
+    return np.asarray(value, dtype=np.float64)
+
+
+def expected_purchases(params: PurchaseParams, t: Any, frequency: Any, recency: Any, age: Any) -> Array:
+    """Expected purchases in the next ``t`` time units, given each customer's ``(x, t_x, T)``."""
+    t_, x, t_x, big_t = _arrays(t, frequency, recency, age)
+    if isinstance(params, BgNbdParams):
+        result = _bgnbd_expected(params, t_, x, t_x, big_t)
+    else:
+        result = _pnbd_expected(params, t_, x, t_x, big_t)
+    return np.where(t_ > 0, result, 0.0)
+
+
+def expected_spend(params: GammaGammaParams, frequency: Any, monetary: Any) -> Array:
+    """Expected spend per future purchase, ``p (v + x m) / (p x + q - 1)``; the population mean
+    ``p v / (q - 1)`` for customers without a repeat purchase (or without a positive mean spend)."""
+    if params.q <= 1:
+        raise CannotFitError(
+            f"the fitted spend model has q = {params.q:.3g} <= 1, so the expected spend is not finite"
+        )
+    x, m = _arrays(frequency, monetary)
+    with np.errstate(invalid="ignore"):
+        usable = (x > 0) & np.isfinite(m) & (m > 0)
+    xs = np.where(usable, x, 0.0)
+    ms = np.where(usable, m, 0.0)
+    return np.asarray(params.p * (params.v + xs * ms) / (params.p * xs + params.q - 1), dtype=np.float64)
+
+
+def discount_per_unit(monthly_rate: float, time_unit: str) -> float:
+    """A monthly discount rate as the equivalent rate per time unit: ``(1 + d)^(days / 30.4375) - 1``."""
+    _check_unit(time_unit)
+    if not math.isfinite(monthly_rate) or monthly_rate <= -1:
+        raise InvalidArgumentError(f"discount rate {monthly_rate!r} must be a number above -1 (0.01 = 1%)")
+    return float((1.0 + monthly_rate) ** (TIME_UNITS[time_unit] / DAYS_PER_MONTH) - 1.0)
+
+
+def _discounted_purchases(purchases: PurchaseParams, x: Array, t_x: Array, big_t: Array, periods: int,
+                          discount_rate: float) -> tuple[Array, Array]:
+    """Per row: ``Σ_k (E[X(k)] − E[X(k−1)]) / (1 + d)^k`` and ``E[X(periods)]``."""
+    value = np.zeros(len(x))
+    previous = np.zeros(len(x))
+    for k in range(1, periods + 1):
+        cumulative = expected_purchases(purchases, float(k), x, t_x, big_t)
+        value += (cumulative - previous) / (1.0 + discount_rate) ** k
+        previous = cumulative
+    return value, previous
+
+
+def customer_lifetime_value(
+    purchases: PurchaseParams,
+    spend: GammaGammaParams,
+    frequency: Any,
+    recency: Any,
+    age: Any,
+    monetary: Any,
+    *,
+    periods: int,
+    discount_rate: float,
+) -> Array:
+    """Discounted value of each customer's purchases over the next ``periods`` time units.
+
+    ``sum_{k=1..periods} (E[X(k)] - E[X(k-1)]) * E[spend] / (1 + discount_rate)^k`` with
+    ``discount_rate`` per time unit (see :func:`discount_per_unit`); same money unit as ``monetary``.
+    """
+    return score_customers(purchases, spend, frequency, recency, age, monetary, periods=periods,
+                           discount_rate=discount_rate).clv
+
+
+@dataclass(frozen=True, eq=False)
+class CustomerScores:
+    """Per-customer predictions over a horizon (money in the unit of ``monetary``)."""
+
+    p_alive: Array
+    expected_purchases: Array
+    expected_spend: Array
+    clv: Array
+
+
+def score_customers(
+    purchases: PurchaseParams,
+    spend: GammaGammaParams,
+    frequency: Any,
+    recency: Any,
+    age: Any,
+    monetary: Any,
+    *,
+    periods: int,
+    discount_rate: float,
+) -> CustomerScores:
+    """P(alive), expected purchases over ``periods`` time units, expected spend per purchase and
+    CLV (see :func:`customer_lifetime_value`), computing each distinct ``(x, t_x, T)`` once."""
+    if periods < 0:
+        raise InvalidArgumentError(f"horizon {periods} must not be negative")
+    x, t_x, big_t, m = _arrays(frequency, recency, age, monetary)
+    per_purchase = expected_spend(spend, x, m)
+    (ux, utx, ut), inverse = unique_rows(x, t_x, big_t)
+    discounted, cumulative = _discounted_purchases(purchases, ux, utx, ut, periods, discount_rate)
+    alive = p_alive(purchases, ux, utx, ut)
+    return CustomerScores(
+        p_alive=alive[inverse],
+        expected_purchases=cumulative[inverse],
+        expected_spend=per_purchase,
+        clv=np.asarray(discounted[inverse] * per_purchase, dtype=np.float64),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Holdout validation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HoldoutRow:
+    """Predicted vs actual holdout purchases for customers with one calibration frequency."""
+
+    frequency: str
+    customers: int
+    actual_total: float
+    predicted_total: float
+    actual_mean: float
+    predicted_mean: float
+    mean_absolute_error: float
+
+
+@dataclass(frozen=True)
+class HoldoutComparison:
+    """Predicted vs actual holdout purchases, overall and by calibration frequency."""
+
+    customers: int
+    actual_total: float
+    predicted_total: float
+    mean_absolute_error: float
+    rows: tuple[HoldoutRow, ...]
+
+
+def compare_holdout(frequency: Any, predicted: Any, actual: Any, *, top: int = 7) -> HoldoutComparison:
+    """Group customers by calibration frequency (0, 1, ..., ``top``+) and compare totals and means.
+
+    The mean absolute error is per customer: the mean of ``|predicted - actual|``.
+    """
+    x, pred, act = _arrays(frequency, predicted, actual)
+    if len(x) == 0:
+        raise CannotFitError("no customers to validate")
+    bucket = np.minimum(x, top).astype(np.int64)
+    err = np.abs(pred - act)
+    rows = []
+    for k in range(top + 1):
+        sel = bucket == k
+        n = int(sel.sum())
+        if n == 0:
+            continue
+        rows.append(HoldoutRow(
+            frequency=f"{k}+" if k == top else str(k), customers=n,
+            actual_total=float(act[sel].sum()), predicted_total=float(pred[sel].sum()),
+            actual_mean=float(act[sel].mean()), predicted_mean=float(pred[sel].mean()),
+            mean_absolute_error=float(err[sel].mean()),
+        ))
+    return HoldoutComparison(len(x), float(act.sum()), float(pred.sum()), float(err.mean()), tuple(rows))
