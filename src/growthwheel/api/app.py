@@ -26,6 +26,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.customers.api",
     "growthwheel.insight.api",
     "growthwheel.warehouse.api",
+    "growthwheel.segments.api",
     "growthwheel.web.pages",
 )
 

@@ -19,8 +19,10 @@ from rich.table import Table as RichTable
 from growthwheel import __version__
 from growthwheel.accounts.cli import apikeys_app, users_app
 from growthwheel.cli.clv import clv_app
+from growthwheel.cli.insight import insight_app
 from growthwheel.config import Settings, ShopSettings, set_settings, settings
 from growthwheel.errors import GrowthwheelError
+from growthwheel.segments.cli import personas_command, segments_app, tags_app
 from growthwheel.warehouse import ingest
 from growthwheel.warehouse.schema import TABLES
 
@@ -34,7 +36,11 @@ quarantine_app = typer.Typer(help="Rows refused by imports.", no_args_is_help=Tr
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(users_app, name="users")
 app.add_typer(apikeys_app, name="apikeys")
+app.add_typer(insight_app)  # rfm, lifecycle, cohorts, funnel
 app.add_typer(clv_app, name="clv")
+app.add_typer(segments_app, name="segments")
+app.add_typer(tags_app, name="tags")
+app.command("personas")(personas_command)
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)

@@ -42,6 +42,7 @@ def open_duckdb(cfg: Settings | None = None, *, read_only: bool = False) -> duck
             raise warehouse_in_use_error(cfg, exc) from None
         raise
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # it would draw on stdout, into --json output
     if not read_only:
         ensure_schema(con)
     return con

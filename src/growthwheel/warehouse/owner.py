@@ -554,6 +554,40 @@ class WarehouseOwner:
             raise failure[0]
         return box[0]
 
+    def run_write(self, fn: Callable[[duckdb.DuckDBPyConnection], T], timeout: float | None = 600.0) -> T:
+        """Run ``fn(connection)`` on the writer thread, after the writes already queued, and return
+        its result (or raise its exception). ``connection`` is a fresh cursor of the warehouse
+        (read-write, UTC), closed afterwards; ``fn`` owns its transaction. DuckDB only."""
+        if not self.running:
+            raise ConfigError("the warehouse owner is not running")
+        if self.cfg.warehouse != "duckdb":
+            raise ConfigError("this write needs the DuckDB warehouse")
+        box: list[T] = []
+        failure: list[BaseException] = []
+        finished = threading.Event()
+
+        def work() -> None:
+            try:
+                if self._con is None:
+                    raise ConfigError("the warehouse is not open (the server is stopping)")
+                cursor = self._con.cursor()
+                try:
+                    cursor.execute("SET TimeZone = 'UTC'")
+                    box.append(fn(cursor))
+                finally:
+                    cursor.close()
+            except BaseException as exc:
+                failure.append(exc)
+            finally:
+                finished.set()
+
+        self._queue.put(work)
+        if not finished.wait(timeout):
+            raise TimeoutError("the warehouse write did not finish in time")
+        if failure:
+            raise failure[0]
+        return box[0]
+
     def _flush(self) -> int:
         """Import every closed spool segment (runs on the writer thread, or in ``start``)."""
         segments = self.spool.rotate()
