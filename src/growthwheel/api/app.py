@@ -25,6 +25,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.events.api",
     "growthwheel.customers.api",
     "growthwheel.insight.api",
+    "growthwheel.insight.reports_api",
     "growthwheel.warehouse.api",
     "growthwheel.segments.api",
     "growthwheel.web.pages",
