@@ -12,7 +12,6 @@ import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from growthwheel.cli.common import parse_date
 from growthwheel.config import settings
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
 
@@ -54,15 +54,6 @@ def _errors() -> Iterator[None]:
     except GrowthwheelError as exc:
         err.print(f"[red]error:[/red] {exc.message}", highlight=False)
         raise typer.Exit(1) from None
-
-
-def _date(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidArgumentError(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _json(value: Any) -> None:
@@ -129,7 +120,7 @@ def fit_command(
     from growthwheel.insight import clv
 
     with _errors():
-        end = _date(calibration_end, "--calibration-end")
+        end = parse_date(calibration_end, "--calibration-end")
         currency = settings().shop().currency
         fits = _backend_call(lambda backend: clv.fit_models(
             backend, model=model.value, time_unit=time_unit.value, calibration_end=end, currency=currency))
@@ -163,8 +154,8 @@ def validate_command(
     from growthwheel.insight import clv
 
     with _errors():
-        cal = _date(calibration_end, "--calibration-end")
-        hold = _date(holdout_end, "--holdout-end")
+        cal = parse_date(calibration_end, "--calibration-end")
+        hold = parse_date(holdout_end, "--holdout-end")
         assert cal is not None
         assert hold is not None
         result = _backend_call(lambda backend: clv.validate(
@@ -210,7 +201,7 @@ def score_command(
     with _errors():
         if out_file is not None and out_file.suffix.lower() not in (".csv", ".parquet"):
             raise InvalidArgumentError(f"--out: {out_file.name} must end in .csv or .parquet")
-        end = _date(calibration_end, "--calibration-end")
+        end = parse_date(calibration_end, "--calibration-end")
         scores = clv.score_customers(settings(), horizon=horizon, time_unit=time_unit.value,
                                      discount_rate=discount_rate, model=model.value, calibration_end=end)
     frame = scores.frame

@@ -7,26 +7,22 @@ main app with ``app.add_typer(insight_app)`` (the commands sit at the top level)
 
 from __future__ import annotations
 
-import json
-import sys
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
 
+from growthwheel.cli.common import out, parse_date, print_json
 from growthwheel.config import settings
 from growthwheel.errors import GrowthwheelError
+from growthwheel.kit.jsonable import json_records
 
 insight_app = typer.Typer(help="Customer insight: RFM, lifecycle, cohorts, funnels.")
 
-out = Console(soft_wrap=True)
 
 
 class Cut(StrEnum):
@@ -59,36 +55,6 @@ class Breakdown(StrEnum):
     utm_medium = "utm_medium"
     utm_campaign = "utm_campaign"
     device = "device"
-
-
-def _date(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise GrowthwheelError(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _plain(value: Any) -> Any:
-    """A cell as a JSON value: dates as ISO text, Decimal money as numbers, NA as null."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if hasattr(value, "item"):
-        return value.item()
-    return value
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{str(k): _plain(v) for k, v in r.items()} for r in frame.to_dict(orient="records")]
-
-
-def _json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def _pct(value: Any) -> str:
@@ -125,7 +91,7 @@ def rfm_command(
 
     con, exponent, currency = _warehouse()
     orders = con.table("orders")
-    day = _date(as_of, "--as-of") or last_paid_day(orders)
+    day = parse_date(as_of, "--as-of") or last_paid_day(orders)
     report = rfm_report(orders, day, cut=cut.value, currency_exponent=exponent)
     if out_file is not None:
         scores = rfm_scores(orders, day, cut=cut.value).execute()
@@ -133,7 +99,7 @@ def rfm_command(
         scores.sort_values("customer_id").to_csv(out_file, index=False)
         report["out"] = str(out_file)
     if as_json:
-        _json({"currency": currency, **report})
+        print_json({"currency": currency, **report})
         return
     if not report["customers"]:
         out.print(f"No customer with a paid order on or before {day}.")
@@ -193,8 +159,8 @@ def lifecycle_command(
 
     con, _, _ = _warehouse()
     orders = con.table("orders")
-    day = _date(as_of, "--as-of") or last_paid_day(orders)
-    since = _date(start, "--from")
+    day = parse_date(as_of, "--as-of") or last_paid_day(orders)
+    since = parse_date(start, "--from")
     manual = (at_risk_days, dormant_days, churned_days)
     if any(v is not None for v in manual):
         if any(v is None for v in manual):
@@ -205,7 +171,7 @@ def lifecycle_command(
         th = thresholds_for(orders, end=day, new_days=new_days, loyal_orders=loyal_orders)
     report = lifecycle_report(orders, day, thresholds=th, start=since)
     if as_json:
-        _json(report)
+        print_json(report)
         return
     how = {"learned": f"learned from {th.gaps:,} repeat gaps (P80 {th.p80_days} d, P95 {th.p95_days} d)",
            "default": f"defaults (only {th.gaps:,} repeat gaps to learn from)",
@@ -262,12 +228,12 @@ def cohorts_command(
     con, exponent, currency = _warehouse()
     frame = retention_frame(
         con.table("orders"), by=by.value, mode="rolling" if rolling else "calendar",
-        window_days=window_days, start=_date(start, "--from"), end=_date(end, "--to"),
+        window_days=window_days, start=parse_date(start, "--from"), end=parse_date(end, "--to"),
         by_channel=by_channel, currency_exponent=exponent,
     )
     if as_json:
-        _json({"currency": currency, "by": by.value, "mode": "rolling" if rolling else "calendar",
-               "cells": _records(frame)})
+        print_json({"currency": currency, "by": by.value, "mode": "rolling" if rolling else "calendar",
+               "cells": json_records(frame)})
         return
     if frame.empty:
         out.print("No cohorts in that range.")
@@ -319,12 +285,12 @@ def funnel_command(
     names = [s.strip() for s in steps.split(",") if s.strip()]
     frame = funnel_frame(
         con.table("events"), names, window=timedelta(days=window_days),
-        start=_date(start, "--from"), end=_date(end, "--to"),
+        start=parse_date(start, "--from"), end=parse_date(end, "--to"),
         breakdown=by.value if by else None,
     )
     if as_json:
-        _json({"steps": names, "window_days": window_days, "breakdown": by.value if by else None,
-               "rows": _records(frame)})
+        print_json({"steps": names, "window_days": window_days, "breakdown": by.value if by else None,
+               "rows": json_records(frame)})
         return
     if frame.empty or not frame["entrants"].iloc[0]:
         out.print("Nobody entered the funnel in that range.")

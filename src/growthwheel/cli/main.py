@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,13 +11,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
 from growthwheel import __version__
 from growthwheel.accounts.cli import apikeys_app, users_app
 from growthwheel.cli.clv import clv_app
+from growthwheel.cli.common import err, out, parse_date, print_json
 from growthwheel.cli.insight import insight_app
 from growthwheel.config import Settings, ShopSettings, set_settings, settings
 from growthwheel.errors import GrowthwheelError
@@ -42,8 +41,6 @@ app.add_typer(segments_app, name="segments")
 app.add_typer(tags_app, name="tags")
 app.command("personas")(personas_command)
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True)
 
 
 class Format(StrEnum):
@@ -86,10 +83,6 @@ def main_options(
         raise typer.Exit()
     if data_dir is not None:
         set_settings(Settings(data_dir=data_dir))
-
-
-def _json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 @contextmanager
@@ -173,7 +166,7 @@ def import_command(
 
                 raise owner.warehouse_in_use_error(cfg, exc) from None
     if as_json:
-        _json(result.to_dict())
+        print_json(result.to_dict())
     else:
         _print_import(result)
 
@@ -187,7 +180,7 @@ def quarantine_list(
     """Show quarantined rows: file, row, column, value and reason."""
     rows = ingest.quarantine_rows(table=table, limit=limit)
     if as_json:
-        _json(rows)
+        print_json(rows)
         return
     if not rows:
         out.print("No quarantined rows.")
@@ -241,15 +234,6 @@ def schema_command(
                       for c in spec.inputs]
         lines.append("")
     sys.stdout.write("\n".join(lines) + "\n")
-
-
-def _parse_date(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise GrowthwheelError(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 _KPI_COLUMNS = (
@@ -307,7 +291,7 @@ def kpi_command(
         return
 
     cfg = settings()
-    first, last = _parse_date(start, "--from"), _parse_date(end, "--to")
+    first, last = parse_date(start, "--from"), parse_date(end, "--to")
     if first and last and first > last:
         raise GrowthwheelError(f"--from {first} is after --to {last}")
     dim = dimension.value if dimension else None
@@ -322,7 +306,7 @@ def kpi_command(
                           currency_exponent=currency_exponent(cfg.shop().currency))
         records = kpi_records(frame)
     if as_json:
-        _json(records)
+        print_json(records)
         return
     if not records:
         out.print("No orders in the warehouse for that range: import some with `growthwheel import`.")
@@ -354,7 +338,7 @@ def report_command(
         raise GrowthwheelError("--period: choose week, month or quarter")
     cfg = settings()
     shop = cfg.shop()
-    day = _parse_date(as_of, "--as-of")
+    day = parse_date(as_of, "--as-of")
     server = _running_server(cfg)
     if server is not None:  # the server owns the warehouse: it renders the same report
         from growthwheel.warehouse.owner import read_via_server
@@ -384,7 +368,7 @@ def demo_command(
     from growthwheel.sim.demo import build_demo
 
     cfg = settings()
-    first = _parse_date(start, "--start")
+    first = parse_date(start, "--start")
     assert first is not None
     with _progress_bar(sys.stderr.isatty()) as progress:
         run = build_demo(cfg, customers=customers, days=days, seed=seed, start=first, say=progress)

@@ -10,11 +10,9 @@ the ``read`` scope and reads through the server-owned warehouse on a worker thre
 from __future__ import annotations
 
 from datetime import date, timedelta
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import ibis
-import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
@@ -23,6 +21,7 @@ from growthwheel.api.errors import problem
 from growthwheel.errors import InvalidArgumentError
 from growthwheel.insight.clv import SCORES_TABLE
 from growthwheel.insight.kpis import FIRST_DAY, LAST_DAY
+from growthwheel.kit.jsonable import json_records
 from growthwheel.kit.money import currency_exponent
 from growthwheel.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, paginate
 from growthwheel.warehouse.owner import WarehouseOwner, warehouse
@@ -45,23 +44,6 @@ def _check_days(**days: date | None) -> None:
     for name, day in days.items():
         if day is not None and not FIRST_DAY <= day <= LAST_DAY:
             raise InvalidArgumentError(f"{name}: give a date between {FIRST_DAY} and {LAST_DAY}")
-
-
-def _plain(value: Any) -> Any:
-    """A cell as ``growthwheel … --json`` prints it: ISO dates, Decimal money as numbers, NA as null."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if hasattr(value, "item"):
-        return value.item()
-    return value
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{str(k): _plain(v) for k, v in r.items()} for r in frame.to_dict(orient="records")]
 
 
 def _currency(request: Request) -> tuple[str, int]:
@@ -138,7 +120,7 @@ def get_cohorts(
             con.table("orders"), by=by, mode=mode, window_days=window_days, start=start, end=end,
             by_channel=by_channel, currency_exponent=exponent,
         )
-    return {"currency": currency, "by": by, "mode": mode, "cells": _records(frame)}
+    return {"currency": currency, "by": by, "mode": mode, "cells": json_records(frame)}
 
 
 @router.get("/funnel", summary="An ordered funnel over events", responses=ERRORS)
@@ -170,7 +152,7 @@ def get_funnel(
         frame = funnel_frame(con.table("events"), names, window=timedelta(days=window_days),
                              start=start, end=end, breakdown=breakdown)
     return {"steps": names, "window_days": window_days, "breakdown": breakdown,
-            "rows": _records(frame)}
+            "rows": json_records(frame)}
 
 
 _MONEY = ("expected_spend", "clv")
@@ -199,7 +181,7 @@ def get_clv_scores(
             table = table.filter((table.clv < top) | ((table.clv == top) & (table.customer_id > customer)))
         frame = (table.order_by([ibis.desc("clv"), "customer_id"]).limit(limit + 1)
                  .drop("scored_at").execute())
-    rows = _records(frame)
+    rows = json_records(frame)
     items, next_cursor = paginate(rows, limit, key=lambda r: (int(r["clv"]), str(r["customer_id"])))
     for item in items:
         exponent = currency_exponent(item["currency"])

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -31,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from growthwheel.cli.common import print_json
 from growthwheel.config import settings
 from growthwheel.errors import GrowthwheelError
 from growthwheel.segments import service
@@ -50,10 +50,6 @@ def _actor() -> str:
         return f"cli:{getpass.getuser()}"
     except Exception:  # no user name in this environment
         return "cli"
-
-
-def _json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def _as_of(value: str | None) -> date | None:
@@ -119,7 +115,7 @@ def _when(value: object) -> str:
 @segments_app.command("schema")
 def schema_command() -> None:
     """Print the JSON Schema of a segment definition."""
-    _json(definition_json_schema())
+    print_json(definition_json_schema())
 
 
 @segments_app.command("preview")
@@ -135,7 +131,7 @@ def preview_command(
         ctx = service.context(settings(), backend, _as_of(as_of))
         result = service.preview(backend, node, ctx, sample=sample)
     if as_json:
-        _json(result.model_dump(mode="json"))
+        print_json(result.model_dump(mode="json"))
         return
     out.print(f"{result.count:,} customer(s) match as of {result.as_of}", highlight=False)
     if result.sample:
@@ -171,7 +167,7 @@ def list_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
     with _store() as session:
         rows = [SegmentOut.model_validate(s) for s in service.list_segments(session)]
     if as_json:
-        _json([r.model_dump(mode="json") for r in rows])
+        print_json([r.model_dump(mode="json") for r in rows])
         return
     table = Table(title=f"{len(rows)} segment(s)")
     for column in ("name", "tag", "members", "as of", "refreshed (UTC)", "created by"):
@@ -194,7 +190,7 @@ def show_command(
         with _reader() as backend:
             changes = service.history(backend, seg, 20)
     if as_json:
-        _json({**row.model_dump(mode="json"), "history": changes})
+        print_json({**row.model_dump(mode="json"), "history": changes})
         return
     out.print(f"{row.name} ({row.id})" + (f" — tag rule for {row.tag!r}" if row.tag else ""), highlight=False)
     out.print(json.dumps(row.definition, ensure_ascii=False, indent=2), highlight=False)
@@ -228,7 +224,7 @@ def refresh_command(
                                                    actor_name=_actor()))
     if as_json:
         dumped = [r.model_dump(mode="json") for r in results]
-        _json(dumped if refresh_all else dumped[0])
+        print_json(dumped if refresh_all else dumped[0])
         return
     for r in results:
         extra = f" · tagged +{r.tagged:,} −{r.untagged:,}" if r.tagged or r.untagged else ""
@@ -302,7 +298,7 @@ def tags_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")
     with _reader() as backend:
         rows = service.list_tags(backend)
     if as_json:
-        _json(rows)
+        print_json(rows)
         return
     table = Table(title=f"{len(rows)} tag(s)")
     for column in ("tag", "customers", "manual", "rule", "imported"):
@@ -340,7 +336,7 @@ def personas_command(
         result.assignments.to_csv(assignments, index=False)
     currency = cfg.shop().currency
     if as_json:
-        _json({**result.to_dict(), "currency": currency})
+        print_json({**result.to_dict(), "currency": currency})
         return
     exponent = currency_exponent(currency)
     scores = ", ".join(f"k={n}: {s:.3f}" for n, s in result.silhouettes.items())
