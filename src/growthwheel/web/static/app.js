@@ -1,4 +1,4 @@
-/* Growthwheel console: draws the Overview charts from the JSON the page carries.
+/* Growthwheel console: draws the Overview and insight charts from the JSON the page carries.
  * No inline handlers, no eval: the page's data sits in <script type="application/json">. */
 (function () {
   "use strict";
@@ -129,6 +129,114 @@
     drawBuyers(data);
   }
 
+  function drawRfm() {
+    var data = readData("rfm-data");
+    if (!data) { return; }
+    var chart = init("chart-rfm");
+    if (!chart) { return; }
+    var L = data.labels, scores = ["1", "2", "3", "4", "5"];
+    var most = data.cells.reduce(function (m, c) { return Math.max(m, c[2]); }, 0);
+    chart.setOption({
+      tooltip: {
+        position: "top",
+        formatter: function (p) {
+          return esc(L.r) + " " + esc(p.value[1] + 1) + " · " + esc(L.f) + " " + esc(p.value[0] + 1) +
+            "<br>" + esc(L.customers) + ": " + esc(Number(p.value[2]).toLocaleString());
+        }
+      },
+      grid: { left: 72, right: 24, top: 12, bottom: 84 },
+      xAxis: { type: "category", data: scores, name: L.f, nameLocation: "middle", nameGap: 28,
+               splitArea: { show: true } },
+      yAxis: { type: "category", data: scores, name: L.r, nameLocation: "middle", nameGap: 40,
+               splitArea: { show: true } },
+      visualMap: { min: 0, max: Math.max(most, 1), calculable: false, orient: "horizontal",
+                   left: "center", bottom: 0, itemHeight: 160,
+                   inRange: { color: ["#eef3fc", "#2f6fde"] } },
+      series: [{ name: L.customers, type: "heatmap", data: data.cells,
+                 label: { show: true, formatter: function (p) { return Number(p.value[2]).toLocaleString(); } },
+                 emphasis: { itemStyle: { borderColor: "#1c2a3a", borderWidth: 1 } } }]
+    });
+  }
+
+  function drawFunnel() {
+    var data = readData("funnel-data");
+    if (!data) { return; }
+    var chart = init("chart-funnel");
+    if (!chart) { return; }
+    var L = data.labels, first = data.entrants[0] || 0;
+    chart.setOption({
+      color: PALETTE,
+      tooltip: {
+        trigger: "item",
+        formatter: function (p) {
+          var share = first ? (100 * p.value / first).toFixed(1) + "%" : "–";
+          return p.marker + esc(p.name) + ": " + esc(Number(p.value).toLocaleString()) +
+            "<br>" + esc(L.from_first) + ": " + esc(share);
+        }
+      },
+      series: [{
+        name: L.entrants, type: "funnel", sort: "none", left: "8%", width: "84%", top: 12, bottom: 12,
+        minSize: "8%", gap: 2,
+        label: { show: true, position: "inside", color: "#fff",
+                 formatter: function (p) { return p.name + "\n" + Number(p.value).toLocaleString(); } },
+        data: data.steps.map(function (name, i) { return { name: name, value: data.entrants[i] }; })
+      }]
+    });
+  }
+
+  function drawCohorts() {
+    var data = readData("cohorts-data");
+    if (!data) { return; }
+    var chart = init("chart-cohorts");
+    if (!chart) { return; }
+    var L = data.labels;
+    // Period 0 is always 100%: the colour scale follows the later periods (period 0 saturates).
+    var later = data.cells.reduce(function (m, c) { return c[0] > 0 ? Math.max(m, c[2]) : m; }, 0);
+    chart.setOption({
+      tooltip: {
+        position: "top",
+        formatter: function (p) {
+          return esc(L.cohort) + " " + esc(data.cohorts[p.value[1]]) + " · " +
+            esc(data.periods[p.value[0]]) + "<br>" + esc(L.retention) + ": " + esc(p.value[2]) + "%";
+        }
+      },
+      grid: { left: 96, right: 24, top: 12, bottom: 64 },
+      xAxis: { type: "category", data: data.periods, splitArea: { show: true } },
+      yAxis: { type: "category", data: data.cohorts, inverse: true, splitArea: { show: true } },
+      visualMap: { min: 0, max: later > 0 ? later : 100, calculable: false, orient: "horizontal",
+                   left: "center", bottom: 0, itemHeight: 160,
+                   formatter: function (v) { return Math.round(v) + "%"; },
+                   inRange: { color: ["#eef3fc", "#20a4a4", "#0b5d5d"] } },
+      series: [{ name: L.retention, type: "heatmap", data: data.cells,
+                 label: { show: data.periods.length <= 16,
+                          formatter: function (p) { return p.value[2] + "%"; } } }]
+    });
+  }
+
+  function drawLifecycle() {
+    var data = readData("lifecycle-data");
+    if (!data) { return; }
+    var chart = init("chart-lifecycle");
+    if (!chart) { return; }
+    chart.setOption({
+      color: ["#7048e8"],
+      tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+      grid: { left: 8, right: 24, top: 12, bottom: 24, containLabel: true },
+      xAxis: { type: "category", data: data.stages, axisLabel: { interval: 0 } },
+      yAxis: { type: "value", minInterval: 1 },
+      series: [{ name: data.labels.customers, type: "bar", barMaxWidth: 36, data: data.counts,
+                 label: { show: true, position: "top" } }]
+    });
+  }
+
+  function drawAll() {
+    drawLifecycle();
+    drawOverview();
+    drawRfm();
+    drawFunnel();
+    drawCohorts();
+  }
+
   var resizeTimer = null;
   window.addEventListener("resize", function () {
     if (resizeTimer) { window.clearTimeout(resizeTimer); }
@@ -138,8 +246,8 @@
   });
 
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", drawOverview);
+    document.addEventListener("DOMContentLoaded", drawAll);
   } else {
-    drawOverview();
+    drawAll();
   }
 })();
