@@ -533,49 +533,38 @@ class WarehouseOwner:
     def flush_events(self, timeout: float | None = 60.0) -> int:
         """Move every spooled event into the warehouse now (after the writes already queued);
         return the number of spooled rows read."""
-        if not self.running:
-            raise ConfigError("the warehouse owner is not running")
-        box: list[int] = []
-        failure: list[BaseException] = []
-        finished = threading.Event()
-
-        def work() -> None:
-            try:
-                box.append(self._flush())
-            except BaseException as exc:
-                failure.append(exc)
-            finally:
-                finished.set()
-
-        self._queue.put(work)
-        if not finished.wait(timeout):
-            raise TimeoutError("the event flush did not finish in time")
-        if failure:
-            raise failure[0]
-        return box[0]
+        return self._on_writer(self._flush, timeout, "the event flush")
 
     def run_write(self, fn: Callable[[duckdb.DuckDBPyConnection], T], timeout: float | None = 600.0) -> T:
         """Run ``fn(connection)`` on the writer thread, after the writes already queued, and return
         its result (or raise its exception). ``connection`` is a fresh cursor of the warehouse
         (read-write, UTC), closed afterwards; ``fn`` owns its transaction. DuckDB only."""
-        if not self.running:
-            raise ConfigError("the warehouse owner is not running")
         if self.cfg.warehouse != "duckdb":
             raise ConfigError("this write needs the DuckDB warehouse")
+
+        def on_cursor() -> T:
+            if self._con is None:
+                raise ConfigError("the warehouse is not open (the server is stopping)")
+            cursor = self._con.cursor()
+            try:
+                cursor.execute("SET TimeZone = 'UTC'")
+                return fn(cursor)
+            finally:
+                cursor.close()
+
+        return self._on_writer(on_cursor, timeout, "the warehouse write")
+
+    def _on_writer(self, fn: Callable[[], T], timeout: float | None, what: str) -> T:
+        """Queue ``fn`` on the writer thread, wait for it and hand back its result or exception."""
+        if not self.running:
+            raise ConfigError("the warehouse owner is not running")
         box: list[T] = []
         failure: list[BaseException] = []
         finished = threading.Event()
 
         def work() -> None:
             try:
-                if self._con is None:
-                    raise ConfigError("the warehouse is not open (the server is stopping)")
-                cursor = self._con.cursor()
-                try:
-                    cursor.execute("SET TimeZone = 'UTC'")
-                    box.append(fn(cursor))
-                finally:
-                    cursor.close()
+                box.append(fn())
             except BaseException as exc:
                 failure.append(exc)
             finally:
@@ -583,7 +572,7 @@ class WarehouseOwner:
 
         self._queue.put(work)
         if not finished.wait(timeout):
-            raise TimeoutError("the warehouse write did not finish in time")
+            raise TimeoutError(f"{what} did not finish in time")
         if failure:
             raise failure[0]
         return box[0]
