@@ -205,8 +205,18 @@ def compress(data: RfmData) -> tuple[RfmData, IntArray]:
 # --------------------------------------------------------------------------------------------
 
 
+class _Params:
+    """What every model's parameters share: their names, and a dict of them by name."""
+
+    names: ClassVar[tuple[str, ...]] = ()
+
+    def as_dict(self) -> dict[str, float]:
+        """The parameters by name."""
+        return {name: float(getattr(self, name)) for name in self.names}
+
+
 @dataclass(frozen=True)
-class BgNbdParams:
+class BgNbdParams(_Params):
     """BG/NBD: ``λ ~ Gamma(shape r, rate alpha)`` per time unit, drop-out ``p ~ Beta(a, b)``."""
 
     r: float
@@ -217,13 +227,9 @@ class BgNbdParams:
     names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
     time_scaled: ClassVar[tuple[str, ...]] = ("alpha",)
 
-    def as_dict(self) -> dict[str, float]:
-        """The parameters by name."""
-        return {name: float(getattr(self, name)) for name in self.names}
-
 
 @dataclass(frozen=True)
-class ParetoNbdParams:
+class ParetoNbdParams(_Params):
     """Pareto/NBD: ``λ ~ Gamma(r, alpha)``, lifetime rate ``μ ~ Gamma(s, beta)`` per time unit."""
 
     r: float
@@ -234,13 +240,9 @@ class ParetoNbdParams:
     names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
     time_scaled: ClassVar[tuple[str, ...]] = ("alpha", "beta")
 
-    def as_dict(self) -> dict[str, float]:
-        """The parameters by name."""
-        return {name: float(getattr(self, name)) for name in self.names}
-
 
 @dataclass(frozen=True)
-class GammaGammaParams:
+class GammaGammaParams(_Params):
     """Gamma-Gamma: spend per purchase ``z ~ Gamma(p, ν)``, ``ν ~ Gamma(q, v)`` (``v`` is γ)."""
 
     p: float
@@ -248,10 +250,6 @@ class GammaGammaParams:
     v: float
     model: ClassVar[str] = "gammagamma"
     names: ClassVar[tuple[str, ...]] = ("p", "q", "v")
-
-    def as_dict(self) -> dict[str, float]:
-        """The parameters by name."""
-        return {name: float(getattr(self, name)) for name in self.names}
 
     @property
     def mean_spend(self) -> float:
