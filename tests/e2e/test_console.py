@@ -8,6 +8,7 @@ the server started (see ``conftest.py``), or worked out by hand from the example
 from __future__ import annotations
 
 import csv
+import json
 import re
 import threading
 from datetime import date, timedelta
@@ -91,13 +92,21 @@ def _keys_in_use() -> set[str]:
     used: set[str] = set()
     for path in sorted((WEB / "templates").glob("*.j2")):
         used |= {m.group(2) for m in _T_CALL.finditer(path.read_text(encoding="utf-8"))}
-    source = (WEB / "pages.py").read_text(encoding="utf-8")
-    used |= {m.group(2) for m in _K_CALL.finditer(source)}
-    used |= {m.group(2) for m in _T_CALL.finditer(source)}
+    for path in sorted(WEB.parent.glob("**/*.py")):
+        if (path.parent == WEB and path.name != "i18n.py") or path.name == "pages.py":
+            source = path.read_text(encoding="utf-8")
+            used |= {m.group(2) for m in _K_CALL.finditer(source)}
+            used |= {m.group(2) for m in _T_CALL.finditer(source)}
     return used
 
 
 def test_catalogues_hold_the_same_keys_with_the_same_placeholders() -> None:
+    files = {lang: sorted(p.name for p in (i18n.CATALOGUES / lang).glob("*.json")) for lang in i18n.LANGS}
+    assert files["en"] == files["zh"]
+    for name in files["en"]:
+        en_file = json.loads((i18n.CATALOGUES / "en" / name).read_text(encoding="utf-8"))
+        zh_file = json.loads((i18n.CATALOGUES / "zh" / name).read_text(encoding="utf-8"))
+        assert set(en_file) == set(zh_file), name
     en, zh = i18n.catalogue("en"), i18n.catalogue("zh")
     assert set(en) == set(zh)
     for key in en:

@@ -1,4 +1,9 @@
-"""The console's two languages: catalogues (``i18n/<lang>.json``), choice of language, formatting.
+"""The console's two languages: catalogues (``i18n/<lang>/<domain>.json``), choice of language,
+formatting.
+
+A language's catalogue is the union of its files, one per console domain (``core.json`` for the
+shell, imports, customers and insight; others as domains add pages); a key may live in one file
+only, and ``en/<domain>.json`` and ``zh/<domain>.json`` hold the same keys.
 
 Every string the console shows comes from a catalogue: templates call ``t("key")`` (with optional
 ``{name}`` placeholders filled from keyword arguments) and Python code marks the keys it hands to
@@ -38,10 +43,16 @@ def catalogue(lang: str) -> Mapping[str, str]:
     """The catalogue of ``lang`` (``zh`` or ``en``): key → text."""
     if lang not in LANGS:
         raise KeyError(f"unknown language {lang!r}")
-    data = json.loads((CATALOGUES / f"{lang}.json").read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise ValueError(f"{lang}.json must be an object of strings")
-    return dict(data)
+    merged: dict[str, str] = {}
+    for path in sorted((CATALOGUES / lang).glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise ValueError(f"{lang}/{path.name} must be an object of strings")
+        twice = sorted(set(data) & set(merged))
+        if twice:
+            raise ValueError(f"{lang}/{path.name} repeats keys of another file: {', '.join(twice)}")
+        merged.update(data)
+    return merged
 
 
 def translator(lang: str) -> Translator:
