@@ -379,3 +379,202 @@ def test_lifecycle_page_shows_stages_and_moves(
     assert names == ["新客", "活跃", "复购", "忠诚", "预警", "沉睡", "流失"]
     assert _chart(page, "chart-lifecycle")["series"][0]["name"] == "客户数"
     page.screenshot(path=str(screenshots / "insight-lifecycle-zh.png"), full_page=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifetime value, and the options of the funnel, cohort and RFM pages
+# ---------------------------------------------------------------------------------------------
+
+
+def _log_in_as(page: Any, console: Console, path: str, account: Any) -> None:
+    page.goto(console.url + path)
+    page.wait_for_url(re.compile(r"/login\?next="))
+    page.fill("input[name=email]", account.email)
+    page.fill("input[name=password]", account.password)
+    page.click("form[action='/login'] button[type=submit]")
+    page.wait_for_url(re.compile(re.escape(console.url + path)))
+
+
+def test_clv_page_computes_scores_for_operators_only_and_shows_them(
+    new_page: Any, insight: Console, screenshots: Path
+) -> None:
+    from growthwheel.insight import clv
+
+    owner = insight.app.state.warehouse
+    owner.run_write(lambda con: con.execute(f"DROP TABLE IF EXISTS {clv.SCORES_TABLE}"))
+
+    analyst = new_page()
+    _log_in_as(analyst, insight, "/insight/clv", insight.analyst)
+    assert analyst.locator("[data-testid=clv-empty]").is_visible()
+    assert analyst.locator("[data-testid=clv-ask]").is_visible()
+    assert analyst.locator("[data-testid=clv-form]").count() == 0
+    token = analyst.locator("form[action='/logout'] input[name=csrf_token]").input_value()
+    refused = analyst.request.post(insight.url + "/insight/clv", form={
+        "csrf_token": token, "horizon": "12", "time_unit": "month", "model": "bgnbd"})
+    assert refused.status == 403
+    with owner.read() as con:
+        assert clv.SCORES_TABLE not in con.list_tables()
+
+    page = new_page()
+    _log_in(page, insight, "/insight/clv")
+    token = page.locator("[data-testid=clv-form] input[name=csrf_token]").input_value()
+    bad = page.request.post(insight.url + "/insight/clv", form={
+        "csrf_token": token, "horizon": "0", "time_unit": "month", "model": "bgnbd"})
+    assert bad.status == 422
+    assert 'data-field="horizon"' in bad.text()
+    assert "at least 1" in bad.text()
+    page.click("[data-testid=clv-form] button[type=submit]")
+    page.wait_for_selector("[data-testid=clv-cards]")
+
+    with owner.read() as con:  # the same scoring, run by the test
+        want = clv.compute_scores(con, horizon=12, time_unit="month", model="bgnbd", currency="CNY").frame
+        stored = (con.table(clv.SCORES_TABLE).to_pandas()
+                  .sort_values(["clv", "customer_id"], ascending=[False, True]))
+    buyers = _paid_until(insight, date(2100, 1, 1)).customer_id.nunique()
+    assert len(want) == buyers
+    card = {c: page.locator(f"[data-card={c}] .card-value").inner_text()
+            for c in ("customers", "total", "mean", "purchases", "model")}
+    assert card["customers"] == f"{buyers:,}"
+    total = int(want.clv.sum())
+    assert total > 0
+    assert card["total"] == f"¥{Decimal(total) / 100:,.2f}"
+    assert card["mean"] == f"¥{(Decimal(total) / 100 / buyers).quantize(Decimal('0.01')):,.2f}"
+    assert card["purchases"] == f"{want.expected_purchases.sum():,.1f}"
+    assert card["model"] == "BG/NBD"
+    assert "r = " in page.locator("[data-testid=clv-params]").inner_text()
+
+    rows = page.locator("#clv-top tbody tr")
+    assert rows.count() == min(50, buyers)
+    texts = rows.locator("[data-col=clv]").all_inner_texts()
+    shown = [Decimal(v.lstrip("¥").replace(",", "")) for v in texts]
+    assert shown == sorted(shown, reverse=True)
+    top = stored.head(10)
+    assert [rows.nth(i).get_attribute("data-customer") for i in range(10)] == list(top.customer_id)
+    assert shown[:10] == [Decimal(int(v)) / 100 for v in top.clv]
+    assert rows.first.locator("a").get_attribute("href") == "/customers/" + str(top.customer_id.iloc[0])
+
+    chart = _chart(page, "chart-clv")
+    assert chart["painted"] > 3000, "the CLV histogram is blank"
+    assert sum(chart["series"][0]["data"]) == buyers
+    p_alive = _chart(page, "chart-p-alive")["series"][0]["data"]
+    assert p_alive[-1] == int((want.p_alive >= 0.9).sum())
+    page.screenshot(path=str(screenshots / "insight-clv-en.png"), full_page=True)
+
+    page.click(".topbar [data-lang=zh]")
+    page.wait_for_url(re.compile(r"lang=zh"))
+    assert page.locator("h1").inner_text() == "客户终身价值（CLV）"
+    assert page.locator("[data-card=total] .card-label").inner_text() == "预测 CLV 合计"
+    assert page.locator("[data-card=total] .card-value").inner_text() == card["total"]
+    page.screenshot(path=str(screenshots / "insight-clv-zh.png"), full_page=True)
+
+
+def test_funnel_steps_and_breakdown_by_device_match_the_funnel_function(
+    page: Any, insight: Console, screenshots: Path
+) -> None:
+    steps = ["view", "add_to_cart", "purchase"]
+    _log_in(page, insight, "/insight/funnel")
+    for i, step in enumerate(steps, start=1):
+        page.select_option(f"select[data-slot='{i}']", step)
+    page.select_option(f"select[data-slot='{len(steps) + 1}']", "")
+    page.select_option("select[name=by]", "device")
+    page.click("[data-testid=funnel-form] button[type=submit]")
+    page.wait_for_url(re.compile(r"by=device"))
+    with insight.app.state.warehouse.read() as con:
+        whole = funnel_frame(con.table("events"), steps, window=timedelta(days=14))
+        split = funnel_frame(con.table("events"), steps, window=timedelta(days=14), breakdown="device")
+    assert page.locator("#funnel-steps [data-col=entrants]").all_inner_texts() == [
+        f"{int(n):,}" for n in whole.entrants]
+    rows = page.locator("#funnel-breakdown tbody tr").all()
+    values = list(dict.fromkeys(split.device))
+    assert [r.get_attribute("data-value") for r in rows] == values
+    for row, value in zip(rows, values, strict=True):
+        part = split[split.device == value]
+        assert [c.split(" ")[0] for c in row.locator("td[data-step]").all_inner_texts()] == [
+            f"{int(n):,}" for n in part.entrants]
+        assert row.locator("[data-col=conversion]").inner_text() == (
+            f"{part.conversion_from_first.iloc[-1]:.1%}")
+    assert sum(int(n) for n in split[split.step == 1].entrants) == int(whole.entrants.iloc[0])
+    chart = _chart(page, "chart-funnel-split")
+    assert [s["data"] for s in chart["series"]] == [
+        [int(split[(split.device == v) & (split.step == k)].entrants.iloc[0]) for v in values]
+        for k in (1, 2, 3)]
+    page.screenshot(path=str(screenshots / "insight-funnel-device-en.png"), full_page=True)
+
+
+def test_cohort_options_rolling_first_time_return_one_channel_and_revenue(
+    page: Any, insight: Console, screenshots: Path
+) -> None:
+    _log_in(page, insight, "/insight/cohorts?mode=rolling&metric=first_return&channel=douyin")
+    with insight.app.state.warehouse.read() as con:
+        frame = retention_frame(con.table("orders"), by="month", mode="rolling", by_channel=True)
+        revenue = retention_frame(con.table("orders"), by="week", by_channel=False)
+    frame = frame[frame.channel == "douyin"]
+    assert page.locator("select[name=channel]").input_value() == "douyin"
+    rows = page.locator("#cohort-table tbody tr").all()
+    cohorts = sorted(frame.cohort.unique())
+    assert [r.get_attribute("data-cohort") for r in rows] == [c.strftime("%Y-%m") for c in cohorts]
+    for row, cohort in zip(rows, cohorts, strict=True):
+        part = frame[frame.cohort == cohort]
+        assert row.locator("[data-col=size]").inner_text() == f"{int(part.cohort_size.iloc[0]):,}"
+        want = ["–" if v is None else f"{v:.1%}" for v in part.first_return_rate]
+        assert row.locator("td[data-period]").all_inner_texts() == want
+    assert page.locator("#cohort-table th").nth(2).inner_text() == "Period 0"
+    page.screenshot(path=str(screenshots / "insight-cohorts-rolling-en.png"), full_page=True)
+
+    page.goto(insight.url + "/insight/cohorts?by=week&metric=revenue")
+    first = page.locator("#cohort-table tbody tr").first.locator("td[data-period]").all_inner_texts()
+    want_rev = revenue[revenue.cohort == revenue.cohort.min()].revenue_per_customer
+    assert first == [f"¥{v:,.2f}" for v in want_rev]
+    _chart(page, "chart-cohorts")
+
+
+def test_rfm_value_classes_split_at_the_median(page: Any, insight: Console) -> None:
+    _log_in(page, insight, "/insight/rfm")
+    page.click(".presets a[data-cut=median]")
+    page.wait_for_url(re.compile(r"cut=median"))
+    last = max(pd.Timestamp(d).date() for d in _paid_until(insight, date(2100, 1, 1)).order_date)
+    with insight.app.state.warehouse.read() as con:
+        median = rfm_report(con.table("orders"), last, cut="median")
+        mean = rfm_report(con.table("orders"), last, cut="mean")
+    shown = _cells(page, "rfm-value", "customers")
+    assert shown == {s["segment"]: f"{s['customers']:,}" for s in median["value_classes"]}
+    assert median["value_classes"] != mean["value_classes"]
+    # The as-of form keeps the cut.
+    assert page.locator("form.range-form input[name=cut]").input_value() == "median"
+
+
+def test_clv_page_says_why_a_shop_without_repeat_buyers_cannot_be_fitted(tmp_path: Path) -> None:
+    """No browser: a shop where nobody bought twice gets the reason on the page, nothing stored."""
+    from fastapi.testclient import TestClient
+
+    from growthwheel.accounts import service as accounts
+    from growthwheel.api.app import create_app
+    from growthwheel.config import Settings
+    from growthwheel.store.db import migrate, session_scope
+    from growthwheel.warehouse.ingest import import_files
+
+    cfg = Settings(data_dir=tmp_path / "data")
+    lines = tmp_path / "lines.csv"
+    lines.write_text("order_id,customer_id,ordered_at,sku,quantity,line_total\n"
+                     "o1,c1,2025-03-01,S1,1,10.00\no2,c2,2025-03-02,S1,2,20.00\n"
+                     "o3,c3,2025-03-09,S1,1,15.00\n", encoding="utf-8")
+    import_files("order_lines", [lines], cfg=cfg)
+    migrate(cfg)
+    with session_scope(cfg) as session:
+        accounts.create_user(session, "op@example.com", "operator", "pw-correct-horse")
+    with TestClient(create_app(cfg)) as client:
+        login = client.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+        assert token is not None
+        client.post("/login", data={"email": "op@example.com", "password": "pw-correct-horse",
+                                    "csrf_token": token.group(1)})
+        page = client.get("/insight/clv")
+        assert 'data-testid="clv-empty"' in page.text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token is not None
+        answer = client.post("/insight/clv", data={"csrf_token": token.group(1), "horizon": "12",
+                                                   "time_unit": "month", "model": "bgnbd"})
+        assert answer.status_code == 422
+        assert "These orders cannot be fitted." in answer.text
+        assert "no repeat buyers" in answer.text  # the model's own reason
+        assert 'data-testid="clv-empty"' in answer.text  # still nothing stored

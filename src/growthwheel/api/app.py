@@ -28,6 +28,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.insight.reports_api",
     "growthwheel.warehouse.api",
     "growthwheel.segments.api",
+    "growthwheel.segments.pages",
     "growthwheel.web.insight_pages",
     "growthwheel.web.pages",
 )

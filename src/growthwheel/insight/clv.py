@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+import duckdb
 import ibis
 import ibis.expr.types as ir
 import numpy as np
@@ -411,7 +412,16 @@ def store_scores(scores: Scores, cfg: Settings | None = None) -> int:
     process (the server) holds the warehouse."""
     from growthwheel.warehouse import db
 
-    cfg = cfg or settings()
+    con = db.open_duckdb(cfg or settings())
+    try:
+        return write_scores(con, scores)
+    finally:
+        con.close()
+
+
+def write_scores(con: duckdb.DuckDBPyConnection, scores: Scores) -> int:
+    """:func:`store_scores` on a read-write DuckDB connection the caller holds (the server's
+    warehouse writer): one transaction. Returns the number of customers stored."""
     fits = scores.fits
     fit_row = pd.DataFrame({
         "params_id": [fits.params_id],
@@ -423,27 +433,23 @@ def store_scores(scores: Scores, cfg: Settings | None = None) -> int:
         "fitted_at": [scores.scored_at],
     })
     names = ", ".join(c for c, _, _ in SCORES_COLUMNS)
-    con = db.open_duckdb(cfg)
+    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(_ddl(SCORES_TABLE, SCORES_COLUMNS))
-            con.execute(_ddl(FITS_TABLE, FITS_COLUMNS))
-            con.register("_clv_scores", scores.frame)
-            con.register("_clv_fit", fit_row)
-            con.execute(f"DELETE FROM {SCORES_TABLE}")
-            con.execute(f"INSERT INTO {SCORES_TABLE} ({names}) SELECT {names} FROM _clv_scores")
-            con.execute(f"DELETE FROM {FITS_TABLE} WHERE params_id = ?", [fits.params_id])
-            con.execute(f"INSERT INTO {FITS_TABLE} SELECT * FROM _clv_fit")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            for view in ("_clv_scores", "_clv_fit"):
-                con.unregister(view)
+        con.execute(_ddl(SCORES_TABLE, SCORES_COLUMNS))
+        con.execute(_ddl(FITS_TABLE, FITS_COLUMNS))
+        con.register("_clv_scores", scores.frame)
+        con.register("_clv_fit", fit_row)
+        con.execute(f"DELETE FROM {SCORES_TABLE}")
+        con.execute(f"INSERT INTO {SCORES_TABLE} ({names}) SELECT {names} FROM _clv_scores")
+        con.execute(f"DELETE FROM {FITS_TABLE} WHERE params_id = ?", [fits.params_id])
+        con.execute(f"INSERT INTO {FITS_TABLE} SELECT * FROM _clv_fit")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
     finally:
-        con.close()
+        for view in ("_clv_scores", "_clv_fit"):
+            con.unregister(view)
     return len(scores.frame)
 
 

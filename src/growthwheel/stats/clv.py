@@ -855,8 +855,15 @@ def _bgnbd_expected(params: BgNbdParams, t: Array, x: Array, t_x: Array, big_t: 
         return (lo + hi) / 2
     c = a + b + x - 1
     z = t / (alpha + big_t + t)
+    log_ratio = (r + x) * (np.log(alpha + big_t) - np.log(alpha + big_t + t))
     log_hyp = _log_hyp2f1(r + x, b + x, c, z)
-    second = -np.expm1(log_hyp + (r + x) * (np.log(alpha + big_t) - np.log(alpha + big_t + t)))
+    with np.errstate(invalid="ignore"):
+        second = -np.expm1(log_hyp + log_ratio)
+    bad = ~np.isfinite(second)
+    if np.any(bad):  # 2F1 < 0 (c = a + b + x - 1 < 0, e.g. x = 0 with a + b < 1): no log
+        rb, xb, cb, zb, lb = (np.broadcast_to(v, second.shape)[bad] for v in (r + x, b + x, c, z, log_ratio))
+        second = second.copy()
+        second[bad] = 1.0 - np.exp(lb) * special.hyp2f1(rb, xb, cb, zb)
     numerator = c / (a - 1) * second
     return np.asarray(numerator * p_alive(params, x, t_x, big_t), dtype=np.float64)
 

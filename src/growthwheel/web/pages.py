@@ -96,6 +96,7 @@ CSP = (
 NAV: tuple[tuple[str, str], ...] = (
     ("/", k("nav.overview")),
     ("/customers", k("nav.customers")),
+    ("/segments", k("nav.segments")),
     ("/imports", k("nav.imports")),
 )
 ROLE_KEYS = {"admin": k("role.admin"), "operator": k("role.operator"), "analyst": k("role.analyst")}

@@ -182,6 +182,25 @@
         data: data.steps.map(function (name, i) { return { name: name, value: data.entrants[i] }; })
       }]
     });
+    if (data.split) { drawFunnelSplit(data); }
+  }
+
+  function drawFunnelSplit(data) {
+    var chart = init("chart-funnel-split");
+    if (!chart) { return; }
+    var split = data.split;
+    var values = split.values.map(function (v) { return v === "(none)" ? data.labels.none : v; });
+    chart.setOption({
+      color: PALETTE,
+      tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+      legend: { data: data.steps, top: 0 },
+      grid: { left: 8, right: 24, top: 36, bottom: 24, containLabel: true },
+      xAxis: { type: "category", data: values, axisLabel: { interval: 0, rotate: values.length > 6 ? 30 : 0 } },
+      yAxis: { type: "value", minInterval: 1, name: data.labels.entrants },
+      series: data.steps.map(function (name, i) {
+        return { name: name, type: "bar", barMaxWidth: 22, data: split.series[i] };
+      })
+    });
   }
 
   function drawCohorts() {
@@ -190,14 +209,19 @@
     var chart = init("chart-cohorts");
     if (!chart) { return; }
     var L = data.labels;
+    var unit = data.money ? "" : "%";
+    var shown = function (v) {
+      return data.money ? Number(v).toLocaleString(undefined, { maximumFractionDigits: 2 }) : v + unit;
+    };
     // Period 0 is always 100%: the colour scale follows the later periods (period 0 saturates).
     var later = data.cells.reduce(function (m, c) { return c[0] > 0 ? Math.max(m, c[2]) : m; }, 0);
+    if (data.money) { later = data.cells.reduce(function (m, c) { return Math.max(m, c[2]); }, 0); }
     chart.setOption({
       tooltip: {
         position: "top",
         formatter: function (p) {
           return esc(L.cohort) + " " + esc(data.cohorts[p.value[1]]) + " · " +
-            esc(data.periods[p.value[0]]) + "<br>" + esc(L.retention) + ": " + esc(p.value[2]) + "%";
+            esc(data.periods[p.value[0]]) + "<br>" + esc(L.retention) + ": " + esc(shown(p.value[2]));
         }
       },
       grid: { left: 96, right: 24, top: 12, bottom: 64 },
@@ -205,11 +229,11 @@
       yAxis: { type: "category", data: data.cohorts, inverse: true, splitArea: { show: true } },
       visualMap: { min: 0, max: later > 0 ? later : 100, calculable: false, orient: "horizontal",
                    left: "center", bottom: 0, itemHeight: 160,
-                   formatter: function (v) { return Math.round(v) + "%"; },
+                   formatter: function (v) { return Math.round(v).toLocaleString() + unit; },
                    inRange: { color: ["#eef3fc", "#20a4a4", "#0b5d5d"] } },
       series: [{ name: L.retention, type: "heatmap", data: data.cells,
                  label: { show: data.periods.length <= 16,
-                          formatter: function (p) { return p.value[2] + "%"; } } }]
+                          formatter: function (p) { return shown(p.value[2]); } } }]
     });
   }
 
@@ -229,7 +253,28 @@
     });
   }
 
+  function drawHistogram(id, hist, name, color) {
+    var chart = init(id);
+    if (!chart) { return; }
+    chart.setOption({
+      color: [color],
+      tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+      grid: { left: 8, right: 24, top: 16, bottom: 24, containLabel: true },
+      xAxis: { type: "category", data: hist.labels, axisLabel: { rotate: hist.labels.length > 10 ? 40 : 0 } },
+      yAxis: { type: "value", minInterval: 1 },
+      series: [{ name: name, type: "bar", barCategoryGap: "8%", data: hist.counts }]
+    });
+  }
+
+  function drawClv() {
+    var data = readData("clv-data");
+    if (!data) { return; }
+    drawHistogram("chart-clv", data.clv, data.labels.customers, "#2f6fde");
+    drawHistogram("chart-p-alive", data.p_alive, data.labels.customers, "#20a4a4");
+  }
+
   function drawAll() {
+    drawClv();
     drawLifecycle();
     drawOverview();
     drawRfm();
