@@ -19,6 +19,7 @@ from growthwheel.accounts.cli import apikeys_app, users_app
 from growthwheel.cli.clv import clv_app
 from growthwheel.cli.common import err, out, parse_date, print_json
 from growthwheel.cli.insight import insight_app
+from growthwheel.cli.stats import stats_app
 from growthwheel.config import Settings, ShopSettings, set_settings, settings
 from growthwheel.errors import GrowthwheelError
 from growthwheel.segments.cli import personas_command, segments_app, tags_app
@@ -37,6 +38,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(apikeys_app, name="apikeys")
 app.add_typer(insight_app)  # rfm, lifecycle, cohorts, funnel
 app.add_typer(clv_app, name="clv")
+app.add_typer(stats_app, name="stats")
 app.add_typer(segments_app, name="segments")
 app.add_typer(tags_app, name="tags")
 app.command("personas")(personas_command)
