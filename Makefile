@@ -56,6 +56,8 @@ bench: install-dev  ## benchmarks (print ratios against a baseline measured in t
 	$(BIN)/python bench/clv_bench.py
 	$(BIN)/python bench/rfm_bench.py
 	$(BIN)/python bench/segment_bench.py
+	$(BIN)/python bench/orders_bench.py
+	$(BIN)/python bench/experiment_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -29,6 +29,8 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.warehouse.api",
     "growthwheel.segments.api",
     "growthwheel.segments.pages",
+    "growthwheel.experiments.api",
+    "growthwheel.experiments.pages",
     "growthwheel.web.insight_pages",
     "growthwheel.web.pages",
 )

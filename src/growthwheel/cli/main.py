@@ -22,6 +22,7 @@ from growthwheel.cli.insight import insight_app
 from growthwheel.cli.stats import stats_app
 from growthwheel.config import Settings, ShopSettings, set_settings, settings
 from growthwheel.errors import GrowthwheelError
+from growthwheel.experiments.cli import experiments_app
 from growthwheel.segments.cli import personas_command, segments_app, tags_app
 from growthwheel.warehouse import ingest
 from growthwheel.warehouse.schema import TABLES
@@ -41,6 +42,7 @@ app.add_typer(clv_app, name="clv")
 app.add_typer(stats_app, name="stats")
 app.add_typer(segments_app, name="segments")
 app.add_typer(tags_app, name="tags")
+app.add_typer(experiments_app, name="experiments")
 app.command("personas")(personas_command)
 
 

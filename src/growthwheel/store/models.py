@@ -1,4 +1,5 @@
 """Imports every domain's tables so that ``Base.metadata`` knows them all (for Alembic)."""
 
 from growthwheel.accounts import models as accounts_models  # noqa: F401
+from growthwheel.experiments import models as experiments_models  # noqa: F401
 from growthwheel.segments import models as segments_models  # noqa: F401

@@ -97,6 +97,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/", k("nav.overview")),
     ("/customers", k("nav.customers")),
     ("/segments", k("nav.segments")),
+    ("/experiments", k("nav.experiments")),
     ("/imports", k("nav.imports")),
 )
 ROLE_KEYS = {"admin": k("role.admin"), "operator": k("role.operator"), "analyst": k("role.analyst")}
