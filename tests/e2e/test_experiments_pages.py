@@ -110,7 +110,10 @@ def test_create_start_and_read_the_results(experiments: Console, page: Any, scre
         rel = metric["comparisons"][0]["relative"]["estimate"]
         assert f"{rel:+.1%}" in row.inner_text()
         verdict = section.locator("[data-testid=verdict]").inner_text()
-        assert ("No clear difference" in verdict) is (not significant)
+        # Significant → "unlikely to be chance"; otherwise "no clear difference", or (interval clear of
+        # zero but not after the multiple-testing adjustment) "not a clear difference".
+        assert ("unlikely to be chance" in verdict) is significant
+        assert significant or "clear difference" in verdict
     page.wait_for_function("() => document.getElementById('chart-effects').getAttribute('data-rows')")
     drawn = int(page.locator("#chart-effects").get_attribute("data-rows") or 0)
     assert drawn == sum(len(m.get("comparisons", [])) for m in expected["metrics"])
