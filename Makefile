@@ -56,6 +56,7 @@ bench: install-dev  ## benchmarks (print ratios against a baseline measured in t
 	$(BIN)/python bench/clv_bench.py
 	$(BIN)/python bench/rfm_bench.py
 	$(BIN)/python bench/segment_bench.py
+	$(BIN)/python bench/pricing_bench.py
 	$(BIN)/python bench/orders_bench.py
 	$(BIN)/python bench/experiment_bench.py
 

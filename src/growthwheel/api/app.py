@@ -28,9 +28,12 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.insight.reports_api",
     "growthwheel.warehouse.api",
     "growthwheel.segments.api",
+    "growthwheel.social.api",
     "growthwheel.segments.pages",
+    "growthwheel.promotions.api",
     "growthwheel.experiments.api",
     "growthwheel.experiments.pages",
+    "growthwheel.promotions.pages",
     "growthwheel.web.insight_pages",
     "growthwheel.web.pages",
 )

@@ -23,7 +23,9 @@ from growthwheel.cli.stats import stats_app
 from growthwheel.config import Settings, ShopSettings, set_settings, settings
 from growthwheel.errors import GrowthwheelError
 from growthwheel.experiments.cli import experiments_app
+from growthwheel.promotions.cli import coupons_app, points_app, promotions_app
 from growthwheel.segments.cli import personas_command, segments_app, tags_app
+from growthwheel.social.cli import social_app
 from growthwheel.warehouse import ingest
 from growthwheel.warehouse.schema import TABLES
 
@@ -42,7 +44,11 @@ app.add_typer(clv_app, name="clv")
 app.add_typer(stats_app, name="stats")
 app.add_typer(segments_app, name="segments")
 app.add_typer(tags_app, name="tags")
+app.add_typer(social_app, name="social")
 app.add_typer(experiments_app, name="experiments")
+app.add_typer(promotions_app, name="promotions")
+app.add_typer(coupons_app, name="coupons")
+app.add_typer(points_app, name="points")
 app.command("personas")(personas_command)
 
 

@@ -98,6 +98,9 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/customers", k("nav.customers")),
     ("/segments", k("nav.segments")),
     ("/experiments", k("nav.experiments")),
+    ("/promotions", k("nav.promotions")),
+    ("/coupons", k("nav.coupons")),
+    ("/loyalty", k("nav.loyalty")),
     ("/imports", k("nav.imports")),
 )
 ROLE_KEYS = {"admin": k("role.admin"), "operator": k("role.operator"), "analyst": k("role.analyst")}

@@ -1,0 +1,322 @@
+"""Checkout over HTTP on loopback against PostgreSQL: cart pricing requests/s and committed orders/s.
+
+A throwaway PostgreSQL cluster (``initdb`` + ``pg_ctl``, fsync off like the test suite) holds the
+operational store; the real server (uvicorn, one worker, ``create_app`` with every router) runs in
+a subprocess on 127.0.0.1. The shop has 200 active promotions (item discounts, 满减 tiers, 每满减,
+满件折, gifts, member prices, most on a few skus of a 2,400-sku catalogue, some only for a channel
+or a tier — a 10-line cart meets a handful of them, as in a real shop) and a shared coupon.
+``--clients`` threads (default 50), each with its own keep-alive connection and the API key, send:
+
+1. ``GET /api/v1/health`` — **baseline**: the server's HTTP + auth-free floor in this run;
+2. ``POST /api/v1/carts/price`` — a 10-line cart (different customers, lines and quantities);
+3. ``POST /api/v1/orders`` — one order per request (re-priced, coupon redeemed on the one shared
+   batch row, points earned, growth value, tier evaluation), every 20th sent twice as a retry;
+4. **baseline** for 3: the same order and line rows written by 50 threads straight into
+   PostgreSQL with plain ``INSERT`` statements (no pricing, no limits, no HTTP).
+
+Printed: requests/s of each and the ratios; then a check that the store holds exactly one order
+per id and that the coupon batch counted exactly one redemption per order.
+
+Usage: ``python bench/orders_bench.py [--clients 50] [--seconds 8]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SERVER = """
+import sys
+import uvicorn
+from pathlib import Path
+from growthwheel.api.app import create_app
+from growthwheel.config import Settings
+
+data_dir, url, port = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+app = create_app(Settings(data_dir=data_dir, database_url=url))
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", workers=1, access_log=False)
+"""
+CATEGORIES = ("tea", "teaware", "snacks", "gifts", "skincare", "books", "kitchen", "toys")
+SKUS = 300
+"""Skus per category: most promotions target a few products, so a cart meets a handful of them."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster; yields the SQLAlchemy URL of a fresh database."""
+    import glob
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
+    candidates = [shutil.which("initdb"), *found]
+    initdb = next((c for c in candidates if c), None)
+    if initdb is None:
+        raise SystemExit("PostgreSQL binaries (initdb, pg_ctl) not found")
+    bindir = Path(os.path.realpath(initdb)).parent
+    root = Path(tempfile.mkdtemp(prefix="gw-bench-pg-"))
+    run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if run_as:
+        shutil.chown(root, user="postgres")
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+    port = free_port()
+    data = root / "data"
+    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True, env=env)
+    options = (f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c synchronous_commit=off"
+               " -c full_page_writes=off -c max_connections=300")
+    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
+                    options, "start"], check=True, capture_output=True, env=env)
+    try:
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres",
+                             autocommit=True) as conn:
+            conn.execute("CREATE DATABASE bench")
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/bench"
+    finally:
+        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True, env=env, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def promotions(rng: random.Random) -> list[dict[str, Any]]:
+    """200 promotions of every kind, on a few skus each (every 40th on a whole category), some
+    only for the app channel or the gold tier: a 10-line cart meets a handful of them."""
+    made: list[dict[str, Any]] = []
+    for n in range(200):
+        category = CATEGORIES[n % len(CATEGORIES)]
+        kind = n % 8
+        conditions: dict[str, Any] = (
+            {"categories": [category]} if n % 40 == 0  # a few category-wide ones
+            else {"skus": sorted({f"{category}-{rng.randrange(SKUS)}" for _ in range(4)})})
+        if n % 5 == 1:
+            conditions["channels"] = ["app"]
+        if n % 7 == 2:
+            conditions["tiers"] = ["gold"]
+        reward: dict[str, Any]
+        if kind == 0:
+            reward = {"type": "percent_off", "rate_bp": rng.choice([500, 1000, 1500])}
+        elif kind == 1:
+            reward = {"type": "amount_off", "amount": rng.choice([200, 500])}
+        elif kind == 2:
+            reward = {"type": "nth_item", "n": 2, "rate_bp": 5000}
+        elif kind == 3:
+            reward = {"type": "member_price"}
+        elif kind == 4:
+            reward = {"type": "spend_tiers", "tiers": [[20000 + 100 * n, 2000], [50000 + 100 * n, 6000]]}
+        elif kind == 5:
+            reward = {"type": "every_x_off_y", "every": 10000 + 100 * n, "off": 1000, "cap": 5000}
+        elif kind == 6:
+            reward = {"type": "quantity_tiers", "tiers": [[3, 500], [5, 1000]]}
+        else:
+            reward = {"type": "gift", "sku": f"gift-{n}", "value": 990}
+        made.append({"name": f"promo {n}", "status": "active", "definition": {
+            "reward": reward, "conditions": conditions, "exclusive": n % 11 == 0, "priority": n % 3}})
+    return made
+
+
+def cart(rng: random.Random, customer: str) -> dict[str, Any]:
+    """A 10-line cart."""
+    lines = []
+    for i in range(10):
+        category = rng.choice(CATEGORIES)
+        price = rng.randrange(990, 39900, 10)
+        lines.append({"line_id": f"l{i}", "sku": f"{category}-{rng.randrange(SKUS)}", "category": category,
+                      "unit_price": price, "quantity": rng.randint(1, 3),
+                      "member_prices": {"gold": price * 9 // 10}})
+    return {"customer_id": customer, "lines": lines, "coupon_codes": ["BENCH20"], "shipping_fee": 800}
+
+
+def setup(data_dir: Path, url: str) -> str:
+    """Migrate, create the API key, the 200 promotions and the shared coupon; returns the key."""
+    from growthwheel.accounts import service as accounts
+    from growthwheel.config import Settings
+    from growthwheel.promotions import coupons, service
+    from growthwheel.store import db
+
+    cfg = Settings(data_dir=data_dir, database_url=url)
+    db.migrate(cfg)
+    rng = random.Random(5)
+    with db.session_scope(cfg) as session:
+        key, _ = accounts.create_api_key(session, "bench", ["read", "write"], created_by="bench")
+        for promo in promotions(rng):
+            service.create_promotion(session, name=promo["name"], definition=promo["definition"],
+                                     status="active")
+        from datetime import UTC, datetime
+        coupons.create_batch(
+            session, name="bench 满100减20", code_mode="shared", shared_code="BENCH20",
+            definition={"reward": {"type": "order_amount_off", "amount": 2000},
+                        "conditions": {"min_amount": 10000}},
+            valid_from=datetime(2020, 1, 1, tzinfo=UTC), valid_until=datetime(2099, 1, 1, tzinfo=UTC),
+            per_customer_limit=1000)
+    db.engine(cfg).dispose()
+    return key
+
+
+def start_server(data_dir: Path, url: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GROWTHWHEEL_")}
+    process = subprocess.Popen([sys.executable, "-c", SERVER, str(data_dir), url, str(port)], env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/api/v1/health", timeout=1).status_code == 200:
+                return process, base
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit("the server did not start")
+
+
+def hammer(clients: int, seconds: float, work: Callable[[int, int], bool]) -> tuple[int, int, float]:
+    """Run ``work(client, n)`` in ``clients`` threads for ``seconds``; returns (ok, failed, elapsed)."""
+    counts = [[0, 0] for _ in range(clients)]
+    barrier = threading.Barrier(clients + 1)
+    stop = threading.Event()
+
+    def loop(client: int) -> None:
+        barrier.wait()
+        n = 0
+        while not stop.is_set():
+            counts[client][0 if work(client, n) else 1] += 1
+            n += 1
+
+    threads = [threading.Thread(target=loop, args=(c,)) for c in range(clients)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return sum(c[0] for c in counts), sum(c[1] for c in counts), elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # still stop the server and the cluster
+    data_dir = Path(tempfile.mkdtemp(prefix="gw-bench-orders-"))
+    with postgres() as url:
+        key = setup(data_dir, url)
+        process, base = start_server(data_dir, url)
+        try:
+            run(base, key, url, args.clients, args.seconds)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def run(base: str, key: str, url: str, clients: int, seconds: float) -> None:
+    headers = {"Authorization": f"Bearer {key}"}
+    sessions = [httpx.Client(base_url=base, headers=headers, timeout=60) for _ in range(clients)]
+    rngs = [random.Random(c) for c in range(clients)]
+    print(f"{clients} clients, {seconds:.0f} s per phase, PostgreSQL, uvicorn (1 worker) on loopback")
+
+    ok, bad, took = hammer(clients, seconds,
+                           lambda c, n: sessions[c].get("/api/v1/health").status_code == 200)
+    health = ok / took
+    print(f"  baseline  GET /health           {health:8.0f} req/s   ({ok} ok, {bad} failed)")
+
+    carts = [[cart(rngs[c], f"c{c}-{n}") for n in range(50)] for c in range(clients)]
+    ok, bad, took = hammer(clients, seconds, lambda c, n: sessions[c].post(
+        "/api/v1/carts/price", json=carts[c][n % 50]).status_code == 200)
+    price = ok / took
+    print(f"  POST /carts/price (10 lines, 200 promotions) {price:8.0f} req/s   ({ok} ok, {bad} failed)"
+          f"   = {price / health:.2f} × health")
+
+    sent: set[str] = set()
+    lock = threading.Lock()
+
+    def commit(c: int, n: int) -> bool:
+        order_id = f"ord-{c}-{n // 20 * 20 if n % 20 == 19 else n}"  # every 20th is a retry
+        body = {**carts[c][n % 50], "customer_id": f"cust-{c}", "order_id": order_id}
+        response = sessions[c].post("/api/v1/orders", json=body)
+        with lock:
+            sent.add(order_id)
+        return response.status_code in (200, 201)
+
+    ok, bad, took = hammer(clients, seconds, commit)
+    orders = ok / took
+    print(f"  POST /orders (commit)          {orders:8.0f} orders/s ({ok} ok incl. retries, {bad} failed)"
+          f"   = {orders / health:.2f} × health")
+
+    rows = plain_inserts(url, clients, seconds)
+    print(f"  baseline  plain INSERT of the order + 10 line rows ({clients} threads) {rows:8.0f} orders/s"
+          f"   → commit = {orders / rows:.2f} × plain insert")
+    for client in sessions:
+        client.close()
+    check(url, sent)
+
+
+def plain_inserts(url: str, clients: int, seconds: float) -> float:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, pool_size=clients, max_overflow=0)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE plain_orders (LIKE checkout_orders INCLUDING ALL)"))
+        conn.execute(sa.text("CREATE TABLE plain_lines (LIKE checkout_order_lines INCLUDING ALL)"))
+    order_sql = sa.text(
+        "INSERT INTO plain_orders (id, customer_id, currency, request_hash, status, subtotal, discount,"
+        " shipping, total, points_used, points_earned, growth_earned, refunded_amount, points_returned,"
+        " points_clawed, growth_clawed, priced, committed_at) VALUES (:id, 'c', 'CNY', 'h', 'paid', 1, 0,"
+        " 0, 1, 0, 0, 0, 0, 0, 0, 0, '{}', now())")
+    line_sql = sa.text(
+        "INSERT INTO plain_lines (order_id, line_id, sku, quantity, unit_price, subtotal, discount, paid,"
+        " refunded_quantity, refunded_amount) VALUES (:o, :l, 'sku', 1, 1, 1, 0, 1, 0, 0)")
+
+    def insert(c: int, n: int) -> bool:
+        with engine.begin() as conn:
+            conn.execute(order_sql, {"id": f"p-{c}-{n}"})
+            conn.execute(line_sql, [{"o": f"p-{c}-{n}", "l": f"l{i}"} for i in range(10)])
+        return True
+
+    ok, _bad, took = hammer(clients, seconds, insert)
+    engine.dispose()
+    return ok / took
+
+
+def check(url: str, sent: set[str]) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT count(*) FROM checkout_orders")).scalar_one()
+        redeemed = conn.execute(sa.text("SELECT used_count FROM coupon_batches")).scalar_one()
+        redemptions = conn.execute(sa.text("SELECT count(*) FROM coupon_redemptions")).scalar_one()
+    engine.dispose()
+    status = "OK" if stored == len(sent) == redeemed == redemptions else "MISMATCH"
+    print(f"  check: {len(sent)} order ids sent, {stored} orders stored, {redemptions} redemptions, "
+          f"batch used_count {redeemed} → {status}")
+    if status != "OK":
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

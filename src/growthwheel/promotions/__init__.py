@@ -1,0 +1,1 @@
+"""Promotions: the pure cart-pricing core (rules.py), coupons, redemptions, membership and points."""

@@ -1,0 +1,287 @@
+"""REST endpoints: price a cart, commit and refund orders, promotions, coupons, tiers, members.
+
+* ``POST /api/v1/carts/price`` (``read``): the priced cart, nothing taken.
+* ``POST /api/v1/orders`` (``write``): commit, idempotent on ``order_id`` (201; a retry answers
+  the stored order with 200 and ``Idempotent-Replayed: true``; another payload is 409).
+* ``POST /api/v1/orders/{order_id}/refunds`` (``write``): refund, idempotent on ``refund_id``.
+* promotions, coupon batches (generate, issue to customers or a saved segment), tiers, members
+  and their points: reading needs ``read``, changing needs ``write``.
+
+Limits reached under concurrency answer 409 problem+json with a stable code: ``coupon_used_up``,
+``flash_sale_sold_out``, ``promotion_budget_exhausted``, ``insufficient_points``,
+``price_changed``, ``order_conflict``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, Response, status
+
+from growthwheel.accounts.models import utcnow
+from growthwheel.api.deps import DbSession, Principal, require_scope
+from growthwheel.config import Settings
+from growthwheel.errors import InvalidArgumentError
+from growthwheel.promotions import coupons, loyalty, orders, repository, service
+from growthwheel.promotions.errors import CouponNotFoundError
+from growthwheel.promotions.schemas import (
+    AdjustIn,
+    BatchCreate,
+    BatchOut,
+    CartIn,
+    CodesOut,
+    GenerateIn,
+    IssueIn,
+    IssueOut,
+    MemberIn,
+    MemberOut,
+    OrderIn,
+    OrderOut,
+    PricedCartOut,
+    PromotionCreate,
+    PromotionOut,
+    PromotionUpdate,
+    RefundIn,
+    RefundOut,
+    TierIn,
+    TierOut,
+)
+from growthwheel.segments import service as segments_service
+from growthwheel.warehouse.owner import WarehouseOwner, warehouse
+
+router = APIRouter(prefix="/api/v1", tags=["promotions"])
+
+Reader = Annotated[Principal, Depends(require_scope("read"))]
+Writer = Annotated[Principal, Depends(require_scope("write"))]
+Warehouse = Annotated[WarehouseOwner, Depends(warehouse)]
+RefId = Annotated[str, Path(min_length=1, max_length=64, description="An id.")]
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated (problem+json)."},
+    403: {"description": "Missing scope (problem+json, code `forbidden`)."},
+    422: {"description": "Invalid input; the message names the field (problem+json)."},
+}
+_CHECKOUT: dict[int | str, dict[str, Any]] = {
+    **_PROBLEMS,
+    404: {"description": "Unknown coupon or order (problem+json)."},
+    409: {"description": "A limit was reached or the id is taken: `coupon_used_up`, `flash_sale_sold_out`, "
+                         "`promotion_budget_exhausted`, `insufficient_points`, `price_changed`, "
+                         "`order_conflict` (problem+json)."},
+}
+_REPLAYED = "A retry of an order already committed: the same answer, header `Idempotent-Replayed: true`."
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {**_PROBLEMS, 404: {"description": "Not found (problem+json)."}}
+
+
+def _cfg(request: Request) -> Settings:
+    cfg = request.app.state.cfg
+    assert isinstance(cfg, Settings)
+    return cfg
+
+
+def _segments_of(owner: WarehouseOwner) -> service.SegmentsOf:
+    def lookup(customer_id: str) -> frozenset[str]:
+        with owner.read() as backend:
+            return service.warehouse_segments(backend, customer_id)
+
+    return lookup
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkout
+# ---------------------------------------------------------------------------------------------
+
+
+@router.post("/carts/price", summary="Price a cart", response_model=PricedCartOut, responses=_CHECKOUT)
+def price_cart(
+    body: CartIn, request: Request, _who: Reader, session: DbSession, owner: Warehouse,
+) -> PricedCartOut:
+    """Lines with allocated discounts, totals, applied promotions and near misses (the nudge to
+    show at checkout), points used and points to earn. Nothing is taken."""
+    currency = _cfg(request).shop().currency
+    quote = service.quote(session, body, currency=currency, segments_of=_segments_of(owner))
+    return quote.to_out(body.customer_id)
+
+
+@router.post("/orders", summary="Commit an order", status_code=status.HTTP_201_CREATED,
+             response_model=OrderOut, responses={**_CHECKOUT, 200: {"description": _REPLAYED}})
+def commit_order(
+    body: OrderIn, request: Request, response: Response, _who: Writer, session: DbSession, owner: Warehouse,
+) -> OrderOut:
+    """Re-price the cart and take what it uses — promotion budgets, flash-sale stock, coupons,
+    points — atomically; earn points and growth value. Idempotent on ``order_id``."""
+    currency = _cfg(request).shop().currency
+    done = orders.commit(session, body, currency=currency, segments_of=_segments_of(owner))
+    if done.replayed:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Idempotent-Replayed"] = "true"
+    return done.order
+
+
+@router.get("/orders/{order_id}", summary="A committed order", response_model=OrderOut, responses=_NOT_FOUND)
+def get_order(order_id: RefId, _who: Reader, session: DbSession) -> OrderOut:
+    """The order as committed, with its current status and refunded amount."""
+    return orders.get_order(session, order_id)
+
+
+@router.post("/orders/{order_id}/refunds", summary="Refund an order", status_code=status.HTTP_201_CREATED,
+             response_model=RefundOut, responses=_CHECKOUT)
+def refund_order(order_id: RefId, body: RefundIn, _who: Writer, session: DbSession) -> RefundOut:
+    """Refund units of lines (all that is left without ``lines``): the exact paid amount of those
+    units, coupons released by their batch rule, points and growth value reversed in proportion.
+    Idempotent on ``refund_id``."""
+    answer = orders.refund(session, order_id, body)
+    return answer
+
+
+# ---------------------------------------------------------------------------------------------
+# Promotions
+# ---------------------------------------------------------------------------------------------
+
+
+@router.get("/promotions", summary="Promotions", response_model=list[PromotionOut], responses=_PROBLEMS)
+def list_promotions(_who: Reader, session: DbSession) -> list[PromotionOut]:
+    """Every promotion with its budget burn and flash-sale stock, newest first."""
+    return [PromotionOut.model_validate(p) for p in repository.all_promotions(session)]
+
+
+@router.post("/promotions", summary="Create a promotion", status_code=status.HTTP_201_CREATED,
+             response_model=PromotionOut, responses=_PROBLEMS)
+def create_promotion(body: PromotionCreate, principal: Writer, session: DbSession) -> PromotionOut:
+    """Store a promotion (see docs/promotions.md for the definition)."""
+    row = service.create_promotion(
+        session, name=body.name, definition=body.definition, status=body.status, starts_at=body.starts_at,
+        ends_at=body.ends_at, budget_count=body.budget_count, budget_amount=body.budget_amount,
+        stock=body.stock, principal=principal)
+    return PromotionOut.model_validate(row)
+
+
+@router.get("/promotions/{promotion_id}", summary="A promotion", response_model=PromotionOut,
+            responses=_NOT_FOUND)
+def get_promotion(promotion_id: RefId, _who: Reader, session: DbSession) -> PromotionOut:
+    """One promotion."""
+    return PromotionOut.model_validate(service.get_promotion(session, promotion_id))
+
+
+@router.patch("/promotions/{promotion_id}", summary="Change status or schedule", response_model=PromotionOut,
+              responses=_NOT_FOUND)
+def update_promotion(promotion_id: RefId, body: PromotionUpdate, principal: Writer,
+                     session: DbSession) -> PromotionOut:
+    """Activate, pause or end a promotion, or move its schedule."""
+    row = service.get_promotion(session, promotion_id)
+    return PromotionOut.model_validate(service.update_promotion(
+        session, row, status=body.status, starts_at=body.starts_at, ends_at=body.ends_at,
+        principal=principal))
+
+
+# ---------------------------------------------------------------------------------------------
+# Coupons
+# ---------------------------------------------------------------------------------------------
+
+
+@router.get("/coupon-batches", summary="Coupon batches", response_model=list[BatchOut], responses=_PROBLEMS)
+def list_batches(_who: Reader, session: DbSession) -> list[BatchOut]:
+    """Every batch with its budget burn."""
+    return [BatchOut.model_validate(b) for b in repository.all_batches(session)]
+
+
+@router.post("/coupon-batches", summary="Create a coupon batch", status_code=status.HTTP_201_CREATED,
+             response_model=BatchOut, responses=_PROBLEMS)
+def create_batch(body: BatchCreate, principal: Writer, session: DbSession) -> BatchOut:
+    """A batch of generated codes (``unique``) or one shared code."""
+    row = coupons.create_batch(
+        session, name=body.name, definition=body.definition, valid_from=body.valid_from,
+        valid_until=body.valid_until, code_mode=body.code_mode, shared_code=body.shared_code,
+        budget_count=body.budget_count, budget_amount=body.budget_amount,
+        per_customer_limit=body.per_customer_limit, release_on_refund=body.release_on_refund,
+        principal=principal)
+    return BatchOut.model_validate(row)
+
+
+@router.get("/coupon-batches/{batch_id}", summary="A coupon batch", response_model=BatchOut,
+            responses=_NOT_FOUND)
+def get_batch(batch_id: RefId, _who: Reader, session: DbSession) -> BatchOut:
+    """One batch."""
+    return BatchOut.model_validate(coupons.get_batch(session, batch_id))
+
+
+@router.post("/coupon-batches/{batch_id}/codes", summary="Generate codes",
+             status_code=status.HTTP_201_CREATED, response_model=CodesOut, responses=_NOT_FOUND)
+def generate_codes(batch_id: RefId, body: GenerateIn, principal: Writer, session: DbSession) -> CodesOut:
+    """Generate single-use bearer codes for a ``unique`` batch."""
+    batch = coupons.get_batch(session, batch_id)
+    return CodesOut(codes=coupons.generate_codes(session, batch, body.count, principal=principal))
+
+
+@router.post("/coupon-batches/{batch_id}/issue", summary="Issue codes to customers or a segment",
+             response_model=IssueOut, responses=_NOT_FOUND)
+def issue_codes(batch_id: RefId, body: IssueIn, principal: Writer, session: DbSession,
+                owner: Warehouse) -> IssueOut:
+    """Give each customer (``customer_ids``) or each current member of a saved segment
+    (``segment_id``, as of its last refresh) their own code; once per ``issue_key``."""
+    batch = coupons.get_batch(session, batch_id)
+    if (body.customer_ids is None) == (body.segment_id is None):
+        raise InvalidArgumentError("customer_ids / segment_id: give exactly one of them")
+    key = body.issue_key
+    if body.segment_id is not None:
+        seg = segments_service.get_segment(session, body.segment_id)
+        with owner.read() as backend:
+            customer_ids = service.segment_member_ids(backend, seg.id)
+        key = key or f"segment:{seg.id}"
+    else:
+        customer_ids = body.customer_ids or []
+    result = coupons.issue(session, batch, customer_ids, issue_key=key, principal=principal)
+    return IssueOut(issued=result.issued, already=result.already)
+
+
+@router.get("/coupons/{code}", summary="A coupon code", response_model=dict[str, Any], responses=_NOT_FOUND)
+def get_code(code: Annotated[str, Path(min_length=1, max_length=40)], _who: Reader,
+             session: DbSession) -> dict[str, Any]:
+    """A code: its batch, holder, uses and redemptions."""
+    row = repository.coupon_code(session, coupons.normalize_code(code))
+    if row is None:
+        raise CouponNotFoundError(f"code: no coupon {code!r}")
+    return service.code_summary(session, row)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiers and members
+# ---------------------------------------------------------------------------------------------
+
+
+@router.get("/tiers", summary="Membership tiers", response_model=list[TierOut], responses=_PROBLEMS)
+def list_tiers(_who: Reader, session: DbSession) -> list[TierOut]:
+    """The tier ladder, lowest first."""
+    return [TierOut.model_validate(t) for t in repository.tiers(session)]
+
+
+@router.put("/tiers", summary="Replace the tier ladder", response_model=list[TierOut], responses=_PROBLEMS)
+def put_tiers(body: list[TierIn], principal: Writer, session: DbSession) -> list[TierOut]:
+    """Set the ladder (thresholds strictly increasing) and re-evaluate every member."""
+    specs = [loyalty.TierSpec(code=t.code, name=t.name, min_growth=t.min_growth,
+                              points_multiplier_bp=t.points_multiplier_bp, free_shipping=t.free_shipping,
+                              birthday_batch_id=t.birthday_batch_id) for t in body]
+    return [TierOut.model_validate(t) for t in loyalty.set_tiers(session, specs, principal=principal)]
+
+
+@router.get("/members/{customer_id}", summary="A member's tier and points", response_model=MemberOut,
+            responses=_PROBLEMS)
+def get_member(customer_id: RefId, _who: Reader, session: DbSession) -> MemberOut:
+    """Tier, growth in the window, points balance, lots and the latest ledger moves."""
+    return service.member_out(session, customer_id)
+
+
+@router.put("/members/{customer_id}", summary="Set a member's birthday", response_model=MemberOut,
+            responses=_PROBLEMS)
+def put_member(customer_id: RefId, body: MemberIn, _who: Writer, session: DbSession) -> MemberOut:
+    """Record the birthday used by the birthday coupon job."""
+    loyalty.set_birthday(session, customer_id, body.birthday)
+    return service.member_out(session, customer_id)
+
+
+@router.post("/members/{customer_id}/points-adjustments", summary="Adjust points", response_model=MemberOut,
+             responses={**_PROBLEMS, 409: {"description": "Would go below zero (`insufficient_points`)."}})
+def adjust_points(customer_id: RefId, body: AdjustIn, principal: Writer, session: DbSession) -> MemberOut:
+    """A manual correction (audited): positive adds a lot, negative takes soonest-to-expire first."""
+    loyalty.adjust_points(session, customer_id, body.delta, utcnow(), note=body.note, principal=principal)
+    return service.member_out(session, customer_id)
+

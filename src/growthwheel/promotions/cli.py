@@ -1,0 +1,270 @@
+"""``growthwheel promotions …``, ``growthwheel coupons …`` and ``growthwheel points …`` (jobs).
+
+Wiring (in ``cli/main.py``)::
+
+    from growthwheel.promotions.cli import coupons_app, points_app, promotions_app
+    app.add_typer(promotions_app, name="promotions")
+    app.add_typer(coupons_app, name="coupons")
+    app.add_typer(points_app, name="points")
+
+These work on the operational store, so they run while the server runs (except issuing to a
+segment, which reads the warehouse: stop the server or use the API). The daily jobs
+(``points expire``, ``points daily``) are meant for cron; each is one transaction.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from growthwheel.accounts.models import utcnow
+from growthwheel.cli.common import out, print_json
+from growthwheel.config import settings
+from growthwheel.errors import InvalidArgumentError
+from growthwheel.promotions import coupons, loyalty, repository, service
+from growthwheel.promotions.errors import CouponNotFoundError
+from growthwheel.promotions.schemas import BatchCreate, BatchOut, PromotionCreate, PromotionOut
+from growthwheel.store.db import migrate, session_scope
+
+promotions_app = typer.Typer(help="Promotions stored as data.", no_args_is_help=True)
+coupons_app = typer.Typer(help="Coupon batches and codes.", no_args_is_help=True)
+points_app = typer.Typer(help="Points and membership jobs.", no_args_is_help=True)
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in this environment
+        return "cli"
+
+
+@contextmanager
+def _store() -> Iterator[Session]:
+    cfg = settings()
+    migrate(cfg)
+    with session_scope(cfg) as session:
+        yield session
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except OSError as exc:
+        raise InvalidArgumentError(f"--file {path}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"--file {path}: not valid JSON ({exc})") from None
+
+
+def _validated(model: Any, data: Any, path: Path) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise InvalidArgumentError(f"--file {path}: {where}: {first.get('msg', 'invalid')}") from None
+
+
+def _now(value: str | None) -> datetime:
+    if value is None:
+        return utcnow()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidArgumentError(f"--now: {value!r} is not an ISO time") from None
+    if parsed.tzinfo is None:
+        raise InvalidArgumentError("--now: give a time zone (e.g. 2026-03-01T00:00:00+00:00)")
+    return parsed
+
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
+Now = Annotated[str | None, typer.Option("--now", help="Run as of this time (ISO, with zone; default now)")]
+
+
+# ---------------------------------------------------------------------------------------------
+# promotions
+# ---------------------------------------------------------------------------------------------
+
+
+@promotions_app.command("list")
+def list_promotions(as_json: AsJson = False) -> None:
+    """Every promotion with its status, budget burn and flash-sale stock."""
+    with _store() as session:
+        rows = [PromotionOut.model_validate(p) for p in repository.all_promotions(session)]
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in rows])
+        return
+    table = Table()
+    for column in ("id", "name", "layer", "status", "used", "budget", "stock"):
+        table.add_column(column)
+    for r in rows:
+        budget = " / ".join(x for x in (str(r.budget_count or ""), str(r.budget_amount or "")) if x) or "–"
+        stock = f"{r.stock_used}/{r.stock_limit}" if r.stock_limit is not None else "–"
+        table.add_row(r.id, r.name, r.layer, r.status, f"{r.used_count} ({r.used_amount})", budget, stock)
+    out.print(table)
+
+
+@promotions_app.command("create")
+def create_promotion(
+    file: Annotated[Path, typer.Option("--file", "-f", help="JSON, as POST /api/v1/promotions")],
+    as_json: AsJson = False,
+) -> None:
+    """Store a promotion from a JSON file."""
+    body: PromotionCreate = _validated(PromotionCreate, _read_json(file), file)
+    with _store() as session:
+        row = service.create_promotion(
+            session, name=body.name, definition=body.definition, status=body.status, starts_at=body.starts_at,
+            ends_at=body.ends_at, budget_count=body.budget_count, budget_amount=body.budget_amount,
+            stock=body.stock, principal=None, actor_name=_actor())
+        result = PromotionOut.model_validate(row)
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        out.print(f"promotion {result.id} ({result.name}, {result.status}) created", highlight=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# coupons
+# ---------------------------------------------------------------------------------------------
+
+
+@coupons_app.command("create")
+def create_batch(
+    file: Annotated[Path, typer.Option("--file", "-f", help="JSON, as POST /api/v1/coupon-batches")],
+    as_json: AsJson = False,
+) -> None:
+    """Create a coupon batch from a JSON file."""
+    body: BatchCreate = _validated(BatchCreate, _read_json(file), file)
+    with _store() as session:
+        row = coupons.create_batch(
+            session, name=body.name, definition=body.definition, valid_from=body.valid_from,
+            valid_until=body.valid_until, code_mode=body.code_mode, shared_code=body.shared_code,
+            budget_count=body.budget_count, budget_amount=body.budget_amount,
+            per_customer_limit=body.per_customer_limit, release_on_refund=body.release_on_refund,
+            actor_name=_actor())
+        result = BatchOut.model_validate(row)
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        out.print(f"coupon batch {result.id} ({result.name}) created", highlight=False)
+
+
+@coupons_app.command("generate")
+def generate(
+    batch_id: Annotated[str, typer.Argument(help="The batch")],
+    count: Annotated[int, typer.Option("--count", "-n", min=1, max=coupons.MAX_GENERATE, help="Codes")] = 1,
+    output: Annotated[Path | None, typer.Option("--out", help="Write the codes here (one a line)")] = None,
+) -> None:
+    """Generate single-use bearer codes for a batch; print them or write them to a file."""
+    with _store() as session:
+        codes = coupons.generate_codes(session, coupons.get_batch(session, batch_id), count,
+                                       actor_name=_actor())
+    text = "\n".join(codes) + "\n"
+    if output is None:
+        out.print(text, end="", highlight=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        out.print(f"{len(codes)} codes written to {output}", highlight=False)
+
+
+@coupons_app.command("issue")
+def issue(
+    batch_id: Annotated[str, typer.Argument(help="The batch")],
+    customer: Annotated[list[str] | None, typer.Option("--customer", "-c", help="Customer (repeat)")] = None,
+    segment: Annotated[str | None, typer.Option("--segment", help="Every member of a saved segment")] = None,
+    key: Annotated[str | None, typer.Option("--key", help="Issue once per customer per key")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Issue codes to customers, or to every current member of a saved segment."""
+    if bool(customer) == (segment is not None):
+        raise InvalidArgumentError("--customer / --segment: give customers or one segment")
+    with _store() as session:
+        batch = coupons.get_batch(session, batch_id)
+        if segment is not None:
+            from growthwheel.segments import service as segments_service
+            from growthwheel.warehouse import connect
+
+            seg = segments_service.get_segment(session, segment)
+            backend = connect(settings())
+            try:
+                customer_ids = service.segment_member_ids(backend, seg.id)
+            finally:
+                backend.disconnect()
+            key = key or f"segment:{seg.id}"
+        else:
+            customer_ids = list(customer or [])
+        result = coupons.issue(session, batch, customer_ids, issue_key=key, actor_name=_actor())
+    if as_json:
+        print_json({"issued": result.issued, "already": result.already})
+        return
+    out.print(f"{len(result.issued)} issued, {len(result.already)} had one already", highlight=False)
+    for customer_id, code in result.issued.items():
+        out.print(f"{customer_id}\t{code}", highlight=False)
+
+
+@coupons_app.command("show")
+def show(
+    ref: Annotated[str, typer.Argument(help="A code or a batch id")],
+    as_json: AsJson = False,
+) -> None:
+    """A code (holder, uses, redemptions) or a batch (budget burn)."""
+    with _store() as session:
+        code = repository.coupon_code(session, coupons.normalize_code(ref))
+        if code is not None:
+            data: dict[str, Any] = service.code_summary(session, code)
+        else:
+            batch = repository.batch(session, ref)
+            if batch is None:
+                raise CouponNotFoundError(f"{ref!r}: no such code or batch")
+            data = {**BatchOut.model_validate(batch).model_dump(mode="json"),
+                    "redemptions": repository.redemption_count(session, batch.id)}
+    if as_json:
+        print_json(data)
+        return
+    for name, value in data.items():
+        out.print(f"{name}: {value}", highlight=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# points and membership jobs
+# ---------------------------------------------------------------------------------------------
+
+
+@points_app.command("expire")
+def expire(now: Now = None, as_json: AsJson = False) -> None:
+    """Expire every lot of points whose expiry has passed (the daily expiry job)."""
+    with _store() as session:
+        result = loyalty.expire_points(session, _now(now))
+    if as_json:
+        print_json({"customers": result.customers, "points": result.points})
+    else:
+        out.print(f"{result.points:,} points expired for {result.customers:,} customer(s)", highlight=False)
+
+
+@points_app.command("daily")
+def daily(now: Now = None, as_json: AsJson = False) -> None:
+    """The daily jobs: expire points, re-evaluate tiers over the rolling window, issue birthday
+    coupons (birthdays by the shop's time zone)."""
+    when = _now(now)
+    cfg = settings()
+    with _store() as session:
+        expired = loyalty.expire_points(session, when)
+        changes = loyalty.recompute_tiers(session, when)
+        birthdays = loyalty.issue_birthday_coupons(session, when, cfg.shop().timezone)
+    result = {"points_expired": expired.points, "customers_expired": expired.customers,
+              "tier_changes": [{"customer_id": c.customer_id, "old": c.old, "new": c.new} for c in changes],
+              "birthday_coupons": birthdays}
+    if as_json:
+        print_json(result)
+        return
+    out.print(f"{expired.points:,} points expired; {len(changes)} tier change(s); "
+              f"{len(birthdays)} birthday coupon(s)", highlight=False)

@@ -1,0 +1,318 @@
+"""Coupons: batches, unguessable codes, issuing, redemption tied to an order, release on refund.
+
+**Codes.** A generated code is 12 characters drawn with :mod:`secrets` from a 31-character
+alphabet without the look-alikes 0/O, 1/I/L (``23456789ABCDEFGHJKMNPQRSTUVWXYZ``: 59 bits of
+randomness), plus one check character (weighted sum modulo 31), so a mistyped code is refused as malformed
+before any lookup. Codes are matched case-insensitively, ignoring spaces and dashes. A batch has
+either generated codes (each usable once, optionally issued to one customer, who alone may use
+it) or one **shared** code chosen by the operator (e.g. ``SPRING20``), limited only by the batch.
+
+**Limits.** A batch has a validity window, an optional budget (a number of redemptions and/or
+an amount of discount) and a per-customer limit. Redeeming takes, each in one atomic conditional
+statement (see ``promotions.repository``): one use of the code, one redemption and the discount
+from the batch budget, one of the customer's uses. If any is exhausted the order fails with
+``coupon_used_up`` and the transaction is rolled back, so nothing is half-taken.
+
+**Release.** ``release_on_refund`` says when a refund gives the coupon back: ``never``;
+``full_refund`` (when the order is refunded in full); ``full_refund_within_validity`` (the
+default: a full refund while the batch is still valid). A released redemption gives back the code
+use, the budget (count and amount) and the customer's use.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from growthwheel.accounts.models import utcnow
+from growthwheel.accounts.schemas import Principal
+from growthwheel.accounts.service import audit
+from growthwheel.errors import InvalidArgumentError
+from growthwheel.promotions import repository, rules
+from growthwheel.promotions.definition import Definition, check_rule, parse_definition, to_rule
+from growthwheel.promotions.errors import (
+    CouponNotApplicableError,
+    CouponNotFoundError,
+    CouponUsedUpError,
+)
+from growthwheel.promotions.models import CheckoutOrder, CouponBatch, CouponCode, CouponRedemption
+
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+"""Code characters: digits and capitals without 0, 1, I, L and O."""
+CODE_LENGTH = 12
+"""Random characters of a generated code (a check character follows)."""
+MAX_GENERATE = 100_000
+_SHARED = re.compile(r"^[A-Z0-9_-]{3,32}$")
+_SEPARATORS = re.compile(r"[\s-]+")
+
+
+def _check_char(body: str) -> str:
+    """Check character of ``body``: ``Σ position × value`` modulo 31, the alphabet's size. As 31 is
+    prime and the weights 1…12 are not multiples of it, every single wrong character and every
+    swap of two neighbouring characters changes the sum, so the code no longer checks."""
+    total = sum(weight * ALPHABET.index(char) for weight, char in enumerate(body, start=1))
+    return ALPHABET[total % len(ALPHABET)]
+
+
+def generate_code(length: int = CODE_LENGTH) -> str:
+    """A new unguessable code: ``length`` random characters and a check character."""
+    body = "".join(secrets.choice(ALPHABET) for _ in range(length))
+    return body + _check_char(body)
+
+
+def normalize_code(text: str) -> str:
+    """A code as stored: upper case, no spaces or dashes."""
+    return _SEPARATORS.sub("", text).upper()
+
+
+def well_formed(code: str) -> bool:
+    """Whether ``code`` (normalised) has the shape and check character of a generated code."""
+    return (len(code) == CODE_LENGTH + 1 and all(c in ALPHABET for c in code)
+            and _check_char(code[:-1]) == code[-1])
+
+
+def coupon_promotion(batch: CouponBatch) -> rules.Promotion:
+    """The pricing core's COUPON-layer promotion of a batch (its id is ``coupon:<batch id>``)."""
+    return to_rule(parse_definition(batch.definition), promotion_id=f"coupon:{batch.id}", name=batch.name,
+                   layer=rules.Layer.COUPON)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches, generation, issuing
+# ---------------------------------------------------------------------------------------------
+
+
+def create_batch(
+    session: Session, *, name: str, definition: Definition | dict[str, object], valid_from: datetime,
+    valid_until: datetime, code_mode: str = "unique", shared_code: str | None = None,
+    budget_count: int | None = None, budget_amount: int | None = None, per_customer_limit: int = 1,
+    release_on_refund: str = "full_refund_within_validity", principal: Principal | None = None,
+    actor_name: str | None = None,
+) -> CouponBatch:
+    """Create a coupon batch (and, for ``code_mode="shared"``, its one code)."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidArgumentError("name: 1 to 200 characters")
+    parsed = definition if isinstance(definition, Definition) else parse_definition(definition)
+    if parsed.is_item:
+        raise InvalidArgumentError(f"definition.reward.type: {parsed.reward.type!r} is an item reward; "
+                                   "a coupon gives an order reward (e.g. order_amount_off, spend_tiers)")
+    check_rule(parsed, layer=rules.Layer.COUPON)
+    if valid_from.tzinfo is None or valid_until.tzinfo is None:
+        raise InvalidArgumentError("valid_from / valid_until: give a time zone (UTC)")
+    if valid_until <= valid_from:
+        raise InvalidArgumentError("valid_until: must be after valid_from")
+    if code_mode not in ("unique", "shared"):
+        raise InvalidArgumentError("code_mode: 'unique' or 'shared'")
+    if budget_count is not None and budget_count < 1:
+        raise InvalidArgumentError("budget_count: must be at least 1")
+    if budget_amount is not None and budget_amount < 1:
+        raise InvalidArgumentError("budget_amount: must be positive (minor units)")
+    if per_customer_limit < 1:
+        raise InvalidArgumentError("per_customer_limit: must be at least 1")
+    if release_on_refund not in ("never", "full_refund", "full_refund_within_validity"):
+        raise InvalidArgumentError(
+            "release_on_refund: 'never', 'full_refund' or 'full_refund_within_validity'")
+    code: str | None = None
+    if code_mode == "shared":
+        if shared_code is None:
+            raise InvalidArgumentError("shared_code: a shared batch needs its code")
+        code = normalize_code(shared_code)
+        if not _SHARED.match(code):
+            raise InvalidArgumentError("shared_code: 3 to 32 letters, digits, '_' or '-'")
+        if repository.coupon_code(session, code) is not None:
+            raise InvalidArgumentError(f"shared_code: {code!r} is taken")
+    elif shared_code is not None:
+        raise InvalidArgumentError("shared_code: only for code_mode 'shared'")
+    row = CouponBatch(
+        name=name, definition=parsed.model_dump(mode="json"), code_mode=code_mode, shared_code=code,
+        valid_from=valid_from, valid_until=valid_until, budget_count=budget_count,
+        budget_amount=budget_amount, used_count=0, used_amount=0, per_customer_limit=per_customer_limit,
+        release_on_refund=release_on_refund, active=True, issued_count=0,
+        created_by=actor_name or (principal.name if principal else "system"),
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    if code is not None:
+        session.add(CouponCode(code=code, batch_id=row.id, uses=0, max_uses=None, created_at=utcnow()))
+        session.flush()
+    audit(session, principal, "coupon_batch.create", f"coupon_batch:{row.id}",
+          {"name": name, "code_mode": code_mode, "budget_count": budget_count,
+           "budget_amount": budget_amount},
+          actor_name=actor_name)
+    return row
+
+
+def get_batch(session: Session, batch_id: str) -> CouponBatch:
+    """The batch with this id."""
+    found = repository.batch(session, batch_id)
+    if found is None:
+        raise CouponNotFoundError(f"no coupon batch {batch_id!r}")
+    return found
+
+
+def _new_codes(session: Session, count: int) -> list[str]:
+    codes: list[str] = []
+    while len(codes) < count:
+        wanted = {generate_code() for _ in range(count - len(codes))}
+        wanted -= set(codes) | repository.existing_codes(session, sorted(wanted))
+        codes.extend(sorted(wanted))
+    return codes
+
+
+def generate_codes(session: Session, batch: CouponBatch, count: int, *, principal: Principal | None = None,
+                   actor_name: str | None = None) -> list[str]:
+    """Generate ``count`` single-use bearer codes for a ``unique`` batch (to print or hand out)."""
+    if batch.code_mode != "unique":
+        raise InvalidArgumentError(
+            "count: a shared batch has its one code; generate codes for a unique batch")
+    if not 1 <= count <= MAX_GENERATE:
+        raise InvalidArgumentError(f"count: 1 to {MAX_GENERATE}")
+    now = utcnow()
+    codes = _new_codes(session, count)
+    session.add_all(CouponCode(code=c, batch_id=batch.id, uses=0, max_uses=1, created_at=now) for c in codes)
+    session.flush()
+    audit(session, principal, "coupon.generate", f"coupon_batch:{batch.id}", {"count": count},
+          actor_name=actor_name)
+    return codes
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    """What issuing did: codes for the newly served customers; those who had one already."""
+
+    issued: dict[str, str]
+    already: list[str]
+
+
+def issue(
+    session: Session, batch: CouponBatch, customer_ids: Sequence[str], *, issue_key: str | None = None,
+    now: datetime | None = None, principal: Principal | None = None, actor_name: str | None = None,
+) -> IssueResult:
+    """Give each customer their own code of a ``unique`` batch. Issuing again with the same
+    ``issue_key`` (``segment:<id>``, ``birthday:2026``…) skips those who were served."""
+    if batch.code_mode != "unique":
+        raise InvalidArgumentError("batch: a shared code is not issued to customers; give them the code")
+    if not batch.active:
+        raise CouponNotApplicableError(f"coupon batch {batch.name!r} is disabled")
+    now = now or utcnow()
+    if now >= batch.valid_until:
+        raise CouponNotApplicableError(
+            f"coupon batch {batch.name!r} expired on {batch.valid_until.isoformat()}")
+    wanted = list(dict.fromkeys(c.strip() for c in customer_ids))
+    if any(not c or len(c) > 64 for c in wanted):
+        raise InvalidArgumentError("customer_ids: each 1 to 64 characters")
+    served = repository.issued_customers(session, batch.id, issue_key)
+    fresh = [c for c in wanted if c not in served]
+    codes = _new_codes(session, len(fresh))
+    session.add_all(
+        CouponCode(code=code, batch_id=batch.id, customer_id=customer, issue_key=issue_key, issued_at=now,
+                   uses=0, max_uses=1, created_at=now)
+        for customer, code in zip(fresh, codes, strict=True)
+    )
+    batch.issued_count += len(fresh)
+    session.flush()
+    audit(session, principal, "coupon.issue", f"coupon_batch:{batch.id}",
+          {"issued": len(fresh), "already": len(wanted) - len(fresh), "issue_key": issue_key},
+          actor_name=actor_name)
+    return IssueResult(issued=dict(zip(fresh, codes, strict=True)),
+                       already=[c for c in wanted if c in served])
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolving codes at checkout, redeeming, releasing
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolvedCoupon:
+    """A code of the cart with its batch, as the pricing core's :class:`rules.Coupon`."""
+
+    code: CouponCode
+    batch: CouponBatch
+    coupon: rules.Coupon
+
+
+def resolve(session: Session, codes: Sequence[str], customer_id: str, now: datetime) -> list[ResolvedCoupon]:
+    """Look up the cart's codes: each must exist, be in its validity window, belong to nobody or to
+    this customer, and still have a use left for them (checked again, atomically, at commit)."""
+    found: list[ResolvedCoupon] = []
+    seen_batches: set[str] = set()
+    for index, text in enumerate(codes):
+        code = normalize_code(text)
+        where = f"coupon_codes[{index}]"
+        row = repository.coupon_code(session, code) if code else None
+        if row is None:
+            mistyped = len(code) == CODE_LENGTH + 1 and not well_formed(code)
+            shape = "is mistyped" if mistyped else "does not exist"
+            raise CouponNotFoundError(f"{where}: coupon {text!r} {shape}")
+        batch = repository.batch(session, row.batch_id)
+        assert batch is not None
+        if not batch.active:
+            raise CouponNotApplicableError(f"{where}: coupon {code} is disabled")
+        if now < batch.valid_from:
+            raise CouponNotApplicableError(
+                f"{where}: coupon {code} is valid from {batch.valid_from.isoformat()}")
+        if now >= batch.valid_until:
+            raise CouponNotApplicableError(
+                f"{where}: coupon {code} expired on {batch.valid_until.isoformat()}")
+        if row.customer_id is not None and row.customer_id != customer_id:
+            raise CouponNotApplicableError(f"{where}: coupon {code} was issued to another customer")
+        if batch.id in seen_batches:
+            raise InvalidArgumentError(
+                f"{where}: one coupon per batch per order ({batch.name!r} given twice)")
+        seen_batches.add(batch.id)
+        if row.max_uses is not None and row.uses >= row.max_uses:
+            raise CouponUsedUpError(f"{where}: coupon {code} has been used")
+        if batch.budget_count is not None and batch.used_count >= batch.budget_count:
+            raise CouponUsedUpError(f"{where}: coupon {code} is used up (the batch budget is spent)")
+        found.append(ResolvedCoupon(code=row, batch=batch,
+                                    coupon=rules.Coupon(code=code, promotion=coupon_promotion(batch))))
+    return found
+
+
+def redeem(session: Session, resolved: ResolvedCoupon, *, customer_id: str, order_id: str, discount: int,
+           now: datetime) -> CouponRedemption:
+    """Take the coupon for ``order_id`` (atomically; raises :class:`CouponUsedUpError` when any limit
+    is reached — the caller's transaction must then be rolled back)."""
+    code, batch = resolved.code.code, resolved.batch
+    if not repository.take_code(session, code):
+        raise CouponUsedUpError(f"coupon {code} has been used")
+    if not repository.take_batch(session, batch.id, discount):
+        raise CouponUsedUpError(f"coupon {code} is used up (the budget of {batch.name!r} is spent)")
+    if not repository.take_customer_use(session, batch.id, customer_id, batch.per_customer_limit):
+        raise CouponUsedUpError(
+            f"coupon {code} is used up for this customer (at most {batch.per_customer_limit} per customer)")
+    row = CouponRedemption(batch_id=batch.id, code=code, customer_id=customer_id, order_id=order_id,
+                           discount=discount, status="redeemed", redeemed_at=now)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def release_for_refund(session: Session, order: CheckoutOrder, *, fully_refunded: bool,
+                       now: datetime) -> list[str]:
+    """Give back the order's coupons whose batch rule allows it after this refund; returns their codes."""
+    released: list[str] = []
+    if not fully_refunded:
+        return released
+    for redemption in repository.redemptions_of_order(session, order.id):
+        if redemption.status != "redeemed":
+            continue
+        batch = repository.batch(session, redemption.batch_id)
+        if batch is None or batch.release_on_refund == "never":
+            continue
+        if batch.release_on_refund == "full_refund_within_validity" and now >= batch.valid_until:
+            continue
+        repository.give_back_use(session, redemption)
+        redemption.status = "released"
+        redemption.released_at = now
+        released.append(redemption.code)
+    session.flush()
+    return released

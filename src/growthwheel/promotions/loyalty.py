@@ -1,0 +1,406 @@
+"""Membership tiers by growth value (成长值) and the points ledger (积分). Never commits.
+
+**Growth value.** A paid order earns ``floor(paid / growth_minor_per_unit)`` growth (1 per yuan
+by default), dated at the order's time. A refund claws back growth in proportion to the amount
+refunded (cumulatively, so a full refund takes back exactly what was earned), dated like the
+order it reverses — so it leaves the window exactly when the earning does.
+
+**Tier rule.** A member's tier is the highest tier whose ``min_growth`` is at most the growth
+earned in the rolling window ``(now - window_days, now]`` (365 days by default). It is recomputed
+on every order (so upgrades are immediate), on every refund (so refunding the order that lifted a
+member takes the tier back at once) and by the daily job :func:`recompute_tiers` (so growth that
+leaves the window downgrades the member on the day it leaves). Below the lowest threshold a
+customer has no tier.
+
+**Points.** Every move is a row of the append-only ``points_ledger``; a customer's balance
+(``points_accounts.balance``) is changed in the same transaction by the same amount, so it always
+equals the ledger's sum, and a CHECK keeps it from going below zero. Earned points sit in lots
+that expire ``points_expiry_days`` after they were earned; spending (redeeming, a negative
+adjustment, a claw-back) takes the soonest-to-expire lots first, each lot drawn getting its own
+ledger row. Lots past their expiry are never spent: every operation on an account first expires
+its due lots (the same work :func:`expire_points`, the daily job, does for everyone). All of it
+runs while holding the account row (``SELECT … FOR UPDATE``; on SQLite the write transaction), so
+concurrent spends of one customer are serialised.
+
+**Refunds.** Points earned by the order are clawed back in proportion to the amount refunded
+(taken first from the order's own lot, then soonest-to-expire; if the customer has already spent
+them, only what the balance holds is taken and the shortfall is reported — the balance never goes
+negative). Points the order *spent* are returned in the same proportion, as a new lot that
+expires when the latest lot they came from would have: a refund never extends the life of points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from itertools import pairwise
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from growthwheel.accounts.models import utcnow
+from growthwheel.accounts.schemas import Principal
+from growthwheel.accounts.service import audit
+from growthwheel.errors import InvalidArgumentError
+from growthwheel.promotions import coupons, repository
+from growthwheel.promotions.errors import InsufficientPointsError, TierConfigError
+from growthwheel.promotions.models import GrowthEntry, Member, MemberTier, PointsLedgerEntry, PointsLot
+
+
+@dataclass(frozen=True)
+class LoyaltyProgram:
+    """The shop's points and growth rules (defaults: 1 point and 1 growth per yuan paid, 100 points
+    = 1 yuan, points cover at most half of an order, points live 365 days, 365-day tier window)."""
+
+    earn_minor_per_point: int = 100
+    """Paid minor units per point earned at multiplier ×1."""
+    redeem_minor_per_point: int = 1
+    """What one point is worth when spent, in minor units."""
+    max_points_share_bp: int = 5_000
+    """Points may pay at most this share (basis points) of what is left after coupons."""
+    points_expiry_days: int = 365
+    growth_minor_per_unit: int = 100
+    window_days: int = 365
+
+    def __post_init__(self) -> None:
+        for name in ("earn_minor_per_point", "redeem_minor_per_point", "points_expiry_days",
+                     "growth_minor_per_unit", "window_days"):
+            if getattr(self, name) <= 0:
+                raise InvalidArgumentError(f"{name}: must be positive")
+        if not 0 <= self.max_points_share_bp <= 10_000:
+            raise InvalidArgumentError("max_points_share_bp: must be in 0..10000")
+
+
+DEFAULT_PROGRAM = LoyaltyProgram()
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiers
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TierSpec:
+    """A tier as configured: ``code``, ``name``, growth threshold and benefits."""
+
+    code: str
+    name: str
+    min_growth: int
+    points_multiplier_bp: int = 10_000
+    free_shipping: bool = False
+    birthday_batch_id: str | None = None
+
+
+def tier_for(ladder: Sequence[MemberTier] | Sequence[TierSpec], growth: int) -> str | None:
+    """The code of the highest tier whose threshold ``growth`` reaches (``None`` below the lowest)."""
+    reached = [t for t in ladder if t.min_growth <= growth]
+    return max(reached, key=lambda t: t.min_growth).code if reached else None
+
+
+def set_tiers(
+    session: Session, specs: Sequence[TierSpec], *, now: datetime | None = None,
+    principal: Principal | None = None, program: LoyaltyProgram = DEFAULT_PROGRAM,
+) -> list[MemberTier]:
+    """Replace the tier ladder (thresholds must strictly increase; codes unique) and re-evaluate
+    every member against it."""
+    if not specs:
+        raise TierConfigError("tiers: give at least one tier")
+    codes = [s.code.strip() for s in specs]
+    if any(not c or len(c) > 32 for c in codes) or len(set(codes)) != len(codes):
+        raise TierConfigError("tiers[].code: codes must be 1 to 32 characters and unique")
+    thresholds = [s.min_growth for s in specs]
+    if any(t < 0 for t in thresholds) or any(b <= a for a, b in pairwise(thresholds)):
+        raise TierConfigError("tiers[].min_growth: thresholds must be non-negative and strictly increasing")
+    for spec in specs:
+        if spec.points_multiplier_bp < 0:
+            raise TierConfigError(f"tiers[{spec.code}].points_multiplier_bp: must not be negative")
+        if spec.birthday_batch_id is not None and repository.batch(session, spec.birthday_batch_id) is None:
+            raise TierConfigError(f"tiers[{spec.code}].birthday_batch_id: no coupon batch "
+                                  f"{spec.birthday_batch_id!r}")
+    session.execute(delete(MemberTier))
+    rows = [MemberTier(code=code, name=spec.name.strip() or code, rank=rank, min_growth=spec.min_growth,
+                       points_multiplier_bp=spec.points_multiplier_bp, free_shipping=spec.free_shipping,
+                       birthday_batch_id=spec.birthday_batch_id)
+            for rank, (code, spec) in enumerate(zip(codes, specs, strict=True), start=1)]
+    session.add_all(rows)
+    session.flush()
+    session.expire_all()
+    audit(session, principal, "tiers.set", "member_tiers", {"tiers": codes})
+    recompute_tiers(session, now or utcnow(), program=program)
+    return rows
+
+
+def ensure_member(session: Session, customer_id: str, *, now: datetime | None = None) -> Member:
+    """The member row of a customer (created on first use)."""
+    found = repository.member(session, customer_id)
+    if found is None:
+        found = Member(customer_id=customer_id, growth=0, joined_at=now or utcnow())
+        session.add(found)
+        session.flush()
+    return found
+
+
+def set_birthday(session: Session, customer_id: str, birthday: date | None) -> Member:
+    """Record a member's birthday (for the birthday coupon)."""
+    row = ensure_member(session, customer_id)
+    row.birthday = birthday
+    return row
+
+
+def evaluate_member(session: Session, customer_id: str, now: datetime,
+                    program: LoyaltyProgram = DEFAULT_PROGRAM) -> tuple[str | None, str | None]:
+    """Recompute a member's window growth and tier as of ``now``; returns (old tier, new tier)."""
+    row = ensure_member(session, customer_id, now=now)
+    growth = repository.growth_in_window(session, customer_id, now - timedelta(days=program.window_days), now)
+    new = tier_for(repository.tiers(session), growth)
+    old = row.tier_code
+    row.growth = growth
+    row.evaluated_at = now
+    if new != old:
+        row.tier_code = new
+        row.tier_since = now
+    return old, new
+
+
+def member_tier(session: Session, customer_id: str) -> MemberTier | None:
+    """The customer's current tier (as last evaluated), or ``None``."""
+    row = repository.member(session, customer_id)
+    if row is None or row.tier_code is None:
+        return None
+    return session.get(MemberTier, row.tier_code)
+
+
+def growth_for_payment(paid: int, program: LoyaltyProgram = DEFAULT_PROGRAM) -> int:
+    """Growth value a payment earns (floor of paid / ``growth_minor_per_unit``)."""
+    return max(paid, 0) // program.growth_minor_per_unit
+
+
+def add_growth(session: Session, customer_id: str, amount: int, *, effective_at: datetime, kind: str,
+               order_id: str | None = None, now: datetime | None = None) -> None:
+    """Record growth earned (positive) or clawed back (negative), dated ``effective_at``."""
+    if amount:
+        session.add(GrowthEntry(customer_id=customer_id, effective_at=effective_at, amount=amount,
+                                kind=kind, order_id=order_id, recorded_at=now or utcnow()))
+        session.flush()
+
+
+@dataclass(frozen=True)
+class TierChange:
+    """A tier change found by the daily job."""
+
+    customer_id: str
+    old: str | None
+    new: str | None
+
+
+def recompute_tiers(session: Session, now: datetime,
+                    program: LoyaltyProgram = DEFAULT_PROGRAM) -> list[TierChange]:
+    """The daily job: re-evaluate every member with a tier or growth; returns the changes."""
+    changes = []
+    for customer_id in repository.members_with_tier(session):
+        old, new = evaluate_member(session, customer_id, now, program)
+        if old != new:
+            changes.append(TierChange(customer_id, old, new))
+    return changes
+
+
+# ---------------------------------------------------------------------------------------------
+# Points
+# ---------------------------------------------------------------------------------------------
+
+
+def _entry(session: Session, customer_id: str, kind: str, points: int, now: datetime, *,
+           lot_id: int | None = None, order_id: str | None = None, note: str | None = None) -> None:
+    session.add(PointsLedgerEntry(customer_id=customer_id, at=now, kind=kind, points=points, lot_id=lot_id,
+                                  order_id=order_id, note=note))
+
+
+def _credit(
+    session: Session, customer_id: str, points: int, now: datetime, *, kind: str, expires_at: datetime,
+    order_id: str | None = None, note: str | None = None,
+) -> PointsLot:
+    account = repository.lock_account(session, customer_id)
+    _expire_locked(session, customer_id, now)
+    lot = PointsLot(customer_id=customer_id, earned_at=now, expires_at=expires_at, points=points,
+                    remaining=points, source=kind, order_id=order_id)
+    session.add(lot)
+    session.flush()
+    _entry(session, customer_id, kind, points, now, lot_id=lot.id, order_id=order_id, note=note)
+    account.balance += points
+    account.updated_at = now
+    session.flush()
+    return lot
+
+
+def _expire_locked(session: Session, customer_id: str, now: datetime) -> int:
+    """Expire the due lots of a customer whose account row is held; returns the points expired."""
+    account = repository.lock_account(session, customer_id)
+    expired = 0
+    for lot in repository.due_lots(session, now, customer_id):
+        _entry(session, customer_id, "expire", -lot.remaining, now, lot_id=lot.id,
+               note=f"expired {lot.expires_at.isoformat()}")
+        expired += lot.remaining
+        lot.remaining = 0
+    if expired:
+        account.balance -= expired
+        account.updated_at = now
+        session.flush()
+    return expired
+
+
+def _debit(session: Session, customer_id: str, points: int, now: datetime, *, kind: str,
+           order_id: str | None = None, note: str | None = None, prefer_lot: int | None = None,
+           partial: bool = False) -> int:
+    """Take ``points`` soonest-to-expire first (``prefer_lot`` first of all); with ``partial`` take
+    what there is, else raise :class:`InsufficientPointsError`. Returns the points taken."""
+    account = repository.lock_account(session, customer_id)
+    _expire_locked(session, customer_id, now)
+    if points > account.balance and not partial:
+        raise InsufficientPointsError(
+            f"points: customer {customer_id!r} has {account.balance} points, {points} asked for")
+    lots = repository.spendable_lots(session, customer_id, now)
+    if prefer_lot is not None:
+        lots.sort(key=lambda lot: lot.id != prefer_lot)  # stable: the rest keep expiry order
+    left = min(points, account.balance)
+    taken = 0
+    for lot in lots:
+        if left == 0:
+            break
+        part = min(lot.remaining, left)
+        lot.remaining -= part
+        left -= part
+        taken += part
+        _entry(session, customer_id, kind, -part, now, lot_id=lot.id, order_id=order_id, note=note)
+    account.balance -= taken
+    account.updated_at = now
+    session.flush()
+    return taken
+
+
+def earn_points(
+    session: Session, customer_id: str, points: int, now: datetime, *, order_id: str | None = None,
+    program: LoyaltyProgram = DEFAULT_PROGRAM,
+) -> PointsLot | None:
+    """Credit earned points as a lot expiring ``points_expiry_days`` from ``now``."""
+    if points < 0:
+        raise InvalidArgumentError("points: earned points must not be negative")
+    if points == 0:
+        return None
+    return _credit(session, customer_id, points, now, kind="earn", order_id=order_id,
+                   expires_at=now + timedelta(days=program.points_expiry_days))
+
+
+def spend_points(session: Session, customer_id: str, points: int, now: datetime, *,
+                 order_id: str | None = None) -> int:
+    """Redeem ``points`` (soonest-to-expire lots first); raises if the customer has fewer."""
+    if points < 0:
+        raise InvalidArgumentError("points: must not be negative")
+    if points == 0:
+        return 0
+    return _debit(session, customer_id, points, now, kind="redeem", order_id=order_id)
+
+
+def adjust_points(session: Session, customer_id: str, delta: int, now: datetime, *, note: str,
+                  principal: Principal | None = None,
+                  program: LoyaltyProgram = DEFAULT_PROGRAM) -> int:
+    """A manual correction: a positive ``delta`` is a new lot (usual expiry), a negative one is taken
+    soonest-to-expire first and may not exceed the balance. Audited."""
+    if delta == 0:
+        raise InvalidArgumentError("delta: an adjustment must not be zero")
+    if not note.strip():
+        raise InvalidArgumentError("note: say why the points are adjusted")
+    if delta > 0:
+        _credit(session, customer_id, delta, now, kind="adjust", note=note[:500],
+                expires_at=now + timedelta(days=program.points_expiry_days))
+    else:
+        _debit(session, customer_id, -delta, now, kind="adjust", note=note[:500])
+    audit(session, principal, "points.adjust", f"customer:{customer_id}", {"delta": delta, "note": note})
+    return balance(session, customer_id)
+
+
+def claw_back(session: Session, customer_id: str, points: int, now: datetime, *, order_id: str) -> int:
+    """Take back up to ``points`` earned by ``order_id`` (its own lot first); returns what was taken
+    (less than asked when the customer has spent them: the balance never goes negative)."""
+    if points <= 0:
+        return 0
+    earned = repository.order_ledger(session, order_id, "earn")
+    prefer = earned[0].lot_id if earned else None
+    return _debit(session, customer_id, points, now, kind="clawback", order_id=order_id,
+                  prefer_lot=prefer, partial=True)
+
+
+def return_points(session: Session, customer_id: str, points: int, now: datetime, *, order_id: str) -> int:
+    """Give back ``points`` the order spent, as a lot expiring when the latest lot they came from
+    would have (a refund does not extend their life)."""
+    if points <= 0:
+        return 0
+    spent = repository.order_ledger(session, order_id, "redeem")
+    lots = repository.lots_by_id(session, [e.lot_id for e in spent if e.lot_id is not None])
+    expires_at = max((lot.expires_at for lot in lots.values()), default=now)
+    _credit(session, customer_id, points, now, kind="return", order_id=order_id, expires_at=expires_at,
+            note="points spent on a refunded order")
+    return points
+
+
+def balance(session: Session, customer_id: str) -> int:
+    """The customer's balance (0 without an account)."""
+    account = repository.account(session, customer_id)
+    return account.balance if account is not None else 0
+
+
+def spendable(session: Session, customer_id: str, now: datetime) -> int:
+    """Points the customer could spend at ``now`` (unexpired lots), without changing anything."""
+    return sum(lot.remaining for lot in repository.lots(session, customer_id)
+               if lot.remaining > 0 and lot.expires_at > now)
+
+
+@dataclass(frozen=True)
+class ExpiryResult:
+    """What the expiry job did."""
+
+    customers: int
+    points: int
+
+
+def expire_points(session: Session, now: datetime) -> ExpiryResult:
+    """The expiry job: every lot whose expiry is at or before ``now`` loses what it has left."""
+    customers = 0
+    points = 0
+    for customer_id in repository.customers_with_due_lots(session, now):
+        expired = _expire_locked(session, customer_id, now)
+        if expired:
+            customers += 1
+            points += expired
+    return ExpiryResult(customers=customers, points=points)
+
+
+# ---------------------------------------------------------------------------------------------
+# Birthday coupons
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def issue_birthday_coupons(session: Session, now: datetime, timezone: str) -> dict[str, str]:
+    """The daily birthday job: members whose birthday is today *in the shop's time zone* get a code
+    of their tier's birthday batch (once a year: issue key ``birthday:<year>``). Members born on
+    29 February get theirs on 28 February in other years. Returns customer → code."""
+    today = now.astimezone(ZoneInfo(timezone)).date()
+    born = list(repository.members_born_on(session, today.month, today.day))
+    if (today.month, today.day) == (2, 28) and not _is_leap(today.year):
+        born += repository.members_born_on(session, 2, 29)
+    issued: dict[str, str] = {}
+    for row in born:
+        tier = session.get(MemberTier, row.tier_code) if row.tier_code else None
+        if tier is None or tier.birthday_batch_id is None:
+            continue
+        batch = repository.batch(session, tier.birthday_batch_id)
+        if batch is None or not batch.active or now >= batch.valid_until:
+            continue
+        result = coupons.issue(session, batch, [row.customer_id], issue_key=f"birthday:{today.year}", now=now)
+        issued.update(result.issued)
+    return issued

@@ -1,0 +1,333 @@
+"""Tables of the promotions domain in the operational store.
+
+* ``promotions``: a promotion stored as data (``definition``, validated into the pricing core's
+  dataclasses), with its schedule, status, budget (count of orders and/or discount money) and,
+  for a flash sale (秒杀), its stock. ``used_*`` and ``stock_used`` only ever move through one
+  atomic conditional ``UPDATE`` (``… SET used = used + 1 WHERE … AND used < limit``) and are held
+  in range by CHECK constraints as well.
+* ``coupon_batches`` / ``coupon_codes`` / ``coupon_customer_uses`` / ``coupon_redemptions``:
+  batches of coupons (generated unique codes or one shared code) with a budget, a per-customer
+  limit and a validity window; each redemption is tied to one order (unique per order and code).
+* ``member_tiers`` / ``members`` / ``growth_entries``: membership tiers by growth value (成长值)
+  over a rolling window; growth entries are dated by the order that earned them.
+* ``points_accounts`` / ``points_lots`` / ``points_ledger``: the points ledger (append-only; the
+  balance is its sum), earned points in lots with an expiry, and one balance row per customer
+  whose CHECK keeps it from going below zero.
+* ``checkout_orders`` / ``checkout_order_lines`` / ``checkout_refunds``: orders committed
+  through the API with their stored price allocation, and their refunds (idempotent on ids).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from growthwheel.accounts.models import UTCDateTime, new_id, utcnow
+from growthwheel.store.db import Base
+
+_SERIAL = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+
+PROMOTION_STATUSES = ("draft", "active", "paused", "ended")
+RELEASE_RULES = ("never", "full_refund", "full_refund_within_validity")
+LEDGER_KINDS = ("earn", "redeem", "expire", "adjust", "clawback", "return")
+
+
+class Promotion(Base):
+    """A promotion: its pricing definition (data), schedule, status, budget and flash-sale stock."""
+
+    __tablename__ = "promotions"
+    __table_args__ = (
+        CheckConstraint("status IN ('draft', 'active', 'paused', 'ended')", name="status"),
+        CheckConstraint("budget_count IS NULL OR used_count <= budget_count", name="budget_count"),
+        CheckConstraint("budget_amount IS NULL OR used_amount <= budget_amount", name="budget_amount"),
+        CheckConstraint("stock_limit IS NULL OR stock_used <= stock_limit", name="stock"),
+        CheckConstraint("used_count >= 0 AND used_amount >= 0 AND stock_used >= 0", name="used"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    layer: Mapped[str] = mapped_column(String(16))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    budget_count: Mapped[int | None] = mapped_column(Integer, default=None)
+    """At most this many orders may get the promotion."""
+    budget_amount: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    """At most this much discount (minor units) in total."""
+    used_count: Mapped[int] = mapped_column(Integer, default=0)
+    used_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    stock_limit: Mapped[int | None] = mapped_column(Integer, default=None)
+    """Flash sale: units that may be sold at the sale price."""
+    stock_used: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CouponBatch(Base):
+    """A batch of coupons: what they give (``definition``), budget, limits, validity, refund rule."""
+
+    __tablename__ = "coupon_batches"
+    __table_args__ = (
+        CheckConstraint("code_mode IN ('unique', 'shared')", name="code_mode"),
+        CheckConstraint(
+            "release_on_refund IN ('never', 'full_refund', 'full_refund_within_validity')", name="release"
+        ),
+        CheckConstraint("budget_count IS NULL OR used_count <= budget_count", name="budget_count"),
+        CheckConstraint("budget_amount IS NULL OR used_amount <= budget_amount", name="budget_amount"),
+        CheckConstraint("used_count >= 0 AND used_amount >= 0", name="used"),
+        CheckConstraint("per_customer_limit >= 1", name="per_customer"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    code_mode: Mapped[str] = mapped_column(String(16))
+    shared_code: Mapped[str | None] = mapped_column(String(32), default=None, unique=True)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    budget_count: Mapped[int | None] = mapped_column(Integer, default=None)
+    budget_amount: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    used_count: Mapped[int] = mapped_column(Integer, default=0)
+    used_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    per_customer_limit: Mapped[int] = mapped_column(Integer, default=1)
+    release_on_refund: Mapped[str] = mapped_column(String(32), default="full_refund_within_validity")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    issued_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CouponCode(Base):
+    """One code of a batch. ``customer_id`` set: issued to (and only usable by) that customer."""
+
+    __tablename__ = "coupon_codes"
+    __table_args__ = (
+        CheckConstraint("max_uses IS NULL OR uses <= max_uses", name="uses"),
+        CheckConstraint("uses >= 0", name="uses_positive"),
+        UniqueConstraint("batch_id", "customer_id", "issue_key", name="uq_coupon_codes_issue"),
+        Index("ix_coupon_codes_customer_id", "customer_id"),
+    )
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("coupon_batches.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    issue_key: Mapped[str | None] = mapped_column(String(100), default=None)
+    """Why it was issued (``segment:<id>``, ``birthday:2026``…): issuing twice with one key is a no-op."""
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    max_uses: Mapped[int | None] = mapped_column(Integer, default=None)
+    """1 for a generated code; ``NULL`` for a shared code (the batch budget limits it)."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CouponCustomerUse(Base):
+    """How many times a customer has redeemed a batch (kept below the batch's per-customer limit)."""
+
+    __tablename__ = "coupon_customer_uses"
+    __table_args__ = (CheckConstraint("used >= 0", name="used"),)
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("coupon_batches.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CouponRedemption(Base):
+    """A coupon used on an order (released again when a refund qualifies)."""
+
+    __tablename__ = "coupon_redemptions"
+    __table_args__ = (
+        UniqueConstraint("order_id", "code", name="uq_coupon_redemptions_order_code"),
+        CheckConstraint("status IN ('redeemed', 'released')", name="status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("coupon_batches.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(32), index=True)
+    customer_id: Mapped[str] = mapped_column(String(64), index=True)
+    order_id: Mapped[str] = mapped_column(String(64))
+    discount: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="redeemed")
+    redeemed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class MemberTier(Base):
+    """A membership tier: reached at ``min_growth`` over the rolling window, with its benefits."""
+
+    __tablename__ = "member_tiers"
+    __table_args__ = (CheckConstraint("points_multiplier_bp >= 0", name="multiplier"),)
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    rank: Mapped[int] = mapped_column(Integer, unique=True)
+    min_growth: Mapped[int] = mapped_column(BigInteger, unique=True)
+    points_multiplier_bp: Mapped[int] = mapped_column(Integer, default=10_000)
+    """Points multiplier in basis points (10000 = ×1, 15000 = ×1.5)."""
+    free_shipping: Mapped[bool] = mapped_column(Boolean, default=False)
+    birthday_batch_id: Mapped[str | None] = mapped_column(
+        ForeignKey("coupon_batches.id", ondelete="SET NULL"), default=None
+    )
+
+
+class Member(Base):
+    """A customer's membership: current tier, growth over the window, birthday for the coupon job."""
+
+    __tablename__ = "members"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tier_code: Mapped[str | None] = mapped_column(ForeignKey("member_tiers.code", ondelete="SET NULL"),
+                                                  default=None)
+    growth: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Growth value inside the rolling window at ``evaluated_at``."""
+    birthday: Mapped[date | None] = mapped_column(Date, default=None)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    tier_since: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class GrowthEntry(Base):
+    """Growth value earned (or clawed back) by an order; ``effective_at`` places it in the window."""
+
+    __tablename__ = "growth_entries"
+    __table_args__ = (Index("ix_growth_entries_customer_at", "customer_id", "effective_at"),)
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    """When the growth counts: the order's time (a claw-back is dated like the order it reverses)."""
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    order_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+
+
+class PointsAccount(Base):
+    """A customer's points balance; always the sum of their ledger, never below zero."""
+
+    __tablename__ = "points_accounts"
+    __table_args__ = (CheckConstraint("balance >= 0", name="balance"),)
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PointsLot(Base):
+    """Points earned together, spent soonest-to-expire first, expired by the job after ``expires_at``."""
+
+    __tablename__ = "points_lots"
+    __table_args__ = (
+        CheckConstraint("remaining >= 0 AND remaining <= points", name="remaining"),
+        Index("ix_points_lots_customer_expires", "customer_id", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    earned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    points: Mapped[int] = mapped_column(BigInteger)
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(16))
+    order_id: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class PointsLedgerEntry(Base):
+    """One move of points (append-only): earn, redeem, expire, adjust, clawback, return."""
+
+    __tablename__ = "points_ledger"
+    __table_args__ = (
+        CheckConstraint("kind IN ('earn', 'redeem', 'expire', 'adjust', 'clawback', 'return')", name="kind"),
+        CheckConstraint("points <> 0", name="nonzero"),
+    )
+
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(16))
+    points: Mapped[int] = mapped_column(BigInteger)
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("points_lots.id"), default=None)
+    order_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    note: Mapped[str | None] = mapped_column(String(500), default=None)
+
+
+class CheckoutOrder(Base):
+    """An order committed through the API, with what was charged and earned, and its stored answer."""
+
+    __tablename__ = "checkout_orders"
+    __table_args__ = (
+        CheckConstraint("refunded_amount >= 0 AND refunded_amount <= total", name="refunded"),
+        CheckConstraint("total >= 0", name="total"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(24), default="paid")
+    subtotal: Mapped[int] = mapped_column(BigInteger)
+    discount: Mapped[int] = mapped_column(BigInteger)
+    shipping: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[int] = mapped_column(BigInteger)
+    """What the customer paid (goods after every discount, plus shipping)."""
+    points_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    points_earned: Mapped[int] = mapped_column(BigInteger, default=0)
+    growth_earned: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    points_returned: Mapped[int] = mapped_column(BigInteger, default=0)
+    points_clawed: Mapped[int] = mapped_column(BigInteger, default=0)
+    growth_clawed: Mapped[int] = mapped_column(BigInteger, default=0)
+    priced: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The priced cart as answered at commit (lines, allocations, applied promotions)."""
+    committed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CheckoutOrderLine(Base):
+    """One line of a committed order: what it was charged and how much of it has been refunded."""
+
+    __tablename__ = "checkout_order_lines"
+    __table_args__ = (
+        CheckConstraint("refunded_quantity >= 0 AND refunded_quantity <= quantity", name="refunded_qty"),
+        CheckConstraint("refunded_amount >= 0 AND refunded_amount <= paid", name="refunded_amount"),
+    )
+
+    order_id: Mapped[str] = mapped_column(ForeignKey("checkout_orders.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    line_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(128))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[int] = mapped_column(BigInteger)
+    subtotal: Mapped[int] = mapped_column(BigInteger)
+    discount: Mapped[int] = mapped_column(BigInteger)
+    paid: Mapped[int] = mapped_column(BigInteger)
+    refunded_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class CheckoutRefund(Base):
+    """A refund of a committed order (idempotent on its id), with everything it reversed."""
+
+    __tablename__ = "checkout_refunds"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("checkout_orders.id", ondelete="CASCADE"), index=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

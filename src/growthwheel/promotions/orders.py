@@ -1,0 +1,262 @@
+"""Committing an order and refunding it. Never commits the transaction (the request owns it).
+
+**Commit** (:func:`commit`), in one transaction: claim the order id; re-price the cart exactly as
+``POST /carts/price`` does; if the shop sent ``expected_total`` and the price moved, stop
+(``price_changed``); take each applied promotion's budget and flash-sale stock, redeem each
+applied coupon (code use, batch budget, per-customer allowance), spend the points used — every
+one an atomic conditional update (``promotions.repository``) that fails with a clear 409 when
+another order got there first, which rolls the whole transaction back; then earn points and
+growth value, re-evaluate the tier and store the lines with their allocated discounts.
+
+**Idempotency.** The order id is the key. A retry with the same payload returns the stored answer
+(nothing is taken twice); the same id with a different payload is ``409 order_conflict``. Two
+concurrent commits of one id are serialised by the primary key: the second waits for the first,
+then answers as a retry (PostgreSQL: the insert of the claim blocks on the key, then fails and
+the stored order is read; SQLite: ``BEGIN IMMEDIATE`` serialises the whole commit).
+
+**Refund** (:func:`refund`), idempotent on the refund id: units of lines (or everything left).
+The money is exact: each line's paid amount is spread over its units by largest remainder (the
+first units carry the extra minor units, the rule of ``rules.refund_amount``) and units are refunded
+in order, so refunding every unit — at once or in parts — returns exactly the line's paid amount.
+Shipping is refunded with the refund that completes the order, so the refunds of an order add up
+to exactly what was paid. With ``G`` the goods amount refunded so far out of ``P`` paid:
+
+* points the order spent are returned, and points and growth it earned are clawed back, in the
+  same proportion: after each refund ``floor(x × G / P)`` of each has been moved, all of it once
+  the order is fully refunded (see ``promotions.loyalty`` for lots, expiry and shortfalls);
+* coupons are released by their batch rule (``promotions.coupons``) when the order is fully
+  refunded;
+* promotion budgets and flash-sale stock are not given back (a refunded flash-sale unit goes
+  back to the shop's stock, not to the sale).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from growthwheel.accounts.models import utcnow
+from growthwheel.kit.money import allocate
+from growthwheel.promotions import coupons, loyalty, repository, service
+from growthwheel.promotions.errors import (
+    FlashSaleSoldOutError,
+    OrderConflictError,
+    OrderNotFoundError,
+    PriceChangedError,
+    PromotionBudgetExhaustedError,
+    RefundError,
+)
+from growthwheel.promotions.models import CheckoutOrder, CheckoutOrderLine, CheckoutRefund
+from growthwheel.promotions.schemas import OrderIn, OrderOut, RefundIn, RefundLineIn, RefundOut
+
+
+def payload_hash(payload: Any) -> str:
+    """SHA-256 of a request's canonical JSON (how retries are recognised)."""
+    if hasattr(payload, "model_dump"):
+        payload = payload.model_dump(mode="json")
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Committed:
+    """The answer to a commit, and whether it is the stored answer of an earlier identical commit."""
+
+    order: OrderOut
+    replayed: bool
+
+
+def _replay(order: CheckoutOrder, digest: str) -> Committed:
+    if order.request_hash != digest:
+        raise OrderConflictError(f"order_id: order {order.id!r} exists with a different payload")
+    return Committed(OrderOut.model_validate(order.priced), replayed=True)
+
+
+def commit(
+    session: Session, request: OrderIn, *, currency: str, now: datetime | None = None,
+    program: loyalty.LoyaltyProgram = loyalty.DEFAULT_PROGRAM, segments_of: service.SegmentsOf | None = None,
+) -> Committed:
+    """Commit an order (see the module docstring); raises a 409 error when a limit was reached."""
+    now = now or utcnow()
+    repository.begin_write(session)
+    digest = payload_hash(request)
+    existing = repository.order(session, request.order_id)
+    if existing is not None:
+        return _replay(existing, digest)
+    order = CheckoutOrder(
+        id=request.order_id, customer_id=request.customer_id, currency=currency, request_hash=digest,
+        status="paid", subtotal=0, discount=0, shipping=0, total=0, points_used=0, points_earned=0,
+        growth_earned=0, refunded_amount=0, points_returned=0, points_clawed=0, growth_clawed=0, priced={},
+        committed_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(order)
+            session.flush()
+    except IntegrityError:
+        existing = repository.order(session, request.order_id)
+        if existing is None:
+            raise
+        return _replay(existing, digest)
+
+    quote = service.quote(session, request, currency=currency, now=now, program=program,
+                          segments_of=segments_of)
+    priced = quote.priced
+    if request.expected_total is not None and priced.totals.total != request.expected_total:
+        raise PriceChangedError(
+            f"expected_total: the order now costs {priced.totals.total}, not {request.expected_total}; "
+            "price the cart again")
+    applied = {a.promotion_id: a for a in priced.applied}
+    for promotion_id, row in sorted(quote.promotions.items()):
+        if promotion_id not in applied:
+            continue
+        amount = applied[promotion_id].amount + applied[promotion_id].shipping_discount
+        units = quote.flash_units(promotion_id)
+        if not repository.take_promotion(session, promotion_id, amount=amount, units=units):
+            if units and row.stock_limit is not None:
+                raise FlashSaleSoldOutError(f"lines: the flash sale {row.name!r} is sold out")
+            raise PromotionBudgetExhaustedError(f"the budget of promotion {row.name!r} is spent; price again")
+    redeemed: list[str] = []
+    for resolved in quote.coupons:
+        hit = applied.get(resolved.coupon.promotion.id)
+        if hit is None:
+            continue  # given but not applicable (explained in not_applied): not consumed
+        coupons.redeem(session, resolved, customer_id=request.customer_id, order_id=request.order_id,
+                       discount=hit.amount + hit.shipping_discount, now=now)
+        redeemed.append(resolved.coupon.code)
+    if priced.points_used:
+        loyalty.spend_points(session, request.customer_id, priced.points_used, now, order_id=request.order_id)
+    loyalty.earn_points(session, request.customer_id, priced.points_to_earn, now, order_id=request.order_id,
+                        program=program)
+    loyalty.add_growth(session, request.customer_id, quote.growth_to_earn, effective_at=now, kind="earn",
+                       order_id=request.order_id, now=now)
+    _old, tier_after = loyalty.evaluate_member(session, request.customer_id, now, program)
+
+    totals = priced.totals
+    order.subtotal = totals.subtotal
+    order.discount = totals.subtotal - totals.goods_total
+    order.shipping = totals.shipping
+    order.total = totals.total
+    order.points_used = priced.points_used
+    order.points_earned = priced.points_to_earn
+    order.growth_earned = quote.growth_to_earn
+    session.add_all(
+        CheckoutOrderLine(order_id=order.id, line_id=line.line_id, sku=line.sku, quantity=line.quantity,
+                          unit_price=line.unit_price, subtotal=line.subtotal,
+                          discount=line.subtotal - line.paid, paid=line.paid, refunded_quantity=0,
+                          refunded_amount=0)
+        for line in priced.lines
+    )
+    answer = OrderOut(
+        order_id=order.id, customer_id=order.customer_id, status=order.status, currency=currency,
+        total=order.total, refunded_amount=0, points_used=order.points_used,
+        points_earned=order.points_earned, growth_earned=order.growth_earned, coupons=redeemed,
+        tier_after=tier_after, committed_at=now,
+        priced=quote.to_out(request.customer_id),
+    )
+    order.priced = answer.model_dump(mode="json")
+    session.flush()
+    return Committed(answer, replayed=False)
+
+
+def get_order(session: Session, order_id: str) -> OrderOut:
+    """A committed order as answered at commit, with its current status and refunded amount."""
+    order = repository.order(session, order_id)
+    if order is None:
+        raise OrderNotFoundError(f"no order {order_id!r}")
+    answer = OrderOut.model_validate(order.priced)
+    return answer.model_copy(update={"status": order.status, "refunded_amount": order.refunded_amount})
+
+
+def _share(total: int, refunded: int, paid: int, fully: bool) -> int:
+    """How much of ``total`` has moved once ``refunded`` of ``paid`` is refunded (all when fully)."""
+    if fully:
+        return total
+    return total * refunded // paid if paid > 0 else 0
+
+
+def refund(
+    session: Session, order_id: str, request: RefundIn, *, now: datetime | None = None,
+    program: loyalty.LoyaltyProgram = loyalty.DEFAULT_PROGRAM,
+) -> RefundOut:
+    """Refund units of an order (all that is left when ``request.lines`` is None); idempotent on
+    ``request.refund_id``."""
+    now = now or utcnow()
+    repository.begin_write(session)
+    order = repository.order(session, order_id, lock=True)
+    if order is None:
+        raise OrderNotFoundError(f"no order {order_id!r}")
+    digest = payload_hash(request)
+    earlier = repository.refund(session, request.refund_id)
+    if earlier is not None:
+        if earlier.order_id != order_id or earlier.request_hash != digest:
+            raise OrderConflictError(
+                f"refund_id: refund {request.refund_id!r} exists with a different payload")
+        return RefundOut.model_validate(earlier.result)
+    lines = {line.line_id: line for line in repository.order_lines(session, order_id)}
+    wanted: dict[str, int] = {}
+    if request.lines is None:
+        wanted = {lid: line.quantity - line.refunded_quantity for lid, line in lines.items()
+                  if line.quantity > line.refunded_quantity}
+    else:
+        for index, item in enumerate(request.lines):
+            line = lines.get(item.line_id)
+            if line is None:
+                raise RefundError(f"lines[{index}].line_id: order {order_id!r} has no line {item.line_id!r}")
+            if item.line_id in wanted:
+                raise RefundError(f"lines[{index}].line_id: line {item.line_id!r} is given twice")
+            left = line.quantity - line.refunded_quantity
+            if item.quantity > left:
+                raise RefundError(f"lines[{index}].quantity: {item.quantity} asked, {left} left to refund "
+                                  f"on line {item.line_id!r}")
+            wanted[item.line_id] = item.quantity
+    if not wanted:
+        raise RefundError(f"lines: order {order_id!r} has nothing left to refund")
+
+    amount = 0
+    for line_id, quantity in wanted.items():
+        line = lines[line_id]
+        units = allocate(line.paid, [1] * line.quantity)
+        part = sum(units[line.refunded_quantity:line.refunded_quantity + quantity])
+        line.refunded_quantity += quantity
+        line.refunded_amount += part
+        amount += part
+    fully = all(line.refunded_quantity == line.quantity for line in lines.values())
+    shipping = order.shipping if fully else 0
+    order.refunded_amount += amount + shipping
+    order.status = "refunded" if fully else "partially_refunded"
+    goods_paid = order.total - order.shipping
+    goods_refunded = sum(line.refunded_amount for line in lines.values())
+
+    returned = _share(order.points_used, goods_refunded, goods_paid, fully) - order.points_returned
+    loyalty.return_points(session, order.customer_id, returned, now, order_id=order.id)
+    order.points_returned += returned
+    claw_due = _share(order.points_earned, goods_refunded, goods_paid, fully) - order.points_clawed
+    clawed = loyalty.claw_back(session, order.customer_id, claw_due, now, order_id=order.id)
+    order.points_clawed += claw_due
+    growth_due = _share(order.growth_earned, goods_refunded, goods_paid, fully) - order.growth_clawed
+    loyalty.add_growth(session, order.customer_id, -growth_due, effective_at=order.committed_at,
+                       kind="clawback", order_id=order.id, now=now)
+    order.growth_clawed += growth_due
+    _old, tier_after = loyalty.evaluate_member(session, order.customer_id, now, program)
+    released = coupons.release_for_refund(session, order, fully_refunded=fully, now=now)
+
+    answer = RefundOut(
+        refund_id=request.refund_id, order_id=order.id, amount=amount + shipping, shipping=shipping,
+        lines=[RefundLineIn(line_id=lid, quantity=q) for lid, q in wanted.items()],
+        order_status=order.status, refunded_total=order.refunded_amount, coupons_released=released,
+        points_returned=returned, points_clawed_back=clawed, points_shortfall=claw_due - clawed,
+        growth_clawed_back=growth_due, tier_after=tier_after, created_at=now,
+    )
+    session.add(CheckoutRefund(id=request.refund_id, order_id=order.id, request_hash=digest,
+                               amount=amount + shipping, result=answer.model_dump(mode="json"),
+                               created_at=now))
+    session.flush()
+    return answer
+

@@ -1,0 +1,410 @@
+"""Every query of the promotions domain, including the atomic moves that keep limits under concurrency.
+
+Concurrency rule: nothing is checked in Python and then written. Every limited counter moves in
+one conditional statement that the database evaluates against the committed row —
+``UPDATE … SET used = used + :n WHERE id = :id AND used + :n <= limit`` — and the caller reads
+``rowcount`` (1: taken, 0: nothing left). On PostgreSQL (READ COMMITTED) the ``UPDATE`` locks the
+row and a concurrent ``UPDATE`` waits, then re-evaluates its ``WHERE`` against the new value, so
+two orders can never both take the last unit. Balances that several rows depend on (points lots)
+are changed only while holding the account row (``SELECT … FOR UPDATE``). On SQLite, which has
+one writer at a time, :func:`begin_write` opens the transaction with ``BEGIN IMMEDIATE`` so the
+whole read-price-write sequence of an order runs alone (others wait on ``busy_timeout``); the
+same conditional statements then hold trivially. CHECK constraints back every limit as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CursorResult, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from growthwheel.promotions.models import (
+    CheckoutOrder,
+    CheckoutOrderLine,
+    CheckoutRefund,
+    CouponBatch,
+    CouponCode,
+    CouponCustomerUse,
+    CouponRedemption,
+    GrowthEntry,
+    Member,
+    MemberTier,
+    PointsAccount,
+    PointsLedgerEntry,
+    PointsLot,
+    Promotion,
+)
+
+
+def begin_write(session: Session) -> None:
+    """Make the session's transaction a write transaction from here on.
+
+    SQLite: ``BEGIN IMMEDIATE`` unless the connection is already writing (the first write of a
+    transaction takes the write lock), so reads that follow see the state no other writer can
+    change before commit. PostgreSQL: nothing to do (row locks and conditional updates).
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw: Any = connection.connection.driver_connection
+    if not raw.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_NO_SYNC = {"synchronize_session": False}
+
+
+def _rowcount(result: Any) -> int:
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)
+
+
+def _upsert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+# ---------------------------------------------------------------------------------------------
+# Promotions
+# ---------------------------------------------------------------------------------------------
+
+
+def promotion(session: Session, promotion_id: str) -> Promotion | None:
+    """The promotion with this id, or ``None``."""
+    return session.get(Promotion, promotion_id)
+
+
+def all_promotions(session: Session, status: str | None = None) -> list[Promotion]:
+    """Every promotion (optionally of one status), newest first."""
+    query = select(Promotion).order_by(Promotion.created_at.desc(), Promotion.id)
+    if status is not None:
+        query = query.where(Promotion.status == status)
+    return list(session.scalars(query))
+
+
+def live_promotions(session: Session, now: datetime) -> list[Promotion]:
+    """Active promotions whose schedule contains ``now`` (budget and stock are checked by pricing)."""
+    query = select(Promotion).where(
+        Promotion.status == "active",
+        or_(Promotion.starts_at.is_(None), Promotion.starts_at <= now),
+        or_(Promotion.ends_at.is_(None), Promotion.ends_at > now),
+    ).order_by(Promotion.id)
+    return list(session.scalars(query))
+
+
+def live_promotion_heads(session: Session, now: datetime) -> list[Any]:
+    """Like :func:`live_promotions` without the definitions (id, name, layer, updated_at, schedule,
+    budget and stock columns): what pricing needs on every cart, the definitions coming from a cache."""
+    query = select(
+        Promotion.id, Promotion.name, Promotion.layer, Promotion.updated_at, Promotion.starts_at,
+        Promotion.ends_at, Promotion.budget_count, Promotion.budget_amount, Promotion.used_count,
+        Promotion.used_amount, Promotion.stock_limit, Promotion.stock_used,
+    ).where(
+        Promotion.status == "active",
+        or_(Promotion.starts_at.is_(None), Promotion.starts_at <= now),
+        or_(Promotion.ends_at.is_(None), Promotion.ends_at > now),
+    ).order_by(Promotion.id)
+    return list(session.execute(query))
+
+
+def promotion_definitions(session: Session, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The stored definitions of these promotions."""
+    if not ids:
+        return {}
+    rows = session.execute(select(Promotion.id, Promotion.definition).where(Promotion.id.in_(list(ids))))
+    return {str(pid): definition for pid, definition in rows}
+
+
+def take_promotion(session: Session, promotion_id: str, *, amount: int, units: int) -> bool:
+    """Count one order, ``amount`` of discount and ``units`` of flash-sale stock against the promotion,
+    atomically and only if every limit still allows it."""
+    row = Promotion
+    statement = (
+        update(Promotion)
+        .where(
+            row.id == promotion_id,
+            or_(row.budget_count.is_(None), row.used_count + 1 <= row.budget_count),
+            or_(row.budget_amount.is_(None), row.used_amount + amount <= row.budget_amount),
+            or_(row.stock_limit.is_(None), row.stock_used + units <= row.stock_limit),
+        )
+        .values(used_count=row.used_count + 1, used_amount=row.used_amount + amount,
+                stock_used=row.stock_used + units)
+    )
+    return _rowcount(session.execute(statement, execution_options=_NO_SYNC)) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Coupons
+# ---------------------------------------------------------------------------------------------
+
+
+def batch(session: Session, batch_id: str) -> CouponBatch | None:
+    """The coupon batch with this id, or ``None``."""
+    return session.get(CouponBatch, batch_id)
+
+
+def all_batches(session: Session) -> list[CouponBatch]:
+    """Every coupon batch, newest first."""
+    return list(session.scalars(select(CouponBatch).order_by(CouponBatch.created_at.desc(), CouponBatch.id)))
+
+
+def coupon_code(session: Session, code: str) -> CouponCode | None:
+    """A code row (unique codes and the row of a shared code), or ``None``."""
+    return session.get(CouponCode, code)
+
+
+def existing_codes(session: Session, codes: Sequence[str]) -> set[str]:
+    """Which of ``codes`` exist already."""
+    if not codes:
+        return set()
+    return set(session.scalars(select(CouponCode.code).where(CouponCode.code.in_(list(codes)))))
+
+
+def issued_customers(session: Session, batch_id: str, issue_key: str | None) -> set[str]:
+    """Customers who already hold a code of the batch issued under ``issue_key``."""
+    query = select(CouponCode.customer_id).where(
+        CouponCode.batch_id == batch_id, CouponCode.customer_id.is_not(None),
+        CouponCode.issue_key.is_(None) if issue_key is None else CouponCode.issue_key == issue_key,
+    )
+    return {c for c in session.scalars(query) if c is not None}
+
+
+def codes_of_batch(session: Session, batch_id: str, limit: int | None = None) -> list[CouponCode]:
+    """Codes of a batch, oldest first."""
+    query = select(CouponCode).where(CouponCode.batch_id == batch_id).order_by(CouponCode.created_at,
+                                                                               CouponCode.code)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def customer_codes(session: Session, customer_id: str) -> list[CouponCode]:
+    """Codes issued to a customer."""
+    return list(session.scalars(select(CouponCode).where(CouponCode.customer_id == customer_id)
+                                .order_by(CouponCode.created_at, CouponCode.code)))
+
+
+def take_code(session: Session, code: str) -> bool:
+    """One use of a code, if it has a use left (shared codes have no per-code limit)."""
+    row = CouponCode
+    statement = (update(CouponCode)
+                 .where(row.code == code, or_(row.max_uses.is_(None), row.uses < row.max_uses))
+                 .values(uses=row.uses + 1))
+    return _rowcount(session.execute(statement, execution_options=_NO_SYNC)) == 1
+
+
+def take_batch(session: Session, batch_id: str, amount: int) -> bool:
+    """One redemption and ``amount`` of discount against the batch budget, if it allows both."""
+    row = CouponBatch
+    statement = (
+        update(CouponBatch)
+        .where(row.id == batch_id,
+               or_(row.budget_count.is_(None), row.used_count + 1 <= row.budget_count),
+               or_(row.budget_amount.is_(None), row.used_amount + amount <= row.budget_amount))
+        .values(used_count=row.used_count + 1, used_amount=row.used_amount + amount)
+    )
+    return _rowcount(session.execute(statement, execution_options=_NO_SYNC)) == 1
+
+
+def take_customer_use(session: Session, batch_id: str, customer_id: str, limit: int) -> bool:
+    """One of the customer's uses of the batch, if fewer than ``limit`` are used (insert or update
+    in one statement, so two first uses at once cannot both insert)."""
+    table = CouponCustomerUse.__table__
+    statement = _upsert(session)(table).values(batch_id=batch_id, customer_id=customer_id, used=1)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.batch_id, table.c.customer_id],
+        set_={"used": table.c.used + 1},
+        where=table.c.used < limit,
+    ).returning(table.c.used)
+    return session.execute(statement).first() is not None
+
+
+def give_back_use(session: Session, redemption: CouponRedemption) -> None:
+    """Undo the counters of a redemption (code use, batch budget, customer allowance)."""
+    session.execute(update(CouponCode).where(CouponCode.code == redemption.code, CouponCode.uses > 0)
+                    .values(uses=CouponCode.uses - 1), execution_options=_NO_SYNC)
+    session.execute(update(CouponBatch)
+                    .where(CouponBatch.id == redemption.batch_id, CouponBatch.used_count > 0,
+                           CouponBatch.used_amount >= redemption.discount)
+                    .values(used_count=CouponBatch.used_count - 1,
+                            used_amount=CouponBatch.used_amount - redemption.discount),
+                    execution_options=_NO_SYNC)
+    session.execute(update(CouponCustomerUse)
+                    .where(CouponCustomerUse.batch_id == redemption.batch_id,
+                           CouponCustomerUse.customer_id == redemption.customer_id,
+                           CouponCustomerUse.used > 0)
+                    .values(used=CouponCustomerUse.used - 1), execution_options=_NO_SYNC)
+
+
+def redemptions_of_order(session: Session, order_id: str) -> list[CouponRedemption]:
+    """The coupon redemptions of an order."""
+    return list(session.scalars(select(CouponRedemption).where(CouponRedemption.order_id == order_id)
+                                .order_by(CouponRedemption.code)))
+
+
+def redemption_count(session: Session, batch_id: str) -> dict[str, int]:
+    """Redemptions of a batch by status."""
+    rows = session.execute(select(CouponRedemption.status, func.count())
+                           .where(CouponRedemption.batch_id == batch_id)
+                           .group_by(CouponRedemption.status))
+    return {str(status): int(count) for status, count in rows}
+
+
+# ---------------------------------------------------------------------------------------------
+# Membership
+# ---------------------------------------------------------------------------------------------
+
+
+def tiers(session: Session) -> list[MemberTier]:
+    """The tier ladder, lowest first."""
+    return list(session.scalars(select(MemberTier).order_by(MemberTier.min_growth)))
+
+
+def member(session: Session, customer_id: str, *, lock: bool = False) -> Member | None:
+    """A member row (locked for update when ``lock``), or ``None``."""
+    query = select(Member).where(Member.customer_id == customer_id)
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query).first()
+
+
+def growth_in_window(session: Session, customer_id: str, start: datetime, end: datetime) -> int:
+    """Growth value of entries with ``start < effective_at <= end``."""
+    total = session.scalar(select(func.coalesce(func.sum(GrowthEntry.amount), 0)).where(
+        GrowthEntry.customer_id == customer_id, GrowthEntry.effective_at > start,
+        GrowthEntry.effective_at <= end))
+    return int(total or 0)
+
+
+def members_with_tier(session: Session) -> list[str]:
+    """Customers who have a tier or any growth entry (those the daily job re-evaluates)."""
+    with_tier = select(Member.customer_id).where(Member.tier_code.is_not(None))
+    with_growth = select(GrowthEntry.customer_id).distinct()
+    return sorted(set(session.scalars(with_tier)) | set(session.scalars(with_growth)))
+
+
+def members_born_on(session: Session, month: int, day: int) -> list[Member]:
+    """Members whose birthday falls on ``month``/``day`` and who have a tier."""
+    rows = session.scalars(select(Member).where(Member.birthday.is_not(None), Member.tier_code.is_not(None))
+                           .order_by(Member.customer_id))
+    return [m for m in rows if m.birthday is not None and (m.birthday.month, m.birthday.day) == (month, day)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Points
+# ---------------------------------------------------------------------------------------------
+
+
+def lock_account(session: Session, customer_id: str) -> PointsAccount:
+    """The customer's points account, created if missing, locked until the transaction ends."""
+    table = PointsAccount.__table__
+    insert = _upsert(session)(table).values(customer_id=customer_id, balance=0, updated_at=func.now())
+    session.execute(insert.on_conflict_do_nothing(index_elements=[table.c.customer_id]))
+    account = session.scalars(select(PointsAccount).where(PointsAccount.customer_id == customer_id)
+                              .with_for_update().execution_options(populate_existing=True)).one()
+    return account
+
+
+def account(session: Session, customer_id: str) -> PointsAccount | None:
+    """The customer's points account (not locked), or ``None``."""
+    return session.get(PointsAccount, customer_id)
+
+
+def spendable_lots(session: Session, customer_id: str, now: datetime) -> list[PointsLot]:
+    """Unexpired lots with points left, soonest-to-expire first (then oldest)."""
+    return list(session.scalars(
+        select(PointsLot).where(PointsLot.customer_id == customer_id, PointsLot.remaining > 0,
+                                PointsLot.expires_at > now)
+        .order_by(PointsLot.expires_at, PointsLot.id).with_for_update()
+        .execution_options(populate_existing=True)))
+
+
+def due_lots(session: Session, now: datetime, customer_id: str | None = None) -> list[PointsLot]:
+    """Lots whose expiry has passed with points left (of one customer or everyone)."""
+    query = select(PointsLot).where(PointsLot.remaining > 0, PointsLot.expires_at <= now)
+    if customer_id is not None:
+        query = query.where(PointsLot.customer_id == customer_id)
+    return list(session.scalars(query.order_by(PointsLot.customer_id, PointsLot.expires_at, PointsLot.id)
+                                .execution_options(populate_existing=True)))
+
+
+def customers_with_due_lots(session: Session, now: datetime) -> list[str]:
+    """Customers with expired lots that still hold points."""
+    return list(session.scalars(select(PointsLot.customer_id).distinct()
+                                .where(PointsLot.remaining > 0, PointsLot.expires_at <= now)
+                                .order_by(PointsLot.customer_id)))
+
+
+def lots(session: Session, customer_id: str) -> list[PointsLot]:
+    """Every lot of a customer, soonest-to-expire first."""
+    return list(session.scalars(select(PointsLot).where(PointsLot.customer_id == customer_id)
+                                .order_by(PointsLot.expires_at, PointsLot.id)))
+
+
+def ledger(session: Session, customer_id: str, limit: int | None = None) -> list[PointsLedgerEntry]:
+    """The customer's ledger, newest first."""
+    query = (select(PointsLedgerEntry).where(PointsLedgerEntry.customer_id == customer_id)
+             .order_by(PointsLedgerEntry.id.desc()))
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def ledger_sum(session: Session, customer_id: str) -> int:
+    """The sum of the customer's ledger (what the balance must equal)."""
+    return int(session.scalar(select(func.coalesce(func.sum(PointsLedgerEntry.points), 0))
+                              .where(PointsLedgerEntry.customer_id == customer_id)) or 0)
+
+
+def order_ledger(session: Session, order_id: str, kind: str) -> list[PointsLedgerEntry]:
+    """Ledger entries of one kind for an order, oldest first."""
+    return list(session.scalars(select(PointsLedgerEntry)
+                                .where(PointsLedgerEntry.order_id == order_id, PointsLedgerEntry.kind == kind)
+                                .order_by(PointsLedgerEntry.id)))
+
+
+def lots_by_id(session: Session, ids: Sequence[int]) -> dict[int, PointsLot]:
+    """Lots by id."""
+    if not ids:
+        return {}
+    return {lot.id: lot for lot in session.scalars(select(PointsLot).where(PointsLot.id.in_(list(ids))))}
+
+
+# ---------------------------------------------------------------------------------------------
+# Orders
+# ---------------------------------------------------------------------------------------------
+
+
+def order(session: Session, order_id: str, *, lock: bool = False) -> CheckoutOrder | None:
+    """A committed order (locked for update when ``lock``), or ``None``."""
+    query = select(CheckoutOrder).where(CheckoutOrder.id == order_id)
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query.execution_options(populate_existing=True)).first()
+
+
+def order_lines(session: Session, order_id: str) -> list[CheckoutOrderLine]:
+    """The lines of a committed order, in cart order of their ids as stored."""
+    return list(session.scalars(select(CheckoutOrderLine).where(CheckoutOrderLine.order_id == order_id)
+                                .execution_options(populate_existing=True)))
+
+
+def refund(session: Session, refund_id: str) -> CheckoutRefund | None:
+    """A refund by id, or ``None``."""
+    return session.get(CheckoutRefund, refund_id)
+
+
+def refunds_of_order(session: Session, order_id: str) -> list[CheckoutRefund]:
+    """Refunds of an order, oldest first."""
+    return list(session.scalars(select(CheckoutRefund).where(CheckoutRefund.order_id == order_id)
+                                .order_by(CheckoutRefund.created_at, CheckoutRefund.id)))
+
+
+def has_paid_order(session: Session, customer_id: str) -> bool:
+    """Whether the customer has a committed order that is not fully refunded (for first-order rules)."""
+    found = session.scalar(select(CheckoutOrder.id).where(
+        and_(CheckoutOrder.customer_id == customer_id, CheckoutOrder.status != "refunded")).limit(1))
+    return found is not None

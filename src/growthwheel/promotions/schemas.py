@@ -1,0 +1,424 @@
+"""What the promotions API takes and answers (pydantic). Amounts are integer minor units."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from growthwheel.promotions.definition import Definition
+
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Money = Annotated[int, Field(ge=0, le=10**13)]
+Count = Annotated[int, Field(ge=1, le=10**9)]
+CodeText = Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------------
+# Carts and orders
+# ---------------------------------------------------------------------------------------------
+
+
+class LineIn(_In):
+    """A cart line as the shop's checkout sends it."""
+
+    line_id: Id
+    sku: Annotated[str, Field(min_length=1, max_length=128)]
+    unit_price: Money
+    quantity: Annotated[int, Field(ge=1, le=100_000)]
+    category: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    member_prices: Annotated[dict[Annotated[str, Field(min_length=1, max_length=32)], Money],
+                             Field(max_length=20)] = {}
+    """Unit price per tier code (for member-price promotions)."""
+    deposit_paid: Money = 0
+    """Presale (定金膨胀): deposit already paid per line."""
+    deposit_credit: Money = 0
+    """Presale: what the deposit counts for at this final payment (≥ deposit_paid)."""
+
+
+class CartIn(_In):
+    """A cart to price: who buys, what, with which coupons and how many points."""
+
+    customer_id: Id
+    lines: Annotated[list[LineIn], Field(min_length=1, max_length=200)]
+    coupon_codes: Annotated[list[CodeText], Field(max_length=10)] = []
+    points_to_use: Annotated[int, Field(ge=0, le=10**12)] = 0
+    shipping_fee: Money = 0
+    channel: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    first_order: bool | None = None
+    """The shop may say the customer is not new (``false``); ``true`` is only believed if no order
+    of the customer was committed here."""
+
+
+class OrderIn(CartIn):
+    """Commit an order: the cart, its id (idempotency key) and optionally the total the customer saw."""
+
+    order_id: Id
+    expected_total: Money | None = None
+    """If given and the re-priced total differs, nothing is taken and the answer is 409 ``price_changed``."""
+
+
+class RefundLineIn(_In):
+    """Units of one line to refund."""
+
+    line_id: Id
+    quantity: Annotated[int, Field(ge=1, le=100_000)]
+
+
+class RefundIn(_In):
+    """A refund: its id (idempotency key) and the units to refund (none given = all that is left)."""
+
+    refund_id: Id
+    lines: Annotated[list[RefundLineIn], Field(max_length=200)] | None = None
+
+
+class LineDiscountOut(BaseModel):
+    """One promotion's discount on one line."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    promotion_id: str
+    layer: str
+    amount: int
+    coupon_code: str | None = None
+
+
+class PricedLineOut(BaseModel):
+    """A priced line: ``subtotal - discounts - deposit_credit = paid``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    line_id: str
+    sku: str
+    unit_price: int
+    quantity: int
+    subtotal: int
+    discounts: list[LineDiscountOut]
+    deposit_paid: int
+    deposit_credit: int
+    paid: int
+    is_gift: bool = False
+
+
+class TotalsOut(BaseModel):
+    """Cart totals."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    subtotal: int
+    item_discount: int
+    deposit_credit: int
+    order_discount: int
+    coupon_discount: int
+    points_discount: int
+    shipping_fee: int
+    shipping_discount: int
+    goods_total: int
+    shipping: int
+    total: int
+
+
+class NudgeOut(BaseModel):
+    """A near miss: spend (or add) a little more to save."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    promotion_id: str
+    short_amount: int
+    short_quantity: int
+    would_save: int
+    message: str
+
+
+class AppliedOut(BaseModel):
+    """A promotion that applied, with its split over the lines."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    promotion_id: str
+    name: str
+    layer: str
+    amount: int
+    per_line: list[tuple[str, int]]
+    coupon_code: str | None = None
+    shipping_discount: int = 0
+    gift_sku: str | None = None
+    gift_quantity: int = 0
+
+
+class NotAppliedOut(BaseModel):
+    """A promotion that did not apply, with a machine code and a reason."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    promotion_id: str
+    name: str
+    layer: str
+    code: str
+    reason: str
+    coupon_code: str | None = None
+    nudge: NudgeOut | None = None
+
+
+class PricedCartOut(BaseModel):
+    """The priced cart: lines with allocated discounts, totals, what applied and what nearly did."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    currency: str
+    customer_id: str
+    tier: str | None
+    lines: list[PricedLineOut]
+    totals: TotalsOut
+    applied: list[AppliedOut]
+    not_applied: list[NotAppliedOut]
+    nudges: list[NudgeOut]
+    points_used: int
+    points_to_earn: int
+    growth_to_earn: int
+    exact: bool
+
+
+class OrderOut(BaseModel):
+    """A committed order (the same answer for every retry with the same payload)."""
+
+    order_id: str
+    customer_id: str
+    status: str
+    currency: str
+    total: int
+    refunded_amount: int
+    points_used: int
+    points_earned: int
+    growth_earned: int
+    coupons: list[str]
+    tier_after: str | None
+    committed_at: datetime
+    priced: PricedCartOut
+
+
+class RefundOut(BaseModel):
+    """What a refund gave back and took back."""
+
+    refund_id: str
+    order_id: str
+    amount: int
+    """Money returned: the exact paid amount of the refunded units (plus shipping on the last refund)."""
+    shipping: int
+    lines: list[RefundLineIn]
+    order_status: str
+    refunded_total: int
+    coupons_released: list[str]
+    points_returned: int
+    points_clawed_back: int
+    points_shortfall: int
+    """Earned points that could not be taken back because the customer had spent them."""
+    growth_clawed_back: int
+    tier_after: str | None
+    created_at: datetime
+
+
+# ---------------------------------------------------------------------------------------------
+# Promotions and coupons
+# ---------------------------------------------------------------------------------------------
+
+
+class PromotionCreate(_In):
+    """A new promotion."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    definition: Definition
+    status: Literal["draft", "active"] = "draft"
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    budget_count: Count | None = None
+    budget_amount: Annotated[int, Field(ge=1, le=10**13)] | None = None
+    stock: Annotated[int, Field(ge=0, le=10**9)] | None = None
+    """Flash sale (``flash_sale`` reward): units at the sale price."""
+
+
+class PromotionUpdate(_In):
+    """Change a promotion's status or schedule."""
+
+    status: Literal["draft", "active", "paused", "ended"] | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+
+
+class PromotionOut(BaseModel):
+    """A stored promotion with its budget burn and stock."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    layer: str
+    definition: dict[str, Any]
+    status: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    budget_count: int | None
+    budget_amount: int | None
+    used_count: int
+    used_amount: int
+    stock_limit: int | None
+    stock_used: int
+    created_by: str
+    created_at: datetime
+
+
+class BatchCreate(_In):
+    """A new coupon batch."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    definition: Definition
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime
+    code_mode: Literal["unique", "shared"] = "unique"
+    shared_code: Annotated[str, Field(min_length=3, max_length=40)] | None = None
+    budget_count: Count | None = None
+    budget_amount: Annotated[int, Field(ge=1, le=10**13)] | None = None
+    per_customer_limit: Annotated[int, Field(ge=1, le=10_000)] = 1
+    release_on_refund: Literal["never", "full_refund", "full_refund_within_validity"] = (
+        "full_refund_within_validity")
+
+
+class BatchOut(BaseModel):
+    """A coupon batch with its budget burn."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    definition: dict[str, Any]
+    code_mode: str
+    shared_code: str | None
+    valid_from: datetime
+    valid_until: datetime
+    budget_count: int | None
+    budget_amount: int | None
+    used_count: int
+    used_amount: int
+    per_customer_limit: int
+    release_on_refund: str
+    active: bool
+    issued_count: int
+    created_by: str
+    created_at: datetime
+
+
+class GenerateIn(_In):
+    """Generate bearer codes."""
+
+    count: Annotated[int, Field(ge=1, le=100_000)]
+
+
+class IssueIn(_In):
+    """Issue codes to customers, or to every member of a saved segment (exactly one of the two)."""
+
+    customer_ids: Annotated[list[Id], Field(max_length=100_000)] | None = None
+    segment_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    issue_key: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    """Issuing twice with one key serves each customer once (default ``segment:<id>`` for a segment)."""
+
+
+class IssueOut(BaseModel):
+    """Codes issued (customer → code) and customers who already had one under the key."""
+
+    issued: dict[str, str]
+    already: list[str]
+
+
+class CodesOut(BaseModel):
+    """Generated codes."""
+
+    codes: list[str]
+
+
+# ---------------------------------------------------------------------------------------------
+# Membership and points
+# ---------------------------------------------------------------------------------------------
+
+
+class TierIn(_In):
+    """One tier of the ladder."""
+
+    code: Annotated[str, Field(min_length=1, max_length=32)]
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    min_growth: Annotated[int, Field(ge=0, le=10**12)]
+    points_multiplier_bp: Annotated[int, Field(ge=0, le=100_000)] = 10_000
+    free_shipping: bool = False
+    birthday_batch_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+class TierOut(BaseModel):
+    """A tier as stored."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    code: str
+    name: str
+    rank: int
+    min_growth: int
+    points_multiplier_bp: int
+    free_shipping: bool
+    birthday_batch_id: str | None
+
+
+class LotOut(BaseModel):
+    """A lot of points."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    earned_at: datetime
+    expires_at: datetime
+    points: int
+    remaining: int
+    source: str
+    order_id: str | None
+
+
+class LedgerOut(BaseModel):
+    """One ledger move."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    kind: str
+    points: int
+    lot_id: int | None
+    order_id: str | None
+    note: str | None
+
+
+class MemberOut(BaseModel):
+    """A customer's membership and points."""
+
+    customer_id: str
+    tier: str | None
+    growth: int
+    birthday: date | None
+    points_balance: int
+    points_spendable: int
+    lots: list[LotOut]
+    ledger: list[LedgerOut]
+
+
+class MemberIn(_In):
+    """Set a member's birthday."""
+
+    birthday: date | None
+
+
+class AdjustIn(_In):
+    """A manual points correction."""
+
+    delta: Annotated[int, Field(ge=-(10**12), le=10**12)]
+    note: Annotated[str, Field(min_length=1, max_length=500)]

@@ -1,0 +1,88 @@
+/* Growthwheel console: promotions and coupons.
+ * - The promotion and coupon forms show only the fields of the chosen reward type / code mode
+ *   (every field stays in the page, so the form works without this script).
+ * - The coupon batch page draws its budget burn: discount spent per day, cumulative, against the
+ *   money budget (or redemptions against the count budget). The data sits in
+ *   <script type="application/json" id="burn-data"> (no inline script runs). */
+(function () {
+  "use strict";
+
+  var still = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+
+  function readData(id) {
+    var el = document.getElementById(id);
+    if (!el) { return null; }
+    try { return JSON.parse(el.textContent || "null"); } catch (e) { return null; }
+  }
+
+  function toggle(selectId, attribute) {
+    var select = document.getElementById(selectId);
+    if (!select) { return; }
+    var groups = document.querySelectorAll("[" + attribute + "]");
+    function apply() {
+      groups.forEach(function (group) {
+        var off = group.getAttribute(attribute) !== select.value;
+        group.hidden = off;
+        group.style.display = off ? "none" : "";  /* .stack sets display, which beats [hidden] */
+      });
+    }
+    select.addEventListener("change", apply);
+    apply();
+  }
+
+  function money(symbol, value) {
+    return symbol + Number(value).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  }
+
+  function drawBurn() {
+    var data = readData("burn-data");
+    var el = document.getElementById("chart-burn");
+    if (!data || !el || !window.echarts) { return; }
+    var chart = window.echarts.init(el, null, { renderer: "canvas" });
+    if (still) { chart.setOption({ animation: false }); }
+    var byMoney = data.budget !== null || data.budget_count === null;
+    var values = byMoney ? data.spent : data.redeemed;
+    var budget = byMoney ? data.budget : data.budget_count;
+    var fmt = byMoney ? function (v) { return money(data.symbol, v); }
+                      : function (v) { return Number(v).toLocaleString(); };
+    var line = {
+      name: byMoney ? data.labels.spent : data.labels.redeemed,
+      type: "line", step: "end", showSymbol: values.length < 40, areaStyle: { opacity: 0.15 }, data: values
+    };
+    if (budget !== null) {
+      line.markLine = {
+        silent: true, symbol: "none", lineStyle: { type: "dashed", color: "#c92a2a" },
+        label: { formatter: (byMoney ? data.labels.budget : data.labels.budget_count) + " " + fmt(budget),
+                 position: "insideEndTop" },
+        data: [{ yAxis: budget }]
+      };
+    }
+    chart.setOption({
+      grid: { left: 80, right: 24, top: 36, bottom: 40 },
+      legend: { top: 0 },
+      tooltip: { trigger: "axis", valueFormatter: fmt },
+      xAxis: { type: "category", data: data.days },
+      yAxis: { type: "value", min: 0, max: budget !== null ? function (v) { return Math.max(v.max, budget); } : null,
+               axisLabel: { formatter: fmt } },
+      series: [line],
+      graphic: data.days.length ? [] : [{ type: "text", left: "center", top: "middle",
+                                          style: { text: data.labels.empty, fill: "#868e96", fontSize: 14 } }]
+    });
+    el.setAttribute("data-points", String(data.days.length));
+    el.setAttribute("data-last", data.days.length ? String(values[values.length - 1]) : "0");
+    window.addEventListener("resize", function () { chart.resize(); });
+  }
+
+  function start() {
+    toggle("promotion-type", "data-reward");
+    toggle("coupon-kind", "data-kind");
+    toggle("coupon-mode", "data-mode");
+    drawBurn();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+}());
