@@ -6,7 +6,9 @@
 applied coupon (code use, batch budget, per-customer allowance), spend the points used — every
 one an atomic conditional update (``promotions.repository``) that fails with a clear 409 when
 another order got there first, which rolls the whole transaction back; then earn points and
-growth value, re-evaluate the tier and store the lines with their allocated discounts.
+growth value, re-evaluate the tier and store the lines with their allocated discounts; last, tell
+social selling that the customer paid (a referred customer's first paid order starts the referral's
+refund window, or cancels it as a self-referral — ``social.service.on_order_paid``).
 
 **Idempotency.** The order id is the key. A retry with the same payload returns the stored answer
 (nothing is taken twice); the same id with a different payload is ``409 order_conflict``. Two
@@ -26,6 +28,7 @@ to exactly what was paid. With ``G`` the goods amount refunded so far out of ``P
   the order is fully refunded (see ``promotions.loyalty`` for lots, expiry and shortfalls);
 * coupons are released by their batch rule (``promotions.coupons``) when the order is fully
   refunded;
+* a refund inside a referral's refund window cancels the referral (``social.service.on_order_refunded``);
 * promotion budgets and flash-sale stock are not given back (a refunded flash-sale unit goes
   back to the shop's stock, not to the sale).
 """
@@ -54,6 +57,7 @@ from growthwheel.promotions.errors import (
 )
 from growthwheel.promotions.models import CheckoutOrder, CheckoutOrderLine, CheckoutRefund
 from growthwheel.promotions.schemas import OrderIn, OrderOut, RefundIn, RefundLineIn, RefundOut
+from growthwheel.social import service as social
 
 
 def payload_hash(payload: Any) -> str:
@@ -162,6 +166,9 @@ def commit(
     )
     order.priced = answer.model_dump(mode="json")
     session.flush()
+    # A referred customer's first paid order starts the referral's refund window (social selling).
+    social.on_order_paid(session, order.id, order.customer_id, now, phone=request.contact_phone,
+                         address=request.shipping_address, device=request.device_id)
     return Committed(answer, replayed=False)
 
 
@@ -246,6 +253,7 @@ def refund(
     order.growth_clawed += growth_due
     _old, tier_after = loyalty.evaluate_member(session, order.customer_id, now, program)
     released = coupons.release_for_refund(session, order, fully_refunded=fully, now=now)
+    social.on_order_refunded(session, order.id, now)  # inside a referral's window: cancels it
 
     answer = RefundOut(
         refund_id=request.refund_id, order_id=order.id, amount=amount + shipping, shipping=shipping,

@@ -61,6 +61,11 @@ class OrderIn(CartIn):
     order_id: Id
     expected_total: Money | None = None
     """If given and the re-priced total differs, nothing is taken and the answer is 409 ``price_changed``."""
+    contact_phone: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    shipping_address: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    device_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    """Phone, shipping address and device of the order: checked against the inviter's when this is
+    a referred customer's first paid order (self-referral, ``docs/social.md``); stored only hashed."""
 
 
 class RefundLineIn(_In):
