@@ -6,6 +6,12 @@
 * ``POST /api/v1/orders/{order_id}/refunds`` (``write``): refund, idempotent on ``refund_id``.
 * promotions, coupon batches (generate, issue to customers or a saved segment), tiers, members
   and their points: reading needs ``read``, changing needs ``write``.
+* ``GET /api/v1/promotions/{id}/holdout-results`` (``read``): the report of a promotion's
+  hold-out (the experiment's results: treated customers against held-out ones).
+
+Pricing and committing place the customer in the hold-out of every promotion (or cart coupon)
+that names one and record its exposure on the events spool, like the experiments' assignment
+endpoint (see ``promotions.service``).
 
 Limits reached under concurrency answer 409 problem+json with a stable code: ``coupon_used_up``,
 ``flash_sale_sold_out``, ``promotion_budget_exhausted``, ``insufficient_points``,
@@ -14,14 +20,19 @@ Limits reached under concurrency answer 409 problem+json with a stable code: ``c
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from growthwheel.accounts.models import utcnow
 from growthwheel.api.deps import DbSession, Principal, require_scope
 from growthwheel.config import Settings
 from growthwheel.errors import InvalidArgumentError
+from growthwheel.events import service as events_service
+from growthwheel.experiments import repository as experiments_repository
 from growthwheel.promotions import coupons, loyalty, orders, repository, service
 from growthwheel.promotions.errors import CouponNotFoundError
 from growthwheel.promotions.schemas import (
@@ -86,6 +97,34 @@ def _segments_of(owner: WarehouseOwner) -> service.SegmentsOf:
     return lookup
 
 
+_TZ_SECONDS = 10.0
+_tz_cache: dict[str, tuple[float, ZoneInfo]] = {}
+
+
+def _shop_timezone(cfg: Settings) -> ZoneInfo:
+    """The shop's time zone (the exposure events' shop-local date), re-read every 10 s at most."""
+    now = time.monotonic()
+    key = str(cfg.data_dir)
+    cached = _tz_cache.get(key)
+    if cached is None or cached[0] < now:
+        cached = (now + _TZ_SECONDS, ZoneInfo(cfg.shop().timezone))
+        _tz_cache[key] = cached
+    return cached[1]
+
+
+def _holdout_hooks(cfg: Settings, owner: WarehouseOwner) -> service.HoldoutHooks:
+    """Targeted hold-outs read their segment's members from the warehouse (cached per refresh);
+    exposures go to the events spool, as from ``GET /api/v1/experiments/{key}/assignment``."""
+    def read(segment_id: str) -> frozenset[str]:
+        with owner.read() as backend:
+            return experiments_repository.segment_member_ids(backend, segment_id)
+
+    def record(events: list[dict[str, Any]]) -> None:
+        events_service.record_events(owner, events, _shop_timezone(cfg))
+
+    return service.HoldoutHooks(read_members=read, record=record, scope=str(cfg.warehouse_path))
+
+
 # ---------------------------------------------------------------------------------------------
 # Checkout
 # ---------------------------------------------------------------------------------------------
@@ -97,8 +136,9 @@ def price_cart(
 ) -> PricedCartOut:
     """Lines with allocated discounts, totals, applied promotions and near misses (the nudge to
     show at checkout), points used and points to earn. Nothing is taken."""
-    currency = _cfg(request).shop().currency
-    quote = service.quote(session, body, currency=currency, segments_of=_segments_of(owner))
+    cfg = _cfg(request)
+    quote = service.quote(session, body, currency=cfg.shop().currency, segments_of=_segments_of(owner),
+                          holdouts=_holdout_hooks(cfg, owner))
     return quote.to_out(body.customer_id)
 
 
@@ -109,8 +149,9 @@ def commit_order(
 ) -> OrderOut:
     """Re-price the cart and take what it uses — promotion budgets, flash-sale stock, coupons,
     points — atomically; earn points and growth value. Idempotent on ``order_id``."""
-    currency = _cfg(request).shop().currency
-    done = orders.commit(session, body, currency=currency, segments_of=_segments_of(owner))
+    cfg = _cfg(request)
+    done = orders.commit(session, body, currency=cfg.shop().currency, segments_of=_segments_of(owner),
+                         holdouts=_holdout_hooks(cfg, owner))
     if done.replayed:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
@@ -171,6 +212,24 @@ def update_promotion(promotion_id: RefId, body: PromotionUpdate, principal: Writ
     return PromotionOut.model_validate(service.update_promotion(
         session, row, status=body.status, starts_at=body.starts_at, ends_at=body.ends_at,
         principal=principal))
+
+
+@router.get("/promotions/{promotion_id}/holdout-results", summary="A promotion's hold-out report",
+            response_model=dict[str, Any], responses=_NOT_FOUND)
+def promotion_holdout_results(
+    promotion_id: RefId, _who: Reader, session: DbSession, owner: Warehouse,
+    as_of: Annotated[datetime | None, Query(description="End of the window (default: now, or the stop).")]
+    = None,
+) -> dict[str, Any]:
+    """The promotion's hold-out analysed by the statistics engine: per metric of its hold-out
+    experiment (conversion, revenue per customer, …) the treated customers against the held-out
+    ones — effects with confidence intervals, adjusted p-values, chance to win — and the warnings
+    to read first (sample-ratio mismatch, peeking). 422 when the promotion names no hold-out or
+    the hold-out has not started."""
+    row = service.get_promotion(session, promotion_id)
+    when = None if as_of is None else (as_of.replace(tzinfo=UTC) if as_of.tzinfo is None else as_of)
+    with owner.read() as backend:
+        return service.holdout_results(session, backend, row, as_of=when)
 
 
 # ---------------------------------------------------------------------------------------------

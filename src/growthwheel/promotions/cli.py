@@ -8,7 +8,8 @@ Wiring (in ``cli/main.py``)::
     app.add_typer(points_app, name="points")
 
 These work on the operational store, so they run while the server runs (except issuing to a
-segment, which reads the warehouse: stop the server or use the API). The daily jobs
+segment and ``promotions holdout-results``, which read the warehouse: stop the server or use the
+API). The daily jobs
 (``points expire``, ``points daily``) are meant for cron; each is one transaction.
 """
 
@@ -130,6 +131,57 @@ def create_promotion(
         print_json(result.model_dump(mode="json"))
     else:
         out.print(f"promotion {result.id} ({result.name}, {result.status}) created", highlight=False)
+
+
+def _signed_pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.2%}"
+
+
+def _number(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.4g}"
+
+
+@promotions_app.command("holdout-results")
+def holdout_results(
+    promotion_id: Annotated[str, typer.Argument(help="The promotion")],
+    as_json: AsJson = False,
+) -> None:
+    """The promotion's hold-out report: each metric, treated customers against held-out ones
+    (the experiment's analysis; reads the warehouse, so stop the server or use the API)."""
+    from growthwheel.warehouse import connect
+
+    with _store() as session:
+        row = service.get_promotion(session, promotion_id)
+        backend = connect(settings())
+        try:
+            found = service.holdout_results(session, backend, row)
+        finally:
+            backend.disconnect()
+    if as_json:
+        print_json(found)
+        return
+    status = found["status"]
+    out.print(f"{found['promotion']['name']} — hold-out {found['promotion']['holdout']}: "
+              f"{status['units']:,} customers exposed, "
+              + ", ".join(f"{v['name']} {v['units']:,}" for v in status["variants"]), highlight=False)
+    for warning in found["warnings"]:
+        extra = {k: v for k, v in warning.items() if k != "code"}
+        out.print(f"warning: {warning['code']}" + (f" {extra}" if extra else ""), highlight=False)
+    table = Table()
+    for column in ("metric", "held out", "treated", "relative effect", "CI", "p (adj.)"):
+        table.add_column(column)
+    for metric in found["metrics"]:
+        if "error" in metric:
+            table.add_row(metric["label"], "–", "–", metric["error"], "", "")
+            continue
+        for comp in metric["comparisons"]:
+            rel = comp["relative"] or {}
+            p_adj = rel.get("p_adjusted")
+            table.add_row(metric["label"], _number(comp["control_mean"]), _number(comp["treatment_mean"]),
+                          _signed_pct(rel.get("estimate")),
+                          f"{_signed_pct(rel.get('ci_lower'))} to {_signed_pct(rel.get('ci_upper'))}",
+                          "–" if p_adj is None else f"{p_adj:.3f}" + (" *" if comp["significant"] else ""))
+    out.print(table)
 
 
 # ---------------------------------------------------------------------------------------------

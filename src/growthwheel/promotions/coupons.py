@@ -34,7 +34,7 @@ from growthwheel.accounts.schemas import Principal
 from growthwheel.accounts.service import audit
 from growthwheel.errors import InvalidArgumentError
 from growthwheel.promotions import repository, rules
-from growthwheel.promotions.definition import Definition, check_rule, parse_definition, to_rule
+from growthwheel.promotions.definition import Definition, check_holdout, check_rule, parse_definition, to_rule
 from growthwheel.promotions.errors import (
     CouponNotApplicableError,
     CouponNotFoundError,
@@ -103,6 +103,7 @@ def create_batch(
         raise InvalidArgumentError(f"definition.reward.type: {parsed.reward.type!r} is an item reward; "
                                    "a coupon gives an order reward (e.g. order_amount_off, spend_tiers)")
     check_rule(parsed, layer=rules.Layer.COUPON)
+    check_holdout(session, parsed)
     if valid_from.tzinfo is None or valid_until.tzinfo is None:
         raise InvalidArgumentError("valid_from / valid_until: give a time zone (UTC)")
     if valid_until <= valid_from:

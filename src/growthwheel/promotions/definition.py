@@ -15,6 +15,10 @@ off, cap), ``quantity_tiers`` (tiers of [quantity, rate_bp]), ``order_amount_off
 ``order_percent_off`` (rate_bp, cap), ``gift`` (sku, quantity, value), ``free_shipping``. The
 first six are item rewards (layer ``item``), the others order rewards (layer ``order``, or
 ``coupon`` for a coupon batch). See ``promotions.rules`` for what each does.
+
+``holdout`` (optional) is the key of an experiment of kind ``holdout`` (see ``experiments``): the
+customers it holds out do not get the promotion (or the coupon batch's discount), so its effect
+can be measured; :func:`check_holdout` checks the key when the promotion or batch is created.
 """
 
 from __future__ import annotations
@@ -22,9 +26,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
+from sqlalchemy.orm import Session
 
 from growthwheel.errors import InvalidArgumentError
+from growthwheel.experiments import repository as experiments_repository
+from growthwheel.experiments.schemas import KEY_PATTERN
 from growthwheel.promotions import rules
 
 _Money = Annotated[int, Field(ge=0, le=10**13)]
@@ -165,6 +179,15 @@ class Definition(_Strict):
     exclusive: bool = False
     combines_with: Annotated[list[_Ref], Field(max_length=100)] = []
     priority: Annotated[int, Field(ge=-1000, le=1000)] = 0
+    holdout: Annotated[str, Field(pattern=KEY_PATTERN, max_length=64)] | None = None
+    """The key of a hold-out experiment whose held-out customers do not get this promotion."""
+
+    @model_serializer(mode="wrap")
+    def _without_empty_holdout(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("holdout") is None:
+            data.pop("holdout", None)  # stored definitions without a hold-out keep their shape
+        return data
 
     @property
     def is_item(self) -> bool:
@@ -231,6 +254,27 @@ def to_rule(
         conditions=conditions, exclusive=definition.exclusive,
         combines_with=frozenset(definition.combines_with), priority=definition.priority,
     )
+
+
+def check_holdout(session: Session, definition: Definition, *, what: str = "definition") -> None:
+    """Refuse a ``holdout`` that is not a hold-out experiment a checkout can use: unknown, of kind
+    ``experiment``, stopped (it holds nobody out any more) or randomising anonymous ids (a cart is
+    priced for a customer id). A draft hold-out is accepted: it holds customers out once started."""
+    key = definition.holdout
+    if key is None:
+        return
+    field = f"{what}.holdout"
+    exp = experiments_repository.by_key(session, key)
+    if exp is None:
+        raise InvalidArgumentError(f"{field}: no experiment {key!r}")
+    if exp.kind != "holdout":
+        raise InvalidArgumentError(f"{field}: experiment {key!r} is an A/B test, not a hold-out "
+                                   "(create one with kind 'holdout' and holdout_share)")
+    if exp.status == "stopped":
+        raise InvalidArgumentError(f"{field}: hold-out {key!r} is stopped and holds nobody out")
+    if exp.unit != "customer":
+        raise InvalidArgumentError(f"{field}: hold-out {key!r} randomises anonymous ids; a promotion's "
+                                   "hold-out must randomise customer ids")
 
 
 def check_rule(definition: Definition, *, layer: rules.Layer, what: str = "definition") -> None:

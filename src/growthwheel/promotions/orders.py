@@ -85,6 +85,7 @@ def _replay(order: CheckoutOrder, digest: str) -> Committed:
 def commit(
     session: Session, request: OrderIn, *, currency: str, now: datetime | None = None,
     program: loyalty.LoyaltyProgram = loyalty.DEFAULT_PROGRAM, segments_of: service.SegmentsOf | None = None,
+    holdouts: service.HoldoutHooks | None = None,
 ) -> Committed:
     """Commit an order (see the module docstring); raises a 409 error when a limit was reached."""
     now = now or utcnow()
@@ -110,7 +111,7 @@ def commit(
         return _replay(existing, digest)
 
     quote = service.quote(session, request, currency=currency, now=now, program=program,
-                          segments_of=segments_of)
+                          segments_of=segments_of, holdouts=holdouts)
     priced = quote.priced
     if request.expected_total is not None and priced.totals.total != request.expected_total:
         raise PriceChangedError(

@@ -6,12 +6,32 @@ their remaining flash-sale stock (those whose budget is spent are left out), the
 points they may use — prices the cart and returns the answer with the context the order commit
 needs. A tier with free shipping adds a free-shipping promotion (``tier:<code>:free_shipping``)
 limited to that tier, so it is explained like any other.
+
+**Hold-outs.** A promotion or coupon batch whose definition names a ``holdout`` (the key of an
+experiment of kind ``holdout``) is withheld from the customers that experiment holds out: before
+pricing, :func:`holdout_decisions` places the cart's customer with the experiments' own
+assignment (``experiments.service.assign_unit`` — the same hashing and targeting as
+``GET /api/v1/experiments/{key}/assignment`` and ``in_holdout``); a held-out customer's cart is
+priced without that promotion (or coupon) and lists it in ``not_applied`` with code ``held_out``.
+Every customer the hold-out places (held out *or* treated) whose cart considered the promotion —
+the promotion was live, or the coupon was in the cart — gets an ``experiment_exposure`` event
+through the ``record`` callback of :class:`HoldoutHooks` (the API passes the events spool, the
+path the assignment endpoint uses: a durable local append, no warehouse write; the spool reaches
+the warehouse about a second later). The exposure does not depend on the arm (the treated arm is
+not "exposed only when the promotion applied"), so the two groups stay comparable; the report
+(:func:`holdout_results`) is the experiment's analysis by ``growthwheel.stats``, treated against
+held out. Exposures are recorded at most once per process for a customer, hold-out and variant
+(later carts add nothing to the analysis, which keeps each unit's first exposure). A committed
+order keeps the priced cart, so its ``not_applied`` records the hold-out decision. Journeys use
+the same assignment through ``experiments.service.in_holdout``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,8 +43,18 @@ from growthwheel.accounts.models import utcnow
 from growthwheel.accounts.schemas import Principal
 from growthwheel.accounts.service import audit
 from growthwheel.errors import InvalidArgumentError
+from growthwheel.experiments import repository as experiments_repository
+from growthwheel.experiments import service as experiments_service
+from growthwheel.experiments.models import Experiment
 from growthwheel.promotions import coupons, loyalty, repository, rules
-from growthwheel.promotions.definition import Definition, FlashSaleIn, check_rule, parse_definition, to_rule
+from growthwheel.promotions.definition import (
+    Definition,
+    FlashSaleIn,
+    check_holdout,
+    check_rule,
+    parse_definition,
+    to_rule,
+)
 from growthwheel.promotions.errors import InsufficientPointsError, PromotionNotFoundError
 from growthwheel.promotions.models import CouponCode, CouponRedemption, MemberTier, Promotion
 from growthwheel.promotions.schemas import CartIn, LedgerOut, LotOut, MemberOut, PricedCartOut
@@ -57,6 +87,7 @@ def create_promotion(
     parsed = definition if isinstance(definition, Definition) else parse_definition(definition)
     layer = _layer(parsed)
     check_rule(parsed, layer=layer)
+    check_holdout(session, parsed)
     if status not in ("draft", "active"):
         raise InvalidArgumentError("status: a new promotion is 'draft' or 'active'")
     _check_schedule(starts_at, ends_at)
@@ -137,12 +168,14 @@ class LivePromotion:
     name: str
     stock_limit: int | None
     stock_used: int
+    holdout: str | None = None
 
 
-_RULES: dict[tuple[str, datetime, int], rules.Promotion] = {}
+_RULES: dict[tuple[str, datetime, int], tuple[rules.Promotion, str | None]] = {}
 """Pricing-core promotions by (id, updated_at, flash-sale stock left). A definition never changes
 after creation and ``updated_at`` moves with every change of schedule, so an entry is never stale;
-it spares every cart the JSON decoding and validation of every live promotion."""
+it spares every cart the JSON decoding and validation of every live promotion (the hold-out key
+is kept beside the core's promotion)."""
 _RULES_LIMIT = 20_000
 
 
@@ -158,12 +191,14 @@ def live_rules(session: Session, now: datetime) -> tuple[list[rules.Promotion], 
         definitions = repository.promotion_definitions(session, missing)
         for h in heads:
             if h.id in definitions:
-                _RULES[keys[h.id]] = to_rule(
-                    parse_definition(definitions[h.id]), promotion_id=h.id, name=h.name,
+                parsed = parse_definition(definitions[h.id])
+                _RULES[keys[h.id]] = (to_rule(
+                    parsed, promotion_id=h.id, name=h.name,
                     layer=rules.Layer(h.layer), starts_at=h.starts_at, ends_at=h.ends_at,
-                    stock_left=keys[h.id][2])
-    found = [_RULES[keys[h.id]] for h in heads]
-    live = {h.id: LivePromotion(id=h.id, name=h.name, stock_limit=h.stock_limit, stock_used=h.stock_used)
+                    stock_left=keys[h.id][2]), parsed.holdout)
+    found = [_RULES[keys[h.id]][0] for h in heads]
+    live = {h.id: LivePromotion(id=h.id, name=h.name, stock_limit=h.stock_limit, stock_used=h.stock_used,
+                                holdout=_RULES[keys[h.id]][1])
             for h in heads}
     return found, live
 
@@ -171,6 +206,123 @@ def live_rules(session: Session, now: datetime) -> tuple[list[rules.Promotion], 
 def _within_budget(row: Any) -> bool:
     return ((row.budget_count is None or row.used_count < row.budget_count)
             and (row.budget_amount is None or row.used_amount < row.budget_amount))
+
+
+# ---------------------------------------------------------------------------------------------
+# Hold-outs
+# ---------------------------------------------------------------------------------------------
+
+HELD_OUT = "held_out"
+"""The ``not_applied`` code of a promotion withheld from a customer by its hold-out."""
+
+
+@dataclass(frozen=True)
+class HoldoutHooks:
+    """What :func:`quote` needs for hold-outs beyond the store: the members of a targeted hold-out's
+    segment (``read_members``, as for the assignment endpoint; ``scope`` names the warehouse) and
+    the exposure recorder (``record``; without one nothing is recorded, e.g. in tests or jobs)."""
+
+    read_members: experiments_service.MemberReader | None = None
+    record: experiments_service.Recorder | None = None
+    scope: str = ""
+
+
+@dataclass(frozen=True)
+class HoldoutDecision:
+    """Where a hold-out places a customer: its variant (``None`` when not in it) and whether held out."""
+
+    key: str
+    variant: str | None
+    held_out: bool
+
+
+class _ExposedOnce:
+    """(scope, hold-out, customer, variant) already recorded by this process (bounded, LRU)."""
+
+    def __init__(self, size: int = 200_000) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[tuple[str, str, str, str], None] = OrderedDict()
+
+    def seen(self, key: tuple[str, str, str, str]) -> bool:
+        with self._lock:
+            if key in self._seen:
+                self._seen.move_to_end(key)
+                return True
+            return False
+
+    def add(self, key: tuple[str, str, str, str]) -> None:
+        with self._lock:
+            self._seen[key] = None
+            while len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+
+
+_EXPOSED = _ExposedOnce()
+
+
+def holdout_decisions(
+    session: Session, keys: Iterable[str], customer_id: str, *, hooks: HoldoutHooks | None = None,
+    now: datetime | None = None,
+) -> dict[str, HoldoutDecision]:
+    """Place ``customer_id`` in each hold-out of ``keys`` with the experiments' assignment (the
+    answer of ``GET /api/v1/experiments/{key}/assignment``) and record an exposure for every
+    customer placed in a variant (once per process; see the module docstring). A hold-out that
+    is not running, or no longer exists, holds nobody out. Journeys may call this the same way."""
+    hooks = hooks or HoldoutHooks()
+    found: dict[str, HoldoutDecision] = {}
+    exposures: list[tuple[tuple[str, str, str, str], dict[str, Any]]] = []
+    for key in sorted(set(keys)):
+        exp = experiments_repository.by_key(session, key)
+        if exp is None or exp.kind != "holdout":
+            found[key] = HoldoutDecision(key, None, False)
+            continue
+        placed = experiments_service.assign_unit(session, exp, customer_id=customer_id,
+                                                 read_members=hooks.read_members, scope=hooks.scope)
+        held = placed.variant is not None and placed.variant == _held_variant(exp)
+        found[key] = HoldoutDecision(key, placed.variant, held)
+        if placed.variant is not None and hooks.record is not None:
+            seen = (hooks.scope, key, customer_id, placed.variant)
+            if not _EXPOSED.seen(seen):
+                exposures.append((seen, experiments_service.exposure_event(
+                    exp, placed.variant, customer_id=customer_id, anonymous_id=None, at=now)))
+    if exposures and hooks.record is not None:
+        hooks.record([event for _seen, event in exposures])
+        for seen, _event in exposures:
+            _EXPOSED.add(seen)
+    return found
+
+
+def _held_variant(exp: Experiment) -> str:
+    """The held-out group of a hold-out: its first variant (``holdout``; the control)."""
+    return str(exp.variants[0]["name"])
+
+
+def _held_out_entry(promotion: rules.Promotion, key: str, coupon_code: str | None = None) -> rules.NotApplied:
+    what = "coupon" if coupon_code else "promotion"
+    return rules.NotApplied(
+        promotion_id=promotion.id, name=promotion.name, layer=promotion.layer, code=HELD_OUT,
+        reason=f"held out: this customer is in the hold-out group of experiment {key!r}, which does "
+               f"not get this {what} so that its effect can be measured",
+        coupon_code=coupon_code)
+
+
+def holdout_experiment(session: Session, row: Promotion) -> Experiment:
+    """The hold-out experiment a promotion names (422 when it names none)."""
+    key = parse_definition(row.definition).holdout
+    if key is None:
+        raise InvalidArgumentError(f"holdout: promotion {row.id!r} has no hold-out")
+    return experiments_service.get_experiment(session, key)
+
+
+def holdout_results(session: Session, backend: BaseBackend, row: Promotion, *,
+                    as_of: datetime | None = None) -> dict[str, Any]:
+    """The promotion's hold-out report: its experiment's results (``experiments.service.results``,
+    the statistics engine) — every metric of the treated customers against the held-out ones."""
+    exp = holdout_experiment(session, row)
+    found = experiments_service.results(backend, exp, as_of=as_of)
+    return {"promotion": {"id": row.id, "name": row.name, "status": row.status, "holdout": exp.key},
+            **found}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,8 +368,10 @@ class Quote:
 def quote(
     session: Session, request: CartIn, *, currency: str, now: datetime | None = None,
     program: loyalty.LoyaltyProgram = loyalty.DEFAULT_PROGRAM, segments_of: SegmentsOf | None = None,
+    holdouts: HoldoutHooks | None = None,
 ) -> Quote:
-    """Price a cart as the shop's checkout would show it (nothing is taken or written)."""
+    """Price a cart as the shop's checkout would show it (nothing is taken or written in the store;
+    hold-out exposures go to ``holdouts.record``)."""
     now = now or utcnow()
     customer_id = request.customer_id
     tier = loyalty.member_tier(session, customer_id)
@@ -227,6 +381,7 @@ def quote(
             id=f"tier:{tier.code}:free_shipping", name=f"{tier.name}: free shipping", layer=rules.Layer.ORDER,
             reward=rules.FreeShipping(), conditions=rules.Conditions(tiers=frozenset({tier.code}))))
     resolved = coupons.resolve(session, request.coupon_codes, customer_id, now)
+    promos, resolved, held = _apply_holdouts(session, promos, live, resolved, customer_id, holdouts, now)
     needs_segments = any(p.conditions.segments for p in promos) or any(
         r.coupon.promotion.conditions.segments for r in resolved)
     segments = segments_of(customer_id) if segments_of is not None and needs_segments else frozenset()
@@ -257,9 +412,47 @@ def quote(
     except rules.PricingInputError as exc:
         raise InvalidArgumentError(exc.message) from None
     priced = rules.price_cart(cart, promos)
+    if held:
+        priced = replace(priced, not_applied=priced.not_applied + tuple(held))
     growth = loyalty.growth_for_payment(priced.totals.goods_total, program)
     return Quote(priced=priced, cart=cart, promotions=live, coupons=resolved,
                  tier=tier, growth_to_earn=growth)
+
+
+def _stored_holdout(definition: Any) -> str | None:
+    """The hold-out key of a stored (validated) definition, without validating it again."""
+    key = definition.get("holdout") if isinstance(definition, dict) else None
+    return str(key) if key else None
+
+
+def _apply_holdouts(
+    session: Session, promos: list[rules.Promotion], live: dict[str, LivePromotion],
+    resolved: list[coupons.ResolvedCoupon], customer_id: str, hooks: HoldoutHooks | None, now: datetime,
+) -> tuple[list[rules.Promotion], list[coupons.ResolvedCoupon], list[rules.NotApplied]]:
+    """Leave out the promotions and coupons whose hold-out holds this customer out, with their
+    ``held_out`` explanations."""
+    promo_keys = {p.id: live[p.id].holdout for p in promos if p.id in live and live[p.id].holdout}
+    coupon_keys = {id(r): _stored_holdout(r.batch.definition) for r in resolved}
+    keys = [k for k in (*promo_keys.values(), *coupon_keys.values()) if k]
+    if not keys:
+        return promos, resolved, []
+    decisions = holdout_decisions(session, keys, customer_id, hooks=hooks, now=now)
+    held: list[rules.NotApplied] = []
+    kept: list[rules.Promotion] = []
+    for p in promos:
+        key = promo_keys.get(p.id)
+        if key and decisions[key].held_out:
+            held.append(_held_out_entry(p, key))
+        else:
+            kept.append(p)
+    kept_coupons: list[coupons.ResolvedCoupon] = []
+    for r in resolved:
+        key = coupon_keys[id(r)]
+        if key and decisions[key].held_out:
+            held.append(_held_out_entry(r.coupon.promotion, key, coupon_code=r.coupon.code))
+        else:
+            kept_coupons.append(r)
+    return kept, kept_coupons, held
 
 
 # ---------------------------------------------------------------------------------------------
