@@ -30,7 +30,7 @@ order discount exactly; :func:`refund_amount` returns the exact paid amount of r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -630,6 +630,9 @@ EXACT_SEARCH_LIMIT = 128
 #: In the fallback, a layer still tries all of its maximal compatible selections up to this many;
 #: beyond that it adds promotions greedily, largest stand-alone discount first (ties by id).
 LAYER_SEARCH_LIMIT = 256
+#: The exact search splits the candidates into at most this many branches without a conflict across
+#: layers (:meth:`_Engine.branches`); past it the fallback runs.
+EXACT_SEARCH_BRANCHES = 16
 
 #: Rewards whose amount can drop when their input drops by less (a threshold is crossed).
 _THRESHOLD_REWARDS = (SpendTiers, EveryXOffY)
@@ -637,7 +640,10 @@ _THRESHOLD_REWARDS = (SpendTiers, EveryXOffY)
 
 @dataclass(frozen=True, eq=False)
 class _Cand:
-    """A promotion that passed the static checks and competes in the search."""
+    """A promotion that passed the static checks and competes in the search.
+
+    ``idx`` is the candidate's position in the run and its bit in every selection mask.
+    """
 
     idx: int
     promo: Promotion
@@ -654,6 +660,11 @@ class _Cand:
     def has_threshold(self) -> bool:
         return self.promo.conditions.min_amount > 0 or isinstance(self.promo.reward, _THRESHOLD_REWARDS)
 
+    @property
+    def rank_id(self) -> str:
+        """What the last tie-break compares: the promotion id, then the coupon code."""
+        return f"{self.promo.id}\x00{self.coupon_code or ''}"
+
 
 @dataclass(frozen=True)
 class _LayerOut:
@@ -666,15 +677,7 @@ class _LayerOut:
     shipping_discounts: tuple[tuple[_Cand, int], ...] = ()
     gifts: tuple[_Cand, ...] = ()
     deposit: tuple[int, ...] = ()
-
-    @property
-    def gift_value(self) -> int:
-        total = 0
-        for cand in self.gifts:
-            reward = cand.promo.reward
-            assert isinstance(reward, GiftWithPurchase)
-            total += reward.value * reward.quantity
-        return total
+    gift_value: int = 0  # Σ value × quantity of the gifts: a tie-break in favour of the customer
 
 
 def _eligible(conditions: Conditions, lines: tuple[Line, ...]) -> tuple[int, ...]:
@@ -759,23 +762,128 @@ def _order_amount(reward: OrderReward, base: int, quantity: int) -> int:
     return 0  # gift and free shipping take nothing off the lines
 
 
-class _Engine:
-    """One pricing run: the cart, the competing candidates and memoised layer evaluations."""
+def _spread(amount: int, weights: list[int]) -> list[int]:
+    """:func:`~growthwheel.kit.money.allocate` for the engine's hot path: ``0 < amount <= sum(weights)``,
+    weights not negative — the same largest-remainder parts (ties to the earlier line), no checks."""
+    total = sum(weights)
+    parts = [amount * w // total for w in weights]
+    left = amount - sum(parts)
+    if left:
+        order = sorted(range(len(weights)), key=lambda i: (-(amount * weights[i] % total), i))
+        for i in order[:left]:
+            parts[i] += 1
+    return parts
 
-    def __init__(self, cart: Cart, candidates: list[_Cand]) -> None:
+
+def _bits(mask: int) -> list[int]:
+    """The positions of the set bits of ``mask`` (not negative), lowest first."""
+    return [i for i, digit in enumerate(reversed(bin(mask))) if digit == "1"]
+
+
+class _Engine:
+    """One pricing run: the cart, the competing candidates and memoised layer evaluations.
+
+    Selections are bit masks over the candidates' ``idx`` (a selection's promotions are always taken
+    in ``idx`` order, except for the greedy fallback's own order), compatibility is one mask per
+    candidate, and layer results are memoised: the item layer by selection, an order / coupon layer
+    by (what the previous layer left, selection), so the combinations sharing an item or an order
+    selection — the prefix of the search — reuse it.
+    """
+
+    def __init__(self, cart: Cart, candidates: list[_Cand], comp: list[int]) -> None:
         self.cart = cart
         self.lines = cart.lines
         self.amounts = tuple(line.amount for line in cart.lines)
+        self.credits = tuple(line.deposit_credit * line.quantity for line in cart.lines)
+        self.candidates = candidates
+        #: comp[i]: the candidates that may apply together with candidate i (bit i itself is set when
+        #: an exclusive promotion does not list its own id or layer: only the explanation reads it).
+        self.comp = comp
+        #: The same without bit i: what the clique search walks.
+        self.neighbours = [mask & ~(1 << i) for i, mask in enumerate(comp)]
         self.by_layer = {layer: sorted((c for c in candidates if c.promo.layer is layer),
                                        key=lambda c: c.sort_key)
                          for layer in (Layer.ITEM, Layer.ORDER, Layer.COUPON)}
-        self.candidates = candidates
-        self.comp = [[compatible(a.promo, b.promo) for b in candidates] for a in candidates]
-        self._clique_cache: dict[tuple[tuple[int, ...], tuple[int, ...]], list[tuple[_Cand, ...]] | None] = {}
+        self.layer_mask = {layer: sum(1 << c.idx for c in cands) for layer, cands in self.by_layer.items()}
+        self.line_mask = [sum(1 << i for i in c.eligible) for c in candidates]
+        self.is_price = [isinstance(c.promo.reward, PRICE_REWARDS) for c in candidates]
+        self._clique_cache: dict[tuple[int, int], list[int] | None] = {}
+        self._common_cache: dict[int, int] = {}
+        self._members_cache: dict[int, tuple[_Cand, ...]] = {}
+        self._maximal_cache: dict[tuple[int, int], list[int]] = {}  # (pool, limit) → maximal sets
+        self._item_left_cache: dict[int, tuple[int, ...]] = {}
+        self._item_sums_cache: dict[int, tuple[list[int], list[int]]] = {}
+        self._item_discount_cache: dict[int, int] = {0: 0}
+        self.discount_total = [sum(c.item_discounts) for c in candidates]
         self._item_cache: dict[tuple[int, ...], _LayerOut] = {}
         self._order_cache: dict[tuple[tuple[int, ...], int, tuple[int, ...]], _LayerOut] = {}
 
+    def members(self, mask: int) -> tuple[_Cand, ...]:
+        """The candidates of a selection mask, in ``idx`` order."""
+        found = self._members_cache.get(mask)
+        if found is None:
+            cands = self.candidates
+            found = self._members_cache[mask] = tuple(cands[i] for i in _bits(mask))
+        return found
+
+    def common(self, mask: int) -> int:
+        """The candidates compatible with every candidate of ``mask``."""
+        found = self._common_cache.get(mask)
+        if found is None:
+            found = -1
+            for i in _bits(mask):
+                found &= self.comp[i]
+            self._common_cache[mask] = found
+        return found
+
     # ---- layers ------------------------------------------------------------------------------
+
+    def item_left(self, mask: int) -> tuple[int, ...]:
+        """What the item layer of a selection leaves per line (after the deposit credit), without the
+        per-promotion split: ``max(0, amount - best price discount - Σ other discounts - credit)``,
+        which is what taking each discount in turn, capped at what is left, gives in any order."""
+        found = self._item_left_cache.get(mask)
+        if found is None:
+            best, other = self.item_sums(mask)
+            found = tuple(max(0, amount - b - o - credit) for amount, b, o, credit
+                          in zip(self.amounts, best, other, self.credits, strict=True))
+            self._item_left_cache[mask] = found
+        return found
+
+    def item_discount(self, mask: int) -> int:
+        """The sum of the stand-alone item discounts of a selection (at least what it takes off)."""
+        found = self._item_discount_cache.get(mask)
+        if found is None:
+            low = mask & -mask
+            found = self.item_discount(mask ^ low) + self.discount_total[low.bit_length() - 1]
+            self._item_discount_cache[mask] = found
+        return found
+
+    def item_sums(self, mask: int) -> tuple[list[int], list[int]]:
+        """Per line, the largest price discount and the sum of the other item discounts of a
+        selection; memoised and built from the selection without its lowest candidate, so the many
+        selections sharing a prefix cost one candidate each."""
+        found = self._item_sums_cache.get(mask)
+        if found is not None:
+            return found
+        if not mask:
+            found = ([0] * len(self.amounts), [0] * len(self.amounts))
+        else:
+            low = mask & -mask
+            j = low.bit_length() - 1
+            best, other = self.item_sums(mask ^ low)
+            best, other = list(best), list(other)
+            discounts = self.candidates[j].item_discounts
+            if self.is_price[j]:
+                for i in self.candidates[j].eligible:
+                    if discounts[i] > best[i]:
+                        best[i] = discounts[i]
+            else:
+                for i in self.candidates[j].eligible:
+                    other[i] += discounts[i]
+            found = (best, other)
+        self._item_sums_cache[mask] = found
+        return found
 
     def item_layer(self, chosen: tuple[_Cand, ...]) -> _LayerOut:
         """Item rewards on the undiscounted lines, then the presale deposit credit."""
@@ -786,8 +894,8 @@ class _Engine:
         n = len(self.lines)
         per_cand = {c.idx: [0] * n for c in chosen}
         remaining = list(self.amounts)
-        prices = [c for c in chosen if isinstance(c.promo.reward, PRICE_REWARDS)]
-        others = [c for c in chosen if not isinstance(c.promo.reward, PRICE_REWARDS)]
+        prices = [c for c in chosen if self.is_price[c.idx]]
+        others = [c for c in chosen if not self.is_price[c.idx]]
         deposit = [0] * n
         for i in range(n):
             best: _Cand | None = None
@@ -802,8 +910,7 @@ class _Engine:
                 take = min(c.item_discounts[i], remaining[i])
                 per_cand[c.idx][i] = take
                 remaining[i] -= take
-            line = self.lines[i]
-            deposit[i] = min(line.deposit_credit * line.quantity, remaining[i])
+            deposit[i] = min(self.credits[i], remaining[i])
             remaining[i] -= deposit[i]
         out = _LayerOut(inputs=self.amounts, remaining=tuple(remaining),
                         allocations=tuple((c, tuple(per_cand[c.idx])) for c in chosen),
@@ -811,40 +918,53 @@ class _Engine:
         self._item_cache[key] = out
         return out
 
-    def order_layer(self, before: _LayerOut, chosen: tuple[_Cand, ...]) -> _LayerOut:
-        """Order-type rewards (order or coupon layer), each computed on the layer's input and
-        allocated in turn over its eligible lines by what is left of them."""
-        key = (before.remaining, before.shipping_left, tuple(c.idx for c in chosen))
+    def order_layer(self, inputs: tuple[int, ...], shipping_left: int,
+                    chosen: tuple[_Cand, ...]) -> _LayerOut:
+        """Order-type rewards (order or coupon layer) on what the previous layer left (``inputs``, and
+        the shipping fee still due), each computed on the layer's input and allocated in turn over
+        its eligible lines by what is left of them."""
+        key = (inputs, shipping_left, tuple(c.idx for c in chosen))
         cached = self._order_cache.get(key)
         if cached is not None:
             return cached
-        inputs = before.remaining
         current = list(inputs)
         allocations: list[tuple[_Cand, tuple[int, ...]]] = []
-        shipping_left = before.shipping_left
         shipping: list[tuple[_Cand, int]] = []
         gifts: list[_Cand] = []
+        gift_value = 0
+        zero = (0,) * len(inputs)
         for c in chosen:
-            parts = [0] * len(current)
-            base = sum(inputs[i] for i in c.eligible)
             reward = c.promo.reward
-            if base >= c.promo.conditions.min_amount:
-                if isinstance(reward, FreeShipping):
-                    if shipping_left:
-                        shipping.append((c, shipping_left))
-                        shipping_left = 0
-                elif isinstance(reward, GiftWithPurchase):
-                    gifts.append(c)
-                else:
-                    assert isinstance(reward, ORDER_REWARDS)
-                    weights = [current[i] for i in c.eligible]
-                    amount = min(_order_amount(reward, base, c.eligible_quantity), sum(weights))
-                    for i, part in zip(c.eligible, allocate(amount, weights), strict=True):
+            eligible = c.eligible
+            base = 0
+            for i in eligible:
+                base += inputs[i]
+            if base < c.promo.conditions.min_amount:
+                allocations.append((c, zero))
+            elif isinstance(reward, FreeShipping):
+                if shipping_left:
+                    shipping.append((c, shipping_left))
+                    shipping_left = 0
+                allocations.append((c, zero))
+            elif isinstance(reward, GiftWithPurchase):
+                gifts.append(c)
+                gift_value += reward.value * reward.quantity
+                allocations.append((c, zero))
+            else:
+                assert isinstance(reward, ORDER_REWARDS)
+                weights = [current[i] for i in eligible]
+                amount = min(_order_amount(reward, base, c.eligible_quantity), sum(weights))
+                if amount:
+                    parts = [0] * len(inputs)
+                    for i, part in zip(eligible, _spread(amount, weights), strict=True):
                         parts[i] = part
                         current[i] -= part
-            allocations.append((c, tuple(parts)))
+                    allocations.append((c, tuple(parts)))
+                else:
+                    allocations.append((c, zero))
         out = _LayerOut(inputs=inputs, remaining=tuple(current), allocations=tuple(allocations),
-                        shipping_left=shipping_left, shipping_discounts=tuple(shipping), gifts=tuple(gifts))
+                        shipping_left=shipping_left, shipping_discounts=tuple(shipping), gifts=tuple(gifts),
+                        gift_value=gift_value)
         self._order_cache[key] = out
         return out
 
@@ -859,171 +979,350 @@ class _Engine:
 
     # ---- search ------------------------------------------------------------------------------
 
-    def all_compatible(self, these: list[_Cand], those: list[_Cand]) -> bool:
-        """Whether every promotion of ``these`` combines with every one of ``those``."""
-        return all(self.comp[a.idx][b.idx] for a in these for b in those)
-
-    def allowed(self, layer: Layer, fixed: tuple[_Cand, ...]) -> tuple[_Cand, ...]:
-        """The candidates of ``layer`` compatible with every promotion already chosen."""
-        return tuple(c for c in self.by_layer[layer] if all(self.comp[c.idx][f.idx] for f in fixed))
-
-    def selections(self, allowed: tuple[_Cand, ...], free: frozenset[int],
-                   limit: int) -> list[tuple[_Cand, ...]] | None:
-        """The compatible subsets of ``allowed`` worth pricing, in a fixed order; ``None`` past ``limit``.
+    def selections(self, allowed: int, free: int, limit: int) -> list[int] | None:
+        """The compatible subsets of ``allowed`` worth pricing, as masks; ``None`` past ``limit``.
 
         Every compatible subset of the candidates not in ``free`` (their absence can matter), each
         completed by every *maximal* compatible set of the ``free`` candidates (Bron–Kerbosch with
-        pivot): adding a free candidate never costs anything later, so smaller free sets are useless.
+        pivot, on bit masks): adding a free candidate never costs anything later, so smaller free
+        sets are useless. Memoised by ``(allowed, free)``.
         """
-        key = (tuple(c.idx for c in allowed), tuple(sorted(free)))
+        key = (allowed, free)
         if key in self._clique_cache:
             return self._clique_cache[key]
-        comp = self.comp
-        bound = [c for c in allowed if c.idx not in free]
-        loose = [c for c in allowed if c.idx in free]
-        found: list[tuple[_Cand, ...]] = []
+        neighbours = self.neighbours
+        bound = _bits(allowed & ~free)
+        loose = allowed & free
+        found: list[int] = []
 
-        def maximal(pool: list[_Cand]) -> list[list[_Cand]]:
-            cliques: list[list[_Cand]] = []
-
-            def bron_kerbosch(r: list[_Cand], p: list[_Cand], x: list[_Cand]) -> None:
-                if not p and not x:
-                    cliques.append(r)
+        def maximal(r: int, p: int, x: int, out: list[int]) -> None:
+            if not p and not x:
+                out.append(r)
+                return
+            pivot, most = -1, -1
+            for u in _bits(p | x):  # the pivot with most neighbours in p leaves fewest branches
+                count = (p & neighbours[u]).bit_count()
+                if count > most:
+                    pivot, most = u, count
+            branch = p & ~neighbours[pivot]
+            while branch:
+                low = branch & -branch
+                branch ^= low
+                v = low.bit_length() - 1
+                maximal(r | low, p & neighbours[v], x & neighbours[v], out)
+                p &= ~low
+                x |= low
+                if len(out) > limit:
                     return
-                pivot = max(p + x, key=lambda u: (sum(comp[u.idx][v.idx] for v in p), -u.idx))
-                for v in [v for v in p if v is pivot or not comp[pivot.idx][v.idx]]:
-                    bron_kerbosch([*r, v], [u for u in p if u is not v and comp[v.idx][u.idx]],
-                                  [u for u in x if u is not v and comp[v.idx][u.idx]])
-                    p = [u for u in p if u is not v]
-                    x = [*x, v]
-                    if len(cliques) > limit:
-                        return
 
-            bron_kerbosch([], pool, [])
-            return cliques
-
-        def extend(start: int, chosen: list[_Cand]) -> bool:
-            pool = [c for c in loose if all(comp[c.idx][o.idx] for o in chosen)]
-            for completion in maximal(pool):
-                found.append(tuple(sorted(chosen + completion, key=lambda c: c.idx)))
+        def extend(start: int, chosen: int, ok: int) -> bool:
+            pool = loose & ok
+            completions = self._maximal_cache.get((pool, limit))
+            if completions is None:  # (a list cut at one limit must not serve another)
+                completions = []
+                maximal(0, pool, 0, completions)
+                self._maximal_cache[pool, limit] = completions
+            found.extend(chosen | completion for completion in completions)
             if len(found) > limit:
                 return False
             for j in range(start, len(bound)):
-                c = bound[j]
-                if all(comp[c.idx][o.idx] for o in chosen):
-                    chosen.append(c)
-                    ok = extend(j + 1, chosen)
-                    chosen.pop()
-                    if not ok:
-                        return False
+                b = bound[j]
+                if ok >> b & 1 and not extend(j + 1, chosen | 1 << b, ok & neighbours[b]):
+                    return False
             return True
 
-        result = found if extend(0, []) else None
+        result = found if extend(0, 0, -1) else None
         self._clique_cache[key] = result
         return result
 
-    def free(self, layer: Layer, coarse_points: bool) -> frozenset[int]:
-        """Candidates of ``layer`` that can only help: they combine with every promotion of the later
-        layers and touch no line that a later threshold (``min_amount``, 满减, 每满减) measures."""
-        later_layers = LAYER_ORDER[LAYER_ORDER.index(layer) + 1:]
-        later = [d for later_layer in later_layers if later_layer is not Layer.POINTS
-                 for d in self.by_layer[later_layer]]
-        if coarse_points:  # whole points are a threshold over every line
-            return frozenset()
-        watched = {i for d in later if d.has_threshold for i in d.eligible}
-        return frozenset(c.idx for c in self.by_layer[layer]
-                         if watched.isdisjoint(c.eligible) and all(self.comp[c.idx][d.idx] for d in later))
+    def min_bases(self) -> dict[int, int]:
+        """A lower bound of each ORDER / COUPON candidate's base (its eligible lines at its layer's
+        input) over every selection: the item layer with every item candidate at once (more item
+        discounts only leave less), minus, for a coupon, the most each overlapping order candidate
+        could take (its amount on the undiscounted lines: every order reward grows with its base)."""
+        floor = self.item_left(self.layer_mask[Layer.ITEM])
+        bases: dict[int, int] = {}
+        order_most: list[tuple[int, int]] = []  # (lines, the most it can take)
+        for o in self.by_layer[Layer.ORDER]:
+            assert isinstance(o.promo.reward, ORDER_REWARDS)
+            undiscounted = sum(self.amounts[i] for i in o.eligible)
+            order_most.append((self.line_mask[o.idx],
+                               _order_amount(o.promo.reward, undiscounted, o.eligible_quantity)))
+        for d in self.by_layer[Layer.ORDER]:
+            bases[d.idx] = sum(floor[i] for i in d.eligible)
+        for d in self.by_layer[Layer.COUPON]:
+            mask = self.line_mask[d.idx]
+            taken = sum(most for lines, most in order_most if lines & mask)
+            bases[d.idx] = max(0, sum(floor[i] for i in d.eligible) - taken)
+        return bases
 
-    def finish(self, outs: tuple[_LayerOut, _LayerOut, _LayerOut],
-               chosen: tuple[_Cand, ...]) -> tuple[tuple[int, int, int, tuple[str, ...]], int, int]:
-        """The ranking key of a complete selection (lower is better), with its points used / value."""
-        used, value = self.points(outs[2].remaining)
-        total = sum(outs[2].remaining) - value + outs[2].shipping_left
-        gift_value = outs[1].gift_value + outs[2].gift_value
-        ids = tuple(sorted(f"{c.promo.id}\x00{c.coupon_code or ''}" for c in chosen))
-        return (total, -gift_value, len(chosen), ids), used, value
+    def watching(self, layer: Layer, bases: dict[int, int], universe: int) -> int:
+        """The lines a threshold of ``layer`` (among ``universe``) measures (``min_amount``, 满减 tiers,
+        a 每满减 cap), leaving out the thresholds every selection clears: the base can never fall below
+        the minimum amount, the top 满减 tier, or the amount at which the 每满减 cap is reached. Such a
+        reward is constant over every reachable base, like a plain amount off."""
+        watched = 0
+        for d in self.by_layer[layer]:
+            if not universe >> d.idx & 1 or not d.has_threshold:
+                continue
+            base, reward = bases[d.idx], d.promo.reward
+            saturated = base >= d.promo.conditions.min_amount
+            if isinstance(reward, SpendTiers):
+                saturated = saturated and base >= reward.tiers[-1][0]
+            elif isinstance(reward, EveryXOffY):
+                cap = reward.cap
+                saturated = saturated and cap is not None and base // reward.every * reward.off >= cap
+            if not saturated:
+                watched |= self.line_mask[d.idx]
+        return watched
+
+    def free(self, layer: Layer, coarse_points: bool, bases: dict[int, int], universe: int) -> int:
+        """Candidates of ``layer`` (among ``universe``) that can only help: they combine with every
+        promotion of the later layers and touch no line whose lower amount could cost a later threshold.
+
+        Those lines are the ones a later threshold watches (:meth:`watching`) and, for the item
+        layer, every line of an amount-taking order candidate that shares a line with a watched one
+        (transitively): an order amount is spread by what is left of its lines, so lowering one of
+        them moves its share onto the others, which a coupon threshold may then miss."""
+        if coarse_points:  # whole points are a threshold over every line
+            return 0
+        if layer is Layer.ITEM:
+            coupon_watch = self.watching(Layer.COUPON, bases, universe)
+            spreading = [self.line_mask[d.idx] for d in self.by_layer[Layer.ORDER]
+                         if universe >> d.idx & 1 and not isinstance(d.promo.reward, _NO_AMOUNT)]
+            grown = True
+            while grown:
+                grown = False
+                for mask in spreading:
+                    if mask & coupon_watch and mask & ~coupon_watch:
+                        coupon_watch |= mask
+                        grown = True
+            watched = self.watching(Layer.ORDER, bases, universe) | coupon_watch
+            later = self.layer_mask[Layer.ORDER] | self.layer_mask[Layer.COUPON]
+        elif layer is Layer.ORDER:
+            watched = self.watching(Layer.COUPON, bases, universe)
+            later = self.layer_mask[Layer.COUPON]
+        else:
+            watched, later = 0, 0
+        later &= universe
+        free = 0
+        for c in self.by_layer[layer]:
+            if (universe >> c.idx & 1 and not watched & self.line_mask[c.idx]
+                    and self.comp[c.idx] & later == later):
+                free |= 1 << c.idx
+        return free
+
+    def branches(self) -> list[int] | None:
+        """Sub-universes of candidates without a conflict across layers, which together hold every
+        compatible selection; ``None`` past :data:`EXACT_SEARCH_BRANCHES`.
+
+        An exclusive 满减 conflicts with every item promotion, so none of those is free (taking it
+        may lose the 满减). Split on the candidate ``v`` with most conflicts in other layers: every
+        compatible selection either leaves ``v`` out, or may hold ``v`` and then none of those
+        conflicts; repeat until no cross-layer conflict is left. Inside a branch, free candidates
+        (:meth:`free`) are found as if the conflicts did not exist.
+        """
+        layer_of = [LAYER_ORDER.index(c.promo.layer) for c in self.candidates]
+        other_layers = [sum(mask for layer, mask in self.layer_mask.items() if LAYER_ORDER.index(layer) != n)
+                        for n in layer_of]
+        cross = [~self.comp[i] & other_layers[i] for i in range(len(self.candidates))]
+        conflicted = [i for i, mask in enumerate(cross) if mask]
+        done: list[int] = []
+        todo = [(1 << len(self.candidates)) - 1]
+        while todo:
+            universe = todo.pop()
+            pivot, most = -1, 0
+            for i in conflicted:
+                if not universe >> i & 1:
+                    continue
+                count = (cross[i] & universe).bit_count()
+                if count > most:
+                    pivot, most = i, count
+            if pivot < 0:
+                done.append(universe)
+                if len(done) > EXACT_SEARCH_BRANCHES:
+                    return None
+                continue
+            todo.append(universe & ~cross[pivot])  # v may apply: its conflicts may not
+            todo.append(universe & ~(1 << pivot))  # v does not apply
+        return done
 
     def exact(self) -> tuple[tuple[tuple[_Cand, ...], ...], bool] | None:
         """The best selection over every combination, or ``None`` past :data:`EXACT_SEARCH_LIMIT`.
 
-        Candidates that can only help (:meth:`free`) are always taken as far as compatibility allows;
-        the others are tried in and out. If ``2 ** (number of the others)`` already exceeds the limit
-        the search is not started.
+        Within each branch (:meth:`branches`), candidates that can only help (:meth:`free`) are
+        always taken as far as compatibility allows; the others are tried in and out. If ``2 ** (number
+        of the others)`` of a branch already exceeds what is left of the limit, the search stops. The
+        ranking key is (total, -gift value, number of promotions, sorted ids), a total order, so the
+        best is the same whatever the branches; ids are only compared on a tie of the rest.
         """
         # Points worth more than one minor unit each are spent in whole points, so a lower amount
         # can leave more to pay: a threshold of their own.
         use = self.cart.points
         coarse_points = use is not None and use.points > 0 and use.minor_per_point > 1
-        free = {layer: self.free(layer, coarse_points) for layer in (Layer.ITEM, Layer.ORDER, Layer.COUPON)}
-        contested = sum(len(self.by_layer[layer]) - len(free[layer]) for layer in free)
-        if 2 ** contested > EXACT_SEARCH_LIMIT:
-            return None
-        item_sets = self.selections(self.allowed(Layer.ITEM, ()), free[Layer.ITEM], EXACT_SEARCH_LIMIT)
-        if item_sets is None:
-            return None
-        best: tuple[tuple[int, int, int, tuple[str, ...]], tuple[tuple[_Cand, ...], ...]] | None = None
+        bases = self.min_bases()
+        everything = (1 << len(self.candidates)) - 1
+        universes = self.branches()
+        found = self.search(universes, coarse_points, bases) if universes is not None else None
+        if found is None and universes != [everything]:
+            # Splitting can cost more than it frees (each branch repeats the contested candidates):
+            # the whole set in one piece, as if it had no cross-layer conflict to split on.
+            found = self.search([everything], coarse_points, bases)
+        return found
+
+    def search(self, universes: list[int], coarse_points: bool,
+               bases: dict[int, int]) -> tuple[tuple[tuple[_Cand, ...], ...], bool] | None:
+        """The exhaustive search of :meth:`exact` over the given branches; ``None`` past the limit."""
+        layers = (Layer.ITEM, Layer.ORDER, Layer.COUPON)
+        shipping_fee = self.cart.shipping_fee
+        best: tuple[int, int, int] | None = None
+        best_masks = (0, 0, 0)
         evaluated = 0
-        for item_set in item_sets:
-            item_out = self.item_layer(item_set)
-            order_sets = self.selections(self.allowed(Layer.ORDER, item_set), free[Layer.ORDER],
-                                         EXACT_SEARCH_LIMIT)
-            if order_sets is None:
+        for universe in universes:
+            free = {layer: self.free(layer, coarse_points, bases, universe) for layer in layers}
+            contested = sum((self.layer_mask[layer] & universe).bit_count() - free[layer].bit_count()
+                            for layer in layers)
+            if evaluated + 2 ** contested > EXACT_SEARCH_LIMIT:
                 return None
-            for order_set in order_sets:
-                order_out = self.order_layer(item_out, order_set)
-                fixed = item_set + order_set
-                coupon_sets = self.selections(self.allowed(Layer.COUPON, fixed), free[Layer.COUPON],
-                                              EXACT_SEARCH_LIMIT)
-                if coupon_sets is None:
+            item_sets = self.selections(self.layer_mask[Layer.ITEM] & universe, free[Layer.ITEM],
+                                        EXACT_SEARCH_LIMIT)
+            if item_sets is None:
+                return None
+            later = self.members((self.layer_mask[Layer.ORDER] | self.layer_mask[Layer.COUPON]) & universe)
+            waives = any(isinstance(d.promo.reward, FreeShipping) for d in later)
+            takers: list[tuple[OrderReward, tuple[int, ...], int]] = []
+            for d in later:
+                reward = d.promo.reward
+                if isinstance(reward, ORDER_REWARDS) and not isinstance(reward, _NO_AMOUNT):
+                    takers.append((reward, d.eligible, d.eligible_quantity))
+            # What the later rewards can take at most, whatever the item layer leaves (their amounts on
+            # the undiscounted lines: every order reward grows with its base): a first, cheaper bound.
+            most_off = sum(_order_amount(reward, sum(self.amounts[i] for i in eligible), quantity)
+                           for reward, eligible, quantity in takers)
+            # Cheapest bound first: goods are at least the undiscounted goods minus every item discount
+            # of the selection, points at most what the undiscounted goods allow.
+            net = sum(max(0, amount - credit)
+                      for amount, credit in zip(self.amounts, self.credits, strict=True))
+            shipping = 0 if waives else shipping_fee
+            points_most = self.most_points(net)
+            # Most item discount first, so that a good total is found early and prunes the rest.
+            for item_mask in sorted(item_sets, key=lambda mask: (-self.item_discount(mask), mask)):
+                if best is not None and (max(0, net - self.item_discount(item_mask) - most_off) - points_most
+                                         + shipping > best[0]):
+                    continue  # cannot win, not even on a tie
+                item_left = self.item_left(item_mask)
+                if best is not None and (self.bound(sum(item_left), most_off, waives) > best[0]
+                                         or self.lower_bound(item_left, takers, waives) > best[0]):
+                    continue
+                after_item = self.common(item_mask) & universe
+                order_sets = self.selections(self.layer_mask[Layer.ORDER] & after_item, free[Layer.ORDER],
+                                             EXACT_SEARCH_LIMIT)
+                if order_sets is None:
                     return None
-                for coupon_set in coupon_sets:
-                    evaluated += 1
-                    if evaluated > EXACT_SEARCH_LIMIT:
+                for order_mask in order_sets:
+                    order_out = self.order_layer(item_left, shipping_fee, self.members(order_mask))
+                    after_order = after_item & self.common(order_mask)
+                    coupon_sets = self.selections(self.layer_mask[Layer.COUPON] & after_order,
+                                                  free[Layer.COUPON], EXACT_SEARCH_LIMIT)
+                    if coupon_sets is None:
                         return None
-                    coupon_out = self.order_layer(order_out, coupon_set)
-                    rank, _, _ = self.finish((item_out, order_out, coupon_out), fixed + coupon_set)
-                    if best is None or rank < best[0]:
-                        best = (rank, (item_set, order_set, coupon_set))
+                    for coupon_mask in coupon_sets:
+                        evaluated += 1
+                        if evaluated > EXACT_SEARCH_LIMIT:
+                            return None
+                        coupon_out = self.order_layer(order_out.remaining, order_out.shipping_left,
+                                                      self.members(coupon_mask))
+                        _, value = self.points(coupon_out.remaining)
+                        rank = (sum(coupon_out.remaining) - value + coupon_out.shipping_left,
+                                -(order_out.gift_value + coupon_out.gift_value),
+                                (item_mask | order_mask | coupon_mask).bit_count())
+                        masks = (item_mask, order_mask, coupon_mask)
+                        if (best is None or rank < best
+                                or (rank == best and self._ids_before(masks, best_masks))):
+                            best, best_masks = rank, masks
         assert best is not None  # the empty selection is always there
-        return best[1], True
+        return tuple(self.members(mask) for mask in best_masks), True
+
+    def lower_bound(self, item_left: tuple[int, ...],
+                    takers: list[tuple[OrderReward, tuple[int, ...], int]], waives: bool) -> int:
+        """A total no combination over this item-layer result can go below: every later reward that
+        takes an amount (``takers``: reward, eligible lines, quantity) at what it gives on its lines as
+        the item layer left them (the most it can give: order rewards grow with their base, and a
+        coupon's base is at most that), shipping waived if a later promotion ``waives`` it, and the
+        most points the customer can use on it."""
+        off = 0
+        for reward, eligible, quantity in takers:
+            base = 0
+            for i in eligible:
+                base += item_left[i]
+            off += _order_amount(reward, base, quantity)
+        return self.bound(sum(item_left), off, waives)
+
+    def bound(self, goods: int, off: int, waives: bool) -> int:
+        """The lowest total of goods worth ``goods`` after the item layer when later rewards take at
+        most ``off``: shipping waived if a later promotion ``waives`` it, the most points used."""
+        shipping = 0 if waives else self.cart.shipping_fee
+        return max(0, goods - off) - self.most_points(goods) + shipping
+
+    def most_points(self, goods: int) -> int:
+        """The most the customer's points can pay on goods worth at most ``goods``."""
+        use = self.cart.points
+        return 0 if use is None else min(use.points * use.minor_per_point, goods * use.max_share_bp // BASIS)
+
+    def _ids_before(self, these: tuple[int, ...], those: tuple[int, ...]) -> bool:
+        """The last tie-break: whether the sorted ids of ``these`` selections come first."""
+        def ids(masks: tuple[int, ...]) -> tuple[str, ...]:
+            return tuple(sorted(c.rank_id for mask in masks for c in self.members(mask)))
+        return ids(these) < ids(those)
 
     def layered(self) -> tuple[tuple[tuple[_Cand, ...], ...], bool]:
         """Fallback: each layer in turn takes its own best selection given the layers before it."""
         chosen: list[tuple[_Cand, ...]] = []
-        fixed: tuple[_Cand, ...] = ()
-        out = self.item_layer(())
+        ok = -1  # the candidates compatible with everything chosen so far
+        before = self.item_layer(())
         for layer in (Layer.ITEM, Layer.ORDER, Layer.COUPON):
-            allowed = self.allowed(layer, fixed)
-            before = out
-            options = self.selections(allowed, frozenset(c.idx for c in allowed), LAYER_SEARCH_LIMIT)
-            if options is None:
-                options = [self.greedy(layer, allowed, before)]
+            allowed = self.layer_mask[layer] & ok
+            masks = self.selections(allowed, allowed, LAYER_SEARCH_LIMIT)
+            options = ([self.members(mask) for mask in masks] if masks is not None
+                       else [self.greedy(layer, allowed, before)])
 
             def layer_rank(selection: tuple[_Cand, ...], layer: Layer = layer,
-                           before: _LayerOut = before) -> tuple[int, int, int, tuple[str, ...]]:
-                after = (self.item_layer(selection) if layer is Layer.ITEM
-                         else self.order_layer(before, selection))
-                ids = tuple(sorted(f"{c.promo.id}\x00{c.coupon_code or ''}" for c in selection))
-                return (sum(after.remaining) + after.shipping_left, -after.gift_value, len(selection), ids)
+                           before: _LayerOut = before) -> tuple[int, int, int]:
+                if layer is Layer.ITEM:
+                    mask = 0
+                    for c in selection:
+                        mask |= 1 << c.idx
+                    return (sum(self.item_left(mask)) + before.shipping_left, 0, len(selection))
+                after = self.order_layer(before.remaining, before.shipping_left, selection)
+                return (sum(after.remaining) + after.shipping_left, -after.gift_value, len(selection))
 
-            pick = min(options, key=layer_rank)
+            pick, pick_rank = options[0], layer_rank(options[0])
+            for option in options[1:]:
+                rank = layer_rank(option)
+                if rank < pick_rank or (rank == pick_rank and sorted(c.rank_id for c in option)
+                                        < sorted(c.rank_id for c in pick)):
+                    pick, pick_rank = option, rank
             chosen.append(pick)
-            fixed += pick
-            out = self.item_layer(pick) if layer is Layer.ITEM else self.order_layer(before, pick)
+            for c in pick:
+                ok &= self.comp[c.idx]
+            before = (self.item_layer(pick) if layer is Layer.ITEM
+                      else self.order_layer(before.remaining, before.shipping_left, pick))
         return tuple(chosen), False
 
-    def greedy(self, layer: Layer, allowed: tuple[_Cand, ...], before: _LayerOut) -> tuple[_Cand, ...]:
+    def greedy(self, layer: Layer, allowed: int, before: _LayerOut) -> tuple[_Cand, ...]:
         """Largest stand-alone discount first (ties by priority and id), skipping incompatible ones."""
         def alone(c: _Cand) -> int:
             if layer is Layer.ITEM:
                 return sum(c.item_discounts)
-            out = self.order_layer(before, (c,))
+            out = self.order_layer(before.remaining, before.shipping_left, (c,))
             return sum(out.inputs) - sum(out.remaining) + before.shipping_left - out.shipping_left
 
         picked: list[_Cand] = []
-        for c in sorted(allowed, key=lambda c: (-alone(c), c.sort_key)):
-            if all(self.comp[c.idx][p.idx] for p in picked):
+        picked_mask = 0
+        for c in sorted(self.members(allowed), key=lambda c: (-alone(c), c.sort_key)):
+            if self.comp[c.idx] & picked_mask == picked_mask:
                 picked.append(c)
+                picked_mask |= 1 << c.idx
         return tuple(picked)
 
 
@@ -1036,18 +1335,9 @@ def _static_failure(promo: Promotion, cart: Cart, eligible: tuple[int, ...],
                     quantity: int) -> tuple[str, str, Nudge | None] | None:
     """Why a promotion cannot apply whatever else is chosen (``None``: it may apply)."""
     cond, customer = promo.conditions, cart.customer
-    if cond.starts_at is not None and customer.now < cond.starts_at:
-        return "not_started", f"starts at {cond.starts_at.isoformat()}", None
-    if cond.ends_at is not None and customer.now >= cond.ends_at:
-        return "ended", f"ended at {cond.ends_at.isoformat()}", None
-    if cond.channels and customer.channel not in cond.channels:
-        return "wrong_channel", f"only on channel {', '.join(sorted(cond.channels))}", None
-    if cond.tiers and customer.tier not in cond.tiers:
-        return "wrong_tier", f"only for membership tier {', '.join(sorted(cond.tiers))}", None
-    if cond.segments and not cond.segments & customer.segments:
-        return "wrong_segment", "only for selected customer segments", None
-    if cond.first_order_only and not customer.is_first_order:
-        return "not_first_order", "only for a customer's first order", None
+    context = _context_failure(cond, customer)
+    if context is not None:
+        return (*context, None)
     if not eligible:
         return "no_eligible_lines", "no product in the cart qualifies", None
     if quantity < cond.min_quantity:
@@ -1135,106 +1425,267 @@ def _nudge(cand: _Cand, base: int, currency: str) -> Nudge | None:
 # Public entry points
 # --------------------------------------------------------------------------------------------------
 
+_LAYER_RANK = {layer: n for n, layer in enumerate(LAYER_ORDER)}
+#: Order rewards that never take an amount off the lines.
+_NO_AMOUNT = (GiftWithPurchase, FreeShipping)
 
-def price_cart(cart: Cart, promotions: tuple[Promotion, ...] | list[Promotion]) -> PricedCart:
+
+class PromotionIndex:
+    """A shop's active ITEM and ORDER promotions, checked and indexed once to price many carts.
+
+    Building it validates the set (no COUPON promotion, no duplicate id), sorts it in the engine's
+    order, indexes the promotions by sku and by category (a cart only looks at the promotions that
+    name one of its skus or categories, plus the store-wide ones) and works out the pairwise
+    incompatibilities once. It is immutable apart from an internal memo of "did not apply" records,
+    so one instance can be shared by every request pricing against the same active set (rebuild it
+    when the set changes). Passing a plain list to :func:`price_cart` builds a throw-away index.
+    """
+
+    def __init__(self, promotions: Iterable[Promotion]) -> None:
+        seen: set[str] = set()
+        given = []
+        for promo in promotions:
+            _check(promo.layer is not Layer.COUPON, f"promotions[{promo.id!r}].layer",
+                   "coupon promotions apply through Cart.coupons")
+            _check(promo.id not in seen, "promotions", f"duplicate promotion id {promo.id!r}")
+            seen.add(promo.id)
+            given.append(promo)
+        #: The promotions in the engine's order: by layer, then id.
+        self.promotions: tuple[Promotion, ...] = tuple(sorted(given,
+                                                              key=lambda p: (_LAYER_RANK[p.layer], p.id)))
+        self.ids = frozenset(seen)
+        by_sku: dict[str, list[int]] = {}
+        by_category: dict[str, list[int]] = {}
+        everywhere: list[int] = []
+        for pos, promo in enumerate(self.promotions):
+            cond = promo.conditions
+            if not cond.skus and not cond.categories:
+                everywhere.append(pos)
+            for sku in cond.skus:
+                by_sku.setdefault(sku, []).append(pos)
+            for category in cond.categories:
+                by_category.setdefault(category, []).append(pos)
+        self._by_sku = {sku: tuple(positions) for sku, positions in by_sku.items()}
+        self._by_category = {category: tuple(positions) for category, positions in by_category.items()}
+        self._everywhere = frozenset(everywhere)
+        # Conditions on the customer / moment, checked before the lines (the order of _static_failure).
+        self._context = tuple(
+            c.starts_at is not None or c.ends_at is not None or bool(c.channels) or bool(c.tiers)
+            or bool(c.segments) or c.first_order_only
+            for c in (p.conditions for p in self.promotions))
+        # blocked[pos]: positions that may not apply together with pos (only exclusive promotions and
+        # the ones they exclude have any); includes pos itself when it does not allow itself.
+        blocked: list[set[int]] = [set() for _ in self.promotions]
+        for pos, promo in enumerate(self.promotions):
+            if promo.exclusive:
+                for other, other_promo in enumerate(self.promotions):
+                    if not compatible(promo, other_promo):
+                        blocked[pos].add(other)
+                        blocked[other].add(pos)
+        self._blocked = tuple(frozenset(b) for b in blocked)
+        self._exclusive = tuple(p for p in self.promotions if p.exclusive)
+        self._gift_line_ids = {f"gift:{p.id}": p.id for p in self.promotions
+                               if isinstance(p.reward, GiftWithPurchase)}
+        self._failures: dict[tuple[int, str, str], NotApplied] = {}
+        #: What a promotion that no line qualifies for and has no context condition reports; the
+        #: starting point of every cart's "did not apply" slots (``None``: look at the promotion).
+        self._no_lines: tuple[NotApplied | None, ...] = tuple(
+            None if self._context[pos] or pos in self._everywhere
+            else NotApplied(p.id, p.name, p.layer, "no_eligible_lines", "no product in the cart qualifies")
+            for pos, p in enumerate(self.promotions))
+        #: Promotions every cart must look at: store-wide ones and ones with context conditions.
+        self._always = tuple(pos for pos, record in enumerate(self._no_lines) if record is None)
+
+    def __len__(self) -> int:
+        return len(self.promotions)
+
+    def _eligible_lines(self, lines: tuple[Line, ...]) -> dict[int, list[int]]:
+        """Position → eligible line indices (in cart order) of the promotions naming a sku or a
+        category of the cart; store-wide promotions are not listed (every line is eligible)."""
+        hits: dict[int, list[int]] = {}
+        for i, line in enumerate(lines):
+            for pos in self._by_sku.get(line.sku, ()):
+                hits.setdefault(pos, []).append(i)
+            if line.category is not None:
+                for pos in self._by_category.get(line.category, ()):
+                    found = hits.setdefault(pos, [])
+                    if not found or found[-1] != i:  # already eligible by its sku
+                        found.append(i)
+        return hits
+
+    def _failure(self, pos: int, code: str, reason: str) -> NotApplied:
+        """The (memoised, immutable) record of a promotion failing a check that needs no line."""
+        key = (pos, code, reason)
+        found = self._failures.get(key)
+        if found is None:
+            promo = self.promotions[pos]
+            found = self._failures[key] = NotApplied(promo.id, promo.name, promo.layer, code, reason)
+        return found
+
+
+def _context_failure(cond: Conditions, customer: Customer) -> tuple[str, str] | None:
+    """The first failing condition on the customer or the moment (the start of :func:`_static_failure`)."""
+    if cond.starts_at is not None and customer.now < cond.starts_at:
+        return "not_started", f"starts at {cond.starts_at.isoformat()}"
+    if cond.ends_at is not None and customer.now >= cond.ends_at:
+        return "ended", f"ended at {cond.ends_at.isoformat()}"
+    if cond.channels and customer.channel not in cond.channels:
+        return "wrong_channel", f"only on channel {', '.join(sorted(cond.channels))}"
+    if cond.tiers and customer.tier not in cond.tiers:
+        return "wrong_tier", f"only for membership tier {', '.join(sorted(cond.tiers))}"
+    if cond.segments and not cond.segments & customer.segments:
+        return "wrong_segment", "only for selected customer segments"
+    if cond.first_order_only and not customer.is_first_order:
+        return "not_first_order", "only for a customer's first order"
+    return None
+
+
+def price_cart(cart: Cart,
+               promotions: PromotionIndex | tuple[Promotion, ...] | list[Promotion]) -> PricedCart:
     """Price ``cart`` against the shop's active ``promotions`` and the cart's coupons.
 
     ``promotions`` are the ITEM and ORDER promotions (COUPON promotions only apply through
-    ``cart.coupons``); their input order never changes the result.
+    ``cart.coupons``), as a list or as a :class:`PromotionIndex` built once and reused for many carts
+    (the fast path); their input order never changes the result.
 
     1. **Pre-filter.** Conditions that do not depend on other promotions (time window, channel,
        tier, segment, first order, eligible lines, minimum quantity, an item promotion's minimum
        amount, stock, ...) are checked first; what fails is reported in ``not_applied`` and never
-       competes, so 200 active promotions become the handful that matter for this cart.
+       competes, so 200 active promotions become the handful that matter for this cart. The index
+       finds the promotions naming a sku or category of the cart without scanning the others.
     2. **Search.** Among the rest, the engine prices every combination of compatible selections —
        an item selection × an order selection × a coupon selection, compatibility being pairwise
        (``exclusive`` / ``combines_with``, across layers too) — and keeps the one with the lowest
        total (goods after points + shipping); ties go to the larger gift value, then to fewer
        promotions, then to the smallest sorted list of ids, so the result is deterministic.
-       A layer followed by no threshold tries only its maximal selections (a bigger discount there
-       cannot cost anything later). The search is exact up to :data:`EXACT_SEARCH_LIMIT` priced
-       combinations; past it (``PricedCart.exact`` is False) each layer picks its own best selection
-       given the layers before it (up to :data:`LAYER_SEARCH_LIMIT` selections, else greedily).
+       Candidates that can only help (no later threshold can be lost through them; thresholds every
+       selection clears do not count) are always taken, the others tried in and out; the search
+       splits on cross-layer conflicts (an exclusive 满减 against the item discounts) and skips item
+       selections whose lower bound cannot beat the best total found (:meth:`_Engine.exact`). It is
+       exact up to :data:`EXACT_SEARCH_LIMIT` priced combinations; past it (``PricedCart.exact`` is
+       False) each layer picks its own best selection given the layers before it (up to
+       :data:`LAYER_SEARCH_LIMIT` selections, else greedily).
        With an exact search, adding a promotion never raises the total: every combination that was
        possible before is still possible and priced the same.
     3. **Allocation and explanation** of the winner: per-line discounts of every promotion, points,
        not-applied promotions with a code and a reason, and checkout nudges.
 
     Raises :class:`PricingInputError` for duplicate promotion ids, a COUPON promotion passed in
-    ``promotions`` or two coupons of one promotion.
+    ``promotions``, two coupons of one promotion or a cart line id reserved for a gift line.
     """
-    entries: list[tuple[Promotion, str | None]] = []
-    seen: set[str] = set()
-    for promo in promotions:
-        _check(promo.layer is not Layer.COUPON, f"promotions[{promo.id!r}].layer",
-               "coupon promotions apply through Cart.coupons")
-        _check(promo.id not in seen, "promotions", f"duplicate promotion id {promo.id!r}")
-        seen.add(promo.id)
-        entries.append((promo, None))
+    index = promotions if isinstance(promotions, PromotionIndex) else PromotionIndex(promotions)
+    seen_coupons: set[str] = set()
     for coupon in cart.coupons:
-        _check(coupon.promotion.id not in seen, f"Cart.coupons[{coupon.code!r}]",
-               f"promotion {coupon.promotion.id!r} is already in the cart (one coupon per promotion)")
-        seen.add(coupon.promotion.id)
-        entries.append((coupon.promotion, coupon.code))
-    line_ids = {line.line_id for line in cart.lines}
-    for promo, _ in entries:
-        if isinstance(promo.reward, GiftWithPurchase):
-            _check(f"gift:{promo.id}" not in line_ids, "Cart.lines",
-                   f"line id 'gift:{promo.id}' is reserved for the gift line of promotion {promo.id!r}")
-    layer_rank = {layer: n for n, layer in enumerate(LAYER_ORDER)}
-    entries.sort(key=lambda e: (layer_rank[e[0].layer], e[0].id))
-
+        pid = coupon.promotion.id
+        _check(pid not in index.ids and pid not in seen_coupons, f"Cart.coupons[{coupon.code!r}]",
+               f"promotion {pid!r} is already in the cart (one coupon per promotion)")
+        seen_coupons.add(pid)
     lines, currency = cart.lines, cart.currency
-    not_applied: list[NotApplied] = []
+    coupon_entries = sorted(cart.coupons, key=lambda c: c.promotion.id)
+    gift_line_ids = dict(index._gift_line_ids)
+    gift_line_ids.update((f"gift:{c.promotion.id}", c.promotion.id) for c in coupon_entries
+                         if isinstance(c.promotion.reward, GiftWithPurchase))
+    for line in lines:
+        reserved = gift_line_ids.get(line.line_id)
+        _check(reserved is None, "Cart.lines",
+               f"line id {line.line_id!r} is reserved for the gift line of promotion {reserved!r}")
+
+    # One slot per promotion, in the order of the result (the index's order, then the coupons), filled
+    # with what each promotion that did not apply reports; the untouched slots of promotions no line
+    # qualifies for come ready-made from the index.
+    slots: list[NotApplied | None] = [*index._no_lines, *(None for _ in cart.coupons)]
     nudges: list[Nudge] = []
     candidates: list[_Cand] = []
-    for promo, code in entries:
-        eligible = _eligible(promo.conditions, lines)
-        quantity = sum(lines[i].quantity for i in eligible)
+    sort_pos: list[int] = []  # per candidate
+    every_line = tuple(range(len(lines)))
+    cart_skus = {line.sku for line in lines}
+    hits = index._eligible_lines(lines)
+    customer = cart.customer
+
+    def consider(pos: int, promo: Promotion, code: str | None, eligible: tuple[int, ...]) -> None:
+        slots[pos] = None  # some line qualifies: the ready-made "no eligible lines" does not hold
+        quantity = 0
+        for i in eligible:
+            quantity += lines[i].quantity
         failure = _static_failure(promo, cart, eligible, quantity)
         if failure is not None:
             failure_code, reason, failure_nudge = failure
-            not_applied.append(NotApplied(promo.id, promo.name, promo.layer, failure_code, reason, code,
-                                          failure_nudge))
+            slots[pos] = NotApplied(promo.id, promo.name, promo.layer, failure_code, reason, code,
+                                    failure_nudge)
             if failure_nudge is not None:
                 nudges.append(failure_nudge)
-            continue
+            return
         item_discounts: tuple[int, ...] = ()
         if isinstance(promo.reward, ITEM_REWARDS):
-            item_discounts = tuple(_item_discounts(promo.reward, lines, eligible, cart.customer.tier))
+            incomplete = isinstance(promo.reward, BundlePrice) and not promo.reward.skus <= cart_skus
+            item_discounts = () if incomplete else tuple(_item_discounts(promo.reward, lines, eligible,
+                                                                         customer.tier))
             if not any(item_discounts):
                 zero_code, reason = _item_zero_reason(promo, cart, eligible)
-                not_applied.append(NotApplied(promo.id, promo.name, promo.layer, zero_code, reason, code))
-                continue
+                slots[pos] = NotApplied(promo.id, promo.name, promo.layer, zero_code, reason, code)
+                return
         candidates.append(_Cand(len(candidates), promo, code, eligible, quantity, item_discounts))
+        sort_pos.append(pos)
 
-    engine = _Engine(cart, candidates)
-    found = engine.exact()
-    (item_set, order_set, coupon_set), exact = found if found is not None else engine.layered()
+    for pos in sorted(hits.keys() | index._always):  # candidates are numbered in the result's order
+        promo = index.promotions[pos]
+        found = hits.get(pos)
+        if found is None and pos not in index._everywhere:
+            # No line qualifies: only the context checks (which come first) can give another reason.
+            context = _context_failure(promo.conditions, customer)
+            code, reason = context or ("no_eligible_lines", "no product in the cart qualifies")
+            slots[pos] = index._failure(pos, code, reason)
+            continue
+        consider(pos, promo, None, every_line if found is None else tuple(found))
+    for n, coupon in enumerate(coupon_entries):
+        consider(len(index) + n, coupon.promotion, coupon.code, _eligible(coupon.promotion.conditions, lines))
+
+    # Compatibility masks. Two promotions can only clash if one of them is exclusive, so only the
+    # exclusive candidates are walked: against the index's incompatibilities, coupons pair by pair.
+    everyone = (1 << len(candidates)) - 1
+    comp = [everyone] * len(candidates)
+    for c in candidates:
+        if not c.promo.exclusive:
+            continue
+        blocked = index._blocked[sort_pos[c.idx]] if c.coupon_code is None else None
+        for d in candidates:
+            if blocked is not None and d.coupon_code is None:
+                clash = sort_pos[d.idx] in blocked
+            else:
+                clash = not compatible(c.promo, d.promo)
+            if clash:
+                comp[c.idx] &= ~(1 << d.idx)
+                comp[d.idx] &= ~(1 << c.idx)
+
+    engine = _Engine(cart, candidates, comp)
+    found_exact = engine.exact()
+    (item_set, order_set, coupon_set), exact = found_exact if found_exact is not None else engine.layered()
     item_out = engine.item_layer(item_set)
-    order_out = engine.order_layer(item_out, order_set)
-    coupon_out = engine.order_layer(order_out, coupon_set)
+    order_out = engine.order_layer(item_out.remaining, item_out.shipping_left, order_set)
+    coupon_out = engine.order_layer(order_out.remaining, order_out.shipping_left, coupon_set)
     points_used, points_value = engine.points(coupon_out.remaining)
     points_parts = allocate(points_value, list(coupon_out.remaining))
     chosen = item_set + order_set + coupon_set
-    chosen_ids = {c.idx for c in chosen}
+    chosen_mask = 0
+    for c in chosen:
+        chosen_mask |= 1 << c.idx
     layer_outs = ((item_out, Layer.ITEM), (order_out, Layer.ORDER), (coupon_out, Layer.COUPON))
 
     applied: list[AppliedPromotion] = []
-    unused: set[int] = set()
+    unused = 0  # mask of chosen candidates that gave nothing
     for out, layer in layer_outs:
         shipping = {c.idx: amount for c, amount in out.shipping_discounts}
         gift_ids = {c.idx for c in out.gifts}
         for c, parts in out.allocations:
             amount = sum(parts)
             if not amount and c.idx not in shipping and c.idx not in gift_ids:
-                unused.add(c.idx)  # explained below with the candidates that lost
+                unused |= 1 << c.idx  # explained below with the candidates that lost
                 continue
             gift = c.promo.reward if c.idx in gift_ids else None
             assert gift is None or isinstance(gift, GiftWithPurchase)
             applied.append(AppliedPromotion(
                 c.promo.id, c.promo.name, layer, amount,
-                tuple((lines[i].line_id, part) for i, part in enumerate(parts) if part),
+                tuple((lines[i].line_id, parts[i]) for i in c.eligible if parts[i]),
                 c.coupon_code, shipping.get(c.idx, 0),
                 gift.sku if gift else None, gift.quantity if gift else 0))
     if points_value:
@@ -1247,23 +1698,24 @@ def price_cart(cart: Cart, promotions: tuple[Promotion, ...] | list[Promotion]) 
                     Layer.COUPON: coupon_out.inputs}
     for c in candidates:
         layer = c.promo.layer
-        conflicts = [x for x in chosen if not engine.comp[c.idx][x.idx]]
+        conflicts = chosen_mask & ~comp[c.idx]
         nudge: Nudge | None = None
         if not conflicts and layer is not Layer.ITEM:
             base = sum(layer_inputs[layer][i] for i in c.eligible)
             nudge = _nudge(c, base, currency)
             if nudge is not None:
                 nudges.append(nudge)
-        if c.idx in chosen_ids and c.idx not in unused:
+        if chosen_mask >> c.idx & 1 and not unused >> c.idx & 1:
             continue
+        pos = sort_pos[c.idx]
         if conflicts:
-            names = ", ".join(sorted({x.promo.name for x in conflicts}))
-            not_applied.append(NotApplied(c.promo.id, c.promo.name, layer, "not_combinable",
-                                          f"cannot be combined with {names}, which save more",
-                                          c.coupon_code))
+            names = ", ".join(sorted({x.promo.name for x in engine.members(conflicts)}))
+            slots[pos] = NotApplied(c.promo.id, c.promo.name, layer, "not_combinable",
+                                    f"cannot be combined with {names}, which save more", c.coupon_code)
             continue
         base = sum(layer_inputs[layer][i] for i in c.eligible)
-        if layer is Layer.ITEM and c.idx in chosen_ids:
+        is_chosen = bool(chosen_mask >> c.idx & 1)
+        if layer is Layer.ITEM and is_chosen:
             code, reason = "no_benefit", "a lower price from another promotion already applies to its lines"
         elif layer is not Layer.ITEM and base < c.promo.conditions.min_amount:
             code, reason = "below_min_amount", nudge.message if nudge else "below the minimum amount"
@@ -1272,17 +1724,22 @@ def price_cart(cart: Cart, promotions: tuple[Promotion, ...] | list[Promotion]) 
             code, reason = "below_threshold", nudge.message if nudge else "below the first threshold"
         elif isinstance(c.promo.reward, FreeShipping):
             code, reason = "no_benefit", "shipping is already free"
-        elif c.idx in chosen_ids:
+        elif is_chosen:
             code, reason = "no_benefit", "nothing is left to discount on its lines"
         else:
             code, reason = "worse_combination", ("applying it would lose a larger discount of a later "
                                                  "layer (a threshold would no longer be reached)")
-        not_applied.append(NotApplied(c.promo.id, c.promo.name, layer, code, reason, c.coupon_code, nudge))
+        slots[pos] = NotApplied(c.promo.id, c.promo.name, layer, code, reason, c.coupon_code, nudge)
 
+    line_discounts: list[list[LineDiscount]] = [[] for _ in lines]
+    for out, layer in layer_outs:
+        for c, parts in out.allocations:
+            for i in c.eligible:  # a promotion only touches its eligible lines
+                if parts[i]:
+                    line_discounts[i].append(LineDiscount(c.promo.id, layer, parts[i], c.coupon_code))
     priced_lines: list[PricedLine] = []
     for i, line in enumerate(lines):
-        discounts = [LineDiscount(c.promo.id, layer, parts[i], c.coupon_code)
-                     for out, layer in layer_outs for c, parts in out.allocations if parts[i]]
+        discounts = line_discounts[i]
         if points_parts[i]:
             discounts.append(LineDiscount("points", Layer.POINTS, points_parts[i]))
         priced_lines.append(PricedLine(
@@ -1309,17 +1766,13 @@ def price_cart(cart: Cart, promotions: tuple[Promotion, ...] | list[Promotion]) 
         shipping_discount=cart.shipping_fee - shipping_left, goods_total=goods_total,
         shipping=shipping_left, total=goods_total + shipping_left)
     earn = points_for_payment(goods_total, cart.earn) if cart.earn is not None else 0
-    layer_rank_of = {layer: n for n, layer in enumerate(LAYER_ORDER)}
     return PricedCart(
         currency=currency, lines=tuple(priced_lines), totals=totals,
-        applied=tuple(sorted(applied, key=lambda a: (layer_rank_of[a.layer], a.promotion_id))),
-        not_applied=tuple(sorted(not_applied, key=lambda n: (layer_rank_of[n.layer], n.promotion_id))),
+        applied=tuple(sorted(applied, key=lambda a: (_LAYER_RANK[a.layer], a.promotion_id))),
+        not_applied=tuple(record for record in slots if record is not None),
         nudges=tuple(sorted(set(nudges), key=lambda n: (n.promotion_id, n.short_amount, n.short_quantity))),
         points_used=points_used, points_to_earn=earn, exact=exact)
 
-
-#: Order rewards that never take an amount off the lines.
-_NO_AMOUNT = (GiftWithPurchase, FreeShipping)
 
 
 def refund_amount(priced: PricedCart, quantities: Mapping[str, int],
