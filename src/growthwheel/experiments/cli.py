@@ -12,59 +12,23 @@ are raised as ``GrowthwheelError`` (the main entry point prints one line and exi
 
 from __future__ import annotations
 
-import getpass
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from ibis.backends import BaseBackend
 from pydantic import ValidationError
 from rich.table import Table
-from sqlalchemy.orm import Session
 
-from growthwheel.cli.common import out, print_json
-from growthwheel.config import settings
+from growthwheel.cli.common import cli_actor, out, print_json, store_session, warehouse_reader
 from growthwheel.errors import InvalidArgumentError
 from growthwheel.experiments import service
 from growthwheel.experiments.schemas import ExperimentCreate, ExperimentOut
-from growthwheel.store.db import migrate, session_scope
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON")]
 
 experiments_app = typer.Typer(help="A/B tests and hold-outs: set up, start, stop, results.",
                               no_args_is_help=True)
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no user name in this environment
-        return "cli"
-
-
-@contextmanager
-def _store() -> Iterator[Session]:
-    cfg = settings()
-    migrate(cfg)
-    with session_scope(cfg) as session:
-        yield session
-
-
-@contextmanager
-def _reader() -> Iterator[BaseBackend]:
-    from growthwheel.warehouse import connect
-
-    cfg = settings()
-    backend = connect(cfg)
-    if cfg.warehouse == "duckdb":
-        backend.raw_sql("SET enable_progress_bar = false")
-    try:
-        yield backend
-    finally:
-        backend.disconnect()
 
 
 def _out(exp: Any) -> dict[str, Any]:
@@ -92,7 +56,7 @@ def read_create_file(path: Path) -> ExperimentCreate:
 @experiments_app.command("list")
 def list_command(as_json: JsonFlag = False) -> None:
     """Every experiment and hold-out, newest first."""
-    with _store() as session:
+    with store_session() as session:
         rows = service.list_experiments(session)
         if as_json:
             print_json([_out(e) for e in rows])
@@ -114,8 +78,8 @@ def create_command(
 ) -> None:
     """Save a draft experiment (or hold-out) from a JSON file."""
     body = read_create_file(file)
-    with _store() as session:
-        exp = service.create_experiment(session, body, principal=None, actor_name=_actor())
+    with store_session() as session:
+        exp = service.create_experiment(session, body, principal=None, actor_name=cli_actor())
         data = _out(exp)
     if as_json:
         print_json(data)
@@ -125,12 +89,12 @@ def create_command(
 
 
 def _change(key: str, action: str, as_json: bool) -> None:
-    with _store() as session:
+    with store_session() as session:
         exp = service.get_experiment(session, key)
         if action == "start":
-            service.start_experiment(session, exp, principal=None, actor_name=_actor())
+            service.start_experiment(session, exp, principal=None, actor_name=cli_actor())
         else:
-            service.stop_experiment(session, exp, principal=None, actor_name=_actor())
+            service.stop_experiment(session, exp, principal=None, actor_name=cli_actor())
         data = _out(exp)
     if as_json:
         print_json(data)
@@ -161,9 +125,9 @@ def _num(value: float | None) -> str:
 @experiments_app.command("results")
 def results_command(key: str, as_json: JsonFlag = False) -> None:
     """Every metric's effect with its confidence interval, and the warnings to read first."""
-    with _store() as session:
+    with store_session() as session:
         exp = service.get_experiment(session, key)
-        with _reader() as backend:
+        with warehouse_reader() as backend:
             found = service.results(backend, exp)
     if as_json:
         print_json(found)

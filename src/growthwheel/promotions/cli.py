@@ -15,46 +15,24 @@ API). The daily jobs
 
 from __future__ import annotations
 
-import getpass
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.table import Table
-from sqlalchemy.orm import Session
 
-from growthwheel.accounts.models import utcnow
-from growthwheel.cli.common import out, print_json
+from growthwheel.cli.common import cli_actor, out, parse_now, print_json, store_session
 from growthwheel.config import settings
 from growthwheel.errors import InvalidArgumentError
 from growthwheel.promotions import coupons, loyalty, repository, service
 from growthwheel.promotions.errors import CouponNotFoundError
 from growthwheel.promotions.schemas import BatchCreate, BatchOut, PromotionCreate, PromotionOut
-from growthwheel.store.db import migrate, session_scope
 
 promotions_app = typer.Typer(help="Promotions stored as data.", no_args_is_help=True)
 coupons_app = typer.Typer(help="Coupon batches and codes.", no_args_is_help=True)
 points_app = typer.Typer(help="Points and membership jobs.", no_args_is_help=True)
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no user name in this environment
-        return "cli"
-
-
-@contextmanager
-def _store() -> Iterator[Session]:
-    cfg = settings()
-    migrate(cfg)
-    with session_scope(cfg) as session:
-        yield session
 
 
 def _read_json(path: Path) -> Any:
@@ -75,18 +53,6 @@ def _validated(model: Any, data: Any, path: Path) -> Any:
         raise InvalidArgumentError(f"--file {path}: {where}: {first.get('msg', 'invalid')}") from None
 
 
-def _now(value: str | None) -> datetime:
-    if value is None:
-        return utcnow()
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidArgumentError(f"--now: {value!r} is not an ISO time") from None
-    if parsed.tzinfo is None:
-        raise InvalidArgumentError("--now: give a time zone (e.g. 2026-03-01T00:00:00+00:00)")
-    return parsed
-
-
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
 Now = Annotated[str | None, typer.Option("--now", help="Run as of this time (ISO, with zone; default now)")]
 
@@ -99,7 +65,7 @@ Now = Annotated[str | None, typer.Option("--now", help="Run as of this time (ISO
 @promotions_app.command("list")
 def list_promotions(as_json: AsJson = False) -> None:
     """Every promotion with its status, budget burn and flash-sale stock."""
-    with _store() as session:
+    with store_session() as session:
         rows = [PromotionOut.model_validate(p) for p in repository.all_promotions(session)]
     if as_json:
         print_json([r.model_dump(mode="json") for r in rows])
@@ -121,11 +87,11 @@ def create_promotion(
 ) -> None:
     """Store a promotion from a JSON file."""
     body: PromotionCreate = _validated(PromotionCreate, _read_json(file), file)
-    with _store() as session:
+    with store_session() as session:
         row = service.create_promotion(
             session, name=body.name, definition=body.definition, status=body.status, starts_at=body.starts_at,
             ends_at=body.ends_at, budget_count=body.budget_count, budget_amount=body.budget_amount,
-            stock=body.stock, principal=None, actor_name=_actor())
+            stock=body.stock, principal=None, actor_name=cli_actor())
         result = PromotionOut.model_validate(row)
     if as_json:
         print_json(result.model_dump(mode="json"))
@@ -150,7 +116,7 @@ def holdout_results(
     (the experiment's analysis; reads the warehouse, so stop the server or use the API)."""
     from growthwheel.warehouse import connect
 
-    with _store() as session:
+    with store_session() as session:
         row = service.get_promotion(session, promotion_id)
         backend = connect(settings())
         try:
@@ -196,13 +162,13 @@ def create_batch(
 ) -> None:
     """Create a coupon batch from a JSON file."""
     body: BatchCreate = _validated(BatchCreate, _read_json(file), file)
-    with _store() as session:
+    with store_session() as session:
         row = coupons.create_batch(
             session, name=body.name, definition=body.definition, valid_from=body.valid_from,
             valid_until=body.valid_until, code_mode=body.code_mode, shared_code=body.shared_code,
             budget_count=body.budget_count, budget_amount=body.budget_amount,
             per_customer_limit=body.per_customer_limit, release_on_refund=body.release_on_refund,
-            actor_name=_actor())
+            actor_name=cli_actor())
         result = BatchOut.model_validate(row)
     if as_json:
         print_json(result.model_dump(mode="json"))
@@ -217,9 +183,9 @@ def generate(
     output: Annotated[Path | None, typer.Option("--out", help="Write the codes here (one a line)")] = None,
 ) -> None:
     """Generate single-use bearer codes for a batch; print them or write them to a file."""
-    with _store() as session:
+    with store_session() as session:
         codes = coupons.generate_codes(session, coupons.get_batch(session, batch_id), count,
-                                       actor_name=_actor())
+                                       actor_name=cli_actor())
     text = "\n".join(codes) + "\n"
     if output is None:
         out.print(text, end="", highlight=False)
@@ -239,7 +205,7 @@ def issue(
     """Issue codes to customers, or to every current member of a saved segment."""
     if bool(customer) == (segment is not None):
         raise InvalidArgumentError("--customer / --segment: give customers or one segment")
-    with _store() as session:
+    with store_session() as session:
         batch = coupons.get_batch(session, batch_id)
         if segment is not None:
             from growthwheel.segments import service as segments_service
@@ -254,7 +220,7 @@ def issue(
             key = key or f"segment:{seg.id}"
         else:
             customer_ids = list(customer or [])
-        result = coupons.issue(session, batch, customer_ids, issue_key=key, actor_name=_actor())
+        result = coupons.issue(session, batch, customer_ids, issue_key=key, actor_name=cli_actor())
     if as_json:
         print_json({"issued": result.issued, "already": result.already})
         return
@@ -269,7 +235,7 @@ def show(
     as_json: AsJson = False,
 ) -> None:
     """A code (holder, uses, redemptions) or a batch (budget burn)."""
-    with _store() as session:
+    with store_session() as session:
         code = repository.coupon_code(session, coupons.normalize_code(ref))
         if code is not None:
             data: dict[str, Any] = service.code_summary(session, code)
@@ -294,8 +260,8 @@ def show(
 @points_app.command("expire")
 def expire(now: Now = None, as_json: AsJson = False) -> None:
     """Expire every lot of points whose expiry has passed (the daily expiry job)."""
-    with _store() as session:
-        result = loyalty.expire_points(session, _now(now))
+    with store_session() as session:
+        result = loyalty.expire_points(session, parse_now(now))
     if as_json:
         print_json({"customers": result.customers, "points": result.points})
     else:
@@ -306,9 +272,9 @@ def expire(now: Now = None, as_json: AsJson = False) -> None:
 def daily(now: Now = None, as_json: AsJson = False) -> None:
     """The daily jobs: expire points, re-evaluate tiers over the rolling window, issue birthday
     coupons (birthdays by the shop's time zone)."""
-    when = _now(now)
+    when = parse_now(now)
     cfg = settings()
-    with _store() as session:
+    with store_session() as session:
         expired = loyalty.expire_points(session, when)
         changes = loyalty.recompute_tiers(session, when)
         birthdays = loyalty.issue_birthday_coupons(session, when, cfg.shop().timezone)

@@ -15,7 +15,6 @@ holds the data directory, so exports are not masked unless ``--mask`` is given.
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,31 +24,21 @@ from typing import Annotated, Any
 
 import duckdb
 import typer
-from ibis.backends import BaseBackend
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.orm import Session
 
-from growthwheel.cli.common import print_json
+from growthwheel.cli.common import cli_actor, print_json, store_session, warehouse_reader
 from growthwheel.config import settings
 from growthwheel.errors import GrowthwheelError
 from growthwheel.segments import service
 from growthwheel.segments.definition import definition_json_schema, parse_definition
 from growthwheel.segments.schemas import SegmentOut
-from growthwheel.store.db import migrate, session_scope
 
 segments_app = typer.Typer(help="Customer segments: preview, save, refresh, export.", no_args_is_help=True)
 tags_app = typer.Typer(help="Manual customer tags.", no_args_is_help=True)
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no user name in this environment
-        return "cli"
 
 
 def _as_of(value: str | None) -> date | None:
@@ -67,28 +56,6 @@ def _read_definition(path: Path) -> Any:
     except OSError as exc:
         raise GrowthwheelError(f"{path}: {exc.strerror or exc}") from None
     return parse_definition(text)
-
-
-@contextmanager
-def _store() -> Iterator[Session]:
-    cfg = settings()
-    migrate(cfg)
-    with session_scope(cfg) as session:
-        yield session
-
-
-@contextmanager
-def _reader() -> Iterator[BaseBackend]:
-    from growthwheel.warehouse import connect
-
-    cfg = settings()
-    backend = connect(cfg)
-    if cfg.warehouse == "duckdb":  # DuckDB draws its progress bar on stdout, into --json output
-        backend.raw_sql("SET enable_progress_bar = false")
-    try:
-        yield backend
-    finally:
-        backend.disconnect()
 
 
 @contextmanager
@@ -127,7 +94,7 @@ def preview_command(
 ) -> None:
     """Count the customers a definition matches and show a sample, without saving it."""
     node = _read_definition(file)
-    with _reader() as backend:
+    with warehouse_reader() as backend:
         ctx = service.context(settings(), backend, _as_of(as_of))
         result = service.preview(backend, node, ctx, sample=sample)
     if as_json:
@@ -153,8 +120,8 @@ def create_command(
 ) -> None:
     """Save a segment (refresh it to materialise its members)."""
     node = _read_definition(file)
-    with _store() as session:
-        row = service.create_segment(session, name, node, principal=None, actor_name=_actor(),
+    with store_session() as session:
+        row = service.create_segment(session, name, node, principal=None, actor_name=cli_actor(),
                                      description=description, tag=tag)
         shown = f"{row.name} ({row.id})" + (f", tag rule for {row.tag!r}" if row.tag else "")
     out.print(f"saved segment {shown}; refresh it with: growthwheel segments refresh {name!r}",
@@ -164,7 +131,7 @@ def create_command(
 @segments_app.command("list")
 def list_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
     """List saved segments with what their last refresh found."""
-    with _store() as session:
+    with store_session() as session:
         rows = [SegmentOut.model_validate(s) for s in service.list_segments(session)]
     if as_json:
         print_json([r.model_dump(mode="json") for r in rows])
@@ -184,10 +151,10 @@ def show_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Show a saved segment: its definition, last refresh and membership changes."""
-    with _store() as session:
+    with store_session() as session:
         row = SegmentOut.model_validate(service.get_segment(session, name))
         seg = service.get_segment(session, name)
-        with _reader() as backend:
+        with warehouse_reader() as backend:
             changes = service.history(backend, seg, 20)
     if as_json:
         print_json({**row.model_dump(mode="json"), "history": changes})
@@ -213,7 +180,7 @@ def refresh_command(
     if (name is None) == (not refresh_all):
         raise GrowthwheelError("name one segment or give --all")
     results = []
-    with _store() as session, _writer() as con:
+    with store_session() as session, _writer() as con:
         chosen = service.list_segments(session) if refresh_all else [service.get_segment(session, name or "")]
         write = service.direct_writer(con)
         from ibis import duckdb as ibis_duckdb
@@ -221,7 +188,7 @@ def refresh_command(
         ctx = service.context(settings(), ibis_duckdb.from_connection(con), _as_of(as_of))
         for seg in chosen:
             results.append(service.refresh_segment(session, seg, ctx, write, principal=None,
-                                                   actor_name=_actor()))
+                                                   actor_name=cli_actor()))
     if as_json:
         dumped = [r.model_dump(mode="json") for r in results]
         print_json(dumped if refresh_all else dumped[0])
@@ -239,9 +206,9 @@ def export_command(
     mask: Annotated[bool, typer.Option("--mask", help="Mask email and phone (as for analysts)")] = False,
 ) -> None:
     """Write the members of the last refresh with their profile to a CSV file (UTF-8)."""
-    with _store() as session:
+    with store_session() as session:
         seg = service.get_segment(session, name)
-        with _reader() as backend:
+        with warehouse_reader() as backend:
             rows = service.member_rows(backend, seg)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     with out_file.open("w", encoding="utf-8", newline="") as handle:
@@ -253,11 +220,11 @@ def export_command(
 @segments_app.command("delete")
 def delete_command(name: Annotated[str, typer.Argument(help="Name or id")]) -> None:
     """Delete a saved segment, its current membership and the tags it set (history stays)."""
-    with _store() as session, _writer() as con:
+    with store_session() as session, _writer() as con:
         seg = service.get_segment(session, name)
         shown = seg.name
         removed = service.delete_segment(session, seg, service.direct_writer(con), principal=None,
-                                         actor_name=_actor())
+                                         actor_name=cli_actor())
     out.print(f"deleted segment {shown} ({removed:,} member(s) removed)", highlight=False)
 
 
@@ -267,9 +234,9 @@ def delete_command(name: Annotated[str, typer.Argument(help="Name or id")]) -> N
 
 
 def _change_tag(tag: str, add: list[str], remove: list[str]) -> None:
-    with _store() as session, _writer() as con:
+    with store_session() as session, _writer() as con:
         result = service.change_tag(session, tag, service.direct_writer(con), add=add, remove=remove,
-                                    principal=None, actor_name=_actor())
+                                    principal=None, actor_name=cli_actor())
     out.print(f"{result.tag}: added to {result.added:,}, removed from {result.removed:,} customer(s)",
               highlight=False)
 
@@ -295,7 +262,7 @@ def tags_remove(
 @tags_app.command("list")
 def tags_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
     """List tags with how many customers carry them (manual, rule, imported)."""
-    with _reader() as backend:
+    with warehouse_reader() as backend:
         rows = service.list_tags(backend)
     if as_json:
         print_json(rows)
@@ -329,7 +296,7 @@ def personas_command(
     from growthwheel.segments.scores import score_table
 
     cfg = settings()
-    with _reader() as backend:
+    with warehouse_reader() as backend:
         day = _as_of(as_of) or service.default_as_of(cfg, backend)
         result = personas(backend, day, k=k, seed=seed, scores=score_table(backend, day))
     if assignments is not None:
