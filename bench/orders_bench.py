@@ -23,6 +23,7 @@ Usage: ``python bench/orders_bench.py [--clients 50] [--seconds 8]``
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -310,10 +311,15 @@ def check(url: str, sent: set[str]) -> None:
         stored = conn.execute(sa.text("SELECT count(*) FROM checkout_orders")).scalar_one()
         redeemed = conn.execute(sa.text("SELECT used_count FROM coupon_batches")).scalar_one()
         redemptions = conn.execute(sa.text("SELECT count(*) FROM coupon_redemptions")).scalar_one()
+        # The coupon is used only by orders it applied to (a cart under its threshold after the
+        # promotions, or one whose best combination holds an exclusive promotion, keeps it unused).
+        priced = conn.execute(sa.text("SELECT priced FROM checkout_orders")).scalars().all()
     engine.dispose()
-    status = "OK" if stored == len(sent) == redeemed == redemptions else "MISMATCH"
-    print(f"  check: {len(sent)} order ids sent, {stored} orders stored, {redemptions} redemptions, "
-          f"batch used_count {redeemed} → {status}")
+    answers = [json.loads(a) if isinstance(a, str) else a for a in priced]
+    with_coupon = sum(1 for answer in answers if answer["coupons"])
+    status = "OK" if stored == len(sent) and with_coupon == redeemed == redemptions else "MISMATCH"
+    print(f"  check: {len(sent)} order ids sent, {stored} orders stored, {with_coupon} with the coupon "
+          f"applied, {redemptions} redemptions, batch used_count {redeemed} → {status}")
     if status != "OK":
         raise SystemExit(1)
 

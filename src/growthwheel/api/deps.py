@@ -11,10 +11,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -23,6 +21,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from growthwheel.accounts import service
 from growthwheel.accounts.schemas import Principal
@@ -79,19 +78,11 @@ def client_ip(request: Request) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-#: Threads that end requests' transactions. Not the shared worker threadpool: when a stampede on one
-#: hot row (a coupon batch, a flash-sale stock) has every worker thread waiting for that row's lock,
-#: the request holding the lock must still find a thread to commit on, or nothing moves until the
-#: pool times out. A commit never waits for a row lock, so a few threads are enough.
-_FINISHERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="growthwheel-commit")
-
-
 def _finish(session: Session) -> Callable[..., Any]:
     async def finish(
         exc_type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None
     ) -> bool:
-        end = session.commit if exc_type is None else session.rollback
-        await asyncio.get_running_loop().run_in_executor(_FINISHERS, end)
+        await run_in_threadpool(session.commit if exc_type is None else session.rollback)
         return False
 
     return finish

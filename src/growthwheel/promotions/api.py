@@ -89,6 +89,13 @@ def _cfg(request: Request) -> Settings:
     return cfg
 
 
+# _commit_here: the checkout endpoints commit their unit of work themselves, in the worker thread
+# that took the row locks (coupon batch, promotion, points account, API key). Left to the request's
+# session dependency, the commit would run after a hop back to the event loop and would need a
+# free worker thread; under a stampede on one hot row every worker thread can be waiting for that
+# row's lock, held by requests waiting for a thread to commit: a deadlock until pool timeouts.
+
+
 def _segments_of(owner: WarehouseOwner) -> service.SegmentsOf:
     def lookup(customer_id: str) -> frozenset[str]:
         with owner.read() as backend:
@@ -139,6 +146,7 @@ def price_cart(
     cfg = _cfg(request)
     quote = service.quote(session, body, currency=cfg.shop().currency, segments_of=_segments_of(owner),
                           holdouts=_holdout_hooks(cfg, owner))
+    session.commit()  # in this thread: see _commit_here
     return quote.to_out(body.customer_id)
 
 
@@ -152,6 +160,7 @@ def commit_order(
     cfg = _cfg(request)
     done = orders.commit(session, body, currency=cfg.shop().currency, segments_of=_segments_of(owner),
                          holdouts=_holdout_hooks(cfg, owner))
+    session.commit()  # in this thread: see _commit_here
     if done.replayed:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
@@ -171,6 +180,7 @@ def refund_order(order_id: RefId, body: RefundIn, _who: Writer, session: DbSessi
     units, coupons released by their batch rule, points and growth value reversed in proportion.
     Idempotent on ``refund_id``."""
     answer = orders.refund(session, order_id, body)
+    session.commit()  # in this thread: see _commit_here
     return answer
 
 
