@@ -338,7 +338,7 @@ def experiment_page(key: Key, request: Request, user: User, session: DbSession) 
 
 async def _change(request: Request, user: Principal, session: Session, key: str, action: str) -> Response:
     await check_csrf(request)
-    exp = service.get_experiment(session, key)
+    exp = await run_in_threadpool(service.get_experiment, session, key)
     if _can_edit(user):
         change = service.start_experiment if action == "start" else service.stop_experiment
         await run_in_threadpool(change, session, exp, principal=user)

@@ -38,11 +38,11 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -51,6 +51,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from growthwheel.accounts.models import utcnow
 from growthwheel.api.deps import DbSession, Principal, check_csrf, current_user_page
@@ -366,6 +367,24 @@ def _not_found(request: Request, user: Principal, back: str) -> HTMLResponse:
     return render(request, "error.html.j2",
                   {"title_key": k("promotions.not_found"), "message_key": k("promotions.not_found_body"),
                    "back_href": back}, user=user, status=404)
+
+
+_Row = TypeVar("_Row")
+
+
+async def _open_edit(request: Request, user: Principal, find: Callable[[], _Row | None], back: str,
+                     listing: str) -> tuple[FormData, _Row] | Response:
+    """What every edit form of an existing promotion or batch starts with: the CSRF check, the
+    form, the operator / admin role, then the row it edits — read on a worker thread, never on the
+    event loop. Returns the form and the row, or the 403 / 404 page to answer with."""
+    await check_csrf(request)
+    raw = await request.form()
+    if not _can_edit(user):
+        return _forbidden(request, user, back)
+    row = await run_in_threadpool(find)
+    if row is None:
+        return _not_found(request, user, listing)
+    return raw, row
 
 
 def _page_number(text: str | None) -> int:
@@ -763,14 +782,12 @@ def promotion_page(request: Request, user: User, session: DbSession, promotion_i
 async def reschedule_promotion(request: Request, user: User, session: DbSession,
                                promotion_id: Ref) -> Response:
     """Move the promotion's start and end (operators and admins; an empty field keeps its time)."""
-    await check_csrf(request)
-    raw = await request.form()
     back = f"/promotions/{promotion_id}"
-    if not _can_edit(user):
-        return _forbidden(request, user, back)
-    row = repository.promotion(session, promotion_id)
-    if row is None:
-        return _not_found(request, user, "/promotions")
+    opened = await _open_edit(request, user, lambda: repository.promotion(session, promotion_id), back,
+                              "/promotions")
+    if isinstance(opened, Response):
+        return opened
+    raw, row = opened
     form = {name: str(raw.get(name) or "")[:20] for name in ("starts_at", "ends_at")}
     shop = _shop(request)
     errors: dict[str, str] = {}
@@ -793,14 +810,12 @@ async def reschedule_promotion(request: Request, user: User, session: DbSession,
 async def change_promotion_status(request: Request, user: User, session: DbSession,
                                   promotion_id: Ref) -> Response:
     """Activate, pause or end the promotion (operators and admins), then back to its page."""
-    await check_csrf(request)
-    raw = await request.form()
     back = f"/promotions/{promotion_id}"
-    if not _can_edit(user):
-        return _forbidden(request, user, back)
-    row = repository.promotion(session, promotion_id)
-    if row is None:
-        return _not_found(request, user, "/promotions")
+    opened = await _open_edit(request, user, lambda: repository.promotion(session, promotion_id), back,
+                              "/promotions")
+    if isinstance(opened, Response):
+        return opened
+    raw, row = opened
     action = str(raw.get("action") or "")
     if action in ACTIONS:
         await run_in_threadpool(lambda: service.update_promotion(session, row, status=ACTIONS[action],
@@ -1132,14 +1147,11 @@ def coupon_codes_csv(request: Request, user: User, session: DbSession, batch_id:
 @router.post("/coupons/{batch_id}/generate", response_class=HTMLResponse)
 async def generate_coupon_codes(request: Request, user: User, session: DbSession, batch_id: Ref) -> Response:
     """Generate bearer codes for a unique batch (operators and admins)."""
-    await check_csrf(request)
-    raw = await request.form()
     back = f"/coupons/{batch_id}"
-    if not _can_edit(user):
-        return _forbidden(request, user, back)
-    batch = repository.batch(session, batch_id)
-    if batch is None:
-        return _not_found(request, user, "/coupons")
+    opened = await _open_edit(request, user, lambda: repository.batch(session, batch_id), back, "/coupons")
+    if isinstance(opened, Response):
+        return opened
+    raw, batch = opened
     text = str(raw.get("count") or "").strip()[:8]
     form = {"count": text, "customers": "", "segment": ""}
     error: str | None = None
@@ -1172,14 +1184,11 @@ def _issue(request: Request, session: Session, user: Principal, batch: CouponBat
 async def issue_coupon_codes(request: Request, user: User, session: DbSession, batch_id: Ref) -> Response:
     """Give each listed customer, or each current member of a saved segment, their own code
     (operators and admins); a segment is served once (issue key ``segment:<id>``)."""
-    await check_csrf(request)
-    raw = await request.form()
     back = f"/coupons/{batch_id}"
-    if not _can_edit(user):
-        return _forbidden(request, user, back)
-    batch = repository.batch(session, batch_id)
-    if batch is None:
-        return _not_found(request, user, "/coupons")
+    opened = await _open_edit(request, user, lambda: repository.batch(session, batch_id), back, "/coupons")
+    if isinstance(opened, Response):
+        return opened
+    raw, batch = opened
     typed = str(raw.get("customers") or "")[:2_000_000]
     customers = [c for c in _SPLIT.split(typed) if c]
     segment_id = str(raw.get("segment") or "").strip()[:200]
