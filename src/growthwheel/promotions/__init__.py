@@ -1,1 +1,1 @@
-"""Promotions: the pure cart-pricing core (rules.py), coupons, redemptions, membership and points."""
+"""Promotions: the pure cart-pricing core (rules/), coupons, redemptions, membership and points."""

@@ -1,0 +1,302 @@
+"""The entry points of the pricing core: :func:`price_cart` and :func:`refund_amount`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from growthwheel.kit.money import allocate
+from growthwheel.promotions.rules.index import LAYER_RANK, PromotionIndex
+from growthwheel.promotions.rules.model import (
+    ITEM_REWARDS,
+    ORDER_REWARDS,
+    AppliedPromotion,
+    BundlePrice,
+    Cart,
+    FreeShipping,
+    GiftWithPurchase,
+    Layer,
+    LineDiscount,
+    NotApplied,
+    Nudge,
+    PricedCart,
+    PricedLine,
+    Promotion,
+    Totals,
+    check,
+    compatible,
+    points_for_payment,
+)
+from growthwheel.promotions.rules.reasons import context_failure, item_zero_reason, nudge_for, static_failure
+from growthwheel.promotions.rules.search import (
+    NO_AMOUNT,
+    Cand,
+    Engine,
+    LayerOut,
+    eligible_lines,
+    line_item_discounts,
+    order_amount,
+)
+
+
+def price_cart(cart: Cart,
+               promotions: PromotionIndex | tuple[Promotion, ...] | list[Promotion]) -> PricedCart:
+    """Price ``cart`` against the shop's active ``promotions`` and the cart's coupons.
+
+    ``promotions`` are the ITEM and ORDER promotions (COUPON promotions only apply through
+    ``cart.coupons``), as a list or as a :class:`PromotionIndex` built once and reused for many carts
+    (the fast path); their input order never changes the result.
+
+    1. **Pre-filter.** Conditions that do not depend on other promotions (time window, channel,
+       tier, segment, first order, eligible lines, minimum quantity, an item promotion's minimum
+       amount, stock, ...) are checked first; what fails is reported in ``not_applied`` and never
+       competes, so 200 active promotions become the handful that matter for this cart. The index
+       finds the promotions naming a sku or category of the cart without scanning the others.
+    2. **Search.** Among the rest, the engine prices every combination of compatible selections —
+       an item selection × an order selection × a coupon selection, compatibility being pairwise
+       (``exclusive`` / ``combines_with``, across layers too) — and keeps the one with the lowest
+       total (goods after points + shipping); ties go to the larger gift value, then to fewer
+       promotions, then to the smallest sorted list of ids, so the result is deterministic.
+       Candidates that can only help (no later threshold can be lost through them; thresholds every
+       selection clears do not count) are always taken, the others tried in and out; the search
+       splits on cross-layer conflicts (an exclusive 满减 against the item discounts) and skips item
+       selections whose lower bound cannot beat the best total found (:meth:`Engine.exact`). It is
+       exact up to :data:`EXACT_SEARCH_LIMIT` priced combinations; past it (``PricedCart.exact`` is
+       False) each layer picks its own best selection given the layers before it (up to
+       :data:`LAYER_SEARCH_LIMIT` selections, else greedily).
+       With an exact search, adding a promotion never raises the total: every combination that was
+       possible before is still possible and priced the same.
+    3. **Allocation and explanation** of the winner: per-line discounts of every promotion, points,
+       not-applied promotions with a code and a reason, and checkout nudges.
+
+    Raises :class:`PricingInputError` for duplicate promotion ids, a COUPON promotion passed in
+    ``promotions``, two coupons of one promotion or a cart line id reserved for a gift line.
+    """
+    index = promotions if isinstance(promotions, PromotionIndex) else PromotionIndex(promotions)
+    seen_coupons: set[str] = set()
+    for coupon in cart.coupons:
+        pid = coupon.promotion.id
+        check(pid not in index.ids and pid not in seen_coupons, f"Cart.coupons[{coupon.code!r}]",
+               f"promotion {pid!r} is already in the cart (one coupon per promotion)")
+        seen_coupons.add(pid)
+    lines, currency = cart.lines, cart.currency
+    coupon_entries = sorted(cart.coupons, key=lambda c: c.promotion.id)
+    gift_line_ids = dict(index._gift_line_ids)
+    gift_line_ids.update((f"gift:{c.promotion.id}", c.promotion.id) for c in coupon_entries
+                         if isinstance(c.promotion.reward, GiftWithPurchase))
+    for line in lines:
+        reserved = gift_line_ids.get(line.line_id)
+        check(reserved is None, "Cart.lines",
+               f"line id {line.line_id!r} is reserved for the gift line of promotion {reserved!r}")
+
+    # One slot per promotion, in the order of the result (the index's order, then the coupons), filled
+    # with what each promotion that did not apply reports; the untouched slots of promotions no line
+    # qualifies for come ready-made from the index.
+    slots: list[NotApplied | None] = [*index._no_lines, *(None for _ in cart.coupons)]
+    nudges: list[Nudge] = []
+    candidates: list[Cand] = []
+    sort_pos: list[int] = []  # per candidate
+    every_line = tuple(range(len(lines)))
+    cart_skus = {line.sku for line in lines}
+    hits = index._eligible_lines(lines)
+    customer = cart.customer
+
+    def consider(pos: int, promo: Promotion, code: str | None, eligible: tuple[int, ...]) -> None:
+        slots[pos] = None  # some line qualifies: the ready-made "no eligible lines" does not hold
+        quantity = 0
+        for i in eligible:
+            quantity += lines[i].quantity
+        failure = static_failure(promo, cart, eligible, quantity)
+        if failure is not None:
+            failure_code, reason, failure_nudge = failure
+            slots[pos] = NotApplied(promo.id, promo.name, promo.layer, failure_code, reason, code,
+                                    failure_nudge)
+            if failure_nudge is not None:
+                nudges.append(failure_nudge)
+            return
+        item_discounts: tuple[int, ...] = ()
+        if isinstance(promo.reward, ITEM_REWARDS):
+            incomplete = isinstance(promo.reward, BundlePrice) and not promo.reward.skus <= cart_skus
+            item_discounts = () if incomplete else tuple(line_item_discounts(promo.reward, lines, eligible,
+                                                                              customer.tier))
+            if not any(item_discounts):
+                zero_code, reason = item_zero_reason(promo, cart, eligible)
+                slots[pos] = NotApplied(promo.id, promo.name, promo.layer, zero_code, reason, code)
+                return
+        candidates.append(Cand(len(candidates), promo, code, eligible, quantity, item_discounts))
+        sort_pos.append(pos)
+
+    for pos in sorted(hits.keys() | index._always):  # candidates are numbered in the result's order
+        promo = index.promotions[pos]
+        found = hits.get(pos)
+        if found is None and pos not in index._everywhere:
+            # No line qualifies: only the context checks (which come first) can give another reason.
+            context = context_failure(promo.conditions, customer)
+            code, reason = context or ("no_eligible_lines", "no product in the cart qualifies")
+            slots[pos] = index._failure(pos, code, reason)
+            continue
+        consider(pos, promo, None, every_line if found is None else tuple(found))
+    for n, coupon in enumerate(coupon_entries):
+        consider(len(index) + n, coupon.promotion, coupon.code,
+                 eligible_lines(coupon.promotion.conditions, lines))
+
+    # Compatibility masks. Two promotions can only clash if one of them is exclusive, so only the
+    # exclusive candidates are walked: against the index's incompatibilities, coupons pair by pair.
+    everyone = (1 << len(candidates)) - 1
+    comp = [everyone] * len(candidates)
+    for c in candidates:
+        if not c.promo.exclusive:
+            continue
+        blocked = index._blocked[sort_pos[c.idx]] if c.coupon_code is None else None
+        for d in candidates:
+            if blocked is not None and d.coupon_code is None:
+                clash = sort_pos[d.idx] in blocked
+            else:
+                clash = not compatible(c.promo, d.promo)
+            if clash:
+                comp[c.idx] &= ~(1 << d.idx)
+                comp[d.idx] &= ~(1 << c.idx)
+
+    engine = Engine(cart, candidates, comp)
+    found_exact = engine.exact()
+    (item_set, order_set, coupon_set), exact = found_exact if found_exact is not None else engine.layered()
+    item_out = engine.item_layer(item_set)
+    order_out = engine.order_layer(item_out.remaining, item_out.shipping_left, order_set)
+    coupon_out = engine.order_layer(order_out.remaining, order_out.shipping_left, coupon_set)
+    points_used, points_value = engine.points(coupon_out.remaining)
+    points_parts = allocate(points_value, list(coupon_out.remaining))
+    chosen = item_set + order_set + coupon_set
+    chosen_mask = 0
+    for c in chosen:
+        chosen_mask |= 1 << c.idx
+    layer_outs = ((item_out, Layer.ITEM), (order_out, Layer.ORDER), (coupon_out, Layer.COUPON))
+
+    applied: list[AppliedPromotion] = []
+    unused = 0  # mask of chosen candidates that gave nothing
+    for out, layer in layer_outs:
+        shipping = {c.idx: amount for c, amount in out.shipping_discounts}
+        gift_ids = {c.idx for c in out.gifts}
+        for c, parts in out.allocations:
+            amount = sum(parts)
+            if not amount and c.idx not in shipping and c.idx not in gift_ids:
+                unused |= 1 << c.idx  # explained below with the candidates that lost
+                continue
+            gift = c.promo.reward if c.idx in gift_ids else None
+            assert gift is None or isinstance(gift, GiftWithPurchase)
+            applied.append(AppliedPromotion(
+                c.promo.id, c.promo.name, layer, amount,
+                tuple((lines[i].line_id, parts[i]) for i in c.eligible if parts[i]),
+                c.coupon_code, shipping.get(c.idx, 0),
+                gift.sku if gift else None, gift.quantity if gift else 0))
+    if points_value:
+        applied.append(AppliedPromotion(
+            "points", "points", Layer.POINTS, points_value,
+            tuple((lines[i].line_id, part) for i, part in enumerate(points_parts) if part)))
+
+    # Candidates that lost, and the checkout nudges of order and coupon promotions.
+    layer_inputs = {Layer.ITEM: item_out.inputs, Layer.ORDER: order_out.inputs,
+                    Layer.COUPON: coupon_out.inputs}
+    for c in candidates:
+        layer = c.promo.layer
+        conflicts = chosen_mask & ~comp[c.idx]
+        nudge: Nudge | None = None
+        if not conflicts and layer is not Layer.ITEM:
+            base = sum(layer_inputs[layer][i] for i in c.eligible)
+            nudge = nudge_for(c, base, currency)
+            if nudge is not None:
+                nudges.append(nudge)
+        if chosen_mask >> c.idx & 1 and not unused >> c.idx & 1:
+            continue
+        pos = sort_pos[c.idx]
+        if conflicts:
+            names = ", ".join(sorted({x.promo.name for x in engine.members(conflicts)}))
+            slots[pos] = NotApplied(c.promo.id, c.promo.name, layer, "not_combinable",
+                                    f"cannot be combined with {names}, which save more", c.coupon_code)
+            continue
+        base = sum(layer_inputs[layer][i] for i in c.eligible)
+        is_chosen = bool(chosen_mask >> c.idx & 1)
+        if layer is Layer.ITEM and is_chosen:
+            code, reason = "no_benefit", "a lower price from another promotion already applies to its lines"
+        elif layer is not Layer.ITEM and base < c.promo.conditions.min_amount:
+            code, reason = "below_min_amount", nudge.message if nudge else "below the minimum amount"
+        elif (isinstance(c.promo.reward, ORDER_REWARDS) and not isinstance(c.promo.reward, NO_AMOUNT)
+              and order_amount(c.promo.reward, base, c.eligible_quantity) == 0):
+            code, reason = "below_threshold", nudge.message if nudge else "below the first threshold"
+        elif isinstance(c.promo.reward, FreeShipping):
+            code, reason = "no_benefit", "shipping is already free"
+        elif is_chosen:
+            code, reason = "no_benefit", "nothing is left to discount on its lines"
+        else:
+            code, reason = "worse_combination", ("applying it would lose a larger discount of a later "
+                                                 "layer (a threshold would no longer be reached)")
+        slots[pos] = NotApplied(c.promo.id, c.promo.name, layer, code, reason, c.coupon_code, nudge)
+
+    line_discounts: list[list[LineDiscount]] = [[] for _ in lines]
+    for out, layer in layer_outs:
+        for c, parts in out.allocations:
+            for i in c.eligible:  # a promotion only touches its eligible lines
+                if parts[i]:
+                    line_discounts[i].append(LineDiscount(c.promo.id, layer, parts[i], c.coupon_code))
+    priced_lines: list[PricedLine] = []
+    for i, line in enumerate(lines):
+        discounts = line_discounts[i]
+        if points_parts[i]:
+            discounts.append(LineDiscount("points", Layer.POINTS, points_parts[i]))
+        priced_lines.append(PricedLine(
+            line.line_id, line.sku, line.unit_price, line.quantity, line.amount, tuple(discounts),
+            line.deposit_paid * line.quantity, item_out.deposit[i],
+            coupon_out.remaining[i] - points_parts[i]))
+    for out, _ in layer_outs:
+        for c in out.gifts:
+            reward = c.promo.reward
+            assert isinstance(reward, GiftWithPurchase)
+            priced_lines.append(PricedLine(f"gift:{c.promo.id}", reward.sku, 0, reward.quantity, 0, (),
+                                           0, 0, 0, is_gift=True))
+
+    def layer_total(out: LayerOut) -> int:
+        return sum(sum(parts) for _, parts in out.allocations)
+
+    subtotal = sum(item_out.inputs)
+    goods_total = sum(line.paid for line in priced_lines)
+    shipping_left = coupon_out.shipping_left
+    totals = Totals(
+        subtotal=subtotal, item_discount=layer_total(item_out), deposit_credit=sum(item_out.deposit),
+        order_discount=layer_total(order_out), coupon_discount=layer_total(coupon_out),
+        points_discount=points_value, shipping_fee=cart.shipping_fee,
+        shipping_discount=cart.shipping_fee - shipping_left, goods_total=goods_total,
+        shipping=shipping_left, total=goods_total + shipping_left)
+    earn = points_for_payment(goods_total, cart.earn) if cart.earn is not None else 0
+    return PricedCart(
+        currency=currency, lines=tuple(priced_lines), totals=totals,
+        applied=tuple(sorted(applied, key=lambda a: (LAYER_RANK[a.layer], a.promotion_id))),
+        not_applied=tuple(record for record in slots if record is not None),
+        nudges=tuple(sorted(set(nudges), key=lambda n: (n.promotion_id, n.short_amount, n.short_quantity))),
+        points_used=points_used, points_to_earn=earn, exact=exact)
+
+
+
+def refund_amount(priced: PricedCart, quantities: Mapping[str, int],
+                  already_refunded: Mapping[str, int] | None = None) -> int:
+    """The exact amount to refund for ``quantities`` (line id → units) of a priced cart.
+
+    Each line's ``paid`` is spread over its units by largest remainder (the first units take the
+    extra minor units); units are refunded in order, after ``already_refunded`` units of the line,
+    so successive partial refunds of a line add up to exactly its ``paid``. Shipping and presale
+    deposits are not included (the caller's refund policy decides them).
+    """
+    by_id = {line.line_id: line for line in priced.lines}
+    done = dict(already_refunded or {})
+    for line_id in done:
+        check(line_id in by_id, f"already_refunded[{line_id!r}]", "no such line in the priced cart")
+    total = 0
+    for line_id, quantity in quantities.items():
+        line = by_id.get(line_id)
+        check(line is not None, f"quantities[{line_id!r}]", "no such line in the priced cart")
+        assert line is not None
+        before = done.get(line_id, 0)
+        check(quantity >= 0, f"quantities[{line_id!r}]", "must not be negative")
+        check(before >= 0, f"already_refunded[{line_id!r}]", "must not be negative")
+        check(before + quantity <= line.quantity, f"quantities[{line_id!r}]",
+               f"{before} already refunded + {quantity} exceeds the {line.quantity} bought")
+        units = allocate(line.paid, [1] * line.quantity)
+        total += sum(units[before:before + quantity])
+    return total

@@ -1,0 +1,738 @@
+"""The search engine of the pricing core: candidates, layer evaluation and the exact search.
+
+:class:`Engine` prices selections of candidate promotions layer by layer (memoised on bit masks)
+and finds the cheapest compatible combination exactly (:meth:`Engine.exact`) or, past its bounds,
+layer by layer (:meth:`Engine.layered`). No I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from growthwheel.kit.money import allocate
+from growthwheel.promotions.rules.model import (
+    BASIS,
+    LAYER_ORDER,
+    ORDER_REWARDS,
+    PRICE_REWARDS,
+    AmountOff,
+    Cart,
+    Conditions,
+    EveryXOffY,
+    FlashSalePrice,
+    FreeShipping,
+    GiftWithPurchase,
+    ItemReward,
+    Layer,
+    Line,
+    MemberPrice,
+    NthItemOff,
+    OrderAmountOff,
+    OrderPercentOff,
+    OrderReward,
+    PercentOff,
+    Promotion,
+    QuantityTiers,
+    SpendTiers,
+    round_half_up_div,
+)
+
+#: The exhaustive search prices at most this many complete combinations (an item selection × an
+#: order selection × a coupon selection); past it the engine restarts with the layer-by-layer
+#: fallback, which is deterministic too but not guaranteed optimal across layers.
+EXACT_SEARCH_LIMIT = 128
+#: In the fallback, a layer still tries all of its maximal compatible selections up to this many;
+#: beyond that it adds promotions greedily, largest stand-alone discount first (ties by id).
+LAYER_SEARCH_LIMIT = 256
+#: The exact search splits the candidates into at most this many branches without a conflict across
+#: layers (:meth:`Engine.branches`); past it the fallback runs.
+EXACT_SEARCH_BRANCHES = 16
+
+#: Rewards whose amount can drop when their input drops by less (a threshold is crossed).
+_THRESHOLD_REWARDS = (SpendTiers, EveryXOffY)
+#: Order rewards that never take an amount off the lines.
+NO_AMOUNT = (GiftWithPurchase, FreeShipping)
+
+
+
+@dataclass(frozen=True, eq=False)
+class Cand:
+    """A promotion that passed the static checks and competes in the search.
+
+    ``idx`` is the candidate's position in the run and its bit in every selection mask.
+    """
+
+    idx: int
+    promo: Promotion
+    coupon_code: str | None
+    eligible: tuple[int, ...]
+    eligible_quantity: int
+    item_discounts: tuple[int, ...]  # per cart line, on the undiscounted line amount (item layer)
+
+    @property
+    def sort_key(self) -> tuple[int, str, str]:
+        return (-self.promo.priority, self.promo.id, self.coupon_code or "")
+
+    @property
+    def has_threshold(self) -> bool:
+        return self.promo.conditions.min_amount > 0 or isinstance(self.promo.reward, _THRESHOLD_REWARDS)
+
+    @property
+    def rank_id(self) -> str:
+        """What the last tie-break compares: the promotion id, then the coupon code."""
+        return f"{self.promo.id}\x00{self.coupon_code or ''}"
+
+
+@dataclass(frozen=True)
+class LayerOut:
+    """What a layer leaves: remaining amount per line, per-promotion line amounts, shipping, gifts."""
+
+    inputs: tuple[int, ...]
+    remaining: tuple[int, ...]
+    allocations: tuple[tuple[Cand, tuple[int, ...]], ...]
+    shipping_left: int
+    shipping_discounts: tuple[tuple[Cand, int], ...] = ()
+    gifts: tuple[Cand, ...] = ()
+    deposit: tuple[int, ...] = ()
+    gift_value: int = 0  # Σ value × quantity of the gifts: a tie-break in favour of the customer
+
+
+def eligible_lines(conditions: Conditions, lines: tuple[Line, ...]) -> tuple[int, ...]:
+    if not conditions.skus and not conditions.categories:
+        return tuple(range(len(lines)))
+    return tuple(i for i, line in enumerate(lines)
+                 if line.sku in conditions.skus or (line.category is not None
+                                                    and line.category in conditions.categories))
+
+
+def line_item_discounts(reward: ItemReward, lines: tuple[Line, ...], eligible: tuple[int, ...],
+                    tier: str | None) -> list[int]:
+    """Each line's discount from one item reward, on the undiscounted line amount."""
+    out = [0] * len(lines)
+    if isinstance(reward, PercentOff):
+        for i in eligible:
+            out[i] = round_half_up_div(lines[i].amount * reward.rate_bp, BASIS)
+    elif isinstance(reward, AmountOff):
+        for i in eligible:
+            out[i] = min(reward.amount, lines[i].unit_price) * lines[i].quantity
+    elif isinstance(reward, FlashSalePrice):
+        stock = reward.stock_left
+        for i in eligible:
+            line = lines[i]
+            if line.unit_price > reward.price and stock > 0:
+                units = min(line.quantity, stock)
+                stock -= units
+                out[i] = (line.unit_price - reward.price) * units
+    elif isinstance(reward, MemberPrice):
+        if tier is not None:
+            for i in eligible:
+                member = lines[i].member_prices.get(tier)
+                if member is not None and member < lines[i].unit_price:
+                    out[i] = (lines[i].unit_price - member) * lines[i].quantity
+    elif isinstance(reward, NthItemOff):
+        position = 0  # units before this line in the pooled, price-descending order
+        for i in sorted(eligible, key=lambda j: (-lines[j].unit_price, j)):
+            quantity = lines[i].quantity
+            discounted_units = (position + quantity) // reward.n - position // reward.n
+            out[i] = discounted_units * round_half_up_div(lines[i].unit_price * reward.rate_bp, BASIS)
+            position += quantity
+    else:  # BundlePrice
+        by_sku = {sku: [i for i in eligible if lines[i].sku == sku] for sku in sorted(reward.skus)}
+        bundles = min(sum(lines[i].quantity for i in idxs) for idxs in by_sku.values())
+        if bundles:
+            used: list[tuple[int, int]] = []  # (line, value of the units it gives to the bundles)
+            for idxs in by_sku.values():
+                need = bundles
+                for i in idxs:
+                    take = min(need, lines[i].quantity)
+                    if take:
+                        used.append((i, take * lines[i].unit_price))
+                    need -= take
+            discount = sum(value for _, value in used) - reward.price * bundles
+            if discount > 0:
+                for (i, _), part in zip(used, allocate(discount, [v for _, v in used]), strict=True):
+                    out[i] += part
+    return out
+
+
+def order_amount(reward: OrderReward, base: int, quantity: int) -> int:
+    """The amount one order reward takes off eligible lines worth ``base`` with ``quantity`` units."""
+    if isinstance(reward, SpendTiers):
+        reached = [off for threshold, off in reward.tiers if base >= threshold]
+        return reached[-1] if reached else 0
+    if isinstance(reward, EveryXOffY):
+        amount = base // reward.every * reward.off
+        return amount if reward.cap is None else min(amount, reward.cap)
+    if isinstance(reward, QuantityTiers):
+        rates = [rate for need, rate in reward.tiers if quantity >= need]
+        return round_half_up_div(base * rates[-1], BASIS) if rates else 0
+    if isinstance(reward, OrderAmountOff):
+        return reward.amount
+    if isinstance(reward, OrderPercentOff):
+        amount = round_half_up_div(base * reward.rate_bp, BASIS)
+        return amount if reward.cap is None else min(amount, reward.cap)
+    return 0  # gift and free shipping take nothing off the lines
+
+
+def _spread(amount: int, weights: list[int]) -> list[int]:
+    """:func:`~growthwheel.kit.money.allocate` for the engine's hot path: ``0 < amount <= sum(weights)``,
+    weights not negative — the same largest-remainder parts (ties to the earlier line), no checks."""
+    total = sum(weights)
+    parts = [amount * w // total for w in weights]
+    left = amount - sum(parts)
+    if left:
+        order = sorted(range(len(weights)), key=lambda i: (-(amount * weights[i] % total), i))
+        for i in order[:left]:
+            parts[i] += 1
+    return parts
+
+
+def _bits(mask: int) -> list[int]:
+    """The positions of the set bits of ``mask`` (not negative), lowest first."""
+    return [i for i, digit in enumerate(reversed(bin(mask))) if digit == "1"]
+
+
+class Engine:
+    """One pricing run: the cart, the competing candidates and memoised layer evaluations.
+
+    Selections are bit masks over the candidates' ``idx`` (a selection's promotions are always taken
+    in ``idx`` order, except for the greedy fallback's own order), compatibility is one mask per
+    candidate, and layer results are memoised: the item layer by selection, an order / coupon layer
+    by (what the previous layer left, selection), so the combinations sharing an item or an order
+    selection — the prefix of the search — reuse it.
+    """
+
+    def __init__(self, cart: Cart, candidates: list[Cand], comp: list[int]) -> None:
+        self.cart = cart
+        self.lines = cart.lines
+        self.amounts = tuple(line.amount for line in cart.lines)
+        self.credits = tuple(line.deposit_credit * line.quantity for line in cart.lines)
+        self.candidates = candidates
+        #: comp[i]: the candidates that may apply together with candidate i (bit i itself is set when
+        #: an exclusive promotion does not list its own id or layer: only the explanation reads it).
+        self.comp = comp
+        #: The same without bit i: what the clique search walks.
+        self.neighbours = [mask & ~(1 << i) for i, mask in enumerate(comp)]
+        self.by_layer = {layer: sorted((c for c in candidates if c.promo.layer is layer),
+                                       key=lambda c: c.sort_key)
+                         for layer in (Layer.ITEM, Layer.ORDER, Layer.COUPON)}
+        self.layer_mask = {layer: sum(1 << c.idx for c in cands) for layer, cands in self.by_layer.items()}
+        self.line_mask = [sum(1 << i for i in c.eligible) for c in candidates]
+        self.is_price = [isinstance(c.promo.reward, PRICE_REWARDS) for c in candidates]
+        self._clique_cache: dict[tuple[int, int], list[int] | None] = {}
+        self._common_cache: dict[int, int] = {}
+        self._members_cache: dict[int, tuple[Cand, ...]] = {}
+        self._maximal_cache: dict[tuple[int, int], list[int]] = {}  # (pool, limit) → maximal sets
+        self._item_left_cache: dict[int, tuple[int, ...]] = {}
+        self._item_sums_cache: dict[int, tuple[list[int], list[int]]] = {}
+        self._item_discount_cache: dict[int, int] = {0: 0}
+        self.discount_total = [sum(c.item_discounts) for c in candidates]
+        self._item_cache: dict[tuple[int, ...], LayerOut] = {}
+        self._order_cache: dict[tuple[tuple[int, ...], int, tuple[int, ...]], LayerOut] = {}
+
+    def members(self, mask: int) -> tuple[Cand, ...]:
+        """The candidates of a selection mask, in ``idx`` order."""
+        found = self._members_cache.get(mask)
+        if found is None:
+            cands = self.candidates
+            found = self._members_cache[mask] = tuple(cands[i] for i in _bits(mask))
+        return found
+
+    def common(self, mask: int) -> int:
+        """The candidates compatible with every candidate of ``mask``."""
+        found = self._common_cache.get(mask)
+        if found is None:
+            found = -1
+            for i in _bits(mask):
+                found &= self.comp[i]
+            self._common_cache[mask] = found
+        return found
+
+    # ---- layers ------------------------------------------------------------------------------
+
+    def item_left(self, mask: int) -> tuple[int, ...]:
+        """What the item layer of a selection leaves per line (after the deposit credit), without the
+        per-promotion split: ``max(0, amount - best price discount - Σ other discounts - credit)``,
+        which is what taking each discount in turn, capped at what is left, gives in any order."""
+        found = self._item_left_cache.get(mask)
+        if found is None:
+            best, other = self.item_sums(mask)
+            found = tuple(max(0, amount - b - o - credit) for amount, b, o, credit
+                          in zip(self.amounts, best, other, self.credits, strict=True))
+            self._item_left_cache[mask] = found
+        return found
+
+    def item_discount(self, mask: int) -> int:
+        """The sum of the stand-alone item discounts of a selection (at least what it takes off)."""
+        found = self._item_discount_cache.get(mask)
+        if found is None:
+            low = mask & -mask
+            found = self.item_discount(mask ^ low) + self.discount_total[low.bit_length() - 1]
+            self._item_discount_cache[mask] = found
+        return found
+
+    def item_sums(self, mask: int) -> tuple[list[int], list[int]]:
+        """Per line, the largest price discount and the sum of the other item discounts of a
+        selection; memoised and built from the selection without its lowest candidate, so the many
+        selections sharing a prefix cost one candidate each."""
+        found = self._item_sums_cache.get(mask)
+        if found is not None:
+            return found
+        if not mask:
+            found = ([0] * len(self.amounts), [0] * len(self.amounts))
+        else:
+            low = mask & -mask
+            j = low.bit_length() - 1
+            best, other = self.item_sums(mask ^ low)
+            best, other = list(best), list(other)
+            discounts = self.candidates[j].item_discounts
+            if self.is_price[j]:
+                for i in self.candidates[j].eligible:
+                    if discounts[i] > best[i]:
+                        best[i] = discounts[i]
+            else:
+                for i in self.candidates[j].eligible:
+                    other[i] += discounts[i]
+            found = (best, other)
+        self._item_sums_cache[mask] = found
+        return found
+
+    def item_layer(self, chosen: tuple[Cand, ...]) -> LayerOut:
+        """Item rewards on the undiscounted lines, then the presale deposit credit."""
+        key = tuple(c.idx for c in chosen)
+        cached = self._item_cache.get(key)
+        if cached is not None:
+            return cached
+        n = len(self.lines)
+        per_cand = {c.idx: [0] * n for c in chosen}
+        remaining = list(self.amounts)
+        prices = [c for c in chosen if self.is_price[c.idx]]
+        others = [c for c in chosen if not self.is_price[c.idx]]
+        deposit = [0] * n
+        for i in range(n):
+            best: Cand | None = None
+            for c in prices:  # one price per unit: the lowest wins, ties to the first in order
+                if c.item_discounts[i] > 0 and (best is None or c.item_discounts[i] > best.item_discounts[i]):
+                    best = c
+            if best is not None:
+                take = min(best.item_discounts[i], remaining[i])
+                per_cand[best.idx][i] = take
+                remaining[i] -= take
+            for c in others:
+                take = min(c.item_discounts[i], remaining[i])
+                per_cand[c.idx][i] = take
+                remaining[i] -= take
+            deposit[i] = min(self.credits[i], remaining[i])
+            remaining[i] -= deposit[i]
+        out = LayerOut(inputs=self.amounts, remaining=tuple(remaining),
+                        allocations=tuple((c, tuple(per_cand[c.idx])) for c in chosen),
+                        shipping_left=self.cart.shipping_fee, deposit=tuple(deposit))
+        self._item_cache[key] = out
+        return out
+
+    def order_layer(self, inputs: tuple[int, ...], shipping_left: int,
+                    chosen: tuple[Cand, ...]) -> LayerOut:
+        """Order-type rewards (order or coupon layer) on what the previous layer left (``inputs``, and
+        the shipping fee still due), each computed on the layer's input and allocated in turn over
+        its eligible lines by what is left of them."""
+        key = (inputs, shipping_left, tuple(c.idx for c in chosen))
+        cached = self._order_cache.get(key)
+        if cached is not None:
+            return cached
+        current = list(inputs)
+        allocations: list[tuple[Cand, tuple[int, ...]]] = []
+        shipping: list[tuple[Cand, int]] = []
+        gifts: list[Cand] = []
+        gift_value = 0
+        zero = (0,) * len(inputs)
+        for c in chosen:
+            reward = c.promo.reward
+            eligible = c.eligible
+            base = 0
+            for i in eligible:
+                base += inputs[i]
+            if base < c.promo.conditions.min_amount:
+                allocations.append((c, zero))
+            elif isinstance(reward, FreeShipping):
+                if shipping_left:
+                    shipping.append((c, shipping_left))
+                    shipping_left = 0
+                allocations.append((c, zero))
+            elif isinstance(reward, GiftWithPurchase):
+                gifts.append(c)
+                gift_value += reward.value * reward.quantity
+                allocations.append((c, zero))
+            else:
+                assert isinstance(reward, ORDER_REWARDS)
+                weights = [current[i] for i in eligible]
+                amount = min(order_amount(reward, base, c.eligible_quantity), sum(weights))
+                if amount:
+                    parts = [0] * len(inputs)
+                    for i, part in zip(eligible, _spread(amount, weights), strict=True):
+                        parts[i] = part
+                        current[i] -= part
+                    allocations.append((c, tuple(parts)))
+                else:
+                    allocations.append((c, zero))
+        out = LayerOut(inputs=inputs, remaining=tuple(current), allocations=tuple(allocations),
+                        shipping_left=shipping_left, shipping_discounts=tuple(shipping), gifts=tuple(gifts),
+                        gift_value=gift_value)
+        self._order_cache[key] = out
+        return out
+
+    def points(self, remaining: tuple[int, ...]) -> tuple[int, int]:
+        """Points used and their value: at most the points given and ``max_share`` of what is left."""
+        use = self.cart.points
+        if use is None or use.points == 0:
+            return 0, 0
+        cap_value = sum(remaining) * use.max_share_bp // BASIS
+        used = min(use.points, cap_value // use.minor_per_point)
+        return used, used * use.minor_per_point
+
+    # ---- search ------------------------------------------------------------------------------
+
+    def selections(self, allowed: int, free: int, limit: int) -> list[int] | None:
+        """The compatible subsets of ``allowed`` worth pricing, as masks; ``None`` past ``limit``.
+
+        Every compatible subset of the candidates not in ``free`` (their absence can matter), each
+        completed by every *maximal* compatible set of the ``free`` candidates (Bron–Kerbosch with
+        pivot, on bit masks): adding a free candidate never costs anything later, so smaller free
+        sets are useless. Memoised by ``(allowed, free)``.
+        """
+        key = (allowed, free)
+        if key in self._clique_cache:
+            return self._clique_cache[key]
+        neighbours = self.neighbours
+        bound = _bits(allowed & ~free)
+        loose = allowed & free
+        found: list[int] = []
+
+        def maximal(r: int, p: int, x: int, out: list[int]) -> None:
+            if not p and not x:
+                out.append(r)
+                return
+            pivot, most = -1, -1
+            for u in _bits(p | x):  # the pivot with most neighbours in p leaves fewest branches
+                count = (p & neighbours[u]).bit_count()
+                if count > most:
+                    pivot, most = u, count
+            branch = p & ~neighbours[pivot]
+            while branch:
+                low = branch & -branch
+                branch ^= low
+                v = low.bit_length() - 1
+                maximal(r | low, p & neighbours[v], x & neighbours[v], out)
+                p &= ~low
+                x |= low
+                if len(out) > limit:
+                    return
+
+        def extend(start: int, chosen: int, ok: int) -> bool:
+            pool = loose & ok
+            completions = self._maximal_cache.get((pool, limit))
+            if completions is None:  # (a list cut at one limit must not serve another)
+                completions = []
+                maximal(0, pool, 0, completions)
+                self._maximal_cache[pool, limit] = completions
+            found.extend(chosen | completion for completion in completions)
+            if len(found) > limit:
+                return False
+            for j in range(start, len(bound)):
+                b = bound[j]
+                if ok >> b & 1 and not extend(j + 1, chosen | 1 << b, ok & neighbours[b]):
+                    return False
+            return True
+
+        result = found if extend(0, 0, -1) else None
+        self._clique_cache[key] = result
+        return result
+
+    def min_bases(self) -> dict[int, int]:
+        """A lower bound of each ORDER / COUPON candidate's base (its eligible lines at its layer's
+        input) over every selection: the item layer with every item candidate at once (more item
+        discounts only leave less), minus, for a coupon, the most each overlapping order candidate
+        could take (its amount on the undiscounted lines: every order reward grows with its base)."""
+        floor = self.item_left(self.layer_mask[Layer.ITEM])
+        bases: dict[int, int] = {}
+        order_most: list[tuple[int, int]] = []  # (lines, the most it can take)
+        for o in self.by_layer[Layer.ORDER]:
+            assert isinstance(o.promo.reward, ORDER_REWARDS)
+            undiscounted = sum(self.amounts[i] for i in o.eligible)
+            order_most.append((self.line_mask[o.idx],
+                               order_amount(o.promo.reward, undiscounted, o.eligible_quantity)))
+        for d in self.by_layer[Layer.ORDER]:
+            bases[d.idx] = sum(floor[i] for i in d.eligible)
+        for d in self.by_layer[Layer.COUPON]:
+            mask = self.line_mask[d.idx]
+            taken = sum(most for lines, most in order_most if lines & mask)
+            bases[d.idx] = max(0, sum(floor[i] for i in d.eligible) - taken)
+        return bases
+
+    def watching(self, layer: Layer, bases: dict[int, int], universe: int) -> int:
+        """The lines a threshold of ``layer`` (among ``universe``) measures (``min_amount``, 满减 tiers,
+        a 每满减 cap), leaving out the thresholds every selection clears: the base can never fall below
+        the minimum amount, the top 满减 tier, or the amount at which the 每满减 cap is reached. Such a
+        reward is constant over every reachable base, like a plain amount off."""
+        watched = 0
+        for d in self.by_layer[layer]:
+            if not universe >> d.idx & 1 or not d.has_threshold:
+                continue
+            base, reward = bases[d.idx], d.promo.reward
+            saturated = base >= d.promo.conditions.min_amount
+            if isinstance(reward, SpendTiers):
+                saturated = saturated and base >= reward.tiers[-1][0]
+            elif isinstance(reward, EveryXOffY):
+                cap = reward.cap
+                saturated = saturated and cap is not None and base // reward.every * reward.off >= cap
+            if not saturated:
+                watched |= self.line_mask[d.idx]
+        return watched
+
+    def free(self, layer: Layer, coarse_points: bool, bases: dict[int, int], universe: int) -> int:
+        """Candidates of ``layer`` (among ``universe``) that can only help: they combine with every
+        promotion of the later layers and touch no line whose lower amount could cost a later threshold.
+
+        Those lines are the ones a later threshold watches (:meth:`watching`) and, for the item
+        layer, every line of an amount-taking order candidate that shares a line with a watched one
+        (transitively): an order amount is spread by what is left of its lines, so lowering one of
+        them moves its share onto the others, which a coupon threshold may then miss."""
+        if coarse_points:  # whole points are a threshold over every line
+            return 0
+        if layer is Layer.ITEM:
+            coupon_watch = self.watching(Layer.COUPON, bases, universe)
+            spreading = [self.line_mask[d.idx] for d in self.by_layer[Layer.ORDER]
+                         if universe >> d.idx & 1 and not isinstance(d.promo.reward, NO_AMOUNT)]
+            grown = True
+            while grown:
+                grown = False
+                for mask in spreading:
+                    if mask & coupon_watch and mask & ~coupon_watch:
+                        coupon_watch |= mask
+                        grown = True
+            watched = self.watching(Layer.ORDER, bases, universe) | coupon_watch
+            later = self.layer_mask[Layer.ORDER] | self.layer_mask[Layer.COUPON]
+        elif layer is Layer.ORDER:
+            watched = self.watching(Layer.COUPON, bases, universe)
+            later = self.layer_mask[Layer.COUPON]
+        else:
+            watched, later = 0, 0
+        later &= universe
+        free = 0
+        for c in self.by_layer[layer]:
+            if (universe >> c.idx & 1 and not watched & self.line_mask[c.idx]
+                    and self.comp[c.idx] & later == later):
+                free |= 1 << c.idx
+        return free
+
+    def branches(self) -> list[int] | None:
+        """Sub-universes of candidates without a conflict across layers, which together hold every
+        compatible selection; ``None`` past :data:`EXACT_SEARCH_BRANCHES`.
+
+        An exclusive 满减 conflicts with every item promotion, so none of those is free (taking it
+        may lose the 满减). Split on the candidate ``v`` with most conflicts in other layers: every
+        compatible selection either leaves ``v`` out, or may hold ``v`` and then none of those
+        conflicts; repeat until no cross-layer conflict is left. Inside a branch, free candidates
+        (:meth:`free`) are found as if the conflicts did not exist.
+        """
+        layer_of = [LAYER_ORDER.index(c.promo.layer) for c in self.candidates]
+        other_layers = [sum(mask for layer, mask in self.layer_mask.items() if LAYER_ORDER.index(layer) != n)
+                        for n in layer_of]
+        cross = [~self.comp[i] & other_layers[i] for i in range(len(self.candidates))]
+        conflicted = [i for i, mask in enumerate(cross) if mask]
+        done: list[int] = []
+        todo = [(1 << len(self.candidates)) - 1]
+        while todo:
+            universe = todo.pop()
+            pivot, most = -1, 0
+            for i in conflicted:
+                if not universe >> i & 1:
+                    continue
+                count = (cross[i] & universe).bit_count()
+                if count > most:
+                    pivot, most = i, count
+            if pivot < 0:
+                done.append(universe)
+                if len(done) > EXACT_SEARCH_BRANCHES:
+                    return None
+                continue
+            todo.append(universe & ~cross[pivot])  # v may apply: its conflicts may not
+            todo.append(universe & ~(1 << pivot))  # v does not apply
+        return done
+
+    def exact(self) -> tuple[tuple[tuple[Cand, ...], ...], bool] | None:
+        """The best selection over every combination, or ``None`` past :data:`EXACT_SEARCH_LIMIT`.
+
+        Within each branch (:meth:`branches`), candidates that can only help (:meth:`free`) are
+        always taken as far as compatibility allows; the others are tried in and out. If ``2 ** (number
+        of the others)`` of a branch already exceeds what is left of the limit, the search stops. The
+        ranking key is (total, -gift value, number of promotions, sorted ids), a total order, so the
+        best is the same whatever the branches; ids are only compared on a tie of the rest.
+        """
+        # Points worth more than one minor unit each are spent in whole points, so a lower amount
+        # can leave more to pay: a threshold of their own.
+        use = self.cart.points
+        coarse_points = use is not None and use.points > 0 and use.minor_per_point > 1
+        bases = self.min_bases()
+        everything = (1 << len(self.candidates)) - 1
+        universes = self.branches()
+        found = self.search(universes, coarse_points, bases) if universes is not None else None
+        if found is None and universes != [everything]:
+            # Splitting can cost more than it frees (each branch repeats the contested candidates):
+            # the whole set in one piece, as if it had no cross-layer conflict to split on.
+            found = self.search([everything], coarse_points, bases)
+        return found
+
+    def search(self, universes: list[int], coarse_points: bool,
+               bases: dict[int, int]) -> tuple[tuple[tuple[Cand, ...], ...], bool] | None:
+        """The exhaustive search of :meth:`exact` over the given branches; ``None`` past the limit."""
+        layers = (Layer.ITEM, Layer.ORDER, Layer.COUPON)
+        shipping_fee = self.cart.shipping_fee
+        best: tuple[int, int, int] | None = None
+        best_masks = (0, 0, 0)
+        evaluated = 0
+        for universe in universes:
+            free = {layer: self.free(layer, coarse_points, bases, universe) for layer in layers}
+            contested = sum((self.layer_mask[layer] & universe).bit_count() - free[layer].bit_count()
+                            for layer in layers)
+            if evaluated + 2 ** contested > EXACT_SEARCH_LIMIT:
+                return None
+            item_sets = self.selections(self.layer_mask[Layer.ITEM] & universe, free[Layer.ITEM],
+                                        EXACT_SEARCH_LIMIT)
+            if item_sets is None:
+                return None
+            later = self.members((self.layer_mask[Layer.ORDER] | self.layer_mask[Layer.COUPON]) & universe)
+            waives = any(isinstance(d.promo.reward, FreeShipping) for d in later)
+            takers: list[tuple[OrderReward, tuple[int, ...], int]] = []
+            for d in later:
+                reward = d.promo.reward
+                if isinstance(reward, ORDER_REWARDS) and not isinstance(reward, NO_AMOUNT):
+                    takers.append((reward, d.eligible, d.eligible_quantity))
+            # What the later rewards can take at most, whatever the item layer leaves (their amounts on
+            # the undiscounted lines: every order reward grows with its base): a first, cheaper bound.
+            most_off = sum(order_amount(reward, sum(self.amounts[i] for i in eligible), quantity)
+                           for reward, eligible, quantity in takers)
+            # Cheapest bound first: goods are at least the undiscounted goods minus every item discount
+            # of the selection, points at most what the undiscounted goods allow.
+            net = sum(max(0, amount - credit)
+                      for amount, credit in zip(self.amounts, self.credits, strict=True))
+            shipping = 0 if waives else shipping_fee
+            points_most = self.most_points(net)
+            # Most item discount first, so that a good total is found early and prunes the rest.
+            for item_mask in sorted(item_sets, key=lambda mask: (-self.item_discount(mask), mask)):
+                if best is not None and (max(0, net - self.item_discount(item_mask) - most_off) - points_most
+                                         + shipping > best[0]):
+                    continue  # cannot win, not even on a tie
+                item_left = self.item_left(item_mask)
+                if best is not None and (self.bound(sum(item_left), most_off, waives) > best[0]
+                                         or self.lower_bound(item_left, takers, waives) > best[0]):
+                    continue
+                after_item = self.common(item_mask) & universe
+                order_sets = self.selections(self.layer_mask[Layer.ORDER] & after_item, free[Layer.ORDER],
+                                             EXACT_SEARCH_LIMIT)
+                if order_sets is None:
+                    return None
+                for order_mask in order_sets:
+                    order_out = self.order_layer(item_left, shipping_fee, self.members(order_mask))
+                    after_order = after_item & self.common(order_mask)
+                    coupon_sets = self.selections(self.layer_mask[Layer.COUPON] & after_order,
+                                                  free[Layer.COUPON], EXACT_SEARCH_LIMIT)
+                    if coupon_sets is None:
+                        return None
+                    for coupon_mask in coupon_sets:
+                        evaluated += 1
+                        if evaluated > EXACT_SEARCH_LIMIT:
+                            return None
+                        coupon_out = self.order_layer(order_out.remaining, order_out.shipping_left,
+                                                      self.members(coupon_mask))
+                        _, value = self.points(coupon_out.remaining)
+                        rank = (sum(coupon_out.remaining) - value + coupon_out.shipping_left,
+                                -(order_out.gift_value + coupon_out.gift_value),
+                                (item_mask | order_mask | coupon_mask).bit_count())
+                        masks = (item_mask, order_mask, coupon_mask)
+                        if (best is None or rank < best
+                                or (rank == best and self._ids_before(masks, best_masks))):
+                            best, best_masks = rank, masks
+        assert best is not None  # the empty selection is always there
+        return tuple(self.members(mask) for mask in best_masks), True
+
+    def lower_bound(self, item_left: tuple[int, ...],
+                    takers: list[tuple[OrderReward, tuple[int, ...], int]], waives: bool) -> int:
+        """A total no combination over this item-layer result can go below: every later reward that
+        takes an amount (``takers``: reward, eligible lines, quantity) at what it gives on its lines as
+        the item layer left them (the most it can give: order rewards grow with their base, and a
+        coupon's base is at most that), shipping waived if a later promotion ``waives`` it, and the
+        most points the customer can use on it."""
+        off = 0
+        for reward, eligible, quantity in takers:
+            base = 0
+            for i in eligible:
+                base += item_left[i]
+            off += order_amount(reward, base, quantity)
+        return self.bound(sum(item_left), off, waives)
+
+    def bound(self, goods: int, off: int, waives: bool) -> int:
+        """The lowest total of goods worth ``goods`` after the item layer when later rewards take at
+        most ``off``: shipping waived if a later promotion ``waives`` it, the most points used."""
+        shipping = 0 if waives else self.cart.shipping_fee
+        return max(0, goods - off) - self.most_points(goods) + shipping
+
+    def most_points(self, goods: int) -> int:
+        """The most the customer's points can pay on goods worth at most ``goods``."""
+        use = self.cart.points
+        return 0 if use is None else min(use.points * use.minor_per_point, goods * use.max_share_bp // BASIS)
+
+    def _ids_before(self, these: tuple[int, ...], those: tuple[int, ...]) -> bool:
+        """The last tie-break: whether the sorted ids of ``these`` selections come first."""
+        def ids(masks: tuple[int, ...]) -> tuple[str, ...]:
+            return tuple(sorted(c.rank_id for mask in masks for c in self.members(mask)))
+        return ids(these) < ids(those)
+
+    def layered(self) -> tuple[tuple[tuple[Cand, ...], ...], bool]:
+        """Fallback: each layer in turn takes its own best selection given the layers before it."""
+        chosen: list[tuple[Cand, ...]] = []
+        ok = -1  # the candidates compatible with everything chosen so far
+        before = self.item_layer(())
+        for layer in (Layer.ITEM, Layer.ORDER, Layer.COUPON):
+            allowed = self.layer_mask[layer] & ok
+            masks = self.selections(allowed, allowed, LAYER_SEARCH_LIMIT)
+            options = ([self.members(mask) for mask in masks] if masks is not None
+                       else [self.greedy(layer, allowed, before)])
+
+            def layer_rank(selection: tuple[Cand, ...], layer: Layer = layer,
+                           before: LayerOut = before) -> tuple[int, int, int]:
+                if layer is Layer.ITEM:
+                    mask = 0
+                    for c in selection:
+                        mask |= 1 << c.idx
+                    return (sum(self.item_left(mask)) + before.shipping_left, 0, len(selection))
+                after = self.order_layer(before.remaining, before.shipping_left, selection)
+                return (sum(after.remaining) + after.shipping_left, -after.gift_value, len(selection))
+
+            pick, pick_rank = options[0], layer_rank(options[0])
+            for option in options[1:]:
+                rank = layer_rank(option)
+                if rank < pick_rank or (rank == pick_rank and sorted(c.rank_id for c in option)
+                                        < sorted(c.rank_id for c in pick)):
+                    pick, pick_rank = option, rank
+            chosen.append(pick)
+            for c in pick:
+                ok &= self.comp[c.idx]
+            before = (self.item_layer(pick) if layer is Layer.ITEM
+                      else self.order_layer(before.remaining, before.shipping_left, pick))
+        return tuple(chosen), False
+
+    def greedy(self, layer: Layer, allowed: int, before: LayerOut) -> tuple[Cand, ...]:
+        """Largest stand-alone discount first (ties by priority and id), skipping incompatible ones."""
+        def alone(c: Cand) -> int:
+            if layer is Layer.ITEM:
+                return sum(c.item_discounts)
+            out = self.order_layer(before.remaining, before.shipping_left, (c,))
+            return sum(out.inputs) - sum(out.remaining) + before.shipping_left - out.shipping_left
+
+        picked: list[Cand] = []
+        picked_mask = 0
+        for c in sorted(self.members(allowed), key=lambda c: (-alone(c), c.sort_key)):
+            if self.comp[c.idx] & picked_mask == picked_mask:
+                picked.append(c)
+                picked_mask |= 1 << c.idx
+        return tuple(picked)
