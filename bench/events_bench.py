@@ -54,10 +54,10 @@ from pathlib import Path
 from growthwheel.api.app import create_app
 from growthwheel.config import Settings
 from growthwheel.events import api as events_api
-from growthwheel.warehouse import owner
+from growthwheel.api import warehouse as warehouse_api
 
 data_dir, port = Path(sys.argv[1]), int(sys.argv[2])
-app = owner.install(create_app(Settings(data_dir=data_dir), routers=[owner.router, events_api.router]))
+app = create_app(Settings(data_dir=data_dir), routers=[warehouse_api.router, events_api.router])
 app.state.server_address = ("127.0.0.1", port)
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", workers=1, access_log=False)
 """

@@ -79,11 +79,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     from growthwheel.accounts import service as accounts
     from growthwheel.accounts.api import router as accounts_router
     from growthwheel.api import deps
+    from growthwheel.api import warehouse as warehouse_api
     from growthwheel.api.app import create_app
     from growthwheel.config import Settings
     from growthwheel.sim.demo import build_demo
     from growthwheel.store.db import migrate, session_scope
-    from growthwheel.warehouse import owner
     from growthwheel.web.pages import router as pages_router
 
     data_dir = tmp_path_factory.mktemp("console-data")
@@ -106,7 +106,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
 
     app = create_app(cfg, routers=[accounts_router, pages_router])
     deps.install(app)
-    owner.install(app)
+    warehouse_api.install(app)
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

@@ -16,7 +16,6 @@ from growthwheel.accounts.api import router as accounts_router
 from growthwheel.api.app import create_app
 from growthwheel.config import Settings
 from growthwheel.experiments.pages import router as experiment_pages
-from growthwheel.warehouse import owner
 from growthwheel.web.pages import router as pages_router
 
 FORM = {"name": "Free shipping banner", "key": "ship-banner", "hypothesis": "", "kind": "experiment",
@@ -28,7 +27,7 @@ FORM = {"name": "Free shipping banner", "key": "ship-banner", "hypothesis": "", 
 
 @pytest.fixture
 def client(store_cfg: Settings) -> Iterator[TestClient]:
-    app = owner.install(create_app(store_cfg, routers=[accounts_router, pages_router, experiment_pages]))
+    app = create_app(store_cfg, routers=[accounts_router, pages_router, experiment_pages])
     with TestClient(app) as test_client:
         yield test_client
 

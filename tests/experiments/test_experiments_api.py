@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from growthwheel.accounts.models import AuditEntry
 from growthwheel.accounts.schemas import ROLE_SCOPES, Principal
+from growthwheel.api import warehouse as warehouse_api
 from growthwheel.api.app import create_app
 from growthwheel.api.deps import current_principal
 from growthwheel.config import Settings
@@ -25,7 +26,6 @@ from growthwheel.experiments.assignment import assign
 from growthwheel.segments.models import Segment
 from growthwheel.segments.repository import MEMBERS_TABLE, ensure_tables
 from growthwheel.store.db import session_scope
-from growthwheel.warehouse import owner
 
 ADMIN = Principal(kind="user", id="u1", name="admin@example.com", role="admin", scopes=ROLE_SCOPES["admin"])
 ANALYST = Principal(kind="user", id="u2", name="analyst@example.com", role="analyst",
@@ -37,7 +37,7 @@ BASE = "/api/v1/experiments"
 
 @pytest.fixture
 def client(store_cfg: Settings) -> Iterator[TestClient]:
-    app = owner.install(create_app(store_cfg, routers=[experiments_router]))
+    app = warehouse_api.install(create_app(store_cfg, routers=[experiments_router]))
     app.state.warehouse_options = {"flush_seconds": 0.1}
     app.dependency_overrides[current_principal] = lambda: ADMIN
     with TestClient(app) as test_client:

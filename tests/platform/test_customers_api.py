@@ -18,11 +18,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from growthwheel.accounts.schemas import ROLE_SCOPES, Principal
+from growthwheel.api import warehouse as warehouse_api
 from growthwheel.api.app import create_app
 from growthwheel.api.deps import current_principal
 from growthwheel.config import Settings
 from growthwheel.customers.api import router as customers_router
-from growthwheel.warehouse import owner
 from growthwheel.warehouse.ingest import import_files
 
 CUSTOMERS = """\
@@ -79,7 +79,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
                               ("order_lines", "lines.csv", LINES), ("events", "events.csv", EVENTS)):
         result = import_files(table, [_write(root, name, text)], cfg=cfg)
         assert result.rows_quarantined == 0
-    app = owner.install(create_app(cfg, routers=[customers_router]))
+    app = warehouse_api.install(create_app(cfg, routers=[customers_router]))
     with TestClient(app) as test_client:
         yield test_client
 

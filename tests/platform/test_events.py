@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from growthwheel.accounts import service as accounts
+from growthwheel.api import warehouse as warehouse_api
 from growthwheel.api.app import create_app
 from growthwheel.config import Settings
 from growthwheel.events import api as events_api
@@ -52,7 +53,7 @@ def rows(app: FastAPI, sql: str) -> list[tuple[Any, ...]]:
 @pytest.fixture
 def client(store_cfg: Settings, make_api_key: Callable[..., str]) -> Iterator[TestClient]:
     """A running app (events + warehouse routers, the warehouse owner) and an ``ingest`` key."""
-    app = wh_owner.install(create_app(store_cfg, routers=[events_api.router, wh_owner.router]))
+    app = warehouse_api.install(create_app(store_cfg, routers=[events_api.router, warehouse_api.router]))
     with TestClient(app) as test_client:
         test_client.headers["Authorization"] = f"Bearer {make_api_key('ingest')}"
         yield test_client
@@ -279,10 +280,10 @@ from pathlib import Path
 from growthwheel.api.app import create_app
 from growthwheel.config import Settings
 from growthwheel.events import api as events_api
-from growthwheel.warehouse import owner
+from growthwheel.api import warehouse as warehouse_api
 
 data_dir, port, flush_seconds = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-app = owner.install(create_app(Settings(data_dir=data_dir), routers=[owner.router, events_api.router]))
+app = create_app(Settings(data_dir=data_dir), routers=[warehouse_api.router, events_api.router])
 app.state.server_address = ("127.0.0.1", port)
 app.state.warehouse_options = {"flush_seconds": flush_seconds}
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")

@@ -17,11 +17,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from growthwheel.accounts.models import AuditEntry
+from growthwheel.api import warehouse as warehouse_api
 from growthwheel.api.app import create_app
+from growthwheel.api.imports import router as imports_router
 from growthwheel.config import Settings
 from growthwheel.store import db
-from growthwheel.warehouse import owner
-from growthwheel.warehouse.api import router as imports_router
 
 GOOD_AND_BAD = textwrap.dedent("""\
     customer_id,email,name,birthday
@@ -33,7 +33,7 @@ GOOD_AND_BAD = textwrap.dedent("""\
 
 @pytest.fixture
 def app_client(store_cfg: Settings) -> Iterator[TestClient]:
-    app = owner.install(create_app(store_cfg, routers=[imports_router]))
+    app = warehouse_api.install(create_app(store_cfg, routers=[imports_router]))
     with TestClient(app) as client:
         yield client
 

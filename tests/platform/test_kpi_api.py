@@ -14,11 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from growthwheel.accounts.schemas import ROLE_SCOPES, Principal
+from growthwheel.api import warehouse as warehouse_api
 from growthwheel.api.app import create_app
 from growthwheel.api.deps import current_principal
 from growthwheel.config import Settings
 from growthwheel.insight.api import router as kpi_router
-from growthwheel.warehouse import owner
 from growthwheel.warehouse.ingest import import_files
 
 LINES = """\
@@ -83,7 +83,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     lines.write_text(textwrap.dedent(LINES), encoding="utf-8")
     assert import_files("order_lines", [lines], cfg=cfg).rows_quarantined == 0
     printed = cli_json(cfg.data_dir, [args for _params, args in QUERIES])
-    app = owner.install(create_app(cfg, routers=[kpi_router]))
+    app = warehouse_api.install(create_app(cfg, routers=[kpi_router]))
     app.dependency_overrides[current_principal] = lambda: ANALYST
     with TestClient(app) as client:
         yield client, printed

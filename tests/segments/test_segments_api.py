@@ -15,13 +15,13 @@ from tea_shop import doc_examples
 
 from growthwheel.accounts.models import AuditEntry
 from growthwheel.accounts.schemas import ROLE_SCOPES, Principal
+from growthwheel.api import warehouse as warehouse_api
 from growthwheel.api.app import create_app
 from growthwheel.api.deps import current_principal
 from growthwheel.config import Settings
 from growthwheel.segments import scores
 from growthwheel.segments.api import router as segments_router
 from growthwheel.store.db import session_scope
-from growthwheel.warehouse import owner
 
 ADMIN = Principal(kind="user", id="u1", name="admin@example.com", role="admin", scopes=ROLE_SCOPES["admin"])
 ANALYST = Principal(kind="user", id="u2", name="analyst@example.com", role="analyst",
@@ -31,7 +31,7 @@ ANALYST = Principal(kind="user", id="u2", name="analyst@example.com", role="anal
 @pytest.fixture
 def client(tea_shop: Settings) -> Iterator[TestClient]:
     scores.set_score_resolver(scores.warehouse_scores)
-    app = owner.install(create_app(tea_shop, routers=[segments_router]))
+    app = warehouse_api.install(create_app(tea_shop, routers=[segments_router]))
     app.dependency_overrides[current_principal] = lambda: ADMIN
     with TestClient(app) as test_client:
         yield test_client

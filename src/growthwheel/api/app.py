@@ -12,21 +12,21 @@ from fastapi.staticfiles import StaticFiles
 
 from growthwheel import __version__
 from growthwheel.api import deps, errors
+from growthwheel.api import warehouse as warehouse_api
 from growthwheel.config import Settings, settings
 from growthwheel.store.db import migrate
-from growthwheel.warehouse import owner
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 
 #: Modules that expose ``router`` (an ``APIRouter``); mounted in this order.
 ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.accounts.api",
-    "growthwheel.warehouse.owner",
+    "growthwheel.api.warehouse",
     "growthwheel.events.api",
     "growthwheel.customers.api",
     "growthwheel.insight.api",
     "growthwheel.insight.reports_api",
-    "growthwheel.warehouse.api",
+    "growthwheel.api.imports",
     "growthwheel.segments.api",
     "growthwheel.social.api",
     "growthwheel.segments.pages",
@@ -75,5 +75,5 @@ def create_app(cfg: Settings | None = None, routers: Sequence[APIRouter] | None 
     for router in default_routers() if routers is None else routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    owner.install(app)  # the server owns the warehouse while it runs
+    warehouse_api.install(app)  # the server owns the warehouse while it runs
     return app

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from growthwheel.api.deps import Principal, require_scope
+from growthwheel.api.warehouse import WarehouseOwner, warehouse
 from growthwheel.customers import service
 from growthwheel.customers.schemas import CustomerPage, CustomerProfile
 from growthwheel.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from growthwheel.warehouse.owner import WarehouseOwner, warehouse
 
 router = APIRouter(prefix="/api/v1", tags=["customers"])
 

@@ -12,10 +12,10 @@ from fastapi.responses import JSONResponse
 
 from growthwheel.api.deps import Principal, require_scope
 from growthwheel.api.errors import PROBLEM, problem
+from growthwheel.api.warehouse import Owner
 from growthwheel.config import Settings
 from growthwheel.events import core, service
 from growthwheel.events.schemas import EventBatch, EventsAccepted
-from growthwheel.warehouse.owner import Owner
 
 ingest_scope = require_scope("ingest")
 """The dependency guarding capture (module-level so tests can override it)."""

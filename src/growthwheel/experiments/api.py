@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 
 from growthwheel.api.deps import DbSession, Principal, require_scope
+from growthwheel.api.warehouse import WarehouseOwner, warehouse
 from growthwheel.config import Settings
 from growthwheel.events import core
 from growthwheel.events import service as events_service
@@ -30,7 +31,6 @@ from growthwheel.experiments.schemas import (
     ExperimentOut,
     ExperimentUpdate,
 )
-from growthwheel.warehouse.owner import WarehouseOwner, warehouse
 
 router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
 

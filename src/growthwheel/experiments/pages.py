@@ -29,13 +29,13 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from growthwheel.api.deps import DbSession, Principal, check_csrf, current_user_page
+from growthwheel.api.warehouse import warehouse
 from growthwheel.errors import GrowthwheelError
 from growthwheel.experiments import service
 from growthwheel.experiments.models import Experiment
 from growthwheel.experiments.schemas import KEY_PATTERN, ExperimentCreate
 from growthwheel.kit.money import currency_exponent
 from growthwheel.segments import repository as segments_repository
-from growthwheel.warehouse.owner import warehouse
 from growthwheel.web.i18n import (
     COOKIE,
     LANGS,

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from growthwheel.api.deps import Principal, require_scope
+from growthwheel.api.warehouse import WarehouseOwner, warehouse
 from growthwheel.errors import InvalidArgumentError
 from growthwheel.insight.kpis import DIMENSIONS, FIRST_DAY, LAST_DAY, METRICS, kpi_frame, kpi_records
 from growthwheel.kit.money import currency_exponent
-from growthwheel.warehouse.owner import WarehouseOwner, warehouse
 
 router = APIRouter(prefix="/api/v1", tags=["kpis"])
 

@@ -18,13 +18,13 @@ from fastapi.responses import JSONResponse
 
 from growthwheel.api.deps import Principal, require_scope
 from growthwheel.api.errors import problem
+from growthwheel.api.warehouse import WarehouseOwner, warehouse
 from growthwheel.errors import InvalidArgumentError
 from growthwheel.insight.clv import SCORES_TABLE
 from growthwheel.insight.kpis import FIRST_DAY, LAST_DAY
 from growthwheel.kit.jsonable import json_records
 from growthwheel.kit.money import currency_exponent
 from growthwheel.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, paginate
-from growthwheel.warehouse.owner import WarehouseOwner, warehouse
 
 router = APIRouter(prefix="/api/v1", tags=["insight"])
 

@@ -29,6 +29,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from growthwheel.accounts.models import utcnow
 from growthwheel.api.deps import DbSession, Principal, require_scope
+from growthwheel.api.warehouse import WarehouseOwner, warehouse
 from growthwheel.config import Settings
 from growthwheel.errors import InvalidArgumentError
 from growthwheel.events import service as events_service
@@ -58,7 +59,6 @@ from growthwheel.promotions.schemas import (
     TierOut,
 )
 from growthwheel.segments import service as segments_service
-from growthwheel.warehouse.owner import WarehouseOwner, warehouse
 
 router = APIRouter(prefix="/api/v1", tags=["promotions"])
 

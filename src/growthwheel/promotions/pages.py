@@ -55,6 +55,7 @@ from starlette.datastructures import FormData
 
 from growthwheel.accounts.models import utcnow
 from growthwheel.api.deps import DbSession, Principal, check_csrf, current_user_page
+from growthwheel.api.warehouse import warehouse
 from growthwheel.errors import GrowthwheelError
 from growthwheel.kit.money import currency_exponent, major_text, parse_major
 from growthwheel.promotions import coupons, loyalty, repository, rules, service
@@ -71,7 +72,6 @@ from growthwheel.promotions.models import (
 )
 from growthwheel.segments import repository as segments_repository
 from growthwheel.segments import service as segments_service
-from growthwheel.warehouse.owner import warehouse
 from growthwheel.web.i18n import (
     COOKIE,
     LANGS,

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from growthwheel.api.deps import DbSession, Principal, require_scope
+from growthwheel.api.warehouse import WarehouseOwner, warehouse
 from growthwheel.segments import service
 from growthwheel.segments.definition import definition_json_schema
 from growthwheel.segments.schemas import (
@@ -29,7 +30,6 @@ from growthwheel.segments.schemas import (
     TagChangeOut,
     TagOut,
 )
-from growthwheel.warehouse.owner import WarehouseOwner, warehouse
 
 router = APIRouter(prefix="/api/v1/segments", tags=["segments"])
 

@@ -35,12 +35,12 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from growthwheel.api.deps import DbSession, Principal, check_csrf, current_user_page
+from growthwheel.api.warehouse import warehouse
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
 from growthwheel.segments import service
 from growthwheel.segments.definition import ATTRIBUTE_OPS, ATTRIBUTES, SegmentDefinitionError
 from growthwheel.segments.models import Segment
 from growthwheel.segments.service import SegmentExistsError, SegmentNotFoundError
-from growthwheel.warehouse.owner import warehouse
 from growthwheel.warehouse.schema import STANDARD_EVENT_TYPES
 from growthwheel.web.i18n import COOKIE, LANGS, Translator, choose_language, format_count, k, translator
 from growthwheel.web.pages import EVENT_KEYS, customer_href, render

@@ -37,7 +37,7 @@ def open_duckdb(cfg: Settings | None = None, *, read_only: bool = False) -> duck
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():  # another process (the server) holds the warehouse
-            from growthwheel.warehouse.owner import warehouse_in_use_error
+            from growthwheel.warehouse.server import warehouse_in_use_error
 
             raise warehouse_in_use_error(cfg, exc) from None
         raise

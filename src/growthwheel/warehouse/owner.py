@@ -8,23 +8,21 @@ to ``<data_dir>/warehouse.duckdb`` and everything else goes through it:
   (:meth:`WarehouseOwner.read`). DuckDB's MVCC lets them run while a write is under way: a read
   sees the last committed state and never waits for a long import.
 * **Writes** run one at a time, in order, on a single writer thread: imports
-  (:meth:`WarehouseOwner.submit_import`, with their progress on an :class:`ImportJob`) and the
-  flushes of captured events.
+  (:meth:`WarehouseOwner.submit_import`, with their progress on an
+  :class:`~growthwheel.warehouse.jobs.ImportJob`) and the flushes of captured events.
 * **Events** (:meth:`WarehouseOwner.append_events`) are durable before the API answers: they are
-  appended to a JSON Lines segment in ``<data_dir>/events-spool/`` and ``fdatasync``-ed (appends
-  that arrive together share one sync). About every second (or sooner when many are waiting) the
-  closed segments are read and imported into ``events`` by ``ingest.import_rows`` — the normal
-  validation, quarantine (naming segment and line) and merge keyed on ``event_id`` — and deleted
-  after the commit. Segments left by a crash are imported when the owner next starts; as the merge is keyed
-  on ``event_id``, replaying a segment that had already been merged changes nothing.
+  appended to a JSON Lines segment of the :class:`~growthwheel.warehouse.spool.EventSpool` and
+  ``fdatasync``-ed. About every second (or sooner when many are waiting) the closed segments are
+  read and imported into ``events`` by ``ingest.import_rows`` — the normal validation, quarantine
+  (naming segment and line) and merge keyed on ``event_id`` — and deleted after the commit.
+  Segments left by a crash are imported when the owner next starts; as the merge is keyed on
+  ``event_id``, replaying a segment that had already been merged changes nothing.
 * **Other processes.** On start the owner writes ``<data_dir>/server.json`` (pid, host, port and a
-  random token, mode 0600) and removes it on stop. ``growthwheel import`` finds it
-  (:func:`find_server`: the pid is alive and the port answers with that pid) and hands its import
-  to the server (:func:`import_via_server`, through the loopback-only, token-protected
-  ``/api/v1/internal/imports``), printing the same result as a direct import. Without a running
-  server the CLI opens the warehouse itself, as before. Commands that only read (``kpi``,
-  ``report``) cannot open the file while the server holds it; they fail with one clear line
-  (:func:`warehouse_in_use_error`) pointing at the console and API instead.
+  random token, mode 0600) and removes it on stop; ``warehouse/server.py`` is the client other
+  processes use to find the server and hand it work.
+
+The FastAPI side (the owner in the app's life cycle, the ``warehouse`` dependency, the internal
+routes) lives with the API in ``growthwheel/api/warehouse.py``; this layer imports nothing above it.
 """
 
 from __future__ import annotations
@@ -38,248 +36,56 @@ import queue
 import secrets
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Annotated, Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import duckdb
 import ibis
 import pyarrow as pa
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from ibis.backends import BaseBackend
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from growthwheel.api.deps import Principal, require_scope
 from growthwheel.config import Settings
 from growthwheel.errors import ConfigError, GrowthwheelError
 from growthwheel.warehouse import db as wh
 from growthwheel.warehouse import ingest
+from growthwheel.warehouse.jobs import ImportJob, JobNotFoundError, JobStatus
 from growthwheel.warehouse.schema import EVENTS, TABLES
+from growthwheel.warehouse.server import (
+    SERVER_FILE,
+    ServerError,
+    ServerInfo,
+    find_server,
+    import_via_server,
+    read_server_file,
+    read_via_server,
+    warehouse_in_use_error,
+)
+from growthwheel.warehouse.spool import SPOOL_DIR, EventSpool
+
+__all__ = [  # the owner, and (for callers of the one-module era) the parts it was split into
+    "SERVER_FILE", "SPOOL_DIR", "EventSpool", "ImportJob", "JobNotFoundError", "JobStatus",
+    "ServerError", "ServerInfo", "WarehouseOwner", "find_server", "import_via_server",
+    "read_server_file", "read_via_server", "warehouse_in_use_error",
+]
 
 log = logging.getLogger(__name__)
 
-SERVER_FILE = "server.json"
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _SPOOL_COLUMNS = "{" + ", ".join(f"'{c.name}': 'VARCHAR'" for c in EVENTS.inputs) + "}"
+T = TypeVar("T")
 
 
 def _sql_text(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
-SPOOL_DIR = "events-spool"
-T = TypeVar("T")
-
-JobStatus = Literal["queued", "running", "done", "failed"]
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-# ---------------------------------------------------------------------------------------------
-# Import jobs
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ImportJob:
-    """An import handed to the owner: its status, progress and outcome.
-
-    ``status`` moves queued → running → done | failed. While running, ``phase`` and ``fraction``
-    (0–1, ``None`` when unknown) follow the import's own progress reports (large files only).
-    ``result`` is the ``ImportResult`` once done; ``error`` / ``error_code`` when failed.
-    """
-
-    id: str
-    table: str
-    format: str
-    files: list[str]
-    status: JobStatus = "queued"
-    phase: str | None = None
-    fraction: float | None = None
-    result: ingest.ImportResult | None = None
-    error: str | None = None
-    error_code: str | None = None
-    error_status: int | None = None
-    submitted_at: datetime = field(default_factory=_now)
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    done: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
-
-    @property
-    def state(self) -> JobStatus:
-        """Same as ``status`` (the console's name for it)."""
-        return self.status
-
-    @property
-    def paths(self) -> list[str]:
-        """Same as ``files``."""
-        return self.files
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (times as ISO 8601 text, the result as ``ImportResult.to_dict()``)."""
-        data: dict[str, Any] = {
-            name: getattr(self, name) for name in (
-                "id", "table", "format", "files", "status", "phase", "fraction", "error",
-                "error_code", "error_status",
-            )
-        }
-        data["files"] = list(self.files)
-        data["result"] = self.result.to_dict() if self.result is not None else None
-        for name in ("submitted_at", "started_at", "finished_at"):
-            value = getattr(self, name)
-            data[name] = value.isoformat() if value is not None else None
-        return data
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the job is done or failed; ``False`` on timeout."""
-        return self.done.wait(timeout)
-
-
-# ---------------------------------------------------------------------------------------------
-# The event spool: append-only JSON Lines segments, durable on return.
-# ---------------------------------------------------------------------------------------------
-
-
-class EventSpool:
-    """Captured events waiting for the warehouse, in ``<data_dir>/events-spool/*.jsonl``.
-
-    Each append writes whole lines and returns once they are on disk (``fdatasync``). Appends
-    running at the same time share one sync (group commit): a sync that starts after a write
-    covers it. :meth:`rotate` closes the segment being written so that it can be imported;
-    :meth:`done` deletes imported segments.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._lock = threading.Lock()  # the open segment, counters
-        self._sync_lock = threading.Lock()  # one fdatasync at a time; closing a segment waits for it
-        self._file: IO[bytes] | None = None
-        self._path: Path | None = None
-        self._seq = 0
-        self._written = 0  # appends written to the open segment(s)
-        self._synced = 0  # appends known to be on disk
-        self._lines: dict[Path, int] = {}
-        self._pending = 0
-
-    def _open_segment(self) -> IO[bytes]:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._seq += 1
-        name = f"{_now():%Y%m%dT%H%M%S%f}-{os.getpid()}-{self._seq:06d}.jsonl"
-        self._path = self.folder / name
-        self._file = open(self._path, "ab")  # kept open across appends
-        self._lines[self._path] = 0
-        self._sync_dir()
-        return self._file
-
-    def _sync_dir(self) -> None:
-        fd = os.open(self.folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Write ``rows`` as JSON lines and make them durable before returning."""
-        if not rows:
-            return
-        data = "".join([_ENCODE(row) + "\n" for row in rows]).encode("utf-8")
-        with self._lock:
-            handle = self._file or self._open_segment()
-            handle.write(data)
-            handle.flush()
-            self._written += 1
-            mine = self._written
-            assert self._path is not None
-            self._lines[self._path] += len(rows)
-            self._pending += len(rows)
-        with self._sync_lock:
-            if self._synced >= mine:
-                return  # a sync that started after our write has covered it
-            with self._lock:
-                target = self._written
-                assert self._file is not None  # closing syncs first, so ours would be covered
-                fd = self._file.fileno()
-            os.fdatasync(fd)
-            self._synced = target
-
-    def _close_segment(self) -> None:
-        """Sync and close the open segment (caller holds both locks)."""
-        if self._file is not None:
-            self._file.flush()
-            os.fdatasync(self._file.fileno())
-            self._synced = self._written
-            self._file.close()
-            self._file = None
-            self._path = None
-
-    def rotate(self) -> list[Path]:
-        """Close the segment being written; return every closed segment, oldest first."""
-        with self._sync_lock, self._lock:
-            self._close_segment()
-            return sorted(p for p in self.folder.glob("*.jsonl")) if self.folder.is_dir() else []
-
-    def done(self, segments: Sequence[Path]) -> None:
-        """Forget segments whose events are committed to the warehouse."""
-        with self._lock:
-            for path in segments:
-                path.unlink(missing_ok=True)
-                self._pending -= self._lines.pop(path, 0)
-            if self.folder.is_dir():
-                self._sync_dir()
-
-    def set_aside(self, path: Path) -> Path:
-        """Move a segment that cannot be imported to ``failed/`` (kept for a person to look at)."""
-        target = self.folder / "failed" / path.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            os.replace(path, target)
-            self._pending -= self._lines.pop(path, 0)
-        return target
-
-    def pending(self) -> int:
-        """Events appended and not yet committed to the warehouse."""
-        return self._pending
-
-    def recover(self) -> list[Path]:
-        """Segments left by an earlier process, repaired: a torn last line (a crash part-way
-        through an append that was never acknowledged) is cut off."""
-        if not self.folder.is_dir():
-            return []
-        found = sorted(self.folder.glob("*.jsonl"))
-        for path in found:
-            data = path.read_bytes()
-            if data and not data.endswith(b"\n"):
-                keep = data.rfind(b"\n") + 1
-                with open(path, "r+b") as handle:
-                    handle.truncate(keep)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                log.warning("%s: cut a torn last line (%d bytes)", path, len(data) - keep)
-                data = data[:keep]
-            with self._lock:
-                self._lines[path] = data.count(b"\n")
-                self._pending += self._lines[path]
-        return found
-
-    def close(self) -> None:
-        """Close the segment being written (its events stay for the next flush or start)."""
-        with self._sync_lock, self._lock:
-            self._close_segment()
-
-
-# ---------------------------------------------------------------------------------------------
-# The owner
-# ---------------------------------------------------------------------------------------------
 
 
 class WarehouseOwner:
@@ -675,342 +481,3 @@ class WarehouseOwner:
             self.server_file.unlink(missing_ok=True)
         self.address = None
 
-
-class JobNotFoundError(GrowthwheelError):
-    """No import job with that id (on this server, since it started)."""
-
-    code = "import_not_found"
-    status = 404
-
-
-# ---------------------------------------------------------------------------------------------
-# Finding the server from another process, and handing it an import
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ServerInfo:
-    """What ``server.json`` says about the running server."""
-
-    pid: int
-    host: str
-    port: int
-    token: str
-
-    @property
-    def url(self) -> str:
-        """Base URL on the loopback interface."""
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
-
-
-class ServerError(GrowthwheelError):
-    """An error reported by the running server (its own code and status kept)."""
-
-    def __init__(self, message: str, code: str = "server_error", status: int = 500) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
-
-
-def read_server_file(cfg: Settings) -> ServerInfo | None:
-    """``server.json`` of the data directory, or ``None`` when absent or unreadable."""
-    try:
-        data = json.loads((cfg.data_dir / SERVER_FILE).read_text(encoding="utf-8"))
-        return ServerInfo(int(data["pid"]), str(data["host"]), int(data["port"]), str(data["token"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _call(info: ServerInfo, method: str, path: str, body: Mapping[str, Any] | None = None,
-          timeout: float = 10.0) -> tuple[int, Any]:
-    """One JSON request to the server (stdlib only, so the CLI needs no HTTP client)."""
-    data = json.dumps(body).encode("utf-8") if body is not None else None
-    request = urllib.request.Request(
-        info.url + path, data=data, method=method,
-        headers={"Authorization": f"Bearer {info.token}", "Content-Type": "application/json",
-                 "Accept": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return int(response.status), json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        try:
-            payload = json.loads(exc.read() or b"{}")
-        except ValueError:
-            payload = {}
-        return int(exc.code), payload if isinstance(payload, dict) else {}
-
-
-def find_server(cfg: Settings, wait: float = 10.0) -> ServerInfo | None:
-    """The server holding this data directory, if one is running and answering.
-
-    ``server.json`` must name a live process that answers ``/api/v1/internal/ping`` with the same
-    pid and accepts the token; a server still starting up is waited for up to ``wait`` seconds.
-    A stale file (the process is gone) is ignored.
-    """
-    info = read_server_file(cfg)
-    if info is None or not _pid_alive(info.pid):
-        return None
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            code, body = _call(info, "GET", "/api/v1/internal/ping", timeout=2.0)
-        except (OSError, ValueError):
-            if time.monotonic() >= deadline or not _pid_alive(info.pid):
-                return None
-            time.sleep(0.2)
-            continue
-        return info if code == 200 and body.get("pid") == info.pid else None
-
-
-def _result_from_dict(data: Mapping[str, Any]) -> ingest.ImportResult:
-    tables = {k: ingest.TableCounts(**v) for k, v in data["tables"].items()}
-    return ingest.ImportResult(**{**data, "tables": tables})
-
-
-def _problem(code: int, body: Mapping[str, Any]) -> ServerError:
-    return ServerError(str(body.get("detail") or f"the server answered {code}"),
-                       str(body.get("code") or "server_error"), code)
-
-
-def import_via_server(
-    info: ServerInfo,
-    table: str,
-    paths: Sequence[Path | str],
-    fmt: str = "generic",
-    *,
-    progress: ingest.Progress | None = None,
-    waiting: Callable[[str], None] | None = None,
-    poll: float = 0.2,
-) -> ingest.ImportResult:
-    """Run an import in the server that owns the warehouse and return its result.
-
-    Paths are sent absolute (the server reads the files itself). ``progress`` receives the same
-    ``(phase, fraction)`` reports as a direct import; ``waiting`` is told once if the import waits
-    behind other writes.
-    """
-    files = [os.path.abspath(p) for p in paths]
-    try:
-        code, body = _call(info, "POST", "/api/v1/internal/imports",
-                           {"table": table, "paths": files, "format": fmt})
-        if code != 202:
-            raise _problem(code, body)
-        job_id = str(body["id"])
-        told = False
-        seen: tuple[str | None, float | None] = (None, None)
-        while True:
-            code, body = _call(info, "GET", f"/api/v1/internal/imports/{job_id}")
-            if code != 200:
-                raise _problem(code, body)
-            if body["status"] == "queued" and waiting is not None and not told:
-                waiting("waiting for the server to finish earlier writes…")
-                told = True
-            now = (body.get("phase"), body.get("fraction"))
-            if progress is not None and now[0] not in (None, "done") and now != seen:
-                progress(str(now[0]), now[1])
-            seen = now
-            if body["status"] == "done":
-                return _result_from_dict(body["result"])
-            if body["status"] == "failed":
-                raise ServerError(str(body.get("error")), str(body.get("error_code") or "server_error"),
-                                  int(body.get("error_status") or 500))
-            time.sleep(poll)
-    except OSError as exc:
-        raise ServerError(
-            f"lost contact with the server at {info.url} during the import ({exc}); if it stopped, "
-            "import again (imports are atomic and re-importing is idempotent)", "server_unreachable", 503,
-        ) from None
-
-
-def warehouse_in_use_error(cfg: Settings, exc: BaseException | None = None) -> ConfigError:
-    """The one-line error for a process that cannot open the warehouse because another holds it."""
-    info = read_server_file(cfg)
-    if info is not None and _pid_alive(info.pid):
-        return ConfigError(
-            f"the Growthwheel server (pid {info.pid}, {info.url}) holds the warehouse "
-            f"{cfg.warehouse_path}; read it through the server (console or /api/v1), "
-            "or stop the server first (imports are handed to it automatically)"
-        )
-    detail = str(exc).splitlines()[0] if exc is not None else ""
-    return ConfigError(
-        f"the warehouse {cfg.warehouse_path} is in use by another process; wait for it to finish "
-        f"and try again ({detail})"
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# FastAPI: the owner in the app's life cycle, the dependency, and routes
-# ---------------------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start a :class:`WarehouseOwner` for ``app.state.cfg`` and stop it on shutdown.
-
-    Does nothing if ``app.state.warehouse`` is already set (the app's own lifespan started one).
-    ``app.state.server_address = (host, port)``, set by the command that runs the server, makes
-    the owner announce itself in ``server.json``; ``app.state.warehouse_options`` (a dict) is passed
-    to the owner (e.g. ``flush_seconds``).
-    """
-    if getattr(app.state, "warehouse", None) is not None:
-        yield
-        return
-    owner = WarehouseOwner(app.state.cfg, **getattr(app.state, "warehouse_options", {}))
-    address = getattr(app.state, "server_address", None)
-    host, port = (address if address else (None, None))
-    await owner.astart(host, port)
-    app.state.warehouse = owner
-    try:
-        yield
-    finally:
-        app.state.warehouse = None
-        await owner.astop()
-
-
-def install(app: FastAPI) -> FastAPI:
-    """Run :func:`lifespan` inside the app's own lifespan (idempotent); returns ``app``."""
-    if getattr(app.state, "warehouse_installed", False):
-        return app
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def both(a: FastAPI) -> AsyncIterator[Any]:
-        async with inner(a) as state, lifespan(a):
-            yield state
-
-    app.router.lifespan_context = both
-    app.state.warehouse_installed = True
-    return app
-
-
-def warehouse(request: Request) -> WarehouseOwner:
-    """FastAPI dependency: the app's :class:`WarehouseOwner`."""
-    owner: WarehouseOwner | None = getattr(request.app.state, "warehouse", None)
-    if owner is None:
-        raise ConfigError("the warehouse is not open in this server")
-    return owner
-
-
-Owner = Annotated[WarehouseOwner, Depends(warehouse)]
-read_scope = require_scope("read")
-"""The dependency guarding warehouse reads (module-level so tests can override it)."""
-
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-
-
-def internal_caller(request: Request, owner: Owner) -> None:
-    """Only another local process holding the token of ``server.json`` may use internal routes."""
-    client = request.client.host if request.client else ""
-    allowed = _LOOPBACK | ({owner.address[0]} if owner.address else set())
-    supplied = request.headers.get("authorization", "")
-    expected = f"Bearer {owner.token}"
-    if not hmac.compare_digest(supplied.encode(), expected.encode()):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong server token")
-    if client not in allowed:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "internal routes answer local processes only")
-
-
-class ImportRequest(BaseModel):
-    """An import handed over by another local process."""
-
-    table: str = Field(description="target table")
-    paths: list[str] = Field(min_length=1, max_length=1000, description="absolute paths")
-    format: str = "generic"
-
-
-router = APIRouter(prefix="/api/v1")
-internal = APIRouter(prefix="/internal", dependencies=[Depends(internal_caller)],
-                     include_in_schema=False)
-
-
-@internal.get("/ping")
-def ping() -> dict[str, int]:
-    """Proves to a local process that this server owns its data directory."""
-    return {"pid": os.getpid()}
-
-
-@internal.post("/imports", status_code=status.HTTP_202_ACCEPTED)
-def post_import(body: ImportRequest, owner: Owner) -> dict[str, Any]:
-    """Queue an import of files on this machine; poll the job it returns."""
-    return _job_dict(owner, owner.submit_import(body.table, [Path(p) for p in body.paths], body.format))
-
-
-@internal.get("/imports/{job_id}")
-def get_import(job_id: str, owner: Owner) -> dict[str, Any]:
-    """An import job's status, progress and result."""
-    return _job_dict(owner, job_id)
-
-
-@internal.get("/kpis")
-def internal_kpis(
-    owner: Owner, by: str = "month",
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
-    dimension: str | None = None,
-) -> list[dict[str, Any]]:
-    """``growthwheel kpi --json`` for a shell while this server owns the warehouse."""
-    from growthwheel.insight.kpis import kpi_frame, kpi_records
-    from growthwheel.kit.money import currency_exponent
-
-    exponent = currency_exponent(owner.cfg.shop().currency)
-    with owner.read() as con:
-        return kpi_records(kpi_frame(con, by=by, start=start, end=end, dimension=dimension,
-                                     currency_exponent=exponent))
-
-
-@internal.get("/report")
-def internal_report(owner: Owner, period: str = "week", as_of: date | None = None) -> dict[str, str]:
-    """``growthwheel report`` for a shell while this server owns the warehouse."""
-    from growthwheel.reports.review import render_review
-
-    shop = owner.cfg.shop()
-    with owner.read() as con:
-        return {"html": render_review(con, period=period, as_of=as_of, shop_name=shop.name,
-                                      currency=shop.currency)}
-
-
-def read_via_server(info: ServerInfo, path: str, params: Mapping[str, str | None]) -> Any:
-    """A read-only computation (``kpis`` or ``report``) run by the server that owns the warehouse."""
-    query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-    try:
-        code, body = _call(info, "GET", f"/api/v1/internal/{path}?{query}", timeout=300.0)
-    except OSError as exc:
-        raise ServerError(f"cannot reach the server at {info.url} ({exc})", "server_unreachable",
-                          503) from None
-    if code != 200:
-        raise _problem(code, body)
-    return body
-
-
-def _job_dict(owner: WarehouseOwner, job_id: str) -> dict[str, Any]:
-    job = owner.job(job_id)
-    if job is None:
-        raise JobNotFoundError(f"no import job {job_id!r} on this server")
-    return job.to_dict()
-
-
-router.include_router(internal)
-
-
-class WarehouseCounts(BaseModel):
-    """Rows per fact table, and events accepted but not yet flushed into ``events``."""
-
-    tables: dict[str, int]
-    events_pending: int
-
-
-@router.get("/warehouse/counts", tags=["warehouse"], response_model=WarehouseCounts)
-def get_counts(owner: Owner, _who: Annotated[Principal, Depends(read_scope)]) -> WarehouseCounts:
-    """Rows in each warehouse table (a cheap read that never waits for a running import)."""
-    return WarehouseCounts(tables=owner.counts(), events_pending=owner.pending_events())

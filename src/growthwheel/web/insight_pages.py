@@ -38,6 +38,7 @@ from ibis.backends import BaseBackend
 from starlette.concurrency import run_in_threadpool
 
 from growthwheel.api.deps import Principal, check_csrf, current_user_page
+from growthwheel.api.warehouse import warehouse
 from growthwheel.errors import GrowthwheelError, NoDataError
 from growthwheel.insight import clv
 from growthwheel.insight.cohorts import MODES, acquisitions, retention_frame
@@ -47,7 +48,6 @@ from growthwheel.insight.lifecycle import NO_STAGE, STAGES, lifecycle_report, th
 from growthwheel.insight.rfm import CUTS, last_paid_day, rfm_report
 from growthwheel.kit.money import currency_exponent
 from growthwheel.stats.clv import TIME_UNITS, CannotFitError
-from growthwheel.warehouse.owner import warehouse
 from growthwheel.warehouse.schema import STANDARD_EVENT_TYPES
 from growthwheel.web.i18n import COOKIE, LANGS, choose_language, format_count, format_money, k
 from growthwheel.web.pages import customer_href, render

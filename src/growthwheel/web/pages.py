@@ -38,6 +38,8 @@ from starlette.datastructures import UploadFile
 from growthwheel import __version__
 from growthwheel.accounts.api import safe_next
 from growthwheel.api.deps import Principal, check_csrf, csrf_token, current_user_page
+from growthwheel.api.imports import limited_form
+from growthwheel.api.warehouse import warehouse
 from growthwheel.config import Settings, ShopSettings
 from growthwheel.customers import service as customers
 from growthwheel.customers.schemas import CustomerProfile, Money
@@ -45,9 +47,8 @@ from growthwheel.errors import ImportFileError, InvalidArgumentError
 from growthwheel.insight.kpis import METRICS
 from growthwheel.kit.money import currency_exponent
 from growthwheel.warehouse import db as warehouse_db
-from growthwheel.warehouse.api import limited_form
 from growthwheel.warehouse.ingest import FORMATS
-from growthwheel.warehouse.owner import ImportJob, warehouse
+from growthwheel.warehouse.jobs import ImportJob
 from growthwheel.warehouse.schema import resolve_table
 from growthwheel.web import overview as ov
 from growthwheel.web.i18n import (

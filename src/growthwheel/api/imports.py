@@ -1,9 +1,10 @@
 """REST endpoints for imports: upload files → a background import job; jobs; quarantined rows.
 
 An upload is saved under ``<data_dir>/uploads/<upload id>/`` and handed to the server's warehouse
-owner (``warehouse/owner.py``), which runs the import in the background (the server process owns
-the DuckDB warehouse while it runs). The request answers ``202`` with the job at once; clients poll
-``GET /imports/{id}`` for its phase and fraction, then its counts and quarantine report.
+owner (``warehouse/owner.py``, reached through ``api/warehouse.py``), which runs the import in the
+background (the server process owns the DuckDB warehouse while it runs). The request answers
+``202`` with the job at once; clients poll ``GET /imports/{id}`` for its phase and fraction, then
+its counts and quarantine report.
 
 Uploads are limited in size (:data:`MAX_UPLOAD_BYTES`, ``413`` beyond): the limit is checked
 against ``Content-Length`` before anything is read and again while the body streams in, so an
@@ -28,13 +29,15 @@ from starlette.types import Message
 
 from growthwheel.accounts.service import audit
 from growthwheel.api.deps import DbSession, Principal, check_csrf, require_scope
+from growthwheel.api.warehouse import warehouse
 from growthwheel.config import Settings
 from growthwheel.errors import InvalidArgumentError, NoDataError
 from growthwheel.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, paginate
 from growthwheel.warehouse.db import QUARANTINE_TABLE
 from growthwheel.warehouse.formats.generic import CSV_SUFFIXES, JSON_SUFFIXES, PARQUET_SUFFIXES
 from growthwheel.warehouse.ingest import FORMATS
-from growthwheel.warehouse.owner import ImportJob, WarehouseOwner, warehouse
+from growthwheel.warehouse.jobs import ImportJob
+from growthwheel.warehouse.owner import WarehouseOwner
 from growthwheel.warehouse.schema import TABLES, resolve_table
 
 router = APIRouter(prefix="/api/v1", tags=["imports"])

@@ -1,0 +1,81 @@
+"""Import jobs handed to the warehouse owner: their status, progress and outcome."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from growthwheel.errors import GrowthwheelError
+from growthwheel.warehouse import ingest
+
+JobStatus = Literal["queued", "running", "done", "failed"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ImportJob:
+    """An import handed to the owner: its status, progress and outcome.
+
+    ``status`` moves queued → running → done | failed. While running, ``phase`` and ``fraction``
+    (0–1, ``None`` when unknown) follow the import's own progress reports (large files only).
+    ``result`` is the ``ImportResult`` once done; ``error`` / ``error_code`` when failed.
+    """
+
+    id: str
+    table: str
+    format: str
+    files: list[str]
+    status: JobStatus = "queued"
+    phase: str | None = None
+    fraction: float | None = None
+    result: ingest.ImportResult | None = None
+    error: str | None = None
+    error_code: str | None = None
+    error_status: int | None = None
+    submitted_at: datetime = field(default_factory=_now)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    done: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+    @property
+    def state(self) -> JobStatus:
+        """Same as ``status`` (the console's name for it)."""
+        return self.status
+
+    @property
+    def paths(self) -> list[str]:
+        """Same as ``files``."""
+        return self.files
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (times as ISO 8601 text, the result as ``ImportResult.to_dict()``)."""
+        data: dict[str, Any] = {
+            name: getattr(self, name) for name in (
+                "id", "table", "format", "files", "status", "phase", "fraction", "error",
+                "error_code", "error_status",
+            )
+        }
+        data["files"] = list(self.files)
+        data["result"] = self.result.to_dict() if self.result is not None else None
+        for name in ("submitted_at", "started_at", "finished_at"):
+            value = getattr(self, name)
+            data[name] = value.isoformat() if value is not None else None
+        return data
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job is done or failed; ``False`` on timeout."""
+        return self.done.wait(timeout)
+
+
+
+class JobNotFoundError(GrowthwheelError):
+    """No import job with that id (on this server, since it started)."""
+
+    code = "import_not_found"
+    status = 404
+
