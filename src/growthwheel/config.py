@@ -6,14 +6,15 @@ every process that opens the directory agrees on them; environment variables ove
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from growthwheel.errors import ConfigError
 from growthwheel.kit.money import currency_exponent
@@ -64,6 +65,27 @@ class Settings(BaseSettings):
     shop_timezone: str | None = None
     database_url: str | None = None
     """Operational store; default ``sqlite:///<data dir>/growthwheel.sqlite``."""
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Reverse proxies whose ``X-Forwarded-For`` is believed: addresses or CIDR networks,
+    comma-separated (``GROWTHWHEEL_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8``). Default none: the
+    client is the TCP peer. With proxies, the client is the right-most address of the header that
+    is not one of them (what the login throttle and the audit log record)."""
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: object) -> list[str]:
+        items = value.replace(",", " ").split() if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ValueError("GROWTHWHEEL_TRUSTED_PROXIES: give addresses or networks separated by commas")
+        networks = []
+        for item in items:
+            try:
+                networks.append(str(ipaddress.ip_network(str(item).strip(), strict=False)))
+            except ValueError:
+                raise ValueError(
+                    f"GROWTHWHEEL_TRUSTED_PROXIES: {item!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+                ) from None
+        return networks
 
     @property
     def warehouse_path(self) -> Path:

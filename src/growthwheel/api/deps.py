@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
+import ipaddress
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Annotated, Any
@@ -69,8 +71,54 @@ def server_secret(request: Request) -> bytes:
 
 
 def client_ip(request: Request) -> str:
-    """The client's address as the server sees it."""
-    return request.client.host if request.client else "unknown"
+    """The client's address, as the login throttle and the audit log record it.
+
+    The TCP peer, unless the peer is a trusted proxy (``GROWTHWHEEL_TRUSTED_PROXIES``, default
+    none): then the right-most address of ``X-Forwarded-For`` that is not a trusted proxy (the one
+    the nearest proxy saw; the addresses left of it are the client's word). A malformed entry stops
+    the walk at the last proxy that handed the request on.
+    """
+    peer = request.client.host if request.client else "unknown"
+    networks = _trusted_networks(tuple(_cfg(request).trusted_proxies))
+    if not networks:
+        return peer
+    client = _address(peer)
+    if client is None or not any(client in net for net in networks):
+        return peer
+    hops = ",".join(request.headers.getlist("x-forwarded-for")).split(",")
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            break
+        client = address
+        if not any(address in net for net in networks):
+            break
+    return str(client)
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@functools.lru_cache(maxsize=8)
+def _trusted_networks(proxies: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def _address(text: str) -> IPAddress | None:
+    """An address of ``X-Forwarded-For`` (``1.2.3.4``, ``1.2.3.4:567``, ``[::1]:567``, ``::1``)."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,7 +293,8 @@ def csrf_token(request: Request) -> str:
 
 
 async def check_csrf(request: Request) -> None:
-    """Refuse (403 ``csrf_failed``) a console POST whose CSRF token is missing or wrong.
+    """Refuse (403 ``csrf_failed``) a console POST whose CSRF token is missing or wrong, or that
+    the browser marks as coming from another site (``Sec-Fetch-Site``).
 
     Requests authenticated by ``Authorization: Bearer`` (and carrying no session cookie) are not
     subject to CSRF and pass. The header is checked first, so a streamed upload that sends
@@ -253,6 +302,8 @@ async def check_csrf(request: Request) -> None:
     """
     if _bearer(request) and SESSION_COOKIE not in request.cookies:
         return
+    if _cross_site(request):  # Fetch Metadata: every form, logout and login included
+        raise CsrfError("cross-site request refused")
     token: Any = request.headers.get(CSRF_HEADER)
     if not token and request.headers.get("content-type", "").lower().startswith(_FORMS):
         token = (await request.form()).get(CSRF_FIELD)
@@ -263,7 +314,7 @@ async def check_csrf(request: Request) -> None:
     if cookie:
         valid = hmac.compare_digest(token.encode(), service.session_csrf_token(secret, cookie).encode())
     else:
-        valid = service.valid_anonymous_csrf_token(secret, token) and not _cross_site(request)
+        valid = service.valid_anonymous_csrf_token(secret, token)
     if not valid:
         raise CsrfError("the form's CSRF token is wrong or expired: reload the page and try again")
 

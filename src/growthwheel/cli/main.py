@@ -429,7 +429,9 @@ def serve_command(
     application = create_app(settings())
     application.state.server_address = (host, port)  # lets CLI imports find the server
     out.print(f"Growthwheel on http://{host}:{port} (API docs: /api/docs) — Ctrl-C to stop")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    # X-Forwarded-For is read by the app itself, from GROWTHWHEEL_TRUSTED_PROXIES only
+    # (uvicorn's own default believes it from any local client).
+    uvicorn.run(application, host=host, port=port, log_level="warning", proxy_headers=False)
 
 
 def main() -> None:
