@@ -33,6 +33,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.promotions.api",
     "growthwheel.experiments.api",
     "growthwheel.experiments.pages",
+    "growthwheel.jobs.internal",
     "growthwheel.promotions.pages",
     "growthwheel.web.insight_pages",
     "growthwheel.web.pages",

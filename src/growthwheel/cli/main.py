@@ -23,6 +23,7 @@ from growthwheel.cli.stats import stats_app
 from growthwheel.config import Settings, ShopSettings, set_settings, settings
 from growthwheel.errors import GrowthwheelError
 from growthwheel.experiments.cli import experiments_app
+from growthwheel.jobs.cli import worker_app
 from growthwheel.promotions.cli import coupons_app, points_app, promotions_app
 from growthwheel.segments.cli import personas_command, segments_app, tags_app
 from growthwheel.social.cli import social_app
@@ -46,6 +47,7 @@ app.add_typer(segments_app, name="segments")
 app.add_typer(tags_app, name="tags")
 app.add_typer(social_app, name="social")
 app.add_typer(experiments_app, name="experiments")
+app.add_typer(worker_app, name="worker")
 app.add_typer(promotions_app, name="promotions")
 app.add_typer(coupons_app, name="coupons")
 app.add_typer(points_app, name="points")
