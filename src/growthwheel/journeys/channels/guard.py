@@ -1,0 +1,129 @@
+"""The bridge between the outbox (``jobs/outbox.py``) and a provider adapter.
+
+:class:`GuardedChannel` implements the outbox's ``Channel`` protocol (``deliver(OutboxMessage) ->
+DeliveryResult``). For every message, at the moment it would go out:
+
+1. in one transaction: lock the customer (``store.lock_customer``), refuse (``skipped``) when
+   consent is revoked, opt-in is required and missing, or the address is suppressed; then
+   :func:`store.reserve` applies quiet hours (``deferred`` to their end, or ``skipped`` when the
+   message says ``"on_quiet_hours": "drop"``), the frequency caps across all journeys and the
+   channel's daily cap, and counts the send; commit;
+2. hand the message to the adapter with the outbox key as idempotency key:
+   ``sent``; a :class:`RetryableChannelError` → ``retry`` (after the provider's ``Retry-After``
+   if it gave one); a :class:`PermanentChannelError` → ``failed`` (dead letter) and the cap slot
+   is given back; a hard email bounce (SMTP 550/551/553) or an illegal phone number also puts the
+   address on the suppression list.
+
+The outbox message's ``payload`` is what :func:`payload_of` makes of a rendered
+:class:`~growthwheel.journeys.channels.base.Message` (subject, text, html, lang, headers, data).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from growthwheel.config import Settings
+from growthwheel.jobs.outbox import DeliveryResult, OutboxMessage
+from growthwheel.journeys.channels import rules as rules_mod
+from growthwheel.journeys.channels import store
+from growthwheel.journeys.channels.base import (
+    Channel,
+    Message,
+    PermanentChannelError,
+    RetryableChannelError,
+)
+from growthwheel.journeys.channels.rules import QuietHours, Rules
+from growthwheel.store.db import session_scope
+
+HARD_BOUNCES = frozenset({"550", "551", "553", "isv.MOBILE_NUMBER_ILLEGAL"})
+
+
+def payload_of(message: Message) -> dict[str, Any]:
+    """The outbox payload of a rendered message (JSON-ready)."""
+    return {"subject": message.subject, "text": message.text, "html": message.html, "lang": message.lang,
+            "headers": dict(message.headers), "data": dict(message.data)}
+
+
+def message_of(outbox: OutboxMessage, kind: str) -> Message:
+    """The :class:`Message` an outbox row carries."""
+    payload = outbox.payload
+    headers = payload.get("headers") or {}
+    headers = {str(k): str(v) for k, v in headers.items()} if isinstance(headers, Mapping) else {}
+    data = payload.get("data") or {}
+    return Message(channel=kind, customer_id=outbox.customer_id or "", to=outbox.recipient,
+                   subject=str(payload.get("subject") or ""), text=str(payload.get("text") or ""),
+                   html=payload.get("html") if isinstance(payload.get("html"), str) else None,
+                   lang=str(payload.get("lang") or "zh"),
+                   headers=headers,
+                   data=dict(data) if isinstance(data, Mapping) else {})
+
+
+def _rules_for(rules: Rules, kind: str, payload: Mapping[str, Any]) -> Rules:
+    """``rules`` with the message's own quiet-hours wish (``on_quiet_hours``: defer / drop)."""
+    wish = payload.get("on_quiet_hours")
+    quiet = rules.quiet_for(kind)
+    if wish not in ("defer", "drop") or quiet is None or quiet.mode == wish:
+        return rules
+    return dataclasses.replace(rules, quiet_hours={**rules.quiet_hours,
+                                                   kind: QuietHours(quiet.start, quiet.end, wish)})
+
+
+class GuardedChannel:
+    """An adapter behind consent, suppression, quiet hours and caps (the outbox ``Channel``)."""
+
+    def __init__(self, cfg: Settings, adapter: Channel, rules: Rules, *, require_opt_in: bool = False,
+                 idempotent: bool = False, clock: Callable[[], datetime] | None = None) -> None:
+        self.cfg = cfg
+        self.adapter = adapter
+        self.rules = rules
+        self.kind = adapter.kind
+        self.name = adapter.kind
+        self.require_opt_in = require_opt_in
+        self.idempotent = idempotent
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def admit(self, outbox: OutboxMessage, now: datetime) -> DeliveryResult | None:
+        """Steps 1 of the module docstring: ``None`` when the message may go now (and is counted)."""
+        customer = outbox.customer_id
+        rules = _rules_for(self.rules, self.kind, outbox.payload)
+        with session_scope(self.cfg) as session:
+            if customer:
+                store.lock_customer(session, customer, now)
+                reason = store.blocked(session, customer, self.kind, outbox.recipient,
+                                       require_opt_in=self.require_opt_in)
+                if reason is not None:
+                    return DeliveryResult("skipped", detail=reason)
+                decision = store.reserve(session, key=outbox.key, customer_id=customer, channel=self.kind,
+                                         now=now, rules=rules).decision
+            else:  # a message to staff or a group: only quiet hours apply
+                quiet_only = dataclasses.replace(rules, caps=(), daily_caps={})
+                decision = rules_mod.decide(now, self.kind, quiet_only)
+        if decision.action == "send":
+            return None
+        if decision.action == "defer":
+            return DeliveryResult("deferred", detail=decision.reason or "deferred",
+                                  retry_at=decision.not_before)
+        return DeliveryResult("skipped", detail=decision.reason or "dropped")
+
+    def deliver(self, message: OutboxMessage) -> DeliveryResult:
+        """Check, count, send; see the module docstring."""
+        now = self._clock()
+        refused = self.admit(message, now)
+        if refused is not None:
+            return refused
+        try:
+            result = self.adapter.send(message_of(message, self.kind), message.key)
+        except RetryableChannelError as exc:
+            when = now + timedelta(seconds=exc.retry_after) if exc.retry_after else None
+            return DeliveryResult("retry", detail=exc.message[:2000], retry_at=when)
+        except PermanentChannelError as exc:
+            with session_scope(self.cfg) as session:
+                store.release(session, message.key)
+                if exc.provider_code in HARD_BOUNCES and message.recipient:
+                    store.suppress(session, self.kind, message.recipient, "bounced", now=now,
+                                   note=exc.message[:500])
+            return DeliveryResult("failed", detail=exc.message[:2000])
+        return DeliveryResult("sent", provider_id=result.provider_id, detail=result.detail)

@@ -1,0 +1,156 @@
+"""Email over SMTP: a ``multipart/alternative`` message (plain text first, then HTML).
+
+One connection is kept open and reused (guarded by a lock, so one adapter may serve several
+threads one message at a time); a dropped connection is re-opened once per send. The message's
+``headers`` carry the RFC 8058 pair ``List-Unsubscribe`` / ``List-Unsubscribe-Post`` that
+:func:`growthwheel.journeys.channels.links.unsubscribe_headers` makes. ``Message-ID`` is derived
+from the idempotency key, so a message re-sent after a lost answer carries the same id and the
+receiving side can tell.
+
+Errors: SMTP 4xx replies and dropped connections are retryable, 5xx (unknown mailbox, refused
+sender) are permanent.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+import threading
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, parseaddr
+
+from growthwheel.journeys.channels.base import (
+    Message,
+    PermanentChannelError,
+    RetryableChannelError,
+    SendResult,
+    key_digest,
+    require,
+)
+
+KEY_HEADER = "X-Growthwheel-Key"
+_RESERVED = frozenset({"from", "to", "subject", "date", "message-id", "content-type",
+                       "mime-version", "content-transfer-encoding"})
+
+
+def build_email(message: Message, idempotency_key: str, *, sender: str, domain: str) -> EmailMessage:
+    """The MIME message for ``message`` (raises :class:`PermanentChannelError` for bad input)."""
+    require(message, "email")
+    _name, address = parseaddr(message.to)
+    if "@" not in address or any(c.isspace() for c in address):
+        raise PermanentChannelError(f"not an email address: {message.to!r}")
+    email = EmailMessage()
+    try:
+        email["From"] = sender
+        email["To"] = message.to
+        email["Subject"] = message.subject
+        email["Date"] = formatdate(localtime=False, usegmt=True)
+        email["Message-ID"] = f"<{key_digest(idempotency_key)}@{domain}>"
+        email[KEY_HEADER] = idempotency_key
+        for name, value in message.headers.items():
+            if name.lower() in _RESERVED:
+                raise PermanentChannelError(f"header {name} is set by the channel")
+            email[name] = value
+    except ValueError as exc:  # a line break in a header value (header injection)
+        raise PermanentChannelError(f"invalid email header: {exc}") from exc
+    email.set_content(message.text or "", subtype="plain", charset="utf-8")
+    if message.html:
+        email.add_alternative(message.html, subtype="html", charset="utf-8")
+    return email
+
+
+class SmtpChannel:
+    """Send email through one SMTP server (plain, STARTTLS or implicit TLS; optional login)."""
+
+    name = "smtp"
+    kind = "email"
+
+    def __init__(self, host: str, port: int, sender: str, *, security: str = "none",
+                 username: str | None = None, password: str | None = None, timeout: float = 30.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        if security not in ("none", "starttls", "tls"):
+            raise ValueError("security must be none, starttls or tls")
+        address = Address(addr_spec=parseaddr(sender)[1])
+        self.host = host
+        self.port = port
+        self.sender = sender
+        self.domain = address.domain or "growthwheel.local"
+        self._security = security
+        self._username = username
+        self._password = password
+        self._timeout = timeout
+        self._ssl = ssl_context
+        self._conn: smtplib.SMTP | None = None
+        self._lock = threading.Lock()
+
+    def _connect(self) -> smtplib.SMTP:
+        context = self._ssl or ssl.create_default_context()
+        conn: smtplib.SMTP
+        if self._security == "tls":
+            conn = smtplib.SMTP_SSL(self.host, self.port, timeout=self._timeout, context=context)
+        else:
+            conn = smtplib.SMTP(self.host, self.port, timeout=self._timeout)
+            if self._security == "starttls":
+                conn.starttls(context=context)
+        if self._username:
+            conn.login(self._username, self._password or "")
+        return conn
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def send(self, message: Message, idempotency_key: str) -> SendResult:
+        """Deliver one email; see the module docstring for how failures are classified."""
+        email = build_email(message, idempotency_key, sender=self.sender, domain=self.domain)
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    if self._conn is None:
+                        self._conn = self._connect()
+                    refused = self._conn.send_message(email)
+                    if refused:  # some (here: the only) recipient refused without an exception
+                        code, reply = next(iter(refused.values()))
+                        raise smtplib.SMTPResponseException(code, reply)
+                    return SendResult(provider_id=str(email["Message-ID"]), detail="250")
+                except smtplib.SMTPServerDisconnected as exc:
+                    self._drop()
+                    if attempt == 2:
+                        raise RetryableChannelError(f"SMTP server disconnected: {exc}") from exc
+                except smtplib.SMTPRecipientsRefused as exc:
+                    code, reply = next(iter(exc.recipients.values()))
+                    raise _classify(code, reply) from exc
+                except smtplib.SMTPResponseException as exc:
+                    if exc.smtp_code in (421,):  # service closing: reconnect next time
+                        self._drop()
+                    raise _classify(exc.smtp_code, exc.smtp_error) from exc
+                except smtplib.SMTPException as exc:
+                    self._drop()
+                    raise RetryableChannelError(f"SMTP error: {exc}") from exc
+                except OSError as exc:
+                    self._drop()
+                    raise RetryableChannelError(f"SMTP server unreachable: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Say QUIT and close the connection (idempotent)."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                try:
+                    conn.quit()
+                except (smtplib.SMTPException, OSError):
+                    conn.close()
+
+
+def _classify(code: int, reply: bytes | str) -> RetryableChannelError | PermanentChannelError:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    note = f"SMTP {code}: {text}"
+    if 400 <= code < 500:
+        return RetryableChannelError(note, provider_code=str(code))
+    return PermanentChannelError(note, provider_code=str(code))
