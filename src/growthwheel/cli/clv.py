@@ -23,6 +23,7 @@ from rich.table import Table
 from growthwheel.cli.common import parse_date
 from growthwheel.config import settings
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
+from growthwheel.kit.export import write_frame
 
 clv_app = typer.Typer(
     help="Customer lifetime value: BG/NBD or Pareto/NBD with Gamma-Gamma.", no_args_is_help=True
@@ -209,7 +210,7 @@ def score_command(
     if out_file is not None:
         out_file.parent.mkdir(parents=True, exist_ok=True)
         if out_file.suffix.lower() == ".csv":
-            frame.to_csv(out_file, index=False)
+            write_frame(frame, out_file)  # formula-like text defused
         else:
             frame.to_parquet(out_file, index=False)
     total = int(frame["clv"].sum())

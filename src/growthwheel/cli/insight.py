@@ -19,6 +19,7 @@ from rich.table import Table as RichTable
 from growthwheel.cli.common import out, parse_date, print_json
 from growthwheel.config import settings
 from growthwheel.errors import GrowthwheelError
+from growthwheel.kit.export import write_frame
 from growthwheel.kit.jsonable import json_records
 
 insight_app = typer.Typer(help="Customer insight: RFM, lifecycle, cohorts, funnels.")
@@ -96,7 +97,7 @@ def rfm_command(
     if out_file is not None:
         scores = rfm_scores(orders, day, cut=cut.value).execute()
         scores["monetary"] = scores["monetary"] / 10**exponent
-        scores.sort_values("customer_id").to_csv(out_file, index=False)
+        write_frame(scores.sort_values("customer_id"), out_file)  # formula-like text defused
         report["out"] = str(out_file)
     if as_json:
         print_json({"currency": currency, **report})

@@ -30,6 +30,7 @@ from rich.table import Table
 from growthwheel.cli.common import cli_actor, print_json, store_session, warehouse_reader
 from growthwheel.config import settings
 from growthwheel.errors import GrowthwheelError
+from growthwheel.kit.export import write_frame
 from growthwheel.segments import service
 from growthwheel.segments.definition import definition_json_schema, parse_definition
 from growthwheel.segments.schemas import SegmentOut
@@ -300,7 +301,7 @@ def personas_command(
         day = _as_of(as_of) or service.default_as_of(cfg, backend)
         result = personas(backend, day, k=k, seed=seed, scores=score_table(backend, day))
     if assignments is not None:
-        result.assignments.to_csv(assignments, index=False)
+        write_frame(result.assignments, assignments)  # formula-like text defused
     currency = cfg.shop().currency
     if as_json:
         print_json({**result.to_dict(), "currency": currency})

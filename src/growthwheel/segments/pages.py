@@ -33,6 +33,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Message
 
 from growthwheel.api.deps import DbSession, Principal, check_csrf, current_user_page
 from growthwheel.api.warehouse import warehouse
@@ -300,17 +301,40 @@ def _preview(request: Request, user: Principal, definition: Any) -> tuple[int, d
     }
 
 
+async def _bounded_body(request: Request, limit: int) -> tuple[bytes | None, Request]:
+    """The request body (``None`` past ``limit`` bytes, read no further) and a request that reads
+    it again: the CSRF check parses a form body itself, and a stream can be read only once."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None, request
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return body, Request(request.scope, replay)
+
+
 @router.post("/segments/preview")
 async def preview_segment(request: Request, user: User) -> Response:
     """Count a definition (JSON ``{"definition": ...}``, CSRF token in ``X-CSRF-Token``): the count,
     the day it is as of and a sample (masked for analysts), or (``"ok": false``) the errors of the
     definition as drafted so far, each with its place. A body that is not such JSON is a 422."""
-    await check_csrf(request)
-    body = await request.body()
+    body, request = await _bounded_body(request, MAX_DEFINITION_BYTES)
     problem: dict[str, Any] | None = None
-    if len(body) > MAX_DEFINITION_BYTES:
+    if body is None:  # refused unread (a preview changes nothing, so before the CSRF check)
         problem = {"ok": False, "errors": [{"path": "", "message": "the definition is too large"}]}
     else:
+        await check_csrf(request)  # a form body is parsed from the copy read above
         try:
             data = json.loads(body or b"null")
         except ValueError:

@@ -13,8 +13,6 @@ so that "last 30 days" means the last 30 days of the data (:func:`default_as_of`
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +29,7 @@ from growthwheel.accounts.schemas import Principal
 from growthwheel.accounts.service import audit, mask_email, mask_phone
 from growthwheel.config import Settings
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError, NoDataError
+from growthwheel.kit import export
 from growthwheel.kit.money import currency_exponent
 from growthwheel.segments import repository
 from growthwheel.segments.compile import Context, customer_tags, load_sources, member_ids, segment
@@ -56,7 +55,6 @@ EXPORT_COLUMNS = (
     "channel", "signed_up_at", "accepts_marketing", "entered_at",
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_PHONE_LIKE = re.compile(r"^[+-][0-9 ()*\-]*$")  # digits, some masked: no formula
 
 
 class SegmentNotFoundError(GrowthwheelError):
@@ -271,35 +269,18 @@ def member_rows(backend: BaseBackend, seg: Segment) -> Any:
     return table.select(*EXPORT_COLUMNS).order_by("customer_id").to_pyarrow()
 
 
-def _cell(value: Any) -> str:
-    """A CSV cell; text that a spreadsheet would run as a formula gets a leading ``'``."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=None).isoformat(sep=" ", timespec="seconds")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = str(value)
-    if text[:1] in ("=", "@", "\t", "\r") or (text[:1] in ("+", "-") and not _PHONE_LIKE.match(text)):
-        return "'" + text
-    return text
-
-
 def csv_chunks(rows: Any, *, can_see_pii: bool, chunk: int = 10_000) -> Iterator[str]:
     """CSV text (header first) of member rows (an Arrow table with :data:`EXPORT_COLUMNS`), in
-    pieces; email and phone masked unless ``can_see_pii``. Times are UTC."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(EXPORT_COLUMNS)
-    for batch in rows.to_batches(max_chunksize=chunk):
-        for row in batch.to_pylist():
-            row = _masked(row, can_see_pii)
-            writer.writerow([_cell(row[c]) for c in EXPORT_COLUMNS])
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    if buffer.tell():
-        yield buffer.getvalue()
+    pieces, through the export writer (formula-like text defused); email and phone masked unless
+    ``can_see_pii``. Times are UTC."""
+
+    def values() -> Iterator[list[Any]]:
+        for batch in rows.to_batches(max_chunksize=chunk):
+            for row in batch.to_pylist():
+                row = _masked(row, can_see_pii)
+                yield [row[c] for c in EXPORT_COLUMNS]
+
+    return export.csv_chunks(EXPORT_COLUMNS, values(), chunk=chunk)
 
 
 def history(backend: BaseBackend, seg: Segment, limit: int = 50) -> list[dict[str, Any]]:
