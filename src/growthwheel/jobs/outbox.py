@@ -173,9 +173,8 @@ def enqueue(
         customer_id=customer_id, journey_id=journey_id, step_id=step_id, occurrence=occurrence,
         status="pending", attempts=0, max_attempts=max_attempts, next_attempt_at=due, created_at=when,
         replays=0,
-    ).on_conflict_do_nothing(index_elements=["key"])
-    done = session.execute(statement)
-    return int(getattr(done, "rowcount", 0)) == 1
+    ).on_conflict_do_nothing(index_elements=["key"]).returning(OutboxRow.id)
+    return session.execute(statement).scalar() is not None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -141,7 +141,7 @@ def _local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
     """``day`` at ``at`` in ``zone`` as an aware instant (``fold=0``): a wall time repeated when
     clocks go back is its first occurrence; one skipped when clocks go forward is read with the
     offset before the change, i.e. it lands one hour later in the new offset (02:30 → 03:30)."""
-    return datetime.combine(day, at, tzinfo=zone)
+    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
 
 
 def next_run(every_seconds: int | None, daily_at: str | None, after: datetime, timezone: str,
@@ -333,7 +333,8 @@ def _record(cfg: Settings, lease: Lease, *, now: datetime, timezone: str, result
                 run.status, run.finished_at = "lost", now
                 run.error = "the lease was lost before the run ended" + (f": {error}" if error else "")
             return RunOutcome(lease.schedule, lease.kind, "lost", result, error, False)
-        regular = next_run(row.every_seconds, row.daily_at, now, timezone, due=row.next_run_at)
+        # Intervals count from the schedule's creation, so retries do not shift the regular times.
+        regular = next_run(row.every_seconds, row.daily_at, now, timezone, due=row.created_at)
         will_retry = False
         if error is None:
             row.failures, row.next_run_at, row.last_status, row.last_error = 0, regular, "succeeded", None
