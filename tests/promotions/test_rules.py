@@ -177,11 +177,16 @@ def test_member_price_by_tier_and_lowest_price_wins() -> None:
     anonymous = price_cart(make_cart(line), [member])
     assert anonymous.totals.total == 60000
     assert not_applied(anonymous) == {"member": "no_member_price"}
-    # A flash price of 260.00 for one unit and the gold price: a unit has one price, the lower one
-    # per line counts (flash: 40.00 on one unit vs member 60.00 on the line → member wins the line);
-    # the prices do not add up.
+    # A flash price of 260.00 for one unit and the gold price: a unit has one price, its own lowest
+    # (issue 10, item 4): the first unit at the flash price 260.00, the second at the gold price
+    # 270.00 → 530.00; the prices of one unit never add up.
     flash = Promotion("flash", "秒杀", Layer.ITEM, FlashSalePrice(26000, stock_left=1))
     result = price_cart(make_cart(line, tier="gold"), [member, flash])
+    assert result.totals.total == 26000 + 27000
+    assert {a.promotion_id: a.amount for a in result.applied} == {"flash": 4000, "member": 3000}
+    # A flash price above the gold price loses on every unit.
+    dear = Promotion("flash", "秒杀", Layer.ITEM, FlashSalePrice(28000, stock_left=1))
+    result = price_cart(make_cart(line, tier="gold"), [member, dear])
     assert result.totals.total == 54000
     assert not_applied(result) == {"flash": "no_benefit"}
 

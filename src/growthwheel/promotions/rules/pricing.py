@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from growthwheel.kit.money import allocate
 from growthwheel.promotions.rules.index import LAYER_RANK, PromotionIndex
@@ -15,6 +16,7 @@ from growthwheel.promotions.rules.model import (
     FreeShipping,
     GiftWithPurchase,
     Layer,
+    Line,
     LineDiscount,
     NotApplied,
     Nudge,
@@ -32,6 +34,7 @@ from growthwheel.promotions.rules.search import (
     Cand,
     Engine,
     LayerOut,
+    Offer,
     eligible_lines,
     line_item_discounts,
     order_amount,
@@ -68,10 +71,44 @@ def price_cart(cart: Cart,
     3. **Allocation and explanation** of the winner: per-line discounts of every promotion, points,
        not-applied promotions with a code and a reason, and checkout nudges.
 
+    **Units, not lines.** Every unit gets its own best price reward: a flash sale with two units
+    left on a line of three sells two at the flash price and the third at the next best price (the
+    member price), as if the units had come as two lines. Lines of the same sku, price, category,
+    member prices and deposit are priced as one line (at the first one's place) and the result is
+    spread back over them — the price rewards unit by unit in cart order, every other discount by
+    largest remainder over what is left of each — so the total never depends on how the cart is
+    split into lines.
+
     Raises :class:`PricingInputError` for duplicate promotion ids, a COUPON promotion passed in
     ``promotions``, two coupons of one promotion or a cart line id reserved for a gift line.
     """
     index = promotions if isinstance(promotions, PromotionIndex) else PromotionIndex(promotions)
+    merged = merge_lines(cart.lines)
+    if merged is None:
+        return _price(cart, index)[0]
+    virtual, groups = merged
+    _check_gift_ids(cart, index)
+    result, fills = _price(replace(cart, lines=virtual), index)
+    return _expand(result, cart.lines, groups, fills)
+
+
+def _check_gift_ids(cart: Cart, index: PromotionIndex) -> None:
+    """No cart line may use the id of a gift line (``gift:<promotion id>``)."""
+    gift_line_ids = dict(index._gift_line_ids)
+    gift_line_ids.update((f"gift:{c.promotion.id}", c.promotion.id) for c in cart.coupons
+                         if isinstance(c.promotion.reward, GiftWithPurchase))
+    for line in cart.lines:
+        reserved = gift_line_ids.get(line.line_id)
+        check(reserved is None, "Cart.lines",
+              f"line id {line.line_id!r} is reserved for the gift line of promotion {reserved!r}")
+
+
+#: Per priced line: how its units took the price rewards, ``(promotion id, units, discount per unit)``.
+PriceFills = tuple[tuple[tuple[str, int, int], ...], ...]
+
+
+def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
+    """:func:`price_cart` on a cart whose lines are all different (see :func:`merge_lines`)."""
     seen_coupons: set[str] = set()
     for coupon in cart.coupons:
         pid = coupon.promotion.id
@@ -80,13 +117,7 @@ def price_cart(cart: Cart,
         seen_coupons.add(pid)
     lines, currency = cart.lines, cart.currency
     coupon_entries = sorted(cart.coupons, key=lambda c: c.promotion.id)
-    gift_line_ids = dict(index._gift_line_ids)
-    gift_line_ids.update((f"gift:{c.promotion.id}", c.promotion.id) for c in coupon_entries
-                         if isinstance(c.promotion.reward, GiftWithPurchase))
-    for line in lines:
-        reserved = gift_line_ids.get(line.line_id)
-        check(reserved is None, "Cart.lines",
-               f"line id {line.line_id!r} is reserved for the gift line of promotion {reserved!r}")
+    _check_gift_ids(cart, index)
 
     # One slot per promotion, in the order of the result (the index's order, then the coupons), filled
     # with what each promotion that did not apply reports; the untouched slots of promotions no line
@@ -114,15 +145,17 @@ def price_cart(cart: Cart,
                 nudges.append(failure_nudge)
             return
         item_discounts: tuple[int, ...] = ()
+        offers: tuple[Offer, ...] = ()
         if isinstance(promo.reward, ITEM_REWARDS):
             incomplete = isinstance(promo.reward, BundlePrice) and not promo.reward.skus <= cart_skus
-            item_discounts = () if incomplete else tuple(line_item_discounts(promo.reward, lines, eligible,
-                                                                              customer.tier))
+            if not incomplete:
+                found, offers = line_item_discounts(promo.reward, lines, eligible, customer.tier)
+                item_discounts = tuple(found)
             if not any(item_discounts):
                 zero_code, reason = item_zero_reason(promo, cart, eligible)
                 slots[pos] = NotApplied(promo.id, promo.name, promo.layer, zero_code, reason, code)
                 return
-        candidates.append(Cand(len(candidates), promo, code, eligible, quantity, item_discounts))
+        candidates.append(Cand(len(candidates), promo, code, eligible, quantity, item_discounts, offers))
         sort_pos.append(pos)
 
     for pos in sorted(hits.keys() | index._always):  # candidates are numbered in the result's order
@@ -265,12 +298,126 @@ def price_cart(cart: Cart,
         shipping_discount=cart.shipping_fee - shipping_left, goods_total=goods_total,
         shipping=shipping_left, total=goods_total + shipping_left)
     earn = points_for_payment(goods_total, cart.earn) if cart.earn is not None else 0
+    fills = tuple(tuple((candidates[idx].promo.id, units, per_unit) for idx, units, per_unit in line_fills)
+                  for line_fills in item_out.fills)
     return PricedCart(
         currency=currency, lines=tuple(priced_lines), totals=totals,
         applied=tuple(sorted(applied, key=lambda a: (LAYER_RANK[a.layer], a.promotion_id))),
         not_applied=tuple(record for record in slots if record is not None),
         nudges=tuple(sorted(set(nudges), key=lambda n: (n.promotion_id, n.short_amount, n.short_quantity))),
-        points_used=points_used, points_to_earn=earn, exact=exact)
+        points_used=points_used, points_to_earn=earn, exact=exact), fills
+
+
+def merge_lines(lines: tuple[Line, ...]) -> tuple[tuple[Line, ...], list[list[int]]] | None:
+    """Lines that differ only in id and quantity, as one line each (at the first one's place, with
+    its id and their total quantity), and the cart lines of each; ``None`` when all differ."""
+    if len({line.sku for line in lines}) == len(lines):
+        return None  # the usual cart: no sku twice
+    first: dict[tuple[object, ...], int] = {}
+    groups: list[list[int]] = []
+    for j, line in enumerate(lines):
+        key = (line.sku, line.unit_price, line.category, tuple(sorted(line.member_prices.items())),
+               line.deposit_paid, line.deposit_credit)
+        at = first.get(key)
+        if at is None:
+            first[key] = len(groups)
+            groups.append([j])
+        else:
+            groups[at].append(j)
+    if len(groups) == len(lines):
+        return None
+    virtual = tuple(lines[group[0]] if len(group) == 1
+                    else replace(lines[group[0]], quantity=sum(lines[j].quantity for j in group))
+                    for group in groups)
+    return virtual, groups
+
+
+def _expand(result: PricedCart, lines: tuple[Line, ...], groups: list[list[int]],
+            fills: PriceFills) -> PricedCart:
+    """Spread the result of the merged lines (:func:`merge_lines`) back over the cart's lines.
+
+    A merged line's price rewards go unit by unit to its lines in cart order, as the units took
+    them; its other discounts, deposit credit and points, in the order they were taken, by largest
+    remainder over what is left of each line (the deposit over what each line's own credit allows
+    first), so every line's ``paid`` stays ``subtotal - discounts - deposit_credit`` and not negative.
+    """
+    out_lines: list[PricedLine | None] = [None] * len(lines)
+    # (promotion id, coupon code) → cart line index → amount, for the per-line records of ``applied``
+    parts_of: dict[tuple[str, str | None], dict[int, int]] = {}
+    for v, group in enumerate(groups):
+        priced = result.lines[v]
+        if len(group) == 1:
+            out_lines[group[0]] = priced
+            for d in priced.discounts:
+                parts_of.setdefault((d.promotion_id, d.coupon_code), {})[group[0]] = d.amount
+            continue
+        members = [lines[j] for j in group]
+        current = [line.amount for line in members]
+        shares: dict[tuple[str, str | None], list[int]] = {}
+        by_price: dict[str, list[int]] = {}
+        k, room = 0, members[0].quantity  # the line taking units, and its units still free
+        for pid, units, per_unit in fills[v]:
+            got = by_price.setdefault(pid, [0] * len(members))
+            while units:
+                take = min(units, room)
+                got[k] += take * per_unit
+                current[k] -= take * per_unit
+                units -= take
+                room -= take
+                if not room and k + 1 < len(members):
+                    k += 1
+                    room = members[k].quantity
+        deposit = [0] * len(members)
+        rest = [d for d in priced.discounts if d.promotion_id not in by_price or d.layer is not Layer.ITEM]
+        for step, d in enumerate(rest):
+            if d.layer is not Layer.ITEM and (step == 0 or rest[step - 1].layer is Layer.ITEM):
+                deposit = _take_deposit(priced.deposit_credit, members, current)
+            shares[d.promotion_id, d.coupon_code] = _take(d.amount, current)
+        if not rest or rest[-1].layer is Layer.ITEM:
+            deposit = _take_deposit(priced.deposit_credit, members, current)
+        for n, (j, line) in enumerate(zip(group, members, strict=True)):
+            discounts = []
+            for d in priced.discounts:
+                price = by_price.get(d.promotion_id) if d.layer is Layer.ITEM else None
+                amount = (price if price is not None else shares[d.promotion_id, d.coupon_code])[n]
+                if amount:
+                    discounts.append(LineDiscount(d.promotion_id, d.layer, amount, d.coupon_code))
+                    parts_of.setdefault((d.promotion_id, d.coupon_code), {})[j] = amount
+            out_lines[j] = PricedLine(line.line_id, line.sku, line.unit_price, line.quantity, line.amount,
+                                      tuple(discounts), line.deposit_paid * line.quantity, deposit[n],
+                                      current[n])
+    applied = []
+    for a in result.applied:
+        coupon = a.coupon_code if a.layer is not Layer.POINTS else None
+        found = parts_of.get((a.promotion_id, coupon), {})
+        applied.append(replace(a, per_line=tuple((lines[j].line_id, found[j]) for j in sorted(found))))
+    priced_lines = [line for line in out_lines if line is not None]
+    return replace(result, lines=(*priced_lines, *result.lines[len(groups):]), applied=tuple(applied))
+
+
+def _take(amount: int, current: list[int]) -> list[int]:
+    """``amount`` spread over lines by what is left of them (largest remainder), taken off ``current``."""
+    if not amount:
+        return [0] * len(current)
+    parts = allocate(amount, list(current))
+    for n, part in enumerate(parts):
+        current[n] -= part
+    return parts
+
+
+def _take_deposit(credit: int, members: list[Line], current: list[int]) -> list[int]:
+    """A merged line's deposit credit over its lines: each up to its own credit and what is left of
+    it first, the rest (if the merged line's cap let more through) by what is left."""
+    if not credit:
+        return [0] * len(members)
+    room = [min(line.deposit_credit * line.quantity, left)
+            for line, left in zip(members, current, strict=True)]
+    first = min(credit, sum(room))
+    parts = allocate(first, room) if first else [0] * len(members)
+    for n, part in enumerate(parts):
+        current[n] -= part
+    extra = _take(credit - first, current)
+    return [a + b for a, b in zip(parts, extra, strict=True)]
 
 
 

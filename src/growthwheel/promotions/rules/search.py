@@ -68,6 +68,9 @@ class Cand:
     eligible: tuple[int, ...]
     eligible_quantity: int
     item_discounts: tuple[int, ...]  # per cart line, on the undiscounted line amount (item layer)
+    #: A price reward's offer per cart line: ``(discount per unit, units)`` groups, largest first
+    #: (empty for a line it does not touch, and for every line of a reward that is not a price).
+    offers: tuple[Offer, ...] = ()
 
     @property
     def sort_key(self) -> tuple[int, str, str]:
@@ -83,6 +86,28 @@ class Cand:
         return f"{self.promo.id}\x00{self.coupon_code or ''}"
 
 
+#: ``(discount per unit, units)`` groups a price reward offers on one line, largest discount first.
+Offer = tuple[tuple[int, int], ...]
+#: How a line's units take the price offers: ``(candidate idx, units, discount per unit)``, in order.
+Fill = tuple[tuple[int, int, int], ...]
+
+
+def fill_units(quantity: int, offers: list[tuple[int, int, int]]) -> Fill:
+    """Every unit of a line its own best price: the ``quantity`` units take the largest per-unit
+    discounts among ``offers`` (``(discount per unit, candidate idx, units)``), ties to the lower
+    idx. Units are alike, so taking the largest offers first is the best assignment."""
+    offers.sort(key=lambda o: (-o[0], o[1]))
+    left = quantity
+    out: list[tuple[int, int, int]] = []
+    for per_unit, idx, units in offers:
+        if not left:
+            break
+        take = units if units < left else left
+        out.append((idx, take, per_unit))
+        left -= take
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class LayerOut:
     """What a layer leaves: remaining amount per line, per-promotion line amounts, shipping, gifts."""
@@ -95,6 +120,7 @@ class LayerOut:
     gifts: tuple[Cand, ...] = ()
     deposit: tuple[int, ...] = ()
     gift_value: int = 0  # Σ value × quantity of the gifts: a tie-break in favour of the customer
+    fills: tuple[Fill, ...] = ()  # item layer: how each line's units took the price rewards
 
 
 def eligible_lines(conditions: Conditions, lines: tuple[Line, ...]) -> tuple[int, ...]:
@@ -106,16 +132,20 @@ def eligible_lines(conditions: Conditions, lines: tuple[Line, ...]) -> tuple[int
 
 
 def line_item_discounts(reward: ItemReward, lines: tuple[Line, ...], eligible: tuple[int, ...],
-                    tier: str | None) -> list[int]:
-    """Each line's discount from one item reward, on the undiscounted line amount."""
+                        tier: str | None) -> tuple[list[int], tuple[Offer, ...]]:
+    """Each line's discount from one item reward, on the undiscounted line amount, and for a price
+    reward (:data:`PRICE_REWARDS`) its per-unit offer on each line (:class:`Cand`'s ``offers``)."""
     out = [0] * len(lines)
+    offers: list[Offer] = [()] * len(lines)
     if isinstance(reward, PercentOff):
         for i in eligible:
             out[i] = round_half_up_div(lines[i].amount * reward.rate_bp, BASIS)
-    elif isinstance(reward, AmountOff):
+        return out, ()
+    if isinstance(reward, AmountOff):
         for i in eligible:
             out[i] = min(reward.amount, lines[i].unit_price) * lines[i].quantity
-    elif isinstance(reward, FlashSalePrice):
+        return out, ()
+    if isinstance(reward, FlashSalePrice):
         stock = reward.stock_left
         for i in eligible:
             line = lines[i]
@@ -123,12 +153,14 @@ def line_item_discounts(reward: ItemReward, lines: tuple[Line, ...], eligible: t
                 units = min(line.quantity, stock)
                 stock -= units
                 out[i] = (line.unit_price - reward.price) * units
+                offers[i] = ((line.unit_price - reward.price, units),)
     elif isinstance(reward, MemberPrice):
         if tier is not None:
             for i in eligible:
                 member = lines[i].member_prices.get(tier)
                 if member is not None and member < lines[i].unit_price:
                     out[i] = (lines[i].unit_price - member) * lines[i].quantity
+                    offers[i] = ((lines[i].unit_price - member, lines[i].quantity),)
     elif isinstance(reward, NthItemOff):
         position = 0  # units before this line in the pooled, price-descending order
         for i in sorted(eligible, key=lambda j: (-lines[j].unit_price, j)):
@@ -136,23 +168,30 @@ def line_item_discounts(reward: ItemReward, lines: tuple[Line, ...], eligible: t
             discounted_units = (position + quantity) // reward.n - position // reward.n
             out[i] = discounted_units * round_half_up_div(lines[i].unit_price * reward.rate_bp, BASIS)
             position += quantity
+        return out, ()
     else:  # BundlePrice
         by_sku = {sku: [i for i in eligible if lines[i].sku == sku] for sku in sorted(reward.skus)}
         bundles = min(sum(lines[i].quantity for i in idxs) for idxs in by_sku.values())
         if bundles:
             used: list[tuple[int, int]] = []  # (line, value of the units it gives to the bundles)
+            taken: list[int] = []  # units of each used line
             for idxs in by_sku.values():
                 need = bundles
                 for i in idxs:
                     take = min(need, lines[i].quantity)
                     if take:
                         used.append((i, take * lines[i].unit_price))
+                        taken.append(take)
                     need -= take
             discount = sum(value for _, value in used) - reward.price * bundles
             if discount > 0:
-                for (i, _), part in zip(used, allocate(discount, [v for _, v in used]), strict=True):
+                parts = allocate(discount, [v for _, v in used])
+                for (i, _), part, take in zip(used, parts, taken, strict=True):
                     out[i] += part
-    return out
+                    per_unit, extra = divmod(part, take)  # a unit's share, the first ones 1 more
+                    offers[i] = tuple((d, n) for d, n in ((per_unit + 1, extra), (per_unit, take - extra))
+                                      if d and n)
+    return out, tuple(offers)
 
 
 def order_amount(reward: OrderReward, base: int, quantity: int) -> int:
@@ -224,7 +263,7 @@ class Engine:
         self._members_cache: dict[int, tuple[Cand, ...]] = {}
         self._maximal_cache: dict[tuple[int, int], list[int]] = {}  # (pool, limit) → maximal sets
         self._item_left_cache: dict[int, tuple[int, ...]] = {}
-        self._item_sums_cache: dict[int, tuple[list[int], list[int]]] = {}
+        self._item_sums_cache: dict[int, tuple[list[int], list[int], list[Fill]]] = {}
         self._item_discount_cache: dict[int, int] = {0: 0}
         self.discount_total = [sum(c.item_discounts) for c in candidates]
         self._item_cache: dict[tuple[int, ...], LayerOut] = {}
@@ -252,11 +291,11 @@ class Engine:
 
     def item_left(self, mask: int) -> tuple[int, ...]:
         """What the item layer of a selection leaves per line (after the deposit credit), without the
-        per-promotion split: ``max(0, amount - best price discount - Σ other discounts - credit)``,
+        per-promotion split: ``max(0, amount - price discounts - Σ other discounts - credit)``,
         which is what taking each discount in turn, capped at what is left, gives in any order."""
         found = self._item_left_cache.get(mask)
         if found is None:
-            best, other = self.item_sums(mask)
+            best, other, _fills = self.item_sums(mask)
             found = tuple(max(0, amount - b - o - credit) for amount, b, o, credit
                           in zip(self.amounts, best, other, self.credits, strict=True))
             self._item_left_cache[mask] = found
@@ -271,29 +310,48 @@ class Engine:
             self._item_discount_cache[mask] = found
         return found
 
-    def item_sums(self, mask: int) -> tuple[list[int], list[int]]:
-        """Per line, the largest price discount and the sum of the other item discounts of a
-        selection; memoised and built from the selection without its lowest candidate, so the many
-        selections sharing a prefix cost one candidate each."""
+    def item_sums(self, mask: int) -> tuple[list[int], list[int], list[Fill]]:
+        """Per line, the price discount (every unit at its best price reward: :func:`fill_units`),
+        the sum of the other item discounts of a selection, and how the units took the prices;
+        memoised and built from the selection without its lowest candidate, so the many selections
+        sharing a prefix cost one candidate each."""
         found = self._item_sums_cache.get(mask)
         if found is not None:
             return found
         if not mask:
-            found = ([0] * len(self.amounts), [0] * len(self.amounts))
+            n = len(self.amounts)
+            empty: list[Fill] = [()] * n
+            found = ([0] * n, [0] * n, empty)
         else:
             low = mask & -mask
             j = low.bit_length() - 1
-            best, other = self.item_sums(mask ^ low)
+            best, other, fills = self.item_sums(mask ^ low)
             best, other = list(best), list(other)
-            discounts = self.candidates[j].item_discounts
+            cand = self.candidates[j]
+            discounts = cand.item_discounts
             if self.is_price[j]:
-                for i in self.candidates[j].eligible:
-                    if discounts[i] > best[i]:
+                fills = list(fills)
+                for i in cand.eligible:
+                    offer = cand.offers[i]
+                    if not offer:
+                        continue
+                    held = fills[i]
+                    quantity = self.lines[i].quantity
+                    if not held:
+                        fills[i] = fill_units(quantity, [(d, j, units) for d, units in offer])
                         best[i] = discounts[i]
+                    elif (len(held) == 1 == len(offer) and held[0][1] == quantity == offer[0][1]):
+                        if offer[0][0] > held[0][2] or (offer[0][0] == held[0][2] and j < held[0][0]):
+                            fills[i] = ((j, quantity, offer[0][0]),)  # one price for all: the lowest
+                            best[i] = discounts[i]
+                    else:
+                        fills[i] = fill_units(quantity, [*((d, idx, units) for idx, units, d in held),
+                                                         *((d, j, units) for d, units in offer)])
+                        best[i] = sum(units * d for _, units, d in fills[i])
             else:
-                for i in self.candidates[j].eligible:
+                for i in cand.eligible:
                     other[i] += discounts[i]
-            found = (best, other)
+            found = (best, other, fills)
         self._item_sums_cache[mask] = found
         return found
 
@@ -309,15 +367,14 @@ class Engine:
         prices = [c for c in chosen if self.is_price[c.idx]]
         others = [c for c in chosen if not self.is_price[c.idx]]
         deposit = [0] * n
+        fills: list[Fill] = [()] * n
         for i in range(n):
-            best: Cand | None = None
-            for c in prices:  # one price per unit: the lowest wins, ties to the first in order
-                if c.item_discounts[i] > 0 and (best is None or c.item_discounts[i] > best.item_discounts[i]):
-                    best = c
-            if best is not None:
-                take = min(best.item_discounts[i], remaining[i])
-                per_cand[best.idx][i] = take
-                remaining[i] -= take
+            offers = [(d, c.idx, units) for c in prices for d, units in c.offers[i]]
+            if offers:  # one price per unit: each unit its lowest, ties to the first in order
+                fills[i] = fill_units(self.lines[i].quantity, offers)
+                for idx, units, d in fills[i]:
+                    per_cand[idx][i] += units * d  # never above the unit price: no cap needed
+                    remaining[i] -= units * d
             for c in others:
                 take = min(c.item_discounts[i], remaining[i])
                 per_cand[c.idx][i] = take
@@ -325,8 +382,8 @@ class Engine:
             deposit[i] = min(self.credits[i], remaining[i])
             remaining[i] -= deposit[i]
         out = LayerOut(inputs=self.amounts, remaining=tuple(remaining),
-                        allocations=tuple((c, tuple(per_cand[c.idx])) for c in chosen),
-                        shipping_left=self.cart.shipping_fee, deposit=tuple(deposit))
+                       allocations=tuple((c, tuple(per_cand[c.idx])) for c in chosen),
+                       shipping_left=self.cart.shipping_fee, deposit=tuple(deposit), fills=tuple(fills))
         self._item_cache[key] = out
         return out
 
