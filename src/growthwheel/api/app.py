@@ -36,6 +36,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.jobs.internal",
     "growthwheel.promotions.pages",
     "growthwheel.web.insight_pages",
+    "growthwheel.journeys.api",
     "growthwheel.web.pages",
 )
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ALL_CHANNELS = "*"
 Mode = Literal["defer", "drop"]
@@ -86,7 +86,10 @@ class Rules:
     daily_cap_mode: Mode = "defer"
 
     def __post_init__(self) -> None:
-        ZoneInfo(self.timezone)  # raises for an unknown zone
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {self.timezone!r} (use an IANA name)") from exc
         for channel, limit in self.daily_caps.items():
             if limit < 0:
                 raise ValueError(f"daily cap of {channel} must not be negative")
