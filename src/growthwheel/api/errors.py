@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from growthwheel.errors import GrowthwheelError
 
 PROBLEM = "application/problem+json"
+log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
     400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
@@ -49,6 +52,14 @@ def install(app: FastAPI) -> None:
         ]
         first = errors[0] if errors else {"location": "", "message": "invalid request"}
         return problem(422, "validation_error", f"{first['location']}: {first['message']}", errors=errors)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_request: Request, exc: IntegrityError) -> JSONResponse:
+        # A unique or check rule of the database refused the write (two requests raced for the
+        # same row): the request's transaction is rolled back; the client may read and retry.
+        log.info("integrity conflict answered 409: %s", exc.orig)
+        return problem(409, "conflict", "the request conflicts with the current state of the data "
+                       "(another request changed it at the same moment); read it again and retry")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -27,12 +27,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from growthwheel.accounts.models import utcnow
 from growthwheel.accounts.schemas import Principal
 from growthwheel.accounts.service import audit
-from growthwheel.errors import InvalidArgumentError
+from growthwheel.errors import GrowthwheelError, InvalidArgumentError
 from growthwheel.promotions import repository, rules
 from growthwheel.promotions.definition import Definition, check_holdout, check_rule, parse_definition, to_rule
 from growthwheel.promotions.errors import (
@@ -47,6 +48,8 @@ ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 12
 """Random characters of a generated code (a check character follows)."""
 MAX_GENERATE = 100_000
+_MAX_DRAWS = 5
+"""Draws of fresh codes before giving up (a collision of 59-bit codes is already improbable)."""
 _SHARED = re.compile(r"^[A-Z0-9_-]{3,32}$")
 _SEPARATORS = re.compile(r"[\s-]+")
 
@@ -138,11 +141,18 @@ def create_batch(
         created_by=actor_name or (principal.name if principal else "system"),
         created_at=utcnow(),
     )
-    session.add(row)
-    session.flush()
-    if code is not None:
-        session.add(CouponCode(code=code, batch_id=row.id, uses=0, max_uses=None, created_at=utcnow()))
+    if code is None:
+        session.add(row)
         session.flush()
+    else:
+        try:
+            with session.begin_nested():  # the same code chosen by a concurrent request
+                session.add(row)
+                session.flush()
+                session.add(CouponCode(code=code, batch_id=row.id, uses=0, max_uses=None,
+                                       created_at=utcnow()))
+        except IntegrityError:
+            raise InvalidArgumentError(f"shared_code: {code!r} is taken") from None
     audit(session, principal, "coupon_batch.create", f"coupon_batch:{row.id}",
           {"name": name, "code_mode": code_mode, "budget_count": budget_count,
            "budget_amount": budget_amount},
@@ -176,9 +186,16 @@ def generate_codes(session: Session, batch: CouponBatch, count: int, *, principa
     if not 1 <= count <= MAX_GENERATE:
         raise InvalidArgumentError(f"count: 1 to {MAX_GENERATE}")
     now = utcnow()
-    codes = _new_codes(session, count)
-    session.add_all(CouponCode(code=c, batch_id=batch.id, uses=0, max_uses=1, created_at=now) for c in codes)
-    session.flush()
+    codes: list[str] = []
+    for _draw in range(_MAX_DRAWS):  # a code drawn by a concurrent request at the same moment: draw again
+        drawn = _new_codes(session, count - len(codes))
+        inserted = repository.insert_codes(session, [
+            {"code": c, "batch_id": batch.id, "uses": 0, "max_uses": 1, "created_at": now} for c in drawn])
+        codes += [c for c in drawn if c in inserted]
+        if len(codes) == count:
+            break
+    else:  # pragma: no cover - 59-bit codes
+        raise GrowthwheelError("could not draw unused coupon codes; try again")
     audit(session, principal, "coupon.generate", f"coupon_batch:{batch.id}", {"count": count},
           actor_name=actor_name)
     return codes
@@ -211,19 +228,31 @@ def issue(
         raise InvalidArgumentError("customer_ids: each 1 to 64 characters")
     served = repository.issued_customers(session, batch.id, issue_key)
     fresh = [c for c in wanted if c not in served]
-    codes = _new_codes(session, len(fresh))
-    session.add_all(
-        CouponCode(code=code, batch_id=batch.id, customer_id=customer, issue_key=issue_key, issued_at=now,
-                   uses=0, max_uses=1, created_at=now)
-        for customer, code in zip(fresh, codes, strict=True)
-    )
-    batch.issued_count += len(fresh)
-    session.flush()
+    issued: dict[str, str] = {}
+    # The database decides who gets a code: rows that would give a customer a second code of the
+    # batch under this key (or reuse an existing code) are skipped, not raised, so two issues
+    # racing for one customer give one code and neither fails (issue 10).
+    for _draw in range(_MAX_DRAWS):
+        if not fresh:
+            break
+        codes = _new_codes(session, len(fresh))
+        rows = [{"code": code, "batch_id": batch.id, "customer_id": customer, "issue_key": issue_key,
+                 "issued_at": now, "uses": 0, "max_uses": 1, "created_at": now}
+                for customer, code in zip(fresh, codes, strict=True)]
+        inserted = repository.insert_codes(session, rows)
+        issued.update({customer: code for code, customer in inserted.items() if customer is not None})
+        left = [c for c in fresh if c not in issued]
+        served |= repository.issued_customers(session, batch.id, issue_key, among=left) if left else set()
+        fresh = [c for c in left if c not in served]  # left out by a code collision: draw again
+    if fresh:  # pragma: no cover - 59-bit codes: a collision on every one of _MAX_DRAWS draws
+        raise GrowthwheelError("could not draw unused coupon codes; try again")
+    repository.count_issued(session, batch.id, len(issued))
+    session.expire(batch, ["issued_count"])
     audit(session, principal, "coupon.issue", f"coupon_batch:{batch.id}",
-          {"issued": len(fresh), "already": len(wanted) - len(fresh), "issue_key": issue_key},
+          {"issued": len(issued), "already": len(wanted) - len(issued), "issue_key": issue_key},
           actor_name=actor_name)
-    return IssueResult(issued=dict(zip(fresh, codes, strict=True)),
-                       already=[c for c in wanted if c in served])
+    return IssueResult(issued={c: issued[c] for c in wanted if c in issued},
+                       already=[c for c in wanted if c not in issued])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -121,6 +122,11 @@ class CouponCode(Base):
         CheckConstraint("max_uses IS NULL OR uses <= max_uses", name="uses"),
         CheckConstraint("uses >= 0", name="uses_positive"),
         UniqueConstraint("batch_id", "customer_id", "issue_key", name="uq_coupon_codes_issue"),
+        # NULLs are distinct in the constraint above, so codes issued without a key need their own
+        # rule: one per customer and batch (issue 10).
+        Index("uq_coupon_codes_unkeyed", "batch_id", "customer_id", unique=True,
+              sqlite_where=text("issue_key IS NULL AND customer_id IS NOT NULL"),
+              postgresql_where=text("issue_key IS NULL AND customer_id IS NOT NULL")),
         Index("ix_coupon_codes_customer_id", "customer_id"),
     )
 

@@ -163,13 +163,50 @@ def existing_codes(session: Session, codes: Sequence[str]) -> set[str]:
     return set(session.scalars(select(CouponCode.code).where(CouponCode.code.in_(list(codes)))))
 
 
-def issued_customers(session: Session, batch_id: str, issue_key: str | None) -> set[str]:
-    """Customers who already hold a code of the batch issued under ``issue_key``."""
+def issued_customers(session: Session, batch_id: str, issue_key: str | None,
+                     among: Sequence[str] | None = None) -> set[str]:
+    """Customers who already hold a code of the batch issued under ``issue_key`` (only those of
+    ``among`` when given)."""
     query = select(CouponCode.customer_id).where(
         CouponCode.batch_id == batch_id, CouponCode.customer_id.is_not(None),
         CouponCode.issue_key.is_(None) if issue_key is None else CouponCode.issue_key == issue_key,
     )
+    if among is not None:
+        found: set[str] = set()
+        wanted = list(among)
+        for start in range(0, len(wanted), _CHUNK):
+            part = query.where(CouponCode.customer_id.in_(wanted[start:start + _CHUNK]))
+            found |= {c for c in session.scalars(part) if c is not None}
+        return found
     return {c for c in session.scalars(query) if c is not None}
+
+
+_CHUNK = 500
+"""Rows per multi-row statement (8 columns: well under SQLite's bound-parameter limit)."""
+
+
+def insert_codes(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, str | None]:
+    """Insert code rows, skipping any that would break a unique rule (the code itself, or one code
+    per customer, batch and issue key) instead of failing: ``INSERT … ON CONFLICT DO NOTHING``.
+    Returns the inserted codes with their customers. On PostgreSQL a row that conflicts with
+    another transaction's uncommitted row waits for it; so once this returns, a customer left out
+    either holds a committed code (read it with :func:`issued_customers`) or lost a draw of a
+    random code that already exists (draw again)."""
+    table = CouponCode.__table__
+    inserted: dict[str, str | None] = {}
+    for start in range(0, len(rows), _CHUNK):
+        statement = (_upsert(session)(table).values(list(rows[start:start + _CHUNK]))
+                     .on_conflict_do_nothing().returning(table.c.code, table.c.customer_id))
+        inserted.update({str(code): customer for code, customer in session.execute(statement)})
+    return inserted
+
+
+def count_issued(session: Session, batch_id: str, count: int) -> None:
+    """Add ``count`` to the batch's ``issued_count`` in the database (``issued_count = issued_count
+    + :n``), never from a value read earlier: concurrent issues cannot lose each other's counts."""
+    if count:
+        session.execute(update(CouponBatch).where(CouponBatch.id == batch_id)
+                        .values(issued_count=CouponBatch.issued_count + count), execution_options=_NO_SYNC)
 
 
 def codes_of_batch(session: Session, batch_id: str, limit: int | None = None) -> list[CouponCode]:

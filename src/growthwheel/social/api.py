@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from growthwheel.accounts.models import utcnow
 from growthwheel.api.deps import DbSession, Principal, require_scope
 from growthwheel.api.errors import problem
+from growthwheel.api.warehouse import warehouse
 from growthwheel.social import groups, service
 from growthwheel.social.grants import promotions_granter
 from growthwheel.social.models import Bargain, Group
@@ -51,6 +52,7 @@ from growthwheel.social.schemas import (
     SeatRequest,
     SettleOut,
 )
+from growthwheel.warehouse.owner import WarehouseOwner
 
 router = APIRouter(prefix="/api/v1/social", tags=["social"])
 
@@ -63,6 +65,7 @@ def request_time() -> datetime:
 Reader = Annotated[Principal, Depends(require_scope("read"))]
 Editor = Annotated[Principal, Depends(require_scope("write"))]
 Now = Annotated[datetime, Depends(request_time)]
+Warehouse = Annotated[WarehouseOwner, Depends(warehouse)]
 _Id = Annotated[str, Path(max_length=64)]
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -98,12 +101,18 @@ def post_invite_code(body: InviteCodeRequest, _who: Editor, session: DbSession, 
 
 @router.post("/referral/bindings", summary="Bind an invitee to an inviter",
              status_code=status.HTTP_201_CREATED, response_model=ReferralOut, responses=_CONFLICT)
-def post_binding(body: BindRequest, _who: Editor, session: DbSession, now: Now) -> Any:
+def post_binding(body: BindRequest, _who: Editor, session: DbSession, now: Now, owner: Warehouse) -> Any:
     """Bind the invitee to the owner of the code, once per invitee and only for a customer with no
-    paid order. Self-referral (same phone, address or device as the inviter), a second binding or
-    one's own code are refused with a ``reason``; every attempt is recorded."""
+    paid order (reported, committed at checkout, or imported into the warehouse). Self-referral
+    (same phone, address or device as the inviter), a second binding, one's own code or a cycle
+    (the inviter was invited by the invitee, directly or through others) are refused with a
+    ``reason``; every attempt is recorded."""
+    def prior_orders(customer_id: str) -> bool:
+        with owner.read() as backend:
+            return service.warehouse_prior_orders(backend)(customer_id)
+
     outcome = service.bind(session, body.invitee_id, body.code, now=now, phone=body.phone,
-                           address=body.address, device=body.device)
+                           address=body.address, device=body.device, prior_orders=prior_orders)
     if outcome.referral is None:
         reason = outcome.reason or "refused"
         if reason == "unknown_code":

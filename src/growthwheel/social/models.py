@@ -13,7 +13,8 @@ Group buying (拼团)
     conditional UPDATE per join) → ``social_group_members``.
 Bargain (砍价)
     ``social_bargain_offers`` → ``social_bargains`` (``cuts_done`` raised atomically) →
-    ``social_bargain_cuts`` (one per helper: unique ``(bargain_id, helper_id)``).
+    ``social_bargain_cuts`` (one per helper: unique ``(bargain_id, helper_id)``). A customer has
+    at most one ``open`` bargain per offer (a partial unique index).
 
 Money columns are integer minor units in the row's ``currency``.
 """
@@ -31,6 +32,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -282,6 +284,9 @@ class Bargain(Base):
         CheckConstraint("current_price >= floor_price", name="above_floor"),
         CheckConstraint("status IN ('open', 'reached', 'expired')", name="status"),
         Index("ix_social_bargains_status_expires", "status", "expires_at"),
+        # One open bargain per customer and offer, held by the database (issue 10).
+        Index("uq_social_bargains_open", "offer_id", "customer_id", unique=True,
+              sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, literal, select, update
+from ibis.backends import BaseBackend
+from sqlalchemy import case, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,6 +39,8 @@ from growthwheel.accounts.schemas import Principal
 from growthwheel.accounts.service import audit
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
 from growthwheel.kit.money import currency_exponent
+from growthwheel.promotions import repository as promotions_repository
+from growthwheel.promotions.models import CheckoutOrder
 from growthwheel.social import bargain as bargain_core
 from growthwheel.social import groups as groups_core
 from growthwheel.social import referral as referral_core
@@ -57,6 +60,7 @@ from growthwheel.social.models import (
     ReferralReward,
 )
 from growthwheel.social.referral import ReferralPolicy, Reward
+from growthwheel.warehouse.schema import PAID_STATUSES
 
 # --------------------------------------------------------------------------------------------
 # Errors
@@ -239,6 +243,7 @@ BIND_REASONS = {
     "own_code": "a customer cannot use their own invite code",
     "already_bound": "this customer is already bound to an inviter",
     "not_new_customer": "only customers without a paid order can be invited",
+    "referral_cycle": "the inviter was invited by this customer (directly or through others)",
     "same_phone": "the invitee's phone number is the inviter's",
     "same_address": "the invitee's shipping address is the inviter's",
     "same_device": "the invitee's device is the inviter's",
@@ -246,19 +251,86 @@ BIND_REASONS = {
 """Why a bind attempt was refused, by reason code."""
 
 
+PriorOrders = Callable[[str], bool]
+"""Whether a customer has a paid order that Growthwheel's own tables do not know (the
+warehouse's imported orders: :func:`warehouse_prior_orders`)."""
+
+MAX_CHAIN = 1000
+"""How far up the inviter chain a bind looks for a cycle (a chain is one lookup per step)."""
+_BIND_LOCK = 0x67770B1D
+"""PostgreSQL advisory lock key that serialises binds (see :func:`_serialise_binds`)."""
+
+
+def _serialise_binds(session: Session) -> None:
+    """Make binds run one at a time until this transaction ends, so that two binds that would
+    close a cycle (A invites B while B invites A) cannot both pass the cycle check. Binds happen
+    once per customer, so a single lock costs nothing that matters. PostgreSQL: a transaction-level
+    advisory lock; SQLite: the write lock, taken now (``BEGIN IMMEDIATE``)."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _BIND_LOCK})
+    else:
+        promotions_repository.begin_write(session)
+
+
+def _invited_by(session: Session, invitee_id: str, inviter_id: str) -> bool:
+    """Whether ``inviter_id`` is ``invitee_id``'s invitee, or an invitee's invitee, and so on
+    (whatever the referral's status: a cancelled reward does not undo who invited whom)."""
+    current, seen = inviter_id, {inviter_id}
+    for _step in range(MAX_CHAIN):
+        above = session.scalar(select(Referral.inviter_id).where(Referral.invitee_id == current))
+        if above is None or above in seen:
+            return False
+        if above == invitee_id:
+            return True
+        seen.add(above)
+        current = above
+    return False
+
+
+def _has_paid_order(session: Session, customer_id: str, prior_orders: PriorOrders | None) -> bool:
+    """A paid order reported through the hooks, committed at checkout, or (``prior_orders``)
+    imported into the warehouse."""
+    if session.scalar(select(PaidOrder.order_id).where(PaidOrder.customer_id == customer_id).limit(1)):
+        return True
+    if session.scalar(select(CheckoutOrder.id).where(CheckoutOrder.customer_id == customer_id).limit(1)):
+        return True
+    return prior_orders is not None and prior_orders(customer_id)
+
+
+def warehouse_prior_orders(backend: BaseBackend) -> PriorOrders:
+    """A :data:`PriorOrders` over the warehouse's ``orders``: any order in a paid status
+    (``schema.PAID_STATUSES``, refunded ones included: a customer who bought is not new)."""
+    def lookup(customer_id: str) -> bool:
+        if "orders" not in backend.list_tables():
+            return False
+        orders = backend.table("orders")
+        found = orders.filter((orders.customer_id == customer_id)
+                              & orders.status.isin(list(PAID_STATUSES))).limit(1).count()
+        return int(found.to_pyarrow().as_py()) > 0
+
+    return lookup
+
+
 def bind(
     session: Session, invitee_id: str, code: str, *, now: datetime,
     phone: str | None = None, address: str | None = None, device: str | None = None,
+    prior_orders: PriorOrders | None = None,
 ) -> BindOutcome:
     """Bind ``invitee_id`` to the owner of ``code`` (once per invitee, a new customer only).
 
     Refusals are not raised but returned with their reason, and the attempt is recorded either
     way (``social_referral_attempts``), so the caller can commit the record of a refused attempt.
-    A malformed code raises ``InvalidArgumentError`` (field ``code``).
+    A malformed code raises ``InvalidArgumentError`` (field ``code``). "New" means no paid order
+    anywhere Growthwheel can see: reported, committed at checkout, or (``prior_orders``, e.g.
+    :func:`warehouse_prior_orders`) imported. A bind that would close a cycle of invitations
+    (A → B → A, or longer) is refused as ``referral_cycle``; binds are serialised so that two
+    that would close one together cannot both succeed.
     """
     _aware(now, "now")
     normalised = referral_core.normalise_code(code)
     signals = referral_core.signal_digests(phone, address, device)
+    _serialise_binds(session)
     _remember_signals(session, invitee_id, signals, now)
     owner = session.scalar(select(InviteCode).where(InviteCode.code == normalised))
     inviter_id = owner.customer_id if owner else None
@@ -270,8 +342,10 @@ def bind(
         reason = "own_code"
     elif session.scalar(select(Referral.id).where(Referral.invitee_id == invitee_id)) is not None:
         reason = "already_bound"
-    elif session.scalar(select(PaidOrder.order_id).where(PaidOrder.customer_id == invitee_id).limit(1)):
+    elif _has_paid_order(session, invitee_id, prior_orders):
         reason = "not_new_customer"
+    elif _invited_by(session, invitee_id, owner.customer_id):
+        reason = "referral_cycle"
     else:
         reason = referral_core.self_referral_reason(signals, _known_signals(session, owner.customer_id))
     if reason is None and owner is not None:
@@ -689,17 +763,28 @@ def start_bargain(session: Session, offer_id: str, customer_id: str, *, now: dat
     offer = get_offer(session, offer_id)
     if not offer.active:
         raise DealUnavailableError(f"bargain offer {offer_id!r} is not active")
+    exists = BargainExistsError(f"customer {customer_id!r} already has an open bargain on {offer_id!r}")
     if session.scalar(select(Bargain.id).where(
         Bargain.offer_id == offer_id, Bargain.customer_id == customer_id, Bargain.status == "open",
         Bargain.expires_at > now,
     )):
-        raise BargainExistsError(f"customer {customer_id!r} already has an open bargain on {offer_id!r}")
+        raise exists
+    # The partial unique index (offer, customer) WHERE status = 'open' is what holds under a race:
+    # an earlier bargain whose time ran out is closed first so that it does not count.
+    session.execute(
+        update(Bargain).where(Bargain.offer_id == offer_id, Bargain.customer_id == customer_id,
+                              Bargain.status == "open", Bargain.expires_at <= now)
+        .values(status="expired").execution_options(synchronize_session=False)
+    )
     row = Bargain(offer_id=offer_id, customer_id=customer_id, currency=offer.currency,
                   start_price=offer.start_price, floor_price=offer.floor_price, cuts_total=offer.cuts,
                   cuts_done=0, current_price=offer.start_price, seed=secrets.randbits(62), status="open",
                   started_at=now, expires_at=now + timedelta(minutes=offer.duration_minutes))
-    session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:  # a concurrent start for the same customer and offer won
+        raise exists from None
     return row
 
 
