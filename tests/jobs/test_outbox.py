@@ -145,20 +145,26 @@ def test_an_in_doubt_message_is_never_sent_twice_by_a_channel_that_cannot_dedupl
     store_cfg: Settings, idempotent: bool,
 ) -> None:
     _enqueue(store_cfg, "m1")
-    # Worker "a" claims and dies before recording the outcome (the channel may have sent it).
+    _enqueue(store_cfg, "m2", not_before=T0 + timedelta(seconds=1))
+    # Worker "a" claims both, hands m1 to its channel and dies before recording the outcome (the
+    # channel may have sent it); m2 was claimed but never handed over.
     with session_scope(store_cfg) as session:
-        claimed = outbox.claim(session, worker="a", now=T0, lease_seconds=30)
-    assert [c.message.key for c in claimed] == ["m1"]
+        claimed = outbox.claim(session, worker="a", now=T0 + timedelta(seconds=1), lease_seconds=30)
+    assert [c.message.key for c in claimed] == ["m1", "m2"]
+    outbox._advance(store_cfg, "a", None, claimed[0].id)
+    assert (_row(store_cfg, "m1").status, _row(store_cfg, "m2").status) == ("sending", "claimed")
     channel = Recorder(idempotent=idempotent)
     assert outbox.deliver_due(store_cfg, {"email": channel}, worker="b",
-                              clock=lambda: T0 + timedelta(seconds=29)).claimed == 0  # lease held
+                              clock=lambda: T0 + timedelta(seconds=30)).claimed == 0  # lease held
     stats = outbox.deliver_due(store_cfg, {"email": channel}, worker="b",
-                               clock=lambda: T0 + timedelta(seconds=31))
-    row = _row(store_cfg, "m1")
+                               clock=lambda: T0 + timedelta(seconds=32))
+    m1, m2 = _row(store_cfg, "m1"), _row(store_cfg, "m2")
+    assert (m2.status, m2.attempts) == ("sent", 1)  # never handed over: simply delivered
     if idempotent:  # the provider de-duplicates on the key: safe to send again, with the same key
-        assert (stats.sent, row.status, [m.key for m in channel.got]) == (1, "sent", ["m1"])
+        assert (stats.sent, m1.status, sorted(m.key for m in channel.got)) == (2, "sent", ["m1", "m2"])
     else:
-        assert (stats.dead, row.status, row.dead_reason, channel.got) == (1, "dead", "in_doubt", [])
+        assert (stats.dead, m1.status, m1.dead_reason) == (1, "dead", "in_doubt")
+        assert [m.key for m in channel.got] == ["m2"]
 
 
 def test_a_stopping_worker_hands_back_what_it_did_not_start(store_cfg: Settings) -> None:
@@ -169,7 +175,8 @@ def test_a_stopping_worker_hands_back_what_it_did_not_start(store_cfg: Settings)
                                should_stop=lambda: len(channel.got) >= 2)
     assert stats.sent == 2
     with session_scope(store_cfg) as session:
-        assert outbox.counts(session) == {"pending": 3, "sending": 0, "sent": 2, "skipped": 0, "dead": 0}
+        assert outbox.counts(session) == {"pending": 3, "claimed": 0, "sending": 0, "sent": 2, "skipped": 0,
+                                          "dead": 0}
         pending = session.scalars(select(OutboxRow).where(OutboxRow.status == "pending"))
         assert {r.attempts for r in pending} == {0}
 

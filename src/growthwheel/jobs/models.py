@@ -12,7 +12,8 @@
 ``outbox``
     Every outgoing effect (a message, a webhook) decided by the domain, written in the decider's
     own transaction under a unique ``key`` (journey, step, customer, occurrence); the worker
-    delivers it (``pending`` → ``sending`` under a lease → ``sent``; ``skipped`` when the channel
+    delivers it (``pending`` → ``claimed`` under a lease → ``sending`` while its channel has it →
+    ``sent``; ``skipped`` when the channel
     decided not to send, e.g. no consent; back to ``pending`` with a backoff or a deferral; ``dead``
     after the last attempt, a permanent refusal or an in-doubt send; dead letters can be replayed).
 """
@@ -29,7 +30,7 @@ from growthwheel.accounts.models import UTCDateTime, new_id, utcnow
 from growthwheel.store.db import Base
 
 RUN_STATUSES = ("running", "succeeded", "failed", "lost")
-OUTBOX_STATUSES = ("pending", "sending", "sent", "skipped", "dead")
+OUTBOX_STATUSES = ("pending", "claimed", "sending", "sent", "skipped", "dead")
 
 
 class JobSchedule(Base):
@@ -93,7 +94,8 @@ class OutboxRow(Base):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'sending', 'sent', 'skipped', 'dead')", name="status"),
+        CheckConstraint("status IN ('pending', 'claimed', 'sending', 'sent', 'skipped', 'dead')",
+                        name="status"),
         CheckConstraint("attempts >= 0", name="attempts"),
         Index("ix_outbox_due", "status", "next_attempt_at"),
     )

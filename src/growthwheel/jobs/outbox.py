@@ -7,10 +7,12 @@ occurrence)``. Writing the same key twice is a no-op (the unique key, ``INSERT �
 NOTHING``), so a decider that runs again after a crash cannot queue a second message, and a
 message exists if and only if the decision committed.
 
-**Delivering.** :func:`deliver_due` claims a batch of due rows under a lease (PostgreSQL:
-``SELECT … FOR UPDATE SKIP LOCKED`` then one UPDATE, so several workers take disjoint batches;
-SQLite: the same inside ``BEGIN IMMEDIATE``), commits the claim, then hands each message to its
-channel and records the outcome in its own short transaction right after the channel answers:
+**Delivering.** :func:`deliver_due` claims a batch of due rows under a lease (``claimed``;
+PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED`` then one UPDATE, so several workers take disjoint
+batches; SQLite: the same inside ``BEGIN IMMEDIATE``) and commits the claim. Then, one message at a
+time, it marks the row ``sending`` (committed *before* the channel is called), hands it to its
+channel, and records the outcome right after the channel answers, in the same short transaction
+that marks the next row ``sending``:
 
 * ``sent`` → ``sent`` (with the provider's id);
 * ``skipped`` → ``skipped`` (the channel decided not to send: no consent, suppressed, capped);
@@ -19,8 +21,9 @@ channel and records the outcome in its own short transaction right after the cha
   or ``dead`` (``max_attempts``) after the last attempt;
 * ``failed`` → ``dead`` (``refused``): a permanent refusal (bad address, 4xx from a provider).
 
-**In doubt.** A row still ``sending`` when its lease ran out belonged to a worker that died
-between claiming it and recording the outcome: the channel may or may not have accepted it. If the
+**In doubt.** A row still ``claimed`` when its lease ran out was never handed to a channel: it is
+simply delivered. A row still ``sending`` when its lease ran out belonged to a worker that died
+between handing it over and recording the outcome: the channel may or may not have accepted it. If the
 channel is ``idempotent`` (the provider de-duplicates on :attr:`OutboxMessage.key`, sent as its
 idempotency key) it is simply delivered again. Otherwise it goes to the dead letters with reason
 ``in_doubt`` instead of being sent a second time: an operator checks and replays it. A crash
@@ -216,14 +219,16 @@ class Claimed:
 def claim(session: Session, *, worker: str, now: datetime, limit: int = DEFAULT_BATCH,
           lease_seconds: int = DEFAULT_LEASE_SECONDS) -> list[Claimed]:
     """Claim up to ``limit`` due rows for ``worker`` (in the caller's transaction; commit it before
-    delivering). Due: ``pending`` with ``next_attempt_at <= now``, or ``sending`` whose lease ran out
-    (in doubt)."""
+    delivering). Due: ``pending`` with ``next_attempt_at <= now``; ``claimed`` whose lease ran out
+    (a worker took them and died before handing them to a channel: plain pending work); ``sending``
+    whose lease ran out (in doubt: handed to a channel, outcome unknown)."""
     begin_immediate(session)
+    expired = OutboxRow.lease_until < now
     due = (
         select(OutboxRow)
         .where(OutboxRow.next_attempt_at <= now,
                (OutboxRow.status == "pending")
-               | ((OutboxRow.status == "sending") & (OutboxRow.lease_until < now)))
+               | (OutboxRow.status.in_(("claimed", "sending")) & expired))
         .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
         .limit(limit)
     )
@@ -242,15 +247,13 @@ def claim(session: Session, *, worker: str, now: datetime, limit: int = DEFAULT_
                 occurrence=row.occurrence, attempt=row.attempts + (0 if in_doubt else 1),
                 created_at=row.created_at),
             id=row.id, in_doubt=in_doubt, max_attempts=row.max_attempts))
+    lease = {"lease_owner": worker, "lease_until": now + timedelta(seconds=lease_seconds)}
     session.execute(
         update(OutboxRow).where(OutboxRow.id.in_([c.id for c in claimed if not c.in_doubt]))
-        .values(status="sending", lease_owner=worker, lease_until=now + timedelta(seconds=lease_seconds),
-                attempts=OutboxRow.attempts + 1)
-        .execution_options(synchronize_session=False))
+        .values(status="claimed", **lease).execution_options(synchronize_session=False))
     session.execute(
         update(OutboxRow).where(OutboxRow.id.in_([c.id for c in claimed if c.in_doubt]))
-        .values(lease_owner=worker, lease_until=now + timedelta(seconds=lease_seconds))
-        .execution_options(synchronize_session=False))
+        .values(**lease).execution_options(synchronize_session=False))
     session.expunge_all()
     return claimed
 
@@ -274,15 +277,28 @@ class DeliveryStats:
                 "errors": self.errors[:20]}
 
 
-def _finish(cfg: Settings, row_id: str, worker: str, values: Mapping[str, Any]) -> None:
-    """Record an outcome, if ``worker`` still holds the row (another worker may have taken an
-    in-doubt row over after our lease ran out: then its record wins)."""
+def _advance(cfg: Settings, worker: str, done: tuple[str, Mapping[str, Any]] | None,
+             next_id: str | None) -> None:
+    """One short transaction: record the outcome of the row just handled (if ``worker`` still holds
+    it — after our lease ran out another worker's record wins) and mark the next row as handed to
+    its channel (``claimed`` → ``sending``, one attempt more). So at any instant at most one row
+    of a worker's batch is ``sending``: the one its channel may be holding."""
     with session_scope(cfg) as session:
-        session.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id == row_id, OutboxRow.status == "sending", OutboxRow.lease_owner == worker)
-            .values(lease_owner=None, lease_until=None, **values)
-            .execution_options(synchronize_session=False))
+        if done is not None:
+            row_id, values = done
+            session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == row_id, OutboxRow.status.in_(("claimed", "sending")),
+                       OutboxRow.lease_owner == worker)
+                .values(lease_owner=None, lease_until=None, **values)
+                .execution_options(synchronize_session=False))
+        if next_id is not None:
+            session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == next_id, OutboxRow.status == "claimed",
+                       OutboxRow.lease_owner == worker)
+                .values(status="sending", attempts=OutboxRow.attempts + 1)
+                .execution_options(synchronize_session=False))
 
 
 def _outcome(item: Claimed, result: DeliveryResult, now: datetime, backoff_base: int) -> dict[str, Any]:
@@ -294,7 +310,7 @@ def _outcome(item: Claimed, result: DeliveryResult, now: datetime, backoff_base:
         return {"status": "skipped", "last_error": result.detail or None}
     if result.status == "deferred":
         when = result.retry_at or now + timedelta(seconds=backoff_base)
-        return {"status": "pending", "next_attempt_at": when, "attempts": attempt - 1,
+        return {"status": "pending", "next_attempt_at": when, "attempts": max(attempt - 1, 0),
                 "last_error": result.detail or "deferred"}
     if result.status == "failed":
         return {"status": "dead", "dead_reason": "refused", "dead_at": now, "last_error": result.detail}
@@ -317,35 +333,37 @@ def deliver_due(
     with session_scope(cfg) as session:
         batch = claim(session, worker=worker, now=clock(), limit=limit, lease_seconds=lease_seconds)
     stats.claimed = len(batch)
+    if not batch:
+        return stats
+
+    def handed(item: Claimed) -> str | None:
+        return None if item.in_doubt else item.id  # an in-doubt row is already ``sending``
+
+    _advance(cfg, worker, None, handed(batch[0]))
     for index, item in enumerate(batch):
-        if should_stop():
-            # Hand back what we did not start: pending again, attempt not counted.
-            for rest in batch[index:]:
-                _finish(cfg, rest.id, worker, {"status": "pending"} if rest.in_doubt else
-                        {"status": "pending", "attempts": rest.message.attempt - 1})
-            break
+        following = batch[index + 1] if index + 1 < len(batch) else None
         channel = channels.get(item.message.channel)
         now = clock()
+        values: dict[str, Any]
         if item.in_doubt and not (channel is not None and channel.idempotent):
-            _finish(cfg, item.id, worker, {"status": "dead", "dead_reason": "in_doubt", "dead_at": now,
-                                           "last_error": "the worker sending it stopped before recording "
-                                                         "the outcome; check and replay"})
-            stats.dead += 1
-            continue
-        if channel is None:
-            missing = f"no channel {item.message.channel!r} is configured"
-            _finish(cfg, item.id, worker, {"status": "dead", "dead_reason": "no_channel", "dead_at": now,
-                                           "last_error": missing})
-            stats.dead += 1
-            continue
-        try:
-            result = channel.deliver(item.message)
-        except Exception as exc:
-            log.warning("outbox %s: %s raised %r", item.message.key, item.message.channel, exc)
-            result = DeliveryResult("retry", detail=f"{type(exc).__name__}: {exc}"[:2000])
-            stats.errors.append(result.detail)
-        values = _outcome(item, result, clock(), backoff_base)
-        _finish(cfg, item.id, worker, values)
+            values = {"status": "dead", "dead_reason": "in_doubt", "dead_at": now,
+                      "last_error": "the worker sending it stopped before recording the outcome; "
+                                    "check and replay"}
+        elif channel is None:
+            values = {"status": "dead", "dead_reason": "no_channel", "dead_at": now,
+                      "last_error": f"no channel {item.message.channel!r} is configured"}
+        else:
+            try:
+                result = channel.deliver(item.message)
+            except Exception as exc:
+                log.warning("outbox %s: %s raised %r", item.message.key, item.message.channel, exc)
+                result = DeliveryResult("retry", detail=f"{type(exc).__name__}: {exc}"[:2000])
+                stats.errors.append(result.detail)
+            values = _outcome(item, result, clock(), backoff_base)
+            if result.status == "deferred":
+                stats.deferred += 1
+            elif values["status"] == "pending":
+                stats.retried += 1
         status = values["status"]
         if status == "sent":
             stats.sent += 1
@@ -353,10 +371,24 @@ def deliver_due(
             stats.skipped += 1
         elif status == "dead":
             stats.dead += 1
-        elif result.status == "deferred":
-            stats.deferred += 1
-        else:
-            stats.retried += 1
+        stopping = following is not None and should_stop()
+        _advance(cfg, worker, (item.id, values),
+                 handed(following) if following is not None and not stopping else None)
+        if stopping:
+            # Hand back what we did not start: pending again, no attempt counted (an in-doubt row
+            # keeps its state, with an expired lease so that the next claim looks at it again).
+            rest = [later.id for later in batch[index + 1:]]
+            with session_scope(cfg) as session:
+                mine = (OutboxRow.id.in_(rest), OutboxRow.lease_owner == worker)
+                session.execute(
+                    update(OutboxRow).where(*mine, OutboxRow.status == "claimed")
+                    .values(status="pending", lease_owner=None, lease_until=None)
+                    .execution_options(synchronize_session=False))
+                session.execute(
+                    update(OutboxRow).where(*mine, OutboxRow.status == "sending")
+                    .values(lease_until=clock() - timedelta(seconds=1))
+                    .execution_options(synchronize_session=False))
+            break
     return stats
 
 
@@ -383,7 +415,7 @@ def replay(session: Session, ids: Sequence[str], *, now: datetime, principal: Pr
 
 def counts(session: Session) -> dict[str, int]:
     """Rows per status."""
-    found = dict.fromkeys(("pending", "sending", "sent", "skipped", "dead"), 0)
+    found = dict.fromkeys(("pending", "claimed", "sending", "sent", "skipped", "dead"), 0)
     for status, number in session.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)):
         found[str(status)] = int(number)
     return found

@@ -87,7 +87,7 @@ def upgrade() -> None:
         sa.Column("sent_at", _TS, nullable=True),
         sa.Column("dead_at", _TS, nullable=True),
         sa.Column("replays", sa.Integer(), nullable=False),
-        sa.CheckConstraint("status IN ('pending', 'sending', 'sent', 'skipped', 'dead')",
+        sa.CheckConstraint("status IN ('pending', 'claimed', 'sending', 'sent', 'skipped', 'dead')",
                            name="ck_outbox_status"),
         sa.CheckConstraint("attempts >= 0", name="ck_outbox_attempts"),
         sa.PrimaryKeyConstraint("id", name="pk_outbox"),
