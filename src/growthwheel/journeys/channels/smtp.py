@@ -16,9 +16,12 @@ from __future__ import annotations
 import smtplib
 import ssl
 import threading
+from email.header import Header
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import formataddr, formatdate, parseaddr
 
 from growthwheel.journeys.channels.base import (
     Message,
@@ -34,29 +37,51 @@ _RESERVED = frozenset({"from", "to", "subject", "date", "message-id", "content-t
                        "mime-version", "content-transfer-encoding"})
 
 
-def build_email(message: Message, idempotency_key: str, *, sender: str, domain: str) -> EmailMessage:
-    """The MIME message for ``message`` (raises :class:`PermanentChannelError` for bad input)."""
+def _header(value: str) -> str:
+    """A header value (RFC 2047-encoded when not ASCII); line breaks are refused (injection)."""
+    if "\r" in value or "\n" in value:
+        raise PermanentChannelError("invalid email header: a value contains a line break")
+    try:
+        value.encode("ascii")
+    except UnicodeEncodeError:
+        return Header(value, "utf-8").encode()
+    return value
+
+
+def _address(value: str) -> str:
+    """An address header (a non-ASCII display name RFC 2047-encoded)."""
+    name, addr = parseaddr(value)
+    return formataddr((name, addr), charset="utf-8") if name else addr
+
+
+def build_email(message: Message, idempotency_key: str, *, sender: str, domain: str) -> MIMEBase:
+    """The MIME message for ``message`` (raises :class:`PermanentChannelError` for bad input).
+
+    Built with the ``compat32`` MIME classes: several times faster than ``EmailMessage`` with the
+    default policy, which matters at thousands of messages a minute.
+    """
     require(message, "email")
     _name, address = parseaddr(message.to)
-    if "@" not in address or any(c.isspace() for c in address):
+    if "@" not in address or any(c.isspace() for c in address) or "\n" in message.to:
         raise PermanentChannelError(f"not an email address: {message.to!r}")
-    email = EmailMessage()
-    try:
-        email["From"] = sender
-        email["To"] = message.to
-        email["Subject"] = message.subject
-        email["Date"] = formatdate(localtime=False, usegmt=True)
-        email["Message-ID"] = f"<{key_digest(idempotency_key)}@{domain}>"
-        email[KEY_HEADER] = idempotency_key
-        for name, value in message.headers.items():
-            if name.lower() in _RESERVED:
-                raise PermanentChannelError(f"header {name} is set by the channel")
-            email[name] = value
-    except ValueError as exc:  # a line break in a header value (header injection)
-        raise PermanentChannelError(f"invalid email header: {exc}") from exc
-    email.set_content(message.text or "", subtype="plain", charset="utf-8")
+    plain = MIMEText(message.text or "", "plain", "utf-8")
+    email: MIMEBase
     if message.html:
-        email.add_alternative(message.html, subtype="html", charset="utf-8")
+        email = MIMEMultipart("alternative")
+        email.attach(plain)
+        email.attach(MIMEText(message.html, "html", "utf-8"))
+    else:
+        email = plain
+    email["From"] = _header(_address(sender))
+    email["To"] = _header(_address(message.to))
+    email["Subject"] = _header(message.subject)
+    email["Date"] = formatdate(localtime=False, usegmt=True)
+    email["Message-ID"] = f"<{key_digest(idempotency_key)}@{domain}>"
+    email[KEY_HEADER] = _header(idempotency_key)
+    for name, value in message.headers.items():
+        if name.lower() in _RESERVED or any(c in name for c in ":\r\n "):
+            raise PermanentChannelError(f"header {name} is set by the channel")
+        email[name] = _header(value)
     return email
 
 
