@@ -22,6 +22,12 @@ its due lots (the same work :func:`expire_points`, the daily job, does for every
 runs while holding the account row (``SELECT … FOR UPDATE``; on SQLite the write transaction), so
 concurrent spends of one customer are serialised.
 
+**Bounds.** A customer's points balance may not pass :data:`MAX_POINTS_BALANCE` and their growth
+value :data:`MAX_GROWTH` (10^15 each, far below 2^63 so no sum in the store can overflow): earning
+or adjusting past it is refused with a 422 naming the field (:class:`BalanceLimitError`), and an
+order that would take either past it is refused whole. Points given back by a refund are not
+refused (they were spent from the same balance).
+
 **Refunds.** Points earned by the order are clawed back in proportion to the amount refunded
 (taken first from the order's own lot, then soonest-to-expire; if the customer has already spent
 them, only what the balance holds is taken and the shortfall is reported — the balance never goes
@@ -74,6 +80,17 @@ class LoyaltyProgram:
 
 
 DEFAULT_PROGRAM = LoyaltyProgram()
+
+#: The largest points balance one customer may hold.
+MAX_POINTS_BALANCE = 10**15
+#: The largest growth value one customer may reach (over the tier window).
+MAX_GROWTH = 10**15
+
+
+class BalanceLimitError(InvalidArgumentError):
+    """A points balance or growth value would pass its maximum; the message names the field."""
+
+    code = "balance_limit"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,6 +181,14 @@ def evaluate_member(session: Session, customer_id: str, now: datetime,
     return old, new
 
 
+def check_growth(session: Session, customer_id: str) -> None:
+    """Refuse (:class:`BalanceLimitError`, naming ``growth``) a member evaluated past :data:`MAX_GROWTH`."""
+    row = repository.member(session, customer_id)
+    if row is not None and row.growth > MAX_GROWTH:
+        raise BalanceLimitError(f"growth: customer {customer_id!r} would reach a growth value of "
+                                f"{row.growth:,}, past the largest of {MAX_GROWTH:,}")
+
+
 def member_tier(session: Session, customer_id: str) -> MemberTier | None:
     """The customer's current tier (as last evaluated), or ``None``."""
     row = repository.member(session, customer_id)
@@ -219,10 +244,15 @@ def _entry(session: Session, customer_id: str, kind: str, points: int, now: date
 
 def _credit(
     session: Session, customer_id: str, points: int, now: datetime, *, kind: str, expires_at: datetime,
-    order_id: str | None = None, note: str | None = None,
+    order_id: str | None = None, note: str | None = None, field: str | None = None,
 ) -> PointsLot:
+    """Add a lot; with ``field`` (the caller's argument) refuse to pass :data:`MAX_POINTS_BALANCE`."""
     account = repository.lock_account(session, customer_id)
     _expire_locked(session, customer_id, now)
+    if field is not None and account.balance + points > MAX_POINTS_BALANCE:
+        raise BalanceLimitError(
+            f"{field}: customer {customer_id!r} holds {account.balance:,} points; {points:,} more would pass "
+            f"the largest balance of {MAX_POINTS_BALANCE:,}")
     lot = PointsLot(customer_id=customer_id, earned_at=now, expires_at=expires_at, points=points,
                     remaining=points, source=kind, order_id=order_id)
     session.add(lot)
@@ -288,7 +318,7 @@ def earn_points(
         raise InvalidArgumentError("points: earned points must not be negative")
     if points == 0:
         return None
-    return _credit(session, customer_id, points, now, kind="earn", order_id=order_id,
+    return _credit(session, customer_id, points, now, kind="earn", order_id=order_id, field="points",
                    expires_at=now + timedelta(days=program.points_expiry_days))
 
 
@@ -312,7 +342,7 @@ def adjust_points(session: Session, customer_id: str, delta: int, now: datetime,
     if not note.strip():
         raise InvalidArgumentError("note: say why the points are adjusted")
     if delta > 0:
-        _credit(session, customer_id, delta, now, kind="adjust", note=note[:500],
+        _credit(session, customer_id, delta, now, kind="adjust", note=note[:500], field="delta",
                 expires_at=now + timedelta(days=program.points_expiry_days))
     else:
         _debit(session, customer_id, -delta, now, kind="adjust", note=note[:500])

@@ -5,12 +5,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from growthwheel.promotions.definition import Definition
 
+#: The largest amount in minor units: a price, and a whole cart's ``Σ unit_price × quantity`` too
+#: (10^13: 100 billion yuan). Every line may be within its bounds while the cart is not, so the
+#: cart is bounded as a whole; with it, totals, discounts and per-order points stay far below 2^63.
+MAX_AMOUNT = 10**13
+
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
-Money = Annotated[int, Field(ge=0, le=10**13)]
+Money = Annotated[int, Field(ge=0, le=MAX_AMOUNT)]
 Count = Annotated[int, Field(ge=1, le=10**9)]
 CodeText = Annotated[str, Field(min_length=1, max_length=40)]
 
@@ -53,6 +58,16 @@ class CartIn(_In):
     first_order: bool | None = None
     """The shop may say the customer is not new (``false``); ``true`` is only believed if no order
     of the customer was committed here."""
+
+    @field_validator("lines")
+    @classmethod
+    def _cart_amount_bounded(cls, lines: list[LineIn]) -> list[LineIn]:
+        """The cart's amount, not only each line's, is at most :data:`MAX_AMOUNT`."""
+        amount = sum(line.unit_price * line.quantity for line in lines)
+        if amount > MAX_AMOUNT:
+            raise ValueError(f"the cart's amount (Σ unit_price × quantity) is {amount:,} minor units, past "
+                             f"the largest amount of {MAX_AMOUNT:,}")
+        return lines
 
 
 class OrderIn(CartIn):
