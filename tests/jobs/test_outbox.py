@@ -151,7 +151,7 @@ def test_an_in_doubt_message_is_never_sent_twice_by_a_channel_that_cannot_dedupl
     with session_scope(store_cfg) as session:
         claimed = outbox.claim(session, worker="a", now=T0 + timedelta(seconds=1), lease_seconds=30)
     assert [c.message.key for c in claimed] == ["m1", "m2"]
-    outbox._advance(store_cfg, "a", None, claimed[0].id)
+    assert outbox._advance(store_cfg, "a", None, claimed[0], now=T0 + timedelta(seconds=1), lease_seconds=30)
     assert (_row(store_cfg, "m1").status, _row(store_cfg, "m2").status) == ("sending", "claimed")
     channel = Recorder(idempotent=idempotent)
     assert outbox.deliver_due(store_cfg, {"email": channel}, worker="b",

@@ -278,11 +278,12 @@ class DeliveryStats:
 
 
 def _advance(cfg: Settings, worker: str, done: tuple[str, Mapping[str, Any]] | None,
-             next_id: str | None) -> None:
+             following: Claimed | None, *, now: datetime, lease_seconds: int) -> bool:
     """One short transaction: record the outcome of the row just handled (if ``worker`` still holds
     it — after our lease ran out another worker's record wins) and mark the next row as handed to
-    its channel (``claimed`` → ``sending``, one attempt more). So at any instant at most one row
-    of a worker's batch is ``sending``: the one its channel may be holding."""
+    its channel (``claimed`` → ``sending``, one attempt more, lease renewed). So at any instant at
+    most one row of a worker's batch is ``sending``: the one its channel may be holding. Returns
+    whether the next row is still ours (when its lease ran out another worker may have it)."""
     with session_scope(cfg) as session:
         if done is not None:
             row_id, values = done
@@ -292,13 +293,16 @@ def _advance(cfg: Settings, worker: str, done: tuple[str, Mapping[str, Any]] | N
                        OutboxRow.lease_owner == worker)
                 .values(lease_owner=None, lease_until=None, **values)
                 .execution_options(synchronize_session=False))
-        if next_id is not None:
-            session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == next_id, OutboxRow.status == "claimed",
-                       OutboxRow.lease_owner == worker)
-                .values(status="sending", attempts=OutboxRow.attempts + 1)
-                .execution_options(synchronize_session=False))
+        if following is None:
+            return False
+        marked = session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == following.id, OutboxRow.lease_owner == worker,
+                   OutboxRow.status == ("sending" if following.in_doubt else "claimed"))
+            .values(status="sending", lease_until=now + timedelta(seconds=lease_seconds),
+                    attempts=OutboxRow.attempts + (0 if following.in_doubt else 1))
+            .execution_options(synchronize_session=False))
+        return int(getattr(marked, "rowcount", 0)) == 1
 
 
 def _outcome(item: Claimed, result: DeliveryResult, now: datetime, backoff_base: int) -> dict[str, Any]:
@@ -323,6 +327,40 @@ def _outcome(item: Claimed, result: DeliveryResult, now: datetime, backoff_base:
     return {"status": "pending", "next_attempt_at": when, "last_error": result.detail}
 
 
+def _handle(item: Claimed, channel: Channel | None, stats: DeliveryStats, clock: Callable[[], datetime],
+            backoff_base: int) -> dict[str, Any]:
+    """Hand one row to its channel (or dead-letter it) and count the outcome; returns the row's new
+    values."""
+    now = clock()
+    values: dict[str, Any]
+    if item.in_doubt and not (channel is not None and channel.idempotent):
+        values = {"status": "dead", "dead_reason": "in_doubt", "dead_at": now,
+                  "last_error": "its worker stopped before recording the outcome; check and replay"}
+    elif channel is None:
+        values = {"status": "dead", "dead_reason": "no_channel", "dead_at": now,
+                  "last_error": f"no channel {item.message.channel!r} is configured"}
+    else:
+        try:
+            result = channel.deliver(item.message)
+        except Exception as exc:
+            log.warning("outbox %s: %s raised %r", item.message.key, item.message.channel, exc)
+            result = DeliveryResult("retry", detail=f"{type(exc).__name__}: {exc}"[:2000])
+            stats.errors.append(result.detail)
+        values = _outcome(item, result, clock(), backoff_base)
+        if result.status == "deferred":
+            stats.deferred += 1
+        elif values["status"] == "pending":
+            stats.retried += 1
+    status = values["status"]
+    if status == "sent":
+        stats.sent += 1
+    elif status == "skipped":
+        stats.skipped += 1
+    elif status == "dead":
+        stats.dead += 1
+    return values
+
+
 def deliver_due(
     cfg: Settings, channels: Mapping[str, Channel], *, worker: str, clock: Callable[[], datetime],
     limit: int = DEFAULT_BATCH, lease_seconds: int = DEFAULT_LEASE_SECONDS, backoff_base: int = 30,
@@ -336,44 +374,15 @@ def deliver_due(
     if not batch:
         return stats
 
-    def handed(item: Claimed) -> str | None:
-        return None if item.in_doubt else item.id  # an in-doubt row is already ``sending``
-
-    _advance(cfg, worker, None, handed(batch[0]))
+    ours = _advance(cfg, worker, None, batch[0], now=clock(), lease_seconds=lease_seconds)
     for index, item in enumerate(batch):
         following = batch[index + 1] if index + 1 < len(batch) else None
-        channel = channels.get(item.message.channel)
-        now = clock()
-        values: dict[str, Any]
-        if item.in_doubt and not (channel is not None and channel.idempotent):
-            values = {"status": "dead", "dead_reason": "in_doubt", "dead_at": now,
-                      "last_error": "the worker sending it stopped before recording the outcome; "
-                                    "check and replay"}
-        elif channel is None:
-            values = {"status": "dead", "dead_reason": "no_channel", "dead_at": now,
-                      "last_error": f"no channel {item.message.channel!r} is configured"}
-        else:
-            try:
-                result = channel.deliver(item.message)
-            except Exception as exc:
-                log.warning("outbox %s: %s raised %r", item.message.key, item.message.channel, exc)
-                result = DeliveryResult("retry", detail=f"{type(exc).__name__}: {exc}"[:2000])
-                stats.errors.append(result.detail)
-            values = _outcome(item, result, clock(), backoff_base)
-            if result.status == "deferred":
-                stats.deferred += 1
-            elif values["status"] == "pending":
-                stats.retried += 1
-        status = values["status"]
-        if status == "sent":
-            stats.sent += 1
-        elif status == "skipped":
-            stats.skipped += 1
-        elif status == "dead":
-            stats.dead += 1
+        done: tuple[str, Mapping[str, Any]] | None = None
+        if ours:  # (else our lease on it ran out and another worker took it: leave it alone)
+            done = (item.id, _handle(item, channels.get(item.message.channel), stats, clock, backoff_base))
         stopping = following is not None and should_stop()
-        _advance(cfg, worker, (item.id, values),
-                 handed(following) if following is not None and not stopping else None)
+        ours = _advance(cfg, worker, done, None if stopping else following, now=clock(),
+                        lease_seconds=lease_seconds)
         if stopping:
             # Hand back what we did not start: pending again, no attempt counted (an in-doubt row
             # keeps its state, with an expired lease so that the next claim looks at it again).
