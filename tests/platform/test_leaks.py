@@ -242,3 +242,153 @@ def test_segment_preview_with_a_form_body_is_a_clear_refusal(
                          headers={"X-CSRF-Token": token})
     assert ok.status_code == 200, ok.text
     assert (ok.json()["ok"], ok.json()["count"], ok.json()["masked"]) == (True, 0, True)
+
+
+# --------------------------------------------------------------------------------------------
+# 8 and 13. Quarantine shows no personal data to analysts; uploads go, paths never show
+# --------------------------------------------------------------------------------------------
+
+#: Row 2 has too many fields (the CSV reader refuses it whole: a raw row), row 3 a bad birthday.
+WITH_RAW_ROW = (
+    "customer_id,email,phone,name,birthday\n"
+    "r1,ok.person@example.com,13800000001,Ok,1990-01-01\n"
+    "r2,rita.secret@example.com,13912345678,Rita,1990-01-02,extra,fields\n"
+    "r3,bob.hidden@example.org,+86 137-5555-4444,Bob,1990-13-45\n"
+)
+SECRETS = ("rita.secret@example.com", "13912345678", "bob.hidden@example.org", "137-5555-4444")
+
+
+def _upload(client: TestClient, key: str, name: str, content: bytes, table: str = "customers") -> str:
+    response = client.post("/api/v1/imports", headers={"Authorization": f"Bearer {key}"},
+                           data={"table": table, "format": "generic"},
+                           files=[("files", (name, content, "text/csv"))])
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def _finished(client: TestClient, key: str, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        job: dict[str, Any] = client.get(f"/api/v1/imports/{job_id}",
+                                         headers={"Authorization": f"Bearer {key}"}).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+
+
+def test_analysts_see_quarantined_rows_with_contacts_masked(
+    app_client: TestClient, store_cfg: Settings, make_api_key: Callable[..., str],
+    make_user: Callable[..., Any], log_in: Callable[..., Any]
+) -> None:
+    key = make_api_key("ingest", "read")
+    job_id = _upload(app_client, key, "people.csv", WITH_RAW_ROW.encode())
+    job = _finished(app_client, key, job_id)
+    assert job["status"] == "done", job
+    by_column = {r["column_name"]: r["value"] for r in job["quarantine"]}
+    assert "rita.secret@example.com" in by_column["(row)"]  # an API key with `read` sees it whole
+    assert by_column["birthday"] == "1990-13-45"
+
+    analyst = make_user("analyst")
+    log_in(app_client, analyst.email, analyst.password)
+    pages = [app_client.get(f"/api/v1/imports/{job_id}"), app_client.get("/api/v1/quarantine"),
+             app_client.get(f"/imports/{job_id}")]
+    for response in pages:
+        assert response.status_code == 200, response.url
+        for secret in SECRETS:
+            assert secret not in response.text, (response.url, secret)
+    raw = {r["column_name"]: r["value"] for r in pages[0].json()["quarantine"]}["(row)"]
+    assert raw.startswith("r2,r***@example.com,139****5678,Rita,1990-01-02,")  # the rest still helps
+    assert "r***@example.com" in pages[2].text
+    # Operators and admins see what was refused, as written.
+    app_client.cookies.clear()
+    admin = make_user("admin")
+    log_in(app_client, admin.email, admin.password)
+    assert "rita.secret@example.com" in app_client.get(f"/imports/{job_id}").text
+
+
+def test_uploads_are_deleted_when_the_import_ends_and_errors_name_the_file(
+    app_client: TestClient, store_cfg: Settings, make_api_key: Callable[..., str]
+) -> None:
+    key = make_api_key("ingest", "read")
+    uploads = store_cfg.data_dir / "uploads"
+    done = _finished(app_client, key, _upload(app_client, key, "people.csv", WITH_RAW_ROW.encode()))
+    failed = _finished(app_client, key, _upload(app_client, key, "no id.csv", b"email,name\na@b.c,X\n"))
+    assert (done["status"], failed["status"]) == ("done", "failed")
+    assert list(uploads.iterdir()) == []  # success or failure: nothing kept
+    assert failed["files"] == ["no id.csv"]
+    assert failed["error"].startswith("no id.csv: missing required column(s) customer_id")
+    for job in (done, failed):
+        text = str(job)
+        assert str(store_cfg.data_dir) not in text
+        assert "uploads" not in text
+    assert {r["file"] for r in done["quarantine"]} == {"people.csv"}
+    # The quarantine outlives the upload.
+    assert app_client.get("/api/v1/quarantine", headers={"Authorization": f"Bearer {key}"}).json()["items"]
+
+
+XLSX_HEAD = b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00" + bytes(range(256)) * 4
+
+
+@pytest.mark.parametrize("store_cfg", ["sqlite"], indirect=True)
+def test_binary_and_non_utf8_files_get_a_clear_error_naming_the_file(
+    app_client: TestClient, store_cfg: Settings, make_api_key: Callable[..., str],
+    make_user: Callable[..., Any], log_in: Callable[..., Any]
+) -> None:
+    key = make_api_key("ingest", "read")
+    cases = [
+        ("报表.csv", XLSX_HEAD, "file_not_text", "Excel .xlsx"),
+        ("photo.csv", b"\x89PNG\r\n\x1a\n" + bytes(200), "file_not_text", "PNG"),
+        ("zeros.csv", b"customer_id\n" + bytes(100), "file_not_text", "binary"),
+        ("gbk.csv", "customer_id,name\nc1,张三\n".encode("gbk"), "file_not_utf8",
+         "not UTF-8 text (first at row 1)"),
+    ]
+    jobs = {}
+    for name, content, code, words in cases:
+        job = _finished(app_client, key, _upload(app_client, key, name, content))
+        assert (job["status"], job["error_code"]) == ("failed", code), job
+        assert job["error"].startswith(f"{name}: "), job["error"]
+        assert words in job["error"]
+        assert "sniffing" not in job["error"]
+        assert str(store_cfg.data_dir) not in job["error"]
+        jobs[name] = job["id"]
+    assert list((store_cfg.data_dir / "uploads").iterdir()) == []
+    admin = make_user("admin")
+    log_in(app_client, admin.email, admin.password)
+    zh = app_client.get(f"/imports/{jobs['报表.csv']}", params={"lang": "zh"}).text
+    assert "“报表.csv”不是文本文件" in zh
+    en = app_client.get(f"/imports/{jobs['gbk.csv']}", params={"lang": "en"}).text
+    assert "&#34;gbk.csv&#34; is not UTF-8 text" in en or '"gbk.csv" is not UTF-8 text' in en
+
+
+@pytest.mark.parametrize("store_cfg", ["sqlite"], indirect=True)
+def test_a_command_line_import_through_the_server_shows_no_server_path(
+    app_client: TestClient, store_cfg: Settings, tmp_path: Path, make_api_key: Callable[..., str]
+) -> None:
+    """Jobs handed over by ``growthwheel import`` carry the shell's absolute paths: API readers see
+    the file names only."""
+    secret_dir = tmp_path / "home" / "someone" / "exports"
+    secret_dir.mkdir(parents=True)
+    bad = secret_dir / "customers.csv"
+    bad.write_text("email,name\na@b.c,X\n", encoding="utf-8")
+    owner = app_client.app.state.warehouse  # type: ignore[attr-defined]
+    job_id = owner.submit_import("customers", [bad])
+    key = make_api_key("read")
+    job = _finished(app_client, key, job_id)
+    assert job["status"] == "failed"
+    assert job["files"] == ["customers.csv"]
+    assert job["error"].startswith("customers.csv: missing required column(s)")
+    assert "someone" not in str(job)
+
+
+def test_leftover_uploads_are_swept_when_the_server_starts(store_cfg: Settings) -> None:
+    leftover = store_cfg.data_dir / "uploads" / "0123abcd"
+    leftover.mkdir(parents=True)
+    (leftover / "01_orders.csv").write_bytes(b"x" * 1000)
+    (store_cfg.data_dir / "uploads" / ".incoming-1").write_bytes(b"y")
+    past = time.time() - 3600
+    for path in (leftover / "01_orders.csv", leftover, store_cfg.data_dir / "uploads" / ".incoming-1"):
+        os.utime(path, (past, past))
+    with TestClient(create_app(store_cfg)) as client:
+        assert client.get("/api/v1/health").status_code == 200
+        assert list((store_cfg.data_dir / "uploads").iterdir()) == []

@@ -184,6 +184,33 @@ def mask_phone(phone: str | None) -> str | None:
     return "".join("*" if ch.isdigit() and i not in keep else ch for i, ch in enumerate(phone))
 
 
+#: An e-mail address anywhere in a text.
+_EMAIL_IN_TEXT = re.compile(r"[\w.+\-']+@[\w\-]+(?:\.[\w\-]+)+")
+#: A run of digits that may be a phone number: 7 to 15 digits, single separators between them,
+#: not part of a longer word, number or time (``2024-03-05`` is told apart below).
+_PHONE_IN_TEXT = re.compile(r"(?<![\w.:/\-])\+?\d(?:[ ()\-]?\d){6,18}(?![\w:/]|\.\d)")
+_DATE_LIKE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4}")
+
+
+def mask_contacts(text: str | None) -> str | None:
+    """``text`` with every e-mail address and phone-like number in it masked as
+    :func:`mask_email` / :func:`mask_phone` do, for free text that may hold them (a raw CSV row
+    refused by an import, a value of an unknown column). Dates are left alone; a long numeric id
+    (7–15 digits) is masked too: over-masking is the safe side."""
+    if not text:
+        return text
+
+    def phone(match: re.Match[str]) -> str:
+        found = match.group(0)
+        digits = sum(ch.isdigit() for ch in found)
+        if digits > 15 or _DATE_LIKE.fullmatch(found):
+            return found
+        return mask_phone(found) or found
+
+    text = _EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group(0)) or "***", text)
+    return _PHONE_IN_TEXT.sub(phone, text)
+
+
 # --------------------------------------------------------------------------------------------
 # Passwords and users
 # --------------------------------------------------------------------------------------------

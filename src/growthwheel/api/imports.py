@@ -1,5 +1,10 @@
 """REST endpoints for imports: upload files → a background import job; jobs; quarantined rows.
 
+Uploads live only as long as their import (``warehouse/uploads.py``): results, quarantine entries
+and errors name a file as the client did, never by its server path. Quarantined values are shown
+with e-mail addresses and phone numbers masked to callers that may not see personal data
+(analysts), raw rows included (:func:`shown_value`).
+
 An upload is saved under ``<data_dir>/uploads/<upload id>/`` and handed to the server's warehouse
 owner (``warehouse/owner.py``, reached through ``api/warehouse.py``), which runs the import in the
 background (the server process owns the DuckDB warehouse while it runs). The request answers
@@ -13,9 +18,6 @@ oversized upload is refused without being stored.
 
 from __future__ import annotations
 
-import re
-import shutil
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,12 +29,13 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import FormData, UploadFile
 from starlette.types import Message
 
-from growthwheel.accounts.service import audit
+from growthwheel.accounts.service import audit, mask_contacts, mask_email, mask_phone
 from growthwheel.api.deps import DbSession, Principal, check_csrf, require_scope
 from growthwheel.api.warehouse import warehouse
 from growthwheel.config import Settings
 from growthwheel.errors import InvalidArgumentError, NoDataError
 from growthwheel.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, paginate
+from growthwheel.warehouse import uploads
 from growthwheel.warehouse.db import QUARANTINE_TABLE
 from growthwheel.warehouse.formats.generic import CSV_SUFFIXES, JSON_SUFFIXES, PARQUET_SUFFIXES
 from growthwheel.warehouse.ingest import FORMATS
@@ -48,7 +51,7 @@ MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 MAX_FILES = 20
 #: Quarantined rows shown with a job (the rest through ``GET /quarantine``).
 JOB_QUARANTINE_ROWS = 1000
-UPLOADS_DIR = "uploads"
+UPLOADS_DIR = uploads.UPLOADS_DIR
 
 _GENERIC_SUFFIXES = CSV_SUFFIXES | PARQUET_SUFFIXES | JSON_SUFFIXES
 
@@ -89,7 +92,9 @@ class QuarantineRow(BaseModel):
     file: str
     row_number: int | None
     column_name: str | None
-    value: str | None
+    value: str | None = Field(description=(
+        "The value as written (a whole row when the CSV reader refused it); e-mail addresses and "
+        "phone numbers masked unless the caller may see them."))
     reason: str | None
     quarantined_at: datetime | None
 
@@ -103,7 +108,7 @@ class ImportJobOut(BaseModel):
     fraction: float | None = Field(description="Share of the current phase done (0–1), null when unknown.")
     table: str
     format: str
-    files: list[str] = Field(description="The uploaded files as stored (relative to the data directory).")
+    files: list[str] = Field(description="The files, named as they were uploaded.")
     error: str | None = Field(default=None, description="Why the import failed.")
     error_code: str | None = Field(default=None, description="Stable code of the failure.")
     submitted_at: datetime
@@ -136,27 +141,49 @@ class QuarantinePage(Page[QuarantineRow]):
 # --------------------------------------------------------------------------------------------
 
 
-def _shown_path(path: str, cfg: Settings) -> str:
-    """A stored file path as shown to clients: relative to the data directory when inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(cfg.data_dir.resolve()))
-    except ValueError:
-        return path
-
-
 def safe_filename(name: str | None, index: int) -> str:
     """An uploaded file's name made safe to store: no directories, no odd characters, extension kept."""
-    base = Path((name or "").replace("\\", "/")).name
-    base = re.sub(r"[^\w.\-]", "_", base).lstrip(".")
-    return f"{index:02d}_{base or 'upload'}"
+    return uploads.stored_name(name, index)
+
+
+#: What a failure the server did not foresee says to clients (the details are in the server's log).
+INTERNAL_FAILURE = "the import failed on the server (see the server's log); nothing was written"
+
+
+def job_error(job: ImportJob) -> str | None:
+    """A failed job's error as clients see it: files named as uploaded, no server path, and an
+    unforeseen failure reduced to :data:`INTERNAL_FAILURE`."""
+    if job.error is None:
+        return None
+    if job.error_code == "internal_error":
+        return INTERNAL_FAILURE
+    message = job.error
+    shown = job.shown_files
+    for path, name in sorted(zip(job.files, shown, strict=False), key=lambda p: len(p[0]), reverse=True):
+        message = message.replace(path, name)
+    return message
+
+
+def shown_value(column: str | None, value: str | None, can_see_pii: bool) -> str | None:
+    """A quarantined value as a caller sees it: as written, or for callers that may not see
+    personal data with e-mail addresses and phone numbers masked (a raw row's too)."""
+    if can_see_pii or value is None:
+        return value
+    if column == "email":
+        return mask_email(value)
+    if column == "phone":
+        return mask_phone(value)
+    return mask_contacts(value)
 
 
 def _job_out(job: ImportJob, cfg: Settings) -> dict[str, Any]:
-    """The public fields of an owner's job (file paths shown relative to the data directory)."""
+    """The public fields of an owner's job (files named as uploaded, never by server path)."""
+    shown = job.shown_files
     result = None
     if job.result is not None:
         data = job.result.to_dict()
-        result = {**data, "files": [_shown_path(f, cfg) for f in job.result.files]}
+        result = {**data, "files": shown,
+                  "ignored_columns": {Path(k).name: v for k, v in job.result.ignored_columns.items()}}
     return {
         "id": job.id,
         "status": job.status,
@@ -164,8 +191,8 @@ def _job_out(job: ImportJob, cfg: Settings) -> dict[str, Any]:
         "fraction": job.fraction,
         "table": job.table,
         "format": job.format,
-        "files": [_shown_path(f, cfg) for f in job.files],
-        "error": job.error,
+        "files": shown,
+        "error": job_error(job),
         "error_code": job.error_code,
         "submitted_at": job.submitted_at,
         "started_at": job.started_at,
@@ -188,11 +215,12 @@ def _job(owner: WarehouseOwner, job_id: str) -> ImportJob:
     return job
 
 
-def _quarantine_row(row: dict[str, Any], cfg: Settings) -> QuarantineRow:
+def _quarantine_row(row: dict[str, Any], can_see_pii: bool) -> QuarantineRow:
     when = row.get("quarantined_at")
     if isinstance(when, datetime) and when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return QuarantineRow(**{**row, "file": _shown_path(row["file"], cfg), "quarantined_at": when})
+    return QuarantineRow(**{**row, "file": Path(str(row["file"])).name, "quarantined_at": when,
+                            "value": shown_value(row["column_name"], row["value"], can_see_pii)})
 
 
 _QUARANTINE_KEY_TYPES = (str, str, str, int, str, str)
@@ -273,15 +301,23 @@ async def limited_form(request: Request, limit: int | None = None) -> Request:
 
 
 def _save(files: list[UploadFile], folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=False)
-    paths = []
+    return [uploads.save(upload.file, folder, upload.filename, index)
+            for index, upload in enumerate(files, start=1)]
+
+
+def upload_names(files: list[UploadFile]) -> list[str]:
+    """The names results and errors give the uploaded files: as the client named them, a repeated
+    name numbered (``orders.csv``, ``orders (2).csv``)."""
+    names: list[str] = []
     for index, upload in enumerate(files, start=1):
-        path = folder / safe_filename(upload.filename, index)
-        with path.open("wb") as out:
-            upload.file.seek(0)
-            shutil.copyfileobj(upload.file, out, 1024 * 1024)
-        paths.append(path)
-    return paths
+        name = uploads.display_name(upload.filename, index)
+        stem, dot, suffix = name.rpartition(".")
+        candidate, n = name, 1
+        while candidate in names:
+            n += 1
+            candidate = f"{stem} ({n}).{suffix}" if dot and stem else f"{name} ({n})"
+        names.append(candidate)
+    return names
 
 
 # --------------------------------------------------------------------------------------------
@@ -341,17 +377,20 @@ async def create_import(
     try:
         await check_csrf(limited)  # a browser session must send its token; API keys need none
         table, fmt, files = _upload_fields(await limited.form())
-        folder = cfg.data_dir / UPLOADS_DIR / uuid.uuid4().hex
+        names = upload_names(files)
+        folder = await run_in_threadpool(uploads.new_folder, cfg.data_dir)
         try:
             paths = await run_in_threadpool(_save, files, folder)
-            job_id = owner.submit_import(table, paths, fmt)
+            # The folder goes when the import ends, done or failed (the quarantine keeps its values).
+            job_id = owner.submit_import(table, paths, fmt, names=names,
+                                         on_done=lambda _job: uploads.discard(folder))
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+            uploads.discard(folder)
             raise
     finally:
         await limited.close()  # the parsed form's temporary files
     audit(session, principal, "import.submit", f"import:{job_id}",
-          {"table": table, "format": fmt, "files": [p.name for p in paths]})
+          {"table": table, "format": fmt, "files": names})
     return _job_out(_job(owner, job_id), cfg)
 
 
@@ -411,7 +450,8 @@ def get_import(
         with owner.read() as con:
             q = _quarantine_query(con, import_id=result["import_id"])
             out["quarantine_total"] = int(q.count().execute())
-            out["quarantine"] = [_quarantine_row(r, cfg) for r in _quarantine_rows(q, JOB_QUARANTINE_ROWS)]
+            out["quarantine"] = [_quarantine_row(r, principal.can_see_pii)
+                                 for r in _quarantine_rows(q, JOB_QUARANTINE_ROWS)]
     return out
 
 
@@ -425,7 +465,6 @@ def list_quarantine(
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> QuarantinePage:
     """Rows refused by imports, newest import first, then by file, row and column."""
-    cfg: Settings = request.app.state.cfg
     table_name = None
     if table:
         try:
@@ -439,4 +478,5 @@ def list_quarantine(
             q = _after(q, key)
         fetched = _quarantine_rows(q, limit + 1)
     page, next_cursor = paginate(fetched, limit, _quarantine_key)
-    return QuarantinePage(items=[_quarantine_row(r, cfg) for r in page], next_cursor=next_cursor)
+    return QuarantinePage(items=[_quarantine_row(r, principal.can_see_pii) for r in page],
+                          next_cursor=next_cursor)

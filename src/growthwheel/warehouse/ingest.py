@@ -21,6 +21,7 @@ tables are then published as a new Parquet snapshot (``warehouse/spark.py``).
 
 from __future__ import annotations
 
+import codecs
 import threading
 import time
 import uuid
@@ -33,7 +34,7 @@ import duckdb
 import pyarrow as pa
 
 from growthwheel.config import Settings, ShopSettings, settings
-from growthwheel.errors import ImportFileError, InvalidArgumentError
+from growthwheel.errors import GrowthwheelError, ImportFileError, InvalidArgumentError
 from growthwheel.kit.money import currency_exponent
 from growthwheel.warehouse import db as wh
 from growthwheel.warehouse.formats import generic, shopify, taobao
@@ -267,7 +268,7 @@ def _validate(con: duckdb.DuckDBPyConnection, table: Table, shop: ShopSettings,
     if staged.rejected:
         con.executemany(
             "INSERT INTO gw_bad VALUES (?, ?, '(row)', ?, ?)",
-            [[f, r, line, reason] for f, r, line, reason in staged.rejected],
+            [[f, r, clip_raw(line), reason] for f, r, line, reason in staged.rejected],
         )
     if table.name == "order_lines":
         _hold_back_whole_orders(con, several_files)
@@ -568,12 +569,24 @@ def _stage(con: duckdb.DuckDBPyConnection, table: Table, fmt: str, paths: Sequen
     return generic.Staged()
 
 
-def check_request(table_name: str, paths: Sequence[Path | str], fmt: str) -> tuple[Table, list[Path]]:
-    """The target table and the files of an import request, or the error that refuses it.
+def check_request(table_name: str, paths: Sequence[Path | str], fmt: str,
+                  names: Sequence[str] | None = None) -> tuple[Table, list[Path]]:
+    """The target table and the files of an import request, or the error that refuses it (files
+    named by ``names`` when given, as in :func:`import_files`).
 
     Shop exports (``shopify``, ``taobao``) hold order lines: ``orders`` is taken to mean
     ``order_lines`` for them.
     """
+    try:
+        return _check_request(table_name, paths, fmt)
+    except GrowthwheelError as exc:
+        if names is not None:
+            exc.message = _renamed(exc.message, {str(p): str(n) for p, n in zip(paths, names, strict=False)})
+            exc.args = (exc.message,)
+        raise
+
+
+def _check_request(table_name: str, paths: Sequence[Path | str], fmt: str) -> tuple[Table, list[Path]]:
     try:
         table = resolve_table(table_name)
     except KeyError as exc:
@@ -598,20 +611,128 @@ def import_files(
     *,
     cfg: Settings | None = None,
     progress: Progress | None = None,
+    names: Sequence[str] | None = None,
 ) -> ImportResult:
     """Import ``paths`` into ``table_name`` atomically; see the module docstring for the steps.
 
     Shop exports (``shopify``, ``taobao``) hold order lines: importing them as ``orders`` is taken
-    to mean ``order_lines``.
+    to mean ``order_lines``. ``names`` (one per path) is how the result, the quarantine entries and
+    any error name each file — an upload's name as the client gave it, never the server's path;
+    by default the path as given. A file that is not text (a spreadsheet, an archive, UTF-16) or,
+    for the generic format, not UTF-8 is refused before it is read, naming the file.
     """
     cfg = cfg or settings()
-    table, files = check_request(table_name, paths, fmt)
-    show = progress if sum(p.stat().st_size for p in files) > PROGRESS_BYTES else None
-    return _import(
-        cfg, table, fmt, [str(p) for p in files],
-        lambda con, result: _stage(con, table, fmt, files, result),
-        f"reading and validating {', '.join(p.name for p in files)}", show,
-    )
+    shown = [str(p) for p in paths] if names is None else [str(n) for n in names]
+    if len(shown) != len(paths):
+        raise InvalidArgumentError("names: give one name per file")
+    rename = {str(p): n for p, n in zip(paths, shown, strict=True)}
+    try:
+        table, files = check_request(table_name, paths, fmt)
+        for path, name in zip(files, shown, strict=True):
+            check_text(path, name, fmt)
+        show = progress if sum(p.stat().st_size for p in files) > PROGRESS_BYTES else None
+
+        def stage(con: duckdb.DuckDBPyConnection, result: ImportResult) -> generic.Staged:
+            staged = _stage(con, table, fmt, files, result)
+            result.ignored_columns = {rename.get(k, k): v for k, v in result.ignored_columns.items()}
+            return staged
+
+        return _import(
+            cfg, table, fmt, shown, stage,
+            f"reading and validating {', '.join(Path(n).name for n in shown)}", show,
+            rename=None if names is None else rename,
+        )
+    except GrowthwheelError as exc:
+        if names is not None:  # name the files as the client did, wherever the message says
+            exc.message = _renamed(exc.message, rename)
+            exc.args = (exc.message,)
+        raise
+
+
+def _renamed(message: str, rename: dict[str, str]) -> str:
+    """``message`` with every server path of ``rename`` replaced by its file's name."""
+    for path in sorted(rename, key=len, reverse=True):
+        for form in {path, str(Path(path).resolve())}:
+            message = message.replace(form, rename[path])
+    return message
+
+
+# ---------------------------------------------------------------------------------------------
+# Files that are not text: refused up front, naming the file.
+# ---------------------------------------------------------------------------------------------
+
+#: Opening bytes of files people upload by mistake: (magic, what it is).
+_NOT_TEXT = (
+    (b"PK\x03\x04", "a ZIP archive or an Excel .xlsx workbook"),
+    (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook or another Office document"),
+    (b"%PDF", "a PDF document"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"7z\xbc\xaf", "a 7-Zip archive"),
+    (b"Rar!", "a RAR archive"),
+    (b"\xff\xfe", "UTF-16 text"),
+    (b"\xfe\xff", "UTF-16 text"),
+)
+#: Bytes read to decide.
+_SNIFF_BYTES = 64 * 1024
+#: Raw rows (lines the CSV reader refused) are kept in quarantine up to this many characters.
+MAX_RAW_CHARS = 1000
+
+
+class FileNotTextError(ImportFileError):
+    """An input file meant to be CSV or JSON Lines is binary (a workbook, an archive, an image)."""
+
+    code = "file_not_text"
+
+    def __init__(self, message: str, file: str) -> None:
+        super().__init__(message)
+        self.file = file
+
+
+class FileNotUtf8Error(ImportFileError):
+    """A generic-format text file is not UTF-8."""
+
+    code = "file_not_utf8"
+
+    def __init__(self, message: str, file: str) -> None:
+        super().__init__(message)
+        self.file = file
+
+
+def check_text(path: Path, name: str, fmt: str) -> None:
+    """Refuse (naming the file as ``name``) a file that should be text and is not: a binary file
+    for any CSV or JSON input, and a file that is not UTF-8 for the generic format (shop exports
+    may be GBK). Parquet files are left to the Parquet reader."""
+    suffix = path.suffix.lower()
+    if fmt == "generic" and suffix not in generic.CSV_SUFFIXES | generic.JSON_SUFFIXES:
+        return
+    with path.open("rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+    shown = Path(name).name
+    for magic, what in _NOT_TEXT:
+        if head.startswith(magic):
+            raise FileNotTextError(
+                f"{name}: not a text file ({what}); save it as CSV (UTF-8) and upload that", shown)
+    if b"\x00" in head:
+        raise FileNotTextError(
+            f"{name}: not a text file (binary content); save it as CSV (UTF-8) and upload that", shown)
+    if fmt != "generic":
+        return
+    body = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(body, final=len(head) < _SNIFF_BYTES)
+    except UnicodeDecodeError as exc:
+        row = body[: exc.start].count(b"\n")  # the header is line 1, data row 1 is line 2
+        raise FileNotUtf8Error(
+            f"{name}: not UTF-8 text (first at row {row}); save it as UTF-8, "
+            "or import a Taobao export (GBK) with --format taobao", shown) from None
+
+
+def clip_raw(line: str) -> str:
+    """A raw row as kept in quarantine: at most :data:`MAX_RAW_CHARS` characters."""
+    return line if len(line) <= MAX_RAW_CHARS else line[: MAX_RAW_CHARS - 1] + "…"
 
 
 def import_rows(
@@ -672,8 +793,10 @@ def _import(
     stage: Callable[[duckdb.DuckDBPyConnection, ImportResult], generic.Staged],
     reading: str,
     show: Progress | None,
+    rename: dict[str, str] | None = None,
 ) -> ImportResult:
-    """Stage (by ``stage``), validate, quarantine and merge in one transaction; see the module docstring."""
+    """Stage (by ``stage``), validate, quarantine and merge in one transaction; see the module
+    docstring. ``rename`` maps staged file paths to the names quarantine entries carry."""
     shop = cfg.shop()
     started = time.perf_counter()
     import_id = f"imp_{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
@@ -701,7 +824,7 @@ def _import(
             counts: dict[str, TableCounts] = {}
             _run(con, lambda: counts.update(_write(con, import_id, names)), "writing", show)
             result.tables = counts
-            _record(con, result, import_id, files)
+            _record(con, result, import_id, files, rename)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -716,8 +839,9 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
 
 
 def _record(con: duckdb.DuckDBPyConnection, result: ImportResult, import_id: str,
-            files: Sequence[str | Path]) -> None:
-    """Fill in the counts, replace the files' old quarantine entries and log the run."""
+            files: Sequence[str | Path], rename: dict[str, str] | None = None) -> None:
+    """Fill in the counts, replace the files' old quarantine entries and log the run (files
+    named through ``rename`` when given)."""
     unreadable = _count(con, "SELECT count(*) FROM gw_bad WHERE column_name = '(row)'")
     result.rows_read = _count(con, "SELECT count(*) FROM gw_typed_0") + unreadable
     result.rows_quarantined = _count(con, "SELECT count(DISTINCT (_file, _row)) FROM gw_bad")
@@ -731,8 +855,12 @@ def _record(con: duckdb.DuckDBPyConnection, result: ImportResult, import_id: str
         f"DELETE FROM {wh.QUARANTINE_TABLE} WHERE table_name = ? AND file IN ({file_list})",
         [result.table],
     )
+    file = "_file"
+    if rename:
+        file = "CASE _file " + " ".join(
+            f"WHEN {_lit(path)} THEN {_lit(name)}" for path, name in rename.items()) + " ELSE _file END"
     con.execute(
-        f"INSERT INTO {wh.QUARANTINE_TABLE} SELECT ?, ?, _file, _row, column_name, value, reason, "
+        f"INSERT INTO {wh.QUARANTINE_TABLE} SELECT ?, ?, {file}, _row, column_name, value, reason, "
         "timezone('UTC', now()) FROM gw_bad ORDER BY _file, _row",
         [import_id, result.table],
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from growthwheel.errors import GrowthwheelError
@@ -37,6 +38,10 @@ class ImportJob:
     error: str | None = None
     error_code: str | None = None
     error_status: int | None = None
+    error_file: str | None = None
+    """The file a failure is about, as the client named it (when the error names one)."""
+    names: list[str] = field(default_factory=list)
+    """How clients see the files (an upload's names as given); empty: the files' own names."""
     submitted_at: datetime = field(default_factory=_now)
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -46,6 +51,12 @@ class ImportJob:
     def state(self) -> JobStatus:
         """Same as ``status`` (the console's name for it)."""
         return self.status
+
+    @property
+    def shown_files(self) -> list[str]:
+        """The files as clients see them: the upload's names, else the files' own names (never a
+        server path)."""
+        return list(self.names) if self.names else [Path(f).name for f in self.files]
 
     @property
     def paths(self) -> list[str]:

@@ -53,7 +53,7 @@ from starlette.concurrency import run_in_threadpool
 from growthwheel.config import Settings
 from growthwheel.errors import ConfigError, GrowthwheelError
 from growthwheel.warehouse import db as wh
-from growthwheel.warehouse import ingest
+from growthwheel.warehouse import ingest, uploads
 from growthwheel.warehouse.jobs import ImportJob, JobNotFoundError, JobStatus
 from growthwheel.warehouse.schema import EVENTS, TABLES
 from growthwheel.warehouse.server import (
@@ -135,6 +135,7 @@ class WarehouseOwner:
         if self._writer is not None:
             raise ConfigError("the warehouse owner is already running")
         self._stopping.clear()
+        uploads.sweep(self.cfg.data_dir)  # uploads a killed server left behind
         if self.cfg.warehouse == "duckdb":
             self._con = self._open()
         self._generation += 1
@@ -260,17 +261,21 @@ class WarehouseOwner:
     # -- writes: imports ----------------------------------------------------------------------
 
     def submit_import(self, table: str, paths: Sequence[Path | str], fmt: str = "generic", *,
-                      on_done: Callable[[ImportJob], None] | None = None) -> str:
+                      on_done: Callable[[ImportJob], None] | None = None,
+                      names: Sequence[str] | None = None) -> str:
         """Queue an import of ``paths`` (files this process can read) on the writer thread and
         return its job id (see :meth:`job`).
 
         Checks the table, format and files at once (raising the import's own errors); the rest is
-        reported on the job. ``on_done`` is called on the writer thread when it ends.
+        reported on the job. ``on_done`` is called on the writer thread when it ends. ``names``
+        (uploads: the names the client gave, one per path) name the files in the result, the
+        quarantine and errors instead of their paths.
         """
         if not self.running:
             raise ConfigError("the warehouse owner is not running")
-        _table, files = ingest.check_request(table, paths, fmt)
-        job = ImportJob(f"job_{uuid.uuid4().hex[:12]}", table, fmt, [str(p) for p in files])
+        _table, files = ingest.check_request(table, paths, fmt, names)
+        job = ImportJob(f"job_{uuid.uuid4().hex[:12]}", table, fmt, [str(p) for p in files],
+                        names=list(names) if names is not None else [])
         with self._lock:
             self._jobs[job.id] = job
             while len(self._jobs) > 500:
@@ -289,9 +294,11 @@ class WarehouseOwner:
             def progress(phase: str, fraction: float | None) -> None:
                 job.phase, job.fraction = phase, fraction
 
-            result = ingest.import_files(job.table, files, job.format, cfg=self.cfg, progress=progress)
+            result = ingest.import_files(job.table, files, job.format, cfg=self.cfg, progress=progress,
+                                         names=job.names or None)
         except GrowthwheelError as exc:
             job.error, job.error_code, job.error_status = exc.message, exc.code, exc.status
+            job.error_file = getattr(exc, "file", None)
             job.status = "failed"
         except Exception as exc:
             log.exception("import %s failed", job.id)

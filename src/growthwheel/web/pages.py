@@ -12,11 +12,7 @@ Pages read the warehouse through the server's warehouse owner (``app.state.wareh
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
@@ -38,7 +34,7 @@ from starlette.datastructures import UploadFile
 from growthwheel import __version__
 from growthwheel.accounts.api import safe_next
 from growthwheel.api.deps import Principal, check_csrf, csrf_token, current_user_page
-from growthwheel.api.imports import limited_form
+from growthwheel.api.imports import job_error, limited_form, shown_value, upload_names
 from growthwheel.api.warehouse import warehouse
 from growthwheel.config import Settings, ShopSettings
 from growthwheel.customers import service as customers
@@ -47,6 +43,7 @@ from growthwheel.errors import ImportFileError, InvalidArgumentError
 from growthwheel.insight.kpis import METRICS
 from growthwheel.kit.money import currency_exponent
 from growthwheel.warehouse import db as warehouse_db
+from growthwheel.warehouse import uploads
 from growthwheel.warehouse.ingest import FORMATS
 from growthwheel.warehouse.jobs import ImportJob
 from growthwheel.warehouse.schema import resolve_table
@@ -102,6 +99,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/promotions", k("nav.promotions")),
     ("/coupons", k("nav.coupons")),
     ("/loyalty", k("nav.loyalty")),
+    ("/jobs", k("nav.jobs")),
     ("/imports", k("nav.imports")),
 )
 ROLE_KEYS = {"admin": k("role.admin"), "operator": k("role.operator"), "analyst": k("role.analyst")}
@@ -622,18 +620,13 @@ def customer_page(request: Request, user: User, customer_id: str) -> HTMLRespons
 # Imports
 # ---------------------------------------------------------------------------------------------
 
-#: Folder of the data directory where uploaded files are kept.
-UPLOADS = "uploads"
 #: Tables offered in the upload form, most common first.
 UPLOAD_TABLES: tuple[str, ...] = tuple(TABLE_KEYS)
-_UNSAFE = re.compile(r"[^\w.\- ]+")
-
-
-def safe_filename(name: str | None) -> str:
-    """A file name safe to store (no directories, no control or shell characters, no leading dot)."""
-    base = Path((name or "").replace("\\", "/")).name
-    cleaned = _UNSAFE.sub("_", base).strip(" .")[:120]
-    return cleaned or "upload"
+#: Failures the console explains in the reader's language: error code → catalogue key ({file}).
+IMPORT_ERROR_KEYS = {
+    "file_not_text": k("imports.error.not_text"),
+    "file_not_utf8": k("imports.error.not_utf8"),
+}
 
 
 def _table_key(name: str | None) -> str | None:
@@ -676,7 +669,7 @@ def _imports_context(request: Request, user: Principal, form: Mapping[str, str],
     active = [
         {"href": import_href(job.id), "state_key": JOB_STATE_KEYS[job.status], "state": job.status,
          "table": job.table, "table_key": _table_key(job.table),
-         "files": ", ".join(Path(p).name for p in job.files)}
+         "files": ", ".join(job.shown_files)}
         for job in warehouse(request).jobs()
         if job.status in ("queued", "running")
     ]
@@ -698,37 +691,16 @@ def imports_page(request: Request, user: User) -> HTMLResponse:
     return render(request, "imports.html.j2", _imports_context(request, user, {}, {}), user=user)
 
 
-def store_upload(source: BinaryIO, filename: str | None, uploads: Path) -> Path:
-    """Copy an uploaded file to ``<uploads>/<first 16 hex digits of its SHA-256>/<safe name>``.
-
-    The same file uploaded again lands on the same path, so re-importing it replaces its earlier
-    quarantine entries (they are kept per file), as a re-import from the command line does.
-    """
-    uploads.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    incoming = uploads / f".incoming-{uuid.uuid4().hex}"
-    try:
-        with incoming.open("wb") as out:
-            while chunk := source.read(1024 * 1024):
-                digest.update(chunk)
-                out.write(chunk)
-        target = uploads / digest.hexdigest()[:16] / safe_filename(filename)
-        target.parent.mkdir(exist_ok=True)
-        os.replace(incoming, target)
-    finally:
-        incoming.unlink(missing_ok=True)
-    return target
-
-
-def _save_uploads(uploads: list[UploadFile], folder: Path) -> list[Path]:
-    paths = [store_upload(upload.file, upload.filename, folder) for upload in uploads]
-    return list(dict.fromkeys(paths))  # the same file chosen twice is imported once
+def _save_uploads(files: list[UploadFile], folder: Path) -> list[Path]:
+    return [uploads.save(upload.file, folder, upload.filename, index)
+            for index, upload in enumerate(files, start=1)]
 
 
 @router.post("/imports", response_class=HTMLResponse)
 async def submit_import(request: Request, user: User) -> Response:
-    """Save the uploaded files under ``<data dir>/uploads/`` (:func:`store_upload`), hand them to
-    the warehouse owner as a background import and redirect to the job's progress page.
+    """Save the uploaded files in a folder of their own under ``<data dir>/uploads/``, hand them
+    to the warehouse owner as a background import (named as uploaded; the folder goes when the
+    import ends) and redirect to the job's progress page.
 
     The body is read under the same size limit as the API's upload (413 beyond), then the CSRF
     token is checked."""
@@ -741,7 +713,7 @@ async def submit_import(request: Request, user: User) -> Response:
     form = await request.form()
     table = str(form.get("table") or "")
     fmt = str(form.get("format") or "")
-    uploads = [
+    files = [
         f for f in form.getlist("files")
         if isinstance(f, UploadFile) and (f.filename or f.size)
     ]
@@ -750,7 +722,7 @@ async def submit_import(request: Request, user: User) -> Response:
         errors["table"] = k("imports.error.table")
     if fmt not in FORMAT_KEYS:
         errors["format"] = k("imports.error.format")
-    if not uploads:
+    if not files:
         errors["files"] = k("imports.error.files")
     if errors:
         context = await run_in_threadpool(
@@ -758,15 +730,23 @@ async def submit_import(request: Request, user: User) -> Response:
         )
         return render(request, "imports.html.j2", context, user=user, status=422)
     cfg: Settings = request.app.state.cfg
-    paths = await run_in_threadpool(_save_uploads, uploads, cfg.data_dir / UPLOADS)
+    names = upload_names(files)
+    folder = await run_in_threadpool(uploads.new_folder, cfg.data_dir)
     try:
-        job_id = await run_in_threadpool(warehouse(request).submit_import, table, paths, fmt)
+        paths = await run_in_threadpool(_save_uploads, files, folder)
+        job_id = await run_in_threadpool(
+            lambda: warehouse(request).submit_import(table, paths, fmt, names=names,
+                                                     on_done=lambda _job: uploads.discard(folder)))
     except (InvalidArgumentError, ImportFileError) as exc:
+        uploads.discard(folder)
         context = await run_in_threadpool(
             _imports_context, request, user, {"table": table, "format": fmt}, {}
         )
         context["problem"] = exc.message
         return render(request, "imports.html.j2", context, user=user, status=422)
+    except BaseException:
+        uploads.discard(folder)
+        raise
     return RedirectResponse(import_href(job_id), status_code=303)
 
 
@@ -802,14 +782,16 @@ def _quarantine_of(con: Any, import_id: str) -> list[dict[str, Any]]:
     return found
 
 
-def _short_paths(message: str | None, files: list[str]) -> str | None:
-    """An error message with the server's paths of the uploaded files cut to their names."""
-    for path in files:
-        message = message.replace(path, Path(path).name) if message else message
-    return message
+def _job_error(request: Request, job: ImportJob) -> str | None:
+    """A failed job's reason: in the reader's language for failures the console knows, else the
+    import's own message (files named as uploaded, never a server path)."""
+    key = IMPORT_ERROR_KEYS.get(job.error_code or "")
+    if key is not None and job.error_file:
+        return translator(_language(request)[0])(key, file=job.error_file)
+    return job_error(job)
 
 
-def _job_view(request: Request, job: ImportJob) -> _JobView:
+def _job_view(request: Request, job: ImportJob, can_see_pii: bool) -> _JobView:
     finished = job.status in ("done", "failed")
     result = job.result
     fraction = job.fraction
@@ -821,10 +803,10 @@ def _job_view(request: Request, job: ImportJob) -> _JobView:
         succeeded=job.status == "done" and result is not None,
         table=job.table,
         table_key=_table_key(job.table),
-        files=", ".join(Path(p).name for p in job.files),
+        files=", ".join(job.shown_files),
         percent=None if fraction is None else max(0, min(100, round(fraction * 100))),
         phase=job.phase or "" if job.status == "running" else "",
-        error=_short_paths(job.error, job.files),
+        error=_job_error(request, job),
     )
     if result is not None:
         main = result.tables.get("orders" if result.table == "order_lines" else result.table)
@@ -848,7 +830,8 @@ def _job_view(request: Request, job: ImportJob) -> _JobView:
             view.quarantine_more = len(rows) > QUARANTINE_SHOWN
             view.quarantine = [
                 {"file": Path(str(r["file"])).name, "row": r["row_number"],
-                 "column": r["column_name"], "value": r["value"] if r["value"] is not None else "",
+                 "column": r["column_name"],
+                 "value": shown_value(r["column_name"], r["value"], can_see_pii) or "",
                  "reason": r["reason"]}
                 for r in rows[:QUARANTINE_SHOWN]
             ]
@@ -863,6 +846,6 @@ def import_job_page(request: Request, user: User, job_id: str) -> HTMLResponse:
     if job is None:
         return _error_page(request, user, 404, k("imports.job_not_found"),
                            k("imports.job_not_found_body"), "/imports")
-    view = _job_view(request, job)
+    view = _job_view(request, job, user.can_see_pii)
     template = "_import_progress.html.j2" if _is_fragment(request) else "import_job.html.j2"
     return render(request, template, {"job": view}, user=user)
