@@ -34,6 +34,7 @@ from growthwheel.accounts.models import utcnow
 from growthwheel.accounts.schemas import Principal
 from growthwheel.accounts.service import audit
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
+from growthwheel.kit.ids import canonical_id
 from growthwheel.promotions import repository, rules
 from growthwheel.promotions.definition import Definition, check_holdout, check_rule, parse_definition, to_rule
 from growthwheel.promotions.errors import (
@@ -223,9 +224,7 @@ def issue(
     if now >= batch.valid_until:
         raise CouponNotApplicableError(
             f"coupon batch {batch.name!r} expired on {batch.valid_until.isoformat()}")
-    wanted = list(dict.fromkeys(c.strip() for c in customer_ids))
-    if any(not c or len(c) > 64 for c in wanted):
-        raise InvalidArgumentError("customer_ids: each 1 to 64 characters")
+    wanted = list(dict.fromkeys(canonical_id(c, f"customer_ids[{i}]") for i, c in enumerate(customer_ids)))
     served = repository.issued_customers(session, batch.id, issue_key)
     fresh = [c for c in wanted if c not in served]
     issued: dict[str, str] = {}

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from growthwheel.kit import ids
 from growthwheel.promotions.definition import Definition
 
 #: The largest amount in minor units: a price, and a whole cart's ``Σ unit_price × quantity`` too
@@ -14,7 +15,7 @@ from growthwheel.promotions.definition import Definition
 #: cart is bounded as a whole; with it, totals, discounts and per-order points stay far below 2^63.
 MAX_AMOUNT = 10**13
 
-Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Id = ids.Id  # the shop's rule for ids (kit.ids): trimmed, NFC, exact case, no invisible characters
 Money = Annotated[int, Field(ge=0, le=MAX_AMOUNT)]
 Count = Annotated[int, Field(ge=1, le=10**9)]
 CodeText = Annotated[str, Field(min_length=1, max_length=40)]

@@ -7,13 +7,13 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from growthwheel.kit.ids import Id
 from growthwheel.social.bargain import MAX_CUTS
 from growthwheel.social.groups import MAX_GROUP_SIZE, MAX_TIME_LIMIT_MINUTES
 
 _PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
-Ident = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=_PRINTABLE)]
-"""A customer, order or sku id as the shop's systems spell it."""
+Ident = Id
+"""A customer, order or sku id as the shop's systems spell it (the rule of ``kit.ids``)."""
 Signal = Annotated[str, StringConstraints(max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$")]
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_PRINTABLE)]

@@ -38,6 +38,7 @@ from growthwheel.accounts.models import UTCDateTime
 from growthwheel.accounts.schemas import Principal
 from growthwheel.accounts.service import audit
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
+from growthwheel.kit.ids import canonical_id
 from growthwheel.kit.money import currency_exponent
 from growthwheel.promotions import repository as promotions_repository
 from growthwheel.promotions.models import CheckoutOrder
@@ -207,6 +208,7 @@ def invite_code(
     """The customer's invite code, created on first request; the contact signals given are kept
     (as digests) for the self-referral checks of the people they invite."""
     _aware(now, "now")
+    customer_id = canonical_id(customer_id)
     _remember_signals(session, customer_id, referral_core.signal_digests(phone, address, device), now)
     existing = session.get(InviteCode, customer_id)
     if existing is not None:
@@ -328,6 +330,7 @@ def bind(
     that would close one together cannot both succeed.
     """
     _aware(now, "now")
+    invitee_id = canonical_id(invitee_id, "invitee_id")
     normalised = referral_core.normalise_code(code)
     signals = referral_core.signal_digests(phone, address, device)
     _serialise_binds(session)
@@ -373,6 +376,7 @@ def on_order_paid(
     device it was placed from (any may be ``None``).
     """
     _aware(paid_at, "paid_at")
+    order_id, customer_id = canonical_id(order_id, "order_id"), canonical_id(customer_id)
     if session.get(PaidOrder, order_id) is not None:
         return None  # reported before: idempotent
     try:
@@ -521,6 +525,7 @@ class ReferralView:
 
 def referral_view(session: Session, customer_id: str) -> ReferralView:
     """The customer's code, who invited them, whom they invited and their rewards."""
+    customer_id = canonical_id(customer_id)
     code = session.get(InviteCode, customer_id)
     return ReferralView(
         customer_id=customer_id,
@@ -590,6 +595,7 @@ def open_group(
 ) -> Group:
     """The leader opens a group of the deal and takes its first seat (holding the group price)."""
     _aware(now, "now")
+    leader_id = canonical_id(leader_id, "customer_id")
     deal = get_deal(session, deal_id)
     if not deal.active or (deal.starts_at and now < deal.starts_at) or (deal.ends_at and now >= deal.ends_at):
         raise DealUnavailableError(f"group deal {deal_id!r} is not running now")
@@ -621,6 +627,7 @@ def join_group(
     buyers race for the last seat exactly one gets it and the others get ``GroupFullError``.
     Taking the last seat completes the group in the same statement."""
     _aware(now, "now")
+    customer_id = canonical_id(customer_id)
     group = get_group(session, group_id)
     if session.scalar(select(GroupMember.id).where(GroupMember.group_id == group_id,
                                                    GroupMember.customer_id == customer_id)):
@@ -760,6 +767,7 @@ def bargain_cuts(session: Session, bargain_id: str) -> list[BargainCut]:
 def start_bargain(session: Session, offer_id: str, customer_id: str, *, now: datetime) -> Bargain:
     """The customer starts a bargain on the offer (one open bargain per customer and offer)."""
     _aware(now, "now")
+    customer_id = canonical_id(customer_id)
     offer = get_offer(session, offer_id)
     if not offer.active:
         raise DealUnavailableError(f"bargain offer {offer_id!r} is not active")
@@ -793,6 +801,7 @@ def cut(session: Session, bargain_id: str, helper_id: str, *, now: datetime) -> 
     (``cuts_done + 1 … WHERE cuts_done < cuts_total``), so concurrent helpers get distinct
     numbers and the amounts of ``cut_sequence`` never take the price below the floor."""
     _aware(now, "now")
+    helper_id = canonical_id(helper_id, "helper_id")
     target = get_bargain(session, bargain_id)
     if helper_id == target.customer_id:
         raise InvalidArgumentError("helper_id: customers cannot cut their own bargain")
