@@ -34,6 +34,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.experiments.api",
     "growthwheel.experiments.pages",
     "growthwheel.jobs.internal",
+    "growthwheel.jobs.pages",
     "growthwheel.promotions.pages",
     "growthwheel.web.insight_pages",
     "growthwheel.journeys.api",
