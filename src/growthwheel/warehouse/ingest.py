@@ -35,6 +35,7 @@ import pyarrow as pa
 
 from growthwheel.config import Settings, ShopSettings, settings
 from growthwheel.errors import GrowthwheelError, ImportFileError, InvalidArgumentError
+from growthwheel.kit import ids
 from growthwheel.kit.money import currency_exponent
 from growthwheel.warehouse import db as wh
 from growthwheel.warehouse.formats import generic, shopify, taobao
@@ -186,7 +187,12 @@ def _column_sql(column: Input, shop: ShopSettings) -> tuple[list[str], list[str]
         items = [f"upper({raw}) AS {raw}"]
     elif name == "channel":
         items = [f"lower({raw}) AS {raw}"]
-    else:  # id, text
+    elif column.kind == "id":  # the shop's rule for ids (kit.ids): trimmed of any blank, NFC, exact case
+        canonical = ids.canonical_id_sql(raw)
+        checks = [(f"{canonical} IS NULL", "required value is missing")] if column.required else []
+        checks.append((ids.unusable_sql(canonical), "contains a control or invisible character"))
+        items = [f"{canonical} AS {raw}"]
+    else:  # text
         items = [raw]
     whens = [f"WHEN {raw} IS NULL THEN {_lit('required value is missing') if column.required else 'NULL'}"]
     whens += [f"WHEN {cond} THEN {_lit(reason)}" for cond, reason in checks]
