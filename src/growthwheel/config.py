@@ -51,6 +51,47 @@ class SparkSettings(BaseModel):
 
     master: str = "local[2]"
     app_name: str = "growthwheel"
+    warehouse_uri: str | None = None
+    """How Spark names ``spark_dir`` when its executors see it elsewhere
+    (``GROWTHWHEEL_SPARK__WAREHOUSE_URI``, e.g. ``hdfs://nn/gw/spark-warehouse`` or
+    ``file:///mnt/shared/gw/spark-warehouse``); default: the absolute local path of ``spark_dir``."""
+
+
+class ServerSettings(BaseModel):
+    """How ``growthwheel serve`` takes load (``GROWTHWHEEL_SERVER__*``; README "Production").
+
+    ``concurrency`` is the one number the rest follows: at most that many requests use the
+    operational store at once (the admission limit); the worker-thread pool gets
+    ``concurrency + 8`` threads and the connection pool ``concurrency + 4`` connections (+ 8
+    overflow), so an admitted request never waits for a connection and the request holding a
+    row lock always finds a thread to finish on.
+    """
+
+    workers: int = Field(default=1, ge=1, le=64)
+    """Server processes (``serve --workers``); PostgreSQL only when above 1."""
+    concurrency: int = Field(default=32, ge=1, le=1000)
+    """Requests using the store at once, per process."""
+    queue: int = Field(default=1000, ge=0, le=100_000)
+    """Requests that may wait for admission; one more is answered 503 at once."""
+    queue_timeout: float = Field(default=30.0, gt=0, le=600)
+    """Seconds a request may wait for admission before it is answered 503."""
+    retry_after: int = Field(default=2, ge=1, le=600)
+    """The ``Retry-After`` (seconds) of a 503."""
+    write_timeout: float = Field(default=30.0, gt=0, le=600)
+    """SQLite: seconds a transaction may wait for the store's one writer before it is answered 503."""
+    api_key_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    """How long a verified API key is trusted without asking the store (0: always ask). A key
+    revoked through this process stops working at once; through another process, within this time."""
+
+    @property
+    def threads(self) -> int:
+        """Worker threads of the server's thread pool."""
+        return self.concurrency + 8
+
+    @property
+    def pool_size(self) -> int:
+        """Connections kept in the operational store's pool."""
+        return self.concurrency + 4
 
 
 class Settings(BaseSettings):
@@ -61,10 +102,15 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("growthwheel-data"))
     warehouse: Literal["duckdb", "spark"] = "duckdb"
     spark: SparkSettings = SparkSettings()
+    spark_remote: str | None = None
+    """``sc://host:port`` of a Spark Connect server (``GROWTHWHEEL_SPARK_REMOTE``); when set, the Spark
+    warehouse is read through it instead of a Spark started in this process."""
     shop_currency: str | None = None
     shop_timezone: str | None = None
     database_url: str | None = None
     """Operational store; default ``sqlite:///<data dir>/growthwheel.sqlite``."""
+    server: ServerSettings = ServerSettings()
+    """Processes, admission, pools (``GROWTHWHEEL_SERVER__CONCURRENCY`` …)."""
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Reverse proxies whose ``X-Forwarded-For`` is believed: addresses or CIDR networks,
     comma-separated (``GROWTHWHEEL_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8``). Default none: the
@@ -86,6 +132,15 @@ class Settings(BaseSettings):
                     f"GROWTHWHEEL_TRUSTED_PROXIES: {item!r} is not an IP address or network (e.g. 10.0.0.0/8)"
                 ) from None
         return networks
+
+    @field_validator("spark_remote")
+    @classmethod
+    def _connect_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("sc://"):
+            raise ValueError(
+                f"GROWTHWHEEL_SPARK_REMOTE must be a Spark Connect URL sc://host:port, not {value!r}"
+            )
+        return value or None
 
     @property
     def warehouse_path(self) -> Path:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from growthwheel import __version__
-from growthwheel.api import deps, errors
+from growthwheel.api import admission, deps, errors
 from growthwheel.api import warehouse as warehouse_api
 from growthwheel.config import Settings, settings
 from growthwheel.store.db import migrate
@@ -68,10 +68,12 @@ def create_app(cfg: Settings | None = None, routers: Sequence[APIRouter] | None 
     app.state.cfg = cfg
     errors.install(app)
     deps.install(app)
+    admission.install(app, cfg.server)
     health = APIRouter(prefix="/api/v1", tags=["health"])
 
     @health.get("/health", summary="Liveness: the server answers")
-    def get_health() -> dict[str, str]:
+    async def get_health() -> dict[str, str]:
+        """Answered on the event loop: no worker thread, no database connection, no admission."""
         return {"status": "ok", "version": __version__}
 
     app.include_router(health)

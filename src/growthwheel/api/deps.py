@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 import hmac
 import ipaddress
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -22,14 +23,16 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy import event
+from sqlalchemy.orm import Session, object_session
 from starlette.concurrency import run_in_threadpool
 
 from growthwheel.accounts import service
+from growthwheel.accounts.models import ApiKey
 from growthwheel.accounts.schemas import Principal
 from growthwheel.accounts.service import AuthenticationError, CsrfError, PermissionDeniedError
 from growthwheel.config import Settings, settings
-from growthwheel.store.db import sessionmaker_for
+from growthwheel.store.db import session_scope, sessionmaker_for
 
 __all__ = [
     "CSRF_FIELD",
@@ -130,18 +133,27 @@ def _finish(session: Session) -> Callable[..., Any]:
     async def finish(
         exc_type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None
     ) -> bool:
-        await run_in_threadpool(session.commit if exc_type is None else session.rollback)
+        if session.in_transaction():  # else nothing to end, and no thread hop
+            await run_in_threadpool(session.commit if exc_type is None else session.rollback)
         return False
 
     return finish
 
 
-def db_session(request: Request) -> Iterator[Session]:
+async def _close(session: Session, *, rollback: bool = False) -> None:
+    if session.in_transaction():  # still holds a connection: give it back off the event loop
+        await run_in_threadpool(session.rollback if rollback else session.close)
+    session.close()
+
+
+async def db_session(request: Request) -> AsyncIterator[Session]:
     """One session for the whole request: committed as the endpoint returns, rolled back on error.
 
     The commit happens before the response is sent (so a client that sees the answer sees the
-    change, and a failing commit is a 500, not a lost write), whatever ``scope`` the dependency
-    is declared with; every dependency of the request gets the same session.
+    change, and a failing commit is an error answer, not a lost write), whatever ``scope`` the
+    dependency is declared with; every dependency of the request gets the same session. Opening
+    and closing it cost no worker thread unless it still holds a connection (an endpoint that
+    commits itself, as the checkout does, needs none after it returns).
     """
     shared = getattr(request.state, "db_session", None)
     if isinstance(shared, Session):
@@ -154,12 +166,13 @@ def db_session(request: Request) -> Iterator[Session]:
         stack.push_async_exit(_finish(session))
     try:
         yield session
-        session.commit()
+        if session.in_transaction():
+            await run_in_threadpool(session.commit)
     except BaseException:
-        session.rollback()
+        await _close(session, rollback=True)
         raise
     finally:
-        session.close()
+        await _close(session)
 
 
 DbSession = Annotated[Session, Depends(db_session)]
@@ -184,7 +197,49 @@ def _cross_site(request: Request) -> bool:
     return request.headers.get("sec-fetch-site", "").lower() in ("cross-site", "same-site")
 
 
-def current_principal(
+# Verified API keys, by hash: (trusted until, principal). A key revoked in this process leaves at
+# once (``_forget_revoked``); one revoked elsewhere (another worker, the CLI) within the TTL
+# (``server.api_key_cache_seconds``). The lookup of a key not cached runs in a short session of
+# its own (committed at once), so no request holds a connection while it waits for a thread.
+_verified_keys: dict[str, tuple[float, Principal]] = {}
+_KEY_CACHE_MAX = 10_000
+
+
+def _forget_keys(*_args: Any) -> None:
+    _verified_keys.clear()
+
+
+@event.listens_for(ApiKey.revoked, "set")
+def _forget_revoked(target: ApiKey, value: Any, _old: Any, _initiator: Any) -> None:
+    if value:
+        _forget_keys()
+        session = object_session(target)
+        if session is not None:  # and again once the revocation is committed
+            event.listen(session, "after_commit", _forget_keys, once=True)
+
+
+def _lookup_api_key(cfg: Settings, key: str, ip: str) -> Principal | None:
+    with session_scope(cfg) as session:
+        return service.api_key_principal(session, key, ip=ip)
+
+
+async def _api_key_principal(request: Request, key: str, ip: str) -> Principal | None:
+    cfg = _cfg(request)
+    ttl = cfg.server.api_key_cache_seconds
+    digest = service.token_hash(key)
+    now = time.monotonic()
+    cached = _verified_keys.get(digest)
+    if cached is not None and cached[0] > now:
+        return cached[1].model_copy(update={"ip": ip})
+    principal = await run_in_threadpool(_lookup_api_key, cfg, key, ip)
+    if principal is not None and ttl > 0:
+        if len(_verified_keys) >= _KEY_CACHE_MAX:
+            _verified_keys.clear()
+        _verified_keys[digest] = (now + ttl, principal)
+    return principal
+
+
+async def current_principal(
     request: Request,
     session: DbSession,
     _doc: Annotated[Any, Depends(_bearer_scheme)] = None,
@@ -192,7 +247,8 @@ def current_principal(
     """The caller: an API key (``Authorization: Bearer``) or a logged-in user (session cookie).
 
     Raises 401 when there is neither or it is unknown, expired or revoked. A state-changing
-    request carried by the cookie that the browser marks cross-site is refused (403).
+    request carried by the cookie that the browser marks cross-site is refused (403). A key
+    verified in the last ``server.api_key_cache_seconds`` is not looked up again.
     """
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
@@ -200,12 +256,13 @@ def current_principal(
     ip = client_ip(request)
     key = _bearer(request)
     if key is not None:
-        principal = service.api_key_principal(session, key, ip=ip) if key else None
+        principal = await _api_key_principal(request, key, ip) if key else None
         if principal is None:
             raise AuthenticationError("invalid or revoked API key")
     else:
         token = request.cookies.get(SESSION_COOKIE)
-        principal = service.session_principal(session, token, ip=ip) if token else None
+        principal = (await run_in_threadpool(service.session_principal, session, token, ip=ip)
+                     if token else None)
         if principal is None:
             raise AuthenticationError("not logged in: log in or send Authorization: Bearer <API key>")
         if request.method in _UNSAFE and _cross_site(request):
@@ -217,11 +274,11 @@ def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-def require_scope(*scopes: str) -> Callable[..., Principal]:
+def require_scope(*scopes: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency giving the Principal if it holds every scope in ``scopes`` (403 otherwise)."""
     needed = frozenset(scopes)
 
-    def dependency(principal: CurrentPrincipal) -> Principal:
+    async def dependency(principal: CurrentPrincipal) -> Principal:  # no I/O: no thread hop
         missing = needed - principal.scopes
         if missing:
             raise PermissionDeniedError(f"this needs the {', '.join(sorted(missing))} scope")
@@ -230,11 +287,11 @@ def require_scope(*scopes: str) -> Callable[..., Principal]:
     return dependency
 
 
-def require_role(*roles: str) -> Callable[..., Principal]:
+def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency giving the Principal if it is a user with one of ``roles`` (403 otherwise)."""
     allowed = frozenset(roles)
 
-    def dependency(principal: CurrentPrincipal) -> Principal:
+    async def dependency(principal: CurrentPrincipal) -> Principal:  # no I/O: no thread hop
         if principal.role not in allowed:
             raise PermissionDeniedError(f"this needs the role {' or '.join(sorted(allowed))}")
         return principal

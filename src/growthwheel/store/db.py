@@ -6,6 +6,8 @@ Services never commit: whoever owns the unit of work (a request, a CLI command, 
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -18,6 +20,7 @@ from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from growthwheel.config import Settings, settings
+from growthwheel.errors import GrowthwheelError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -46,26 +49,135 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class StoreBusyError(GrowthwheelError):
+    """The store could not take this unit of work in time (its one writer was busy for longer than
+    ``server.write_timeout``, a lock wait ran out, or no connection came free): 503, try again."""
+
+    code = "store_busy"
+    status = 503
+
+
+# -- SQLite: one writer at a time, queued in this process -------------------------------------
+#
+# SQLite has one writer per database. Left to itself, every would-be writer polls the file lock
+# (``busy_timeout``: sleeps of up to 100 ms) and gives up with "database is locked" after 10 s,
+# whatever its turn. Here each connection takes the process's writer lock before its first write
+# statement of a transaction and lets go when the transaction ends (commit, rollback, close), so
+# writers of this process queue on a lock instead and SQLite's own lock is rarely contended
+# (only by other processes, e.g. a CLI command). Waiting longer than ``write_timeout`` raises
+# :class:`StoreBusyError` (503 with ``Retry-After`` at the API).
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "BEGIN IMMEDIATE",
+           "BEGIN EXCLUSIVE")
+
+
+class _WriterGuardedConnection(sqlite3.Connection):
+    """A sqlite3 connection that gives the writer lock back when its transaction ends."""
+
+    writer: threading.Lock
+    holds_writer = False
+
+    def _let_go(self) -> None:
+        if self.holds_writer:
+            self.holds_writer = False
+            self.writer.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._let_go()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._let_go()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._let_go()
+
+
+def _guarded_connection_class(writer: threading.Lock) -> type[sqlite3.Connection]:
+    return type("WriterGuardedConnection", (_WriterGuardedConnection,), {"writer": writer})
+
+
+def _take_writer(timeout: float) -> Any:
+    def before_cursor_execute(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        raw = conn.connection.driver_connection
+        if not isinstance(raw, _WriterGuardedConnection) or raw.holds_writer:
+            return
+        if not statement.lstrip()[:15].upper().startswith(_WRITES):
+            return
+        if not raw.writer.acquire(timeout=timeout):
+            raise StoreBusyError(
+                f"the store is busy: waited {timeout:.0f} s for its one writer; try again shortly")
+        raw.holds_writer = True
+
+    return before_cursor_execute
+
+
+def _raw(conn: Any) -> Any:
+    return conn.connection.driver_connection if conn is not None else None
+
+
+def _let_go_outside_transaction(raw: Any) -> None:
+    """A write that ran without a transaction (DDL, a failed ``BEGIN``) gives the writer back at once."""
+    if isinstance(raw, _WriterGuardedConnection) and raw.holds_writer and not raw.in_transaction:
+        raw._let_go()
+
+
+def _after_cursor_execute(conn: Any, *_args: Any) -> None:
+    _let_go_outside_transaction(_raw(conn))
+
+
+def _on_error(context: Any) -> None:
+    _let_go_outside_transaction(_raw(context.connection))
+
+
+def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
+    if isinstance(dbapi_connection, _WriterGuardedConnection) and dbapi_connection.holds_writer:
+        dbapi_connection.rollback()  # a connection back in the pool never keeps the writer
+
+
 @lru_cache(maxsize=8)
-def _engine(url: str) -> Engine:
+def _engine(url: str, pool_size: int = 36, write_timeout: float = 30.0) -> Engine:
+    pool = {"pool_size": pool_size, "max_overflow": 8, "pool_timeout": 30}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        memory = ":memory:" in url or url.rstrip("/").endswith("sqlite:")
+        args: dict[str, Any] = {"check_same_thread": False}
+        if not memory:
+            args["factory"] = _guarded_connection_class(threading.Lock())
+        engine = create_engine(url, connect_args=args, **({} if memory else pool))
         event.listen(engine, "connect", _sqlite_pragmas)
+        if not memory:
+            event.listen(engine, "before_cursor_execute", _take_writer(write_timeout))
+            event.listen(engine, "after_cursor_execute", _after_cursor_execute)
+            event.listen(engine, "handle_error", _on_error)
+            event.listen(engine, "checkin", _on_checkin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 def engine(cfg: Settings | None = None) -> Engine:
-    """The engine for the configured store (one per URL per process; cheap to call per request)."""
+    """The engine for the configured store (one per URL per process; cheap to call per request).
+
+    Its pool holds ``server.pool_size`` connections (``server.concurrency + 4``) plus 8 overflow;
+    on SQLite, writers are queued in-process (see ``StoreBusyError``).
+    """
     cfg = cfg or settings()
-    return _engine_for(cfg.database_url, cfg.data_dir)
+    return _engine_for(cfg.database_url, cfg.data_dir, cfg.server.pool_size, cfg.server.write_timeout)
 
 
 @lru_cache(maxsize=8)
-def _engine_for(database_url: str | None, data_dir: Path) -> Engine:
+def _engine_for(database_url: str | None, data_dir: Path, pool_size: int = 36,
+                write_timeout: float = 30.0) -> Engine:
     if database_url is None:
         data_dir.mkdir(parents=True, exist_ok=True)
-    return _engine(Settings(data_dir=data_dir, database_url=database_url).store_url)
+    return _engine(Settings(data_dir=data_dir, database_url=database_url).store_url, pool_size, write_timeout)
 
 
 def migrate(cfg: Settings | None = None) -> None:
