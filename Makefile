@@ -39,7 +39,7 @@ system-deps:
 	  else echo "missing Debian packages: $(APT_NEEDS) (sudo apt-get install $(APT_NEEDS))"; exit 1; fi; \
 	fi
 
-demo: install  ## build the demo shop, run the pipeline, write the review report
+demo: install  ## build the demo shop, run the pipeline, write the review report, serve the console with the worker beside it
 	$(BIN)/growthwheel --data-dir $(DATA) demo
 
 lint: install-dev

@@ -400,7 +400,14 @@ def demo_command(
         email, password = _demo_admin(cfg)
         out.print(f"\nConsole: http://127.0.0.1:8000  ·  sign in as {email} with password {password}")
         out.print("(a new password is generated each time; `growthwheel users set-password` changes it)")
-        serve_command(host="127.0.0.1", port=8000)
+        from growthwheel.jobs import worker as jobs_worker
+
+        background = jobs_worker.spawn(cfg)  # the worker runs beside the server and stops with it
+        out.print(f"worker running beside the server (pid {background.pid}); Jobs page: /jobs")
+        try:
+            serve_command(host="127.0.0.1", port=8000)
+        finally:
+            jobs_worker.stop(background)
 
 
 def _demo_admin(cfg: Settings) -> tuple[str, str]:

@@ -45,6 +45,8 @@ def worker_command(
     poll: Annotated[float, typer.Option("--poll", min=0.05, max=3600, help="Idle seconds")] = 1.0,
     name: Annotated[str | None, typer.Option("--name", help="Name in leases (default host:pid)")] = None,
     as_json: AsJson = False,
+    exit_with_parent: Annotated[int | None, typer.Option(
+        "--exit-with-parent", hidden=True, help="Stop when the process with this id is gone")] = None,
 ) -> None:
     """Run the scheduled jobs (points expiry, tier review, birthday coupons, group-buy and bargain
     expiry with refunds, referral settlement, segment refreshes, reviews) and deliver the outbox."""
@@ -76,7 +78,7 @@ def worker_command(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     out.print(f"worker {worker.name} running (SIGTERM or Ctrl-C to stop)", highlight=False)
-    worker.run_forever()
+    worker.run_forever(parent=exit_with_parent)
     out.print(f"worker {worker.name} stopped", highlight=False)
 
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -112,10 +115,13 @@ class Worker:
                 break
         return summary
 
-    def run_forever(self) -> None:
+    def run_forever(self, *, parent: int | None = None) -> None:
         """Passes until stopped; sleeps ``poll_seconds`` after a pass that found nothing to do.
-        An unexpected error in a pass (the database went away) is logged and the pass retried."""
+        An unexpected error in a pass (the database went away) is logged and the pass retried.
+        With ``parent`` (a process id) the loop also stops once that process is gone."""
         while not self.stopping:
+            if parent is not None and os.getppid() != parent:
+                break
             try:
                 summary = self.run_once()
             except Exception:
@@ -124,3 +130,25 @@ class Worker:
                 continue
             if not summary.runs and summary.delivery.claimed == 0:
                 self._stop.wait(self.poll_seconds)
+
+
+def spawn(cfg: Settings) -> subprocess.Popen[bytes]:
+    """Start ``growthwheel worker`` for this data directory in a background process that stops when
+    this process does (``growthwheel demo`` runs it beside the server)."""
+    code = "from growthwheel.cli.main import main; main()"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, "--data-dir", str(cfg.data_dir), "worker", "--exit-with-parent",
+         str(os.getpid())],
+        stdout=subprocess.DEVNULL, env={**os.environ, "GROWTHWHEEL_DATA_DIR": str(cfg.data_dir)})
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    """SIGTERM the worker and wait for it to finish its job in hand (SIGKILL after ``timeout``)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return int(process.returncode)
