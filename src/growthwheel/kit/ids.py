@@ -91,12 +91,23 @@ def _sql_text(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+_PLAIN = "'[!-~]+'"
+"""Printable ASCII without blanks: such an id is already canonical (the fast path of imports)."""
+_BLANK_CODES = ", ".join(str(ord(c)) for c in WHITESPACE)
+
+
 def canonical_id_sql(column: str) -> str:
-    """DuckDB SQL for :func:`canonical_id`'s normalisation of ``column`` (trim, NFC; empty → NULL)."""
-    return f"NULLIF(nfc_normalize(trim({column}, {_sql_text(WHITESPACE)})), '')"
+    """DuckDB SQL for :func:`canonical_id`'s normalisation of ``column`` (trim, NFC; empty → NULL).
+    Evaluate it once per row (as a helper column): ids of printable ASCII, most of them, are taken
+    as they are; others are NFC-normalised, and trimmed only when they start or end with a blank."""
+    blank_end = f"ord(left({column}, 1)) IN ({_BLANK_CODES}) OR ord(right({column}, 1)) IN ({_BLANK_CODES})"
+    return (f"CASE WHEN regexp_full_match({column}, {_PLAIN}) THEN {column} "
+            f"WHEN {blank_end} THEN NULLIF(nfc_normalize(trim({column}, {_sql_text(WHITESPACE)})), '') "
+            f"ELSE nfc_normalize({column}) END")
 
 
 def unusable_sql(column: str) -> str:
     """DuckDB SQL condition: the normalised ``column`` holds a character :func:`unusable_reason`
     refuses (length is not checked here: the warehouse keeps longer ids than the store acts on)."""
-    return f"regexp_matches({column}, {_sql_text(_UNUSABLE_RE)})"
+    return (f"(NOT regexp_full_match({column}, {_PLAIN}) "
+            f"AND regexp_matches({column}, {_sql_text(_UNUSABLE_RE)}))")

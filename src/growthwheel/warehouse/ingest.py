@@ -188,10 +188,10 @@ def _column_sql(column: Input, shop: ShopSettings) -> tuple[list[str], list[str]
     elif name == "channel":
         items = [f"lower({raw}) AS {raw}"]
     elif column.kind == "id":  # the shop's rule for ids (kit.ids): trimmed of any blank, NFC, exact case
-        canonical = ids.canonical_id_sql(raw)
-        checks = [(f"{canonical} IS NULL", "required value is missing")] if column.required else []
-        checks.append((ids.unusable_sql(canonical), "contains a control or invisible character"))
-        items = [f"{canonical} AS {raw}"]
+        helpers = [f"{ids.canonical_id_sql(raw)} AS {helper}"]
+        checks = [(f"{helper} IS NULL", "required value is missing")] if column.required else []
+        checks.append((ids.unusable_sql(helper), "contains a control or invisible character"))
+        items = [f"{helper} AS {raw}"]
     else:  # text
         items = [raw]
     whens = [f"WHEN {raw} IS NULL THEN {_lit('required value is missing') if column.required else 'NULL'}"]
