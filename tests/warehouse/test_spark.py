@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from growthwheel.config import Settings
-from growthwheel.warehouse import db, ingest, spark
+from growthwheel.warehouse import db, ingest, lake, spark
 
 pytestmark = pytest.mark.spark
 
@@ -186,11 +186,11 @@ def test_crash_before_pointer_switch_leaves_previous_snapshot(
         ingest.import_files("order_lines", [v2], cfg=s_cfg)
     monkeypatch.setattr(os, "replace", real_replace)
 
-    # The new Parquet versions were fully written, but the pointer still names the old ones.
-    orphans = [p for p in (s_cfg.spark_dir / "orders").iterdir()
-               if f"orders/{p.name}" not in before["tables"].values()]
+    # The new Parquet files were fully written, but the pointer still names the old ones.
+    referenced = {f for parts in before["tables"].values() for files in parts.values() for f in files}
+    orphans = [p for p in s_cfg.spark_dir.rglob("*.parquet")
+               if p.relative_to(s_cfg.spark_dir).as_posix() not in referenced]
     assert orphans
-    assert all(any(p.glob("*.parquet")) for p in orphans)
     assert _pointer(s_cfg) == before
     sp = spark.connect(s_cfg)
     o = sp.table("orders")
@@ -198,13 +198,19 @@ def test_crash_before_pointer_switch_leaves_previous_snapshot(
     assert (a2.status.tolist(), a2.refunded_amount.tolist()) == (["paid"], [0])
     assert sp.table("_imports").count().execute() == 1
 
-    # The next import succeeds and the orphaned versions are cleaned up.
+    # The next import succeeds; a vacuum past the retention window removes the orphans and the
+    # files only older snapshots used, and keeps what the current one reads.
     result = ingest.import_files("order_lines", [v2], cfg=s_cfg)
     assert result.tables["orders"].updated == 1
+    lake.vacuum(s_cfg, keep_seconds=0)
     assert not any(p.exists() for p in orphans)
     assert not list(s_cfg.spark_dir.glob("*.tmp"))
-    kept = {p.name for p in (s_cfg.spark_dir / "orders").iterdir()}
-    assert len(kept) == 2  # the current version and the previous one
+    current = lake.read_pointer(s_cfg)
+    kept = {p.relative_to(s_cfg.spark_dir).as_posix() for p in s_cfg.spark_dir.rglob("*.parquet")}
+    assert kept == {f for name in current.tables for f in current.files(name)}
+    o = spark.connect(s_cfg).table("orders")
+    a2 = o.filter(o.order_id == "A2").execute()
+    assert a2.status.tolist() == ["partially_refunded"]
 
 
 def test_concurrent_import_is_refused_not_lost(cfgs: tuple[Settings, Settings]) -> None:

@@ -20,6 +20,7 @@ from growthwheel.cli.clv import clv_app
 from growthwheel.cli.common import err, out, parse_date, print_json
 from growthwheel.cli.insight import insight_app
 from growthwheel.cli.stats import stats_app
+from growthwheel.cli.warehouse import warehouse_app
 from growthwheel.config import Settings, ShopSettings, set_settings, settings
 from growthwheel.errors import GrowthwheelError
 from growthwheel.experiments.cli import experiments_app
@@ -51,6 +52,7 @@ app.add_typer(worker_app, name="worker")
 app.add_typer(promotions_app, name="promotions")
 app.add_typer(coupons_app, name="coupons")
 app.add_typer(points_app, name="points")
+app.add_typer(warehouse_app, name="warehouse")
 app.command("personas")(personas_command)
 
 

@@ -53,7 +53,7 @@ from starlette.concurrency import run_in_threadpool
 from growthwheel.config import Settings
 from growthwheel.errors import ConfigError, GrowthwheelError
 from growthwheel.warehouse import db as wh
-from growthwheel.warehouse import ingest, uploads
+from growthwheel.warehouse import ingest, lake, uploads
 from growthwheel.warehouse.jobs import ImportJob, JobNotFoundError, JobStatus
 from growthwheel.warehouse.schema import EVENTS, TABLES
 from growthwheel.warehouse.server import (
@@ -97,8 +97,13 @@ class WarehouseOwner:
     """
 
     def __init__(self, cfg: Settings, *, flush_seconds: float = 1.0, flush_at: int = 50_000,
-                 lock_wait: float = 30.0) -> None:
+                 lock_wait: float = 30.0, keep_seconds: float = lake.KEEP_SECONDS,
+                 maintain_seconds: float = 300.0, compact_at: int = 32) -> None:
         self.cfg = cfg
+        self.keep_seconds = keep_seconds
+        self.maintain_seconds = maintain_seconds
+        self.compact_at = compact_at
+        self._maintained = time.monotonic()
         self.flush_seconds = flush_seconds
         self.flush_at = flush_at
         self.lock_wait = lock_wait
@@ -108,7 +113,9 @@ class WarehouseOwner:
         self.events_flushed = 0
         self.last_flush_error: str | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
-        self._spark: BaseBackend | None = None
+        # Spark: one backend per snapshot in use -> [backend, readers, lease file]
+        self._snapshots: dict[str | None, list[Any]] = {}
+        self._snapshot_lock = threading.Lock()  # one backend built at a time
         self._parser: duckdb.DuckDBPyConnection | None = None  # reads spool segments (in memory)
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
@@ -201,7 +208,11 @@ class WarehouseOwner:
                 self._con.execute("CHECKPOINT")
             self._con.close()
             self._con = None
-        self._spark = None
+        with self._lock:
+            held, self._snapshots = self._snapshots, {}
+        for _backend, _readers, lease_file in held.values():
+            if lease_file is not None:
+                lease_file.unlink(missing_ok=True)
         if self._parser is not None:
             self._parser.close()
             self._parser = None
@@ -219,14 +230,68 @@ class WarehouseOwner:
 
     @contextmanager
     def read(self) -> Iterator[BaseBackend]:
-        """An Ibis backend for reading, on this thread's own cursor (never waits for writes)."""
-        yield self._backend()
+        """An Ibis backend for reading; use one ``read`` for a whole request.
+
+        DuckDB: this thread's own cursor (never waits for writes; MVCC gives it the last
+        committed state). Spark: the snapshot in force when the block starts, for the whole block
+        (a lease keeps its files); the next ``read`` sees the newest snapshot.
+        """
+        if self.cfg.warehouse != "spark":
+            yield self._backend()
+            return
+        snapshot = lake.read_pointer(self.cfg)
+        entry = self._spark_entry(snapshot)
+        try:
+            yield entry[0]
+        finally:
+            with self._lock:
+                entry[1] -= 1
+            self._retire(snapshot.id)
+
+    def _spark_entry(self, snapshot: lake.Snapshot) -> list[Any]:
+        """The backend over ``snapshot`` with one more reader (built and leased on first use)."""
+        with self._lock:
+            entry = self._snapshots.get(snapshot.id)
+            if entry is not None:
+                entry[1] += 1
+                return entry
+        with self._snapshot_lock:
+            with self._lock:
+                entry = self._snapshots.get(snapshot.id)
+                if entry is not None:
+                    entry[1] += 1
+                    return entry
+            lease_file = lake.take_lease(self.cfg, snapshot.id) if snapshot.id else None
+            try:
+                from growthwheel.warehouse import spark
+
+                backend = spark.connect(self.cfg, snapshot)
+            except BaseException:
+                if lease_file is not None:
+                    lease_file.unlink(missing_ok=True)
+                raise
+            entry = [backend, 1, lease_file]
+            with self._lock:
+                self._snapshots[snapshot.id] = entry
+            return entry
+
+    def _retire(self, newest: str | None) -> None:
+        """Let go of backends over snapshots older than ``newest`` that no reader uses."""
+        current = lake.read_pointer(self.cfg).id
+        with self._lock:
+            idle = [k for k, (_b, readers, _l) in self._snapshots.items()
+                    if readers == 0 and k != current and k != newest]
+            gone = [self._snapshots.pop(k) for k in idle]
+        for _backend, _readers, lease_file in gone:
+            if lease_file is not None:
+                lease_file.unlink(missing_ok=True)
+
+    def snapshots_in_use(self) -> dict[str | None, int]:
+        """Spark: snapshot id -> readers now (the backends this owner keeps)."""
+        with self._lock:
+            return {k: int(v[1]) for k, v in self._snapshots.items()}
 
     def _backend(self) -> BaseBackend:
-        if self.cfg.warehouse == "spark":
-            if self._spark is None:
-                self._spark = wh.connect(self.cfg)
-            return self._spark
         if self._con is None:
             raise ConfigError("the warehouse is not open (the server is starting or stopping)")
         local = self._local
@@ -350,10 +415,16 @@ class WarehouseOwner:
 
     def run_write(self, fn: Callable[[duckdb.DuckDBPyConnection], T], timeout: float | None = 600.0) -> T:
         """Run ``fn(connection)`` on the writer thread, after the writes already queued, and return
-        its result (or raise its exception). ``connection`` is a fresh cursor of the warehouse
-        (read-write, UTC), closed afterwards; ``fn`` owns its transaction. DuckDB only."""
-        if self.cfg.warehouse != "duckdb":
-            raise ConfigError("this write needs the DuckDB warehouse")
+        its result (or raise its exception). ``fn`` owns its transaction.
+
+        DuckDB: ``connection`` is a fresh cursor of the warehouse (read-write, UTC), closed
+        afterwards. Spark: an in-memory DuckDB connection holding the derived tables of the
+        current snapshot (segment membership, tags, CLV scores…; the fact tables are read-only
+        views over their files); what ``fn`` changed or created is published as a new snapshot
+        (only the changed partitions are written) once it returns.
+        """
+        if self.cfg.warehouse == "spark":
+            return self._on_writer(lambda: self._spark_write(fn), timeout, "the warehouse write")
 
         def on_cursor() -> T:
             if self._con is None:
@@ -366,6 +437,26 @@ class WarehouseOwner:
                 cursor.close()
 
         return self._on_writer(on_cursor, timeout, "the warehouse write")
+
+    def _spark_write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        snapshot = lake.read_pointer(self.cfg)
+        derived = [n for n in snapshot.tables if n not in lake.all_tables()]
+        con = lake.load_snapshot(self.cfg, derived)
+        try:
+            for name in lake.all_tables():  # readable, not writable
+                files = snapshot.files(name)
+                if files:
+                    paths = ", ".join(_sql_text(str(self.cfg.spark_dir / f)) for f in files)
+                    con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet([{paths}], '
+                                "union_by_name = true)")
+                else:  # never written: empty, with its stored columns
+                    cols = ", ".join(f'"{c}" {t}' for c, t in lake.table_columns(name))
+                    con.execute(f'CREATE TEMP TABLE "{name}" ({cols})')
+            result = fn(con)
+            lake.publish_snapshot(self.cfg, con)  # the tables fn created or changed
+            return result
+        finally:
+            con.close()
 
     def _on_writer(self, fn: Callable[[], T], timeout: float | None, what: str) -> T:
         """Queue ``fn`` on the writer thread, wait for it and hand back its result or exception."""
@@ -397,7 +488,11 @@ class WarehouseOwner:
             return 0
         rows = self._read_segments(segments)
         count = int(rows.num_rows)
-        if count:
+        if count and self.cfg.warehouse == "spark":
+            # Appends: the flush reads no stored rows but the keys of the months it touches.
+            with lake.scoped({"events", wh.QUARANTINE_TABLE, wh.IMPORTS_TABLE}):
+                ingest.import_rows("events", rows, str(self.spool.folder), cfg=self.cfg)
+        elif count:
             ingest.import_rows("events", rows, str(self.spool.folder), cfg=self.cfg)
         self.spool.done([s for s in segments if s.exists()])
         self.events_flushed += count
@@ -443,10 +538,35 @@ class WarehouseOwner:
             self._flush_queued = False
         self._flush_logged()
 
+    def maintain(self, timeout: float | None = 600.0) -> tuple[lake.CompactResult, lake.VacuumResult]:
+        """Spark: merge small files (partitions with more than ``compact_at``) and delete the
+        snapshots and files no reader needs (older than ``keep_seconds``, not leased), on the
+        writer thread. Runs by itself every ``maintain_seconds``."""
+        if self.cfg.warehouse != "spark":
+            raise ConfigError("compaction and vacuum are for the Spark warehouse")
+        return self._on_writer(self._maintain, timeout, "the warehouse maintenance")
+
+    def _maintain(self) -> tuple[lake.CompactResult, lake.VacuumResult]:
+        self._maintained = time.monotonic()
+        compacted = lake.compact(self.cfg, self.compact_at)
+        vacuumed = lake.vacuum(self.cfg, self.keep_seconds)
+        log.info("warehouse maintenance: %s, %s", compacted, vacuumed)
+        return compacted, vacuumed
+
+    def _maintain_logged(self) -> None:
+        try:
+            self._maintain()
+        except Exception:
+            log.exception("warehouse maintenance failed")
+
     def _flush_loop(self) -> None:
         while not self._stopping.is_set():
             self._wake.wait(self.flush_seconds)
             self._wake.clear()
+            if (self.cfg.warehouse == "spark" and not self._stopping.is_set()
+                    and time.monotonic() - self._maintained >= self.maintain_seconds):
+                self._maintained = time.monotonic()
+                self._queue.put(self._maintain_logged)
             if self._stopping.is_set() or not self.spool.pending():
                 continue
             with self._lock:
