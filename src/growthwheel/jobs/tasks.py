@@ -51,8 +51,8 @@ def expire_points(ctx: JobContext) -> dict[str, Any]:
     """Expire every lot of points whose expiry has passed."""
     from growthwheel.promotions import loyalty
 
-    with ctx.transaction() as session:
-        result = loyalty.expire_points(session, ctx.now)
+    # A batch of customers per transaction: checkouts never wait for the whole run (issue 10).
+    result = loyalty.expire_points_batched(ctx.transaction, ctx.now)
     return {"customers": result.customers, "points": result.points}
 
 
@@ -61,9 +61,8 @@ def review_tiers(ctx: JobContext) -> dict[str, Any]:
     """Re-evaluate every member's tier over the rolling window."""
     from growthwheel.promotions import loyalty
 
-    with ctx.transaction() as session:
-        changes = loyalty.recompute_tiers(session, ctx.now)
-        moved = [{"customer_id": c.customer_id, "old": c.old, "new": c.new} for c in changes]
+    changes = loyalty.recompute_tiers_batched(ctx.transaction, ctx.now)
+    moved = [{"customer_id": c.customer_id, "old": c.old, "new": c.new} for c in changes]
     return {"tier_changes": len(moved), "sample": moved[:20]}
 
 
@@ -72,8 +71,7 @@ def birthday_coupons(ctx: JobContext) -> dict[str, Any]:
     """Issue birthday coupons to members born today (shop time zone), once a year."""
     from growthwheel.promotions import loyalty
 
-    with ctx.transaction() as session:
-        issued = loyalty.issue_birthday_coupons(session, ctx.now, shop_timezone(ctx))
+    issued = loyalty.issue_birthday_coupons_batched(ctx.transaction, ctx.now, shop_timezone(ctx))
     return {"issued": len(issued)}
 
 
@@ -210,6 +208,19 @@ def review_report(ctx: JobContext) -> dict[str, Any]:
     return {"path": str(target), "written": True}
 
 
+# ---------------------------------------------------------------------------------------------
+# Journeys
+# ---------------------------------------------------------------------------------------------
+
+
+@job("journeys.tick")
+def journeys_tick(ctx: JobContext) -> dict[str, Any]:
+    """Evaluate journey triggers, check goals and advance the due enrolments."""
+    from growthwheel.journeys.jobs import run_tick
+
+    return run_tick(ctx)
+
+
 DEFAULT_SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec("loyalty.expire_points", "loyalty.expire_points", daily_at="00:05"),
     ScheduleSpec("loyalty.review_tiers", "loyalty.review_tiers", daily_at="00:15"),
@@ -217,6 +228,7 @@ DEFAULT_SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec("social.expire_groups", "social.expire_groups", every_seconds=MINUTE),
     ScheduleSpec("social.expire_bargains", "social.expire_bargains", every_seconds=MINUTE),
     ScheduleSpec("social.settle_referrals", "social.settle_referrals", every_seconds=10 * MINUTE),
+    ScheduleSpec("journeys.tick", "journeys.tick", every_seconds=MINUTE),
     ScheduleSpec("reports.review:week", "reports.review", daily_at="07:00", params={"period": "week"}),
     ScheduleSpec("reports.review:month", "reports.review", daily_at="07:00", params={"period": "month"}),
 ]

@@ -10,7 +10,9 @@ Wiring (in ``cli/main.py``)::
 These work on the operational store, so they run while the server runs (except issuing to a
 segment and ``promotions holdout-results``, which read the warehouse: stop the server or use the
 API). The daily jobs
-(``points expire``, ``points daily``) are meant for cron; each is one transaction.
+(``points expire``, ``points daily``) are meant for cron; they commit a batch of customers per
+transaction (``--batch``, default ``loyalty.DAILY_BATCH``), so checkouts never wait for a whole run,
+and a run after a crash does only what is left.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from growthwheel.errors import InvalidArgumentError
 from growthwheel.promotions import coupons, loyalty, repository, service
 from growthwheel.promotions.errors import CouponNotFoundError
 from growthwheel.promotions.schemas import BatchCreate, BatchOut, PromotionCreate, PromotionOut
+from growthwheel.store.db import migrate, session_scope
 
 promotions_app = typer.Typer(help="Promotions stored as data.", no_args_is_help=True)
 coupons_app = typer.Typer(help="Coupon batches and codes.", no_args_is_help=True)
@@ -257,11 +260,21 @@ def show(
 # ---------------------------------------------------------------------------------------------
 
 
+Batch = Annotated[int | None, typer.Option("--batch", min=1, max=10_000,
+                                            help="Customers per transaction (default 20)")]
+
+
+def _unit_of_work() -> loyalty.SessionFactory:
+    """One store transaction per call (for the jobs that commit in batches)."""
+    cfg = settings()
+    migrate(cfg)
+    return lambda: session_scope(cfg)
+
+
 @points_app.command("expire")
-def expire(now: Now = None, as_json: AsJson = False) -> None:
+def expire(now: Now = None, as_json: AsJson = False, batch: Batch = None) -> None:
     """Expire every lot of points whose expiry has passed (the daily expiry job)."""
-    with store_session() as session:
-        result = loyalty.expire_points(session, parse_now(now))
+    result = loyalty.expire_points_batched(_unit_of_work(), parse_now(now), batch=batch)
     if as_json:
         print_json({"customers": result.customers, "points": result.points})
     else:
@@ -269,15 +282,12 @@ def expire(now: Now = None, as_json: AsJson = False) -> None:
 
 
 @points_app.command("daily")
-def daily(now: Now = None, as_json: AsJson = False) -> None:
+def daily(now: Now = None, as_json: AsJson = False, batch: Batch = None) -> None:
     """The daily jobs: expire points, re-evaluate tiers over the rolling window, issue birthday
-    coupons (birthdays by the shop's time zone)."""
+    coupons (birthdays by the shop's time zone); a batch of customers per transaction."""
     when = parse_now(now)
-    cfg = settings()
-    with store_session() as session:
-        expired = loyalty.expire_points(session, when)
-        changes = loyalty.recompute_tiers(session, when)
-        birthdays = loyalty.issue_birthday_coupons(session, when, cfg.shop().timezone)
+    done = loyalty.run_daily(_unit_of_work(), when, settings().shop().timezone, batch=batch)
+    expired, changes, birthdays = done.expired, done.tier_changes, done.birthday_coupons
     result = {"points_expired": expired.points, "customers_expired": expired.customers,
               "tier_changes": [{"customer_id": c.customer_id, "old": c.old, "new": c.new} for c in changes],
               "birthday_coupons": birthdays}

@@ -22,6 +22,14 @@ its due lots (the same work :func:`expire_points`, the daily job, does for every
 runs while holding the account row (``SELECT … FOR UPDATE``; on SQLite the write transaction), so
 concurrent spends of one customer are serialised.
 
+**Daily jobs** (:func:`run_daily`: expiry, tier review, birthday coupons) commit
+:data:`DAILY_BATCH` customers per transaction, so a customer's checkout waits for at most the
+batch its account is in, never for the whole run. Each step is idempotent (a lot expires once, a
+tier is evaluated as of ``now``, a birthday coupon has the issue key ``birthday:<year>``): after a
+crash the committed batches stay done and the next run does only what is left. The functions
+taking one ``session`` (:func:`expire_points`, :func:`recompute_tiers`,
+:func:`issue_birthday_coupons`) do the same work in the caller's single transaction.
+
 **Bounds.** A customer's points balance may not pass :data:`MAX_POINTS_BALANCE` and their growth
 value :data:`MAX_GROWTH` (10^15 each, far below 2^63 so no sum in the store can overflow): earning
 or adjusting past it is refused with a 422 naming the field (:class:`BalanceLimitError`), and an
@@ -37,8 +45,9 @@ expires when the latest lot they came from would have: a refund never extends th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
@@ -218,6 +227,20 @@ class TierChange:
     customer_id: str
     old: str | None
     new: str | None
+
+
+#: Customers per transaction in the daily jobs (a checkout waits for at most one batch).
+DAILY_BATCH = 20
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+"""Opens one unit of work that commits when its block ends (``session_scope``, a job's transaction)."""
+
+
+def _batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    if size < 1:
+        raise InvalidArgumentError("batch: must be at least 1")
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def recompute_tiers(session: Session, now: datetime,
@@ -415,22 +438,103 @@ def _is_leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
-def issue_birthday_coupons(session: Session, now: datetime, timezone: str) -> dict[str, str]:
-    """The daily birthday job: members whose birthday is today *in the shop's time zone* get a code
-    of their tier's birthday batch (once a year: issue key ``birthday:<year>``). Members born on
-    29 February get theirs on 28 February in other years. Returns customer → code."""
+def _born_today(session: Session, now: datetime, timezone: str) -> list[str]:
+    """Members whose birthday is today in the shop's time zone (29 February on 28 February in other
+    years)."""
     today = now.astimezone(ZoneInfo(timezone)).date()
     born = list(repository.members_born_on(session, today.month, today.day))
     if (today.month, today.day) == (2, 28) and not _is_leap(today.year):
         born += repository.members_born_on(session, 2, 29)
+    return [row.customer_id for row in born]
+
+
+def _issue_birthday(session: Session, customer_id: str, now: datetime, timezone: str) -> dict[str, str]:
+    """A member's birthday code of their tier's batch, once a year (issue key ``birthday:<year>``)."""
+    row = repository.member(session, customer_id)
+    tier = session.get(MemberTier, row.tier_code) if row is not None and row.tier_code else None
+    if tier is None or tier.birthday_batch_id is None:
+        return {}
+    batch = repository.batch(session, tier.birthday_batch_id)
+    if batch is None or not batch.active or now >= batch.valid_until:
+        return {}
+    year = now.astimezone(ZoneInfo(timezone)).year
+    return coupons.issue(session, batch, [customer_id], issue_key=f"birthday:{year}", now=now).issued
+
+
+def issue_birthday_coupons(session: Session, now: datetime, timezone: str) -> dict[str, str]:
+    """The daily birthday job: members whose birthday is today *in the shop's time zone* get a code
+    of their tier's birthday batch (once a year: issue key ``birthday:<year>``). Members born on
+    29 February get theirs on 28 February in other years. Returns customer → code."""
     issued: dict[str, str] = {}
-    for row in born:
-        tier = session.get(MemberTier, row.tier_code) if row.tier_code else None
-        if tier is None or tier.birthday_batch_id is None:
-            continue
-        batch = repository.batch(session, tier.birthday_batch_id)
-        if batch is None or not batch.active or now >= batch.valid_until:
-            continue
-        result = coupons.issue(session, batch, [row.customer_id], issue_key=f"birthday:{today.year}", now=now)
-        issued.update(result.issued)
+    for customer_id in _born_today(session, now, timezone):
+        issued.update(_issue_birthday(session, customer_id, now, timezone))
     return issued
+
+
+# ---------------------------------------------------------------------------------------------
+# The daily jobs, a batch of customers per transaction
+# ---------------------------------------------------------------------------------------------
+
+
+def expire_points_batched(open_session: SessionFactory, now: datetime, *,
+                          batch: int | None = None) -> ExpiryResult:
+    """:func:`expire_points`, committing ``batch`` customers (default :data:`DAILY_BATCH`) at a time."""
+    with open_session() as session:
+        due = repository.customers_with_due_lots(session, now)
+    customers = points = 0
+    for group in _batches(due, batch or DAILY_BATCH):
+        with open_session() as session:
+            for customer_id in group:
+                expired = _expire_locked(session, customer_id, now)
+                customers += bool(expired)
+                points += expired
+    return ExpiryResult(customers=customers, points=points)
+
+
+def recompute_tiers_batched(open_session: SessionFactory, now: datetime, *,
+                            program: LoyaltyProgram = DEFAULT_PROGRAM,
+                            batch: int | None = None) -> list[TierChange]:
+    """:func:`recompute_tiers`, committing ``batch`` members (default :data:`DAILY_BATCH`) at a time."""
+    with open_session() as session:
+        members = repository.members_with_tier(session)
+    changes: list[TierChange] = []
+    for group in _batches(members, batch or DAILY_BATCH):
+        with open_session() as session:
+            for customer_id in group:
+                old, new = evaluate_member(session, customer_id, now, program)
+                if old != new:
+                    changes.append(TierChange(customer_id, old, new))
+    return changes
+
+
+def issue_birthday_coupons_batched(open_session: SessionFactory, now: datetime, timezone: str, *,
+                                   batch: int | None = None) -> dict[str, str]:
+    """:func:`issue_birthday_coupons`, committing ``batch`` members (default :data:`DAILY_BATCH`) at
+    a time."""
+    with open_session() as session:
+        born = _born_today(session, now, timezone)
+    issued: dict[str, str] = {}
+    for group in _batches(born, batch or DAILY_BATCH):
+        with open_session() as session:
+            for customer_id in group:
+                issued.update(_issue_birthday(session, customer_id, now, timezone))
+    return issued
+
+
+@dataclass(frozen=True)
+class DailyResult:
+    """What one run of the daily jobs did (a run after a crash reports only what it did itself)."""
+
+    expired: ExpiryResult
+    tier_changes: list[TierChange] = field(default_factory=list)
+    birthday_coupons: dict[str, str] = field(default_factory=dict)
+
+
+def run_daily(open_session: SessionFactory, now: datetime, timezone: str, *,
+              program: LoyaltyProgram = DEFAULT_PROGRAM, batch: int | None = None) -> DailyResult:
+    """The daily jobs in order — expire points, re-evaluate tiers, issue birthday coupons — each
+    committing a batch of customers per transaction (see the module docstring)."""
+    expired = expire_points_batched(open_session, now, batch=batch)
+    changes = recompute_tiers_batched(open_session, now, program=program, batch=batch)
+    birthdays = issue_birthday_coupons_batched(open_session, now, timezone, batch=batch)
+    return DailyResult(expired=expired, tier_changes=changes, birthday_coupons=birthdays)
