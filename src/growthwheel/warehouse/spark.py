@@ -30,8 +30,11 @@ executors share. An import holds the tables it writes in DuckDB memory (spilling
 from __future__ import annotations
 
 import atexit
+import contextlib
+import os
 import tempfile
 import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,52 +80,172 @@ SESSION_CONF: dict[str, str] = {
 # ---------------------------------------------------------------------------------------------
 
 _session: SparkSession | None = None
+_remote: dict[str, Any] = {}  # Spark Connect URL -> session
 _session_lock = threading.Lock()
+#: Set by pyspark once a Spark Connect session exists; it would send a classic builder to Connect.
+_CONNECT_MODE_ENV = "SPARK_CONNECT_MODE_ENABLED"
+
+
+def _classic_session(cfg: Settings) -> SparkSession:
+    """A Spark started in this process (``cfg.spark.master``); the caller holds the lock."""
+    global _session
+    if _session is not None and _session.sparkContext._jsc is not None:
+        return _session  # still running (``backend.disconnect()`` would have stopped it)
+    from pyspark.sql import SparkSession
+
+    master = cfg.spark.master
+    builder = SparkSession.builder.master(master).appName(cfg.spark.app_name)
+    conf = {
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": "1g",
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+        # Keep Spark's own catalog out of the working directory (unused: only views here).
+        "spark.sql.warehouse.dir": str(Path(tempfile.gettempdir()) / "growthwheel-spark"),
+        **SESSION_CONF,
+    }
+    if master.startswith("local"):
+        conf |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    # A Spark Connect session opened earlier in this process (another data directory) makes
+    # pyspark route every builder to Connect; this one is meant to start Spark here.
+    connect_mode = os.environ.pop(_CONNECT_MODE_ENV, None)
+    try:
+        spark = builder.getOrCreate()
+    finally:
+        if connect_mode is not None:
+            os.environ[_CONNECT_MODE_ENV] = connect_mode
+    spark.sparkContext.setLogLevel("ERROR")
+    _session = spark
+    return spark
+
+
+def _remote_session(url: str) -> SparkSession:
+    """A new session on the Spark Connect server at ``url``, with :data:`SESSION_CONF` set."""
+    from pyspark.errors import PySparkException
+    from pyspark.sql.connect.session import SparkSession as RemoteSparkSession
+
+    try:
+        spark: Any = RemoteSparkSession(connection=url)
+        for key, value in SESSION_CONF.items():
+            spark.conf.set(key, value)
+    except (PySparkException, ValueError) as exc:  # unreachable server, malformed URL
+        raise ConfigError(f"cannot reach the Spark Connect server {url} ({exc})") from exc
+    # pyspark's DataFrame functions dispatch on this variable; set it as ``builder.remote`` would.
+    os.environ[_CONNECT_MODE_ENV] = "1"
+    result: SparkSession = spark
+    return result
 
 
 def session(cfg: Settings) -> SparkSession:
-    """The process's Spark session, started on first use (``cfg.spark.master``) and stopped at exit.
+    """The process's Spark session, started on first use and stopped at exit.
 
-    Local mode gets a small driver (1 GB), no UI, 4 shuffle partitions and UTC everywhere. The first
-    call's settings win for the life of the process.
+    With ``cfg.spark_remote`` (``GROWTHWHEEL_SPARK_REMOTE=sc://host:port``) it is a session on that
+    Spark Connect server, one per URL; the server's owner sizes and configures Spark. Otherwise
+    Spark runs in this process (``cfg.spark.master``): local mode gets a small driver (1 GB), no
+    UI, 4 shuffle partitions and UTC everywhere, and the first call's settings win for the life of
+    the process. Both may be used in one process (for two data directories).
     """
-    global _session
     with _session_lock:
-        if _session is not None and _session.sparkContext._jsc is not None:
-            return _session  # still running (``backend.disconnect()`` would have stopped it)
-        from pyspark.sql import SparkSession
-
-        master = cfg.spark.master
-        builder = SparkSession.builder.master(master).appName(cfg.spark.app_name)
-        conf = {
-            "spark.ui.enabled": "false",
-            "spark.ui.showConsoleProgress": "false",
-            "spark.driver.memory": "1g",
-            "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
-            "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
-            # Keep Spark's own catalog out of the working directory (unused: only views here).
-            "spark.sql.warehouse.dir": str(Path(tempfile.gettempdir()) / "growthwheel-spark"),
-            **SESSION_CONF,
-        }
-        if master.startswith("local"):
-            conf |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
-        for key, value in conf.items():
-            builder = builder.config(key, value)
-        spark = builder.getOrCreate()
-        spark.sparkContext.setLogLevel("ERROR")
-        if _session is None:
+        first = _session is None and not _remote
+        if cfg.spark_remote:
+            spark = _remote.get(cfg.spark_remote)
+            if spark is None or spark.is_stopped:
+                spark = _remote[cfg.spark_remote] = _remote_session(cfg.spark_remote)
+        else:
+            spark = _classic_session(cfg)
+        if first:
             atexit.register(stop_session)
-        _session = spark
         return spark
 
 
+def new_session(cfg: Settings) -> SparkSession:
+    """A session of its own (temporary views are per session) sharing :func:`session`'s Spark.
+
+    In process: ``session(cfg).newSession()`` (same JVM and ``SparkContext``). Through Spark
+    Connect: a new server-side session, released when the returned object is garbage-collected
+    or stopped.
+    """
+    if not cfg.spark_remote:
+        shared: Any = session(cfg)
+        separate: SparkSession = shared.newSession()
+        return separate
+    session(cfg)  # one check that the server answers, and the exit hook
+    return _remote_session(cfg.spark_remote)
+
+
+def release_with(owner: object, spark: Any) -> None:
+    """Release ``spark``'s server-side state (its views) when ``owner`` is garbage-collected, if it
+    is a Spark Connect session from :func:`new_session` (an in-process session needs nothing)."""
+    if type(spark).__module__.startswith("pyspark.sql.connect"):
+        weakref.finalize(owner, _release_remote, spark.client)
+
+
+def _release_remote(client: Any) -> None:
+    with contextlib.suppress(Exception):
+        client.release_session()
+
+
+def _connect_backend_class() -> type[Any]:
+    """Ibis 12's PySpark backend, made to work over Spark Connect.
+
+    ``Table.cache()`` (used by experiment metrics) asserts ``DataFrame.is_cached`` right after
+    ``cache()``; through Spark Connect that property asks the server for the storage level of the
+    re-sent plan and answers ``False`` although the data is cached, so the assertion fails. This
+    subclass caches and uncaches without the assertion (everything else is ibis's own).
+    """
+    from ibis.backends.pyspark import Backend
+
+    class ConnectBackend(Backend):  # type: ignore[misc]
+        def _create_cached_table(self, name: str, expr: Any) -> Any:
+            frame = self._session.sql(self.compile(expr)).cache()
+            frame.createTempView(name)
+            self._cached_dataframes[name] = frame
+            return self.table(name)
+
+        def _drop_cached_table(self, name: str) -> None:
+            self._session.catalog.dropTempView(name)
+            self._cached_dataframes.pop(name).unpersist()
+
+    return ConnectBackend
+
+
+def ibis_backend(spark: Any) -> BaseBackend:
+    """``ibis.pyspark.connect(spark)`` with :data:`SESSION_CONF`; for a Spark Connect session the
+    backend also works around ibis's cache check and releases the server-side session once it is
+    garbage-collected (:func:`release_with`)."""
+    if not type(spark).__module__.startswith("pyspark.sql.connect"):
+        backend: BaseBackend = ibis.pyspark.connect(spark, **SESSION_CONF)
+        return backend
+    remote: BaseBackend = _connect_backend_class()().connect(spark, **SESSION_CONF)
+    release_with(remote, spark)
+    return remote
+
+
+def spark_path(cfg: Settings, rel: str) -> str:
+    """How Spark names ``spark_dir / rel``: under ``cfg.spark.warehouse_uri`` when set, else the
+    absolute local path (a Spark Connect server does not share this process's working directory)."""
+    if cfg.spark.warehouse_uri:
+        return cfg.spark.warehouse_uri.rstrip("/") + "/" + rel
+    return str((cfg.spark_dir / rel).resolve())
+
+
 def stop_session() -> None:
-    """Stop the process's Spark session if one was started (a later call starts a new one)."""
+    """Stop the process's Spark sessions if any were started (a later call starts new ones).
+
+    A Spark Connect server is left running (other clients may use it); only this process's
+    sessions on it are released.
+    """
     global _session
     with _session_lock:
         if _session is not None:
             _session.stop()
             _session = None
+        for spark in _remote.values():
+            spark.stop()
+        _remote.clear()
 
 
 def _spark_type(sql_type: str) -> Any:
@@ -155,7 +278,7 @@ def _table_frame(spark: SparkSession, cfg: Settings, name: str, files: Sequence[
         assert columns is not None
         schema = st.StructType([st.StructField(c, _spark_type(t), True) for c, t in columns])
         return spark.createDataFrame([], schema)
-    df = spark.read.parquet(*(str(cfg.spark_dir / f) for f in files))
+    df = spark.read.parquet(*(spark_path(cfg, f) for f in files))
     if columns is None:
         return df
     present = set(df.columns)
@@ -176,9 +299,9 @@ def connect(cfg: Settings, snapshot: Snapshot | None = None) -> BaseBackend:
     that snapshot's files; later publishes are seen by a new ``connect``. Keep the snapshot's files
     while reading (``lake.lease``) if publishes and vacuums may run meanwhile.
     """
-    spark = session(cfg).newSession()
+    spark = new_session(cfg)
     snapshot = snapshot if snapshot is not None else read_pointer(cfg)
     for name in (*all_tables(), *(n for n in snapshot.tables if n not in all_tables())):
         _table_frame(spark, cfg, name, snapshot.files(name)).createOrReplaceTempView(name)
-    backend: BaseBackend = ibis.pyspark.connect(spark, **SESSION_CONF)
+    backend: BaseBackend = ibis_backend(spark)
     return backend
