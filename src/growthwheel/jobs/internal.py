@@ -5,13 +5,14 @@ rule as the warehouse's other internal routes); not in the OpenAPI document.
 
 * ``POST /api/v1/internal/jobs/segments/{segment_id}/refresh``: refresh a saved segment on the
   server's warehouse writer (after any import under way);
-* ``GET /api/v1/internal/jobs/review?period=week&as_of=YYYY-MM-DD``: render the periodic review.
+* ``GET /api/v1/internal/jobs/review?period=week&as_of=YYYY-MM-DD``: render the periodic review;
+* ``POST /api/v1/internal/jobs/journeys/tick?now=…``: one journeys tick on the server's reader.
 """
 
 from __future__ import annotations
 
 import hmac
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
@@ -64,3 +65,11 @@ def review(owner: Owner, period: Annotated[str, Query(pattern="^(week|month|quar
     with owner.read() as con:
         return {"html": render_review(con, period=period, as_of=as_of, shop_name=shop.name,
                                       currency=shop.currency)}
+
+
+@router.post("/journeys/tick")
+def journeys_tick(owner: Owner, now: datetime | None = None) -> dict[str, Any]:
+    """One journeys tick (triggers, goals, due enrolments) as the worker's scheduled job."""
+    from growthwheel.journeys.jobs import tick_on_owner
+
+    return tick_on_owner(owner, now)

@@ -1,0 +1,165 @@
+"""A journey's report: entered, per step, converted, revenue, and the uplift against the hold-out.
+
+The hold-out (enrolments recorded ``held_out``, who got nothing) is the control; everyone else who
+entered is the treatment — intention to treat, so a message that was never delivered (no consent,
+capped) still counts in the treatment and the uplift is what the journey really adds. Conversion
+(a goal order in the window) is compared as a proportion, revenue in the goal window per entrant
+as a mean, both with :func:`growthwheel.stats.ab.compare` (Welch / pooled z, 95 % intervals), and
+said in plain zh and en words.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from growthwheel.journeys import repository
+from growthwheel.journeys.models import Journey
+from growthwheel.kit.money import currency_exponent, major_text
+from growthwheel.stats import ab
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.1f}%"
+
+
+def _pts(x: float) -> str:
+    return f"{x * 100:+.1f}"
+
+
+def _conversion_words(c: ab.Comparison) -> dict[str, str]:
+    a = c.absolute
+    if a.ci_lower != a.ci_lower:  # NaN: not enough data
+        return {
+            "zh": "样本太少，还无法判断旅程的效果。",
+            "en": "Too few customers yet to tell what the journey adds.",
+        }
+    sig = c.significant()
+    zh = (
+        f"收到旅程的 {c.treatment_n} 人中 {_pct(c.treatment_mean)} 下单，对照组 {c.control_n} 人中 "
+        f"{_pct(c.control_mean)}：转化率提升 {_pts(a.estimate)} 个百分点"
+        f"（95% 置信区间 {_pts(a.ci_lower)} 至 {_pts(a.ci_upper)}）。"
+    )
+    en = (
+        f"Of {c.treatment_n} customers who got the journey, {_pct(c.treatment_mean)} ordered; of "
+        f"{c.control_n} held out, {_pct(c.control_mean)}: {_pts(a.estimate)} percentage points "
+        f"(95% CI {_pts(a.ci_lower)} to {_pts(a.ci_upper)})."
+    )
+    if sig:
+        zh += (
+            " 这一差异在统计上显著，旅程确实带来了额外转化。"
+            if a.estimate > 0
+            else " 这一差异显著：旅程降低了转化。"
+        )
+        en += (
+            " The difference is significant: the journey adds conversions."
+            if a.estimate > 0
+            else " The difference is significant: the journey lowers conversion."
+        )
+    else:
+        zh += " 区间包含 0，尚不能确定旅程有效果。"
+        en += " The interval includes zero: no effect is established yet."
+    return {"zh": zh, "en": en}
+
+
+def _revenue_words(c: ab.Comparison, currency: str) -> dict[str, str]:
+    a = c.absolute
+    if a.ci_lower != a.ci_lower:
+        return {
+            "zh": "样本太少，还无法估计增量收入。",
+            "en": "Too few customers yet to estimate incremental revenue.",
+        }
+    exp = currency_exponent(currency)
+
+    def money(x: float) -> str:
+        value = round(x)
+        return ("-" if value < 0 else "+") + f"{major_text(abs(value), exp)} {currency}"
+
+    zh = (
+        f"每位进入者在目标窗口内的收入比对照组多 {money(a.estimate)}"
+        f"（95% 置信区间 {money(a.ci_lower)} 至 {money(a.ci_upper)}）。"
+    )
+    en = (
+        f"Revenue per entrant in the goal window: {money(a.estimate)} against the hold-out "
+        f"(95% CI {money(a.ci_lower)} to {money(a.ci_upper)})."
+    )
+    return {"zh": zh, "en": en}
+
+
+def journey_report(session: Session, row: Journey, *, currency: str = "CNY") -> dict[str, Any]:
+    """The report of ``row`` (JSON-ready)."""
+    outcomes = repository.enrolment_outcomes(session, row.id)
+    groups: dict[bool, list[tuple[bool, int]]] = {True: [], False: []}
+    statuses: dict[str, int] = {}
+    for held, status, converted, revenue in outcomes:
+        groups[held].append((converted, revenue))
+        statuses[status] = statuses.get(status, 0) + 1
+
+    def summary(items: list[tuple[bool, int]]) -> dict[str, Any]:
+        n = len(items)
+        conv = sum(1 for c, _r in items if c)
+        revenue = sum(r for _c, r in items)
+        return {
+            "entered": n,
+            "converted": conv,
+            "conversion_rate": conv / n if n else None,
+            "revenue": revenue,
+            "revenue_per_entrant": revenue / n if n else None,
+        }
+
+    treated, control = groups[False], groups[True]
+    out: dict[str, Any] = {
+        "journey": {"id": row.id, "name": row.name, "status": row.status, "version": row.version},
+        "entered": len(outcomes),
+        "statuses": statuses,
+        "treatment": summary(treated),
+        "holdout": summary(control),
+        "steps": [
+            {"step": s, "outcome": o, "enrolments": n} for s, o, n in repository.step_counts(session, row.id)
+        ],
+        "uplift": None,
+    }
+    if treated and control:
+        conv = ab.compare(
+            ab.ProportionStats("holdout", len(control), sum(1 for c, _ in control if c)),
+            ab.ProportionStats("journey", len(treated), sum(1 for c, _ in treated if c)),
+            bayesian=False,
+        )
+        rev = ab.compare(
+            ab.MeanStats(
+                "holdout",
+                len(control),
+                float(sum(r for _, r in control)),
+                float(sum(r * r for _, r in control)),
+            ),
+            ab.MeanStats(
+                "journey",
+                len(treated),
+                float(sum(r for _, r in treated)),
+                float(sum(r * r for _, r in treated)),
+            ),
+            bayesian=False,
+        )
+        out["uplift"] = {
+            "conversion": {
+                **conv.absolute.as_dict(),
+                "relative": conv.relative.as_dict(),
+                "significant": conv.significant(),
+                "words": _conversion_words(conv),
+                "warnings": list(conv.warnings),
+            },
+            "revenue_per_entrant": {
+                **rev.absolute.as_dict(),
+                "significant": rev.significant(),
+                "words": _revenue_words(rev, currency),
+                "warnings": list(rev.warnings),
+            },
+        }
+    else:
+        words = {
+            "zh": "还没有同时包含旅程组和对照组的进入者，无法计算提升。",
+            "en": "No entrants in both the journey and the hold-out yet: no uplift to compute.",
+        }
+        out["uplift_words"] = words
+    return out
