@@ -340,6 +340,7 @@ def test_binary_and_non_utf8_files_get_a_clear_error_naming_the_file(
         ("报表.csv", XLSX_HEAD, "file_not_text", "Excel .xlsx"),
         ("photo.csv", b"\x89PNG\r\n\x1a\n" + bytes(200), "file_not_text", "PNG"),
         ("zeros.csv", b"customer_id\n" + bytes(100), "file_not_text", "binary"),
+        ("unicode.csv", "customer_id\nc1\n".encode("utf-16"), "file_not_utf8", "it is UTF-16"),
         ("gbk.csv", "customer_id,name\nc1,张三\n".encode("gbk"), "file_not_utf8",
          "not UTF-8 text (first at row 1)"),
     ]

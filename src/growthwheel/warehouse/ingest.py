@@ -678,8 +678,6 @@ _NOT_TEXT = (
     (b"\x1f\x8b", "a gzip archive"),
     (b"7z\xbc\xaf", "a 7-Zip archive"),
     (b"Rar!", "a RAR archive"),
-    (b"\xff\xfe", "UTF-16 text"),
-    (b"\xfe\xff", "UTF-16 text"),
 )
 #: Bytes read to decide.
 _SNIFF_BYTES = 64 * 1024
@@ -717,6 +715,8 @@ def check_text(path: Path, name: str, fmt: str) -> None:
     with path.open("rb") as handle:
         head = handle.read(_SNIFF_BYTES)
     shown = Path(name).name
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text"
+        raise FileNotUtf8Error(f"{name}: not UTF-8 text (it is UTF-16); save it as CSV UTF-8", shown)
     for magic, what in _NOT_TEXT:
         if head.startswith(magic):
             raise FileNotTextError(
