@@ -38,6 +38,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.promotions.pages",
     "growthwheel.web.insight_pages",
     "growthwheel.journeys.api",
+    "growthwheel.journeys.rest",
     "growthwheel.web.pages",
 )
 
