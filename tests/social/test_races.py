@@ -3,6 +3,7 @@ on SQLite and PostgreSQL: every caller is a thread with its own session released
 bounded in time.
 
 * Two bargain starts for one customer and offer at once: one bargain (a partial unique index).
+* One customer joining a group many times at once: one seat, whatever the callers commit.
 * A customer with paid orders imported into the warehouse is not a new customer.
 * Two customers cannot refer each other (A → B then B → A, a longer cycle, or both at once).
 """
@@ -99,6 +100,28 @@ def test_a_bargain_whose_time_ran_out_does_not_block_a_new_one(store_cfg: Settin
     with session_scope(store_cfg) as session:
         assert session.get(Bargain, first).status == "expired"  # type: ignore[union-attr]
         assert session.get(Bargain, second).status == "open"  # type: ignore[union-attr]
+
+
+def test_one_customer_joining_a_group_many_times_at_once_takes_one_seat(store_cfg: Settings) -> None:
+    with session_scope(store_cfg) as session:
+        deal = service.create_deal(session, name="拼团", sku="TEA", currency="CNY", group_price=100,
+                                   group_size=5, time_limit_minutes=60, principal=None)
+        group_id = service.open_group(session, deal.id, "leader", now=T0).id
+
+    def join(_i: int) -> str:
+        # a caller that records the refusal and commits its unit of work anyway
+        with session_scope(store_cfg) as session:
+            try:
+                service.join_group(session, group_id, "alice", now=T0)
+            except service.AlreadyJoinedError as exc:
+                return exc.code
+            return "joined"
+
+    results = crowd(8, join)
+    assert sorted(results) == ["already_joined"] * 7 + ["joined"], results
+    with session_scope(store_cfg) as session:
+        group = service.get_group(session, group_id)
+        assert (group.seats_taken, len(service.group_members(session, group_id))) == (2, 2)
 
 
 # ---------------------------------------------------------------------------------------------

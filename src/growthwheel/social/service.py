@@ -632,6 +632,19 @@ def join_group(
     if session.scalar(select(GroupMember.id).where(GroupMember.group_id == group_id,
                                                    GroupMember.customer_id == customer_id)):
         raise AlreadyJoinedError(f"customer {customer_id!r} is already in group {group_id!r}")
+    deal = get_deal(session, group.deal_id)
+    member = GroupMember(group_id=group_id, customer_id=customer_id, order_id=order_id,
+                         amount=deal.group_price, paid=paid, is_leader=False, status="held", joined_at=now)
+    # The member row first, in a savepoint: the unique (group, customer) decides a race of one
+    # customer joining twice before any seat is taken, and a seat that cannot be claimed takes the
+    # row back with it, so the seat count and the members never disagree.
+    savepoint = session.begin_nested()
+    try:
+        session.add(member)
+        session.flush()
+    except IntegrityError:
+        savepoint.rollback()
+        raise AlreadyJoinedError(f"customer {customer_id!r} is already in group {group_id!r}") from None
     claimed = session.execute(
         update(Group)
         .where(Group.id == group_id, Group.status == "open", Group.seats_taken < Group.size,
@@ -643,19 +656,13 @@ def join_group(
     )
     session.expire(group)
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        savepoint.rollback()
         session.refresh(group)
         if group.status == "complete" or group.seats_taken >= group.size:
             raise GroupFullError(f"group {group_id!r} is full")
         state = groups_core.shown_status(group.status, group.expires_at, now)
         raise GroupClosedError(f"group {group_id!r} is {state} and takes no more members")
-    deal = get_deal(session, group.deal_id)
-    member = GroupMember(group_id=group_id, customer_id=customer_id, order_id=order_id,
-                         amount=deal.group_price, paid=paid, is_leader=False, status="held", joined_at=now)
-    try:
-        with session.begin_nested():
-            session.add(member)
-    except IntegrityError:
-        raise AlreadyJoinedError(f"customer {customer_id!r} is already in group {group_id!r}") from None
+    savepoint.commit()
     return member
 
 
