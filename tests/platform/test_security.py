@@ -22,6 +22,9 @@ from growthwheel.warehouse.ingest import import_files
 PUBLIC = {
     ("GET", "/login"), ("POST", "/login"), ("GET", "/api/v1/health"),
     ("GET", "/api/docs"), ("GET", "/api/openapi.json"), ("GET", "/docs/oauth2-redirect"),
+    # A message's unsubscribe and click links: no login, the signed token is the credential
+    # (forged tokens are refused in tests/journeys).
+    ("GET", "/m/u/{token}"), ("POST", "/m/u/{token}"), ("GET", "/m/c/{token}"),
 }
 #: Loopback hand-off for other local processes; refused without the server.json token (tested below).
 INTERNAL = re.compile(r"^/api/v1/internal/")
