@@ -448,6 +448,12 @@ def publish_snapshot(cfg: Settings, con: duckdb.DuckDBPyConnection,
                     _copy(con, f"SELECT {cols} FROM {_q(name)} WHERE {new_rows}", root / rel)
                     new_tables.setdefault(name, {}).setdefault(part, []).append(rel)
                 changed = True
+            if not new_tables.get(name) and name not in all_tables():
+                # A derived table with no rows yet: one empty file keeps its columns for readers.
+                rel = f"{name}/{WHOLE}/{version}-e.parquet"
+                _copy(con, f"SELECT {cols} FROM {_q(name)} LIMIT 0", root / rel)
+                new_tables[name] = {WHOLE: [rel]}
+                changed = True
             if name not in new_tables:
                 new_tables[name] = {}
                 changed = True
