@@ -3,7 +3,8 @@ on SQLite and PostgreSQL: every caller is a thread with its own session released
 bounded in time.
 
 * Two bargain starts for one customer and offer at once: one bargain (a partial unique index).
-* One customer joining a group many times at once: one seat, whatever the callers commit.
+* One customer joining a group (or one helper cutting a bargain) many times at once: one seat (one
+  cut), whatever the callers commit.
 * A customer with paid orders imported into the warehouse is not a new customer.
 * Two customers cannot refer each other (A → B then B → A, a longer cycle, or both at once).
 """
@@ -122,6 +123,26 @@ def test_one_customer_joining_a_group_many_times_at_once_takes_one_seat(store_cf
     with session_scope(store_cfg) as session:
         group = service.get_group(session, group_id)
         assert (group.seats_taken, len(service.group_members(session, group_id))) == (2, 2)
+
+
+def test_one_helper_cutting_many_times_at_once_takes_one_cut(store_cfg: Settings) -> None:
+    offer_id = make_offer(store_cfg)
+    bargain_id = start(store_cfg, offer_id, "alice")
+
+    def cut(_i: int) -> str:
+        with session_scope(store_cfg) as session:  # commits even after a refusal
+            try:
+                service.cut(session, bargain_id, "helper", now=T0)
+            except service.AlreadyCutError as exc:
+                return exc.code
+            return "cut"
+
+    results = crowd(8, cut)
+    assert sorted(results) == ["already_cut"] * 7 + ["cut"], results
+    with session_scope(store_cfg) as session:
+        bargain = service.get_bargain(session, bargain_id)
+        assert bargain.cuts_done == len(service.bargain_cuts(session, bargain_id)) == 1
+        assert bargain.current_price == service.bargain_cuts(session, bargain_id)[0].price_after
 
 
 # ---------------------------------------------------------------------------------------------

@@ -815,6 +815,9 @@ def cut(session: Session, bargain_id: str, helper_id: str, *, now: datetime) -> 
     if session.scalar(select(BargainCut.id).where(BargainCut.bargain_id == bargain_id,
                                                   BargainCut.helper_id == helper_id)):
         raise AlreadyCutError(f"helper {helper_id!r} already cut bargain {bargain_id!r}")
+    # The claim of the cut number and the cut row share one savepoint: a helper refused by the
+    # unique (bargain, helper) gives the number back, even if the caller then commits.
+    savepoint = session.begin_nested()
     seq = session.scalar(
         update(Bargain)
         .where(Bargain.id == bargain_id, Bargain.status == "open", Bargain.cuts_done < Bargain.cuts_total,
@@ -824,6 +827,7 @@ def cut(session: Session, bargain_id: str, helper_id: str, *, now: datetime) -> 
     )
     session.expire(target)
     if seq is None:
+        savepoint.rollback()
         session.refresh(target)
         state = "expired" if target.status == "open" and target.expires_at <= now else target.status
         raise BargainClosedError(f"bargain {bargain_id!r} is {state} and takes no more cuts")
@@ -833,10 +837,12 @@ def cut(session: Session, bargain_id: str, helper_id: str, *, now: datetime) -> 
     row = BargainCut(bargain_id=bargain_id, helper_id=helper_id, seq=seq, amount=sequence[seq - 1],
                      price_after=price, at=now)
     try:
-        with session.begin_nested():
-            session.add(row)
+        session.add(row)
+        session.flush()
     except IntegrityError:
+        savepoint.rollback()
         raise AlreadyCutError(f"helper {helper_id!r} already cut bargain {bargain_id!r}") from None
+    savepoint.commit()
     # The row stays locked (PostgreSQL) / the database write-locked (SQLite) until commit, so the
     # price written here is the one for the latest cut: a later cut waits for this transaction.
     reached = seq == target.cuts_total
