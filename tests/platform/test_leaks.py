@@ -393,3 +393,25 @@ def test_leftover_uploads_are_swept_when_the_server_starts(store_cfg: Settings) 
     with TestClient(create_app(store_cfg)) as client:
         assert client.get("/api/v1/health").status_code == 200
         assert list((store_cfg.data_dir / "uploads").iterdir()) == []
+
+
+def test_server_errors_name_files_without_the_server_path(store_cfg: Settings) -> None:
+    from fastapi import APIRouter
+
+    from growthwheel.errors import ConfigError
+
+    app = create_app(store_cfg)
+    probe = APIRouter()
+
+    @probe.get("/api/v1/_probe_config_error")
+    def _broken() -> None:
+        raise ConfigError(f"cannot read {store_cfg.data_dir / 'shop.json'}: not valid JSON")
+
+    app.include_router(probe)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/api/v1/_probe_config_error")
+    assert response.status_code == 500
+    detail = response.json()["detail"]
+    assert "shop.json" in detail  # the operator still learns which file is at fault
+    assert str(store_cfg.data_dir) not in detail
+    assert detail.startswith("cannot read shop.json")

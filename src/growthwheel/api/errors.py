@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,6 +22,21 @@ _HTTP_CODES = {
     405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
     422: "validation_error", 429: "too_many_requests",
 }
+
+
+#: An absolute file-system path inside a message (not part of a URL): ``/srv/gw/data/shop.json``.
+_ABS_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s'\"/]+/)+([^\s'\"/]+)")
+
+
+def public_detail(status: int, message: str) -> str:
+    """The message a client may see: a server error names files by their name, never their path.
+
+    Server errors (5xx) are logged with the full message; the answer keeps the file's name so the
+    operator still knows which file is at fault, but not where the server keeps its data.
+    """
+    if status < 500:
+        return message
+    return _ABS_PATH.sub(lambda m: m.group(1), message)
 
 
 def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
@@ -42,7 +58,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(GrowthwheelError)
     async def _domain(_request: Request, exc: GrowthwheelError) -> JSONResponse:
-        return problem(exc.status, exc.code, exc.message)
+        if exc.status >= 500:
+            log.warning("%s answered %d: %s", exc.code, exc.status, exc.message)
+        return problem(exc.status, exc.code, public_detail(exc.status, exc.message))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
