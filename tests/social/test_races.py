@@ -4,7 +4,7 @@ bounded in time.
 
 * Two bargain starts for one customer and offer at once: one bargain (a partial unique index).
 * One customer joining a group (or one helper cutting a bargain) many times at once: one seat (one
-  cut), whatever the callers commit.
+  cut), whatever the callers commit; nor do spellings of one id (blanks, Unicode forms: item 7).
 * A customer with paid orders imported into the warehouse is not a new customer.
 * Two customers cannot refer each other (A → B then B → A, a longer cycle, or both at once).
 """
@@ -143,6 +143,26 @@ def test_one_helper_cutting_many_times_at_once_takes_one_cut(store_cfg: Settings
         bargain = service.get_bargain(session, bargain_id)
         assert bargain.cuts_done == len(service.bargain_cuts(session, bargain_id)) == 1
         assert bargain.current_price == service.bargain_cuts(session, bargain_id)[0].price_after
+
+
+def test_spellings_of_one_id_joining_at_once_take_one_seat(store_cfg: Settings) -> None:
+    # the shop's rule for ids (kit.ids): blanks around an id and its Unicode form are not the id
+    spellings = ["C0000031", " C0000031", "C0000031\u3000", "\u00a0C0000031\t", "\ufeffC0000031",
+                 "C0000031 ", "\u3000C0000031", "C0000031\u00a0"]
+    with session_scope(store_cfg) as session:
+        deal = service.create_deal(session, name="拼团", sku="TEA", currency="CNY", group_price=100,
+                                   group_size=20, time_limit_minutes=60, principal=None)
+        group_id = service.open_group(session, deal.id, "leader", now=T0).id
+
+    def join(i: int) -> str:
+        with session_scope(store_cfg) as session:
+            return service.join_group(session, group_id, spellings[i], now=T0).customer_id
+
+    results = crowd(len(spellings), join)
+    assert sorted(results) == ["C0000031"] + ["already_joined"] * 7, results
+    with session_scope(store_cfg) as session:
+        members = [m.customer_id for m in service.group_members(session, group_id)]
+        assert members == ["leader", "C0000031"]
 
 
 # ---------------------------------------------------------------------------------------------
