@@ -21,7 +21,7 @@ from growthwheel.warehouse.ingest import import_files
 #: Routes open to anyone: the login page and form, liveness, the API docs and static files.
 PUBLIC = {
     ("GET", "/login"), ("POST", "/login"), ("GET", "/api/v1/health"),
-    ("GET", "/api/docs"), ("GET", "/api/openapi.json"), ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/api/docs"), ("GET", "/api/redoc"), ("GET", "/api/openapi.json"),
     # A message's unsubscribe and click links: no login, the signed token is the credential
     # (forged tokens are refused in tests/journeys).
     ("GET", "/m/u/{token}"), ("POST", "/m/u/{token}"), ("GET", "/m/c/{token}"),

@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from growthwheel import __version__
-from growthwheel.api import admission, deps, errors
+from growthwheel.api import admission, deps, docs, errors
 from growthwheel.api import warehouse as warehouse_api
 from growthwheel.config import Settings, settings
 from growthwheel.store.db import migrate
@@ -61,7 +61,7 @@ def create_app(cfg: Settings | None = None, routers: Sequence[APIRouter] | None 
     app = FastAPI(
         title="Growthwheel",
         version=__version__,
-        docs_url="/api/docs",
+        docs_url=None,  # /api/docs and /api/redoc from vendored assets: api/docs.py
         openapi_url="/api/openapi.json",
         redoc_url=None,
         lifespan=lifespan,
@@ -80,6 +80,7 @@ def create_app(cfg: Settings | None = None, routers: Sequence[APIRouter] | None 
     app.include_router(health)
     for router in default_routers() if routers is None else routers:
         app.include_router(router)
+    docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     warehouse_api.install(app)  # the server owns the warehouse while it runs
     return app
