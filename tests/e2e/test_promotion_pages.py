@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from growthwheel.accounts import service as accounts
+from growthwheel.loyalty import api as loyalty_api
+from growthwheel.loyalty import pages as loyalty_pages
 from growthwheel.promotions import api as promotions_api
 from growthwheel.promotions import coupons
 from growthwheel.promotions import pages as promotion_pages
@@ -41,8 +43,12 @@ def shop(console: Console) -> Console:
     paths = {getattr(r, "path", "") for r in console.app.routes}
     if "/promotions" not in paths:
         console.app.include_router(promotion_pages.router)
+    if "/loyalty" not in paths:
+        console.app.include_router(loyalty_pages.router)
     if "/api/v1/orders" not in paths:
         console.app.include_router(promotions_api.router)
+    if "/api/v1/tiers" not in paths:
+        console.app.include_router(loyalty_api.router)
     return console
 
 

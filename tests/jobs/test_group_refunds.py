@@ -12,7 +12,8 @@ from growthwheel.config import Settings
 from growthwheel.jobs import tasks
 from growthwheel.jobs.models import JobRun
 from growthwheel.jobs.worker import Worker
-from growthwheel.promotions import loyalty, orders
+from growthwheel.loyalty import service as loyalty
+from growthwheel.promotions import orders
 from growthwheel.promotions.models import CheckoutRefund
 from growthwheel.promotions.schemas import OrderIn
 from growthwheel.social import service

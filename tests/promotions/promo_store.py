@@ -8,8 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from growthwheel.config import Settings
-from growthwheel.promotions import repository
-from growthwheel.promotions.models import PointsAccount, PointsLedgerEntry, PointsLot
+from growthwheel.loyalty import repository
+from growthwheel.loyalty.models import PointsAccount, PointsLedgerEntry, PointsLot
 from growthwheel.store.db import session_scope
 
 

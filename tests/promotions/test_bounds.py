@@ -19,7 +19,7 @@ from growthwheel.accounts.models import utcnow
 from growthwheel.api.app import create_app
 from growthwheel.config import Settings
 from growthwheel.errors import InvalidArgumentError
-from growthwheel.promotions import loyalty
+from growthwheel.loyalty import service as loyalty
 from growthwheel.promotions.schemas import MAX_AMOUNT
 from growthwheel.store.db import session_scope
 

@@ -16,12 +16,13 @@ from promo_store import points_state
 from growthwheel.accounts.models import utcnow
 from growthwheel.config import Settings
 from growthwheel.errors import GrowthwheelError
-from growthwheel.promotions import coupons, loyalty, orders, service
+from growthwheel.loyalty import service as loyalty
+from growthwheel.loyalty.models import PointsLedgerEntry
+from growthwheel.promotions import coupons, orders, service
 from growthwheel.promotions.models import (
     CheckoutOrder,
     CouponBatch,
     CouponRedemption,
-    PointsLedgerEntry,
     Promotion,
 )
 from growthwheel.promotions.schemas import OrderIn

@@ -22,9 +22,10 @@ from promo_store import at, points_state
 from typer.testing import CliRunner
 
 from growthwheel.config import Settings, set_settings
-from growthwheel.promotions import loyalty, orders
-from growthwheel.promotions.cli import points_app
-from growthwheel.promotions.models import PointsLedgerEntry
+from growthwheel.loyalty import service as loyalty
+from growthwheel.loyalty.cli import points_app
+from growthwheel.loyalty.models import PointsLedgerEntry
+from growthwheel.promotions import orders
 from growthwheel.promotions.schemas import LineIn, OrderIn
 from growthwheel.store.db import session_scope
 

@@ -14,11 +14,14 @@ from promo_store import at, points_state
 from typer.testing import CliRunner
 
 from growthwheel.config import Settings, set_settings
-from growthwheel.promotions import coupons, loyalty
-from growthwheel.promotions.cli import coupons_app, points_app, promotions_app
-from growthwheel.promotions.errors import InsufficientPointsError, TierConfigError
-from growthwheel.promotions.loyalty import LoyaltyProgram, TierSpec
-from growthwheel.promotions.models import CouponCode, PointsAccount
+from growthwheel.loyalty import service as loyalty
+from growthwheel.loyalty.cli import points_app
+from growthwheel.loyalty.errors import InsufficientPointsError, TierConfigError
+from growthwheel.loyalty.models import PointsAccount
+from growthwheel.loyalty.service import LoyaltyProgram, TierSpec
+from growthwheel.promotions import coupons
+from growthwheel.promotions.cli import coupons_app, promotions_app
+from growthwheel.promotions.models import CouponCode
 from growthwheel.store.db import session_scope
 
 PROGRAM = LoyaltyProgram(points_expiry_days=100)

@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from growthwheel.config import Settings
 from growthwheel.errors import InvalidArgumentError
-from growthwheel.promotions import coupons, loyalty
+from growthwheel.loyalty import service as loyalty
+from growthwheel.promotions import coupons
 from growthwheel.promotions.models import CouponCode
 from growthwheel.social import referral, service
 from growthwheel.social.grants import promotions_granter

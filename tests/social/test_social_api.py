@@ -14,7 +14,7 @@ from sqlalchemy import select
 from growthwheel.accounts.models import AuditEntry
 from growthwheel.api.app import create_app
 from growthwheel.config import Settings
-from growthwheel.promotions import loyalty
+from growthwheel.loyalty import service as loyalty
 from growthwheel.social import bargain
 from growthwheel.social.api import request_time
 from growthwheel.social.api import router as social_router

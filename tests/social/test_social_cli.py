@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from growthwheel.cli.main import app
 from growthwheel.config import Settings, set_settings
 from growthwheel.errors import InvalidArgumentError
-from growthwheel.promotions import loyalty
+from growthwheel.loyalty import service as loyalty
 from growthwheel.social import service
 from growthwheel.store.db import session_scope
 

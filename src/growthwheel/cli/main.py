@@ -25,7 +25,8 @@ from growthwheel.config import Settings, ShopSettings, set_settings, settings
 from growthwheel.errors import GrowthwheelError
 from growthwheel.experiments.cli import experiments_app
 from growthwheel.jobs.cli import worker_app
-from growthwheel.promotions.cli import coupons_app, points_app, promotions_app
+from growthwheel.loyalty.cli import points_app
+from growthwheel.promotions.cli import coupons_app, promotions_app
 from growthwheel.segments.cli import personas_command, segments_app, tags_app
 from growthwheel.social.cli import social_app
 from growthwheel.warehouse import ingest

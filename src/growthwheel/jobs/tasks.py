@@ -49,7 +49,7 @@ def shop_timezone(ctx: JobContext) -> str:
 @job("loyalty.expire_points")
 def expire_points(ctx: JobContext) -> dict[str, Any]:
     """Expire every lot of points whose expiry has passed."""
-    from growthwheel.promotions import loyalty
+    from growthwheel.loyalty import service as loyalty
 
     # A batch of customers per transaction: checkouts never wait for the whole run (issue 10).
     result = loyalty.expire_points_batched(ctx.transaction, ctx.now)
@@ -59,7 +59,7 @@ def expire_points(ctx: JobContext) -> dict[str, Any]:
 @job("loyalty.review_tiers")
 def review_tiers(ctx: JobContext) -> dict[str, Any]:
     """Re-evaluate every member's tier over the rolling window."""
-    from growthwheel.promotions import loyalty
+    from growthwheel.loyalty import service as loyalty
 
     changes = loyalty.recompute_tiers_batched(ctx.transaction, ctx.now)
     moved = [{"customer_id": c.customer_id, "old": c.old, "new": c.new} for c in changes]
@@ -69,7 +69,7 @@ def review_tiers(ctx: JobContext) -> dict[str, Any]:
 @job("loyalty.birthday_coupons")
 def birthday_coupons(ctx: JobContext) -> dict[str, Any]:
     """Issue birthday coupons to members born today (shop time zone), once a year."""
-    from growthwheel.promotions import loyalty
+    from growthwheel.loyalty import service as loyalty
 
     issued = loyalty.issue_birthday_coupons_batched(ctx.transaction, ctx.now, shop_timezone(ctx))
     return {"issued": len(issued)}

@@ -259,7 +259,8 @@ def _aware(value: datetime) -> datetime:
 
 def evaluate_store(session: Session, trig: Any, w: Window) -> list[Candidate]:
     """Run an operational-store trigger (tier change, points or coupon about to expire)."""
-    from growthwheel.promotions.models import CouponBatch, CouponCode, Member, PointsLot
+    from growthwheel.loyalty.models import Member, PointsLot
+    from growthwheel.promotions.models import CouponBatch, CouponCode
 
     found: Iterable[Candidate]
     if isinstance(trig, d.TierChangeTrigger):

@@ -1,1 +1,2 @@
-"""Promotions: the pure cart-pricing core (rules/), coupons, redemptions, membership and points."""
+"""Promotions: the pure cart-pricing core (rules/), coupons, redemptions, checkout orders (membership and
+points: ``growthwheel.loyalty``)."""

@@ -1,11 +1,12 @@
-"""REST endpoints: price a cart, commit and refund orders, promotions, coupons, tiers, members.
+"""REST endpoints: price a cart, commit and refund orders, promotions, coupons (tiers, members and
+their points: ``loyalty.api``).
 
 * ``POST /api/v1/carts/price`` (``read``): the priced cart, nothing taken.
 * ``POST /api/v1/orders`` (``write``): commit, idempotent on ``order_id`` (201; a retry answers
   the stored order with 200 and ``Idempotent-Replayed: true``; another payload is 409).
 * ``POST /api/v1/orders/{order_id}/refunds`` (``write``): refund, idempotent on ``refund_id``.
-* promotions, coupon batches (generate, issue to customers or a saved segment), tiers, members
-  and their points: reading needs ``read``, changing needs ``write``.
+* promotions, coupon batches (generate, issue to customers or a saved segment): reading needs
+  ``read``, changing needs ``write``.
 * ``GET /api/v1/promotions/{id}/holdout-results`` (``read``): the report of a promotion's
   hold-out (the experiment's results: treated customers against held-out ones).
 
@@ -27,17 +28,15 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
-from growthwheel.accounts.models import utcnow
 from growthwheel.api.deps import DbSession, Principal, require_scope
 from growthwheel.api.warehouse import WarehouseOwner, warehouse
 from growthwheel.config import Settings
 from growthwheel.errors import InvalidArgumentError
 from growthwheel.events import service as events_service
 from growthwheel.experiments import repository as experiments_repository
-from growthwheel.promotions import coupons, loyalty, orders, repository, service
+from growthwheel.promotions import coupons, orders, repository, service
 from growthwheel.promotions.errors import CouponNotFoundError
 from growthwheel.promotions.schemas import (
-    AdjustIn,
     BatchCreate,
     BatchOut,
     CartIn,
@@ -45,8 +44,6 @@ from growthwheel.promotions.schemas import (
     GenerateIn,
     IssueIn,
     IssueOut,
-    MemberIn,
-    MemberOut,
     OrderIn,
     OrderOut,
     PricedCartOut,
@@ -55,8 +52,6 @@ from growthwheel.promotions.schemas import (
     PromotionUpdate,
     RefundIn,
     RefundOut,
-    TierIn,
-    TierOut,
 )
 from growthwheel.segments import service as segments_service
 
@@ -310,47 +305,3 @@ def get_code(code: Annotated[str, Path(min_length=1, max_length=40)], _who: Read
     if row is None:
         raise CouponNotFoundError(f"code: no coupon {code!r}")
     return service.code_summary(session, row)
-
-
-# ---------------------------------------------------------------------------------------------
-# Tiers and members
-# ---------------------------------------------------------------------------------------------
-
-
-@router.get("/tiers", summary="Membership tiers", response_model=list[TierOut], responses=_PROBLEMS)
-def list_tiers(_who: Reader, session: DbSession) -> list[TierOut]:
-    """The tier ladder, lowest first."""
-    return [TierOut.model_validate(t) for t in repository.tiers(session)]
-
-
-@router.put("/tiers", summary="Replace the tier ladder", response_model=list[TierOut], responses=_PROBLEMS)
-def put_tiers(body: list[TierIn], principal: Writer, session: DbSession) -> list[TierOut]:
-    """Set the ladder (thresholds strictly increasing) and re-evaluate every member."""
-    specs = [loyalty.TierSpec(code=t.code, name=t.name, min_growth=t.min_growth,
-                              points_multiplier_bp=t.points_multiplier_bp, free_shipping=t.free_shipping,
-                              birthday_batch_id=t.birthday_batch_id) for t in body]
-    return [TierOut.model_validate(t) for t in loyalty.set_tiers(session, specs, principal=principal)]
-
-
-@router.get("/members/{customer_id}", summary="A member's tier and points", response_model=MemberOut,
-            responses=_PROBLEMS)
-def get_member(customer_id: RefId, _who: Reader, session: DbSession) -> MemberOut:
-    """Tier, growth in the window, points balance, lots and the latest ledger moves."""
-    return service.member_out(session, customer_id)
-
-
-@router.put("/members/{customer_id}", summary="Set a member's birthday", response_model=MemberOut,
-            responses=_PROBLEMS)
-def put_member(customer_id: RefId, body: MemberIn, _who: Writer, session: DbSession) -> MemberOut:
-    """Record the birthday used by the birthday coupon job."""
-    loyalty.set_birthday(session, customer_id, body.birthday)
-    return service.member_out(session, customer_id)
-
-
-@router.post("/members/{customer_id}/points-adjustments", summary="Adjust points", response_model=MemberOut,
-             responses={**_PROBLEMS, 409: {"description": "Would go below zero (`insufficient_points`)."}})
-def adjust_points(customer_id: RefId, body: AdjustIn, principal: Writer, session: DbSession) -> MemberOut:
-    """A manual correction (audited): positive adds a lot, negative takes soonest-to-expire first."""
-    loyalty.adjust_points(session, customer_id, body.delta, utcnow(), note=body.note, principal=principal)
-    return service.member_out(session, customer_id)
-

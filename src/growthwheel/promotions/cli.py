@@ -1,18 +1,14 @@
-"""``growthwheel promotions …``, ``growthwheel coupons …`` and ``growthwheel points …`` (jobs).
+"""``growthwheel promotions …`` and ``growthwheel coupons …`` (``growthwheel points …``: ``loyalty.cli``).
 
 Wiring (in ``cli/main.py``)::
 
-    from growthwheel.promotions.cli import coupons_app, points_app, promotions_app
+    from growthwheel.promotions.cli import coupons_app, promotions_app
     app.add_typer(promotions_app, name="promotions")
     app.add_typer(coupons_app, name="coupons")
-    app.add_typer(points_app, name="points")
 
 These work on the operational store, so they run while the server runs (except issuing to a
 segment and ``promotions holdout-results``, which read the warehouse: stop the server or use the
-API). The daily jobs
-(``points expire``, ``points daily``) are meant for cron; they commit a batch of customers per
-transaction (``--batch``, default ``loyalty.DAILY_BATCH``), so checkouts never wait for a whole run,
-and a run after a crash does only what is left.
+API).
 """
 
 from __future__ import annotations
@@ -25,17 +21,15 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from growthwheel.cli.common import cli_actor, out, parse_now, print_json, store_session
+from growthwheel.cli.common import cli_actor, out, print_json, store_session
 from growthwheel.config import settings
 from growthwheel.errors import InvalidArgumentError
-from growthwheel.promotions import coupons, loyalty, repository, service
+from growthwheel.promotions import coupons, repository, service
 from growthwheel.promotions.errors import CouponNotFoundError
 from growthwheel.promotions.schemas import BatchCreate, BatchOut, PromotionCreate, PromotionOut
-from growthwheel.store.db import migrate, session_scope
 
 promotions_app = typer.Typer(help="Promotions stored as data.", no_args_is_help=True)
 coupons_app = typer.Typer(help="Coupon batches and codes.", no_args_is_help=True)
-points_app = typer.Typer(help="Points and membership jobs.", no_args_is_help=True)
 
 
 def _read_json(path: Path) -> Any:
@@ -57,7 +51,6 @@ def _validated(model: Any, data: Any, path: Path) -> Any:
 
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
-Now = Annotated[str | None, typer.Option("--now", help="Run as of this time (ISO, with zone; default now)")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,46 +246,3 @@ def show(
         return
     for name, value in data.items():
         out.print(f"{name}: {value}", highlight=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# points and membership jobs
-# ---------------------------------------------------------------------------------------------
-
-
-Batch = Annotated[int | None, typer.Option("--batch", min=1, max=10_000,
-                                            help="Customers per transaction (default 20)")]
-
-
-def _unit_of_work() -> loyalty.SessionFactory:
-    """One store transaction per call (for the jobs that commit in batches)."""
-    cfg = settings()
-    migrate(cfg)
-    return lambda: session_scope(cfg)
-
-
-@points_app.command("expire")
-def expire(now: Now = None, as_json: AsJson = False, batch: Batch = None) -> None:
-    """Expire every lot of points whose expiry has passed (the daily expiry job)."""
-    result = loyalty.expire_points_batched(_unit_of_work(), parse_now(now), batch=batch)
-    if as_json:
-        print_json({"customers": result.customers, "points": result.points})
-    else:
-        out.print(f"{result.points:,} points expired for {result.customers:,} customer(s)", highlight=False)
-
-
-@points_app.command("daily")
-def daily(now: Now = None, as_json: AsJson = False, batch: Batch = None) -> None:
-    """The daily jobs: expire points, re-evaluate tiers over the rolling window, issue birthday
-    coupons (birthdays by the shop's time zone); a batch of customers per transaction."""
-    when = parse_now(now)
-    done = loyalty.run_daily(_unit_of_work(), when, settings().shop().timezone, batch=batch)
-    expired, changes, birthdays = done.expired, done.tier_changes, done.birthday_coupons
-    result = {"points_expired": expired.points, "customers_expired": expired.customers,
-              "tier_changes": [{"customer_id": c.customer_id, "old": c.old, "new": c.new} for c in changes],
-              "birthday_coupons": birthdays}
-    if as_json:
-        print_json(result)
-        return
-    out.print(f"{expired.points:,} points expired; {len(changes)} tier change(s); "
-              f"{len(birthdays)} birthday coupon(s)", highlight=False)

@@ -47,13 +47,6 @@ class FlashSaleSoldOutError(GrowthwheelError):
     status = 409
 
 
-class InsufficientPointsError(GrowthwheelError):
-    """The customer has fewer (unexpired) points than asked for."""
-
-    code = "insufficient_points"
-    status = 409
-
-
 class OrderConflictError(GrowthwheelError):
     """An order (or refund) with this id exists already with a different payload."""
 
@@ -79,11 +72,4 @@ class RefundError(GrowthwheelError):
     """The refund asks for more than is left to refund, or names unknown lines."""
 
     code = "invalid_refund"
-    status = 422
-
-
-class TierConfigError(GrowthwheelError):
-    """The membership tiers given are not a valid ladder."""
-
-    code = "invalid_tiers"
     status = 422

@@ -25,7 +25,7 @@ to exactly what was paid. With ``G`` the goods amount refunded so far out of ``P
 
 * points the order spent are returned, and points and growth it earned are clawed back, in the
   same proportion: after each refund ``floor(x × G / P)`` of each has been moved, all of it once
-  the order is fully refunded (see ``promotions.loyalty`` for lots, expiry and shortfalls);
+  the order is fully refunded (see ``loyalty.service`` for lots, expiry and shortfalls);
 * coupons are released by their batch rule (``promotions.coupons``) when the order is fully
   refunded;
 * a refund inside a referral's refund window cancels the referral (``social.service.on_order_refunded``);
@@ -46,7 +46,8 @@ from sqlalchemy.orm import Session
 
 from growthwheel.accounts.models import utcnow
 from growthwheel.kit.money import allocate
-from growthwheel.promotions import coupons, loyalty, repository, service
+from growthwheel.loyalty import service as loyalty
+from growthwheel.promotions import coupons, repository, service
 from growthwheel.promotions.errors import (
     FlashSaleSoldOutError,
     OrderConflictError,

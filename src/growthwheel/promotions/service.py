@@ -47,7 +47,10 @@ from growthwheel.errors import InvalidArgumentError
 from growthwheel.experiments import repository as experiments_repository
 from growthwheel.experiments import service as experiments_service
 from growthwheel.experiments.models import Experiment
-from growthwheel.promotions import coupons, loyalty, repository, rules
+from growthwheel.loyalty import service as loyalty
+from growthwheel.loyalty.errors import InsufficientPointsError
+from growthwheel.loyalty.models import MemberTier
+from growthwheel.promotions import coupons, repository, rules
 from growthwheel.promotions.definition import (
     Definition,
     FlashSaleIn,
@@ -56,9 +59,9 @@ from growthwheel.promotions.definition import (
     parse_definition,
     to_rule,
 )
-from growthwheel.promotions.errors import InsufficientPointsError, PromotionNotFoundError
-from growthwheel.promotions.models import CouponCode, CouponRedemption, MemberTier, Promotion
-from growthwheel.promotions.schemas import CartIn, LedgerOut, LotOut, MemberOut, PricedCartOut
+from growthwheel.promotions.errors import PromotionNotFoundError
+from growthwheel.promotions.models import CouponCode, CouponRedemption, Promotion
+from growthwheel.promotions.schemas import CartIn, PricedCartOut
 from growthwheel.segments import repository as segments_repository
 from growthwheel.segments.service import NotRefreshedError
 
@@ -500,17 +503,3 @@ def code_summary(session: Session, code: CouponCode) -> dict[str, Any]:
         "redemptions": [{"order_id": r.order_id, "customer_id": r.customer_id, "discount": r.discount,
                          "status": r.status, "redeemed_at": r.redeemed_at.isoformat()} for r in redemptions],
     }
-
-
-def member_out(session: Session, customer_id: str, now: datetime | None = None) -> MemberOut:
-    """A customer's tier, growth, points balance, lots and latest 50 ledger moves."""
-    now = now or utcnow()
-    member = repository.member(session, customer_id)
-    return MemberOut(
-        customer_id=customer_id, tier=member.tier_code if member else None,
-        growth=member.growth if member else 0, birthday=member.birthday if member else None,
-        points_balance=loyalty.balance(session, customer_id),
-        points_spendable=loyalty.spendable(session, customer_id, now),
-        lots=[LotOut.model_validate(lot) for lot in repository.lots(session, customer_id)],
-        ledger=[LedgerOut.model_validate(e) for e in repository.ledger(session, customer_id, limit=50)],
-    )

@@ -1,7 +1,7 @@
 """Granting referral rewards through the promotions domain: points into the ledger, coupons issued.
 
 :func:`promotions_granter` is the ``service.Granter`` the settlement job uses: a ``points`` reward
-becomes an earned points lot (usual expiry, ``promotions.loyalty.earn_points``); a ``coupon``
+becomes an earned points lot (usual expiry, ``loyalty.service.earn_points``); a ``coupon``
 reward issues one code of the batch to the customer (``promotions.coupons.issue``), keyed
 ``referral:<referral id>:<side>`` so that a retry never issues a second code.
 """
@@ -13,7 +13,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from growthwheel.errors import InvalidArgumentError
-from growthwheel.promotions import coupons, loyalty
+from growthwheel.loyalty import service as loyalty
+from growthwheel.promotions import coupons
 from growthwheel.social.models import ReferralReward
 
 

@@ -5,6 +5,7 @@ from growthwheel.experiments import models as experiments_models  # noqa: F401
 from growthwheel.jobs import models as jobs_models  # noqa: F401
 from growthwheel.journeys import models as journeys_models  # noqa: F401
 from growthwheel.journeys.channels import models as channels_models  # noqa: F401
+from growthwheel.loyalty import models as loyalty_models  # noqa: F401
 from growthwheel.promotions import models as promotions_models  # noqa: F401
 from growthwheel.segments import models as segments_models  # noqa: F401
 from growthwheel.social import models as social_models  # noqa: F401

@@ -1,5 +1,7 @@
 """Membership tiers by growth value (成长值) and the points ledger (积分). Never commits.
 
+The loyalty domain (moved from ``promotions.loyalty``); the checkout (``promotions.orders``) calls it.
+
 **Growth value.** A paid order earns ``floor(paid / growth_minor_per_unit)`` growth (1 per yuan
 by default), dated at the order's time. A refund claws back growth in proportion to the amount
 refunded (cumulatively, so a full refund takes back exactly what was earned), dated like the
@@ -59,9 +61,12 @@ from growthwheel.accounts.models import utcnow
 from growthwheel.accounts.schemas import Principal
 from growthwheel.accounts.service import audit
 from growthwheel.errors import InvalidArgumentError
-from growthwheel.promotions import coupons, repository
-from growthwheel.promotions.errors import InsufficientPointsError, TierConfigError
-from growthwheel.promotions.models import GrowthEntry, Member, MemberTier, PointsLedgerEntry, PointsLot
+from growthwheel.loyalty import repository
+from growthwheel.loyalty.errors import InsufficientPointsError, TierConfigError
+from growthwheel.loyalty.models import GrowthEntry, Member, MemberTier, PointsLedgerEntry, PointsLot
+from growthwheel.loyalty.schemas import LedgerOut, LotOut, MemberOut
+from growthwheel.promotions import coupons
+from growthwheel.promotions import repository as promotions_repository
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,8 @@ def set_tiers(
     for spec in specs:
         if spec.points_multiplier_bp < 0:
             raise TierConfigError(f"tiers[{spec.code}].points_multiplier_bp: must not be negative")
-        if spec.birthday_batch_id is not None and repository.batch(session, spec.birthday_batch_id) is None:
+        batch_id = spec.birthday_batch_id
+        if batch_id is not None and promotions_repository.batch(session, batch_id) is None:
             raise TierConfigError(f"tiers[{spec.code}].birthday_batch_id: no coupon batch "
                                   f"{spec.birthday_batch_id!r}")
     session.execute(delete(MemberTier))
@@ -454,7 +460,7 @@ def _issue_birthday(session: Session, customer_id: str, now: datetime, timezone:
     tier = session.get(MemberTier, row.tier_code) if row is not None and row.tier_code else None
     if tier is None or tier.birthday_batch_id is None:
         return {}
-    batch = repository.batch(session, tier.birthday_batch_id)
+    batch = promotions_repository.batch(session, tier.birthday_batch_id)
     if batch is None or not batch.active or now >= batch.valid_until:
         return {}
     year = now.astimezone(ZoneInfo(timezone)).year
@@ -538,3 +544,22 @@ def run_daily(open_session: SessionFactory, now: datetime, timezone: str, *,
     changes = recompute_tiers_batched(open_session, now, program=program, batch=batch)
     birthdays = issue_birthday_coupons_batched(open_session, now, timezone, batch=batch)
     return DailyResult(expired=expired, tier_changes=changes, birthday_coupons=birthdays)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a member
+# ---------------------------------------------------------------------------------------------
+
+
+def member_out(session: Session, customer_id: str, now: datetime | None = None) -> MemberOut:
+    """A customer's tier, growth, points balance, lots and latest 50 ledger moves."""
+    now = now or utcnow()
+    member = repository.member(session, customer_id)
+    return MemberOut(
+        customer_id=customer_id, tier=member.tier_code if member else None,
+        growth=member.growth if member else 0, birthday=member.birthday if member else None,
+        points_balance=balance(session, customer_id),
+        points_spendable=spendable(session, customer_id, now),
+        lots=[LotOut.model_validate(lot) for lot in repository.lots(session, customer_id)],
+        ledger=[LedgerOut.model_validate(e) for e in repository.ledger(session, customer_id, limit=50)],
+    )

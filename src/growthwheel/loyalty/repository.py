@@ -1,0 +1,150 @@
+"""Every query of the loyalty domain: tiers, members, growth entries, points accounts, lots and the
+ledger (moved from ``promotions.repository``).
+
+Balances that several rows depend on (points lots) are changed only while holding the account row
+(:func:`lock_account`: ``SELECT … FOR UPDATE``; on SQLite the write transaction, see
+``promotions.repository.begin_write``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from growthwheel.loyalty.models import (
+    GrowthEntry,
+    Member,
+    MemberTier,
+    PointsAccount,
+    PointsLedgerEntry,
+    PointsLot,
+)
+
+
+def _upsert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+# ---------------------------------------------------------------------------------------------
+# Membership
+# ---------------------------------------------------------------------------------------------
+
+
+def tiers(session: Session) -> list[MemberTier]:
+    """The tier ladder, lowest first."""
+    return list(session.scalars(select(MemberTier).order_by(MemberTier.min_growth)))
+
+
+def member(session: Session, customer_id: str, *, lock: bool = False) -> Member | None:
+    """A member row (locked for update when ``lock``), or ``None``."""
+    query = select(Member).where(Member.customer_id == customer_id)
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query).first()
+
+
+def growth_in_window(session: Session, customer_id: str, start: datetime, end: datetime) -> int:
+    """Growth value of entries with ``start < effective_at <= end``."""
+    total = session.scalar(select(func.coalesce(func.sum(GrowthEntry.amount), 0)).where(
+        GrowthEntry.customer_id == customer_id, GrowthEntry.effective_at > start,
+        GrowthEntry.effective_at <= end))
+    return int(total or 0)
+
+
+def members_with_tier(session: Session) -> list[str]:
+    """Customers who have a tier or any growth entry (those the daily job re-evaluates)."""
+    with_tier = select(Member.customer_id).where(Member.tier_code.is_not(None))
+    with_growth = select(GrowthEntry.customer_id).distinct()
+    return sorted(set(session.scalars(with_tier)) | set(session.scalars(with_growth)))
+
+
+def members_born_on(session: Session, month: int, day: int) -> list[Member]:
+    """Members whose birthday falls on ``month``/``day`` and who have a tier."""
+    rows = session.scalars(select(Member).where(Member.birthday.is_not(None), Member.tier_code.is_not(None))
+                           .order_by(Member.customer_id))
+    return [m for m in rows if m.birthday is not None and (m.birthday.month, m.birthday.day) == (month, day)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Points
+# ---------------------------------------------------------------------------------------------
+
+
+def lock_account(session: Session, customer_id: str) -> PointsAccount:
+    """The customer's points account, created if missing, locked until the transaction ends."""
+    table = PointsAccount.__table__
+    insert = _upsert(session)(table).values(customer_id=customer_id, balance=0, updated_at=func.now())
+    session.execute(insert.on_conflict_do_nothing(index_elements=[table.c.customer_id]))
+    account = session.scalars(select(PointsAccount).where(PointsAccount.customer_id == customer_id)
+                              .with_for_update().execution_options(populate_existing=True)).one()
+    return account
+
+
+def account(session: Session, customer_id: str) -> PointsAccount | None:
+    """The customer's points account (not locked), or ``None``."""
+    return session.get(PointsAccount, customer_id)
+
+
+def spendable_lots(session: Session, customer_id: str, now: datetime) -> list[PointsLot]:
+    """Unexpired lots with points left, soonest-to-expire first (then oldest)."""
+    return list(session.scalars(
+        select(PointsLot).where(PointsLot.customer_id == customer_id, PointsLot.remaining > 0,
+                                PointsLot.expires_at > now)
+        .order_by(PointsLot.expires_at, PointsLot.id).with_for_update()
+        .execution_options(populate_existing=True)))
+
+
+def due_lots(session: Session, now: datetime, customer_id: str | None = None) -> list[PointsLot]:
+    """Lots whose expiry has passed with points left (of one customer or everyone)."""
+    query = select(PointsLot).where(PointsLot.remaining > 0, PointsLot.expires_at <= now)
+    if customer_id is not None:
+        query = query.where(PointsLot.customer_id == customer_id)
+    return list(session.scalars(query.order_by(PointsLot.customer_id, PointsLot.expires_at, PointsLot.id)
+                                .execution_options(populate_existing=True)))
+
+
+def customers_with_due_lots(session: Session, now: datetime) -> list[str]:
+    """Customers with expired lots that still hold points."""
+    return list(session.scalars(select(PointsLot.customer_id).distinct()
+                                .where(PointsLot.remaining > 0, PointsLot.expires_at <= now)
+                                .order_by(PointsLot.customer_id)))
+
+
+def lots(session: Session, customer_id: str) -> list[PointsLot]:
+    """Every lot of a customer, soonest-to-expire first."""
+    return list(session.scalars(select(PointsLot).where(PointsLot.customer_id == customer_id)
+                                .order_by(PointsLot.expires_at, PointsLot.id)))
+
+
+def ledger(session: Session, customer_id: str, limit: int | None = None) -> list[PointsLedgerEntry]:
+    """The customer's ledger, newest first."""
+    query = (select(PointsLedgerEntry).where(PointsLedgerEntry.customer_id == customer_id)
+             .order_by(PointsLedgerEntry.id.desc()))
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def ledger_sum(session: Session, customer_id: str) -> int:
+    """The sum of the customer's ledger (what the balance must equal)."""
+    return int(session.scalar(select(func.coalesce(func.sum(PointsLedgerEntry.points), 0))
+                              .where(PointsLedgerEntry.customer_id == customer_id)) or 0)
+
+
+def order_ledger(session: Session, order_id: str, kind: str) -> list[PointsLedgerEntry]:
+    """Ledger entries of one kind for an order, oldest first."""
+    return list(session.scalars(select(PointsLedgerEntry)
+                                .where(PointsLedgerEntry.order_id == order_id, PointsLedgerEntry.kind == kind)
+                                .order_by(PointsLedgerEntry.id)))
+
+
+def lots_by_id(session: Session, ids: Sequence[int]) -> dict[int, PointsLot]:
+    """Lots by id."""
+    if not ids:
+        return {}
+    return {lot.id: lot for lot in session.scalars(select(PointsLot).where(PointsLot.id.in_(list(ids))))}
