@@ -168,3 +168,30 @@ def test_run_write_saves_tags_on_spark_and_the_next_read_sees_them(
             assert backend.table("orders").count().execute() == 1
     finally:
         owner.stop()
+
+
+def test_warehouse_vacuum_and_compact_commands(cfg: Settings) -> None:
+    for k in range(4):
+        _flush(cfg, _events([f"c{k}"]))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GROWTHWHEEL_")},
+           "GROWTHWHEEL_WAREHOUSE": "spark"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "growthwheel.cli", "--data-dir", str(cfg.data_dir), *args]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
+
+    compacted = run("warehouse", "compact", "--min-files", "2", "--json")
+    assert compacted.returncode == 0, compacted.stderr
+    assert '"partitions": 2' in compacted.stdout  # events/2024-05 and _imports of this month
+    assert len(lake.read_pointer(cfg).tables["events"]["2024-05"]) == 1
+    vacuumed = run("warehouse", "vacuum", "--keep-seconds", "0")
+    assert vacuumed.returncode == 0, vacuumed.stderr
+    assert "deleted" in vacuumed.stdout
+    current = lake.read_pointer(cfg)
+    on_disk = {p.relative_to(cfg.spark_dir).as_posix() for p in cfg.spark_dir.rglob("*.parquet")}
+    assert on_disk == {f for n in current.tables for f in current.files(n)}
+    assert _read(cfg, "events") == [(4,)]
+    env["GROWTHWHEEL_WAREHOUSE"] = "duckdb"
+    refused = run("warehouse", "vacuum")
+    assert refused.returncode == 1
+    assert "Spark warehouse" in refused.stderr
