@@ -1,6 +1,6 @@
 """``growthwheel warehouse compact | vacuum``: upkeep of the Spark warehouse's files.
 
-The server does both by itself every few minutes (``WarehouseOwner.maintain``); these commands are
+The server does both by itself every minute (``WarehouseOwner.maintain``); these commands are
 for a warehouse no server holds, or to reclaim space now. Both are safe while a server or another
 command reads or writes: they take the warehouse's publish lock, and vacuum keeps every snapshot a
 live process holds a lease on.

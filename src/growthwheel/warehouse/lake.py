@@ -31,7 +31,7 @@ fails with :class:`SnapshotConflictError` (nothing is lost; run it again).
 **Retention.** A reader takes a *lease* on the snapshot it reads (:func:`lease`): a file naming the
 snapshot and its process. :func:`vacuum` deletes snapshots that are not current, were published
 more than ``keep_seconds`` ago and are leased by no live process, then every file no kept snapshot
-references. It is run by the server's owner (every few minutes) and by ``growthwheel warehouse
+references. It is run by the server's owner (every minute) and by ``growthwheel warehouse
 vacuum``.
 
 **Compaction.** Appends leave many small files; :func:`compact` merges the files of every

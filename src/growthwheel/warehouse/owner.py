@@ -98,7 +98,7 @@ class WarehouseOwner:
 
     def __init__(self, cfg: Settings, *, flush_seconds: float = 1.0, flush_at: int = 50_000,
                  lock_wait: float = 30.0, keep_seconds: float = lake.KEEP_SECONDS,
-                 maintain_seconds: float = 300.0, compact_at: int = 32) -> None:
+                 maintain_seconds: float = 60.0, compact_at: int = 32) -> None:
         self.cfg = cfg
         self.keep_seconds = keep_seconds
         self.maintain_seconds = maintain_seconds
