@@ -119,23 +119,8 @@ def commit(
             f"expected_total: the order now costs {priced.totals.total}, not {request.expected_total}; "
             "price the cart again")
     applied = {a.promotion_id: a for a in priced.applied}
-    for promotion_id, row in sorted(quote.promotions.items()):
-        if promotion_id not in applied:
-            continue
-        amount = applied[promotion_id].amount + applied[promotion_id].shipping_discount
-        units = quote.flash_units(promotion_id)
-        if not repository.take_promotion(session, promotion_id, amount=amount, units=units):
-            if units and row.stock_limit is not None:
-                raise FlashSaleSoldOutError(f"lines: the flash sale {row.name!r} is sold out")
-            raise PromotionBudgetExhaustedError(f"the budget of promotion {row.name!r} is spent; price again")
-    redeemed: list[str] = []
-    for resolved in quote.coupons:
-        hit = applied.get(resolved.coupon.promotion.id)
-        if hit is None:
-            continue  # given but not applicable (explained in not_applied): not consumed
-        coupons.redeem(session, resolved, customer_id=request.customer_id, order_id=request.order_id,
-                       discount=hit.amount + hit.shipping_discount, now=now)
-        redeemed.append(resolved.coupon.code)
+    # Coupons given but not applicable (explained in not_applied) are not consumed.
+    redeemed = [r.coupon.code for r in quote.coupons if r.coupon.promotion.id in applied]
     if priced.points_used:
         loyalty.spend_points(session, request.customer_id, priced.points_used, now, order_id=request.order_id)
     try:  # a balance past its maximum refuses the whole order (the request rolls everything back)
@@ -176,7 +161,36 @@ def commit(
     # A referred customer's first paid order starts the referral's refund window (social selling).
     social.on_order_paid(session, order.id, order.customer_id, now, phone=request.contact_phone,
                          address=request.shipping_address, device=request.device_id)
+    _take_shared_limits(session, quote, applied, request, now)
     return Committed(answer, replayed=False)
+
+
+def _take_shared_limits(session: Session, quote: service.Quote, applied: dict[str, Any], request: OrderIn,
+                        now: datetime) -> None:
+    """Take what the order uses of rows every buyer shares — promotion budgets and flash-sale stock,
+    coupon codes and batches — as the last writes before the caller commits.
+
+    On PostgreSQL each conditional ``UPDATE`` holds its row's lock until the commit, and every
+    other buyer of that promotion or coupon waits for it: taken last, the lock is held for these
+    few statements and the commit, not for the points, growth and order rows written before
+    (several times more orders per second on one shared coupon). The order (promotions by id,
+    then coupons; the customer's own rows before) is the same for every order and refund, so two
+    transactions never wait for each other in a cycle.
+    """
+    for promotion_id, row in sorted(quote.promotions.items()):
+        if promotion_id not in applied:
+            continue
+        amount = applied[promotion_id].amount + applied[promotion_id].shipping_discount
+        units = quote.flash_units(promotion_id)
+        if not repository.take_promotion(session, promotion_id, amount=amount, units=units):
+            if units and row.stock_limit is not None:
+                raise FlashSaleSoldOutError(f"lines: the flash sale {row.name!r} is sold out")
+            raise PromotionBudgetExhaustedError(f"the budget of promotion {row.name!r} is spent; price again")
+    for resolved in quote.coupons:
+        hit = applied.get(resolved.coupon.promotion.id)
+        if hit is not None:
+            coupons.redeem(session, resolved, customer_id=request.customer_id, order_id=request.order_id,
+                           discount=hit.amount + hit.shipping_discount, now=now)
 
 
 def get_order(session: Session, order_id: str) -> OrderOut:
