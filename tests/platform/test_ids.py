@@ -132,3 +132,20 @@ def test_the_api_refuses_invisible_characters_naming_the_field(
         bind = client.post("/api/v1/social/referral/bindings", json={"invitee_id": "b\u200bob", "code": code})
         assert bind.status_code == 422
         assert "invitee_id" in bind.json()["detail"]
+
+
+@pytest.mark.parametrize("store_cfg", ["sqlite"], indirect=True)
+def test_reading_a_customer_applies_the_rule_too(
+    store_cfg: Settings, make_api_key: Callable[..., str],
+) -> None:
+    path = store_cfg.data_dir / "orders.csv"
+    path.write_text("order_id,customer_id,ordered_at,total\nO1,C0000031,2026-03-01T10:00:00+08:00,10.00\n",
+                    encoding="utf-8")
+    ingest.import_files("orders", [path], cfg=store_cfg)
+    with TestClient(create_app(store_cfg)) as client:
+        client.headers["Authorization"] = f"Bearer {make_api_key('read')}"
+        found = client.get("/api/v1/customers/%E3%80%80C0000031%C2%A0")  # full-width and no-break spaces
+        assert found.status_code == 200, found.text
+        assert found.json()["customer"]["customer_id"] == "C0000031"
+        assert client.get("/api/v1/customers/c0000031").status_code == 404  # case is part of the id
+        assert client.get("/api/v1/customers/C00%E2%80%8B00031").status_code == 404  # no id holds a U+200B

@@ -31,6 +31,7 @@ from growthwheel.experiments.schemas import (
     ExperimentOut,
     ExperimentUpdate,
 )
+from growthwheel.kit.ids import canonical_id
 
 router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
 
@@ -146,6 +147,11 @@ def get_assignment(
     """
     exp = service.get_experiment(session, key)
     cfg = _cfg(request)
+    # the shop's rule for ids (kit.ids), as the events carrying the exposure will get at import
+    if customer_id is not None:
+        customer_id = canonical_id(customer_id, "customer_id", core.ID_MAX)
+    if anonymous_id is not None:
+        anonymous_id = canonical_id(anonymous_id, "anonymous_id", core.ID_MAX)
 
     def record(events: list[dict[str, Any]]) -> None:
         events_service.record_events(owner, events, _shop_timezone(cfg))

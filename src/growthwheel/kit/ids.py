@@ -49,12 +49,12 @@ _UNUSABLE = {"Cc": "a control character", "Cf": "an invisible formatting charact
 _UNUSABLE_RE = "[\\p{Cc}\\p{Cf}\\p{Cs}\\p{Co}\\p{Zl}\\p{Zp}]"
 
 
-def unusable_reason(value: str) -> str | None:
+def unusable_reason(value: str, max_length: int = MAX_LENGTH) -> str | None:
     """Why ``value`` (already normalised) cannot be an id, or ``None`` when it can."""
     if not value:
         return "must not be empty"
-    if len(value) > MAX_LENGTH:
-        return f"at most {MAX_LENGTH} characters"
+    if len(value) > max_length:
+        return f"at most {max_length} characters"
     for char in value:
         kind = _UNUSABLE.get(unicodedata.category(char))
         if kind is not None:
@@ -62,11 +62,13 @@ def unusable_reason(value: str) -> str | None:
     return None
 
 
-def canonical_id(value: str, field: str = "customer_id") -> str:
+def canonical_id(value: str, field: str = "customer_id", max_length: int = MAX_LENGTH) -> str:
     """``value`` as the id it stands for (trimmed, NFC); raises :class:`InvalidArgumentError`
-    naming ``field`` when it cannot be an id (empty, too long, control or invisible characters)."""
+    naming ``field`` when it cannot be an id (empty, longer than ``max_length``, control or
+    invisible characters). ``max_length`` is larger only where the warehouse is read (ids the
+    operational store does not keep: long anonymous ids, say)."""
     text = unicodedata.normalize("NFC", value.strip(WHITESPACE))
-    reason = unusable_reason(text)
+    reason = unusable_reason(text, max_length)
     if reason is not None:
         raise InvalidArgumentError(f"{field}: {reason}")
     return text
