@@ -93,7 +93,9 @@ def imported_tags(customers: ir.Table) -> ir.Table:
     """(customer_id, tag) from the ``tags`` column of the customers file: ``;``-separated,
     trimmed, empty ones dropped."""
     t = customers.filter(customers.tags.notnull())
-    t = t.select(customer_id=t.customer_id, tag=t.tags.split(TAG_SEPARATOR).unnest().strip())
+    # Unnest in a projection of its own: Spark refuses a generator nested in an expression.
+    t = t.select(customer_id=t.customer_id, tag=t.tags.split(TAG_SEPARATOR).unnest())
+    t = t.mutate(tag=t.tag.strip())
     return t.filter(t.tag != "")
 
 
