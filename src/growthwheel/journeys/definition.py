@@ -396,11 +396,49 @@ class Definition(_Strict):
         raise KeyError(step_id)
 
 
+class DefinitionError(InvalidArgumentError):
+    """A definition that does not validate: ``field`` is where (``definition.steps[2].next``),
+    ``reason`` what is wrong; the message is both (``definition.steps[2].next: …``)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+_STEP_TYPES = frozenset({"wait", "condition", "split", "send", "coupon", "tag", "attribute", "webhook",
+                         "exit"})
+_TRIGGER_KINDS = WAREHOUSE_TRIGGERS | STORE_TRIGGERS
+_PREFIX = re.compile(r"^([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*): (.+)$", re.S)
+
+
+def error_field(loc: tuple[Any, ...], message: str) -> tuple[str, str]:
+    """``(field, reason)`` of one pydantic error: the location written ``steps[2].next`` (without the
+    union tags pydantic puts in it), refined by a ``field: reason`` prefix of the message (the
+    whole-definition checks name their field that way)."""
+    parts: list[str] = []
+    previous: Any = None
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
+        elif not ((previous == "trigger" and item in _TRIGGER_KINDS)
+                  or (isinstance(previous, int) and item in _STEP_TYPES)):
+            parts.append(str(item))
+        previous = item
+    reason = message.removeprefix("Value error, ")
+    found = _PREFIX.match(reason)
+    if found:
+        named, reason = found.group(1), found.group(2)
+        if not parts or not parts[-1].split("[")[0] == named.split("[")[0]:
+            parts.append(named)
+    return ".".join(["definition", *parts]), reason
+
+
 def parse(data: Any) -> Definition:
-    """Validate a definition; a problem becomes :class:`InvalidArgumentError` naming the field."""
+    """Validate a definition; a problem becomes :class:`DefinitionError` (a 422) naming the field."""
     try:
         return Definition.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "definition"
-        raise InvalidArgumentError(f"definition.{where}: {first['msg']}") from None
+        field, reason = error_field(tuple(first["loc"]), str(first["msg"]))
+        raise DefinitionError(field, reason) from None

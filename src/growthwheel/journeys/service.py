@@ -88,8 +88,8 @@ def check_definition(data: Any) -> d.Definition:
             try:
                 validate(message_template(step))
             except TemplateError as exc:
-                raise InvalidArgumentError(
-                    f"definition.steps[{index}].template.{exc.field}: {exc.message}"
+                raise d.DefinitionError(
+                    f"definition.steps[{index}].template.{exc.field}", exc.message
                 ) from None
     return defn
 
