@@ -6,7 +6,10 @@ rule as the warehouse's other internal routes); not in the OpenAPI document.
 * ``POST /api/v1/internal/jobs/segments/{segment_id}/refresh``: refresh a saved segment on the
   server's warehouse writer (after any import under way);
 * ``GET /api/v1/internal/jobs/review?period=week&as_of=YYYY-MM-DD``: render the periodic review;
-* ``POST /api/v1/internal/jobs/journeys/tick?now=…``: one journeys tick on the server's reader.
+* ``POST /api/v1/internal/jobs/journeys/tick?now=…``: one journeys tick on the server's reader;
+* ``POST /api/v1/internal/jobs/facts/drain``: the pending acting facts into the warehouse, on the
+  server's writer thread;
+* ``POST /api/v1/internal/jobs/loyalty/sync``: members from the shop's history (``loyalty.history``).
 """
 
 from __future__ import annotations
@@ -65,6 +68,29 @@ def review(owner: Owner, period: Annotated[str, Query(pattern="^(week|month|quar
     with owner.read() as con:
         return {"html": render_review(con, period=period, as_of=as_of, shop_name=shop.name,
                                       currency=shop.currency)}
+
+
+@router.post("/facts/drain")
+def facts_drain(owner: Owner) -> dict[str, Any]:
+    """Drain the fact outbox into the warehouse (the worker's ``facts.drain`` job)."""
+    from growthwheel.facts import service
+
+    def run() -> Any:
+        return service.drain_all(lambda: session_scope(owner.cfg), service.direct_importer(owner.cfg))
+
+    done = owner.run_serial(run)
+    return {"facts": done.facts, "orders": done.orders, "events": done.events}
+
+
+@router.post("/loyalty/sync")
+def loyalty_sync(owner: Owner) -> dict[str, Any]:
+    """Members, growth value, tiers and birthdays from the imported customers and orders."""
+    from dataclasses import asdict
+
+    from growthwheel.loyalty import history
+
+    with owner.read() as backend:
+        return asdict(history.sync_from_warehouse(lambda: session_scope(owner.cfg), backend))
 
 
 @router.post("/journeys/tick")

@@ -4,6 +4,8 @@ Each job is idempotent, so a retry, or a run taken over after a worker died, onl
 left: expiring what is due, issuing with a per-year issue key, refunding with a fixed refund id.
 
 * ``loyalty.expire_points`` (daily 00:05 shop time): points lots past their expiry lose what is left;
+* ``loyalty.sync_members`` (daily 00:10): members, growth and tiers from the imported orders,
+  birthdays from the customers (``loyalty.history``);
 * ``loyalty.review_tiers`` (daily 00:15): tiers re-evaluated over the rolling window;
 * ``loyalty.birthday_coupons`` (daily 09:00): members whose birthday is today get their coupon;
 * ``social.expire_groups`` (every minute): open groups past their deadline fail, and every paid
@@ -16,7 +18,9 @@ left: expiring what is due, issuing with a per-year issue key, refunding with a 
 * ``segments.refresh`` (per saved segment, when an operator schedules it: ``growthwheel worker
   schedule-segment``): the segment's membership is refreshed;
 * ``reports.review`` (daily 07:00, acting on Mondays for the week, on the 1st for the month): the
-  periodic review is written to ``<data dir>/reports/review-<period>-<day>.html`` once.
+  periodic review is written to ``<data dir>/reports/review-<period>-<day>.html`` once;
+* ``facts.drain`` (every 10 seconds): checkout orders and refunds, points moves, coupons and
+  message statuses recorded in the fact outbox go into the warehouse (``facts.service``).
 """
 
 from __future__ import annotations
@@ -54,6 +58,12 @@ def expire_points(ctx: JobContext) -> dict[str, Any]:
     # A batch of customers per transaction: checkouts never wait for the whole run (issue 10).
     result = loyalty.expire_points_batched(ctx.transaction, ctx.now)
     return {"customers": result.customers, "points": result.points}
+
+
+@job("loyalty.sync_members")
+def sync_members(ctx: JobContext) -> dict[str, Any]:
+    """Members from the shop's history: imported paid orders' growth, tiers, birthdays."""
+    return warehouse_access.sync_members(ctx.cfg, ctx.transaction)
 
 
 @job("loyalty.review_tiers")
@@ -213,6 +223,12 @@ def review_report(ctx: JobContext) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
+@job("facts.drain")
+def facts_drain(ctx: JobContext) -> dict[str, Any]:
+    """Move the acting facts (orders, refunds, points, coupons, messages) into the warehouse."""
+    return warehouse_access.drain_facts(ctx.cfg, ctx.transaction)
+
+
 @job("journeys.tick")
 def journeys_tick(ctx: JobContext) -> dict[str, Any]:
     """Evaluate journey triggers, check goals and advance the due enrolments."""
@@ -236,6 +252,7 @@ def journeys_tick(ctx: JobContext) -> dict[str, Any]:
 
 DEFAULT_SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec("loyalty.expire_points", "loyalty.expire_points", daily_at="00:05"),
+    ScheduleSpec("loyalty.sync_members", "loyalty.sync_members", daily_at="00:10"),
     ScheduleSpec("loyalty.review_tiers", "loyalty.review_tiers", daily_at="00:15"),
     ScheduleSpec("loyalty.birthday_coupons", "loyalty.birthday_coupons", daily_at="09:00"),
     ScheduleSpec("social.expire_groups", "social.expire_groups", every_seconds=MINUTE),
@@ -243,6 +260,7 @@ DEFAULT_SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec("social.settle_referrals", "social.settle_referrals", every_seconds=10 * MINUTE),
     ScheduleSpec("journeys.tick", "journeys.tick", every_seconds=MINUTE),
     ScheduleSpec("journeys.tick", "journeys.tick", every_seconds=MINUTE),
+    ScheduleSpec("facts.drain", "facts.drain", every_seconds=10),
     ScheduleSpec("reports.review:week", "reports.review", daily_at="07:00", params={"period": "week"}),
     ScheduleSpec("reports.review:month", "reports.review", daily_at="07:00", params={"period": "month"}),
 ]

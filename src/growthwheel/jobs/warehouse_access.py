@@ -114,6 +114,40 @@ def refresh_segment(cfg: Settings, session: Session, segment_id: str) -> dict[st
     return out.model_dump(mode="json")
 
 
+def drain_facts(cfg: Settings, open_session: Any) -> dict[str, Any]:
+    """Record the message facts since the last sweep, then move every pending acting fact into the
+    warehouse (on the server's writer thread when a server owns the warehouse)."""
+    from growthwheel.facts import service
+
+    with open_session() as session:
+        swept = service.sweep_messages(session)
+    server = _server(cfg)
+    if server is not None:
+        found: dict[str, Any] = _call(server, "POST", "/facts/drain")
+        return {**found, "messages_swept": swept}
+    done = service.drain_all(open_session, service.direct_importer(cfg))
+    return {"facts": done.facts, "orders": done.orders, "events": done.events, "messages_swept": swept}
+
+
+def sync_members(cfg: Settings, open_session: Any) -> dict[str, Any]:
+    """Members from the shop's history (``loyalty.history``): read on the server when one owns the
+    warehouse, else here (the warehouse opened read-only for the length of the job)."""
+    server = _server(cfg)
+    if server is not None:
+        found: dict[str, Any] = _call(server, "POST", "/loyalty/sync")
+        return found
+    from dataclasses import asdict
+
+    from growthwheel.loyalty import history
+    from growthwheel.warehouse.db import connect
+
+    backend = connect(cfg)
+    try:
+        return asdict(history.sync_from_warehouse(open_session, backend))
+    finally:
+        backend.disconnect()
+
+
 def review_html(cfg: Settings, period: str, as_of: date | None) -> str:
     """The periodic review as HTML (rendered by the server when one owns the warehouse)."""
     server = _server(cfg)

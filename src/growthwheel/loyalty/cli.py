@@ -2,8 +2,9 @@
 
 Wiring (in ``cli/main.py``)::
 
-    from growthwheel.loyalty.cli import points_app
+    from growthwheel.loyalty.cli import loyalty_app, points_app
     app.add_typer(points_app, name="points")
+    app.add_typer(loyalty_app, name="loyalty")
 
 The daily jobs (``points expire``, ``points daily``; the worker runs them on its schedule) commit a
 batch of customers per transaction (``--batch``, default ``loyalty.DAILY_BATCH``), so checkouts
@@ -22,6 +23,7 @@ from growthwheel.loyalty import service as loyalty
 from growthwheel.store.db import migrate, session_scope
 
 points_app = typer.Typer(help="Points and membership jobs.", no_args_is_help=True)
+loyalty_app = typer.Typer(help="Membership from the shop's history.", no_args_is_help=True)
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON")]
 Now = Annotated[str | None, typer.Option("--now", help="Run as of this time (ISO, with zone; default now)")]
@@ -68,3 +70,21 @@ def daily(now: Now = None, as_json: AsJson = False, batch: Batch = None) -> None
         return
     out.print(f"{expired.points:,} points expired; {len(changes)} tier change(s); "
               f"{len(birthdays)} birthday coupon(s)", highlight=False)
+
+
+@loyalty_app.command("sync")
+def sync(as_json: AsJson = False) -> None:
+    """Make members from the imported customers and orders: growth value and tiers from the paid
+    orders over the rolling window, birthdays from the customers (idempotent; a batch of customers
+    per transaction; through the server when one owns the warehouse)."""
+    from growthwheel.jobs import warehouse_access
+
+    cfg = settings()
+    migrate(cfg)
+    result = warehouse_access.sync_members(cfg, lambda: session_scope(cfg))
+    if as_json:
+        print_json(result)
+        return
+    out.print(f"{result['customers']:,} member(s) synced: {result['growth_entries']:,} imported order(s) "
+              f"in the window, {result['with_tier']:,} with a tier, {result['with_birthday']:,} with a "
+              "birthday", highlight=False)

@@ -61,6 +61,7 @@ from growthwheel.accounts.models import utcnow
 from growthwheel.accounts.schemas import Principal
 from growthwheel.accounts.service import audit
 from growthwheel.errors import InvalidArgumentError
+from growthwheel.facts import service as facts
 from growthwheel.loyalty import repository
 from growthwheel.loyalty.errors import InsufficientPointsError, TierConfigError
 from growthwheel.loyalty.models import GrowthEntry, Member, MemberTier, PointsLedgerEntry, PointsLot
@@ -267,8 +268,14 @@ def recompute_tiers(session: Session, now: datetime,
 
 def _entry(session: Session, customer_id: str, kind: str, points: int, now: datetime, *,
            lot_id: int | None = None, order_id: str | None = None, note: str | None = None) -> None:
-    session.add(PointsLedgerEntry(customer_id=customer_id, at=now, kind=kind, points=points, lot_id=lot_id,
-                                  order_id=order_id, note=note))
+    """One ledger move, and its ``points_moved`` fact for the warehouse (same transaction)."""
+    entry = PointsLedgerEntry(customer_id=customer_id, at=now, kind=kind, points=points, lot_id=lot_id,
+                              order_id=order_id, note=note)
+    session.add(entry)
+    session.flush()
+    facts.record_event(session, event_id=f"points_moved:{entry.id}", type="points_moved", occurred_at=now,
+                       customer_id=customer_id, order_id=order_id,
+                       properties={"kind": kind, "points": points, "lot_id": lot_id})
 
 
 def _credit(

@@ -34,6 +34,7 @@ from growthwheel.accounts.models import utcnow
 from growthwheel.accounts.schemas import Principal
 from growthwheel.accounts.service import audit
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
+from growthwheel.facts import service as facts
 from growthwheel.kit.ids import canonical_id
 from growthwheel.promotions import repository, rules
 from growthwheel.promotions.definition import Definition, check_holdout, check_rule, parse_definition, to_rule
@@ -246,6 +247,10 @@ def issue(
     if fresh:  # pragma: no cover - 59-bit codes: a collision on every one of _MAX_DRAWS draws
         raise GrowthwheelError("could not draw unused coupon codes; try again")
     repository.count_issued(session, batch.id, len(issued))
+    facts.record_events(session, [
+        {"event_id": f"coupon_issued:{code}", "type": "coupon_issued", "occurred_at": now,
+         "customer_id": customer, "properties": {"code": code, "batch_id": batch.id, "issue_key": issue_key}}
+        for customer, code in issued.items()])
     session.expire(batch, ["issued_count"])
     audit(session, principal, "coupon.issue", f"coupon_batch:{batch.id}",
           {"issued": len(issued), "already": len(wanted) - len(issued), "issue_key": issue_key},

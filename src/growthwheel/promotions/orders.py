@@ -45,6 +45,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from growthwheel.accounts.models import utcnow
+from growthwheel.facts import service as facts
 from growthwheel.kit.money import allocate
 from growthwheel.loyalty import service as loyalty
 from growthwheel.promotions import coupons, repository, service
@@ -158,6 +159,11 @@ def commit(
     )
     order.priced = answer.model_dump(mode="json")
     session.flush()
+    facts.record_order(session, order, repository.order_lines(session, order.id), now=now)  # same transaction
+    for code in redeemed:
+        facts.record_event(session, event_id=f"coupon_redeemed:{order.id}:{code}", type="coupon_redeemed",
+                           occurred_at=now, customer_id=order.customer_id, order_id=order.id,
+                           properties={"code": code})
     # A referred customer's first paid order starts the referral's refund window (social selling).
     social.on_order_paid(session, order.id, order.customer_id, now, phone=request.contact_phone,
                          address=request.shipping_address, device=request.device_id)
@@ -286,6 +292,11 @@ def refund(
     session.add(CheckoutRefund(id=request.refund_id, order_id=order.id, request_hash=digest,
                                amount=amount + shipping, result=answer.model_dump(mode="json"),
                                created_at=now))
+    facts.record_order(session, order, list(lines.values()), now=now)  # the order as it now stands
+    for code in released:
+        facts.record_event(session, event_id=f"coupon_released:{order.id}:{code}", type="coupon_released",
+                           occurred_at=now, customer_id=order.customer_id, order_id=order.id,
+                           properties={"code": code})
     session.flush()
     return answer
 

@@ -22,6 +22,15 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create any missing fact and bookkeeping table in a DuckDB warehouse."""
     for table in TABLES.values():
         con.execute(ddl(table.name, table.stored))
+    # Columns the schema gained since the file was created (added at the end, NULL in old rows).
+    have = {(str(t), str(c)) for t, c in con.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema()").fetchall()}
+    for table in TABLES.values():
+        for column in table.stored:
+            if (table.name, column.name) not in have:
+                con.execute(f'ALTER TABLE "{table.name}" ADD COLUMN IF NOT EXISTS "{column.name}" '
+                            f"{column.sql_type}")
     con.execute(ddl(QUARANTINE_TABLE, QUARANTINE_STORED, bookkeeping=False))
     con.execute(ddl(IMPORTS_TABLE, IMPORTS_STORED, bookkeeping=False))
 

@@ -40,6 +40,8 @@ from growthwheel.kit.money import currency_exponent
 from growthwheel.warehouse import db as wh
 from growthwheel.warehouse.formats import generic, shopify, taobao
 from growthwheel.warehouse.schema import (
+    CHECKOUT_SOURCE,
+    IMPORT_SOURCE,
     ORDER_LINES,
     ORDER_STATUSES,
     ORDERS,
@@ -356,12 +358,13 @@ def _utm_from(column: str, url: str) -> str:
 
 
 def _assemble(con: duckdb.DuckDBPyConnection, table: Table, shop: ShopSettings,
-              several_files: bool) -> list[str]:
-    """Build ``gw_new_<name>`` for every stored table the import writes; return their names."""
+              several_files: bool, origin: str = IMPORT_SOURCE) -> list[str]:
+    """Build ``gw_new_<name>`` for every stored table the import writes; return their names.
+    ``origin`` is what orders record as their ``source``."""
     cur = _lit(shop.currency)
     channel = "coalesce(channel, lower(utm_source), 'direct')"
     if table.name == "order_lines":
-        _assemble_lines(con, shop, several_files)
+        _assemble_lines(con, shop, several_files, origin)
         return ["orders", "order_lines"]
     if table.name == "customers":
         select = f"SELECT * REPLACE ({channel} AS channel) FROM gw_typed"
@@ -376,7 +379,8 @@ def _assemble(con: duckdb.DuckDBPyConnection, table: Table, shop: ShopSettings,
             "total AS total_amount, coalesce(shipping, 0) AS shipping_amount, "
             f"{refunded} AS refunded_amount_, coalesce(status, CASE "
             f"WHEN {refunded} > 0 AND {refunded} >= total THEN 'refunded' "
-            f"WHEN {refunded} > 0 THEN 'partially_refunded' ELSE 'paid' END) AS status_ FROM gw_typed"
+            f"WHEN {refunded} > 0 THEN 'partially_refunded' ELSE 'paid' END) AS status_, "
+            f"{_lit(origin)} AS source FROM gw_typed"
         )
         select = (
             "SELECT * EXCLUDE (currency, channel, refunded_amount, status, currency_, channel_, "
@@ -400,7 +404,8 @@ def _assemble(con: duckdb.DuckDBPyConnection, table: Table, shop: ShopSettings,
     return [table.name]
 
 
-def _assemble_lines(con: duckdb.DuckDBPyConnection, shop: ShopSettings, several_files: bool) -> None:
+def _assemble_lines(con: duckdb.DuckDBPyConnection, shop: ShopSettings, several_files: bool,
+                    origin: str = IMPORT_SOURCE) -> None:
     """Order lines → ``gw_new_order_lines`` and the orders they make → ``gw_new_orders``."""
     source = "gw_typed"
     if several_files:  # the latest file mentioning an order carries the whole order
@@ -447,6 +452,8 @@ def _assemble_lines(con: duckdb.DuckDBPyConnection, shop: ShopSettings, several_
         f"sum(quantity) AS item_count, {total} + sum(discount_amount) AS gross_amount, "
         f"sum(discount_amount) AS discount_amount, {total} AS total_amount, "
         f"coalesce(max(shipping), 0) AS shipping_amount, {refunded} AS refunded_amount, "
+        f"{first('points_used')} AS points_used, {first('points_earned')} AS points_earned, "
+        f"{_lit(origin)} AS source, "
         # Line hashes include the line number, so XOR-ing them identifies the set of lines.
         "bit_xor(_row_hash) AS _lines_hash FROM gw_lines GROUP BY order_id"
     )
@@ -467,18 +474,26 @@ def _key_match(table: Table, left: str, right: str) -> str:
     )
 
 
-def _classify(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
+def _classify(con: duckdb.DuckDBPyConnection, names: list[str], origin: str = IMPORT_SOURCE) -> None:
     """``gw_cls_<table>``: each incoming row with ``_cls`` new / updated / unchanged.
 
-    For an order-lines import only the orders are classified: lines follow their order.
+    For an order-lines import only the orders are classified: lines follow their order. An order
+    committed through the checkout (``source = 'checkout'``) is the truth about that order: an
+    import from anywhere else (the shop's export of the same ``order_id``) leaves it unchanged,
+    so it is neither stored twice nor are its totals changed; only the checkout's own facts (a
+    refund) update it.
     """
     table = TABLES[names[0]]
     keys = ", ".join(_q(k) for k in table.key)
+    kept = "false"
+    if table.name == "orders" and origin != CHECKOUT_SOURCE:
+        kept = f"coalesce(t.source = {_lit(CHECKOUT_SOURCE)}, false)"
+    source = ", source" if table.name == "orders" else ""
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE gw_cls_{table.name} AS SELECT s.*, CASE "
-        "WHEN t._hit IS NULL THEN 'new' WHEN t._row_hash = s._row_hash THEN 'unchanged' "
+        f"WHEN t._hit IS NULL THEN 'new' WHEN t._row_hash = s._row_hash OR {kept} THEN 'unchanged' "
         f"ELSE 'updated' END AS _cls FROM gw_new_{table.name} s LEFT JOIN "
-        f"(SELECT {keys}, _row_hash, true AS _hit FROM {_q(table.name)}) t "
+        f"(SELECT {keys}{source}, _row_hash, true AS _hit FROM {_q(table.name)}) t "
         f"ON {_key_match(table, 's', 't')}"
     )
 
@@ -747,8 +762,12 @@ def import_rows(
     source: str,
     *,
     cfg: Settings | None = None,
+    origin: str = IMPORT_SOURCE,
 ) -> ImportResult:
     """Import rows held in memory, through the same validation, quarantine and merge as files.
+
+    ``origin`` is recorded as the orders' ``source``: ``checkout`` for the facts of orders
+    committed through the checkout API (``facts.service``), which a later import leaves alone.
 
     ``rows`` has text columns named as the generic import columns of ``table_name`` (missing ones
     are empty; unknown ones are ignored and reported). Optional ``_file`` / ``_file_idx`` /
@@ -788,7 +807,8 @@ def import_rows(
             con.unregister("gw_rows")
         return generic.Staged()
 
-    return _import(cfg, table, "rows", sources, stage, f"validating {n:,} rows from {source}", None)
+    return _import(cfg, table, "rows", sources, stage, f"validating {n:,} rows from {source}", None,
+                   origin=origin)
 
 
 def _import(
@@ -800,6 +820,8 @@ def _import(
     reading: str,
     show: Progress | None,
     rename: dict[str, str] | None = None,
+    *,
+    origin: str = IMPORT_SOURCE,
 ) -> ImportResult:
     """Stage (by ``stage``), validate, quarantine and merge in one transaction; see the module
     docstring. ``rename`` maps staged file paths to the names quarantine entries carry."""
@@ -821,8 +843,8 @@ def _import(
         names: list[str] = []
 
         def prepare() -> None:
-            names.extend(_assemble(con, table, shop, several))
-            _classify(con, names)
+            names.extend(_assemble(con, table, shop, several, origin))
+            _classify(con, names, origin)
 
         _run(con, prepare, "preparing", show)
         con.execute("BEGIN TRANSACTION")

@@ -438,6 +438,11 @@ class WarehouseOwner:
 
         return self._on_writer(on_cursor, timeout, "the warehouse write")
 
+    def run_serial(self, fn: Callable[[], T], timeout: float | None = 600.0) -> T:
+        """Run ``fn()`` on the writer thread, after the writes already queued, and return its result;
+        ``fn`` writes through ``ingest`` itself, as the event flush does (the acting facts' drain)."""
+        return self._on_writer(fn, timeout, "the warehouse write")
+
     def _spark_write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         snapshot = lake.read_pointer(self.cfg)
         derived = [n for n in snapshot.tables if n not in lake.all_tables()]

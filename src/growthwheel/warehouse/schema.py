@@ -181,7 +181,15 @@ _ORDER_STORED = (
     Stored("total_amount", "BIGINT", "goods after discounts, excluding shipping, minor units"),
     Stored("shipping_amount", "BIGINT", "shipping charged, minor units"),
     Stored("refunded_amount", "BIGINT", "refunded so far, minor units"),
+    Stored("points_used", "BIGINT", "points the buyer spent on the order"),
+    Stored("points_earned", "BIGINT", "points the order earned"),
+    Stored("source", "VARCHAR", "`checkout` (committed through Growthwheel's checkout API) or `import`"),
 )
+
+#: ``orders.source`` of an order committed through the checkout API: a later import of the same
+#: ``order_id`` (the shop's own export) leaves it as it is (see ``warehouse/ingest.py``).
+CHECKOUT_SOURCE = "checkout"
+IMPORT_SOURCE = "import"
 
 ORDERS = Table(
     name="orders",
@@ -205,6 +213,8 @@ ORDERS = Table(
         *_UTM,
         Input("coupon_code", "text", "coupon code used"),
         Input("item_count", "int", "units in the order", min_value=0),
+        Input("points_used", "int", "points the buyer spent on the order", min_value=0),
+        Input("points_earned", "int", "points the order earned", min_value=0),
     ),
     stored=_ORDER_STORED,
 )
@@ -236,6 +246,11 @@ ORDER_LINES = Table(
         Input("shipping", "money", "order-level: shipping charged (same on every line, or first line only)"),
         Input("coupon_code", "text", "order-level: coupon code used"),
         *_UTM,
+        Input("promotion_ids", "text", "promotions that discounted this line, separated by `;`"),
+        Input("coupon_codes", "text", "coupon codes that discounted this line, separated by `;`"),
+        Input("points_amount", "money", "part of the line paid with points"),
+        Input("points_used", "int", "order-level: points the buyer spent", min_value=0),
+        Input("points_earned", "int", "order-level: points the order earned", min_value=0),
     ),
     stored=(
         Stored("order_id", "VARCHAR", "order"),
@@ -248,6 +263,9 @@ ORDER_LINES = Table(
         Stored("discount_amount", "BIGINT", "discount on the line, minor units"),
         Stored("line_total", "BIGINT", "amount charged after discounts, minor units"),
         Stored("refunded_amount", "BIGINT", "refunded on the line, minor units"),
+        Stored("promotion_ids", "VARCHAR", "promotions that discounted the line, `;`-separated"),
+        Stored("coupon_codes", "VARCHAR", "coupon codes that discounted the line, `;`-separated"),
+        Stored("points_amount", "BIGINT", "part of the line paid with points, minor units"),
     ),
     aliases=("lines",),
 )
