@@ -6,11 +6,13 @@ from collections.abc import Iterable
 
 from growthwheel.promotions.rules.model import (
     LAYER_ORDER,
+    BundlePrice,
     GiftWithPurchase,
     Layer,
     Line,
     NotApplied,
     Promotion,
+    QuantityTiers,
     check,
     compatible,
 )
@@ -61,6 +63,22 @@ class PromotionIndex:
             c.starts_at is not None or c.ends_at is not None or bool(c.channels) or bool(c.tiers)
             or bool(c.segments) or c.first_order_only
             for c in (p.conditions for p in self.promotions))
+        #: Promotions :func:`static_failure` can never refuse once a line qualifies (no context, no
+        #: minimum quantity, no item minimum amount, no quantity tiers): the cart skips the call.
+        self._unconditional = tuple(
+            not self._context[pos] and not p.conditions.min_quantity
+            and not (p.layer is Layer.ITEM and p.conditions.min_amount)
+            and not isinstance(p.reward, QuantityTiers)
+            for pos, p in enumerate(self.promotions))
+        #: Store-wide bundles without other conditions: a cart holding none of their skus gets this
+        #: ready-made "incomplete bundle" record without pricing them.
+        self._absent_bundles = {
+            pos: (frozenset(p.reward.skus), NotApplied(
+                p.id, p.name, p.layer, "incomplete_bundle",
+                f"add {', '.join(sorted(p.reward.skus))} to complete the bundle"))
+            for pos, p in enumerate(self.promotions)
+            if isinstance(p.reward, BundlePrice) and self._unconditional[pos]
+            and not p.conditions.skus and not p.conditions.categories}
         # blocked[pos]: positions that may not apply together with pos (only exclusive promotions and
         # the ones they exclude have any); includes pos itself when it does not allow itself.
         blocked: list[set[int]] = [set() for _ in self.promotions]

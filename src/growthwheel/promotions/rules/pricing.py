@@ -131,12 +131,15 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
     hits = index._eligible_lines(lines)
     customer = cart.customer
 
+    unconditional = index._unconditional
+
     def consider(pos: int, promo: Promotion, code: str | None, eligible: tuple[int, ...]) -> None:
         slots[pos] = None  # some line qualifies: the ready-made "no eligible lines" does not hold
         quantity = 0
         for i in eligible:
             quantity += lines[i].quantity
-        failure = static_failure(promo, cart, eligible, quantity)
+        failure = (None if code is None and unconditional[pos]
+                   else static_failure(promo, cart, eligible, quantity))
         if failure is not None:
             failure_code, reason, failure_nudge = failure
             slots[pos] = NotApplied(promo.id, promo.name, promo.layer, failure_code, reason, code,
@@ -158,8 +161,13 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
         candidates.append(Cand(len(candidates), promo, code, eligible, quantity, item_discounts, offers))
         sort_pos.append(pos)
 
+    absent_bundles = index._absent_bundles
     for pos in sorted(hits.keys() | index._always):  # candidates are numbered in the result's order
         promo = index.promotions[pos]
+        bundle = absent_bundles.get(pos)
+        if bundle is not None and not bundle[0] & cart_skus:
+            slots[pos] = bundle[1]  # none of its skus in the cart (what pricing it would report)
+            continue
         found = hits.get(pos)
         if found is None and pos not in index._everywhere:
             # No line qualifies: only the context checks (which come first) can give another reason.
@@ -205,19 +213,26 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
 
     applied: list[AppliedPromotion] = []
     unused = 0  # mask of chosen candidates that gave nothing
+    # Per line, the discounts of every promotion in the order they were taken (a promotion only
+    # touches its eligible lines), built with the per-line records of what applied.
+    line_discounts: list[list[LineDiscount]] = [[] for _ in lines]
     for out, layer in layer_outs:
         shipping = {c.idx: amount for c, amount in out.shipping_discounts}
         gift_ids = {c.idx for c in out.gifts}
         for c, parts in out.allocations:
-            amount = sum(parts)
-            if not amount and c.idx not in shipping and c.idx not in gift_ids:
+            per_line = []
+            for i in c.eligible:
+                part = parts[i]
+                if part:
+                    per_line.append((lines[i].line_id, part))
+                    line_discounts[i].append(LineDiscount(c.promo.id, layer, part, c.coupon_code))
+            if not per_line and c.idx not in shipping and c.idx not in gift_ids:
                 unused |= 1 << c.idx  # explained below with the candidates that lost
                 continue
             gift = c.promo.reward if c.idx in gift_ids else None
             assert gift is None or isinstance(gift, GiftWithPurchase)
             applied.append(AppliedPromotion(
-                c.promo.id, c.promo.name, layer, amount,
-                tuple((lines[i].line_id, parts[i]) for i in c.eligible if parts[i]),
+                c.promo.id, c.promo.name, layer, sum(part for _, part in per_line), tuple(per_line),
                 c.coupon_code, shipping.get(c.idx, 0),
                 gift.sku if gift else None, gift.quantity if gift else 0))
     if points_value:
@@ -263,12 +278,6 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
                                                  "layer (a threshold would no longer be reached)")
         slots[pos] = NotApplied(c.promo.id, c.promo.name, layer, code, reason, c.coupon_code, nudge)
 
-    line_discounts: list[list[LineDiscount]] = [[] for _ in lines]
-    for out, layer in layer_outs:
-        for c, parts in out.allocations:
-            for i in c.eligible:  # a promotion only touches its eligible lines
-                if parts[i]:
-                    line_discounts[i].append(LineDiscount(c.promo.id, layer, parts[i], c.coupon_code))
     priced_lines: list[PricedLine] = []
     for i, line in enumerate(lines):
         discounts = line_discounts[i]

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from growthwheel.kit.money import allocate
 from growthwheel.promotions.rules.model import (
     BASIS,
-    LAYER_ORDER,
     ORDER_REWARDS,
     PRICE_REWARDS,
     AmountOff,
@@ -55,7 +54,7 @@ NO_AMOUNT = (GiftWithPurchase, FreeShipping)
 
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)
 class Cand:
     """A promotion that passed the static checks and competes in the search.
 
@@ -226,9 +225,24 @@ def _spread(amount: int, weights: list[int]) -> list[int]:
     return parts
 
 
+#: ``_BYTE_BITS[k][b]``: the positions of the set bits of byte ``b`` at byte ``k`` of a mask.
+_BYTE_BITS = [[tuple(8 * k + i for i in range(8) if b >> i & 1) for b in range(256)] for k in range(32)]
+
+
 def _bits(mask: int) -> list[int]:
-    """The positions of the set bits of ``mask`` (not negative), lowest first."""
-    return [i for i, digit in enumerate(reversed(bin(mask))) if digit == "1"]
+    """The positions of the set bits of ``mask`` (not negative), lowest first (a byte at a time)."""
+    out: list[int] = []
+    k = 0
+    while mask:
+        byte = mask & 255
+        if byte:
+            if k < 32:
+                out.extend(_BYTE_BITS[k][byte])
+            else:
+                out.extend(8 * k + i for i in range(8) if byte >> i & 1)
+        mask >>= 8
+        k += 1
+    return out
 
 
 class Engine:
@@ -252,6 +266,9 @@ class Engine:
         self.comp = comp
         #: The same without bit i: what the clique search walks.
         self.neighbours = [mask & ~(1 << i) for i, mask in enumerate(comp)]
+        everyone = (1 << len(candidates)) - 1
+        #: The candidates that clash with some other candidate (the rest combine with everyone).
+        self.clashing = sum(1 << i for i, mask in enumerate(self.neighbours) if mask | 1 << i != everyone)
         self.by_layer = {layer: sorted((c for c in candidates if c.promo.layer is layer),
                                        key=lambda c: c.sort_key)
                          for layer in (Layer.ITEM, Layer.ORDER, Layer.COUPON)}
@@ -268,6 +285,8 @@ class Engine:
         self.discount_total = [sum(c.item_discounts) for c in candidates]
         self._item_cache: dict[tuple[int, ...], LayerOut] = {}
         self._order_cache: dict[tuple[tuple[int, ...], int, tuple[int, ...]], LayerOut] = {}
+        self.most_alone: list[int] = []  # set by :meth:`exact`
+        self.waive_mask = self.takers_mask = 0
 
     def members(self, mask: int) -> tuple[Cand, ...]:
         """The candidates of a selection mask, in ``idx`` order."""
@@ -296,8 +315,8 @@ class Engine:
         found = self._item_left_cache.get(mask)
         if found is None:
             best, other, _fills = self.item_sums(mask)
-            found = tuple(max(0, amount - b - o - credit) for amount, b, o, credit
-                          in zip(self.amounts, best, other, self.credits, strict=True))
+            found = tuple([max(0, amount - b - o - credit) for amount, b, o, credit
+                           in zip(self.amounts, best, other, self.credits, strict=True)])
             self._item_left_cache[mask] = found
         return found
 
@@ -305,9 +324,8 @@ class Engine:
         """The sum of the stand-alone item discounts of a selection (at least what it takes off)."""
         found = self._item_discount_cache.get(mask)
         if found is None:
-            low = mask & -mask
-            found = self.item_discount(mask ^ low) + self.discount_total[low.bit_length() - 1]
-            self._item_discount_cache[mask] = found
+            totals = self.discount_total
+            found = self._item_discount_cache[mask] = sum([totals[i] for i in _bits(mask)])
         return found
 
     def item_sums(self, mask: int) -> tuple[list[int], list[int], list[Fill]]:
@@ -364,21 +382,27 @@ class Engine:
         n = len(self.lines)
         per_cand = {c.idx: [0] * n for c in chosen}
         remaining = list(self.amounts)
-        prices = [c for c in chosen if self.is_price[c.idx]]
-        others = [c for c in chosen if not self.is_price[c.idx]]
         deposit = [0] * n
         fills: list[Fill] = [()] * n
+        offers: dict[int, list[tuple[int, int, int]]] = {}  # line → (per unit, candidate, units)
+        for c in chosen:
+            if self.is_price[c.idx]:
+                for i in c.eligible:
+                    for d, units in c.offers[i]:
+                        offers.setdefault(i, []).append((d, c.idx, units))
+        for i, line_offers in offers.items():  # one price per unit: each its lowest, ties in order
+            fills[i] = fill_units(self.lines[i].quantity, line_offers)
+            for idx, units, d in fills[i]:
+                per_cand[idx][i] += units * d  # never above the unit price: no cap needed
+                remaining[i] -= units * d
+        for c in chosen:  # then the other discounts in turn, each line on its own
+            if not self.is_price[c.idx]:
+                parts, discounts = per_cand[c.idx], c.item_discounts
+                for i in c.eligible:
+                    take = min(discounts[i], remaining[i])
+                    parts[i] = take
+                    remaining[i] -= take
         for i in range(n):
-            offers = [(d, c.idx, units) for c in prices for d, units in c.offers[i]]
-            if offers:  # one price per unit: each unit its lowest, ties to the first in order
-                fills[i] = fill_units(self.lines[i].quantity, offers)
-                for idx, units, d in fills[i]:
-                    per_cand[idx][i] += units * d  # never above the unit price: no cap needed
-                    remaining[i] -= units * d
-            for c in others:
-                take = min(c.item_discounts[i], remaining[i])
-                per_cand[c.idx][i] = take
-                remaining[i] -= take
             deposit[i] = min(self.credits[i], remaining[i])
             remaining[i] -= deposit[i]
         out = LayerOut(inputs=self.amounts, remaining=tuple(remaining),
@@ -486,12 +510,16 @@ class Engine:
 
         def extend(start: int, chosen: int, ok: int) -> bool:
             pool = loose & ok
-            completions = self._maximal_cache.get((pool, limit))
-            if completions is None:  # (a list cut at one limit must not serve another)
-                completions = []
-                maximal(0, pool, 0, completions)
-                self._maximal_cache[pool, limit] = completions
-            found.extend(chosen | completion for completion in completions)
+            # A candidate that combines with every other one is in every maximal set of the pool:
+            # only the clashing ones need Bron–Kerbosch.
+            clashing = pool & self.clashing
+            cliques = self._maximal_cache.get((clashing, limit))
+            if cliques is None:  # (a list cut at one limit must not serve another)
+                cliques = []
+                maximal(0, clashing, 0, cliques)
+                self._maximal_cache[clashing, limit] = cliques
+            common = chosen | (pool & ~clashing)
+            found.extend(common | clique for clique in cliques)
             if len(found) > limit:
                 return False
             for j in range(start, len(bound)):
@@ -511,12 +539,8 @@ class Engine:
         could take (its amount on the undiscounted lines: every order reward grows with its base)."""
         floor = self.item_left(self.layer_mask[Layer.ITEM])
         bases: dict[int, int] = {}
-        order_most: list[tuple[int, int]] = []  # (lines, the most it can take)
-        for o in self.by_layer[Layer.ORDER]:
-            assert isinstance(o.promo.reward, ORDER_REWARDS)
-            undiscounted = sum(self.amounts[i] for i in o.eligible)
-            order_most.append((self.line_mask[o.idx],
-                               order_amount(o.promo.reward, undiscounted, o.eligible_quantity)))
+        most = self.most_alone
+        order_most = [(self.line_mask[o.idx], most[o.idx]) for o in self.by_layer[Layer.ORDER]]
         for d in self.by_layer[Layer.ORDER]:
             bases[d.idx] = sum(floor[i] for i in d.eligible)
         for d in self.by_layer[Layer.COUPON]:
@@ -591,10 +615,9 @@ class Engine:
         conflicts; repeat until no cross-layer conflict is left. Inside a branch, free candidates
         (:meth:`free`) are found as if the conflicts did not exist.
         """
-        layer_of = [LAYER_ORDER.index(c.promo.layer) for c in self.candidates]
-        other_layers = [sum(mask for layer, mask in self.layer_mask.items() if LAYER_ORDER.index(layer) != n)
-                        for n in layer_of]
-        cross = [~self.comp[i] & other_layers[i] for i in range(len(self.candidates))]
+        everything = (1 << len(self.candidates)) - 1
+        others = {layer: everything & ~mask for layer, mask in self.layer_mask.items()}
+        cross = [~self.comp[c.idx] & others[c.promo.layer] for c in self.candidates]
         conflicted = [i for i, mask in enumerate(cross) if mask]
         done: list[int] = []
         todo = [(1 << len(self.candidates)) - 1]
@@ -629,6 +652,18 @@ class Engine:
         # can leave more to pay: a threshold of their own.
         use = self.cart.points
         coarse_points = use is not None and use.points > 0 and use.minor_per_point > 1
+        # Per ORDER / COUPON candidate taking an amount: that amount on the undiscounted lines, the
+        # most it can ever take (every order reward grows with its base); 0 for the others.
+        self.most_alone = [0] * len(self.candidates)
+        self.waive_mask = self.takers_mask = 0
+        for d in self.candidates:
+            reward = d.promo.reward
+            if isinstance(reward, FreeShipping):
+                self.waive_mask |= 1 << d.idx
+            elif isinstance(reward, ORDER_REWARDS) and not isinstance(reward, NO_AMOUNT):
+                self.takers_mask |= 1 << d.idx
+                self.most_alone[d.idx] = order_amount(reward, sum(self.amounts[i] for i in d.eligible),
+                                                      d.eligible_quantity)
         bases = self.min_bases()
         everything = (1 << len(self.candidates)) - 1
         universes = self.branches()
@@ -647,7 +682,25 @@ class Engine:
         best: tuple[int, int, int] | None = None
         best_masks = (0, 0, 0)
         evaluated = 0
+        # Cheapest bound first: goods are at least the undiscounted goods minus every item discount
+        # of the selection, points at most what the undiscounted goods allow.
+        net = sum(max(0, amount - credit) for amount, credit in zip(self.amounts, self.credits, strict=True))
+        points_most = self.most_points(net)
+        later_layers = self.layer_mask[Layer.ORDER] | self.layer_mask[Layer.COUPON]
+        # A floor under every total of a branch: its whole item layer at once, every later reward at
+        # its most, the most points. Branches are searched from the lowest floor, and a branch whose
+        # floor is above the best total found cannot hold the best (nor tie with it): skipped.
+        floors = []
         for universe in universes:
+            left = sum(self.item_left(self.layer_mask[Layer.ITEM] & universe))
+            later = later_layers & universe
+            most = sum([self.most_alone[i] for i in _bits(later & self.takers_mask)])
+            ship = 0 if later & self.waive_mask else shipping_fee
+            floors.append((max(0, left - most) - points_most + ship, universe))
+        floors.sort()
+        for floor, universe in floors:
+            if best is not None and floor > best[0]:
+                continue
             free = {layer: self.free(layer, coarse_points, bases, universe) for layer in layers}
             contested = sum((self.layer_mask[layer] & universe).bit_count() - free[layer].bit_count()
                             for layer in layers)
@@ -657,26 +710,19 @@ class Engine:
                                         EXACT_SEARCH_LIMIT)
             if item_sets is None:
                 return None
-            later = self.members((self.layer_mask[Layer.ORDER] | self.layer_mask[Layer.COUPON]) & universe)
-            waives = any(isinstance(d.promo.reward, FreeShipping) for d in later)
+            later = later_layers & universe
+            waives = bool(later & self.waive_mask)
             takers: list[tuple[OrderReward, tuple[int, ...], int]] = []
-            for d in later:
-                reward = d.promo.reward
-                if isinstance(reward, ORDER_REWARDS) and not isinstance(reward, NO_AMOUNT):
-                    takers.append((reward, d.eligible, d.eligible_quantity))
-            # What the later rewards can take at most, whatever the item layer leaves (their amounts on
-            # the undiscounted lines: every order reward grows with its base): a first, cheaper bound.
-            most_off = sum(order_amount(reward, sum(self.amounts[i] for i in eligible), quantity)
-                           for reward, eligible, quantity in takers)
-            # Cheapest bound first: goods are at least the undiscounted goods minus every item discount
-            # of the selection, points at most what the undiscounted goods allow.
-            net = sum(max(0, amount - credit)
-                      for amount, credit in zip(self.amounts, self.credits, strict=True))
+            most_off = 0  # what the later rewards can take at most, whatever the item layer leaves
+            for d in self.members(later & self.takers_mask):
+                assert isinstance(d.promo.reward, ORDER_REWARDS)
+                takers.append((d.promo.reward, d.eligible, d.eligible_quantity))
+                most_off += self.most_alone[d.idx]
             shipping = 0 if waives else shipping_fee
-            points_most = self.most_points(net)
             # Most item discount first, so that a good total is found early and prunes the rest.
-            for item_mask in sorted(item_sets, key=lambda mask: (-self.item_discount(mask), mask)):
-                if best is not None and (max(0, net - self.item_discount(item_mask) - most_off) - points_most
+            ranked = sorted([(-self.item_discount(mask), mask) for mask in item_sets])
+            for minus_discount, item_mask in ranked:
+                if best is not None and (max(0, net + minus_discount - most_off) - points_most
                                          + shipping > best[0]):
                     continue  # cannot win, not even on a tie
                 item_left = self.item_left(item_mask)
