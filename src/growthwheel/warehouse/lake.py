@@ -224,10 +224,8 @@ def all_tables() -> tuple[str, ...]:
 
 
 def _columns_of(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
-    rows = con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND "
-        "table_name = ? ORDER BY ordinal_position", [name]).fetchall()
-    return [str(r[0]) for r in rows]
+    description = con.execute(f"SELECT * FROM main.{_q(name)} LIMIT 0").description or []
+    return [str(d[0]) for d in description]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,8 +329,8 @@ def load_snapshot(cfg: Settings, tables: Sequence[str],
 
 
 def _user_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
-    rows = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
-                       "AND table_type = 'BASE TABLE'").fetchall()
+    rows = con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+                       "AND NOT temporary AND database_name = current_database()").fetchall()
     return [str(r[0]) for r in rows if not str(r[0]).startswith("gw_")]
 
 
