@@ -152,6 +152,22 @@ def internal_report(owner: Owner, period: str = "week", as_of: date | None = Non
                                       currency=shop.currency)}
 
 
+class ReadRequest(BaseModel):
+    """The parameters of a named read (``growthwheel.analyst.READS``), as plain JSON."""
+
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+@internal.post("/reads/{name}")
+def internal_read(name: str, body: ReadRequest, owner: Owner) -> dict[str, Any]:
+    """The CLI's insight commands and ``growthwheel.open(...)`` while this server owns the
+    warehouse: the same computation (``analyst.compute``) on this server's read snapshot."""
+    from growthwheel import analyst
+
+    with owner.read() as con:
+        return {"answer": analyst.compute(name, con, owner.cfg, body.params)}
+
+
 def _job_dict(owner: WarehouseOwner, job_id: str) -> dict[str, Any]:
     job = owner.job(job_id)
     if job is None:

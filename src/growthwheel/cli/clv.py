@@ -117,15 +117,15 @@ def fit_command(
     model: Annotated[Model, typer.Option("--model", help="Repeat-purchase model")] = Model.bgnbd,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Fit the repeat-purchase model (BG/NBD or Pareto/NBD) and Gamma-Gamma on paid orders."""
-    from growthwheel.insight import clv
+    """Fit the repeat-purchase model (BG/NBD or Pareto/NBD) and Gamma-Gamma on paid orders.
+
+    Works while the server runs (it computes the fit on its snapshot: ``analyst.run``)."""
+    from growthwheel.analyst import run
 
     with _errors():
         end = parse_date(calibration_end, "--calibration-end")
-        currency = settings().shop().currency
-        fits = _backend_call(lambda backend: clv.fit_models(
-            backend, model=model.value, time_unit=time_unit.value, calibration_end=end, currency=currency))
-    result = fits.to_dict()
+        result = run("clv_fit", {"model": model.value, "time_unit": time_unit.value,
+                                 "calibration_end": end.isoformat() if end else None}, settings())
     if as_json:
         _json(result)
         return

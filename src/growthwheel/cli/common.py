@@ -7,16 +7,19 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ibis.backends import BaseBackend
 from rich.console import Console
-from sqlalchemy.orm import Session
 
-from growthwheel.config import settings
 from growthwheel.errors import InvalidArgumentError
-from growthwheel.store.db import migrate, session_scope
+
+if TYPE_CHECKING:  # imported where used: ``growthwheel --help`` loads none of them
+    from ibis.backends import BaseBackend
+    from sqlalchemy.orm import Session
+
+    from growthwheel.config import Settings
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -37,6 +40,13 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
+def settings() -> Settings:
+    """The process's settings (pydantic is imported on first use, not at start-up)."""
+    from growthwheel.config import settings as current
+
+    return current()
+
+
 def cli_actor() -> str:
     """Who a CLI change is audited as: ``cli:<login name>`` (``cli`` when there is none)."""
     try:
@@ -48,6 +58,8 @@ def cli_actor() -> str:
 @contextmanager
 def store_session() -> Iterator[Session]:
     """The operational store, migrated, as one transaction (committed when the block ends)."""
+    from growthwheel.store.db import migrate, session_scope
+
     cfg = settings()
     migrate(cfg)
     with session_scope(cfg) as session:
@@ -80,3 +92,77 @@ def parse_now(value: str | None) -> datetime:
     if parsed.tzinfo is None:
         raise InvalidArgumentError("--now: give the UTC offset (e.g. 2026-06-18T12:00:00+08:00)")
     return parsed
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a terminal table. ``keep`` ranks what is dropped to fit the terminal: columns
+    with the highest ``keep`` go first; ``keep=0`` columns are always shown."""
+
+    header: str
+    right: bool = True
+    keep: int = 0
+
+
+def money_text(value: float | int | None, exponent: int) -> str:
+    """One money format for every CLI table: major units, thousands grouped, exactly the currency's
+    decimals (``1234567.5`` → ``1,234,567.50`` for CNY, ``1,234,568`` for JPY); ``–`` for none."""
+    if value is None:
+        return "–"
+    from decimal import ROUND_HALF_UP, Decimal
+
+    from growthwheel.kit.money import grouped_major
+
+    minor = Decimal(repr(float(value))).scaleb(exponent).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return grouped_major(int(minor), exponent)
+
+
+def print_table(title: str, columns: list[Column], rows: list[list[str]], *, wide: bool = False,
+                caption: str | None = None) -> None:
+    """Print a table no cell of which is ever cut short.
+
+    Without ``wide`` the table fits the terminal (80 columns when output is not a terminal): the
+    columns with the highest ``keep`` are left out until it fits, and a note says how to see them
+    (``--wide``). With ``wide`` every column is printed at its full width, however wide the lines.
+    """
+    from rich import box
+    from rich.cells import cell_len
+    from rich.markup import render
+    from rich.table import Table
+
+    def width(text: str) -> int:
+        return max((cell_len(line) for line in render(text).plain.splitlines()), default=0)
+
+    needed = [max([width(c.header), *(width(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    shown = list(range(len(columns)))
+
+    def total(indices: list[int]) -> int:
+        return sum(needed[i] for i in indices) + 3 * (len(indices) - 1)  # " │ " without the bar
+
+    if not wide:
+        for i in sorted(shown, key=lambda k: (-columns[k].keep, -k)):
+            if total(shown) <= out.width or columns[i].keep == 0:
+                break
+            shown.remove(i)
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1),
+                  caption=caption, title_justify="left", caption_justify="left")
+    for i in shown:
+        table.add_column(columns[i].header, justify="right" if columns[i].right else "left",
+                         no_wrap=True, min_width=needed[i])
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
+    target = out
+    if wide and total(shown) > out.width:
+        target = Console(file=out.file, width=total(shown), soft_wrap=True)
+    target.print(table)
+    if len(shown) < len(columns):
+        left = ", ".join(columns[i].header for i in range(len(columns)) if i not in shown)
+        out.print(f"[dim]--wide also shows: {escape_markup(left)}[/dim]", highlight=False,
+                  soft_wrap=False)
+
+
+def escape_markup(text: str) -> str:
+    """``text`` with Rich markup escaped (for names that may hold ``[``)."""
+    from rich.markup import escape
+
+    return escape(text)

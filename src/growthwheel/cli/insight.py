@@ -1,26 +1,32 @@
 """``growthwheel rfm | lifecycle | cohorts | funnel``: customer insight on the command line.
 
 Each command reads the warehouse (DuckDB or Spark, as configured), prints a Rich table, or with
-``--json`` the same figures as JSON (money in major units of the shop currency). Registered on the
-main app with ``app.add_typer(insight_app)`` (the commands sit at the top level).
+``--json`` the same figures as JSON (money in major units of the shop currency). Each is a named
+read of :mod:`growthwheel.analyst` (``analyst.run``): computed here on the warehouse, or, while
+``growthwheel serve`` owns it, by the server; the answer is the same JSON either way. Tables fit
+the terminal (80 columns when piped); ``--wide`` shows every column. The commands are registered
+lazily at the top level (``cli/lazy.py``).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table as RichTable
 
-from growthwheel.cli.common import out, parse_date, print_json
-from growthwheel.config import settings
-from growthwheel.errors import GrowthwheelError
-from growthwheel.kit.export import write_frame
-from growthwheel.kit.jsonable import json_records
+from growthwheel.cli.common import (
+    Column,
+    escape_markup,
+    money_text,
+    out,
+    parse_date,
+    print_json,
+    print_table,
+    settings,
+)
 
 insight_app = typer.Typer(help="Customer insight: RFM, lifecycle, cohorts, funnels.")
 
@@ -58,6 +64,9 @@ class Breakdown(StrEnum):
     device = "device"
 
 
+WideFlag = Annotated[bool, typer.Option("--wide", help="Every column, however wide the table")]
+
+
 def _pct(value: Any) -> str:
     return "–" if value is None else f"{value:.1%}"
 
@@ -66,14 +75,29 @@ def _num(value: Any, digits: int = 0) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
 
-def _warehouse() -> tuple[Any, int, str]:
-    """The warehouse backend, the shop currency's minor-unit exponent and its code."""
-    from growthwheel.kit.money import currency_exponent
-    from growthwheel.warehouse import connect
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
-    cfg = settings()
-    currency = cfg.shop().currency
-    return connect(cfg), currency_exponent(currency), currency
+
+def _run(name: str, **params: Any) -> Any:
+    """The read ``name`` of ``growthwheel.analyst``: here, or in the server that owns the warehouse."""
+    from growthwheel.analyst import run
+
+    return run(name, params, settings())
+
+
+def _exponent(currency: str) -> int:
+    from growthwheel.kit.money import currency_exponent
+
+    return currency_exponent(currency)
+
+
+def _write_records(records: list[dict[str, Any]], path: Path) -> None:
+    import pandas as pd
+
+    from growthwheel.kit.export import write_frame
+
+    write_frame(pd.DataFrame(records), path)  # formula-like text defused
 
 
 @insight_app.command("rfm")
@@ -86,44 +110,40 @@ def rfm_command(
         Path | None, typer.Option("--out", help="Write every customer's scores to this CSV")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+    wide: WideFlag = False,
 ) -> None:
     """RFM scores (quintiles 1-5), the 11 classic segments and the 8 value classes (客户价值分类)."""
-    from growthwheel.insight.rfm import last_paid_day, rfm_report, rfm_scores
-
-    con, exponent, currency = _warehouse()
-    orders = con.table("orders")
-    day = parse_date(as_of, "--as-of") or last_paid_day(orders)
-    report = rfm_report(orders, day, cut=cut.value, currency_exponent=exponent)
+    report = _run("rfm", as_of=_iso(parse_date(as_of, "--as-of")), cut=cut.value,
+                  scores=out_file is not None)
+    scores = report.pop("scores", None)
     if out_file is not None:
-        scores = rfm_scores(orders, day, cut=cut.value).execute()
-        scores["monetary"] = scores["monetary"] / 10**exponent
-        write_frame(scores.sort_values("customer_id"), out_file)  # formula-like text defused
+        _write_records(scores or [], out_file)
         report["out"] = str(out_file)
     if as_json:
-        print_json({"currency": currency, **report})
+        print_json(report)
         return
+    currency = report["currency"]
+    exponent = _exponent(currency)
     if not report["customers"]:
-        out.print(f"No customer with a paid order on or before {day}.")
+        out.print(f"No customer with a paid order on or before {report['as_of']}.")
         return
     for key, title, label in (("segments", "RFM segments", "label_zh"),
                               ("value_classes", "客户价值分类 (8 classes)", "label_en")):
-        view = RichTable(title=f"{title} as of {report['as_of']} ({currency})")
-        for name in ("segment", "", "customers", "share", "net revenue", "avg days", "avg orders",
-                     "avg spend"):
-            view.add_column(name, justify="left" if name in ("segment", "") else "right")
-        for row in report[key]:
-            view.add_row(row["segment"], row[label], f"{row['customers']:,}", _pct(row["share"]),
-                         _num(row["monetary"], exponent), _num(row["avg_recency_days"], 1),
-                         _num(row["avg_frequency"], 2), _num(row["avg_monetary"], exponent))
-        out.print(view)
-    grid = RichTable(title="customers by R (rows) × F (columns)")
-    grid.add_column("R \\ F")
-    for f in range(1, 6):
-        grid.add_column(str(f), justify="right")
+        columns = [Column("segment", right=False), Column("中文" if label == "label_zh" else "name",
+                                                         right=False, keep=1),
+                   Column("customers"), Column("share", keep=1), Column(f"net revenue ({currency})", keep=2),
+                   Column("avg days", keep=3), Column("avg orders", keep=4),
+                   Column(f"avg spend ({currency})", keep=3)]
+        rows = [[escape_markup(str(row["segment"])), escape_markup(str(row[label] or "")),
+                 f"{row['customers']:,}", _pct(row["share"]), money_text(row["monetary"], exponent),
+                 _num(row["avg_recency_days"], 1), _num(row["avg_frequency"], 2),
+                 money_text(row["avg_monetary"], exponent)] for row in report[key]]
+        print_table(f"{title} as of {report['as_of']}", columns, rows, wide=wide)
     cells = {(c["r_score"], c["f_score"]): c["customers"] for c in report["grid"]}
-    for r in range(5, 0, -1):
-        grid.add_row(str(r), *(f"{cells[(r, f)]:,}" for f in range(1, 6)))
-    out.print(grid)
+    print_table("customers by R (rows) × F (columns)",
+                [Column("R \\ F", right=False), *(Column(str(f)) for f in range(1, 6))],
+                [[str(r), *(f"{cells.get((r, f), 0):,}" for f in range(1, 6))] for r in range(5, 0, -1)],
+                wide=wide)
     if out_file is not None:
         out.print(f"scores of {report['customers']:,} customers written to {out_file}")
 
@@ -142,64 +162,43 @@ def lifecycle_command(
     new_days: Annotated[int, typer.Option(help="A one-order customer is new for N days")] = 30,
     loyal_orders: Annotated[int, typer.Option(help="Loyal from this many orders")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON")] = False,
+    wide: WideFlag = False,
 ) -> None:
     """Lifecycle stages (new, active, repeat, loyal, at risk, dormant, churned) and moves between them.
 
     Thresholds are learned from the shop's own repeat-purchase gaps unless all three of
     --at-risk-days, --dormant-days and --churned-days are given.
     """
-    from growthwheel.insight.lifecycle import (
-        NO_STAGE,
-        STAGE_LABELS_ZH,
-        STAGES,
-        Thresholds,
-        lifecycle_report,
-        thresholds_for,
-    )
-    from growthwheel.insight.rfm import last_paid_day
-
-    con, _, _ = _warehouse()
-    orders = con.table("orders")
-    day = parse_date(as_of, "--as-of") or last_paid_day(orders)
-    since = parse_date(start, "--from")
-    manual = (at_risk_days, dormant_days, churned_days)
-    if any(v is not None for v in manual):
-        if any(v is None for v in manual):
-            raise GrowthwheelError("give all of --at-risk-days, --dormant-days and --churned-days, or none")
-        th = Thresholds(at_risk_days=at_risk_days or 0, dormant_days=dormant_days or 0,
-                        churned_days=churned_days or 0, new_days=new_days, loyal_orders=loyal_orders)
-    else:
-        th = thresholds_for(orders, end=day, new_days=new_days, loyal_orders=loyal_orders)
-    report = lifecycle_report(orders, day, thresholds=th, start=since)
+    report = _run("lifecycle", as_of=_iso(parse_date(as_of, "--as-of")),
+                  **{"from": _iso(parse_date(start, "--from"))}, at_risk_days=at_risk_days,
+                  dormant_days=dormant_days, churned_days=churned_days, new_days=new_days,
+                  loyal_orders=loyal_orders)
     if as_json:
         print_json(report)
         return
-    how = {"learned": f"learned from {th.gaps:,} repeat gaps (P80 {th.p80_days} d, P95 {th.p95_days} d)",
-           "default": f"defaults (only {th.gaps:,} repeat gaps to learn from)",
-           "manual": "set by hand"}[th.source]
-    out.print(f"thresholds {how}: at risk after {th.at_risk_days} days, dormant after "
-              f"{th.dormant_days}, churned after {th.churned_days}; new for {th.new_days} days, "
-              f"loyal from {th.loyal_orders} orders")
-    view = RichTable(title=f"lifecycle stages as of {report['as_of']}")
-    for name in ("stage", "", "customers", "share", "orders"):
-        view.add_column(name, justify="left" if name in ("stage", "") else "right")
-    for row in report["stages"]:
-        view.add_row(row["stage"], row["label_zh"], f"{row['customers']:,}", _pct(row["share"]),
-                     f"{row['orders']:,}")
-    out.print(view)
+    th = report["thresholds"]
+    how = {"learned": f"learned from {th['gaps']:,} repeat gaps (P80 {th['p80_days']} d, "
+                      f"P95 {th['p95_days']} d)",
+           "default": f"defaults (only {th['gaps']:,} repeat gaps to learn from)",
+           "manual": "set by hand"}[th["source"]]
+    out.print(f"thresholds {how}: at risk after {th['at_risk_days']} days, dormant after "
+              f"{th['dormant_days']}, churned after {th['churned_days']}; new for {th['new_days']} "
+              f"days, loyal from {th['loyal_orders']} orders", soft_wrap=False)
+    print_table(f"lifecycle stages as of {report['as_of']}",
+                [Column("stage", right=False), Column("", right=False, keep=2), Column("customers"),
+                 Column("share", keep=1), Column("orders", keep=1)],
+                [[row["stage"], row["label_zh"], f"{row['customers']:,}", _pct(row["share"]),
+                  f"{row['orders']:,}"] for row in report["stages"]], wide=wide)
     if "transitions" in report:
+        from growthwheel.insight.lifecycle import NO_STAGE, STAGE_LABELS_ZH, STAGES
+
         moves = {(m["from_stage"], m["to_stage"]): m["customers"]
                  for m in report["transitions"]["moves"]}
-        matrix = RichTable(title=f"moves from {report['transitions']['from']} (rows) "
-                                 f"to {report['as_of']} (columns)")
-        matrix.add_column("from \\ to")
-        for stage in STAGES:
-            matrix.add_column(stage, justify="right")
-        for origin in (NO_STAGE, *STAGES):
-            if any(k[0] == origin for k in moves):
-                matrix.add_row(f"{origin} {STAGE_LABELS_ZH[origin]}",
-                               *(f"{moves.get((origin, s), 0):,}" for s in STAGES))
-        out.print(matrix)
+        rows = [[f"{origin} {STAGE_LABELS_ZH[origin]}", *(f"{moves.get((origin, s), 0):,}" for s in STAGES)]
+                for origin in (NO_STAGE, *STAGES) if any(k[0] == origin for k in moves)]
+        columns = [Column("from \\ to", right=False), *(Column(s, keep=1 + i) for i, s in enumerate(STAGES))]
+        print_table(f"moves from {report['transitions']['from']} (rows) to {report['as_of']} (columns)",
+                    columns, rows, wide=wide)
 
 
 @insight_app.command("cohorts")
@@ -222,50 +221,51 @@ def cohorts_command(
         CohortMetric, typer.Option("--metric", help="What each cell shows")
     ] = CohortMetric.retention,
     as_json: Annotated[bool, typer.Option("--json", help="Print every cell as JSON")] = False,
+    wide: WideFlag = False,
 ) -> None:
     """Acquisition cohorts × periods since: retention, recurring customers and revenue."""
-    from growthwheel.insight.cohorts import retention_frame
-
-    con, exponent, currency = _warehouse()
-    frame = retention_frame(
-        con.table("orders"), by=by.value, mode="rolling" if rolling else "calendar",
-        window_days=window_days, start=parse_date(start, "--from"), end=parse_date(end, "--to"),
-        by_channel=by_channel, currency_exponent=exponent,
-    )
+    answer = _run("cohorts", by=by.value, rolling=rolling, window_days=window_days,
+                  by_channel=by_channel, **{"from": _iso(parse_date(start, "--from")),
+                                            "to": _iso(parse_date(end, "--to"))})
     if as_json:
-        print_json({"currency": currency, "by": by.value, "mode": "rolling" if rolling else "calendar",
-               "cells": json_records(frame)})
+        print_json(answer)
         return
-    if frame.empty:
+    cells: list[dict[str, Any]] = answer["cells"]
+    if not cells:
         out.print("No cohorts in that range.")
         return
-    periods = int(frame["period"].max()) + 1
+    currency = answer["currency"]
+    exponent = _exponent(currency)
+    periods = max(int(c["period"]) for c in cells) + 1
     unit = "d" if rolling else by.value[0]
-    view = RichTable(title=f"{metric.value} by {by.value}ly cohort"
-                           f"{' and channel' if by_channel else ''} ({currency})")
-    view.add_column("cohort")
+    columns = [Column("cohort", right=False)]
     if by_channel:
-        view.add_column("channel")
-    view.add_column("size", justify="right")
-    for k in range(periods):
-        view.add_column(f"{k * (window_days or (7 if by.value == 'week' else 30))}{unit}"
-                        if rolling else f"{unit}{k}", justify="right")
-    keys = ["cohort", "channel"] if by_channel else ["cohort"]
-    for key, group in frame.groupby(keys, sort=False):
-        values = key if isinstance(key, tuple) else (key,)
-        cells: list[str] = []
-        for record in group.to_dict(orient="records"):
+        columns.append(Column("channel", right=False))
+    columns.append(Column("size"))
+    columns += [Column(f"{k * (window_days or (7 if by.value == 'week' else 30))}{unit}" if rolling
+                       else f"{unit}{k}", keep=k) for k in range(periods)]
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for cell in cells:
+        key: tuple[str, ...] = ((str(cell["cohort"]), str(cell["channel"])) if by_channel
+                                else (str(cell["cohort"]),))
+        groups.setdefault(key, []).append(cell)
+    rows: list[list[str]] = []
+    for key, group in groups.items():
+        texts: list[str] = []
+        for record in sorted(group, key=lambda c: int(c["period"])):
             value = record[metric.value if metric is not CohortMetric.recurring else "recurring_rate"]
             if metric in (CohortMetric.retention, CohortMetric.recurring):
                 text = _pct(value)
             elif metric is CohortMetric.revenue:
-                text = _num(float(value), 0)
+                text = money_text(value, exponent)
             else:
                 text = f"{value:,}"
-            cells.append(text if record["complete"] else f"[dim]{text}[/dim]")
-        cells += [""] * (periods - len(cells))
-        view.add_row(*(escape(str(v)) for v in values), f"{group['cohort_size'].iloc[0]:,}", *cells)
-    out.print(view)
+            texts.append(text if record["complete"] else f"[dim]{text}[/dim]")
+        texts += [""] * (periods - len(texts))
+        rows.append([*(escape_markup(v) for v in key), f"{group[0]['cohort_size']:,}", *texts])
+    title = (f"{metric.value} by {by.value}ly cohort{' and channel' if by_channel else ''}"
+             + (f" ({currency})" if metric is CohortMetric.revenue else ""))
+    print_table(title, columns, rows, wide=wide)
     out.print("[dim]dim: period not over yet[/dim]")
 
 
@@ -278,34 +278,70 @@ def funnel_command(
     end: Annotated[str | None, typer.Option("--to", help="Last day of entries")] = None,
     by: Annotated[Breakdown | None, typer.Option("--by", help="Break down by the entry event's")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON")] = False,
+    wide: WideFlag = False,
 ) -> None:
     """An ordered funnel over events: entrants per step, conversion, drop-off, time to convert."""
-    from growthwheel.insight.funnels import funnel_frame
-
-    con, _, _ = _warehouse()
     names = [s.strip() for s in steps.split(",") if s.strip()]
-    frame = funnel_frame(
-        con.table("events"), names, window=timedelta(days=window_days),
-        start=parse_date(start, "--from"), end=parse_date(end, "--to"),
-        breakdown=by.value if by else None,
-    )
+    answer = _run("funnel", steps=names, window_days=window_days, by=by.value if by else None,
+                  **{"from": _iso(parse_date(start, "--from")), "to": _iso(parse_date(end, "--to"))})
     if as_json:
-        print_json({"steps": names, "window_days": window_days, "breakdown": by.value if by else None,
-               "rows": json_records(frame)})
+        print_json(answer)
         return
-    if frame.empty or not frame["entrants"].iloc[0]:
+    records: list[dict[str, Any]] = answer["rows"]
+    if not records or not records[0]["entrants"]:
         out.print("Nobody entered the funnel in that range.")
         return
-    view = RichTable(title=escape(f"funnel {' → '.join(names)} (window {window_days:g} days)"))
-    if by:
-        view.add_column(by.value)
-    for name in ("step", "entrants", "from previous", "overall", "drop-off", "median time"):
-        view.add_column(name, justify="left" if name == "step" else "right")
-    for record in frame.to_dict(orient="records"):
+    columns = [Column(by.value, right=False)] if by else []
+    columns += [Column("step", right=False), Column("entrants"), Column("from previous"),
+                Column("overall", keep=1), Column("drop-off", keep=2), Column("median time", keep=3)]
+    rows = []
+    for record in records:
         seconds = record["median_seconds_from_first"]
-        lead = [escape(str(record[by.value]))] if by else []
-        view.add_row(*lead, escape(f"{record['step']}. {record['event']}"), f"{record['entrants']:,}",
+        lead = [escape_markup(str(record[by.value]))] if by else []
+        rows.append([*lead, escape_markup(f"{record['step']}. {record['event']}"), f"{record['entrants']:,}",
                      _pct(record["conversion_from_previous"]), _pct(record["conversion_from_first"]),
                      "–" if record["drop_off"] is None else f"{record['drop_off']:,}",
-                     "–" if seconds is None else str(timedelta(seconds=round(seconds))))
-    out.print(view)
+                     "–" if seconds is None else str(timedelta(seconds=round(seconds)))])
+    print_table(escape_markup(f"funnel {' → '.join(names)} (window {window_days:g} days)"), columns, rows,
+                wide=wide)
+
+
+@insight_app.command("personas")
+def personas_command(
+    k: Annotated[int | None, typer.Option("--k", help="Number of personas (default: chosen by silhouette)",
+                                          min=2, max=20)] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="As of this day (YYYY-MM-DD)")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 7,
+    assignments: Annotated[
+        Path | None, typer.Option("--assignments", help="Write customer_id,persona CSV")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    wide: WideFlag = False,
+) -> None:
+    """Cluster buyers into personas with readable labels, sizes and value."""
+    answer = _run("personas", k=k, as_of=_iso(parse_date(as_of, "--as-of")), seed=seed,
+                  assignments=assignments is not None)
+    rows_out = answer.pop("assignments", None)
+    if assignments is not None:
+        _write_records(rows_out or [], assignments)
+    if as_json:
+        answer.pop("buyers", None)
+        print_json(answer)
+        return
+    currency = answer["currency"]
+    exponent = _exponent(currency)
+    scores = ", ".join(f"k={n}: {s:.3f}" for n, s in answer["silhouettes"].items())
+    out.print(f"{answer['k']} personas of {answer['buyers']:,} buyers as of {answer['as_of']}"
+              + (f" (silhouette {scores})" if scores else ""), highlight=False, soft_wrap=False)
+    columns = [Column("#"), Column("persona", right=False, keep=3), Column("画像", right=False),
+               Column("buyers"), Column(f"revenue ({currency})"), Column("orders", keep=2),
+               Column("AOV", keep=1), Column("discount", keep=2), Column("last", keep=4),
+               Column("first", keep=4)]
+    rows = [[str(p["id"]), escape_markup(p["label"]), escape_markup(p["label_zh"]),
+             f"{p['size']:,} ({p['share']:.0%})",
+             f"{money_text(p['revenue'] / 10**exponent, exponent)} ({p['revenue_share']:.0%})",
+             f"{p['profile']['orders']:.1f}", money_text(p["profile"]["aov"] / 10**exponent, exponent),
+             f"{p['profile']['discount_share']:.0%}", f"{p['profile']['recency_days']:.0f}",
+             f"{p['profile']['tenure_days']:.0f}"] for p in answer["personas"]]
+    print_table("personas", columns, rows, wide=wide,
+                caption="days since the last / first order; --json for every figure")

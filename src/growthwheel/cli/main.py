@@ -8,31 +8,27 @@ from contextlib import contextmanager
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table as RichTable
 
 from growthwheel import __version__
-from growthwheel.accounts.cli import apikeys_app, users_app
-from growthwheel.cli.clv import clv_app
-from growthwheel.cli.common import err, out, parse_date, print_json
-from growthwheel.cli.insight import insight_app
-from growthwheel.cli.stats import stats_app
-from growthwheel.cli.warehouse import warehouse_app
-from growthwheel.config import Settings, ShopSettings, set_settings, settings
+from growthwheel.cli.common import Column, err, money_text, out, parse_date, print_json, print_table
+from growthwheel.cli.common import settings as settings
+from growthwheel.cli.lazy import LazyGroup
 from growthwheel.errors import GrowthwheelError
-from growthwheel.experiments.cli import experiments_app
-from growthwheel.jobs.cli import worker_app
-from growthwheel.loyalty.cli import points_app
-from growthwheel.promotions.cli import coupons_app, promotions_app
-from growthwheel.segments.cli import personas_command, segments_app, tags_app
-from growthwheel.social.cli import social_app
-from growthwheel.warehouse import ingest
 from growthwheel.warehouse.schema import TABLES
 
+if TYPE_CHECKING:
+    from growthwheel.config import Settings
+    from growthwheel.warehouse import ingest
+    from growthwheel.warehouse.server import ServerInfo
+
+# Start-up time: this module imports only typer and light modules, so ``growthwheel --help``
+# answers at once. Command groups of other modules are registered in ``cli/lazy.py`` (LAZY) and
+# imported when used; commands here import what they need inside their body.
 app = typer.Typer(
+    cls=LazyGroup,
     help="Growthwheel: growth operations for e-commerce shops.",
     no_args_is_help=True,
     add_completion=False,
@@ -40,21 +36,6 @@ app = typer.Typer(
 )
 quarantine_app = typer.Typer(help="Rows refused by imports.", no_args_is_help=True)
 app.add_typer(quarantine_app, name="quarantine")
-app.add_typer(users_app, name="users")
-app.add_typer(apikeys_app, name="apikeys")
-app.add_typer(insight_app)  # rfm, lifecycle, cohorts, funnel
-app.add_typer(clv_app, name="clv")
-app.add_typer(stats_app, name="stats")
-app.add_typer(segments_app, name="segments")
-app.add_typer(tags_app, name="tags")
-app.add_typer(social_app, name="social")
-app.add_typer(experiments_app, name="experiments")
-app.add_typer(worker_app, name="worker")
-app.add_typer(promotions_app, name="promotions")
-app.add_typer(coupons_app, name="coupons")
-app.add_typer(points_app, name="points")
-app.add_typer(warehouse_app, name="warehouse")
-app.command("personas")(personas_command)
 
 
 
@@ -87,7 +68,7 @@ def main_options(
     data_dir: Annotated[
         Path | None,
         typer.Option(
-            "--data-dir", help="Data directory [env GROWTHWHEEL_DATA_DIR; default ./growthwheel-data]"
+            "--data-dir", help="Data directory \\[env GROWTHWHEEL_DATA_DIR; default ./growthwheel-data]"
         ),
     ] = None,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
@@ -97,6 +78,8 @@ def main_options(
         out.print(__version__)
         raise typer.Exit()
     if data_dir is not None:
+        from growthwheel.config import Settings, set_settings
+
         set_settings(Settings(data_dir=data_dir))
 
 
@@ -106,6 +89,8 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[str, float | None], None]
     if not enabled:
         yield None
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("{task.description:<40}"),
         BarColumn(),
@@ -126,6 +111,8 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[str, float | None], None]
 
 
 def _print_import(result: ingest.ImportResult) -> None:
+    from rich.table import Table as RichTable
+
     table = RichTable(title=f"import {result.import_id} → {result.table} ({result.format})")
     table.add_column("table")
     table.add_column("new", justify="right")
@@ -161,6 +148,8 @@ def import_command(
     """
     import duckdb
 
+    from growthwheel.warehouse import ingest
+
     cfg = settings()
     server = _running_server(cfg)
     with _progress_bar(not as_json and sys.stderr.isatty()) as progress:
@@ -193,6 +182,10 @@ def quarantine_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON")] = False,
 ) -> None:
     """Show quarantined rows: file, row, column, value and reason."""
+    from rich.table import Table as RichTable
+
+    from growthwheel.warehouse import ingest
+
     rows = ingest.quarantine_rows(table=table, limit=limit)
     if as_json:
         print_json(rows)
@@ -216,6 +209,8 @@ def init_command(
     timezone: Annotated[str | None, typer.Option(help="IANA time zone, e.g. Asia/Shanghai")] = None,
 ) -> None:
     """Create or update the shop's settings (currency, time zone) in the data directory."""
+    from growthwheel.config import ShopSettings
+
     cfg = settings()
     current = cfg.shop().model_dump()
     for key, value in (("name", name), ("currency", currency), ("timezone", timezone)):
@@ -251,22 +246,31 @@ def schema_command(
     sys.stdout.write("\n".join(lines) + "\n")
 
 
-_KPI_COLUMNS = (
-    ("period", "period"), ("orders", "orders"), ("buyers", "buyers"), ("new_buyers", "new"),
-    ("gmv", "GMV"), ("net_revenue", "net"), ("aov", "AOV"), ("repurchase_rate", "repeat"),
-    ("session_conversion_rate", "conv."), ("gross_margin", "margin"), ("roas", "ROAS"),
-    ("gmv_change", "GMV Δ"),
+_KPI_COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("period", "period", 0), ("orders", "orders", 0), ("gmv", "GMV", 0), ("aov", "AOV", 1),
+    ("gmv_change", "GMV Δ", 1), ("repurchase_rate", "repeat", 2), ("buyers", "buyers", 3),
+    ("session_conversion_rate", "conv.", 3), ("net_revenue", "net", 4), ("new_buyers", "new", 5),
+    ("gross_margin", "margin", 5), ("roas", "ROAS", 6), ("new_buyer_share", "new %", 7),
+    ("items_per_order", "items/order", 7), ("refund_rate", "refunds", 7),
+    ("discount_rate", "discount", 7), ("sessions", "sessions", 8), ("ad_spend", "ad spend", 8),
+    ("cac", "CAC", 8),
 )
-"""Columns of the terminal table; ``--json`` has every metric."""
+"""Columns of the terminal table (key, header, drop rank: the highest go first to fit 80 columns;
+``--wide`` shows them all); ``--json`` has every metric."""
+_KPI_MONEY = frozenset({"gmv", "net_revenue", "aov", "ad_spend", "cac"})
 
 
-def _cell(name: str, value: Any) -> str:
+def _cell(name: str, value: Any, exponent: int = 2) -> str:
     if value is None:
         return "–"
-    if name.endswith("_change") or name.endswith("_rate") or name in ("gross_margin", "new_buyer_share"):
-        return f"{value:+.1%}" if name.endswith("_change") else f"{value:.1%}"
+    if name in _KPI_MONEY:
+        return money_text(value, exponent)
+    if name.endswith("_change"):
+        return f"{value:+.1%}"
+    if name.endswith("_rate") or name in ("gross_margin", "new_buyer_share"):
+        return f"{value:.1%}"
     if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}"
+        return f"{value:,.2f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
@@ -276,13 +280,13 @@ def _iso(day: date | None) -> str | None:
     return day.isoformat() if day else None
 
 
-def _running_server(cfg: Settings) -> Any:
+def _running_server(cfg: Settings) -> ServerInfo | None:
     """The server that owns this data directory's warehouse, if one runs (cheap when none does)."""
     if not (cfg.data_dir / "server.json").exists():
         return None
-    from growthwheel.warehouse import owner
+    from growthwheel.warehouse.server import find_server
 
-    return owner.find_server(cfg)
+    return find_server(cfg)
 
 
 @app.command("kpi")
@@ -293,13 +297,14 @@ def kpi_command(
     dimension: Annotated[Dimension | None, typer.Option("--dimension", help="Break down by")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array")] = False,
     definitions: Annotated[bool, typer.Option("--definitions", help="Print each metric's formula")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column, however wide the table")] = False,
 ) -> None:
     """The KPI catalogue by period (money in major units), with period-over-period change."""
-    from growthwheel.insight.kpis import METRICS, kpi_frame, kpi_records
     from growthwheel.kit.money import currency_exponent
-    from growthwheel.warehouse import connect
 
     if definitions:
+        from growthwheel.insight.kpis import METRICS
+
         rows = ["| metric | 指标 | unit | definition |", "|---|---|---|---|"]
         rows += [f"| `{m.name}` | {m.label_zh} | {m.unit} | {m.formula} |" for m in METRICS.values()]
         sys.stdout.write("\n".join(rows) + "\n")
@@ -312,11 +317,14 @@ def kpi_command(
     dim = dimension.value if dimension else None
     server = _running_server(cfg)
     if server is not None:  # the server owns the warehouse: it computes the same records
-        from growthwheel.warehouse.owner import read_via_server
+        from growthwheel.warehouse.server import read_via_server
 
         records = read_via_server(server, "kpis", {
             "by": by.value, "from": _iso(first), "to": _iso(last), "dimension": dim})
     else:
+        from growthwheel.insight.kpis import kpi_frame, kpi_records
+        from growthwheel.warehouse import connect
+
         frame = kpi_frame(connect(cfg), by=by.value, start=first, end=last, dimension=dim,
                           currency_exponent=currency_exponent(cfg.shop().currency))
         records = kpi_records(frame)
@@ -326,15 +334,16 @@ def kpi_command(
     if not records:
         out.print("No orders in the warehouse for that range: import some with `growthwheel import`.")
         return
-    view = RichTable(title=f"KPIs by {by.value} ({cfg.shop().currency})")
-    columns = list(_KPI_COLUMNS)
+    currency = cfg.shop().currency
+    exponent = currency_exponent(currency)
+    keys = [(key, label, keep) for key, label, keep in _KPI_COLUMNS
+            if any(record.get(key) is not None for record in records) or keep == 0]
     if dimension:
-        columns.insert(1, (dimension.value, dimension.value))
-    for _, label in columns:
-        view.add_column(label, justify="left" if label in ("period", "channel", "category") else "right")
-    for record in records:
-        view.add_row(*(_cell(name, record.get(name)) for name, _ in columns))
-    out.print(view)
+        keys.insert(1, (dimension.value, dimension.value, 0))
+    columns = [Column(label, right=key not in ("period", "channel", "category"), keep=keep)
+               for key, label, keep in keys]
+    cells = [[_cell(key, record.get(key), exponent) for key, _, _ in keys] for record in records]
+    print_table(f"KPIs by {by.value} (money in {currency})", columns, cells, wide=wide)
 
 
 @app.command("report")
@@ -356,7 +365,7 @@ def report_command(
     day = parse_date(as_of, "--as-of")
     server = _running_server(cfg)
     if server is not None:  # the server owns the warehouse: it renders the same report
-        from growthwheel.warehouse.owner import read_via_server
+        from growthwheel.warehouse.server import read_via_server
 
         html = str(read_via_server(server, "report", {
             "period": period.value, "as_of": _iso(day)})["html"])
@@ -396,7 +405,8 @@ def demo_command(
         )
     out.print(f"simulated in {run.seconds_simulating:.1f} s, imported in {run.seconds_importing:.1f} s; "
               f"ground truth: {run.ground_truth}")
-    kpi_command(by=Period.month, start=None, end=None, dimension=None, as_json=False, definitions=False)
+    kpi_command(by=Period.month, start=None, end=None, dimension=None, as_json=False, definitions=False,
+                wide=False)
     for period in (Period.week, Period.month):
         report_command(period=period, out_file=None, as_of=None)
     if serve:
@@ -432,18 +442,37 @@ def _demo_admin(cfg: Settings) -> tuple[str, str]:
 def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port", min=1, max=65535)] = 8000,
+    workers: Annotated[int | None, typer.Option(
+        help="Server processes [env GROWTHWHEEL_SERVER__WORKERS; default 1]. Above 1 needs PostgreSQL: "
+             "one process owns the warehouse, the others serve the checkout and forward the rest to it",
+        min=1, max=64)] = None,
 ) -> None:
     """Serve the web console and the REST API (the server owns the warehouse while it runs)."""
+    import os
+
     import uvicorn
 
     from growthwheel.api.app import create_app
 
-    application = create_app(settings())
-    application.state.server_address = (host, port)  # lets CLI imports find the server
-    out.print(f"Growthwheel on http://{host}:{port} (API docs: /api/docs) — Ctrl-C to stop")
+    cfg = settings()
+    count = workers or cfg.server.workers
+    if count > 1 and cfg.store_url.startswith("sqlite"):
+        raise typer.BadParameter(
+            "SQLite has one writer per database: run one process (or use PostgreSQL, "
+            "GROWTHWHEEL_DATABASE_URL, for several)", param_hint="--workers")
+    out.print(f"Growthwheel on http://{host}:{port} (API docs: /api/docs)"
+              f"{f', {count} processes' if count > 1 else ''} — Ctrl-C to stop")
     # X-Forwarded-For is read by the app itself, from GROWTHWHEEL_TRUSTED_PROXIES only
     # (uvicorn's own default believes it from any local client).
-    uvicorn.run(application, host=host, port=port, log_level="warning", proxy_headers=False)
+    if count == 1:
+        application = create_app(cfg)
+        application.state.server_address = (host, port)  # lets CLI imports find the server
+        uvicorn.run(application, host=host, port=port, log_level="warning", proxy_headers=False)
+        return
+    os.environ["GROWTHWHEEL_DATA_DIR"] = str(cfg.data_dir.resolve())  # the worker processes' settings
+    from growthwheel.api.workers import run_workers
+
+    run_workers(host, port, count)
 
 
 def main() -> None:

@@ -53,6 +53,12 @@ def major_text(minor: int, exponent: int) -> str:
     return str(Decimal(minor).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent)))
 
 
+def grouped_major(minor: int, exponent: int) -> str:
+    """Integer minor units as major units with grouped thousands, the one display format
+    (``123456789`` → ``"1,234,567.89"`` for exponent 2, ``"123,456,789"`` for 0)."""
+    return f"{Decimal(minor).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent)):,}"
+
+
 def allocate(total: int, weights: Sequence[int]) -> list[int]:
     """Split integer ``total`` over ``weights`` by largest remainder; parts sum to ``total`` exactly.
 

@@ -19,11 +19,13 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from growthwheel.config import Settings
 from growthwheel.errors import ConfigError, GrowthwheelError
-from growthwheel.warehouse import ingest
+
+if TYPE_CHECKING:  # both load pydantic, DuckDB and Ibis; a CLI asking the server needs neither
+    from growthwheel.config import Settings
+    from growthwheel.warehouse import ingest
 
 SERVER_FILE = "server.json"
 
@@ -115,6 +117,8 @@ def find_server(cfg: Settings, wait: float = 10.0) -> ServerInfo | None:
 
 
 def _result_from_dict(data: Mapping[str, Any]) -> ingest.ImportResult:
+    from growthwheel.warehouse import ingest
+
     tables = {k: ingest.TableCounts(**v) for k, v in data["tables"].items()}
     return ingest.ImportResult(**{**data, "tables": tables})
 
@@ -201,3 +205,16 @@ def read_via_server(info: ServerInfo, path: str, params: Mapping[str, str | None
         raise _problem(code, body)
     return body
 
+
+def compute_via_server(info: ServerInfo, name: str, params: Mapping[str, Any]) -> Any:
+    """A named read-only computation (``growthwheel.analyst.READS``) run by the server that owns
+    the warehouse; ``params`` and the answer are plain JSON."""
+    try:
+        code, body = _call(info, "POST", f"/api/v1/internal/reads/{urllib.parse.quote(name)}",
+                           {"params": dict(params)}, timeout=600.0)
+    except OSError as exc:
+        raise ServerError(f"cannot reach the server at {info.url} ({exc})", "server_unreachable",
+                          503) from None
+    if code != 200:
+        raise _problem(code, body)
+    return body["answer"]

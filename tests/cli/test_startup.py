@@ -1,0 +1,74 @@
+"""``growthwheel --help`` answers at once: the root imports no analytics or database library, each
+command group is imported only when used, and every lazily registered command is real."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from growthwheel.cli.lazy import LAZY, LazyGroup
+from growthwheel.cli.main import app
+
+HEAVY = ("pandas", "numpy", "ibis", "duckdb", "pyarrow", "sqlalchemy", "pydantic", "scipy", "fastapi",
+         "pyspark", "growthwheel.config", "growthwheel.insight", "growthwheel.store")
+
+
+def _modules_after(code: str) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _heavy(modules: set[str]) -> list[str]:
+    return sorted(h for h in HEAVY if h in modules or any(m.startswith(h + ".") for m in modules))
+
+
+def test_importing_the_cli_loads_no_heavy_library() -> None:
+    assert _heavy(_modules_after("import growthwheel.cli.main")) == []
+
+
+def test_help_lists_every_command_without_importing_them() -> None:
+    code = ("import sys\nfrom growthwheel.cli.main import app\nsys.argv = ['growthwheel', '--help']\n"
+            "try:\n    app()\nexcept SystemExit:\n    pass")
+    modules = _modules_after(code)
+    assert _heavy(modules) == []
+    assert not any(m.endswith(".cli") and m.startswith("growthwheel.") and m != "growthwheel.cli"
+                   for m in modules), "a domain's cli module was imported for --help"
+    done = subprocess.run([sys.executable, "-m", "growthwheel.cli", "--help"], capture_output=True,
+                          text=True, check=True, timeout=120, env={"COLUMNS": "100", "PATH": ""})
+    for name in (*LAZY, "kpi", "report", "import", "serve", "demo", "quarantine"):
+        assert f" {name} " in done.stdout, name
+
+
+def test_a_lazy_command_imports_its_own_module_only() -> None:
+    code = ("import sys\nfrom growthwheel.cli.main import app\n"
+            "sys.argv = ['growthwheel', 'stats', '--help']\ntry:\n    app()\nexcept SystemExit:\n    pass")
+    modules = _modules_after(code)
+    assert "growthwheel.cli.stats" in modules
+    assert "growthwheel.segments.cli" not in modules
+    assert "growthwheel.promotions.cli" not in modules
+
+
+@pytest.mark.parametrize("name", sorted(LAZY))
+def test_every_lazy_entry_loads_with_the_help_it_announces(name: str) -> None:
+    entry = LAZY[name]
+    command = entry.load(name)
+    assert command.name == name
+    own = (command.help or "").strip().split("\n\n")[0].replace("\n", " ")
+    assert own == entry.help, f"cli/lazy.py announces {entry.help!r}, the command says {own!r}"
+
+
+def test_the_root_group_is_lazy_and_complete() -> None:
+    import typer
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, LazyGroup)
+    with typer.Context(group) as ctx:
+        names = group.list_commands(ctx)
+    assert names == sorted(names)
+    assert set(LAZY) <= set(names)
