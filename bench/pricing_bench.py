@@ -25,20 +25,31 @@ Baselines measured in the same run:
   one cart (4096 subsets, each priced on its own), against the engine on the same 12 promotions; the
   two must give the same total (asserted: the engine's search is exact there).
 
-Usage: ``python bench/pricing_bench.py [--runs 5000] [--heavy-runs 2000] [--seed 7]``
+Robustness: ``--busy`` runs a CPU-burning thread in the same process for the whole measurement (a
+busy machine, and the GIL shared with another thread, as in a server); ``--compare SRC`` also loads
+the pricing core of another checkout (``SRC`` is its ``src/`` directory, e.g. a ``git archive`` of an
+older commit) and prices the same carts with both, cart by cart interleaved, so the before / after
+ratio comes from one run under the same load.
+
+Usage: ``python bench/pricing_bench.py [--runs 5000] [--heavy-runs 2000] [--seed 7] [--busy]
+[--compare OLD/src]``
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import random
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import combinations
+from pathlib import Path
+from types import ModuleType
 
 from growthwheel.promotions.rules import (
     AmountOff,
@@ -345,13 +356,83 @@ def naive_baseline(carts: Sequence[Cart], promos: list[Promotion]) -> None:
           f"same total {engine_best} (asserted)")
 
 
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def compare(src: Path, runs: int, seed: int) -> None:
+    """The same carts priced by the pricing core under ``src`` (before) and this one (after), cart by
+    cart interleaved (odd carts old first), in this process: p50 / p99 and exact-search share of each."""
+    rules_name = "growthwheel.promotions.rules"
+    package = src / "growthwheel" / "promotions" / "rules"
+    path = package / "__init__.py" if package.is_dir() else package.with_suffix(".py")
+    current = sys.modules[rules_name]
+    old_rules = _load("pricing_before", path)  # the old core on this tree's errors and money kit
+    sys.modules[rules_name] = old_rules
+    try:
+        old_bench = _load("pricing_bench_before", Path(__file__))  # the same generators, old classes
+    finally:
+        sys.modules[rules_name] = current
+
+    def setup(module: ModuleType, rules: ModuleType) -> tuple[object, list[object]]:
+        rnd = random.Random(seed)
+        promos = module.realistic_promotions(rnd)
+        pool = module.coupon_pool(rnd)
+        return rules.PromotionIndex(promos), [module.realistic_cart(rnd, pool) for _ in range(runs)]
+
+    sides = [(old_rules, *setup(old_bench, old_rules)), (current, *setup(sys.modules[__name__], current))]
+    for rules, index, carts in sides:
+        for cart in carts[:50]:
+            rules.price_cart(cart, index)
+    samples: list[list[float]] = [[], []]
+    exact = [0, 0]
+    for n in range(runs):
+        for side in ((0, 1) if n % 2 else (1, 0)):
+            rules, index, carts = sides[side]
+            started = time.perf_counter()
+            exact[side] += rules.price_cart(carts[n], index).exact
+            samples[side].append(time.perf_counter() - started)
+    (b50, b99), (a50, a99) = ((percentile(s, 0.5) * 1e3, percentile(s, 0.99) * 1e3) for s in samples)
+    print(f"before/after, realistic, {runs} carts interleaved: before ({src}) p50 {b50:.3f} ms "
+          f"p99 {b99:.3f} ms exact {exact[0] / runs:.1%}; after p50 {a50:.3f} ms p99 {a99:.3f} ms "
+          f"exact {exact[1] / runs:.1%} "
+          f"-> p50 x{a50 / b50:.2f}, p99 x{a99 / b99:.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both scenarios and the baselines; print the numbers."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5000, help="carts of the realistic scenario")
     parser.add_argument("--heavy-runs", type=int, default=2000, help="carts of the heavy-overlap scenario")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--busy", action="store_true", help="a CPU-burning thread runs meanwhile")
+    parser.add_argument("--compare", type=Path, help="src/ of another checkout: before / after ratios")
     args = parser.parse_args(argv)
+    stop = threading.Event()
+    if args.busy:
+
+        def burn() -> None:
+            spins = 0
+            while not stop.is_set():
+                spins += 1
+
+        threading.Thread(target=burn, daemon=True).start()
+        print("busy: a CPU-burning thread runs in this process for the whole measurement")
+    try:
+        return _run(args)
+    finally:
+        stop.set()
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.compare is not None:
+        compare(args.compare, max(200, args.runs // 2), args.seed)
 
     rnd = random.Random(args.seed)
     promos = realistic_promotions(rnd)
