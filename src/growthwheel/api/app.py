@@ -41,6 +41,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.web.insight_pages",
     "growthwheel.journeys.api",
     "growthwheel.journeys.rest",
+    "growthwheel.journeys.pages",
     "growthwheel.web.pages",
 )
 
