@@ -98,7 +98,7 @@ def unsubscribe_page(request: Request, state: str, channel: str = "email", statu
     context = {"state": state, "title_key": TITLES[state], "body_class": "login-page",
                "channel_key": CHANNEL_KEYS.get(channel, CHANNEL_KEYS["webhook"]),
                "action": request.url.path}
-    response = render(request, "journeys_unsubscribe.html.j2", context, status=status)
+    response = render(request, "journeys/unsubscribe.html.j2", context, status=status)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Robots-Tag"] = "noindex"
@@ -441,7 +441,8 @@ def journeys_page(request: Request, user: User, session: DbSession) -> HTMLRespo
                      "trigger_key": TRIGGER_KEYS.get(kind, k("journeys.trigger.unknown")),
                      "entered": format_count(entered), "converted": format_count(converted),
                      "activated": _local(j.activated_at, zone)})
-    return render(request, "journeys.html.j2", {"journeys": rows, "can_edit": _can_edit(user)}, user=user)
+    context = {"journeys": rows, "can_edit": _can_edit(user)}
+    return render(request, "journeys/index.html.j2", context, user=user)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -453,7 +454,7 @@ def _builder(request: Request, user: Principal, form: dict[str, Any], editor: di
              errors: dict[str, str], status: int = 200) -> HTMLResponse:
     context = {"form": form, "editor": editor, "errors": errors, "can_edit": _can_edit(user),
                "preview_days": PREVIEW_DAYS}
-    return render(request, "journeys_new.html.j2", context, user=user, status=status)
+    return render(request, "journeys/new.html.j2", context, user=user, status=status)
 
 
 @router.get("/journeys/new", response_class=HTMLResponse)
@@ -567,7 +568,7 @@ def _detail(request: Request, user: Principal, session: Session, row: Journey, *
         "preview_days": preview_days, "preview_choices": PREVIEW_DAYS, "can_edit": _can_edit(user),
         "notice": notice,
     }
-    return render(request, "journeys_detail.html.j2", context, user=user, status=status)
+    return render(request, "journeys/detail.html.j2", context, user=user, status=status)
 
 
 @router.get("/journeys/{ref}", response_class=HTMLResponse)
