@@ -26,6 +26,7 @@ Usage: ``python bench/crowd_bench.py [--clients 200] [--store sqlite|postgresql|
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shutil
 import signal
@@ -106,9 +107,11 @@ def start_server(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode}")
-        try:
-            if httpx.get(base + "/api/v1/health", timeout=1).status_code == 200:
+        try:  # with several processes, also wait for the one owning the warehouse to announce itself
+            if (httpx.get(base + "/api/v1/health", timeout=1).status_code == 200
+                    and (workers == 1 or (data_dir / "server.json").exists())):
                 return process, base
+            time.sleep(0.2)
         except httpx.TransportError:
             time.sleep(0.2)
     stop_server(process)
@@ -191,7 +194,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
-def poll_health(base: str, stop: threading.Event, every: float = 0.02) -> tuple[list[float], int]:
+def poll_health(base: str, stop: Any, every: float = 0.02) -> tuple[list[float], int]:
     """``GET /api/v1/health`` every ``every`` seconds until ``stop``; latencies (ms) and failures."""
     latencies: list[float] = []
     failed = 0
@@ -208,6 +211,12 @@ def poll_health(base: str, stop: threading.Event, every: float = 0.02) -> tuple[
                 failed += 1
             stop.wait(every)
     return latencies, failed
+
+
+def _poll_into(base: str, stop: Any, pipe: Any) -> None:
+    """:func:`poll_health` in a child process; sends (latencies, failures) back through ``pipe``."""
+    pipe.send(poll_health(base, stop))
+    pipe.close()
 
 
 def run_wave(base: str, key: str, bodies: list[dict[str, Any]], *, deadline: float = 120.0,
@@ -244,24 +253,26 @@ def run_wave(base: str, key: str, bodies: list[dict[str, Any]], *, deadline: flo
                 answers[index] = Answer(response.status_code, code, retried)
                 return
 
-    stop = threading.Event()
-    health: dict[str, Any] = {}
-
-    def poller() -> None:
-        health["ms"], health["failed"] = poll_health(base, stop)
-
-    watcher = threading.Thread(target=poller)
+    # /health is polled from a process of its own: the 200 client threads of this one would
+    # otherwise delay the poller's own reading of the answers (the GIL) and inflate its latencies.
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    parent, child = context.Pipe(duplex=False)
+    watcher = context.Process(target=_poll_into, args=(base, stop, child), daemon=True)
+    watcher.start()
     threads = [threading.Thread(target=client, args=(i, b)) for i, b in enumerate(bodies)]
     for thread in threads:
         thread.start()
-    watcher.start()
     barrier.wait()
     started = time.perf_counter()
     for thread in threads:
         thread.join(timeout=max(0.0, ends - time.monotonic()) + request_timeout)
     elapsed = time.perf_counter() - started
     stop.set()
-    watcher.join()
+    health: dict[str, Any] = {}
+    if parent.poll(30):
+        health["ms"], health["failed"] = parent.recv()
+    watcher.join(timeout=10)
     return Wave(answers, elapsed, health.get("ms", []), health.get("failed", 0))
 
 
@@ -311,12 +322,12 @@ def store_counts(data_dir: Path, database_url: str | None) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------------
 
 
-def bench_store(store: str, url: str | None, clients: int, workers: int) -> bool:
+def bench_store(store: str, url: str | None, clients: int, workers: int, env: dict[str, str]) -> bool:
     """Run both waves on one store; print the figures; ``True`` when every check holds."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"gw-crowd-{store}-"))
     try:
         key = setup_shop(data_dir, url)
-        process, base = start_server(data_dir, url, workers=workers)
+        process, base = start_server(data_dir, url, workers=workers, env=env)
         try:
             idle = baseline_health(base)
             first, second = crowd_waves(base, key, clients)
@@ -326,8 +337,8 @@ def bench_store(store: str, url: str | None, clients: int, workers: int) -> bool
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     base_p50, base_p99 = percentile(idle, 0.5), percentile(idle, 0.99)
-    print(f"{store}: {clients} clients, serve --workers {workers}; idle /health p50 {base_p50:.1f} ms,"
-          f" p99 {base_p99:.1f} ms (baseline)")
+    print(f"{store}: {clients} clients, serve --workers {workers} {env or ''}")
+    print(f"  idle /health p50 {base_p50:.1f} ms, p99 {base_p99:.1f} ms (baseline)")
     good = True
     for name, wave in (("flash+plain", first), ("coupon", second)):
         p50, p99 = percentile(wave.health_ms, 0.5), percentile(wave.health_ms, 0.99)
@@ -352,17 +363,20 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--store", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--workers", type=int, default=1, help="serve --workers (PostgreSQL only)")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="GROWTHWHEEL_SERVER__CONCURRENCY for the server (default: the setting's)")
     args = parser.parse_args()
+    env = {} if args.concurrency is None else {"GROWTHWHEEL_SERVER__CONCURRENCY": str(args.concurrency)}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     ok = True
     if args.store in ("sqlite", "both"):
-        ok &= bench_store("sqlite", None, args.clients, 1)
+        ok &= bench_store("sqlite", None, args.clients, 1, env)
     if args.store in ("postgresql", "both"):
         sys.path.insert(0, str(Path(__file__).parent))
         from orders_bench import postgres
 
         with postgres() as url:
-            ok &= bench_store("postgresql", url, args.clients, args.workers)
+            ok &= bench_store("postgresql", url, args.clients, args.workers, env)
     if not ok:
         raise SystemExit(1)
 

@@ -41,17 +41,6 @@ from typing import Any
 
 import httpx
 
-SERVER = """
-import sys
-import uvicorn
-from pathlib import Path
-from growthwheel.api.app import create_app
-from growthwheel.config import Settings
-
-data_dir, url, port = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-app = create_app(Settings(data_dir=data_dir, database_url=url))
-uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", workers=1, access_log=False)
-"""
 CATEGORIES = ("tea", "teaware", "snacks", "gifts", "skincare", "books", "kitchen", "toys")
 SKUS = 300
 """Skus per category: most promotions target a few products, so a cart meets a handful of them."""
@@ -174,22 +163,6 @@ def setup(data_dir: Path, url: str) -> str:
     return key
 
 
-def start_server(data_dir: Path, url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GROWTHWHEEL_")}
-    process = subprocess.Popen([sys.executable, "-c", SERVER, str(data_dir), url, str(port)], env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/api/v1/health", timeout=1).status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("the server did not start")
-
-
 def hammer(clients: int, seconds: float, work: Callable[[int, int], bool]) -> tuple[int, int, float]:
     """Run ``work(client, n)`` in ``clients`` threads for ``seconds``; returns (ok, failed, elapsed)."""
     counts = [[0, 0] for _ in range(clients)]
@@ -220,25 +193,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--workers", type=int, default=1, help="growthwheel serve --workers N")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # still stop the server and the cluster
+    sys.path.insert(0, str(Path(__file__).parent))
+    from crowd_bench import start_server, stop_server
+
     data_dir = Path(tempfile.mkdtemp(prefix="gw-bench-orders-"))
     with postgres() as url:
         key = setup(data_dir, url)
-        process, base = start_server(data_dir, url)
+        process, base = start_server(data_dir, url, workers=args.workers)
         try:
-            run(base, key, url, args.clients, args.seconds)
+            run(base, key, url, args.clients, args.seconds, args.workers)
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            stop_server(process)
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def run(base: str, key: str, url: str, clients: int, seconds: float) -> None:
+def run(base: str, key: str, url: str, clients: int, seconds: float, workers: int = 1) -> None:
     headers = {"Authorization": f"Bearer {key}"}
     sessions = [httpx.Client(base_url=base, headers=headers, timeout=60) for _ in range(clients)]
     rngs = [random.Random(c) for c in range(clients)]
-    print(f"{clients} clients, {seconds:.0f} s per phase, PostgreSQL, uvicorn (1 worker) on loopback")
+    print(f"{clients} clients, {seconds:.0f} s per phase, PostgreSQL, growthwheel serve --workers {workers}"
+          " on loopback")
 
     ok, bad, took = hammer(clients, seconds,
                            lambda c, n: sessions[c].get("/api/v1/health").status_code == 200)

@@ -13,6 +13,7 @@ import asyncio
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -158,3 +159,54 @@ def test_a_revoked_api_key_stops_working_at_once_although_verified_keys_are_cach
         refused = client.get("/api/v1/me")
         assert refused.status_code == 401
         assert refused.json()["code"] == "unauthenticated"
+
+
+# ---------------------------------------------------------------------------------------------
+# serve --workers
+# ---------------------------------------------------------------------------------------------
+
+
+def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from growthwheel.cli.main import app as cli
+
+    result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path), "serve", "--workers", "2"],
+                                env={"GROWTHWHEEL_DATABASE_URL": None})
+    assert result.exit_code != 0
+    assert "SQLite has one writer" in result.output
+
+
+@pytest.mark.slow
+def test_two_server_processes_share_the_checkout_and_forward_warehouse_requests_to_the_owner(
+    pg_cluster: Any, tmp_path: Path,
+) -> None:
+    from growthwheel.warehouse.server import find_server
+
+    name = pg_cluster.create_database()
+    cfg = Settings(data_dir=tmp_path, database_url=pg_cluster.url(name))
+    try:
+        key = crowd_bench.setup_shop(cfg.data_dir, cfg.database_url)
+        process, base = crowd_bench.start_server(cfg.data_dir, cfg.database_url, workers=2)
+        try:
+            owner = find_server(cfg)  # the owner answers on its private port, as CLI imports need
+            assert owner is not None
+            assert owner.port != int(base.rsplit(":", 1)[1])
+            headers = {"Authorization": f"Bearer {key}"}
+            # a new connection each time lands on either process: the one without the warehouse
+            # forwards the request (without forwarding it would answer "the warehouse is not open")
+            for _ in range(30):
+                counts = httpx.get(base + "/api/v1/warehouse/counts", headers=headers, timeout=30)
+                assert counts.status_code == 200, counts.text
+                assert "events" in counts.json()["tables"]
+            assert httpx.get(base + "/api/v1/warehouse/counts", timeout=30).status_code == 401
+            wave = crowd_bench.run_wave(base, key, [crowd_bench.coupon_order(n) for n in range(100)])
+        finally:
+            crowd_bench.stop_server(process)
+        assert_answered_without_500(wave)
+        assert wave.by_outcome() == {"201": 50, "409 coupon_used_up": 50}
+        counts = crowd_bench.store_counts(cfg.data_dir, cfg.database_url)
+        assert (counts["coupon_used"], counts["redemptions"], counts["coupon_orders"]) == (50, 50, 50)
+    finally:
+        db.engine(cfg).dispose()
+        pg_cluster.drop_database(name)

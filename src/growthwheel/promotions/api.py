@@ -30,8 +30,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from growthwheel.api.deps import DbSession, Principal, require_scope
 from growthwheel.api.warehouse import WarehouseOwner, warehouse
+from growthwheel.api.workers import RemoteWarehouse, checkout_warehouse
 from growthwheel.config import Settings
 from growthwheel.errors import InvalidArgumentError
+from growthwheel.events import core as events_core
 from growthwheel.events import service as events_service
 from growthwheel.experiments import repository as experiments_repository
 from growthwheel.promotions import coupons, orders, repository, service
@@ -60,6 +62,8 @@ router = APIRouter(prefix="/api/v1", tags=["promotions"])
 Reader = Annotated[Principal, Depends(require_scope("read"))]
 Writer = Annotated[Principal, Depends(require_scope("write"))]
 Warehouse = Annotated[WarehouseOwner, Depends(warehouse)]
+CheckoutWarehouse = Annotated[WarehouseOwner | RemoteWarehouse, Depends(checkout_warehouse)]
+"""The checkout's hooks into the warehouse: local, or the owner's in a worker (``api/workers.py``)."""
 RefId = Annotated[str, Path(min_length=1, max_length=64, description="An id.")]
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -91,7 +95,10 @@ def _cfg(request: Request) -> Settings:
 # row's lock, held by requests waiting for a thread to commit: a deadlock until pool timeouts.
 
 
-def _segments_of(owner: WarehouseOwner) -> service.SegmentsOf:
+def _segments_of(owner: WarehouseOwner | RemoteWarehouse) -> service.SegmentsOf:
+    if isinstance(owner, RemoteWarehouse):  # a worker of ``serve --workers`` asks the owner
+        return owner.customer_segments
+
     def lookup(customer_id: str) -> frozenset[str]:
         with owner.read() as backend:
             return service.warehouse_segments(backend, customer_id)
@@ -114,15 +121,25 @@ def _shop_timezone(cfg: Settings) -> ZoneInfo:
     return cached[1]
 
 
-def _holdout_hooks(cfg: Settings, owner: WarehouseOwner) -> service.HoldoutHooks:
+def _holdout_hooks(cfg: Settings, owner: WarehouseOwner | RemoteWarehouse) -> service.HoldoutHooks:
     """Targeted hold-outs read their segment's members from the warehouse (cached per refresh);
     exposures go to the events spool, as from ``GET /api/v1/experiments/{key}/assignment``."""
+    if isinstance(owner, RemoteWarehouse):  # a worker of ``serve --workers``: the owner spools them
+        remote = owner
+
+        def send(events: list[dict[str, Any]]) -> None:
+            remote.append_events(events_core.validate_batch(events, _shop_timezone(cfg)).rows)
+
+        return service.HoldoutHooks(read_members=remote.segment_members, record=send,
+                                    scope=str(cfg.warehouse_path))
+    local = owner
+
     def read(segment_id: str) -> frozenset[str]:
-        with owner.read() as backend:
+        with local.read() as backend:
             return experiments_repository.segment_member_ids(backend, segment_id)
 
     def record(events: list[dict[str, Any]]) -> None:
-        events_service.record_events(owner, events, _shop_timezone(cfg))
+        events_service.record_events(local, events, _shop_timezone(cfg))
 
     return service.HoldoutHooks(read_members=read, record=record, scope=str(cfg.warehouse_path))
 
@@ -134,7 +151,7 @@ def _holdout_hooks(cfg: Settings, owner: WarehouseOwner) -> service.HoldoutHooks
 
 @router.post("/carts/price", summary="Price a cart", response_model=PricedCartOut, responses=_CHECKOUT)
 def price_cart(
-    body: CartIn, request: Request, _who: Reader, session: DbSession, owner: Warehouse,
+    body: CartIn, request: Request, _who: Reader, session: DbSession, owner: CheckoutWarehouse,
 ) -> PricedCartOut:
     """Lines with allocated discounts, totals, applied promotions and near misses (the nudge to
     show at checkout), points used and points to earn. Nothing is taken."""
@@ -148,7 +165,8 @@ def price_cart(
 @router.post("/orders", summary="Commit an order", status_code=status.HTTP_201_CREATED,
              response_model=OrderOut, responses={**_CHECKOUT, 200: {"description": _REPLAYED}})
 def commit_order(
-    body: OrderIn, request: Request, response: Response, _who: Writer, session: DbSession, owner: Warehouse,
+    body: OrderIn, request: Request, response: Response, _who: Writer, session: DbSession,
+    owner: CheckoutWarehouse,
 ) -> OrderOut:
     """Re-price the cart and take what it uses — promotion budgets, flash-sale stock, coupons,
     points — atomically; earn points and growth value. Idempotent on ``order_id``."""
