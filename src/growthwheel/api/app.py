@@ -51,7 +51,8 @@ def default_routers() -> list[APIRouter]:
     return [importlib.import_module(name).router for name in ROUTER_MODULES]
 
 
-def create_app(cfg: Settings | None = None, routers: Sequence[APIRouter] | None = None) -> FastAPI:
+def create_app(cfg: Settings | None = None, routers: Sequence[APIRouter] | None = None, *,
+               with_warehouse: bool = True) -> FastAPI:
     """Build the app for ``cfg``: on start-up it migrates the operational store and takes
     ownership of the warehouse (see ``warehouse/owner.py``); on shutdown it lets go."""
     cfg = cfg or settings()
@@ -85,5 +86,6 @@ def create_app(cfg: Settings | None = None, routers: Sequence[APIRouter] | None 
         app.include_router(router)
     docs.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    warehouse_api.install(app)  # the server owns the warehouse while it runs
+    if with_warehouse:  # False: a worker of ``serve --workers`` that does not own it (api/workers.py)
+        warehouse_api.install(app)  # the server owns the warehouse while it runs
     return app
