@@ -58,6 +58,8 @@ bench: install-dev  ## benchmarks (print ratios against a baseline measured in t
 	$(BIN)/python bench/segment_bench.py
 	$(BIN)/python bench/pricing_bench.py
 	$(BIN)/python bench/orders_bench.py
+	$(BIN)/python bench/orders_bench.py --workers 2
+	$(BIN)/python bench/crowd_bench.py
 	$(BIN)/python bench/experiment_bench.py
 
 clean:
