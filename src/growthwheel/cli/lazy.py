@@ -94,8 +94,6 @@ LAZY: dict[str, LazyCommand] = {
     "promotions": LazyCommand("growthwheel.promotions.cli:promotions_app", "Promotions stored as data."),
     "coupons": LazyCommand("growthwheel.promotions.cli:coupons_app", "Coupon batches and codes."),
     "points": LazyCommand("growthwheel.loyalty.cli:points_app", "Points and membership jobs."),
-    "journeys": LazyCommand("growthwheel.journeys.cli:journeys_app",
-                            "Automated journeys: triggers, steps, hold-out and reports."),
     "warehouse": LazyCommand("growthwheel.cli.warehouse:warehouse_app",
                              "Upkeep of the Spark warehouse's files."),
 }
