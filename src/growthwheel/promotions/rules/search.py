@@ -273,7 +273,13 @@ class Engine:
                                        key=lambda c: c.sort_key)
                          for layer in (Layer.ITEM, Layer.ORDER, Layer.COUPON)}
         self.layer_mask = {layer: sum(1 << c.idx for c in cands) for layer, cands in self.by_layer.items()}
-        self.line_mask = [sum(1 << i for i in c.eligible) for c in candidates]
+        masks: dict[tuple[int, ...], int] = {}  # many candidates share their lines (store-wide ones)
+        self.line_mask = []
+        for c in candidates:
+            found = masks.get(c.eligible)
+            if found is None:
+                found = masks[c.eligible] = sum([1 << i for i in c.eligible])
+            self.line_mask.append(found)
         self.is_price = [isinstance(c.promo.reward, PRICE_REWARDS) for c in candidates]
         self._clique_cache: dict[tuple[int, int], list[int] | None] = {}
         self._common_cache: dict[int, int] = {}
@@ -325,7 +331,7 @@ class Engine:
         found = self._item_discount_cache.get(mask)
         if found is None:
             totals = self.discount_total
-            found = self._item_discount_cache[mask] = sum([totals[i] for i in _bits(mask)])
+            found = self._item_discount_cache[mask] = sum(map(totals.__getitem__, _bits(mask)))
         return found
 
     def item_sums(self, mask: int) -> tuple[list[int], list[int], list[Fill]]:
