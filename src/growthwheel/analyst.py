@@ -27,7 +27,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -38,6 +39,7 @@ from growthwheel.errors import GrowthwheelError, InvalidArgumentError
 if TYPE_CHECKING:
     import pandas as pd
     from ibis.backends import BaseBackend
+    from sqlalchemy.orm import Session
 
     from growthwheel.config import Settings
 
@@ -231,33 +233,52 @@ def _personas(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> Any:
     return answer
 
 
+@contextmanager
+def _store(cfg: Settings) -> Iterator[Session]:
+    """The operational store (migrated, as the CLI does) for one read-only unit of work."""
+    from growthwheel.store.db import migrate, session_scope
+
+    migrate(cfg)
+    with session_scope(cfg) as session:
+        yield session
+
+
 def _segments(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> Any:
     from growthwheel.segments import service
     from growthwheel.segments.schemas import SegmentOut
-    from growthwheel.store.db import session_scope
-
-    with session_scope(cfg) as session:
+    with _store(cfg) as session:
         return [SegmentOut.model_validate(s).model_dump(mode="json")
                 for s in service.list_segments(session)]
 
 
 def _segment_members(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> Any:
     from growthwheel.segments import service
-    from growthwheel.store.db import session_scope
-
-    with session_scope(cfg) as session:
+    with _store(cfg) as session:
         seg = service.get_segment(session, str(p.get("segment") or ""))
         rows = service.member_rows(con, seg)
     return _records(rows.to_pandas())
 
 
+def _experiments(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> Any:
+    from growthwheel.experiments import service
+    with _store(cfg) as session:
+        return [dict(service.summary(e)) for e in service.list_experiments(session)]
+
+
 def _experiment_results(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> Any:
     from growthwheel.experiments import service
-    from growthwheel.store.db import session_scope
-
-    with session_scope(cfg) as session:
+    as_of = p.get("as_of")
+    when: datetime | None = None
+    if as_of is not None:
+        try:
+            when = datetime.fromisoformat(str(as_of))
+        except ValueError:
+            raise InvalidArgumentError(f"as_of: {as_of!r} is not an ISO 8601 time") from None
+        if when.tzinfo is None:
+            raise InvalidArgumentError("as_of: give the UTC offset (e.g. 2026-06-18T12:00:00+08:00)")
+    with _store(cfg) as session:
         exp = service.get_experiment(session, str(p.get("experiment") or ""))
-        return service.results(con, exp)
+        return service.results(con, exp, as_of=when)
 
 
 #: Every named read: ``name → fn(backend, settings, params) → JSON-able answer``.
@@ -271,6 +292,7 @@ READS: dict[str, Read] = {
     "personas": _personas,
     "segments": _segments,
     "segment_members": _segment_members,
+    "experiments": _experiments,
     "experiment_results": _experiment_results,
 }
 
@@ -406,15 +428,21 @@ class Shop:
         """The members of a refreshed segment (by id or name), with their profile."""
         return _frame(self.read("segment_members", segment=segment))
 
-    def experiment_results(self, experiment: str) -> dict[str, Any]:
-        """An experiment's analysis (``growthwheel experiments results --json``)."""
-        return dict(self.read("experiment_results", experiment=experiment))
+    def experiments(self) -> pd.DataFrame:
+        """Experiments and hold-outs: key, name, status, variants (``growthwheel experiments list``)."""
+        return _frame(self.read("experiments"))
 
-    def experiment_effects(self, experiment: str) -> pd.DataFrame:
-        """One row per metric × variant compared with control: estimate, interval, p-value."""
+    def experiment_results(self, experiment: str, as_of: datetime | str | None = None) -> dict[str, Any]:
+        """An experiment's analysis (``growthwheel experiments results --json``), by key; ``as_of``
+        (an aware time) ends the window of a running experiment (default: now)."""
+        return dict(self.read("experiment_results", experiment=experiment, as_of=as_of))
+
+    def experiment_effects(self, experiment: str, as_of: datetime | str | None = None) -> pd.DataFrame:
+        """One row per metric × variant compared with control: effects with their intervals,
+        adjusted p-value and significance."""
         import pandas as pd
 
-        results = self.experiment_results(experiment)
+        results = self.experiment_results(experiment, as_of)
         rows: list[dict[str, Any]] = []
         for metric in results["metrics"]:
             for comp in metric.get("comparisons", []):
