@@ -81,7 +81,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     from growthwheel.api import deps
     from growthwheel.api import warehouse as warehouse_api
     from growthwheel.api.app import create_app
+    from growthwheel.api.imports_pages import router as imports_pages
     from growthwheel.config import Settings
+    from growthwheel.customers.pages import router as customer_pages
+    from growthwheel.insight.pages.overview import router as overview_page
     from growthwheel.sim.demo import build_demo
     from growthwheel.store.db import migrate, session_scope
     from growthwheel.web.pages import router as pages_router
@@ -104,7 +107,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         accounts.create_user(session, admin.email, "admin", admin.password)
         accounts.create_user(session, analyst.email, "analyst", analyst.password)
 
-    app = create_app(cfg, routers=[accounts_router, pages_router])
+    app = create_app(cfg, routers=[accounts_router, pages_router, overview_page,
+                                         customer_pages, imports_pages])
     deps.install(app)
     warehouse_api.install(app)
     port = _free_port()

@@ -22,8 +22,8 @@ import pytest
 from growthwheel.insight.cohorts import retention_frame
 from growthwheel.insight.funnels import DEFAULT_STEPS, funnel_frame
 from growthwheel.insight.lifecycle import STAGES, lifecycle_report, thresholds_for
+from growthwheel.insight.pages import analyses as insight_pages
 from growthwheel.insight.rfm import rfm_report
-from growthwheel.web import insight_pages
 
 Console = Any  # conftest.Console: url, app, data_dir, admin, analyst, orders, events, customers
 PAID = ("paid", "shipped", "completed", "partially_refunded", "refunded")

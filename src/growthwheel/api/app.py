@@ -38,10 +38,12 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.jobs.pages",
     "growthwheel.promotions.pages",
     "growthwheel.loyalty.pages",
-    "growthwheel.web.insight_pages",
+    "growthwheel.insight.pages",
     "growthwheel.journeys.api",
     "growthwheel.journeys.rest",
     "growthwheel.journeys.pages",
+    "growthwheel.customers.pages",
+    "growthwheel.api.imports_pages",
     "growthwheel.web.pages",
 )
 

@@ -37,16 +37,12 @@ from growthwheel.experiments.schemas import KEY_PATTERN, ExperimentCreate
 from growthwheel.kit.money import currency_exponent
 from growthwheel.segments import repository as segments_repository
 from growthwheel.web.i18n import (
-    COOKIE,
-    LANGS,
     Translator,
-    choose_language,
     format_count,
     format_money,
     k,
-    translator,
 )
-from growthwheel.web.pages import render
+from growthwheel.web.pages import page_translator, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -89,13 +85,6 @@ FORM_FIELDS = ("key", "name", "hypothesis", "kind", "unit", "variants", "weights
 #: Model field → form field where its error is shown.
 ERROR_FIELD = {"variants": "variants", "holdout_share": "holdout_share", "primary_metric": "primary",
                "secondary_metrics": "secondary", "guardrail_metrics": "guardrails", "metrics": "secondary"}
-
-
-def _t(request: Request) -> Translator:
-    asked = request.query_params.get("lang")
-    lang = str(asked) if asked in LANGS else choose_language(
-        request.cookies.get(COOKIE), request.headers.get("accept-language"))
-    return translator(lang)
 
 
 def _can_edit(user: Principal) -> bool:
@@ -144,7 +133,7 @@ def experiments_page(request: Request, user: User, session: DbSession) -> HTMLRe
              "traffic": f"{e.traffic:.0%}", "layer": e.layer or "", "started": _local(e.started_at, zone)}
             for e in service.list_experiments(session)]
     context = {"experiments": rows, "can_edit": _can_edit(user)}
-    return render(request, "experiments.html.j2", context, user=user)
+    return render(request, "experiments/index.html.j2", context, user=user)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,11 +146,11 @@ def _form_page(request: Request, user: Principal, session: Session, form: dict[s
     segments = [{"value": s.name, "label": s.name} for s in segments_repository.all_segments(session)]
     context = {
         "form": form, "errors": errors, "can_edit": _can_edit(user), "segments": segments,
-        "metrics": [{"value": name, "label": _metric_name(_t(request), spec)}
+        "metrics": [{"value": name, "label": _metric_name(page_translator(request), spec)}
                     for name, spec in METRIC_PRESETS.items()],
         "kinds": KIND_KEYS, "units": UNIT_KEYS, "methods": METHOD_KEYS,
     }
-    return render(request, "experiments_new.html.j2", context, user=user, status=status)
+    return render(request, "experiments/new.html.j2", context, user=user, status=status)
 
 
 _DEFAULT_FORM: dict[str, Any] = {
@@ -311,7 +300,7 @@ def _srm_p(live: dict[str, Any] | None) -> str | None:
 @router.get("/experiments/{key}", response_class=HTMLResponse)
 def experiment_page(key: Key, request: Request, user: User, session: DbSession) -> HTMLResponse:
     """The set-up and the live status: exposed units per variant against the planned split."""
-    t = _t(request)
+    t = page_translator(request)
     exp = service.get_experiment(session, key)
     zone = _zone(request)
     live: dict[str, Any] | None = None
@@ -333,7 +322,7 @@ def experiment_page(key: Key, request: Request, user: User, session: DbSession) 
         "units_text": format_count(live["units"]) if live else "0",
         "can_edit": _can_edit(user),
     }
-    return render(request, "experiments_status.html.j2", context, user=user)
+    return render(request, "experiments/status.html.j2", context, user=user)
 
 
 async def _change(request: Request, user: Principal, session: Session, key: str, action: str) -> Response:
@@ -430,11 +419,11 @@ def _warning_text(t: Translator, warning: dict[str, Any], names: dict[str, str])
 @router.get("/experiments/{key}/results", response_class=HTMLResponse)
 def results_page(key: Key, request: Request, user: User, session: DbSession) -> HTMLResponse:
     """The results in plain words: warnings first, then every metric's effect with its interval."""
-    t = _t(request)
+    t = page_translator(request)
     exp = service.get_experiment(session, key)
     currency: str = request.app.state.cfg.shop().currency
     if exp.started_at is None:
-        return render(request, "experiments_results.html.j2",
+        return render(request, "experiments/results.html.j2",
                       {"exp": {"key": exp.key, "name": exp.name, "href": experiment_href(exp.key)},
                        "found": None}, user=user)
     with warehouse(request).read() as backend:
@@ -486,4 +475,4 @@ def results_page(key: Key, request: Request, user: User, session: DbSession) -> 
                                                  "interval": t("experiments.chart.interval")}},
         "as_of": datetime.now(UTC).astimezone(_zone(request)).strftime("%Y-%m-%d %H:%M"),
     }
-    return render(request, "experiments_results.html.j2", context, user=user)
+    return render(request, "experiments/results.html.j2", context, user=user)

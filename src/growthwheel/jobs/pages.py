@@ -79,7 +79,7 @@ def jobs_page(request: Request, user: User, session: DbSession) -> HTMLResponse:
     replayed = request.query_params.get("replayed")
     context = {**_context(session, zone, user),
                "replayed": int(replayed) if replayed and replayed.isdigit() else None}
-    return render(request, "jobs.html.j2", context, user=user)
+    return render(request, "jobs/index.html.j2", context, user=user)
 
 
 @router.post("/jobs/outbox/replay", response_class=HTMLResponse)

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from growthwheel.accounts.models import utcnow
 from growthwheel.api.deps import DbSession, Principal, check_csrf, current_user_page
+from growthwheel.customers.pages import customer_href
 from growthwheel.errors import GrowthwheelError
 from growthwheel.loyalty import repository
 from growthwheel.loyalty import service as loyalty
@@ -44,7 +45,7 @@ from growthwheel.promotions.pages import (
     _t,
 )
 from growthwheel.web.i18n import format_count, k
-from growthwheel.web.pages import customer_href, render
+from growthwheel.web.pages import render
 
 router = APIRouter(include_in_schema=False)
 
@@ -132,7 +133,7 @@ def _loyalty_page(request: Request, user: Principal, session: Session, *,
         "next_href": href(number + 1) if number < pages else "",
         "can_edit": _can_edit(user), "window_days": loyalty.DEFAULT_PROGRAM.window_days,
     }
-    return render(request, "loyalty.html.j2", context, user=user)
+    return render(request, "loyalty/index.html.j2", context, user=user)
 
 
 @router.get("/loyalty", response_class=HTMLResponse)
@@ -223,7 +224,7 @@ def _member_page(request: Request, user: Principal, session: Session, customer_i
         "form": form, "errors": errors, "can_edit": _can_edit(user),
         "window_days": loyalty.DEFAULT_PROGRAM.window_days,
     }
-    return render(request, "loyalty_member.html.j2", context, user=user)
+    return render(request, "loyalty/member.html.j2", context, user=user)
 
 
 @router.get("/loyalty/members/{customer_id}", response_class=HTMLResponse)

@@ -51,6 +51,7 @@ from starlette.datastructures import FormData
 from growthwheel.accounts.models import utcnow
 from growthwheel.api.deps import DbSession, Principal, check_csrf, current_user_page
 from growthwheel.api.warehouse import warehouse
+from growthwheel.customers.pages import customer_href
 from growthwheel.errors import GrowthwheelError
 from growthwheel.kit import export
 from growthwheel.kit.money import currency_exponent, major_text, parse_major
@@ -75,7 +76,7 @@ from growthwheel.web.i18n import (
     k,
     translator,
 )
-from growthwheel.web.pages import customer_href, render
+from growthwheel.web.pages import render
 
 router = APIRouter(include_in_schema=False)
 

@@ -37,14 +37,15 @@ from starlette.types import Message
 
 from growthwheel.api.deps import DbSession, Principal, check_csrf, current_user_page
 from growthwheel.api.warehouse import warehouse
+from growthwheel.customers.pages import EVENT_KEYS, customer_href
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
 from growthwheel.segments import service
 from growthwheel.segments.definition import ATTRIBUTE_OPS, ATTRIBUTES, SegmentDefinitionError
 from growthwheel.segments.models import Segment
 from growthwheel.segments.service import SegmentExistsError, SegmentNotFoundError
 from growthwheel.warehouse.schema import STANDARD_EVENT_TYPES
-from growthwheel.web.i18n import COOKIE, LANGS, Translator, choose_language, format_count, k, translator
-from growthwheel.web.pages import EVENT_KEYS, customer_href, render
+from growthwheel.web.i18n import Translator, format_count, k
+from growthwheel.web.pages import page_translator, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -205,14 +206,6 @@ def segment_href(segment_id: str) -> str:
     return f"/segments/{segment_id}"
 
 
-def _t(request: Request) -> Translator:
-    """The page language's translator, chosen as :func:`growthwheel.web.pages.render` chooses it."""
-    asked = request.query_params.get("lang")
-    lang = str(asked) if asked in LANGS else choose_language(
-        request.cookies.get(COOKIE), request.headers.get("accept-language"))
-    return translator(lang)
-
-
 # ---------------------------------------------------------------------------------------------
 # List
 # ---------------------------------------------------------------------------------------------
@@ -229,7 +222,7 @@ def segments_page(request: Request, user: User, session: DbSession) -> HTMLRespo
          "as_of": s.as_of.isoformat() if s.as_of else "", "created_by": s.created_by}
         for s in service.list_segments(session)
     ]
-    return render(request, "segments.html.j2", {"segments": rows, "can_edit": _can_edit(user)},
+    return render(request, "segments/index.html.j2", {"segments": rows, "can_edit": _can_edit(user)},
                   user=user)
 
 
@@ -241,14 +234,14 @@ def segments_page(request: Request, user: User, session: DbSession) -> HTMLRespo
 def _builder_page(request: Request, user: Principal, *, definition: Any, form: dict[str, str],
                   errors: dict[str, str], definition_problems: list[dict[str, str]],
                   status: int = 200) -> HTMLResponse:
-    t = _t(request)
+    t = page_translator(request)
     context = {
         "form": form,
         "errors": errors,
         "can_edit": _can_edit(user),
         "builder": _builder_data(request, t, definition, readonly=False, errors=definition_problems),
     }
-    return render(request, "segments_new.html.j2", context, user=user, status=status)
+    return render(request, "segments/new.html.j2", context, user=user, status=status)
 
 
 @router.get("/segments/new", response_class=HTMLResponse)
@@ -275,7 +268,7 @@ def new_segment_page(
 
 def _preview(request: Request, user: Principal, definition: Any) -> tuple[int, dict[str, Any]]:
     owner = warehouse(request)
-    t = _t(request)
+    t = page_translator(request)
     try:
         with owner.read() as backend:
             ctx = service.context(request.app.state.cfg, backend)
@@ -402,7 +395,7 @@ async def save_segment(request: Request, user: User, session: DbSession) -> Resp
 def segment_page(request: Request, user: User, session: DbSession, segment_id: str) -> HTMLResponse:
     """A saved segment: its definition (read-only builder), members after the last refresh, the
     refreshes that changed them (entered / left) and the CSV export."""
-    t = _t(request)
+    t = page_translator(request)
     zone = _zone(request)
     try:
         seg = service.get_segment(session, segment_id[:200])
@@ -430,7 +423,7 @@ def segment_page(request: Request, user: User, session: DbSession, segment_id: s
         "can_edit": _can_edit(user),
         "builder": _builder_data(request, t, definition, readonly=True, errors=[]),
     }
-    return render(request, "segments_detail.html.j2", context, user=user)
+    return render(request, "segments/detail.html.j2", context, user=user)
 
 
 def _refresh(request: Request, session: Session, user: Principal, segment_id: str) -> str | None:

@@ -39,6 +39,7 @@ from starlette.concurrency import run_in_threadpool
 
 from growthwheel.api.deps import Principal, check_csrf, current_user_page
 from growthwheel.api.warehouse import warehouse
+from growthwheel.customers.pages import customer_href
 from growthwheel.errors import GrowthwheelError, NoDataError
 from growthwheel.insight import clv
 from growthwheel.insight.cohorts import MODES, acquisitions, retention_frame
@@ -49,8 +50,8 @@ from growthwheel.insight.rfm import CUTS, last_paid_day, rfm_report
 from growthwheel.kit.money import currency_exponent
 from growthwheel.stats.clv import TIME_UNITS, CannotFitError
 from growthwheel.warehouse.schema import STANDARD_EVENT_TYPES
-from growthwheel.web.i18n import COOKIE, LANGS, choose_language, format_count, format_money, k
-from growthwheel.web.pages import customer_href, render
+from growthwheel.web.i18n import format_count, format_money, k
+from growthwheel.web.pages import page_language, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -61,14 +62,6 @@ DEFAULT_WINDOW_DAYS = 14
 MAX_WINDOW_DAYS = 365
 #: Days before ``as_of`` the lifecycle page's moves start from by default.
 DEFAULT_MOVES_DAYS = 30
-
-
-def _lang(request: Request) -> str:
-    """The page's language, chosen as :func:`growthwheel.web.pages.render` chooses it."""
-    asked = request.query_params.get("lang")
-    if asked in LANGS:
-        return str(asked)
-    return choose_language(request.cookies.get(COOKIE), request.headers.get("accept-language"))
 
 
 def parse_day(text: str | None) -> date | None:
@@ -131,7 +124,7 @@ def rfm_page(
     """RFM as of a day (default: the last paid order's): customers per R × F cell as a heatmap,
     the 11 classic segments and the 8 value classes (客户价值分类), split high / low at the
     ``cut`` (``mean``, the default, or ``median``) of each measure."""
-    lang = _lang(request)
+    lang = page_language(request)
     cut = cut if cut in CUTS else "mean"
     currency: str = request.app.state.cfg.shop().currency
     exponent = currency_exponent(currency)
@@ -140,7 +133,7 @@ def rfm_page(
         try:
             last = last_paid_day(orders)
         except NoDataError:
-            return render(request, "insight_rfm.html.j2", {"report": None, "insight_tab": "rfm"},
+            return render(request, "insight/rfm.html.j2", {"report": None, "insight_tab": "rfm"},
                           user=user)
         day = parse_day(as_of) or last
         report = rfm_report(orders, day, cut=cut, currency_exponent=exponent)
@@ -161,7 +154,7 @@ def rfm_page(
         # [F − 1, R − 1, customers]: ECharts heatmap cells (x = F, y = R).
         "cells": [[c["f_score"] - 1, c["r_score"] - 1, c["customers"]] for c in report["grid"]],
     }
-    return render(request, "insight_rfm.html.j2", context, user=user)
+    return render(request, "insight/rfm.html.j2", context, user=user)
 
 
 def _duration(seconds: float | None) -> dict[str, str | None]:
@@ -290,7 +283,7 @@ def funnel_page(
         "breakdowns": [{"value": b, "key": BREAKDOWN_KEYS[b]} for b in BREAKDOWNS],
     }
     if frame.empty or not frame["entrants"].iloc[0]:
-        return render(request, "insight_funnel.html.j2", {**base, "rows": None}, user=user)
+        return render(request, "insight/funnel.html.j2", {**base, "rows": None}, user=user)
     context = {
         **base,
         "rows": funnel_rows(frame),
@@ -306,7 +299,7 @@ def funnel_page(
             "series": [[row["steps"][i]["count"] for row in top] for i in range(len(steps))],
             "more": len(context["split"]) > CHART_BREAKDOWN_VALUES,
         }
-    return render(request, "insight_funnel.html.j2", context, user=user)
+    return render(request, "insight/funnel.html.j2", context, user=user)
 
 
 #: Cohort periods the page offers.
@@ -425,13 +418,13 @@ def cohorts_page(
         "channels": channels, "channel": chosen or "", "is_money": metric == "revenue",
     }
     if frame is None or frame.empty:
-        return render(request, "insight_cohorts.html.j2", {**base, "rows": None}, user=user)
+        return render(request, "insight/cohorts.html.j2", {**base, "rows": None}, user=user)
     rows, periods = cohort_rows(frame, by, metric, currency=currency, exponent=exponent)
     cells = [[cell["period"], y, cell["percent"]]
              for y, row in enumerate(rows) for cell in row["cells"] if cell["percent"] is not None]
     context = {**base, "rows": rows, "periods": periods, "cells": cells,
                "labels": [row["label"] for row in rows]}
-    return render(request, "insight_cohorts.html.j2", context, user=user)
+    return render(request, "insight/cohorts.html.j2", context, user=user)
 
 
 def transition_matrix(moves: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -463,7 +456,7 @@ def lifecycle_page(
         try:
             last = last_paid_day(orders)
         except NoDataError:
-            return render(request, "insight_lifecycle.html.j2", {**base, "report": None}, user=user)
+            return render(request, "insight/lifecycle.html.j2", {**base, "report": None}, user=user)
         day = parse_day(as_of) or last
         since = parse_day(start)
         if since is None or since > day:
@@ -484,7 +477,7 @@ def lifecycle_page(
         "stage_ids": list(STAGES),
         "matrix": transition_matrix(report["transitions"]["moves"]),
     }
-    return render(request, "insight_lifecycle.html.j2", context, user=user)
+    return render(request, "insight/lifecycle.html.j2", context, user=user)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -657,7 +650,7 @@ def clv_page(
     parameters, as-of day) and the customers by CLV, :data:`CLV_PAGE_SIZE` a page. Without
     scores, operators and admins get the form that computes them."""
     context = _clv_context(request, user, page, dict(DEFAULT_CLV_FORM), {}, None)
-    return render(request, "insight_clv.html.j2", context, user=user)
+    return render(request, "insight/clv.html.j2", context, user=user)
 
 
 def _clv_form_errors(form: dict[str, str]) -> dict[str, str]:
@@ -697,7 +690,7 @@ async def compute_clv(request: Request, user: User) -> Response:
     if not can_score(user):
         context = await run_in_threadpool(_clv_context, request, user, 0, dict(DEFAULT_CLV_FORM), {}, None)
         context["refused"] = True
-        return render(request, "insight_clv.html.j2", context, user=user, status=403)
+        return render(request, "insight/clv.html.j2", context, user=user, status=403)
     data = await request.form()
     form = {name: str(data.get(name) or "").strip()[:20] for name in DEFAULT_CLV_FORM}
     errors = _clv_form_errors(form)
@@ -712,4 +705,4 @@ async def compute_clv(request: Request, user: User) -> Response:
         else:
             return RedirectResponse("/insight/clv", status_code=303)
     context = await run_in_threadpool(_clv_context, request, user, 0, form, errors, problem)
-    return render(request, "insight_clv.html.j2", context, user=user, status=422)
+    return render(request, "insight/clv.html.j2", context, user=user, status=422)

@@ -1,0 +1,239 @@
+"""Console pages of customers: ``/customers`` (the list with live search; HTMX swaps only the
+results table) and ``/customers/{id}`` (the profile: attributes, contact masked for analysts,
+KPIs, orders, events). Templates under ``templates/customers/``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+
+from growthwheel.api.deps import Principal, current_user_page
+from growthwheel.customers import service as customers
+from growthwheel.customers.schemas import CustomerProfile, Money
+from growthwheel.errors import InvalidArgumentError
+from growthwheel.web.i18n import Translator, format_count, format_money, k
+from growthwheel.web.pages import (
+    backend,
+    error_page,
+    is_fragment,
+    local_time,
+    page_translator,
+    render,
+    shop_of,
+)
+
+router = APIRouter(include_in_schema=False)
+
+User = Annotated[Principal, Depends(current_user_page)]
+
+#: Customers per page of the list.
+PAGE_SIZE = 25
+
+STATUS_KEYS = {
+    "pending": k("status.pending"),
+    "paid": k("status.paid"),
+    "shipped": k("status.shipped"),
+    "completed": k("status.completed"),
+    "partially_refunded": k("status.partially_refunded"),
+    "refunded": k("status.refunded"),
+    "cancelled": k("status.cancelled"),
+}
+EVENT_KEYS = {
+    "view": k("event.view"),
+    "search": k("event.search"),
+    "add_to_cart": k("event.add_to_cart"),
+    "checkout": k("event.checkout"),
+    "purchase": k("event.purchase"),
+}
+ATTRIBUTE_KEYS = {
+    "customer_id": k("attr.customer_id"),
+    "email": k("attr.email"),
+    "phone": k("attr.phone"),
+    "gender": k("attr.gender"),
+    "birthday": k("attr.birthday"),
+    "location": k("attr.location"),
+    "signed_up_at": k("attr.signed_up_at"),
+    "channel": k("attr.channel"),
+    "utm": k("attr.utm"),
+    "accepts_marketing": k("attr.accepts_marketing"),
+}
+PROFILE_KPI_KEYS = {
+    "orders": k("metric.orders"),
+    "gmv": k("metric.gmv"),
+    "net_revenue": k("metric.net_revenue"),
+    "aov": k("metric.aov"),
+    "refunded": k("customer.kpi.refunded"),
+    "first_order_date": k("customer.kpi.first_order"),
+    "last_order_date": k("customer.kpi.last_order"),
+    "favourite_category": k("customer.kpi.favourite_category"),
+}
+
+
+def customer_href(customer_id: str) -> str:
+    """The profile URL of a customer (the id percent-encoded)."""
+    return "/customers/" + quote(customer_id, safe="")
+
+
+def money_text(money: Money | None, currency: str) -> str:
+    """A money amount of a profile as ``¥1,234.50``; ``–`` when unknown."""
+    if money is None:
+        return "–"
+    return format_money(Decimal(money.amount), currency)
+
+
+@router.get("/customers", response_class=HTMLResponse)
+def customers_page(
+    request: Request,
+    user: User,
+    q: Annotated[str, Query(max_length=2000)] = "",
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+) -> HTMLResponse:
+    """Customers sorted by id with live search (HTMX swaps only the results table)."""
+    q = q[:200]
+    currency = shop_of(request).currency
+    with backend(request) as con:
+        try:
+            page = customers.search_customers(
+                con, query=q, limit=PAGE_SIZE, cursor=cursor,
+                can_see_pii=user.can_see_pii, currency=currency,
+            )
+        except InvalidArgumentError:  # a stale or edited cursor: start again from the first page
+            cursor = None
+            page = customers.search_customers(
+                con, query=q, limit=PAGE_SIZE, cursor=None,
+                can_see_pii=user.can_see_pii, currency=currency,
+            )
+    rows = [
+        {
+            "customer_id": c.customer_id, "href": customer_href(c.customer_id), "name": c.name,
+            "email": c.email, "phone": c.phone, "city": c.city, "channel": c.channel,
+            "orders": format_count(c.kpis.orders),
+            "net_revenue": money_text(c.kpis.net_revenue, currency),
+            "last_order": c.kpis.last_order_date.isoformat() if c.kpis.last_order_date else None,
+        }
+        for c in page.items
+    ]
+    query = {"q": q} if q else {}
+    context = {
+        "q": q,
+        "customers": rows,
+        "pii_masked": not user.can_see_pii,
+        "search_hint_key": k("customers.search_hint_pii") if user.can_see_pii
+        else k("customers.search_hint"),
+        "first_href": "/customers" + ("?" + urlencode(query) if query else "") if cursor else None,
+        "next_href": "/customers?" + urlencode({**query, "cursor": page.next_cursor})
+        if page.next_cursor else None,
+    }
+    template = ("customers/_results.html.j2" if is_fragment(request)
+                else "customers/index.html.j2")
+    return render(request, template, context, user=user)
+
+
+def _attribute_rows(profile: CustomerProfile, t: Translator, zone: ZoneInfo) -> list[dict[str, str]]:
+    c = profile.customer
+    place = ", ".join(p for p in (c.city, c.province, c.country) if p)
+    utm = " / ".join(p for p in (c.utm_source, c.utm_medium, c.utm_campaign) if p)
+    marketing = (
+        "–" if c.accepts_marketing is None
+        else t("common.yes") if c.accepts_marketing else t("common.no")
+    )
+    values = {
+        "customer_id": c.customer_id,
+        "email": c.email or "–",
+        "phone": c.phone or "–",
+        "gender": c.gender or "–",
+        "birthday": c.birthday.isoformat() if c.birthday else "–",
+        "location": place or "–",
+        "signed_up_at": local_time(c.signed_up_at, zone),
+        "channel": profile.kpis.channel or c.channel or "–",
+        "utm": utm or "–",
+        "accepts_marketing": marketing,
+    }
+    return [{"name": name, "label_key": ATTRIBUTE_KEYS[name], "value": values[name]}
+            for name in ATTRIBUTE_KEYS]
+
+
+def _profile_cards(profile: CustomerProfile, currency: str) -> list[dict[str, str]]:
+    kp = profile.kpis
+    values = {
+        "orders": format_count(kp.orders),
+        "gmv": money_text(kp.gmv, currency),
+        "net_revenue": money_text(kp.net_revenue, currency),
+        "aov": money_text(kp.aov, currency),
+        "refunded": money_text(kp.refunded, currency),
+        "first_order_date": kp.first_order_date.isoformat() if kp.first_order_date else "–",
+        "last_order_date": kp.last_order_date.isoformat() if kp.last_order_date else "–",
+        "favourite_category": kp.favourite_category or "–",
+    }
+    return [{"name": name, "label_key": PROFILE_KPI_KEYS[name], "value": values[name]}
+            for name in PROFILE_KPI_KEYS]
+
+
+def _meta(*items: tuple[str | None, str | None]) -> list[dict[str, str | None]]:
+    """The facts under a timeline entry: (label key or ``None``, value), empty values left out."""
+    return [{"key": key, "value": value} for key, value in items if value]
+
+
+@router.get("/customers/{customer_id:path}", response_class=HTMLResponse)
+def customer_page(request: Request, user: User, customer_id: str) -> HTMLResponse:
+    """A customer's profile: attributes (contact masked for analysts), KPIs, orders, events."""
+    t = page_translator(request)
+    shop = shop_of(request)
+    zone = ZoneInfo(shop.timezone)
+    with backend(request) as con:
+        try:
+            profile = customers.customer_profile(
+                con, customer_id[:200], can_see_pii=user.can_see_pii, currency=shop.currency
+            )
+        except customers.CustomerNotFoundError:
+            return error_page(request, user, 404, k("customer.not_found"),
+                               k("customer.not_found_body"), "/customers")
+    orders = [
+        {
+            "order_id": o.order_id,
+            "when": local_time(o.ordered_at, zone),
+            "status": o.status or "–",
+            "status_key": STATUS_KEYS.get(o.status or ""),
+            "status_class": o.status if o.status in STATUS_KEYS else "other",
+            "total": money_text(o.total, shop.currency),
+            "meta": _meta(
+                (k("customer.channel"), o.channel), (k("customer.coupon"), o.coupon_code),
+                (k("customer.refunded"),
+                 money_text(o.refunded, shop.currency) if o.refunded and o.refunded.minor else None),
+            ),
+            "lines": [
+                {"name": line.product_name or line.sku or "–", "sku": line.sku or "",
+                 "quantity": line.quantity if line.quantity is not None else "–",
+                 "total": money_text(line.line_total, shop.currency)}
+                for line in o.lines
+            ],
+        }
+        for o in profile.orders
+    ]
+    events = [
+        {
+            "when": local_time(e.occurred_at, zone), "type": e.type,
+            "type_key": EVENT_KEYS.get(e.type), "sku": e.sku, "order_id": e.order_id,
+            "meta": _meta(
+                (k("customer.source"), " / ".join(p for p in (e.utm_source, e.utm_medium) if p)),
+                (k("customer.device"), e.device),
+                (None, e.url),
+            ),
+        }
+        for e in profile.events
+    ]
+    context = {
+        "profile": profile,
+        "kpi_cards": _profile_cards(profile, shop.currency),
+        "attributes": _attribute_rows(profile, t, zone),
+        "orders": orders,
+        "events": events,
+    }
+    return render(request, "customers/profile.html.j2", context, user=user)
+

@@ -1,0 +1,177 @@
+"""The Overview page (``/``): KPI cards against the previous period, GMV / orders trend, channel
+and category mix, new vs returning buyers, for a date range (the numbers:
+:mod:`growthwheel.insight.overview`). Template ``templates/insight/overview.html.j2``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+
+from growthwheel.api.deps import Principal, current_user_page
+from growthwheel.config import Settings
+from growthwheel.insight import overview as ov
+from growthwheel.insight.kpis import METRICS
+from growthwheel.kit.money import currency_exponent
+from growthwheel.warehouse import db as warehouse_db
+from growthwheel.web.i18n import (
+    Translator,
+    format_change,
+    format_count,
+    format_money,
+    format_ratio,
+    k,
+)
+from growthwheel.web.pages import backend, page_translator, render, shop_of
+
+router = APIRouter(include_in_schema=False)
+
+User = Annotated[Principal, Depends(current_user_page)]
+
+#: Longest range the Overview computes (days).
+MAX_RANGE_DAYS = 1096
+METRIC_KEYS = {
+    "gmv": k("metric.gmv"),
+    "orders": k("metric.orders"),
+    "buyers": k("metric.buyers"),
+    "aov": k("metric.aov"),
+    "new_buyers": k("metric.new_buyers"),
+    "repurchase_rate": k("metric.repurchase_rate"),
+    "session_conversion_rate": k("metric.session_conversion_rate"),
+    "refund_rate": k("metric.refund_rate"),
+}
+TREND_KEYS = {"day": k("overview.by_day"), "week": k("overview.by_week")}
+
+
+def _parse_day(text: str | None) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class _CardView:
+    metric: str
+    label_key: str
+    value: str
+    previous: str
+    change: str
+    tone: str
+
+
+def _metric_text(name: str, value: Any, currency: str) -> str:
+    metric = METRICS[name]
+    if metric.unit == "money":
+        return format_money(value, currency)
+    if metric.unit == "count":
+        return format_count(value)
+    return format_ratio(value, metric.percent)
+
+
+def _chart_data(data: ov.Overview, t: Translator, currency: str) -> dict[str, Any]:
+    """What ``app.js`` draws, labels included (so that charts speak the page's language)."""
+    return {
+        "currency": format_money(0, currency).rstrip("0.,") or currency,
+        "labels": {
+            "gmv": t("metric.gmv"), "orders": t("metric.orders"),
+            "new": t("overview.new_buyers"), "returning": t("overview.returning_buyers"),
+            "empty": t("overview.no_data_in_range"),
+        },
+        "trend": {
+            "periods": data.trend_periods, "gmv": data.trend_gmv, "orders": data.trend_orders,
+            "new": data.trend_new, "returning": data.trend_returning,
+        },
+        "channels": [{"name": name, "value": float(gmv), "orders": n} for name, gmv, n in data.channels],
+        "categories": [
+            {"name": name, "value": float(gmv), "orders": n} for name, gmv, n in data.categories
+        ],
+    }
+
+
+_overviews: OrderedDict[tuple[Any, ...], ov.Overview] = OrderedDict()
+_overviews_lock = threading.Lock()
+#: Overviews kept in memory (keyed by data directory, range and warehouse version).
+OVERVIEW_CACHE_SIZE = 32
+
+
+def _warehouse_version(con: Any) -> tuple[int, str]:
+    """Changes whenever the warehouse does: every write (imports and event flushes alike) goes
+    through the import path, which logs a row in ``_imports``."""
+    log = con.table(warehouse_db.IMPORTS_TABLE)
+    row = log.aggregate(n=log.count(), last=log.finished_at.max()).to_pyarrow().to_pylist()[0]
+    return int(row["n"]), str(row["last"])
+
+
+def _cached_overview(request: Request, con: Any, start: date, end: date, exponent: int) -> ov.Overview:
+    """:func:`overview.overview`, remembered until the warehouse changes (switching language or
+    coming back to the page is then instant)."""
+    cfg: Settings = request.app.state.cfg
+    key = (str(cfg.data_dir), start, end, exponent, _warehouse_version(con))
+    with _overviews_lock:
+        found = _overviews.get(key)
+        if found is not None:
+            _overviews.move_to_end(key)
+            return found
+    data = ov.overview(con, start, end, currency_exponent=exponent)
+    with _overviews_lock:
+        _overviews[key] = data
+        while len(_overviews) > OVERVIEW_CACHE_SIZE:
+            _overviews.popitem(last=False)
+    return data
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview_page(
+    request: Request,
+    user: User,
+    start: Annotated[str | None, Query(max_length=40)] = None,
+    end: Annotated[str | None, Query(max_length=40)] = None,
+    days: Annotated[int | None, Query(ge=1, le=MAX_RANGE_DAYS)] = None,
+) -> HTMLResponse:
+    """KPI cards against the previous period, GMV / orders trend, channel and category mix, new
+    vs returning buyers, for a date range (default: the last 30 days with data)."""
+    t = page_translator(request)
+    shop = shop_of(request)
+    exponent = currency_exponent(shop.currency)
+    with backend(request) as con:
+        last_day = ov.last_day_with_data(con)
+        if last_day is None:
+            return render(request, "insight/overview.html.j2", {"ov": None}, user=user)
+        if start is None and end is None and days is None:
+            days = ov.DEFAULT_DAYS
+        first, last = ov.resolve_range(_parse_day(start), _parse_day(end), days, last_day)
+        if (last - first).days >= MAX_RANGE_DAYS:
+            first = last - timedelta(days=MAX_RANGE_DAYS - 1)
+        data = _cached_overview(request, con, first, last, exponent)
+    cards = []
+    for c in data.cards:
+        change, tone = format_change(c.change, METRICS[c.metric].higher_is_better)
+        cards.append(_CardView(
+            c.metric, METRIC_KEYS[c.metric], _metric_text(c.metric, c.value, shop.currency),
+            _metric_text(c.metric, c.previous, shop.currency), change, tone,
+        ))
+    presets = [
+        {"days": n, "href": f"/?days={n}",
+         "active": last == last_day and (last - first).days + 1 == n}
+        for n in ov.PRESETS
+    ]
+    context = {
+        "ov": data,
+        "cards": cards,
+        "presets": presets,
+        "trend_by_key": TREND_KEYS[data.trend_by],
+        "new_buyers": format_count(data.new_buyers),
+        "returning_buyers": format_count(data.returning_buyers),
+        "chart_data": _chart_data(data, t, shop.currency),
+    }
+    return render(request, "insight/overview.html.j2", context, user=user)
+
