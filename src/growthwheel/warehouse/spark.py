@@ -192,9 +192,10 @@ def _connect_backend_class() -> type[Any]:
     """Ibis 12's PySpark backend, made to work over Spark Connect.
 
     ``Table.cache()`` (used by experiment metrics) asserts ``DataFrame.is_cached`` right after
-    ``cache()``; through Spark Connect that property asks the server for the storage level of the
-    re-sent plan and answers ``False`` although the data is cached, so the assertion fails. This
-    subclass caches and uncaches without the assertion (everything else is ibis's own).
+    ``cache()``; through Spark Connect (pyspark 4.0.5) that property asks the server for the
+    storage level of the re-sent plan and answers ``False``, so the assertion fails. This subclass
+    caches and uncaches without the assertion (everything else is ibis's own); the answers do not
+    depend on whether Spark really kept the table in memory.
     """
     from ibis.backends.pyspark import Backend
 
