@@ -35,7 +35,7 @@ from sqlalchemy import exc as sa_exc
 from growthwheel.api.errors import PROBLEM
 from growthwheel.config import ServerSettings
 from growthwheel.store.db import StoreBusyError
-from growthwheel.web.i18n import COOKIE, choose_language, translator
+from growthwheel.web.i18n import COOKIE, choose_language, k, translator
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,10 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: The catalogue keys of the 503 bodies (``server.<code>.title`` / ``.detail``).
+BUSY_KEYS = (k("server.server_busy.title"), k("server.server_busy.detail"),
+             k("server.store_busy.title"), k("server.store_busy.detail"))
 
 #: Paths answered without admission: they never use the operational store.
 EXEMPT = ("/api/v1/health", "/static/")
