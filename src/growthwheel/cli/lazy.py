@@ -94,6 +94,7 @@ LAZY: dict[str, LazyCommand] = {
     "promotions": LazyCommand("growthwheel.promotions.cli:promotions_app", "Promotions stored as data."),
     "coupons": LazyCommand("growthwheel.promotions.cli:coupons_app", "Coupon batches and codes."),
     "points": LazyCommand("growthwheel.loyalty.cli:points_app", "Points and membership jobs."),
+    "loyalty": LazyCommand("growthwheel.loyalty.cli:loyalty_app", "Membership from the shop's history."),
     "warehouse": LazyCommand("growthwheel.cli.warehouse:warehouse_app",
                              "Upkeep of the Spark warehouse's files."),
 }

@@ -142,8 +142,8 @@ def sync_members(open_session: SessionFactory, people: dict[str, Person], growth
             rows = [{"customer_id": cid, "effective_at": _aware(at), "recorded_at": now, "amount": amount,
                      "kind": IMPORT_KIND, "order_id": oid}
                     for cid in group for oid, at, amount in growth.get(cid, ())]
-            for part in range(0, len(rows), 1000):
-                session.execute(insert(GrowthEntry), rows[part:part + 1000])
+            if rows:
+                session.execute(insert(GrowthEntry.__table__), rows)
             entries += len(rows)
             totals = dict(session.execute(
                 select(GrowthEntry.customer_id, func.sum(GrowthEntry.amount))
@@ -161,16 +161,15 @@ def sync_members(open_session: SessionFactory, people: dict[str, Person], growth
                                 "birthday": person.birthday, "joined_at": _aware(person.joined_at) or now,
                                 "tier_since": now if tier else None, "evaluated_at": now})
             table = Member.__table__
-            for part in range(0, len(members), 1000):
-                statement = _upsert(session)(table).values(members[part:part + 1000])
-                ex = statement.excluded
-                statement = statement.on_conflict_do_update(index_elements=[table.c.customer_id], set_={
-                    "tier_code": ex.tier_code, "growth": ex.growth, "evaluated_at": ex.evaluated_at,
-                    "birthday": func.coalesce(ex.birthday, table.c.birthday),
-                    "joined_at": func.coalesce(table.c.joined_at, ex.joined_at),
-                    "tier_since": _tier_since(table, ex),
-                })
-                session.execute(statement)
+            statement = _upsert(session)(table)
+            ex = statement.excluded
+            statement = statement.on_conflict_do_update(index_elements=[table.c.customer_id], set_={
+                "tier_code": ex.tier_code, "growth": ex.growth, "evaluated_at": ex.evaluated_at,
+                "birthday": func.coalesce(ex.birthday, table.c.birthday),
+                "joined_at": func.coalesce(table.c.joined_at, ex.joined_at),
+                "tier_since": _tier_since(table, ex),
+            })
+            session.execute(statement, members)  # one statement, executed for many rows
     return SyncResult(customers=len(customers), growth_entries=entries, with_tier=with_tier,
                       with_birthday=with_birthday)
 
