@@ -61,6 +61,7 @@ bench: install-dev  ## benchmarks (print ratios against a baseline measured in t
 	$(BIN)/python bench/orders_bench.py --workers 2
 	$(BIN)/python bench/crowd_bench.py
 	$(BIN)/python bench/experiment_bench.py
+	$(BIN)/python bench/cli_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
