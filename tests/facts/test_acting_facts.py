@@ -213,3 +213,39 @@ def test_an_import_from_a_file_never_overrides_a_checkout_order_but_the_checkout
             (1200, 1200, "refunded", "checkout")]
     finally:
         con.close()
+
+
+def test_checkout_facts_on_the_spark_warehouse_and_members_read_through_spark(
+        spark_session: Any, tmp_path: Path) -> None:
+    """The same keyed facts on the Spark warehouse, read back through Spark (Ibis on PySpark), and
+    the members' history read from it (``loyalty.history.read_history``)."""
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+
+    from growthwheel.loyalty import history
+    from growthwheel.warehouse import db, ingest
+
+    cfg = Settings(data_dir=tmp_path / "spark-data", warehouse="spark", database_url=None)
+    rows = pa.table({"order_id": ["o1", "o1"], "customer_id": ["c1", "c1"],
+                     "ordered_at": ["2026-01-01T10:00:00+00:00"] * 2, "sku": ["S", "T"],
+                     "quantity": ["1", "2"], "line_total": ["100.00", "20.50"], "promotion_ids": ["p1", None],
+                     "points_amount": ["1.00", None], "points_used": ["100", None],
+                     "points_earned": ["120", None]})
+    ingest.import_rows("order_lines", rows, "checkout", cfg=cfg, origin="checkout")
+    export = tmp_path / "export.csv"
+    export.write_text("order_id,customer_id,ordered_at,sku,quantity,line_total\n"
+                      "o1,c1,2026-01-01,S,1,999.00\no2,c1,2026-02-01,S,1,300.00\n", encoding="utf-8")
+    again = import_files("order_lines", [export], cfg=cfg)
+    assert (again.tables["orders"].inserted, again.tables["orders"].unchanged) == (1, 1)
+    backend = db.connect(cfg)
+    try:
+        o = backend.table("orders")
+        found = o.select("order_id", "total_amount", "points_used", "points_earned", "source")
+        assert sorted(tuple(r.values()) for r in found.to_pyarrow().to_pylist()) == [
+            ("o1", 12050, 100, 120, "checkout"), ("o2", 30000, None, None, "import")]
+        people, growth = history.read_history(backend, datetime(2026, 6, 1, tzinfo=UTC))
+    finally:
+        backend.disconnect()
+    assert set(people) == {"c1"}
+    assert [(oid, amount) for oid, _at, amount in growth["c1"]] == [("o2", 300)]  # o1 is the checkout's
