@@ -694,19 +694,16 @@ class Engine:
         points_most = self.most_points(net)
         later_layers = self.layer_mask[Layer.ORDER] | self.layer_mask[Layer.COUPON]
         # A floor under every total of a branch: its whole item layer at once, every later reward at
-        # its most, the most points. Branches are searched from the lowest floor, and a branch whose
-        # floor is above the best total found cannot hold the best (nor tie with it): skipped.
-        floors = []
+        # its most, the most points. A branch whose floor is above the best total found cannot hold
+        # the best (nor tie with it): skipped, which only ever leaves more of the limit to the rest.
         for universe in universes:
-            left = sum(self.item_left(self.layer_mask[Layer.ITEM] & universe))
-            later = later_layers & universe
-            most = sum([self.most_alone[i] for i in _bits(later & self.takers_mask)])
-            ship = 0 if later & self.waive_mask else shipping_fee
-            floors.append((max(0, left - most) - points_most + ship, universe))
-        floors.sort()
-        for floor, universe in floors:
-            if best is not None and floor > best[0]:
-                continue
+            if best is not None:
+                left = sum(self.item_left(self.layer_mask[Layer.ITEM] & universe))
+                later = later_layers & universe
+                most = sum([self.most_alone[i] for i in _bits(later & self.takers_mask)])
+                ship = 0 if later & self.waive_mask else shipping_fee
+                if max(0, left - most) - points_most + ship > best[0]:
+                    continue
             free = {layer: self.free(layer, coarse_points, bases, universe) for layer in layers}
             contested = sum((self.layer_mask[layer] & universe).bit_count() - free[layer].bit_count()
                             for layer in layers)
