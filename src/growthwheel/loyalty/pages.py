@@ -33,7 +33,7 @@ from growthwheel.loyalty import service as loyalty
 from growthwheel.loyalty.models import GrowthEntry, Member, MemberTier, PointsAccount
 from growthwheel.promotions import repository as promotions_repository
 from growthwheel.promotions import rules
-from growthwheel.promotions.pages import (
+from growthwheel.promotions.pages.common import (
     _aware,
     _can_edit,
     _forbidden,
@@ -42,10 +42,9 @@ from growthwheel.promotions.pages import (
     _page_number,
     _Shop,
     _shop,
-    _t,
 )
 from growthwheel.web.i18n import format_count, k
-from growthwheel.web.pages import render
+from growthwheel.web.pages import page_translator, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -184,7 +183,7 @@ async def save_tiers(request: Request, user: User, session: DbSession) -> Respon
         specs = tier_specs(rows)
         await run_in_threadpool(lambda: loyalty.set_tiers(session, specs, principal=user))
     except _FormError as exc:
-        error = _t(request)(exc.key)
+        error = page_translator(request)(exc.key)
     except GrowthwheelError as exc:
         error = exc.message
     if error is not None:
