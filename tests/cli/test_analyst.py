@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 import growthwheel
 from growthwheel.analyst import READS, Shop, UnknownReadError
 from growthwheel.cli.main import app
-from growthwheel.errors import InvalidArgumentError
+from growthwheel.errors import GrowthwheelError, InvalidArgumentError
 
 if TYPE_CHECKING:
     from conftest import Shop as DemoShop
@@ -127,6 +127,10 @@ def test_the_python_api_returns_the_cli_figures_alone_and_beside_the_server(
     beside = _api(growthwheel.open(data))
     assert server.process.poll() is None
     _same(alone, beside)
+    with pytest.raises(GrowthwheelError, match="fortnight") as refused:  # the server's own 422, kept
+        growthwheel.open(data).kpis(by="fortnight")
+    assert refused.value.code == "invalid_argument"
+    assert refused.value.status == 422
 
     # The example notebook runs, top to bottom, against the served shop.
     namespace = _run_notebook({"GROWTHWHEEL_DATA_DIR": str(data)})

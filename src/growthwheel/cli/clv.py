@@ -102,7 +102,9 @@ def _params_table(title: str, fit: dict[str, Any]) -> Table:
 
 def _print_fit_notes(fit: dict[str, Any], customers_label: str) -> None:
     state = "converged" if fit["converged"] else "[yellow]did NOT converge[/yellow]"
-    out.print(f"log-likelihood {fit['log_likelihood']:.3f} · {fit['customers']:,} {customers_label} · "
+    ll = fit["log_likelihood"]
+    out.print(f"log-likelihood {'–' if ll is None else format(ll, '.3f')} · {fit['customers']:,} "
+              f"{customers_label} · "
               f"{state} ({fit['optimizer']})", highlight=False)
     if fit["message"]:
         out.print(f"[yellow]{fit['message']}[/yellow]", highlight=False)
