@@ -42,7 +42,7 @@ from growthwheel.journeys.report import journey_report
 from growthwheel.journeys.repository import WarehouseView
 from growthwheel.kit.money import currency_exponent
 from growthwheel.web.i18n import format_count, format_money, k
-from growthwheel.web.pages import render
+from growthwheel.web.pages import page_language, render
 
 router = APIRouter(include_in_schema=False)
 User = Annotated[Principal, Depends(current_user_page)]
@@ -357,12 +357,6 @@ def journey_href(row: Journey) -> str:
     return f"/journeys/{row.id}"
 
 
-def _lang(request: Request) -> str:
-    from growthwheel.web.pages import _language
-
-    return _language(request)[0]
-
-
 def _parse_text(text: str) -> tuple[Any, str | None]:
     """The JSON of the editor, or the error to show under it."""
     if len(text) > MAX_DEFINITION:
@@ -511,7 +505,7 @@ def _points(value: Any) -> str:
 
 
 def _report_view(request: Request, report: dict[str, Any]) -> dict[str, Any]:
-    lang = _lang(request)
+    lang = page_language(request)
 
     def side(s: dict[str, Any]) -> dict[str, Any]:
         rate = s["conversion_rate"]

@@ -105,9 +105,6 @@ def page_translator(request: Request) -> Translator:
     return translator(page_language(request))
 
 
-_language = chosen_language  # the name a page module outside web/ still imports (journeys)
-
-
 def _static(path: str) -> str:
     return f"/static/{path}?v={__version__}"
 
