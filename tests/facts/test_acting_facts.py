@@ -249,3 +249,38 @@ def test_checkout_facts_on_the_spark_warehouse_and_members_read_through_spark(
         backend.disconnect()
     assert set(people) == {"c1"}
     assert [(oid, amount) for oid, _at, amount in growth["c1"]] == [("o2", 300)]  # o1 is the checkout's
+
+
+def test_message_statuses_and_clicks_become_events_once(store_cfg: Settings) -> None:
+    """Messages queued, sent and clicked reach ``events``; a sweep seeing them again (its overlap)
+    records nothing twice."""
+    from datetime import UTC, datetime, timedelta
+
+    from growthwheel.jobs.models import OutboxRow
+    from growthwheel.journeys.channels.models import ChannelClick
+
+    sent = datetime.now(UTC) - timedelta(minutes=2)
+    with session_scope(store_cfg) as s:
+        s.add(OutboxRow(id="m1", key="j1:s1:ann:1", channel="email", recipient="ann@example.com", payload={},
+                        customer_id="ann", journey_id="j1", step_id="s1", status="sent",
+                        next_attempt_at=sent, created_at=sent - timedelta(seconds=5), sent_at=sent))
+        s.add(OutboxRow(id="m2", key="j1:s1:bo:1", channel="email", recipient="bo@example.com", payload={},
+                        customer_id="bo", journey_id="j1", step_id="s1", status="pending",
+                        next_attempt_at=sent, created_at=sent))
+        s.add(ChannelClick(id="k1", message_key="j1:s1:ann:1", customer_id="ann", channel="email",
+                           url="https://shop.example/p?utm_source=growthwheel",
+                           clicked_at=sent + timedelta(seconds=30)))
+    first = warehouse_access.drain_facts(store_cfg, lambda: session_scope(store_cfg))
+    assert first["messages_swept"] == 4
+    assert first["events"] == 4
+    again = warehouse_access.drain_facts(store_cfg, lambda: session_scope(store_cfg))
+    assert again["messages_swept"] == 0
+    assert again["facts"] == 0
+    con = duckdb.connect(str(store_cfg.warehouse_path), read_only=True)
+    try:
+        found = con.execute("SELECT customer_id, type, json_extract_string(properties, '$.journey_id') "
+                            "FROM events ORDER BY customer_id, type").fetchall()
+    finally:
+        con.close()
+    assert found == [("ann", "message_clicked", None), ("ann", "message_queued", "j1"),
+                     ("ann", "message_sent", "j1"), ("bo", "message_queued", "j1")]

@@ -32,6 +32,7 @@ class FactRow(Base):
     __table_args__ = (
         Index("ix_fact_outbox_pending", "id", sqlite_where=text("done_at IS NULL"),
               postgresql_where=text("done_at IS NULL")),
+        Index("ix_fact_outbox_key", "key"),
     )
 
     id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from growthwheel.accounts.models import utcnow
@@ -126,7 +126,10 @@ def sweep_messages(session: Session, now: datetime | None = None) -> int:
     now = now or utcnow()
     cursor = session.get(FactCursor, "messages")
     since = (cursor.at - SWEEP_OVERLAP) if cursor is not None else _EPOCH
-    count = 0
+    found: list[dict[str, Any]] = []
+
+    def collect(**event: Any) -> None:  # recorded once below, the new ones only
+        found.append(event)
 
     def props(row: OutboxRow) -> dict[str, Any]:
         found = {"channel": row.channel, "journey_id": row.journey_id, "step_id": row.step_id,
@@ -136,29 +139,52 @@ def sweep_messages(session: Session, now: datetime | None = None) -> int:
     for row in session.scalars(select(OutboxRow).where(OutboxRow.customer_id.is_not(None), (
             (OutboxRow.created_at > since) | (OutboxRow.sent_at > since) | (OutboxRow.dead_at > since)))):
         if row.created_at > since:
-            record_event(session, event_id=f"message_queued:{row.id}", type="message_queued",
+            collect(event_id=f"message_queued:{row.id}", type="message_queued",
                          occurred_at=row.created_at, customer_id=row.customer_id, properties=props(row))
-            count += 1
         if row.sent_at is not None and row.sent_at > since:
-            record_event(session, event_id=f"message_sent:{row.id}", type="message_sent",
+            collect(event_id=f"message_sent:{row.id}", type="message_sent",
                          occurred_at=row.sent_at, customer_id=row.customer_id, properties=props(row))
-            count += 1
         if row.dead_at is not None and row.dead_at > since:
-            record_event(session, event_id=f"message_failed:{row.id}", type="message_failed",
+            collect(event_id=f"message_failed:{row.id}", type="message_failed",
                          occurred_at=row.dead_at, customer_id=row.customer_id,
                          properties={**props(row), "reason": row.dead_reason})
-            count += 1
     for click in session.scalars(select(ChannelClick).where(ChannelClick.clicked_at > since)):
-        record_event(session, event_id=f"message_clicked:{click.id}", type="message_clicked",
+        collect(event_id=f"message_clicked:{click.id}", type="message_clicked",
                      occurred_at=click.clicked_at, customer_id=click.customer_id,
                      properties={"channel": click.channel, "message_key": click.message_key,
                                  "url": click.url})
-        count += 1
+    # The overlap finds the last minutes' facts again: record only those not recorded yet.
+    recorded: set[str] = set()
+    keys = [e["event_id"] for e in found]
+    for start in range(0, len(keys), 500):
+        recorded |= set(session.scalars(select(FactRow.key).where(FactRow.key.in_(keys[start:start + 500]))))
+    fresh = [e for e in found if e["event_id"] not in recorded]
+    record_events(session, fresh)
     if cursor is None:
         session.add(FactCursor(name="messages", at=now))
     else:
         cursor.at = now
-    return count
+    return len(fresh)
+
+
+#: Drained facts are kept this long (for a look at what went in), then deleted.
+KEEP_DONE = timedelta(days=7)
+
+
+def purge_done(session: Session, now: datetime | None = None) -> int:
+    """Delete the facts drained more than :data:`KEEP_DONE` ago, at most once an hour; returns how
+    many."""
+    now = now or utcnow()
+    cursor = session.get(FactCursor, "purged")
+    if cursor is not None and now - cursor.at < timedelta(hours=1):
+        return 0
+    old = delete(FactRow).where(FactRow.done_at.is_not(None), FactRow.done_at < now - KEEP_DONE)
+    result = session.execute(old, execution_options={"synchronize_session": False})
+    if cursor is None:
+        session.add(FactCursor(name="purged", at=now))
+    else:
+        cursor.at = now
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def record_events(session: Session, events: Sequence[Mapping[str, Any]]) -> None:

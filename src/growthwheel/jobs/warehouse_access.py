@@ -121,6 +121,7 @@ def drain_facts(cfg: Settings, open_session: Any) -> dict[str, Any]:
 
     with open_session() as session:
         swept = service.sweep_messages(session)
+        service.purge_done(session)
     server = _server(cfg)
     if server is not None:
         found: dict[str, Any] = _call(server, "POST", "/facts/drain")

@@ -30,6 +30,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_fact_outbox_pending", "fact_outbox", ["id"], unique=False,
                     sqlite_where=sa.text("done_at IS NULL"), postgresql_where=sa.text("done_at IS NULL"))
+    op.create_index("ix_fact_outbox_key", "fact_outbox", ["key"], unique=False)
     op.create_table(
         "fact_cursors",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -41,5 +42,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Drop ``fact_outbox`` and ``fact_cursors``."""
     op.drop_table("fact_cursors")
+    op.drop_index("ix_fact_outbox_key", table_name="fact_outbox")
     op.drop_index("ix_fact_outbox_pending", table_name="fact_outbox")
     op.drop_table("fact_outbox")
