@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+import growthwheel
 from growthwheel.cli.lazy import LAZY, LazyGroup
 from growthwheel.cli.main import app
 
@@ -72,3 +73,10 @@ def test_the_root_group_is_lazy_and_complete() -> None:
         names = group.list_commands(ctx)
     assert names == sorted(names)
     assert set(LAZY) <= set(names)
+
+
+def test_version_answers_without_a_command() -> None:
+    done = subprocess.run([sys.executable, "-m", "growthwheel.cli", "--version"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == growthwheel.__version__

@@ -63,6 +63,13 @@ class Dimension(StrEnum):
     category = "category"
 
 
+def _print_version(value: bool) -> None:
+    """``--version``: eager, so it answers before any command is looked for."""
+    if value:
+        out.print(__version__)
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     data_dir: Annotated[
@@ -71,12 +78,10 @@ def main_options(
             "--data-dir", help="Data directory \\[env GROWTHWHEEL_DATA_DIR; default ./growthwheel-data]"
         ),
     ] = None,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=_print_version)] = False,
 ) -> None:
     """Global options."""
-    if version:
-        out.print(__version__)
-        raise typer.Exit()
     if data_dir is not None:
         from growthwheel.config import Settings, set_settings
 
