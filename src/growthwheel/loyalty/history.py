@@ -143,7 +143,7 @@ def sync_members(open_session: SessionFactory, people: dict[str, Person], growth
                      "kind": IMPORT_KIND, "order_id": oid}
                     for cid in group for oid, at, amount in growth.get(cid, ())]
             if rows:
-                session.execute(insert(GrowthEntry.__table__), rows)
+                session.execute(insert(GrowthEntry), rows)
             entries += len(rows)
             totals = dict(session.execute(
                 select(GrowthEntry.customer_id, func.sum(GrowthEntry.amount))
