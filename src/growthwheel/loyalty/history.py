@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import ibis
 from ibis.backends import BaseBackend
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -91,7 +92,9 @@ def read_history(backend: BaseBackend, now: datetime,
         for cid, first in zip(firsts["customer_id"].to_pylist(), firsts["first"].to_pylist(), strict=True):
             first_order[str(cid)] = first
         start = now - timedelta(days=program.window_days)
-        imported = paid.source.isnull() | (paid.source != CHECKOUT_SOURCE)
+        # (A warehouse written before ``source`` existed, opened read-only, has only imports.)
+        imported = (paid.source.isnull() | (paid.source != CHECKOUT_SOURCE)) if "source" in paid.columns \
+            else ibis.literal(True)
         in_window = (paid.ordered_at > _naive_utc(start)) & (paid.ordered_at <= _naive_utc(now))
         recent = paid.filter(in_window & imported)
         table = recent.select(recent.customer_id, recent.order_id, recent.ordered_at,
