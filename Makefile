@@ -59,6 +59,7 @@ bench: install-dev  ## benchmarks (print ratios against a baseline measured in t
 	$(BIN)/python bench/pricing_bench.py
 	$(BIN)/python bench/orders_bench.py
 	$(BIN)/python bench/orders_bench.py --workers 2
+	$(BIN)/python bench/orders_bench.py --store sqlite
 	$(BIN)/python bench/crowd_bench.py
 	$(BIN)/python bench/experiment_bench.py
 	$(BIN)/python bench/cli_bench.py

@@ -1,8 +1,9 @@
-"""Checkout over HTTP on loopback against PostgreSQL: cart pricing requests/s and committed orders/s.
+"""Checkout over HTTP on loopback: cart pricing requests/s and committed orders/s.
 
 A throwaway PostgreSQL cluster (``initdb`` + ``pg_ctl``, fsync off like the test suite) holds the
-operational store; the real server (uvicorn, one worker, ``create_app`` with every router) runs in
-a subprocess on 127.0.0.1. The shop has 200 active promotions (item discounts, 满减 tiers, 每满减,
+operational store (``--store sqlite``: the default SQLite file instead); the real server
+(``growthwheel serve [--workers N]``, the production set-up of the README) runs in a subprocess
+on 127.0.0.1. The shop has 200 active promotions (item discounts, 满减 tiers, 每满减,
 满件折, gifts, member prices, most on a few skus of a 2,400-sku catalogue, some only for a channel
 or a tier — a 10-line cart meets a handful of them, as in a real shop) and a shared coupon.
 ``--clients`` threads (default 50), each with its own keep-alive connection and the API key, send:
@@ -12,17 +13,19 @@ or a tier — a 10-line cart meets a handful of them, as in a real shop) and a s
 3. ``POST /api/v1/orders`` — one order per request (re-priced, coupon redeemed on the one shared
    batch row, points earned, growth value, tier evaluation), every 20th sent twice as a retry;
 4. **baseline** for 3: the same order and line rows written by 50 threads straight into
-   PostgreSQL with plain ``INSERT`` statements (no pricing, no limits, no HTTP).
+   PostgreSQL with plain ``INSERT`` statements (no pricing, no limits, no HTTP); on SQLite by one
+   writer, its single-writer ceiling.
 
 Printed: requests/s of each and the ratios; then a check that the store holds exactly one order
 per id and that the coupon batch counted exactly one redemption per order.
 
-Usage: ``python bench/orders_bench.py [--clients 50] [--seconds 8]``
+Usage: ``python bench/orders_bench.py [--clients 50] [--seconds 8] [--workers N] [--store sqlite]``
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -194,17 +197,20 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--workers", type=int, default=1, help="growthwheel serve --workers N")
+    parser.add_argument("--store", choices=("postgresql", "sqlite"), default="postgresql",
+                        help="sqlite: one process; the baseline is one writer's plain INSERTs (its ceiling)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # still stop the server and the cluster
     sys.path.insert(0, str(Path(__file__).parent))
     from crowd_bench import start_server, stop_server
 
     data_dir = Path(tempfile.mkdtemp(prefix="gw-bench-orders-"))
-    with postgres() as url:
+    with postgres() if args.store == "postgresql" else contextlib.nullcontext(None) as url:
         key = setup(data_dir, url)
         process, base = start_server(data_dir, url, workers=args.workers)
+        store_url = url or f"sqlite:///{data_dir / 'growthwheel.sqlite'}"
         try:
-            run(base, key, url, args.clients, args.seconds, args.workers)
+            run(base, key, store_url, args.clients, args.seconds, args.workers)
         finally:
             stop_server(process)
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -214,7 +220,8 @@ def run(base: str, key: str, url: str, clients: int, seconds: float, workers: in
     headers = {"Authorization": f"Bearer {key}"}
     sessions = [httpx.Client(base_url=base, headers=headers, timeout=60) for _ in range(clients)]
     rngs = [random.Random(c) for c in range(clients)]
-    print(f"{clients} clients, {seconds:.0f} s per phase, PostgreSQL, growthwheel serve --workers {workers}"
+    store = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
+    print(f"{clients} clients, {seconds:.0f} s per phase, {store}, growthwheel serve --workers {workers}"
           " on loopback")
 
     ok, bad, took = hammer(clients, seconds,
@@ -246,7 +253,8 @@ def run(base: str, key: str, url: str, clients: int, seconds: float, workers: in
           f"   = {orders / health:.2f} × health")
 
     rows = plain_inserts(url, clients, seconds)
-    print(f"  baseline  plain INSERT of the order + 10 line rows ({clients} threads) {rows:8.0f} orders/s"
+    threads = "one writer" if url.startswith("sqlite") else f"{clients} threads"
+    print(f"  baseline  plain INSERT of the order + 10 line rows ({threads}) {rows:8.0f} orders/s"
           f"   → commit = {orders / rows:.2f} × plain insert")
     for client in sessions:
         client.close()
@@ -254,20 +262,27 @@ def run(base: str, key: str, url: str, clients: int, seconds: float, workers: in
 
 
 def plain_inserts(url: str, clients: int, seconds: float) -> float:
+    """Orders/s of plain INSERTs of an order row and 10 line rows per transaction (SQLite: one
+    writer thread, the single-writer ceiling; PostgreSQL: ``clients`` threads)."""
     import sqlalchemy as sa
 
-    engine = sa.create_engine(url, pool_size=clients, max_overflow=0)
+    sqlite = url.startswith("sqlite")
+    engine = (sa.create_engine(url, connect_args={"timeout": 30}) if sqlite
+              else sa.create_engine(url, pool_size=clients, max_overflow=0))
     with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE plain_orders (LIKE checkout_orders INCLUDING ALL)"))
-        conn.execute(sa.text("CREATE TABLE plain_lines (LIKE checkout_order_lines INCLUDING ALL)"))
+        for plain, table in (("plain_orders", "checkout_orders"), ("plain_lines", "checkout_order_lines")):
+            conn.execute(sa.text(f"CREATE TABLE {plain} AS SELECT * FROM {table} WHERE 1 = 0" if sqlite
+                                 else f"CREATE TABLE {plain} (LIKE {table} INCLUDING ALL)"))
     order_sql = sa.text(
         "INSERT INTO plain_orders (id, customer_id, currency, request_hash, status, subtotal, discount,"
         " shipping, total, points_used, points_earned, growth_earned, refunded_amount, points_returned,"
         " points_clawed, growth_clawed, priced, committed_at) VALUES (:id, 'c', 'CNY', 'h', 'paid', 1, 0,"
-        " 0, 1, 0, 0, 0, 0, 0, 0, 0, '{}', now())")
+        " 0, 1, 0, 0, 0, 0, 0, 0, 0, '{}', CURRENT_TIMESTAMP)")
     line_sql = sa.text(
         "INSERT INTO plain_lines (order_id, line_id, sku, quantity, unit_price, subtotal, discount, paid,"
         " refunded_quantity, refunded_amount) VALUES (:o, :l, 'sku', 1, 1, 1, 0, 1, 0, 0)")
+    if sqlite:
+        clients = 1
 
     def insert(c: int, n: int) -> bool:
         with engine.begin() as conn:
