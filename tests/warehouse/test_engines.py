@@ -475,3 +475,30 @@ def test_writes_segments_tags_scores(engine: Settings, warehouses: dict[str, Pat
     assert next(r for r in want["tags"] if r["tag"] == "vip")["manual"] == 5
     assert len(want["scores"]) > 50
     assert want["rich"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Spark Connect settings: a clear line, at once, for a wrong or unreachable server
+# ---------------------------------------------------------------------------------------------
+
+
+def test_spark_remote_must_be_a_connect_url() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="sc://host:port"):
+        Settings(warehouse="spark", spark_remote="http://spark:15002")
+
+
+def test_unreachable_connect_server_fails_at_once(tmp_path: Path) -> None:
+    import socket
+
+    pytest.importorskip("grpc")
+    from growthwheel.errors import ConfigError
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = Settings(data_dir=tmp_path, warehouse="spark", spark_remote=f"sc://127.0.0.1:{port}")
+    # The address check answers (pyspark's own client would retry for about ten minutes).
+    with pytest.raises(ConfigError, match=rf"sc://127.0.0.1:{port} \(.*\); check GROWTHWHEEL_SPARK_REMOTE"):
+        db.connect(cfg)

@@ -32,12 +32,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import socket
 import tempfile
 import threading
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import ibis
 
@@ -84,6 +86,9 @@ _remote: dict[str, Any] = {}  # Spark Connect URL -> session
 _session_lock = threading.Lock()
 #: Set by pyspark once a Spark Connect session exists; it would send a classic builder to Connect.
 _CONNECT_MODE_ENV = "SPARK_CONNECT_MODE_ENABLED"
+#: Spark Connect's port when the URL names none, and how long to wait for it to answer (seconds).
+CONNECT_DEFAULT_PORT = 15002
+CONNECT_TIMEOUT = 5.0
 
 
 def _classic_session(cfg: Settings) -> SparkSession:
@@ -122,11 +127,26 @@ def _classic_session(cfg: Settings) -> SparkSession:
     return spark
 
 
+def _check_reachable(url: str) -> None:
+    """Fail at once, with one clear line, when nothing listens at the Connect server's address
+    (pyspark's client would otherwise retry for about ten minutes)."""
+    parsed = urlsplit("http://" + url.removeprefix("sc://"))
+    address = (parsed.hostname or "localhost", parsed.port or CONNECT_DEFAULT_PORT)
+    try:
+        with socket.create_connection(address, timeout=CONNECT_TIMEOUT):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot reach the Spark Connect server {url} ({exc}); check GROWTHWHEEL_SPARK_REMOTE"
+        ) from exc
+
+
 def _remote_session(url: str) -> SparkSession:
     """A new session on the Spark Connect server at ``url``, with :data:`SESSION_CONF` set."""
     from pyspark.errors import PySparkException
     from pyspark.sql.connect.session import SparkSession as RemoteSparkSession
 
+    _check_reachable(url)
     try:
         spark: Any = RemoteSparkSession(connection=url)
         for key, value in SESSION_CONF.items():
