@@ -237,19 +237,6 @@ def journeys_tick(ctx: JobContext) -> dict[str, Any]:
     return run_tick(ctx)
 
 
-# ---------------------------------------------------------------------------------------------
-# Journeys
-# ---------------------------------------------------------------------------------------------
-
-
-@job("journeys.tick")
-def journeys_tick(ctx: JobContext) -> dict[str, Any]:
-    """Evaluate journey triggers, check goals and advance the due enrolments."""
-    from growthwheel.journeys.jobs import run_tick
-
-    return run_tick(ctx)
-
-
 DEFAULT_SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec("loyalty.expire_points", "loyalty.expire_points", daily_at="00:05"),
     ScheduleSpec("loyalty.sync_members", "loyalty.sync_members", daily_at="00:10"),
@@ -258,7 +245,6 @@ DEFAULT_SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec("social.expire_groups", "social.expire_groups", every_seconds=MINUTE),
     ScheduleSpec("social.expire_bargains", "social.expire_bargains", every_seconds=MINUTE),
     ScheduleSpec("social.settle_referrals", "social.settle_referrals", every_seconds=10 * MINUTE),
-    ScheduleSpec("journeys.tick", "journeys.tick", every_seconds=MINUTE),
     ScheduleSpec("journeys.tick", "journeys.tick", every_seconds=MINUTE),
     ScheduleSpec("facts.drain", "facts.drain", every_seconds=10),
     ScheduleSpec("reports.review:week", "reports.review", daily_at="07:00", params={"period": "week"}),
