@@ -32,6 +32,7 @@ TABLE_COMMANDS: list[list[str]] = [
     ["kpi"], ["kpi", "--dimension", "category"], ["rfm"], ["lifecycle", "--from", "2025-03-01"],
     ["cohorts", "--by", "week"], ["cohorts", "--metric", "revenue"], ["funnel", "--by", "utm_source"],
     ["personas", "--k", "4"],
+    ["clv", "validate", "--calibration-end", "2025-03-15", "--holdout-end", "2025-04-30"],
 ]
 GROUPED_MONEY = re.compile(r"\b\d{1,3}(?:,\d{3})+\.\d{2}\b")
 

@@ -1,8 +1,9 @@
 """``growthwheel clv …``: fit the lifetime-value models, check them on a holdout, score customers.
 
-Wired into the main app with ``app.add_typer(clv_app, name="clv")``. Each command prints one clear
-line and exits 1 on an error it can explain (no data, data the models cannot fit, a warehouse held
-by the server).
+Registered lazily as ``growthwheel clv`` (``cli/lazy.py``); ``fit`` works while the server runs (a
+named read of ``growthwheel.analyst``), ``validate`` and ``score`` open the warehouse themselves.
+Each command prints one clear line and exits 1 on an error it can explain (no data, data the models
+cannot fit, a warehouse held by the server).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from growthwheel.cli.common import parse_date
+from growthwheel.cli.common import Column, escape_markup, money_text, parse_date, print_table
 from growthwheel.config import settings
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
 from growthwheel.kit.export import write_frame
@@ -152,6 +153,7 @@ def validate_command(
     time_unit: Annotated[TimeUnit, typer.Option("--time-unit", help="Time unit of the fit")] = TimeUnit.week,
     model: Annotated[Model, typer.Option("--model", help="Repeat-purchase model")] = Model.bgnbd,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column, however wide the table")] = False,
 ) -> None:
     """Predicted vs actual purchase days in the holdout period, in total and by calibration frequency."""
     from growthwheel.insight import clv
@@ -170,17 +172,15 @@ def validate_command(
     out.print(f"fit through {result['calibration_end']}, holdout to {result['holdout_end']} "
               f"({result['holdout_length']:.2f} {result['time_unit']}s) · {result['customers']:,} customers",
               highlight=False)
-    view = Table(title="holdout purchases: predicted vs actual")
-    for column in ("cal. freq.", "customers", "actual", "predicted", "actual / cust.",
-                   "predicted / cust.", "MAE"):
-        view.add_column(column, justify="right")
-    for row in result["by_frequency"]:
-        view.add_row(row["frequency"], f"{row['customers']:,}", f"{row['actual_total']:,.0f}",
-                     f"{row['predicted_total']:,.1f}", f"{row['actual_mean']:.3f}",
-                     f"{row['predicted_mean']:.3f}", f"{row['mean_absolute_error']:.3f}")
-    view.add_row("all", f"{result['customers']:,}", f"{result['actual_total']:,.0f}",
-                 f"{result['predicted_total']:,.1f}", "", "", f"{result['mean_absolute_error']:.3f}")
-    out.print(view)
+    columns = [Column("cal. freq."), Column("customers"), Column("actual"), Column("predicted"),
+               Column("actual / cust.", keep=1), Column("predicted / cust.", keep=1), Column("MAE")]
+    rows = [[str(row["frequency"]), f"{row['customers']:,}", f"{row['actual_total']:,.0f}",
+             f"{row['predicted_total']:,.1f}", f"{row['actual_mean']:.3f}",
+             f"{row['predicted_mean']:.3f}", f"{row['mean_absolute_error']:.3f}"]
+            for row in result["by_frequency"]]
+    rows.append(["all", f"{result['customers']:,}", f"{result['actual_total']:,.0f}",
+                 f"{result['predicted_total']:,.1f}", "", "", f"{result['mean_absolute_error']:.3f}"])
+    print_table("holdout purchases: predicted vs actual", columns, rows, wide=wide)
 
 
 @clv_app.command("score")
@@ -196,6 +196,7 @@ def score_command(
     out_file: Annotated[Path | None, typer.Option(
         "--out", help="Also write the scores (.csv or .parquet)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column, however wide the table")] = False,
 ) -> None:
     """Score every customer (P(alive), expected purchases and spend, CLV) into the warehouse table
     customer_scores."""
@@ -238,17 +239,18 @@ def score_command(
     out.print(f"scored {len(frame):,} customers over {horizon} {time_unit.value}(s) as of "
               f"{summary['calibration_end']} → warehouse table {clv.SCORES_TABLE} "
               f"(fit {summary['params_id']})", highlight=False)
-    out.print(f"total CLV {summary['total_clv']:,.2f} {summary['currency']} · mean "
-              f"{summary['mean_clv']:,.2f} · mean P(alive) {summary['mean_p_alive']:.3f} · expected "
-              f"purchases {summary['expected_purchases']:,.0f}", highlight=False)
+    out.print(f"total CLV {money_text(summary['total_clv'], exponent)} {summary['currency']} · mean "
+              f"{money_text(summary['mean_clv'], exponent)} · mean P(alive) "
+              f"{summary['mean_p_alive']:.3f} · expected purchases {summary['expected_purchases']:,.0f}",
+              highlight=False)
     top = frame.nlargest(10, "clv")
-    view = Table(title="top customers by CLV")
-    for column in ("customer", "repeat days", "P(alive)", "expected purchases", "expected spend", "CLV"):
-        view.add_column(column, justify="left" if column == "customer" else "right")
-    for row in top.itertuples():
-        view.add_row(str(row.customer_id), f"{row.frequency:,}", f"{row.p_alive:.3f}",
-                     f"{row.expected_purchases:.2f}", f"{row.expected_spend / 10**exponent:,.2f}",
-                     f"{row.clv / 10**exponent:,.2f}")
-    out.print(view)
+    currency = summary["currency"]
+    columns = [Column("customer", right=False), Column("repeat days", keep=2), Column("P(alive)"),
+               Column("expected purchases", keep=1), Column(f"expected spend ({currency})", keep=1),
+               Column(f"CLV ({currency})")]
+    rows = [[escape_markup(str(row.customer_id)), f"{row.frequency:,}", f"{row.p_alive:.3f}",
+             f"{row.expected_purchases:.2f}", money_text(row.expected_spend / 10**exponent, exponent),
+             money_text(row.clv / 10**exponent, exponent)] for row in top.itertuples()]
+    print_table("top customers by CLV", columns, rows, wide=wide)
     if out_file is not None:
         out.print(f"written to {out_file.resolve()}", highlight=False)
