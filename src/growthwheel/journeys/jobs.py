@@ -38,11 +38,12 @@ def run_tick(ctx: JobContext) -> dict[str, Any]:
 
 def _tick(ctx: JobContext, reader: AbstractContextManager[Any]) -> dict[str, Any]:
     with reader as backend:
-        view = WarehouseView(backend)
+        view = WarehouseView(backend, cache_key=str(ctx.cfg.data_dir))
         return service.tick(ctx.cfg, view, now=ctx.now, check_lease=ctx.check_lease).as_dict()
 
 
 def tick_on_owner(owner: Any, now: datetime | None) -> dict[str, Any]:
     """The tick run by the server that owns the warehouse (for a worker that asked)."""
     with owner.read() as backend:
-        return service.tick(owner.cfg, WarehouseView(backend), now=now).as_dict()
+        view = WarehouseView(backend, cache_key=str(owner.cfg.data_dir))
+        return service.tick(owner.cfg, view, now=now).as_dict()

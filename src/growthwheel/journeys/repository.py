@@ -271,8 +271,10 @@ def checkout_orders(session: Session, customers: Sequence[str], since: datetime)
 class WarehouseView:
     """What the journeys read from the warehouse, over an Ibis backend (``None``: no warehouse)."""
 
-    def __init__(self, backend: Any | None) -> None:
+    def __init__(self, backend: Any | None, *, cache_key: str | None = None) -> None:
         self.backend = backend
+        self.cache_key = cache_key
+        """Names the warehouse (its data directory) so learned lifecycle thresholds are kept a day."""
         self._names: set[str] = set(backend.list_tables()) if backend is not None else set()
 
     def has(self, name: str) -> bool:
@@ -283,7 +285,7 @@ class WarehouseView:
         """Customers a warehouse trigger hit in ``window``."""
         if self.backend is None:
             return []
-        return triggers.evaluate_warehouse(self.backend, trig, window)
+        return triggers.evaluate_warehouse(self.backend, trig, window, cache_key=self.cache_key)
 
     def _ids(self, customers: Sequence[str]) -> Any:
         return ibis.memtable(

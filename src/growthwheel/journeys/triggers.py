@@ -33,10 +33,11 @@ expiry minus ``within_days`` falls in the window; ``points:<expiry day>``), ``co
 from __future__ import annotations
 
 import calendar
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import ibis
@@ -45,7 +46,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from growthwheel.insight.lifecycle import Thresholds, stages, thresholds_for
+from growthwheel.insight.lifecycle import Thresholds, thresholds_for
 from growthwheel.insight.rfm import paid_orders
 from growthwheel.journeys import definition as d
 
@@ -153,14 +154,46 @@ def date_trigger(customers: ir.Table, trig: d.DateTrigger, w: Window) -> ir.Tabl
     return ibis.union(*parts) if len(parts) > 1 else parts[0]
 
 
+_THRESHOLDS: dict[tuple[str, date], Thresholds] = {}
+_THRESHOLDS_LOCK = threading.Lock()
+
+
+def learned_thresholds(orders: ir.Table, today: date, key: str | None) -> Thresholds:
+    """The lifecycle thresholds learned from the shop's repeat gaps, learned **once a shop-local
+    day** per warehouse ``key`` (a tick every minute would otherwise re-learn them from every order
+    each time: the costliest part of the trigger). ``key`` ``None``: learned now, not kept."""
+    if key is None:
+        return thresholds_for(orders, end=today)
+    with _THRESHOLDS_LOCK:
+        found = _THRESHOLDS.get((key, today))
+    if found is None:
+        found = thresholds_for(orders, end=today)
+        with _THRESHOLDS_LOCK:
+            for old in [k for k in _THRESHOLDS if k[0] == key and k[1] != today]:
+                del _THRESHOLDS[old]
+            _THRESHOLDS[(key, today)] = found
+    return found
+
+
 def lifecycle_trigger(orders: ir.Table, trig: d.LifecycleTrigger, w: Window,
                       thresholds: Thresholds | None = None) -> ir.Table:
-    """Reaching a lapsed stage: the day ``days since the last order`` passed the stage's threshold."""
+    """Reaching a lapsed stage: the day ``days since the last order`` passed the stage's threshold.
+
+    The stage of a lapsed customer depends on the days since the last paid order only (at risk:
+    ``(at_risk, dormant]``, dormant: ``(dormant, churned]``, churned: ``> churned``; see
+    :func:`growthwheel.insight.lifecycle.stages`), so one ``max(order_date)`` per customer is all
+    the trigger reads."""
     th = thresholds or thresholds_for(orders, end=w.today)
-    limit = {"at_risk": th.at_risk_days, "dormant": th.dormant_days, "churned": th.churned_days}[trig.stage]
-    s = stages(orders, w.today, th)
-    s = s.filter(s.stage == trig.stage)
-    s = s.mutate(_reached=s.last_order_date + ibis.interval(days=limit + 1))
+    lower = {"at_risk": th.at_risk_days, "dormant": th.dormant_days, "churned": th.churned_days}[trig.stage]
+    upper = {"at_risk": th.dormant_days, "dormant": th.churned_days, "churned": None}[trig.stage]
+    o = paid_orders(orders, end=w.today)
+    s = o.group_by("customer_id").aggregate(last_order_date=o.order_date.max())
+    today = ibis.literal(w.today)
+    days = today.delta(s.last_order_date, unit="day")
+    keep = days > lower
+    if upper is not None:
+        keep &= days <= upper
+    s = s.filter(keep).mutate(_reached=s.last_order_date + ibis.interval(days=lower + 1))
     s = s.filter(s._reached > w.since_day)
     return _out(s, ibis.literal(f"{trig.stage}:") + s.last_order_date.cast("string"), s._reached)
 
@@ -204,8 +237,9 @@ def purchase_count_trigger(orders: ir.Table, trig: d.PurchaseCountTrigger, w: Wi
     return _out(o, ibis.literal(f"purchase:{trig.n}"), o.ordered_at)
 
 
-def warehouse_expression(backend: Any, trig: Any, w: Window) -> ir.Table:
-    """The candidate table of a warehouse trigger over ``backend``'s tables."""
+def warehouse_expression(backend: Any, trig: Any, w: Window, *, cache_key: str | None = None) -> ir.Table:
+    """The candidate table of a warehouse trigger over ``backend``'s tables (``cache_key``: names
+    the warehouse, so the lifecycle thresholds are learned once a day; see :func:`learned_thresholds`)."""
     names = set(backend.list_tables())
 
     def table(name: str) -> ir.Table | None:
@@ -224,7 +258,7 @@ def warehouse_expression(backend: Any, trig: Any, w: Window) -> ir.Table:
     if orders is None:
         return _empty()
     if isinstance(trig, d.LifecycleTrigger):
-        return lifecycle_trigger(orders, trig, w)
+        return lifecycle_trigger(orders, trig, w, learned_thresholds(orders, w.today, cache_key))
     if isinstance(trig, d.ReplenishmentTrigger):
         lines = table("order_lines")
         return _empty() if lines is None else replenishment_trigger(orders, lines, table("products"), trig, w)
@@ -234,18 +268,18 @@ def warehouse_expression(backend: Any, trig: Any, w: Window) -> ir.Table:
 
 
 def candidates_from(frame: pd.DataFrame) -> list[Candidate]:
-    """Rows of an executed candidate table (one per customer and occurrence)."""
-    out: dict[tuple[str, str], Candidate] = {}
-    for customer, occurrence, at in frame[list(CANDIDATE_COLUMNS)].itertuples(index=False, name=None):
-        when = pd.Timestamp(at).to_pydatetime()
-        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-        out.setdefault((str(customer), str(occurrence)), Candidate(str(customer), str(occurrence), when))
-    return list(out.values())
+    """Rows of an executed candidate table (one per customer and occurrence; the first one kept)."""
+    frame = frame[list(CANDIDATE_COLUMNS)].drop_duplicates(["customer_id", "occurrence"])
+    utc = pd.to_datetime(frame["occurred_at"], utc=True).dt.tz_localize(None)
+    instants = cast("list[datetime]", utc.to_numpy(dtype="datetime64[us]").tolist())  # naive UTC
+    return [Candidate(str(customer), str(occurrence), when.replace(tzinfo=UTC)) for customer, occurrence, when
+            in zip(frame["customer_id"].tolist(), frame["occurrence"].tolist(), instants, strict=True)]
 
 
-def evaluate_warehouse(backend: Any, trig: Any, w: Window) -> list[Candidate]:
+def evaluate_warehouse(backend: Any, trig: Any, w: Window, *,
+                       cache_key: str | None = None) -> list[Candidate]:
     """Run a warehouse trigger: the customers it hit in the window."""
-    return candidates_from(warehouse_expression(backend, trig, w).execute())
+    return candidates_from(warehouse_expression(backend, trig, w, cache_key=cache_key).execute())
 
 
 # ---------------------------------------------------------------------------------------------
