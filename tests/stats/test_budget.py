@@ -1,0 +1,107 @@
+"""The budget allocator against closed-form optima, bounds, reserve and a general optimiser."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from growthwheel.stats.budget import Curve, allocate, evaluate, reserve_amount
+
+
+def test_two_exponential_channels_closed_form() -> None:
+    # f_i = β_i (1 − e^(−x/k_i)); equal marginals β_i/k_i e^(−x_i/k_i) = μ and x_1 + x_2 = B give
+    # ln μ = (Σ k_i ln(β_i/k_i) − B) / Σ k_i and x_i = k_i ln(β_i / (k_i μ)).
+    b1, k1, b2, k2, budget = 9_000.0, 400_000.0, 5_000.0, 150_000.0, 600_000
+    log_mu = (k1 * math.log(b1 / k1) + k2 * math.log(b2 / k2) - budget) / (k1 + k2)
+    x1 = k1 * (math.log(b1 / k1) - log_mu)
+    curves = [Curve("search", "exponential", b1, k1), Curve("social", "exponential", b2, k2)]
+    got = allocate(curves, budget)
+    assert got.allocated == budget
+    assert sum(line.spend for line in got.lines) == budget
+    assert abs(got.lines[0].spend - x1) <= 1
+    assert got.lines[0].marginal_return == pytest.approx(got.lines[1].marginal_return, rel=1e-5)
+    assert got.lines[0].marginal_return == pytest.approx(math.exp(log_mu), rel=1e-5)
+
+
+def test_two_hill_channels_closed_form() -> None:
+    # f_i = β_i x/(x + k_i): β_i k_i/(x_i + k_i)² = μ → x_i = √(β_i k_i/μ) − k_i,
+    # √μ = Σ √(β_i k_i) / (B + Σ k_i).
+    c1, c2 = Curve("a", "hill", 50_000, 200_000), Curve("b", "hill", 20_000, 50_000)
+    budget = 1_000_003
+    root_mu = (math.sqrt(50_000 * 200_000) + math.sqrt(20_000 * 50_000)) / (budget + 250_000)
+    x1 = math.sqrt(50_000 * 200_000) / root_mu - 200_000
+    got = allocate([c1, c2], budget)
+    assert abs(got.lines[0].spend - x1) <= 1
+    assert got.lines[0].spend + got.lines[1].spend == budget
+
+
+def test_reserve_and_total_hit_exactly() -> None:
+    curves = [Curve("a", "exponential", 1000, 3000), Curve("b", "exponential", 800, 1000),
+              Curve("c", "hill", 500, 700, s=0.7)]
+    got = allocate(curves, 10_001, reserve_share=0.15)
+    assert got.reserve == reserve_amount(10_001, 0.15) == 1500  # 1500.15 → 1500
+    assert got.allocated + got.reserve == 10_001
+    assert sum(line.spend for line in got.lines) == got.allocated
+    assert reserve_amount(10, 0.25) == 3  # 2.5 rounds half up
+
+
+def test_bounds_are_honoured_and_free_channels_equalise() -> None:
+    curves = [Curve("a", "exponential", 9000, 4000, upper=1000),
+              Curve("b", "exponential", 3000, 5000),
+              Curve("c", "exponential", 2500, 3000, lower=4000)]
+    got = allocate(curves, 12_000)
+    a, b, c = got.lines
+    assert a.spend == 1000
+    assert a.bound == "upper"
+    assert c.spend >= 4000
+    assert a.spend + b.spend + c.spend == 12_000
+    assert a.marginal_return > b.marginal_return  # held back by its bound
+    if c.bound is None:
+        assert b.marginal_return == pytest.approx(c.marginal_return, rel=1e-3)
+
+
+def test_infeasible_bounds_are_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match="lower bounds add up"):
+        allocate([Curve("a", "hill", 1, 1, lower=80), Curve("b", "hill", 1, 1, lower=30)], 100)
+    with pytest.raises(ValueError, match="upper bounds add up"):
+        allocate([Curve("a", "hill", 1, 1, upper=10), Curve("b", "hill", 1, 1, upper=10)], 100)
+    with pytest.raises(ValueError, match=r"curves\[a\]\.beta"):
+        Curve("a", "hill", -1, 1)
+
+
+def test_deterministic_and_independent_of_order() -> None:
+    curves = [Curve(f"c{i}", "hill", 1000 + 300 * i, 500 + 250 * i, s=0.8 + 0.1 * i) for i in range(5)]
+    one = allocate(curves, 20_000, reserve_share=0.1)
+    assert allocate(curves, 20_000, reserve_share=0.1) == one
+    flipped = allocate(list(reversed(curves)), 20_000, reserve_share=0.1)
+    by_name = {line.channel: line.spend for line in flipped.lines}
+    for line in one.lines:
+        assert abs(by_name[line.channel] - line.spend) <= 1
+
+
+def test_beats_a_general_optimiser_and_the_starting_split() -> None:
+    rng = np.random.default_rng(7)
+    curves = [Curve(f"c{i}", "hill", float(rng.uniform(1e4, 5e4)), float(rng.uniform(1e4, 8e4)),
+                    s=float(rng.uniform(0.5, 1.0))) for i in range(6)]
+    budget = 300_000
+    got = allocate(curves, budget)
+    start = [budget / 6] * 6
+    res = minimize(lambda x: -evaluate(curves, list(x)), start, method="SLSQP",
+                   bounds=[(0, budget)] * 6,
+                   constraints=[{"type": "eq", "fun": lambda x: float(np.sum(x)) - budget}],
+                   options={"ftol": 1e-12, "maxiter": 500})
+    assert got.outcome >= -res.fun - 1e-6 * abs(res.fun)
+    assert got.outcome > evaluate(curves, start)
+
+
+def test_s_shaped_channel_is_off_or_past_its_inflection() -> None:
+    s_curve = Curve("s", "hill", 10_000, 50_000, s=3.0)
+    concave = Curve("c", "exponential", 8_000, 20_000)
+    small = allocate([s_curve, concave], 10_000)
+    assert small.lines[0].spend == 0  # too little budget to climb the S
+    big = allocate([s_curve, concave], 200_000)
+    assert big.lines[0].spend >= s_curve.peak
+    assert big.lines[0].marginal_return == pytest.approx(big.lines[1].marginal_return, rel=1e-3)
