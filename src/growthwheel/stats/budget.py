@@ -71,7 +71,7 @@ class Curve:
             return 0.0
         if self.kind == "exponential":
             return self.beta * -math.expm1(-x / self.k)
-        r = (x / self.k) ** self.s
+        r = math.pow(x / self.k, self.s)
         return self.beta * r / (1.0 + r)
 
     def marginal(self, x: float) -> float:
@@ -80,14 +80,14 @@ class Curve:
             return self.beta / self.k * math.exp(-max(x, 0.0) / self.k)
         if x <= 0:
             return self.beta / self.k if self.s == 1 else (math.inf if self.s < 1 else 0.0)
-        r = (x / self.k) ** self.s
+        r = math.pow(x / self.k, self.s)
         return self.beta * self.s * r / (x * (1.0 + r) ** 2)
 
     @property
     def peak(self) -> float:
         """Spend where the marginal return is highest (0 unless S-shaped)."""
         if self.kind == "hill" and self.s > 1:
-            return self.k * ((self.s - 1) / (self.s + 1)) ** (1 / self.s)
+            return self.k * math.pow((self.s - 1) / (self.s + 1), 1 / self.s)
         return 0.0
 
     def spend_at(self, mu: float) -> float:
@@ -226,9 +226,8 @@ def allocate(curves: Sequence[Curve], total: int, *, reserve_share: float = 0.0)
 def _integers(floats: Sequence[float], budget: int, curves: Sequence[Curve]) -> list[int]:
     """Whole minor units adding up to ``budget``: floors, then the leftover by largest remainder
     (ties to the earlier channel), never past a bound."""
-    amounts = [min(max(math.floor(x), c.lower), c.upper if c.upper is not None else math.inf)
-               for x, c in zip(floats, curves, strict=True)]
-    amounts = [int(a) for a in amounts]
+    amounts = [max(math.floor(x), c.lower) for x, c in zip(floats, curves, strict=True)]
+    amounts = [a if c.upper is None else min(a, c.upper) for a, c in zip(amounts, curves, strict=True)]
     left = budget - sum(amounts)
     order = sorted(range(len(curves)), key=lambda i: (-(floats[i] - math.floor(floats[i])), i))
     step = 1 if left > 0 else -1
