@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from growthwheel.config import Settings, set_settings
 from growthwheel.errors import InvalidArgumentError
 from growthwheel.segments import repository, scores, service
-from growthwheel.segments.cli import personas_command, segments_app, tags_app
+from growthwheel.segments.cli import segments_app, tags_app
 from growthwheel.segments.definition import SegmentDefinitionError
 from growthwheel.segments.models import Segment
 from growthwheel.store.db import migrate, session_scope
@@ -267,7 +267,6 @@ def cli(cfg: Settings) -> Iterator[Any]:
     app = typer.Typer()
     app.add_typer(segments_app, name="segments")
     app.add_typer(tags_app, name="tags")
-    app.command("personas")(personas_command)
     runner = CliRunner()
     set_settings(cfg)
 

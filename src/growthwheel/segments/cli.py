@@ -1,11 +1,5 @@
-"""``growthwheel segments …``, ``growthwheel tags …`` and ``growthwheel personas``.
-
-Wiring (in ``cli/main.py``)::
-
-    from growthwheel.segments.cli import personas_command, segments_app, tags_app
-    app.add_typer(segments_app, name="segments")
-    app.add_typer(tags_app, name="tags")
-    app.command("personas")(personas_command)
+"""``growthwheel segments …`` and ``growthwheel tags …`` (registered lazily in ``cli/lazy.py``;
+``growthwheel personas`` lives with the other insight commands in ``cli/insight.py``).
 
 Commands open the warehouse themselves, so they need the server to be stopped (like ``kpi``);
 with the server running, use the API (``/api/v1/segments``) or the console. Domain errors are
@@ -30,7 +24,6 @@ from rich.table import Table
 from growthwheel.cli.common import cli_actor, print_json, store_session, warehouse_reader
 from growthwheel.config import settings
 from growthwheel.errors import GrowthwheelError
-from growthwheel.kit.export import write_frame
 from growthwheel.segments import service
 from growthwheel.segments.definition import definition_json_schema, parse_definition
 from growthwheel.segments.schemas import SegmentOut
@@ -275,50 +268,3 @@ def tags_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")
         table.add_row(r["tag"], *(f"{r[c]:,}" for c in ("customers", "manual", "rule", "imported")))
     out.print(table)
 
-
-# ---------------------------------------------------------------------------------------------
-# personas
-# ---------------------------------------------------------------------------------------------
-
-
-def personas_command(
-    k: Annotated[int | None, typer.Option("--k", help="Number of personas (default: chosen by silhouette)",
-                                          min=2, max=20)] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="As of this day (YYYY-MM-DD)")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed")] = 7,
-    assignments: Annotated[
-        Path | None, typer.Option("--assignments", help="Write customer_id,persona CSV")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
-) -> None:
-    """Cluster buyers into personas with readable labels, sizes and value."""
-    from growthwheel.insight.personas import personas
-    from growthwheel.kit.money import currency_exponent, major_text
-    from growthwheel.segments.scores import score_table
-
-    cfg = settings()
-    with warehouse_reader() as backend:
-        day = _as_of(as_of) or service.default_as_of(cfg, backend)
-        result = personas(backend, day, k=k, seed=seed, scores=score_table(backend, day))
-    if assignments is not None:
-        write_frame(result.assignments, assignments)  # formula-like text defused
-    currency = cfg.shop().currency
-    if as_json:
-        print_json({**result.to_dict(), "currency": currency})
-        return
-    exponent = currency_exponent(currency)
-    scores = ", ".join(f"k={n}: {s:.3f}" for n, s in result.silhouettes.items())
-    out.print(f"{result.k} personas of {len(result.assignments):,} buyers as of {result.as_of}"
-              + (f" (silhouette {scores})" if scores else ""), highlight=False)
-    table = Table(caption=f"money in {currency}; days since the last / first order; --json for every figure")
-    for column in ("#", "persona", "画像", "buyers", "revenue", "orders", "AOV", "discount", "last", "first"):
-        table.add_column(column, justify="left" if column in ("persona", "画像") else "right",
-                         no_wrap=column != "persona")
-    for p in result.personas:
-        table.add_row(
-            str(p.id), p.label, p.label_zh, f"{p.size:,} ({p.share:.0%})",
-            f"{major_text(p.revenue, exponent)} ({p.revenue_share:.0%})", f"{p.profile['orders']:.1f}",
-            major_text(round(p.profile["aov"]), exponent), f"{p.profile['discount_share']:.0%}",
-            f"{p.profile['recency_days']:.0f}", f"{p.profile['tenure_days']:.0f}",
-        )
-    out.print(table)
