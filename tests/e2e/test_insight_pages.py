@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import httpx
 import pandas as pd
@@ -504,12 +504,12 @@ def test_funnel_steps_and_breakdown_by_device_match_the_funnel_function(
 def test_cohort_options_rolling_first_time_return_one_channel_and_revenue(
     page: Any, insight: Console, screenshots: Path
 ) -> None:
-    _log_in(page, insight, "/insight/cohorts?mode=rolling&metric=first_return&channel=douyin")
+    _log_in(page, insight, "/insight/cohorts?mode=rolling&metric=first_return&channel=" + quote("抖音"))
     with insight.app.state.warehouse.read() as con:
         frame = retention_frame(con.table("orders"), by="month", mode="rolling", by_channel=True)
         revenue = retention_frame(con.table("orders"), by="week", by_channel=False)
-    frame = frame[frame.channel == "douyin"]
-    assert page.locator("select[name=channel]").input_value() == "douyin"
+    frame = frame[frame.channel == "抖音"]
+    assert page.locator("select[name=channel]").input_value() == "抖音"
     rows = page.locator("#cohort-table tbody tr").all()
     cohorts = sorted(frame.cohort.unique())
     assert [r.get_attribute("data-cohort") for r in rows] == [c.strftime("%Y-%m") for c in cohorts]

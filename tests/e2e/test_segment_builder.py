@@ -88,7 +88,7 @@ def test_build_a_nested_segment_with_a_live_count_then_save_refresh_and_see_hist
     assert repeat == _service_count(shop, {"type": "orders", "measure": "count", "op": ">=", "value": 2,
                                            "window": {"last": 365, "unit": "days"}})
 
-    # ..., any[ channel = douyin, none-of[ tag wechat_group ] ] ]
+    # ..., any[ channel = 抖音, none-of[ tag wechat_group ] ] ]
     root.locator(":scope > .sb-head [data-action=add-group]").click()
     group = root.locator(":scope > .sb-children > .sb-group").nth(0)
     group.locator(":scope > .sb-head [data-action=add-condition]").click()
@@ -96,7 +96,7 @@ def test_build_a_nested_segment_with_a_live_count_then_save_refresh_and_see_hist
     channel.locator(":scope > .sb-head [data-field=type]").select_option("attribute")
     channel.locator("[data-field=field]").select_option("channel")
     channel.locator("[data-field=op]").select_option("equals")
-    channel.locator("[data-field=value]").fill("douyin")
+    channel.locator("[data-field=value]").fill("抖音")
     group.locator(":scope > .sb-head [data-action=add-group]").click()
     inner = group.locator(":scope > .sb-children > .sb-group").nth(0)
     inner.locator(":scope > .sb-head [data-field=group]").select_option("none")
@@ -110,7 +110,7 @@ def test_build_a_nested_segment_with_a_live_count_then_save_refresh_and_see_hist
         {"type": "orders", "measure": "count", "op": ">=", "value": 2,
          "window": {"last": 365, "unit": "days"}},
         {"any": [
-            {"type": "attribute", "field": "channel", "op": "equals", "value": "douyin"},
+            {"type": "attribute", "field": "channel", "op": "equals", "value": "抖音"},
             {"not": {"type": "tag", "tags": ["wechat_group"], "match": "any"}},
         ]},
     ]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from growthwheel.errors import GrowthwheelError
+from growthwheel.web.i18n import COOKIE, DEFAULT_LANG, Translator, choose_language, k, translator
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -22,6 +24,64 @@ _HTTP_CODES = {
     405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
     422: "validation_error", 429: "too_many_requests",
 }
+
+
+#: Request validation errors a person reads in their language: pydantic's error type → key
+#: (placeholders from the error's context, e.g. ``{max_length}``).
+VALIDATION_KEYS = {
+    "missing": k("validation.missing"),
+    "extra_forbidden": k("validation.extra_forbidden"),
+    "decimal_parsing": k("validation.decimal_parsing"),
+    "decimal_type": k("validation.decimal_type"),
+    "int_parsing": k("validation.int_parsing"),
+    "int_type": k("validation.int_type"),
+    "int_from_float": k("validation.int_from_float"),
+    "float_parsing": k("validation.float_parsing"),
+    "float_type": k("validation.float_type"),
+    "bool_parsing": k("validation.bool_parsing"),
+    "bool_type": k("validation.bool_type"),
+    "string_type": k("validation.string_type"),
+    "string_too_short": k("validation.string_too_short"),
+    "string_too_long": k("validation.string_too_long"),
+    "string_pattern_mismatch": k("validation.string_pattern_mismatch"),
+    "too_short": k("validation.too_short"),
+    "too_long": k("validation.too_long"),
+    "greater_than": k("validation.greater_than"),
+    "greater_than_equal": k("validation.greater_than_equal"),
+    "less_than": k("validation.less_than"),
+    "less_than_equal": k("validation.less_than_equal"),
+    "datetime_parsing": k("validation.datetime_parsing"),
+    "datetime_from_date_parsing": k("validation.datetime_from_date_parsing"),
+    "date_parsing": k("validation.date_parsing"),
+    "date_from_datetime_parsing": k("validation.date_from_datetime_parsing"),
+    "literal_error": k("validation.literal_error"),
+    "enum": k("validation.enum"),
+    "list_type": k("validation.list_type"),
+    "dict_type": k("validation.dict_type"),
+    "model_type": k("validation.model_type"),
+    "model_attributes_type": k("validation.model_attributes_type"),
+    "json_invalid": k("validation.json_invalid"),
+    "finite_number": k("validation.finite_number"),
+}
+
+
+def validation_message(t: Translator, error: Mapping[str, Any]) -> str:
+    """One pydantic error's message in ``t``'s language (an unknown type, or a check of our own
+    with its own words, keeps pydantic's message)."""
+    key = VALIDATION_KEYS.get(str(error.get("type", "")))
+    if key is None:
+        return str(error.get("msg", ""))
+    context = {name: str(value) for name, value in (error.get("ctx") or {}).items()}
+    try:
+        return t(key, **context)
+    except (KeyError, IndexError):
+        return str(error.get("msg", ""))
+
+
+def request_language(request: Request) -> str:
+    """The language of an API client: its ``Accept-Language`` (or the console's cookie); English
+    by default."""
+    return choose_language(request.cookies.get(COOKIE), request.headers.get("accept-language"))
 
 
 #: An absolute file-system path inside a message (not part of a URL): ``/srv/gw/data/shop.json``.
@@ -63,9 +123,12 @@ def install(app: FastAPI) -> None:
         return problem(exc.status, exc.code, public_detail(exc.status, exc.message))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        lang = request_language(request)
+        t = translator(lang)
         errors = [
-            {"location": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
+            {"location": ".".join(str(p) for p in e.get("loc", ())),
+             "message": e.get("msg", "") if lang == DEFAULT_LANG else validation_message(t, e)}
             for e in exc.errors()
         ]
         first = errors[0] if errors else {"location": "", "message": "invalid request"}

@@ -73,6 +73,22 @@ PROFILE_KPI_KEYS = {
     "last_order_date": k("customer.kpi.last_order"),
     "favourite_category": k("customer.kpi.favourite_category"),
 }
+#: Values the shop records in a code, shown in the reader's language (others as recorded).
+GENDER_KEYS = {"F": k("gender.F"), "M": k("gender.M")}
+DEVICE_KEYS = {
+    "mobile": k("device.mobile"), "desktop": k("device.desktop"), "tablet": k("device.tablet"),
+    "mini_program": k("device.mini_program"), "app": k("device.app"),
+}
+COUNTRY_KEYS = {"CN": k("country.CN"), "HK": k("country.HK"), "TW": k("country.TW"),
+                "US": k("country.US")}
+
+
+def coded(t: Translator, keys: dict[str, str], value: str | None) -> str | None:
+    """``value`` in the reader's language when it is one of the codes of ``keys``."""
+    if value is None:
+        return None
+    key = keys.get(value.strip()) or keys.get(value.strip().upper()) or keys.get(value.strip().lower())
+    return t(key) if key else value
 
 
 def customer_href(customer_id: str) -> str:
@@ -137,7 +153,7 @@ def customers_page(
 
 def _attribute_rows(profile: CustomerProfile, t: Translator, zone: ZoneInfo) -> list[dict[str, str]]:
     c = profile.customer
-    place = ", ".join(p for p in (c.city, c.province, c.country) if p)
+    place = ", ".join(p for p in (c.city, c.province, coded(t, COUNTRY_KEYS, c.country)) if p)
     utm = " / ".join(p for p in (c.utm_source, c.utm_medium, c.utm_campaign) if p)
     marketing = (
         "–" if c.accepts_marketing is None
@@ -147,7 +163,7 @@ def _attribute_rows(profile: CustomerProfile, t: Translator, zone: ZoneInfo) -> 
         "customer_id": c.customer_id,
         "email": c.email or "–",
         "phone": c.phone or "–",
-        "gender": c.gender or "–",
+        "gender": coded(t, GENDER_KEYS, c.gender) or "–",
         "birthday": c.birthday.isoformat() if c.birthday else "–",
         "location": place or "–",
         "signed_up_at": local_time(c.signed_up_at, zone),
@@ -222,7 +238,7 @@ def customer_page(request: Request, user: User, customer_id: str) -> HTMLRespons
             "type_key": EVENT_KEYS.get(e.type), "sku": e.sku, "order_id": e.order_id,
             "meta": _meta(
                 (k("customer.source"), " / ".join(p for p in (e.utm_source, e.utm_medium) if p)),
-                (k("customer.device"), e.device),
+                (k("customer.device"), coded(t, DEVICE_KEYS, e.device)),
                 (None, e.url),
             ),
         }

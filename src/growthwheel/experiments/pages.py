@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from growthwheel.api.deps import DbSession, Principal, check_csrf, current_user_page
+from growthwheel.api.errors import validation_message
 from growthwheel.api.warehouse import warehouse
 from growthwheel.errors import GrowthwheelError
 from growthwheel.experiments import service
@@ -225,10 +226,23 @@ def body_from_form(form: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _validation_field(exc: ValidationError) -> tuple[str, str]:
+#: Why a metric has no result yet, by the service's code.
+METRIC_ERROR_KEYS = {"too_few_units": k("experiments.error.too_few_units")}
+
+
+def _metric_error(t: Translator, metric: dict[str, Any]) -> str | None:
+    """Why a metric has no result yet, in the reader's language when the service gave a code."""
+    key = METRIC_ERROR_KEYS.get(str(metric.get("error_code")))
+    if key is not None:
+        return t(key, **metric.get("error_values", {}))
+    error: str | None = metric.get("error")
+    return error
+
+
+def _validation_field(exc: ValidationError, t: Translator) -> tuple[str, str]:
     first = exc.errors()[0]
     loc = [str(p) for p in first["loc"]]
-    message = str(first["msg"]).removeprefix("Value error, ")
+    message = validation_message(t, first).removeprefix("Value error, ")
     field = loc[0] if loc else ""
     if not loc:  # a model-level check: its message starts with the field it is about
         field = message.split(":", 1)[0].split(" ", 1)[0]
@@ -254,7 +268,7 @@ async def create_experiment(request: Request, user: User, session: DbSession) ->
     except _FormError as exc:
         errors[exc.field] = exc.message
     except ValidationError as exc:
-        field, message = _validation_field(exc)
+        field, message = _validation_field(exc, page_translator(request))
         errors[field] = message
     except GrowthwheelError as exc:
         field = exc.message.split(":", 1)[0] if ":" in exc.message else "key"
@@ -275,9 +289,9 @@ def _setup_rows(t: Translator, exp: Experiment, session: Session) -> list[dict[s
     rows = [
         {"label": t("experiments.field.kind"), "value": t(KIND_KEYS[exp.kind])},
         {"label": t("experiments.field.unit"), "value": t(UNIT_KEYS[exp.unit])},
-        {"label": t("experiments.field.variants"), "value": _variants_text(exp)},
+        {"label": t("experiments.field.variants"), "value": _variants_text(exp), "code": "yes"},
         {"label": t("experiments.field.traffic"), "value": f"{exp.traffic:.0%}"},
-        {"label": t("experiments.field.layer"), "value": exp.layer or "–"},
+        {"label": t("experiments.field.layer"), "value": exp.layer or "–", "code": "yes"},
         {"label": t("experiments.field.segment"), "value": segment.name if segment else "–"},
         {"label": t("experiments.field.primary"), "value": _metric_name(t, exp.primary_metric)},
         {"label": t("experiments.field.secondary"),
@@ -436,7 +450,8 @@ def results_page(key: Key, request: Request, user: User, session: DbSession) -> 
         fmt = _Formatter(m["spec"]["kind"], currency)
         name = names[m["label"]]
         view: dict[str, Any] = {"label": m["label"], "name": name, "role_key": ROLE_KEYS[m["role"]],
-                                "role": m["role"], "error": m.get("error"), "cuped": m.get("cuped", False),
+                                "role": m["role"], "error": _metric_error(t, m),
+                                "cuped": m.get("cuped", False),
                                 "rows": []}
         if "error" not in m:
             means = {v["name"]: v for v in m["variants"]}

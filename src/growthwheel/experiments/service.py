@@ -499,6 +499,8 @@ def results(backend: BaseBackend, exp: Experiment, *, as_of: datetime | None = N
         small = [s.name for s in variant_stats if s.n < 2]
         if small:
             entry["error"] = f"not enough units yet in {', '.join(small)} (at least 2 per variant)"
+            entry["error_code"] = "too_few_units"
+            entry["error_values"] = {"variants": ", ".join(small)}
         else:
             try:
                 analyses[i] = ab.analyse(variant_stats, weights=weights, alpha=exp.alpha, correction="holm",

@@ -139,6 +139,10 @@ CONDITION_KEYS = {
 }
 _STEP_FIELD = re.compile(r"^definition\.steps\[(\d+)\]")
 
+#: A send step by its channel.
+SEND_KEYS = {"email": k("journeys.flow.send_email"), "sms": k("journeys.flow.send_sms"),
+             "wecom": k("journeys.flow.send_wecom"), "webhook": k("journeys.flow.send_webhook")}
+
 
 @dataclass
 class Line:
@@ -240,7 +244,9 @@ def _describe(step: dict[str, Any]) -> tuple[list[Line], list[tuple[str, Line | 
         texts = (step.get("template") or {}).get("texts") or {}
         first: Any = next(iter(texts.values()), {}) if isinstance(texts, dict) else {}
         subject = first.get("subject") if isinstance(first, dict) else ""
-        lines = [Line(k("journeys.flow.send"), {"channel": _text(step.get("channel"))})]
+        channel = step.get("channel")
+        lines = ([Line(SEND_KEYS[channel])] if isinstance(channel, str) and channel in SEND_KEYS
+                 else [Line(k("journeys.flow.send"), {"channel": _text(channel)})])
         if subject:
             lines.append(Line(k("journeys.flow.subject"), {"subject": _text(subject)}))
         if step.get("on_quiet_hours") == "drop":

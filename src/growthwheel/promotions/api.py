@@ -55,7 +55,9 @@ from growthwheel.promotions.schemas import (
     RefundIn,
     RefundOut,
 )
+from growthwheel.promotions.texts import nudge_text, reason_text
 from growthwheel.segments import service as segments_service
+from growthwheel.web.i18n import DEFAULT_LANG, HTML_LANG, choose_language, translator
 
 router = APIRouter(prefix="/api/v1", tags=["promotions"])
 
@@ -151,7 +153,8 @@ def _holdout_hooks(cfg: Settings, owner: WarehouseOwner | RemoteWarehouse) -> se
 
 @router.post("/carts/price", summary="Price a cart", response_model=PricedCartOut, responses=_CHECKOUT)
 def price_cart(
-    body: CartIn, request: Request, _who: Reader, session: DbSession, owner: CheckoutWarehouse,
+    body: CartIn, request: Request, response: Response, _who: Reader, session: DbSession,
+    owner: CheckoutWarehouse,
 ) -> PricedCartOut:
     """Lines with allocated discounts, totals, applied promotions and near misses (the nudge to
     show at checkout), points used and points to earn. Nothing is taken."""
@@ -159,7 +162,19 @@ def price_cart(
     quote = service.quote(session, body, currency=cfg.shop().currency, segments_of=_segments_of(owner),
                           holdouts=_holdout_hooks(cfg, owner))
     session.commit()  # in this thread: see _commit_here
-    return quote.to_out(body.customer_id)
+    out = quote.to_out(body.customer_id)
+    response.headers["Vary"] = "Accept-Language"
+    lang = choose_language(None, request.headers.get("accept-language"))
+    if lang != DEFAULT_LANG:  # nudges and reasons in the client's language (English: the core's own)
+        t = translator(lang)
+        for nudge in out.nudges:
+            nudge.message = nudge_text(t, nudge, cfg.shop().currency)
+        for missed in out.not_applied:
+            missed.reason = reason_text(t, missed.code)
+            if missed.nudge is not None:
+                missed.nudge.message = nudge_text(t, missed.nudge, cfg.shop().currency)
+        response.headers["Content-Language"] = HTML_LANG[lang]
+    return out
 
 
 @router.post("/orders", summary="Commit an order", status_code=status.HTTP_201_CREATED,

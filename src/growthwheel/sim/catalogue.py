@@ -133,6 +133,13 @@ VARIANTS = (
     ("经典款", "Classic"), ("升级款", "Plus"), ("轻享装", "Lite"),
     ("大容量", "Family Size"), ("限定款", "Limited"), ("礼盒装", "Gift Box"),
 )
+#: Subcategories as the shop names them (the demo shop names its catalogue in Chinese).
+SUBCATEGORY_ZH = {
+    "Accessories": "配饰", "Audio": "音频", "Bedding": "床品", "Care": "护理", "Cleaning": "清洁",
+    "Devices": "设备", "Diapers": "纸尿裤", "Drinks": "饮品", "Feeding": "喂养", "Kitchen": "厨具",
+    "Makeup": "彩妆", "Men": "男装", "Shoes": "鞋履", "Skincare": "护肤", "Snacks": "零食",
+    "Staples": "主食", "Women": "女装",
+}
 SKUS_PER_TEMPLATE = (6, 9)
 #: Share of SKUs with a quality problem (more refunds, lower ratings).
 POOR_QUALITY_SHARE = 0.05
@@ -189,13 +196,13 @@ def make_catalogue(rng: np.random.Generator, days: int) -> Catalogue:
             variants = rng.permutation(len(VARIANTS))
             for k in range(count):
                 b = cat.brands[int(brands[k])]
-                zh_v, en_v = VARIANTS[int(variants[k % len(VARIANTS)])]
+                zh_v, _en = VARIANTS[int(variants[k % len(VARIANTS)])]
                 sku.append(f"{cat.name[:2].upper()}-{t_idx + 1:02d}{k + 1:02d}")
-                name.append(f"{b.split(' ')[0]} {tmpl.zh} {zh_v} | {tmpl.en} {en_v}")
+                name.append(f"{b.split(' ')[0]} {tmpl.zh} {zh_v}")
                 tmpl_zh.append(tmpl.zh)
                 tmpl_en.append(tmpl.en)
-                path.append(f"{cat.name}/{tmpl.subcategory}")
-                brand.append(b)
+                path.append(f"{cat.zh}/{SUBCATEGORY_ZH[tmpl.subcategory]}")
+                brand.append(b.split(" ")[0])
                 category.append(c_idx)
                 low.append(tmpl.low)
                 high.append(tmpl.high)

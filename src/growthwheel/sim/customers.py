@@ -30,7 +30,7 @@ Array = npt.NDArray[Any]
 class Channel:
     """An acquisition / traffic channel with its UTM tags."""
 
-    name: str  # the `channel` value (utm_source, or "direct")
+    name: str  # the `channel` value as the shop names it (its utm_source, or 直接访问)
     utm_source: str | None
     utm_medium: str | None
     paid: bool
@@ -40,20 +40,22 @@ class Channel:
     share: float = 0.0  # unpaid: share of all new customers
     ctr: float = 0.0  # paid: clicks / impressions
     referrer: str | None = None
+    key: str = ""  # the simulator's own name for it (CHANNEL_INDEX, REPEAT_CHANNEL_MIX)
 
 
 CHANNELS = (
-    Channel("douyin", "douyin", "social", True, k=0.36, beta=0.55, base_spend=4000.0, ctr=0.018,
-            referrer="https://www.douyin.com/"),
-    Channel("baidu", "baidu", "cpc", True, k=0.096, beta=0.70, base_spend=2500.0, ctr=0.035,
-            referrer="https://www.baidu.com/s?wd=%E5%A5%BD%E7%89%A9"),
-    Channel("xiaohongshu", "xiaohongshu", "social", True, k=0.42, beta=0.50, base_spend=2000.0,
-            ctr=0.024, referrer="https://www.xiaohongshu.com/explore"),
-    Channel("wechat", "wechat", "social", False, share=0.08, referrer="https://weixin.qq.com/"),
-    Channel("newsletter", "newsletter", "email", False, share=0.03),
-    Channel("direct", None, None, False, share=0.22),
+    Channel("抖音", "抖音", "社交", True, k=0.36, beta=0.55, base_spend=4000.0, ctr=0.018,
+            referrer="https://www.douyin.com/", key="douyin"),
+    Channel("百度", "百度", "竞价", True, k=0.096, beta=0.70, base_spend=2500.0, ctr=0.035,
+            referrer="https://www.baidu.com/s?wd=%E5%A5%BD%E7%89%A9", key="baidu"),
+    Channel("小红书", "小红书", "社交", True, k=0.42, beta=0.50, base_spend=2000.0,
+            ctr=0.024, referrer="https://www.xiaohongshu.com/explore", key="xiaohongshu"),
+    Channel("微信", "微信", "社交", False, share=0.08, referrer="https://weixin.qq.com/", key="wechat"),
+    Channel("邮件订阅", "邮件订阅", "邮件", False, share=0.03, key="newsletter"),
+    Channel("直接访问", None, None, False, share=0.22, key="direct"),
 )
-CHANNEL_INDEX = {c.name: i for i, c in enumerate(CHANNELS)}
+#: Channel by its key in the simulator's code (the names are the shop's own, in Chinese).
+CHANNEL_INDEX = {c.key: i for i, c in enumerate(CHANNELS)}
 PAID = np.array([c.paid for c in CHANNELS])
 #: Day-to-day noise on budgets (log-normal sigma).
 SPEND_NOISE = 0.15

@@ -17,7 +17,7 @@ from growthwheel.warehouse import db, ingest
 IMPORT_ORDER = ("products", "customers", "order_lines", "events", "ad_spend", "reviews")
 MARKER = "demo.json"
 DEMO_SHOP = ShopSettings(
-    name="Growthwheel demo shop · 生长轮演示店", currency="CNY", timezone="Asia/Shanghai"
+    name="生长轮演示店", currency="CNY", timezone="Asia/Shanghai"
 )
 
 

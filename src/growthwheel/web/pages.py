@@ -14,7 +14,7 @@ form); every form POST carries the CSRF token. Every visible string comes from t
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup, escape
 
 from growthwheel import __version__
 from growthwheel.accounts.api import safe_next
@@ -105,6 +106,19 @@ def page_translator(request: Request) -> Translator:
     return translator(page_language(request))
 
 
+def code_translator(t: Translator) -> Callable[..., Markup]:
+    """``tc(key, values, code)``: the text of ``key`` with ``values`` filled in, those named in
+    ``code`` shown as identifiers (``<code>``: a step, a tag, a key — not words to translate)."""
+
+    def tc(key: str, values: Mapping[str, Any] | None = None, code: Iterable[str] = ()) -> Markup:
+        marked = set(code)
+        filled = {name: Markup("<code>{}</code>").format(value) if name in marked else value
+                  for name, value in (values or {}).items()}
+        return Markup(escape(t(key))).format(**filled) if filled else Markup(escape(t(key)))
+
+    return tc
+
+
 def _static(path: str) -> str:
     return f"/static/{path}?v={__version__}"
 
@@ -136,6 +150,7 @@ def render(
     path = request.url.path
     shared: dict[str, Any] = {
         "t": t,
+        "tc": code_translator(t),
         "lang": lang,
         "html_lang": HTML_LANG[lang],
         "static": _static,

@@ -74,24 +74,6 @@ ACTIONS = {"activate": "active", "pause": "paused", "end": "ended"}
 ACTION_KEYS = {"activate": k("promotions.action.activate"), "pause": k("promotions.action.pause"),
                "end": k("promotions.action.end")}
 #: Reasons a promotion did not apply (the pricing core's codes).
-REASON_KEYS = {
-    "not_started": k("promotions.reason.not_started"),
-    "ended": k("promotions.reason.ended"),
-    "wrong_channel": k("promotions.reason.wrong_channel"),
-    "wrong_tier": k("promotions.reason.wrong_tier"),
-    "wrong_segment": k("promotions.reason.wrong_segment"),
-    "not_first_order": k("promotions.reason.not_first_order"),
-    "no_eligible_lines": k("promotions.reason.no_eligible_lines"),
-    "below_min_quantity": k("promotions.reason.below_min_quantity"),
-    "below_min_amount": k("promotions.reason.below_min_amount"),
-    "below_threshold": k("promotions.reason.below_threshold"),
-    "no_stock": k("promotions.reason.no_stock"),
-    "no_member_price": k("promotions.reason.no_member_price"),
-    "incomplete_bundle": k("promotions.reason.incomplete_bundle"),
-    "no_benefit": k("promotions.reason.no_benefit"),
-    "not_combinable": k("promotions.reason.not_combinable"),
-    "worse_combination": k("promotions.reason.worse_combination"),
-}
 COUPON_KINDS = {"amount": k("coupons.kind.amount"), "percent": k("coupons.kind.percent")}
 CODE_MODES = {"unique": k("coupons.mode.unique"), "shared": k("coupons.mode.shared")}
 RELEASE_KEYS = {

@@ -18,12 +18,12 @@ from growthwheel.promotions.models import (
 )
 from growthwheel.promotions.pages.common import (
     LAYER_KEYS,
-    REASON_KEYS,
     TRY_LINES,
     _aware,
     _FormError,
     _Shop,
 )
+from growthwheel.promotions.texts import REASON_KEYS, nudge_text
 from growthwheel.web.i18n import (
     Translator,
     format_count,
@@ -86,15 +86,7 @@ def _priced_at(row: Promotion, now: datetime) -> datetime:
 
 
 def _nudge_text(t: Translator, shop: _Shop, nudge: rules.Nudge) -> str:
-    if nudge.short_quantity:
-        if nudge.would_save:
-            return t(k("promotions.nudge.items_save"), n=nudge.short_quantity,
-                     save=shop.money(nudge.would_save))
-        return t(k("promotions.nudge.items"), n=nudge.short_quantity)
-    if nudge.would_save:
-        return t(k("promotions.nudge.spend_save"), short=shop.money(nudge.short_amount),
-                 save=shop.money(nudge.would_save))
-    return t(k("promotions.nudge.spend"), short=shop.money(nudge.short_amount))
+    return nudge_text(t, nudge, shop.currency)
 
 
 def price_tryout(t: Translator, shop: _Shop, session: Session, row: Promotion, form: Mapping[str, Any],
