@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -126,9 +127,16 @@ def main() -> None:
         print(json.dumps(step(engine, data_dir, remote or None)))
         return
 
-    lines = args.lines
-    orders, customers, events = int(lines / 2.9), max(lines // 10, 1000), lines // 2
     work = Path(tempfile.mkdtemp(prefix="gw-engines-bench-"))
+    try:
+        run(work, args.lines, args.remote)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work: Path, lines: int, remote: str | None) -> None:
+    """Generate and publish the shop under ``work``, time every engine, print the report."""
+    orders, customers, events = int(lines / 2.9), max(lines // 10, 1000), lines // 2
     duck_dir, spark_dir = work / "duckdb", work / "spark"
     duck_dir.mkdir()
     print(f"generating {customers:,} customers, {orders:,} orders, {lines:,} lines, {events:,} events",
@@ -137,12 +145,12 @@ def main() -> None:
     pub = publish_as_spark(duck_dir / "warehouse.duckdb", spark_dir)
     print(f"  generated in {gen:.1f} s; published as a Spark snapshot in {pub:.1f} s", flush=True)
 
-    engines = ["duckdb", "spark-local"] + (["spark-connect"] if args.remote else [])
+    engines = ["duckdb", "spark-local"] + (["spark-connect"] if remote else [])
     results: dict[str, dict[str, Any]] = {}
     for engine in engines:
         data_dir = duck_dir if engine == "duckdb" else spark_dir
         done = subprocess.run(
-            [sys.executable, __file__, "--step", engine, str(data_dir), args.remote or ""],
+            [sys.executable, __file__, "--step", engine, str(data_dir), remote or ""],
             capture_output=True, text=True, check=False)
         if done.returncode != 0:
             print(f"{engine} failed:\n{done.stderr[-3000:]}")
