@@ -113,18 +113,20 @@ def test_scores_and_segments_worked_out_by_hand() -> None:
     # n = 10, so score = 1 + floor(5 b / 10) = 1 + floor(b / 2), b = customers strictly worse.
     # R (worse = more days): J b0→1, I b1→1, H b2→2, G b3→2, F b4→3, E b5→3, D b6→4, C b7→4,
     #   A and B tie at 0 days: both b8→5 (an NTILE would have split them 4 / 5).
-    # F: four 1-order customers (B E G J) b0→1; C F (2) b4→3; A I (3) b6→4; H (4) b8→5; D b9→5.
+    # F: four 1-order customers (B E G J) b0→1; C F (2) b4 quintile 3; A I (3) b6 quintile 4;
+    #   H (4) b8 quintile 5; D b9 quintile 5. The 1-order tie covers the cut at 2n/5, so F = 2 would
+    #   stay empty: each next value rises by at most one, C F → 2, A I → 3, H → 4, D → 5.
     # M: J b0→1, G b1→1, B E tie at 5000 b2→2, F b4→3, C b5→3, A b6→4, H b7→4, I b8→5, D b9→5.
     scores = {c: (s[c]["r_score"], s[c]["f_score"], s[c]["m_score"]) for c in s}
     assert scores == {
-        "A": (5, 4, 4), "B": (5, 1, 2), "C": (4, 3, 3), "D": (4, 5, 5), "E": (3, 1, 2),
-        "F": (3, 3, 3), "G": (2, 1, 1), "H": (2, 5, 4), "I": (1, 4, 5), "J": (1, 1, 1),
+        "A": (5, 3, 4), "B": (5, 1, 2), "C": (4, 2, 3), "D": (4, 5, 5), "E": (3, 1, 2),
+        "F": (3, 2, 3), "G": (2, 1, 1), "H": (2, 4, 4), "I": (1, 3, 5), "J": (1, 1, 1),
     }
-    assert s["A"]["rfm"] == "544"
+    assert s["A"]["rfm"] == "534"
     assert s["J"]["rfm"] == "111"
-    # FM = floor((F + M + 1) / 2): A 4, B 2, C 3, D 5, E 2, F 3, G 1, H 5, I 5, J 1; then the grid.
+    # FM = floor((F + M + 1) / 2): A 4, B 2, C 3, D 5, E 2, F 3, G 1, H 4, I 4, J 1; then the grid.
     assert {c: s[c]["fm_score"] for c in s} == {
-        "A": 4, "B": 2, "C": 3, "D": 5, "E": 2, "F": 3, "G": 1, "H": 5, "I": 5, "J": 1,
+        "A": 4, "B": 2, "C": 3, "D": 5, "E": 2, "F": 3, "G": 1, "H": 4, "I": 4, "J": 1,
     }
     assert {c: s[c]["segment"] for c in s} == {
         "A": "Champions", "B": "Potential Loyalist", "C": "Loyal Customers", "D": "Champions",
@@ -158,10 +160,10 @@ def test_as_of_an_earlier_date_sees_only_what_was_known_then() -> None:
     s = scored(hand_shop(), as_of=date(2023, 12, 31))
     assert set(s) == {"H", "I", "J"}
     assert (s["H"]["recency_days"], s["I"]["recency_days"], s["J"]["recency_days"]) == (30, 91, 213)
-    # R: J b0→1, I b1→2, H b2→4. F: J (1) b0→1, I (3) b1→2, H (4) b2→4. M: J (1000) b0→1,
-    # H (60000) b1→2, I (80000) b2→4.
+    # Quintiles: R J b0→1, I b1→2, H b2→4; F J (1) b0→1, I (3) b1→2, H (4) b2→4; M J (1000)
+    # b0→1, H (60000) b1→2, I (80000) b2→4. A score never skips a level, so each 4 becomes 3.
     assert [(s[c]["r_score"], s[c]["f_score"], s[c]["m_score"]) for c in "HIJ"] == [
-        (4, 4, 2), (2, 2, 4), (1, 1, 1)]
+        (3, 3, 2), (2, 2, 3), (1, 1, 1)]
 
 
 def test_a_single_customer_with_a_single_order() -> None:
@@ -180,14 +182,14 @@ def test_grid_and_segment_summaries() -> None:
     grid = rfm_grid(s).execute()
     cells = {(r.r_score, r.f_score): (r.customers, r.orders, r.monetary)
              for r in grid.itertuples()}
-    # R/F cells from the scores above: (5,4) A; (5,1) B; (4,3) C; (4,5) D; (3,1) E; (3,3) F;
-    # (2,1) G; (2,5) H; (1,4) I; (1,1) J — ten cells of one customer each.
+    # R/F cells from the scores above: (5,3) A; (5,1) B; (4,2) C; (4,5) D; (3,1) E; (3,2) F;
+    # (2,1) G; (2,4) H; (1,3) I; (1,1) J — ten cells of one customer each.
     assert cells == {
-        (5, 4): (1, 3, 30000), (5, 1): (1, 1, 5000), (4, 3): (1, 2, 20000),
-        (4, 5): (1, 5, 100000), (3, 1): (1, 1, 5000), (3, 3): (1, 2, 12000),
-        (2, 1): (1, 1, 3000), (2, 5): (1, 4, 60000), (1, 4): (1, 3, 80000), (1, 1): (1, 1, 1000),
+        (5, 3): (1, 3, 30000), (5, 1): (1, 1, 5000), (4, 2): (1, 2, 20000),
+        (4, 5): (1, 5, 100000), (3, 1): (1, 1, 5000), (3, 2): (1, 2, 12000),
+        (2, 1): (1, 1, 3000), (2, 4): (1, 4, 60000), (1, 3): (1, 3, 80000), (1, 1): (1, 1, 1000),
     }
-    assert [(r.r_score, r.f_score) for r in grid.itertuples()][:2] == [(5, 4), (5, 1)]
+    assert [(r.r_score, r.f_score) for r in grid.itertuples()][:2] == [(5, 3), (5, 1)]
     classic = rfm_segment_summary(s).execute().set_index("segment")
     assert classic.loc["Champions", "customers"] == 2  # A and D
     assert classic.loc["Champions", "monetary"] == 130000
@@ -221,7 +223,7 @@ def test_report_summarises_both_schemes_and_the_grid() -> None:
     grid = {(c["r_score"], c["f_score"]): c["customers"] for c in report["grid"]}
     assert len(grid) == 25
     assert sum(grid.values()) == 10
-    assert (grid[(5, 4)], grid[(1, 1)], grid[(5, 5)]) == (1, 1, 0)
+    assert (grid[(5, 3)], grid[(1, 1)], grid[(5, 5)]) == (1, 1, 0)
 
 
 def test_the_grid_covers_every_cell_once_and_every_segment() -> None:
@@ -250,8 +252,16 @@ def pandas_rfm(orders: pd.DataFrame, as_of: date) -> pd.DataFrame:
     n = len(per)
 
     def score(values: pd.Series, higher_is_better: bool) -> pd.Series:
+        # quintile of each value by rank (ties: the lowest rank), then from one distinct value to
+        # the next better one the score rises by at most one
         worse = (values if higher_is_better else -values).rank(method="min") - 1
-        return (1 + (5 * worse) // n).astype(int)
+        quintile = (1 + (5 * worse) // n).astype(int)
+        by_value: dict[float, int] = {}
+        last = 0
+        for value in sorted(set(values), reverse=not higher_is_better):
+            last = min(int(quintile[values == value].iloc[0]), last + 1)
+            by_value[value] = last
+        return values.map(by_value).astype(int)
 
     per["r_score"] = score(per["recency_days"], False)
     per["f_score"] = score(per["frequency"], True)

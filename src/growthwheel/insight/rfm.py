@@ -15,14 +15,19 @@ Raw values (per customer, over paid orders, i.e. ``status`` in ``PAID_STATUSES``
   discounts, excluding shipping, less refunds. Refunds carry no date in the warehouse, so the
   refunded amount known today is subtracted whatever ``as_of`` is.
 
-Scores 1–5 (quintiles) with a tie rule that gives equal values equal scores: a customer's score is
-``1 + floor(5 · b / n)`` where ``n`` is the number of customers scored and ``b`` the number of them
-with a strictly *worse* value (for frequency and monetary: smaller; for recency: more days). This
-is a rank-based cut at ``n/5, 2n/5, 3n/5, 4n/5``: without ties it gives exact quintiles (20 % of
-customers per score when ``n`` is a multiple of 5); a block of tied values gets the score of its
-first (worst-ranked) member, so a tie never straddles a cut and scores depend only on the values,
-never on row order. Heavy ties make some scores empty: when 60 % of customers have one order, they
-all get F = 1, and the next frequency starts at F = 1 + floor(5 · 0.6) = 4.
+Scores 1–5 (quintiles) with a tie rule that gives equal values equal scores and never skips a
+score. Each distinct value first gets its rank-based quintile ``1 + floor(5 · b / n)``, where ``n``
+is the number of customers scored and ``b`` the number of them with a strictly *worse* value (for
+frequency and monetary: smaller; for recency: more days): a cut at ``n/5, 2n/5, 3n/5, 4n/5``, so
+without ties it gives exact quintiles (20 % of customers per score when ``n`` is a multiple of 5)
+and a block of tied values gets the score of its first (worst-ranked) member. A tie block that
+covers several cuts would leave the scores it straddles empty (when 60 % of customers have one
+order they all get F = 1 and two orders would jump to F = 4), so going from one distinct value
+to the next better one the score rises by at most one: ``score_k = min(quintile_k,
+score_(k−1) + 1)`` (with 60 % one-order customers: one order F = 1, two F = 2, three F = 3 …).
+A score never skips a level (three customers score 1, 2, 3, not 1, 2, 4). Scores depend only on
+the values, never on row order; with ``n ≥ 5`` and no tie straddling a cut they are the plain
+quintiles.
 
 Classic segments (11), from the R score and the FM score ``FM = floor((F + M + 1) / 2)`` (the mean
 of F and M rounded half up), after the widely used R / FM score-range table (Champions R 4–5
@@ -142,21 +147,24 @@ def last_paid_day(orders: ir.Table) -> date:
     return pd.Timestamp(value).date()
 
 
-def _worse_counts(per: ir.Table, column: str, *, higher_is_better: bool) -> ir.Table:
-    """For each distinct value of ``column``: how many customers have a strictly worse value.
+def _value_scores(per: ir.Table, column: str, *, higher_is_better: bool) -> ir.Table:
+    """For each distinct value of ``column``: its score 1–5 (the rule of the module docstring).
 
-    A histogram of the values with a running total, much smaller than the customers (few distinct
+    A histogram of the values with running totals, much smaller than the customers (few distinct
     recencies and frequencies), joined back instead of ranking every customer.
     """
     h = per.group_by(column).aggregate(_count=per.count())
     order = h[column] if higher_is_better else ibis.desc(h[column])
-    running = h._count.sum().over(ibis.window(order_by=order, rows=(None, 0)))
-    return h.select(**{f"_v_{column}": h[column], f"_b_{column}": running - h._count})
-
-
-def _score(worse: Any, n: Any) -> Any:
-    """``1 + floor(5 · b / n)`` with ``b`` the number of customers with a strictly worse value."""
-    return (((worse * 5) // n) + 1).cast("int64")
+    upto = ibis.window(order_by=order, rows=(None, 0))
+    h = h.mutate(
+        _worse=h._count.sum().over(upto) - h._count,
+        _n=h._count.sum().over(ibis.window()),
+        _step=ibis.row_number().over(upto),  # 0 for the worst value, then 1, 2 …
+    )
+    h = h.mutate(_gap=(((h._worse * 5) // h._n) + 1).cast("int64") - h._step)
+    # score_k = min(q_k, score_(k-1) + 1) = step_k + min over j <= k of (q_j - step_j)
+    h = h.mutate(_score=(h._step + h._gap.min().over(upto)).cast("int64"))
+    return h.select(**{f"_v_{column}": h[column], f"_s_{column}": h._score})
 
 
 def _cell_segment(r: Any, fm: Any) -> Any:
@@ -204,8 +212,8 @@ def rfm_scores(orders: ir.Table, as_of: date, *, cut: str = "mean") -> ir.Table:
     t = per.cross_join(stats)
     for column, higher_is_better in (("recency_days", False), ("frequency", True),
                                      ("monetary", True)):
-        worse = _worse_counts(per, column, higher_is_better=higher_is_better)
-        t = t.join(worse, t[column] == worse[f"_v_{column}"])
+        scored = _value_scores(per, column, higher_is_better=higher_is_better)
+        t = t.join(scored, t[column] == scored[f"_v_{column}"])
     if cut == "mean":
         # x > mean  ⇔  x · n > Σ x, in integers.
         r_high = t.recency_days * t._n < t._r
@@ -214,9 +222,9 @@ def rfm_scores(orders: ir.Table, as_of: date, *, cut: str = "mean") -> ir.Table:
     else:
         r_high, f_high, m_high = t.recency_days < t._r, t.frequency > t._f, t.monetary > t._m
     t = t.mutate(
-        r_score=_score(t._b_recency_days, t._n),
-        f_score=_score(t._b_frequency, t._n),
-        m_score=_score(t._b_monetary, t._n),
+        r_score=t._s_recency_days,
+        f_score=t._s_frequency,
+        m_score=t._s_monetary,
         r_high=r_high,
         f_high=f_high,
         m_high=m_high,
