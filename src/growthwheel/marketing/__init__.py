@@ -1,0 +1,1 @@
+"""Marketing: ad spend and touchpoints, attribution, budgets (issue 14)."""
