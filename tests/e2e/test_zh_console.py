@@ -35,6 +35,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+#: About 80 s on a quiet machine (a 160-customer shop built and seeded, 27 pages opened, each
+#: waited on until the network is idle), so marked ``slow``.
+pytestmark = pytest.mark.slow
+
 #: Who made the operational data (a person's name, as the shop's staff would be called).
 ACTOR = "运营小王"
 ROOT = Path(__file__).resolve().parents[2]
