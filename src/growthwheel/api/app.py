@@ -41,6 +41,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.insight.pages",
     "growthwheel.journeys.api",
     "growthwheel.journeys.rest",
+    "growthwheel.marketing.api",
     "growthwheel.journeys.pages",
     "growthwheel.customers.pages",
     "growthwheel.api.imports_pages",

@@ -1,0 +1,149 @@
+"""REST endpoints of marketing: ad spend imports, attribution and budget plans (``/api/v1/marketing``).
+
+Money is integer minor units of the shop currency; attributed values are fractional minor units.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from growthwheel.accounts.service import audit
+from growthwheel.api.deps import DbSession, Principal, check_csrf, require_scope
+from growthwheel.api.imports import limited_form, upload_names
+from growthwheel.api.warehouse import warehouse
+from growthwheel.config import Settings
+from growthwheel.errors import InvalidArgumentError
+from growthwheel.marketing import service
+from growthwheel.marketing.schemas import ALL_MODELS, BudgetRequest, ModelName, PathsRequest
+from growthwheel.marketing.spend import PLATFORMS
+from growthwheel.warehouse import uploads
+from growthwheel.warehouse.owner import WarehouseOwner
+
+router = APIRouter(prefix="/api/v1/marketing", tags=["marketing"])
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated (problem+json)."},
+    403: {"description": "Missing scope (problem+json)."},
+    422: {"description": "Invalid parameter, named in the problem (problem+json)."},
+}
+
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object",
+            "required": ["platform", "files"],
+            "properties": {
+                "platform": {"type": "string", "enum": list(PLATFORMS)},
+                "channel": {"type": "string", "description": "Channel name (default per platform)."},
+                "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+            },
+        }}},
+    }
+}
+
+
+@router.post("/spend/imports", summary="Import ad platform report exports into ad_spend",
+             openapi_extra=_UPLOAD_BODY, responses=_PROBLEMS)
+async def import_spend(
+    request: Request,
+    principal: Annotated[Principal, Depends(require_scope("ingest"))],
+    owner: Annotated[WarehouseOwner, Depends(warehouse)],
+    session: DbSession,
+) -> dict[str, Any]:
+    """Google Ads, Meta Ads Manager or 巨量引擎 report files (``examples/marketing``) are read,
+    translated and imported like any import (validated, quarantined, idempotent), then answered."""
+    cfg: Settings = request.app.state.cfg
+    limited = await limited_form(request)
+    try:
+        await check_csrf(limited)
+        form = await limited.form()
+        platform = form.get("platform")
+        channel = form.get("channel") or None
+        if not isinstance(platform, str) or platform not in PLATFORMS:
+            raise InvalidArgumentError(f"platform: one of {', '.join(PLATFORMS)}")
+        if channel is not None and not isinstance(channel, str):
+            raise InvalidArgumentError("channel: text")
+        files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+        if not files:
+            raise InvalidArgumentError("files: attach at least one file")
+        names = upload_names(files)
+        folder = await run_in_threadpool(uploads.new_folder, cfg.data_dir)
+        try:
+            paths = [await run_in_threadpool(uploads.save, f.file, folder, f.filename, i)
+                     for i, f in enumerate(files, start=1)]
+            result = await run_in_threadpool(owner.run_serial, lambda: service.import_spend(
+                platform, paths, cfg=cfg, channel=channel, names=names))
+        finally:
+            uploads.discard(folder)
+    finally:
+        await limited.close()
+    audit(session, principal, "marketing.spend_import", f"import:{result.import_id}",
+          {"platform": platform, "files": names})
+    return result.to_dict()
+
+
+@router.get("/spend", summary="Ad spend per channel", responses=_PROBLEMS)
+def get_spend(
+    principal: Annotated[Principal, Depends(require_scope("read"))],
+    owner: Annotated[WarehouseOwner, Depends(warehouse)],
+    start: Annotated[date, Query(alias="from", description="First day (YYYY-MM-DD).")],
+    end: Annotated[date, Query(alias="to", description="Last day (YYYY-MM-DD).")],
+    level: Annotated[Literal["channel", "campaign"], Query()] = "channel",
+) -> dict[str, Any]:
+    """Spend (minor units) per channel or channel / campaign over the days given."""
+    from growthwheel.marketing.touchpoints import spend_by_channel
+
+    if end < start:
+        raise InvalidArgumentError("to: must be on or after from")
+    with owner.read() as con:
+        spend = spend_by_channel(con, start=start, end=end, level=level)
+    return {"from": start.isoformat(), "to": end.isoformat(), "level": level,
+            "rows": [{"channel": k, "spend": v} for k, v in sorted(spend.items())]}
+
+
+@router.get("/attribution", summary="Attribution of paid orders, every model side by side",
+            responses={**_PROBLEMS, 404: {"description": "No paid orders in the period (problem+json)."}})
+def get_attribution(
+    principal: Annotated[Principal, Depends(require_scope("read"))],
+    owner: Annotated[WarehouseOwner, Depends(warehouse)],
+    start: Annotated[date, Query(alias="from", description="First day of conversions (YYYY-MM-DD).")],
+    end: Annotated[date, Query(alias="to", description="Last day of conversions (YYYY-MM-DD).")],
+    lookback_days: Annotated[int, Query(ge=1, le=service.MAX_LOOKBACK_DAYS)] = 30,
+    level: Annotated[Literal["channel", "campaign", "influencer"], Query()] = "channel",
+    models: Annotated[list[ModelName] | None, Query(description="Models (default all).")] = None,
+    half_life_days: Annotated[float, Query(gt=0, le=3650)] = 7.0,
+    markov_order: Annotated[int, Query(ge=1, le=4)] = 1,
+) -> dict[str, Any]:
+    """Conversions and value credited per channel by each model, with spend, CAC (spend per
+    attributed new customer), ROAS and new-customer share; conventions in ``docs/attribution.md``."""
+    with owner.read() as con:
+        return service.attribution_report(
+            con, start=start, end=end, lookback_days=lookback_days, level=level,
+            models=list(models or ALL_MODELS), half_life_days=half_life_days, markov_order=markov_order)
+
+
+@router.post("/attribution/paths", summary="Attribution of paths given in the request",
+             responses=_PROBLEMS)
+def post_attribution_paths(
+    body: PathsRequest,
+    principal: Annotated[Principal, Depends(require_scope("read"))],
+) -> dict[str, Any]:
+    """Every model over paths sent by the client (e.g. ChannelAttribution's path data)."""
+    return service.paths_report(body)
+
+
+@router.post("/budget/allocate", summary="Split a budget over channels with response curves",
+             responses=_PROBLEMS)
+def post_budget(
+    body: BudgetRequest,
+    principal: Annotated[Principal, Depends(require_scope("read"))],
+) -> dict[str, Any]:
+    """The split that maximises the expected outcome: total hit exactly, reserve held back, bounds
+    honoured, equal marginal returns elsewhere; deterministic."""
+    return service.budget_plan(body)
