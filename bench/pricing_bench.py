@@ -396,14 +396,33 @@ def compare(src: Path, runs: int, seed: int, rounds: int) -> None:
     carts and on the heavy-overlap carts: a speed-up must not change any price (asserted)."""
     rules_name = "growthwheel.promotions.rules"
     package = src / "growthwheel" / "promotions" / "rules"
-    path = package / "__init__.py" if package.is_dir() else package.with_suffix(".py")
-    current = sys.modules[rules_name]
-    old_rules = _load("pricing_before", path)  # the old core on this tree's errors and money kit
-    sys.modules[rules_name] = old_rules
+    current = {name: module for name, module in sys.modules.items()
+               if name == rules_name or name.startswith(rules_name + ".")}
+    for name in current:
+        del sys.modules[name]
     try:
+        if package.is_dir():
+            # The old package under the package's own name, so that its absolute imports of its
+            # submodules load the old files (not this tree's, already in sys.modules).
+            spec = importlib.util.spec_from_file_location(
+                rules_name, package / "__init__.py", submodule_search_locations=[str(package)])
+            assert spec is not None
+            assert spec.loader is not None
+            old_rules = importlib.util.module_from_spec(spec)
+            sys.modules[rules_name] = old_rules
+            spec.loader.exec_module(old_rules)
+        else:  # a single-module core (before the package split)
+            old_rules = _load(rules_name, package.with_suffix(".py"))
+        old_files = {getattr(module, "__file__", "") for name, module in sys.modules.items()
+                     if name == rules_name or name.startswith(rules_name + ".")}
+        assert all(str(src) in file for file in old_files), old_files  # the old core, all of it
         old_bench = _load("pricing_bench_before", Path(__file__))  # the same generators, old classes
     finally:
-        sys.modules[rules_name] = current
+        for name in [name for name in sys.modules if name == rules_name or name.startswith(rules_name + ".")]:
+            del sys.modules[name]
+        sys.modules.update(current)
+    assert old_rules.price_cart is not sys.modules[rules_name].price_cart
+    current_rules = sys.modules[rules_name]
 
     def setup(module: ModuleType, rules: ModuleType) -> tuple[object, list[object]]:
         rnd = random.Random(seed)
@@ -416,9 +435,10 @@ def compare(src: Path, runs: int, seed: int, rounds: int) -> None:
         promos = module.heavy_promotions(rnd)
         return rules.PromotionIndex(promos), [module.heavy_cart(rnd) for _ in range(max(100, runs // 4))]
 
-    sides = [(old_rules, *setup(old_bench, old_rules)), (current, *setup(sys.modules[__name__], current))]
+    this = sys.modules[__name__]
+    sides = [(old_rules, *setup(old_bench, old_rules)), (current_rules, *setup(this, current_rules))]
     heavy = [(old_rules, *setup_heavy(old_bench, old_rules)),
-             (current, *setup_heavy(sys.modules[__name__], current))]
+             (current_rules, *setup_heavy(this, current_rules))]
     for name, pair in (("realistic", sides), ("heavy overlap", heavy)):
         (old, old_index, old_carts), (new, new_index, new_carts) = pair
         for n, (a, b) in enumerate(zip(old_carts, new_carts, strict=True)):

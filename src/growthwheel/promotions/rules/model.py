@@ -581,9 +581,24 @@ class PricedCart:
     exact: bool
 
 
+#: Minor-unit digits per currency code, looked up once per code (:func:`format_money`).
+_EXPONENT_OF: dict[str, int] = {}
+
+
 def format_money(amount: int, currency: str) -> str:
-    """Minor units as major-unit text with the currency's exponent (``1200, "CNY"`` → ``"12.00"``)."""
-    return major_text(amount, currency_exponent(currency))
+    """Minor units as major-unit text with the currency's exponent (``1200, "CNY"`` → ``"12.00"``).
+
+    The same text as :func:`growthwheel.kit.money.major_text`, by integer arithmetic for the amounts
+    a cart can hold (checkout nudges format several per cart)."""
+    exponent = _EXPONENT_OF.get(currency)
+    if exponent is None:
+        exponent = _EXPONENT_OF[currency] = currency_exponent(currency)
+    if not -10**20 < amount < 10**20:
+        return major_text(amount, exponent)
+    if not exponent:
+        return str(amount)
+    whole, fraction = divmod(-amount if amount < 0 else amount, 10**exponent)
+    return f"{'-' if amount < 0 else ''}{whole}.{fraction:0{exponent}d}"
 
 
 def points_for_payment(paid: int, rule: EarnRule) -> int:
@@ -593,3 +608,78 @@ def points_for_payment(paid: int, rule: EarnRule) -> int:
     """
     check(paid >= 0, "paid", "must not be negative")
     return paid * rule.multiplier_bp // (rule.minor_per_point * BASIS)
+
+
+# --------------------------------------------------------------------------------------------------
+# Result records built in the hot path of price_cart: the same frozen objects as their constructors
+# give (every field set, nothing checked: these classes check nothing), without the generated
+# ``__init__``'s one ``object.__setattr__`` call per field. ``test_rules_records.py`` holds them to
+# their classes' fields.
+# --------------------------------------------------------------------------------------------------
+
+_new = object.__new__
+
+
+def new_line_discount(promotion_id: str, layer: Layer, amount: int,
+                      coupon_code: str | None = None) -> LineDiscount:
+    """``LineDiscount(promotion_id, layer, amount, coupon_code)``, built fast."""
+    obj = _new(LineDiscount)
+    fields = obj.__dict__
+    fields["promotion_id"] = promotion_id
+    fields["layer"] = layer
+    fields["amount"] = amount
+    fields["coupon_code"] = coupon_code
+    return obj
+
+
+def new_applied(promotion_id: str, name: str, layer: Layer, amount: int,
+                per_line: tuple[tuple[str, int], ...], coupon_code: str | None = None,
+                shipping_discount: int = 0, gift_sku: str | None = None,
+                gift_quantity: int = 0) -> AppliedPromotion:
+    """``AppliedPromotion(...)`` with the same arguments, built fast."""
+    obj = _new(AppliedPromotion)
+    fields = obj.__dict__
+    fields["promotion_id"] = promotion_id
+    fields["name"] = name
+    fields["layer"] = layer
+    fields["amount"] = amount
+    fields["per_line"] = per_line
+    fields["coupon_code"] = coupon_code
+    fields["shipping_discount"] = shipping_discount
+    fields["gift_sku"] = gift_sku
+    fields["gift_quantity"] = gift_quantity
+    return obj
+
+
+def new_priced_line(line_id: str, sku: str, unit_price: int, quantity: int, subtotal: int,
+                    discounts: tuple[LineDiscount, ...], deposit_paid: int, deposit_credit: int,
+                    paid: int, is_gift: bool = False) -> PricedLine:
+    """``PricedLine(...)`` with the same arguments, built fast."""
+    obj = _new(PricedLine)
+    fields = obj.__dict__
+    fields["line_id"] = line_id
+    fields["sku"] = sku
+    fields["unit_price"] = unit_price
+    fields["quantity"] = quantity
+    fields["subtotal"] = subtotal
+    fields["discounts"] = discounts
+    fields["deposit_paid"] = deposit_paid
+    fields["deposit_credit"] = deposit_credit
+    fields["paid"] = paid
+    fields["is_gift"] = is_gift
+    return obj
+
+
+def new_not_applied(promotion_id: str, name: str, layer: Layer, code: str, reason: str,
+                    coupon_code: str | None = None, nudge: Nudge | None = None) -> NotApplied:
+    """``NotApplied(...)`` with the same arguments, built fast."""
+    obj = _new(NotApplied)
+    fields = obj.__dict__
+    fields["promotion_id"] = promotion_id
+    fields["name"] = name
+    fields["layer"] = layer
+    fields["code"] = code
+    fields["reason"] = reason
+    fields["coupon_code"] = coupon_code
+    fields["nudge"] = nudge
+    return obj

@@ -26,6 +26,10 @@ from growthwheel.promotions.rules.model import (
     Totals,
     check,
     compatible,
+    new_applied,
+    new_line_discount,
+    new_not_applied,
+    new_priced_line,
     points_for_payment,
 )
 from growthwheel.promotions.rules.reasons import context_failure, item_zero_reason, nudge_for, static_failure
@@ -216,39 +220,46 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
     # Per line, the discounts of every promotion in the order they were taken (a promotion only
     # touches its eligible lines), built with the per-line records of what applied.
     line_discounts: list[list[LineDiscount]] = [[] for _ in lines]
+    line_ids = [line.line_id for line in lines]
     for out, layer in layer_outs:
-        shipping = {c.idx: amount for c, amount in out.shipping_discounts}
-        gift_ids = {c.idx for c in out.gifts}
+        shipping = {c.idx: amount for c, amount in out.shipping_discounts} if out.shipping_discounts else {}
+        gift_ids = {c.idx for c in out.gifts} if out.gifts else ()
         for c, parts in out.allocations:
             per_line = []
+            promo_id, coupon_code = c.promo.id, c.coupon_code
+            total = 0
             for i in c.eligible:
                 part = parts[i]
                 if part:
-                    per_line.append((lines[i].line_id, part))
-                    line_discounts[i].append(LineDiscount(c.promo.id, layer, part, c.coupon_code))
+                    per_line.append((line_ids[i], part))
+                    total += part
+                    line_discounts[i].append(new_line_discount(promo_id, layer, part, coupon_code))
             if not per_line and c.idx not in shipping and c.idx not in gift_ids:
                 unused |= 1 << c.idx  # explained below with the candidates that lost
                 continue
             gift = c.promo.reward if c.idx in gift_ids else None
             assert gift is None or isinstance(gift, GiftWithPurchase)
-            applied.append(AppliedPromotion(
-                c.promo.id, c.promo.name, layer, sum(part for _, part in per_line), tuple(per_line),
-                c.coupon_code, shipping.get(c.idx, 0),
+            applied.append(new_applied(
+                promo_id, c.promo.name, layer, total, tuple(per_line), coupon_code, shipping.get(c.idx, 0),
                 gift.sku if gift else None, gift.quantity if gift else 0))
     if points_value:
-        applied.append(AppliedPromotion(
+        applied.append(new_applied(
             "points", "points", Layer.POINTS, points_value,
-            tuple((lines[i].line_id, part) for i, part in enumerate(points_parts) if part)))
+            tuple((line_ids[i], part) for i, part in enumerate(points_parts) if part)))
 
     # Candidates that lost, and the checkout nudges of order and coupon promotions.
     layer_inputs = {Layer.ITEM: item_out.inputs, Layer.ORDER: order_out.inputs,
                     Layer.COUPON: coupon_out.inputs}
+    conflict_names: dict[int, str] = {}  # many losers lost to the same promotions
     for c in candidates:
         layer = c.promo.layer
         conflicts = chosen_mask & ~comp[c.idx]
         nudge: Nudge | None = None
         if not conflicts and layer is not Layer.ITEM:
-            base = sum(layer_inputs[layer][i] for i in c.eligible)
+            inputs = layer_inputs[layer]
+            base = 0
+            for i in c.eligible:
+                base += inputs[i]
             nudge = nudge_for(c, base, currency)
             if nudge is not None:
                 nudges.append(nudge)
@@ -256,9 +267,12 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
             continue
         pos = sort_pos[c.idx]
         if conflicts:
-            names = ", ".join(sorted({x.promo.name for x in engine.members(conflicts)}))
-            slots[pos] = NotApplied(c.promo.id, c.promo.name, layer, "not_combinable",
-                                    f"cannot be combined with {names}, which save more", c.coupon_code)
+            names = conflict_names.get(conflicts)
+            if names is None:
+                names = conflict_names[conflicts] = ", ".join(
+                    sorted({x.promo.name for x in engine.members(conflicts)}))
+            slots[pos] = new_not_applied(c.promo.id, c.promo.name, layer, "not_combinable",
+                                         f"cannot be combined with {names}, which save more", c.coupon_code)
             continue
         base = sum(layer_inputs[layer][i] for i in c.eligible)
         is_chosen = bool(chosen_mask >> c.idx & 1)
@@ -276,23 +290,23 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
         else:
             code, reason = "worse_combination", ("applying it would lose a larger discount of a later "
                                                  "layer (a threshold would no longer be reached)")
-        slots[pos] = NotApplied(c.promo.id, c.promo.name, layer, code, reason, c.coupon_code, nudge)
+        slots[pos] = new_not_applied(c.promo.id, c.promo.name, layer, code, reason, c.coupon_code, nudge)
 
     priced_lines: list[PricedLine] = []
+    deposits, left = item_out.deposit, coupon_out.remaining
     for i, line in enumerate(lines):
         discounts = line_discounts[i]
         if points_parts[i]:
-            discounts.append(LineDiscount("points", Layer.POINTS, points_parts[i]))
-        priced_lines.append(PricedLine(
-            line.line_id, line.sku, line.unit_price, line.quantity, line.amount, tuple(discounts),
-            line.deposit_paid * line.quantity, item_out.deposit[i],
-            coupon_out.remaining[i] - points_parts[i]))
+            discounts.append(new_line_discount("points", Layer.POINTS, points_parts[i]))
+        priced_lines.append(new_priced_line(
+            line.line_id, line.sku, line.unit_price, line.quantity, line.unit_price * line.quantity,
+            tuple(discounts), line.deposit_paid * line.quantity, deposits[i], left[i] - points_parts[i]))
     for out, _ in layer_outs:
         for c in out.gifts:
             reward = c.promo.reward
             assert isinstance(reward, GiftWithPurchase)
-            priced_lines.append(PricedLine(f"gift:{c.promo.id}", reward.sku, 0, reward.quantity, 0, (),
-                                           0, 0, 0, is_gift=True))
+            priced_lines.append(new_priced_line(f"gift:{c.promo.id}", reward.sku, 0, reward.quantity, 0, (),
+                                                0, 0, 0, is_gift=True))
 
     def layer_total(out: LayerOut) -> int:
         return sum(sum(parts) for _, parts in out.allocations)

@@ -7,6 +7,7 @@ layer by layer (:meth:`Engine.layered`). No I/O.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from growthwheel.kit.money import allocate
@@ -212,6 +213,43 @@ def order_amount(reward: OrderReward, base: int, quantity: int) -> int:
     return 0  # gift and free shipping take nothing off the lines
 
 
+def amount_function(reward: OrderReward) -> Callable[[int, int], int]:
+    """:func:`order_amount` of one reward as a function of ``(base, quantity)``, its type dispatched
+    once: the engine calls it for every selection it bounds or prices."""
+    if isinstance(reward, SpendTiers):
+        tiers = tuple(reversed(reward.tiers))
+
+        def spend(base: int, quantity: int) -> int:
+            for threshold, off in tiers:
+                if base >= threshold:
+                    return off
+            return 0
+        return spend
+    if isinstance(reward, EveryXOffY):
+        every, off, cap = reward.every, reward.off, reward.cap
+        if cap is None:
+            return lambda base, quantity: base // every * off
+        return lambda base, quantity: min(base // every * off, cap)
+    if isinstance(reward, QuantityTiers):
+        rates = tuple(reversed(reward.tiers))
+
+        def by_quantity(base: int, quantity: int) -> int:
+            for need, rate in rates:
+                if quantity >= need:
+                    return (2 * base * rate + BASIS) // (2 * BASIS)
+            return 0
+        return by_quantity
+    if isinstance(reward, OrderAmountOff):
+        amount = reward.amount
+        return lambda base, quantity: amount
+    if isinstance(reward, OrderPercentOff):
+        rate, percent_cap = reward.rate_bp, reward.cap
+        if percent_cap is None:
+            return lambda base, quantity: (2 * base * rate + BASIS) // (2 * BASIS)
+        return lambda base, quantity: min((2 * base * rate + BASIS) // (2 * BASIS), percent_cap)
+    return lambda base, quantity: 0  # gift and free shipping take nothing off the lines
+
+
 def _spread(amount: int, weights: list[int]) -> list[int]:
     """:func:`~growthwheel.kit.money.allocate` for the engine's hot path: ``0 < amount <= sum(weights)``,
     weights not negative — the same largest-remainder parts (ties to the earlier line), no checks."""
@@ -286,11 +324,37 @@ class Engine:
         self._members_cache: dict[int, tuple[Cand, ...]] = {}
         self._maximal_cache: dict[tuple[int, int], list[int]] = {}  # (pool, limit) → maximal sets
         self._item_left_cache: dict[int, tuple[int, ...]] = {}
-        self._item_sums_cache: dict[int, tuple[list[int], list[int], list[Fill]]] = {}
+        n = len(self.amounts)
+        self._item_sums_cache: dict[int, tuple[list[int], list[int], list[Fill]]] = {
+            0: ([0] * n, [0] * n, [()] * n)}
         self._item_discount_cache: dict[int, int] = {0: 0}
+        #: Item candidates peeled first when a selection's item sums are built from a smaller one (the
+        #: contested candidates of the branch being searched): the selections of a branch then share
+        #: everything but their contested part. The sums do not depend on the order (see item_sums).
+        self._peel_first = 0
+        #: Per candidate: 0 an item reward, 1 an order reward taking an amount, 2 free shipping, 3 a
+        #: gift; its minimum amount; the amount function of an amount-taking order reward.
+        self.kind: list[int] = []
+        self.min_amount: list[int] = []
+        self.amount_of: list[Callable[[int, int], int] | None] = []
+        for c in candidates:
+            reward = c.promo.reward
+            self.min_amount.append(c.promo.conditions.min_amount)
+            if isinstance(reward, FreeShipping):
+                self.kind.append(2)
+                self.amount_of.append(None)
+            elif isinstance(reward, GiftWithPurchase):
+                self.kind.append(3)
+                self.amount_of.append(None)
+            elif isinstance(reward, ORDER_REWARDS):
+                self.kind.append(1)
+                self.amount_of.append(amount_function(reward))
+            else:
+                self.kind.append(0)
+                self.amount_of.append(None)
         self.discount_total = [sum(c.item_discounts) for c in candidates]
         self._item_cache: dict[tuple[int, ...], LayerOut] = {}
-        self._order_cache: dict[tuple[tuple[int, ...], int, tuple[int, ...]], LayerOut] = {}
+        self._order_cache: dict[tuple[tuple[int, ...], int, tuple[int, ...] | int], LayerOut] = {}
         self.most_alone: list[int] = []  # set by :meth:`exact`
         self.waive_mask = self.takers_mask = 0
 
@@ -328,39 +392,62 @@ class Engine:
 
     def item_discount(self, mask: int) -> int:
         """The sum of the stand-alone item discounts of a selection (at least what it takes off)."""
-        found = self._item_discount_cache.get(mask)
-        if found is None:
-            totals = self.discount_total
-            found = self._item_discount_cache[mask] = sum(map(totals.__getitem__, _bits(mask)))
+        cache = self._item_discount_cache
+        found = cache.get(mask)
+        if found is not None:
+            return found
+        totals, peel = self.discount_total, self._peel_first
+        chain: list[tuple[int, int]] = []
+        m = mask
+        while found is None:  # down to a cached selection (0 always is), contested bits first
+            first = m & peel
+            low = first & -first if first else m & -m
+            chain.append((m, low))
+            m ^= low
+            found = cache.get(m)
+        for m, low in reversed(chain):
+            found += totals[low.bit_length() - 1]
+            cache[m] = found
         return found
 
     def item_sums(self, mask: int) -> tuple[list[int], list[int], list[Fill]]:
         """Per line, the price discount (every unit at its best price reward: :func:`fill_units`),
         the sum of the other item discounts of a selection, and how the units took the prices;
-        memoised and built from the selection without its lowest candidate, so the many selections
-        sharing a prefix cost one candidate each."""
-        found = self._item_sums_cache.get(mask)
+        memoised and built from a smaller selection one candidate at a time (the branch's contested
+        candidates peeled first), so the many selections sharing a part cost one candidate each.
+
+        The result does not depend on the order the candidates are added in: the other discounts
+        are a sum, and a line's fill is its ``quantity`` largest per-unit offers by ``(discount,
+        idx)``, which taking the best of the best of a part and the rest gives as well. The lists
+        are shared between cache entries: never modify them."""
+        cache = self._item_sums_cache
+        found = cache.get(mask)
         if found is not None:
             return found
-        if not mask:
-            n = len(self.amounts)
-            empty: list[Fill] = [()] * n
-            found = ([0] * n, [0] * n, empty)
-        else:
-            low = mask & -mask
+        peel = self._peel_first
+        chain: list[tuple[int, int]] = []
+        m = mask
+        while found is None:  # down to a cached selection (0 always is), contested bits first
+            first = m & peel
+            low = first & -first if first else m & -m
+            chain.append((m, low))
+            m ^= low
+            found = cache.get(m)
+        lines, candidates, is_price = self.lines, self.candidates, self.is_price
+        best, other, fills = found
+        for m, low in reversed(chain):
             j = low.bit_length() - 1
-            best, other, fills = self.item_sums(mask ^ low)
-            best, other = list(best), list(other)
-            cand = self.candidates[j]
+            cand = candidates[j]
             discounts = cand.item_discounts
-            if self.is_price[j]:
-                fills = list(fills)
+            if is_price[j]:
+                best, fills = list(best), list(fills)
+                offers = cand.offers
                 for i in cand.eligible:
-                    offer = cand.offers[i]
+                    offer = offers[i]
                     if not offer:
                         continue
                     held = fills[i]
-                    quantity = self.lines[i].quantity
+                    quantity = lines[i].quantity
                     if not held:
                         fills[i] = fill_units(quantity, [(d, j, units) for d, units in offer])
                         best[i] = discounts[i]
@@ -373,10 +460,10 @@ class Engine:
                                                          *((d, j, units) for d, units in offer)])
                         best[i] = sum(units * d for _, units, d in fills[i])
             else:
+                other = list(other)
                 for i in cand.eligible:
                     other[i] += discounts[i]
-            found = (best, other, fills)
-        self._item_sums_cache[mask] = found
+            found = cache[m] = (best, other, fills)
         return found
 
     def item_layer(self, chosen: tuple[Cand, ...]) -> LayerOut:
@@ -418,11 +505,12 @@ class Engine:
         return out
 
     def order_layer(self, inputs: tuple[int, ...], shipping_left: int,
-                    chosen: tuple[Cand, ...]) -> LayerOut:
+                    chosen: tuple[Cand, ...], mask: int | None = None) -> LayerOut:
         """Order-type rewards (order or coupon layer) on what the previous layer left (``inputs``, and
         the shipping fee still due), each computed on the layer's input and allocated in turn over
-        its eligible lines by what is left of them."""
-        key = (inputs, shipping_left, tuple(c.idx for c in chosen))
+        its eligible lines by what is left of them. ``mask``: the selection's mask when ``chosen``
+        is in ``idx`` order (``members(mask)``), a cheaper memo key."""
+        key = (inputs, shipping_left, tuple([c.idx for c in chosen]) if mask is None else mask)
         cached = self._order_cache.get(key)
         if cached is not None:
             return cached
@@ -432,27 +520,36 @@ class Engine:
         gifts: list[Cand] = []
         gift_value = 0
         zero = (0,) * len(inputs)
+        kinds, minimums, amount_of = self.kind, self.min_amount, self.amount_of
         for c in chosen:
-            reward = c.promo.reward
+            idx = c.idx
             eligible = c.eligible
             base = 0
             for i in eligible:
                 base += inputs[i]
-            if base < c.promo.conditions.min_amount:
+            kind = kinds[idx]
+            if base < minimums[idx]:
                 allocations.append((c, zero))
-            elif isinstance(reward, FreeShipping):
+            elif kind == 2:
                 if shipping_left:
                     shipping.append((c, shipping_left))
                     shipping_left = 0
                 allocations.append((c, zero))
-            elif isinstance(reward, GiftWithPurchase):
+            elif kind == 3:
+                reward = c.promo.reward
+                assert isinstance(reward, GiftWithPurchase)
                 gifts.append(c)
                 gift_value += reward.value * reward.quantity
                 allocations.append((c, zero))
             else:
-                assert isinstance(reward, ORDER_REWARDS)
+                function = amount_of[idx]
+                assert function is not None
                 weights = [current[i] for i in eligible]
-                amount = min(order_amount(reward, base, c.eligible_quantity), sum(weights))
+                amount = function(base, c.eligible_quantity)
+                if amount:
+                    room = sum(weights)
+                    if amount > room:
+                        amount = room
                 if amount:
                     parts = [0] * len(inputs)
                     for i, part in zip(eligible, _spread(amount, weights), strict=True):
@@ -666,10 +763,12 @@ class Engine:
             reward = d.promo.reward
             if isinstance(reward, FreeShipping):
                 self.waive_mask |= 1 << d.idx
-            elif isinstance(reward, ORDER_REWARDS) and not isinstance(reward, NO_AMOUNT):
+            elif self.kind[d.idx] == 1:
                 self.takers_mask |= 1 << d.idx
-                self.most_alone[d.idx] = order_amount(reward, sum(self.amounts[i] for i in d.eligible),
-                                                      d.eligible_quantity)
+                function = self.amount_of[d.idx]
+                assert function is not None
+                self.most_alone[d.idx] = function(sum([self.amounts[i] for i in d.eligible]),
+                                                  d.eligible_quantity)
         bases = self.min_bases()
         everything = (1 << len(self.candidates)) - 1
         universes = self.branches()
@@ -709,17 +808,21 @@ class Engine:
                             for layer in layers)
             if evaluated + 2 ** contested > EXACT_SEARCH_LIMIT:
                 return None
+            self._peel_first = self.layer_mask[Layer.ITEM] & universe & ~free[Layer.ITEM]
             item_sets = self.selections(self.layer_mask[Layer.ITEM] & universe, free[Layer.ITEM],
                                         EXACT_SEARCH_LIMIT)
             if item_sets is None:
                 return None
             later = later_layers & universe
             waives = bool(later & self.waive_mask)
-            takers: list[tuple[OrderReward, tuple[int, ...], int]] = []
+            takers: list[tuple[Callable[[int, int], int], tuple[int, ...] | None, int]] = []
             most_off = 0  # what the later rewards can take at most, whatever the item layer leaves
+            every_line = len(self.lines)
             for d in self.members(later & self.takers_mask):
-                assert isinstance(d.promo.reward, ORDER_REWARDS)
-                takers.append((d.promo.reward, d.eligible, d.eligible_quantity))
+                function = self.amount_of[d.idx]
+                assert function is not None
+                takers.append((function, None if len(d.eligible) == every_line else d.eligible,
+                               d.eligible_quantity))
                 most_off += self.most_alone[d.idx]
             shipping = 0 if waives else shipping_fee
             # Most item discount first, so that a good total is found early and prunes the rest.
@@ -738,7 +841,8 @@ class Engine:
                 if order_sets is None:
                     return None
                 for order_mask in order_sets:
-                    order_out = self.order_layer(item_left, shipping_fee, self.members(order_mask))
+                    order_out = self.order_layer(item_left, shipping_fee, self.members(order_mask),
+                                                 order_mask)
                     after_order = after_item & self.common(order_mask)
                     coupon_sets = self.selections(self.layer_mask[Layer.COUPON] & after_order,
                                                   free[Layer.COUPON], EXACT_SEARCH_LIMIT)
@@ -749,7 +853,7 @@ class Engine:
                         if evaluated > EXACT_SEARCH_LIMIT:
                             return None
                         coupon_out = self.order_layer(order_out.remaining, order_out.shipping_left,
-                                                      self.members(coupon_mask))
+                                                      self.members(coupon_mask), coupon_mask)
                         _, value = self.points(coupon_out.remaining)
                         rank = (sum(coupon_out.remaining) - value + coupon_out.shipping_left,
                                 -(order_out.gift_value + coupon_out.gift_value),
@@ -762,19 +866,24 @@ class Engine:
         return tuple(self.members(mask) for mask in best_masks), True
 
     def lower_bound(self, item_left: tuple[int, ...],
-                    takers: list[tuple[OrderReward, tuple[int, ...], int]], waives: bool) -> int:
+                    takers: list[tuple[Callable[[int, int], int], tuple[int, ...] | None, int]],
+                    waives: bool) -> int:
         """A total no combination over this item-layer result can go below: every later reward that
-        takes an amount (``takers``: reward, eligible lines, quantity) at what it gives on its lines as
-        the item layer left them (the most it can give: order rewards grow with their base, and a
-        coupon's base is at most that), shipping waived if a later promotion ``waives`` it, and the
-        most points the customer can use on it."""
+        takes an amount (``takers``: amount function, eligible lines or ``None`` for every line,
+        quantity) at what it gives on its lines as the item layer left them (the most it can give:
+        order rewards grow with their base, and a coupon's base is at most that), shipping waived if
+        a later promotion ``waives`` it, and the most points the customer can use on it."""
+        goods = sum(item_left)
         off = 0
-        for reward, eligible, quantity in takers:
-            base = 0
-            for i in eligible:
-                base += item_left[i]
-            off += order_amount(reward, base, quantity)
-        return self.bound(sum(item_left), off, waives)
+        for function, eligible, quantity in takers:
+            if eligible is None:
+                off += function(goods, quantity)
+            else:
+                base = 0
+                for i in eligible:
+                    base += item_left[i]
+                off += function(base, quantity)
+        return self.bound(goods, off, waives)
 
     def bound(self, goods: int, off: int, waives: bool) -> int:
         """The lowest total of goods worth ``goods`` after the item layer when later rewards take at
