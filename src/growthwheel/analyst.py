@@ -281,6 +281,11 @@ def _experiment_results(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -
         return service.results(con, exp, as_of=when)
 
 
+def _marketing_attribution(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> Any:
+    from growthwheel.marketing import service
+    return service.read_attribution(con, cfg, dict(p))
+
+
 #: Every named read: ``name → fn(backend, settings, params) → JSON-able answer``.
 READS: dict[str, Read] = {
     "kpis": _kpis,
@@ -294,6 +299,7 @@ READS: dict[str, Read] = {
     "segment_members": _segment_members,
     "experiments": _experiments,
     "experiment_results": _experiment_results,
+    "marketing_attribution": _marketing_attribution,
 }
 
 

@@ -95,6 +95,8 @@ LAZY: dict[str, LazyCommand] = {
     "coupons": LazyCommand("growthwheel.promotions.cli:coupons_app", "Coupon batches and codes."),
     "points": LazyCommand("growthwheel.loyalty.cli:points_app", "Points and membership jobs."),
     "loyalty": LazyCommand("growthwheel.loyalty.cli:loyalty_app", "Membership from the shop's history."),
+    "marketing": LazyCommand("growthwheel.marketing.cli:marketing_app",
+                             "Marketing: ad spend, attribution and budget plans."),
     "warehouse": LazyCommand("growthwheel.cli.warehouse:warehouse_app",
                              "Upkeep of the Spark warehouse's files."),
 }

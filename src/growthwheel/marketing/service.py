@@ -169,3 +169,18 @@ def budget_plan(request: BudgetRequest) -> dict[str, Any]:
         "current_outcome": current,
         "lines": [asdict(line) for line in plan.lines],
     }
+
+
+def read_attribution(con: Any, cfg: Settings, params: dict[str, Any]) -> dict[str, Any]:
+    """:func:`attribution_report` from plain JSON parameters (``analyst.READS`` entry
+    ``marketing_attribution``, so the CLI asks the server when one owns the warehouse)."""
+    try:
+        start = date.fromisoformat(str(params["from"]))
+        end = date.fromisoformat(str(params["to"]))
+    except (KeyError, ValueError):
+        raise InvalidArgumentError("from, to: give both days as YYYY-MM-DD") from None
+    return attribution_report(
+        con, start=start, end=end, lookback_days=int(params.get("lookback_days") or 30),
+        level=str(params.get("level") or "channel"), models=list(params.get("models") or attr.MODELS),
+        half_life_days=float(params.get("half_life_days") or 7.0),
+        markov_order=int(params.get("markov_order") or 1))
