@@ -33,8 +33,11 @@
       const chart = window.echarts.getInstanceByDom(el);
       if (!chart || english(el)) continue;
       const o = chart.getOption();
-      const names = (list) => (list || []).forEach((x) => { if (typeof x === 'string') out.push(x);
-        else if (x && typeof x.name === 'string') out.push(x.name); });
+      /* A canvas cannot mark an identifier as <code>: a chart names those it draws in data-code. */
+      const code = (el.dataset.code || '').split(' ').filter((w) => w);
+      const plain = (text) => code.reduce((t, w) => t.split(w).join(' '), text);
+      const names = (list) => (list || []).forEach((x) => { if (typeof x === 'string') out.push(plain(x));
+        else if (x && typeof x.name === 'string') out.push(plain(x.name)); });
       (o.series || []).forEach((s) => names(s.data));  /* series names show through the legend */
       (o.legend || []).forEach((l) => names(l.data));
       [...(o.xAxis || []), ...(o.yAxis || [])].forEach((a) => { if (a.name) out.push(String(a.name)); names(a.data); });

@@ -123,6 +123,8 @@ def _seed(cfg: Any, owner: Any, customers: list[str]) -> None:
     from growthwheel.experiments import service as experiments
     from growthwheel.experiments.schemas import ExperimentCreate
     from growthwheel.insight import clv
+    from growthwheel.journeys import pages as journey_pages
+    from growthwheel.journeys import service as journeys
     from growthwheel.loyalty import history
     from growthwheel.loyalty import service as loyalty
     from growthwheel.promotions import coupons
@@ -163,6 +165,7 @@ def _seed(cfg: Any, owner: Any, customers: list[str]) -> None:
             "key": "pdp-gallery", "name": "商品详情页大图", "hypothesis": "大图让顾客看清茶叶，更多人下单。",
             "variants": [{"name": "control", "weight": 0.5}, {"name": "gallery", "weight": 0.5}],
             "primary_metric": {"kind": "conversion"}, "method": "sequential"})
+        journeys.create_journey(session, "沉睡客户唤回", journey_pages.EXAMPLE, actor_name=ACTOR)
         exp = experiments.create_experiment(session, body, principal=None, actor_name=ACTOR)
         experiments.start_experiment(session, exp, principal=None, actor_name=ACTOR)
         start = datetime(2025, 2, 1, tzinfo=UTC)
@@ -230,7 +233,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
 PAGES = ("/", "/customers", "/segments", "/segments/new", "/experiments", "/experiments/new",
          "/promotions", "/promotions/new", "/coupons", "/coupons/new", "/loyalty", "/journeys",
          "/journeys/new", "/jobs", "/imports", "/insight/rfm", "/insight/funnel", "/insight/cohorts",
-         "/insight/lifecycle", "/insight/clv")
+         "/insight/lifecycle", "/insight/clv", "/experiments/pdp-gallery/results")
 #: List page → a CSS selector of its rows' links: the first one's page is visited too.
 DETAILS = {
     "/customers": "table a[href^='/customers/']",
@@ -239,6 +242,7 @@ DETAILS = {
     "/promotions": "table a[href^='/promotions/']",
     "/coupons": "table a[href^='/coupons/']",
     "/loyalty": "table a[href^='/loyalty/']",
+    "/journeys": "table a[href^='/journeys/']",
 }
 
 

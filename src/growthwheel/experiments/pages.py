@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -43,7 +44,7 @@ from growthwheel.web.i18n import (
     format_money,
     k,
 )
-from growthwheel.web.pages import page_translator, render
+from growthwheel.web.pages import code_translator, page_translator, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -368,7 +369,8 @@ async def stop_experiment(key: Key, request: Request, user: User, session: DbSes
 class _Formatter:
     """Formats a metric's values for the page: money for revenue and AOV, percentages for rates."""
 
-    def __init__(self, kind: str, currency: str) -> None:
+    def __init__(self, kind: str, currency: str, t: Translator) -> None:
+        self.t = t
         self.kind = kind
         self.currency = currency
         self.exponent = currency_exponent(currency)
@@ -386,7 +388,7 @@ class _Formatter:
         if v is None:
             return "–"
         if self.kind in ("conversion", "retention", "refund_rate"):
-            return f"{v * 100:+.2f} pp"
+            return self.t(k("experiments.unit.pp"), value=f"{v * 100:+.2f}")
         text = self.value(abs(v))
         return ("+" if v >= 0 else "-") + text
 
@@ -395,7 +397,7 @@ def _pct(v: float | None) -> str:
     return "–" if v is None else f"{v:+.1%}"
 
 
-def _verdict(t: Translator, comp: dict[str, Any], metric: str, fmt: _Formatter, level: str) -> str:
+def _verdict(t: Translator, comp: dict[str, Any], metric: str, fmt: _Formatter, level: str) -> Markup:
     """One sentence on a comparison. Significance is decided on the adjusted p-value; when the
     (unadjusted) interval excludes zero but the adjusted p-value does not pass, the sentence says
     that the difference does not survive the adjustment rather than calling it clear."""
@@ -406,12 +408,13 @@ def _verdict(t: Translator, comp: dict[str, Any], metric: str, fmt: _Formatter, 
               "low": fmt.change(absolute.get("ci_lower")), "high": fmt.change(absolute.get("ci_upper")),
               "p": "–" if p is None else f"{p:.3f}"}
     low, high = absolute.get("ci_lower"), absolute.get("ci_upper")
+    tc = code_translator(t)  # the variant is an identifier: shown as code
     if comp["significant"]:
         up = (absolute.get("estimate") or 0) > 0
-        return t(k("experiments.verdict.up") if up else k("experiments.verdict.down"), **values)
+        return tc(k("experiments.verdict.up") if up else k("experiments.verdict.down"), values, ("variant",))
     if low is not None and high is not None and (low > 0 or high < 0):
-        return t(k("experiments.verdict.adjusted"), **values)
-    return t(k("experiments.verdict.none"), **values)
+        return tc(k("experiments.verdict.adjusted"), values, ("variant",))
+    return tc(k("experiments.verdict.none"), values, ("variant",))
 
 
 def _warning_text(t: Translator, warning: dict[str, Any], names: dict[str, str]) -> str:
@@ -447,7 +450,7 @@ def results_page(key: Key, request: Request, user: User, session: DbSession) -> 
     metrics_view: list[dict[str, Any]] = []
     chart_rows: list[dict[str, Any]] = []
     for m in found["metrics"]:
-        fmt = _Formatter(m["spec"]["kind"], currency)
+        fmt = _Formatter(m["spec"]["kind"], currency, t)
         name = names[m["label"]]
         view: dict[str, Any] = {"label": m["label"], "name": name, "role_key": ROLE_KEYS[m["role"]],
                                 "role": m["role"], "error": _metric_error(t, m),
@@ -485,6 +488,7 @@ def results_page(key: Key, request: Request, user: User, session: DbSession) -> 
         "units_text": format_count(status["units"]),
         "warnings": [{"code": w["code"], "text": _warning_text(t, w, names)} for w in found["warnings"]],
         "metrics": metrics_view,
+        "variant_names": [str(v["name"]) for v in exp.variants],
         "sequential": exp.method == "sequential",
         "chart": {"rows": chart_rows, "labels": {"effect": t("experiments.chart.effect"),
                                                  "interval": t("experiments.chart.interval")}},

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from growthwheel.api.deps import DbSession, Principal, require_scope
+from growthwheel.api.errors import request_language
 from growthwheel.api.warehouse import WarehouseOwner, warehouse
 from growthwheel.api.workers import RemoteWarehouse, checkout_warehouse
 from growthwheel.config import Settings
@@ -57,7 +58,7 @@ from growthwheel.promotions.schemas import (
 )
 from growthwheel.promotions.texts import nudge_text, reason_text
 from growthwheel.segments import service as segments_service
-from growthwheel.web.i18n import DEFAULT_LANG, HTML_LANG, choose_language, translator
+from growthwheel.web.i18n import DEFAULT_LANG, HTML_LANG, translator
 
 router = APIRouter(prefix="/api/v1", tags=["promotions"])
 
@@ -164,7 +165,7 @@ def price_cart(
     session.commit()  # in this thread: see _commit_here
     out = quote.to_out(body.customer_id)
     response.headers["Vary"] = "Accept-Language"
-    lang = choose_language(None, request.headers.get("accept-language"))
+    lang = request_language(request)
     if lang != DEFAULT_LANG:  # nudges and reasons in the client's language (English: the core's own)
         t = translator(lang)
         for nudge in out.nudges:
