@@ -402,14 +402,29 @@ def demo_command(
     with _progress_bar(sys.stderr.isatty()) as progress:
         run = build_demo(cfg, customers=customers, days=days, seed=seed, start=first, say=progress)
     for result in run.results:
-        counts = result.tables[result.table if result.table != "order_lines" else "orders"]
+        # order_lines: the rows read are lines, the counts are the orders they make up (named so)
+        lines = result.table == "order_lines"
+        counts = result.tables["orders" if lines else result.table]
+        unit = "orders: " if lines else ""
         out.print(
-            f"{result.table:<12} {result.rows_read:>10,} rows · {counts.inserted:,} new · "
-            f"{counts.updated:,} updated · {counts.unchanged:,} unchanged · "
+            f"{result.table:<12} {result.rows_read:>10,} {'lines' if lines else 'rows '} read · {unit}"
+            f"{counts.inserted:,} new · {counts.updated:,} updated · {counts.unchanged:,} unchanged · "
             f"{result.rows_quarantined:,} quarantined"
         )
     out.print(f"simulated in {run.seconds_simulating:.1f} s, imported in {run.seconds_importing:.1f} s; "
               f"ground truth: {run.ground_truth}")
+    from growthwheel.sim import living, mailsink
+
+    mail_port = mailsink.configured_port(cfg.data_dir) or mailsink.DEFAULT_PORT
+    if not mailsink.port_free(mail_port):
+        mail_port = mailsink.free_port()
+    with _progress_bar(sys.stderr.isatty()) as bar:
+        say = (lambda message, bar=bar: bar(message, None)) if bar is not None else None
+        acted = living.bring_to_life(cfg, end=living.history_end(first, days), seed=seed, mail_port=mail_port,
+                                     say=say)
+    if acted.counts:
+        out.print("acted on the shop through the services in "
+                  f"{acted.seconds:.1f} s: " + ", ".join(f"{k} {v:,}" for k, v in acted.counts.items()))
     kpi_command(by=Period.month, start=None, end=None, dimension=None, as_json=False, definitions=False,
                 wide=False)
     for period in (Period.week, Period.month):
@@ -420,12 +435,19 @@ def demo_command(
         out.print("(a new password is generated each time; `growthwheel users set-password` changes it)")
         from growthwheel.jobs import worker as jobs_worker
 
+        mail_port = mailsink.configured_port(cfg.data_dir) or mailsink.DEFAULT_PORT
+        if not mailsink.port_free(mail_port):
+            mail_port = mailsink.free_port()
+            mailsink.write_channels(cfg.data_dir, mail_port, daily_email_cap=400)
+        sink = mailsink.start(cfg.data_dir, mail_port)  # the journeys' emails land here, nowhere else
+        out.print(f"mail sink on 127.0.0.1:{mail_port}: the emails sent are in {sink.directory}")
         background = jobs_worker.spawn(cfg)  # the worker runs beside the server and stops with it
         out.print(f"worker running beside the server (pid {background.pid}); Jobs page: /jobs")
         try:
             serve_command(host="127.0.0.1", port=8000)
         finally:
             jobs_worker.stop(background)
+            sink.stop()
 
 
 def _demo_admin(cfg: Settings) -> tuple[str, str]:
