@@ -54,7 +54,7 @@ def ok(response: Any, status: int = 200) -> Any:
 
 
 def setup(key: str, **extra: Any) -> dict[str, Any]:
-    return {"key": key, "name": f"Test {key}",
+    return {"key": key, "name": f"Test {key}", "planned_units": 1000,
             "variants": [{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}], **extra}
 
 
@@ -97,7 +97,7 @@ def test_life_cycle_assignment_exposures_and_audit(client: TestClient, store_cfg
     found = ok(client.get(f"{BASE}/pdp-layout/results"))
     assert found["status"]["units"] == sum(in_it.values())
     assert [m["label"] for m in found["metrics"]] == ["conversion"]
-    assert [w["code"] for w in found["warnings"]] == ["peeking_unplanned"]  # a running fixed-horizon test
+    assert [w["code"] for w in found["warnings"]] == ["peeking"]  # fixed horizon, below its planned size
 
     ok(client.post(f"{BASE}/pdp-layout/stop"))
     stopped = ok(client.get(f"{BASE}/pdp-layout/assignment", params={"customer_id": "c0001"}))
@@ -208,3 +208,16 @@ def test_a_holdout_reserves_its_share_through_the_same_assignment(
         "customer_id": c, "expose": False}))["variant"] == "holdout"}
     assert held & set(ASKED) == api
     assert 20 <= len(held) <= 65  # 10% of 400, within about 3.5 standard deviations
+
+
+def test_a_fixed_horizon_test_does_not_start_without_its_planned_size(client: TestClient) -> None:
+    ok(client.post(BASE, json={**setup("unplanned"), "planned_units": None}), 201)
+    refused = ok(client.post(f"{BASE}/unplanned/start"), 422)
+    assert refused["code"] == "planned_units_required"
+    assert "planned_units" in refused["detail"]
+    assert ok(client.get(f"{BASE}/unplanned"))["status"] == "draft"
+    ok(client.patch(f"{BASE}/unplanned", json={"planned_units": 4000}))
+    assert ok(client.post(f"{BASE}/unplanned/start"))["status"] == "running"
+    # a sequential test needs no planned size: its intervals hold however often one looks
+    ok(client.post(BASE, json={**setup("seq"), "planned_units": None, "method": "sequential"}), 201)
+    assert ok(client.post(f"{BASE}/seq/start"))["status"] == "running"

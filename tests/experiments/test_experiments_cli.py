@@ -21,7 +21,7 @@ from growthwheel.warehouse.db import open_duckdb
 
 SETUP = {"key": "cli-test", "name": "CLI test", "salt": "fixed",
          "variants": [{"name": "control", "weight": 0.5}, {"name": "b", "weight": 0.5}],
-         "primary_metric": {"kind": "orders"}, "cuped_days": 0}
+         "primary_metric": {"kind": "orders"}, "cuped_days": 0, "planned_units": 1000}
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_round_trip(cli: Any) -> None:
     assert orders["comparisons"][0]["absolute"]["estimate"] == pytest.approx(1.0)
     text = run("experiments", "results", "cli-test").stdout
     assert "4 units exposed" in text
-    assert "warning" in text  # a running fixed-horizon test without a planned size
+    assert "warning" in text  # a running fixed-horizon test read before its planned size
     assert "cli-test: stopped" in run("experiments", "stop", "cli-test").stdout
 
 

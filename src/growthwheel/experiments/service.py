@@ -72,6 +72,19 @@ class ExperimentStateError(GrowthwheelError):
     status = 409
 
 
+class PlannedUnitsRequiredError(GrowthwheelError):
+    """A fixed-horizon test asked to start without its planned sample size."""
+
+    code = "planned_units_required"
+    status = 422
+
+
+def needs_planned_units(exp: Experiment) -> bool:
+    """Whether ``exp`` is a fixed-horizon A/B test without a planned sample size (it cannot start:
+    a fixed-horizon result is read once, at the planned size; a hold-out has none)."""
+    return exp.kind == "experiment" and exp.method == "fixed" and not exp.planned_units
+
+
 class LayerFullError(GrowthwheelError):
     """The layer has no free range of buckets for the experiment's traffic."""
 
@@ -215,6 +228,10 @@ def start_experiment(
     """Start a draft: from now on units are assigned (a layered one claims its buckets)."""
     if exp.status != "draft":
         raise ExperimentStateError(f"experiment {exp.key!r} is {exp.status}: only a draft can start")
+    if needs_planned_units(exp):
+        raise PlannedUnitsRequiredError(
+            "planned_units: a fixed-horizon test needs its planned sample size (units) before it starts; "
+            "set it (PATCH the experiment) or choose method 'sequential'")
     if exp.layer is not None:
         _claim_range(session, exp, exp.traffic)
     exp.status = "running"
