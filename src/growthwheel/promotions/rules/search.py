@@ -257,8 +257,9 @@ def _spread(amount: int, weights: list[int]) -> list[int]:
     parts = [amount * w // total for w in weights]
     left = amount - sum(parts)
     if left:
-        order = sorted(range(len(weights)), key=lambda i: (-(amount * weights[i] % total), i))
-        for i in order[:left]:
+        # Largest remainder first; the sort is stable, so ties keep the earlier line first.
+        remainders = [-(amount * w % total) for w in weights]
+        for i in sorted(range(len(weights)), key=remainders.__getitem__)[:left]:
             parts[i] += 1
     return parts
 
@@ -298,6 +299,9 @@ class Engine:
         self.lines = cart.lines
         self.amounts = tuple(line.amount for line in cart.lines)
         self.credits = tuple(line.deposit_credit * line.quantity for line in cart.lines)
+        #: Per line, its amount less its deposit credit (what the item layer's discounts come off).
+        self.net_amounts = tuple([amount - credit for amount, credit in zip(self.amounts, self.credits,
+                                                                            strict=True)])
         self.candidates = candidates
         #: comp[i]: the candidates that may apply together with candidate i (bit i itself is set when
         #: an exclusive promotion does not list its own id or layer: only the explanation reads it).
@@ -328,9 +332,10 @@ class Engine:
         self._item_sums_cache: dict[int, tuple[list[int], list[int], list[Fill]]] = {
             0: ([0] * n, [0] * n, [()] * n)}
         self._item_discount_cache: dict[int, int] = {0: 0}
-        #: Item candidates peeled first when a selection's item sums are built from a smaller one (the
-        #: contested candidates of the branch being searched): the selections of a branch then share
-        #: everything but their contested part. The sums do not depend on the order (see item_sums).
+        #: Item candidates peeled first (highest first) when a selection's item sums are built from a
+        #: smaller one: the contested candidates of the branch being searched, so the selections of a
+        #: branch share everything but their contested part, and a selection's parent is the one the
+        #: enumeration (:meth:`selections`) listed before it. The sums do not depend on the order.
         self._peel_first = 0
         #: Per candidate: 0 an item reward, 1 an order reward taking an amount, 2 free shipping, 3 a
         #: gift; its minimum amount; the amount function of an amount-taking order reward.
@@ -354,6 +359,7 @@ class Engine:
                 self.amount_of.append(None)
         self.discount_total = [sum(c.item_discounts) for c in candidates]
         self._item_cache: dict[tuple[int, ...], LayerOut] = {}
+        self._ranked_cache: dict[tuple[int, int], list[tuple[int, int]] | None] = {}
         self._order_cache: dict[tuple[tuple[int, ...], int, tuple[int, ...] | int], LayerOut] = {}
         self.most_alone: list[int] = []  # set by :meth:`exact`
         self.waive_mask = self.takers_mask = 0
@@ -385,8 +391,8 @@ class Engine:
         found = self._item_left_cache.get(mask)
         if found is None:
             best, other, _fills = self.item_sums(mask)
-            found = tuple([max(0, amount - b - o - credit) for amount, b, o, credit
-                           in zip(self.amounts, best, other, self.credits, strict=True)])
+            found = tuple([left if (left := net - b - o) > 0 else 0
+                           for net, b, o in zip(self.net_amounts, best, other, strict=True)])
             self._item_left_cache[mask] = found
         return found
 
@@ -401,7 +407,7 @@ class Engine:
         m = mask
         while found is None:  # down to a cached selection (0 always is), contested bits first
             first = m & peel
-            low = first & -first if first else m & -m
+            low = 1 << first.bit_length() - 1 if first else m & -m
             chain.append((m, low))
             m ^= low
             found = cache.get(m)
@@ -429,7 +435,7 @@ class Engine:
         m = mask
         while found is None:  # down to a cached selection (0 always is), contested bits first
             first = m & peel
-            low = first & -first if first else m & -m
+            low = 1 << first.bit_length() - 1 if first else m & -m
             chain.append((m, low))
             m ^= low
             found = cache.get(m)
@@ -809,9 +815,8 @@ class Engine:
             if evaluated + 2 ** contested > EXACT_SEARCH_LIMIT:
                 return None
             self._peel_first = self.layer_mask[Layer.ITEM] & universe & ~free[Layer.ITEM]
-            item_sets = self.selections(self.layer_mask[Layer.ITEM] & universe, free[Layer.ITEM],
-                                        EXACT_SEARCH_LIMIT)
-            if item_sets is None:
+            ranked = self.ranked_items(self.layer_mask[Layer.ITEM] & universe, free[Layer.ITEM])
+            if ranked is None:
                 return None
             later = later_layers & universe
             waives = bool(later & self.waive_mask)
@@ -825,16 +830,44 @@ class Engine:
                                d.eligible_quantity))
                 most_off += self.most_alone[d.idx]
             shipping = 0 if waives else shipping_fee
+            use = self.cart.points
+            points_cap, share = ((0, 0) if use is None
+                                 else (use.points * use.minor_per_point, use.max_share_bp))
+            item_left_of = self.item_left
             # Most item discount first, so that a good total is found early and prunes the rest.
-            ranked = sorted([(-self.item_discount(mask), mask) for mask in item_sets])
             for minus_discount, item_mask in ranked:
-                if best is not None and (max(0, net + minus_discount - most_off) - points_most
-                                         + shipping > best[0]):
-                    continue  # cannot win, not even on a tie
-                item_left = self.item_left(item_mask)
-                if best is not None and (self.bound(sum(item_left), most_off, waives) > best[0]
-                                         or self.lower_bound(item_left, takers, waives) > best[0]):
-                    continue
+                if best is not None:
+                    floor = net + minus_discount - most_off
+                    if (floor if floor > 0 else 0) - points_most + shipping > best[0]:
+                        # Cannot win, not even on a tie; nor can any later selection (less discount
+                        # and a best total that only falls): skipped like them, uncounted.
+                        break
+                item_left = item_left_of(item_mask)
+                if best is not None:
+                    # Two lower bounds of every total over this item-layer result: the later rewards
+                    # at their most on the undiscounted lines, then each amount-taking later reward
+                    # at what it gives on its lines as the item layer left them (the most it can:
+                    # order rewards grow with their base, and a coupon's base is at most that);
+                    # shipping waived if a later promotion may waive it, the most points used.
+                    goods = sum(item_left)
+                    most_points = goods * share // BASIS
+                    if most_points > points_cap:
+                        most_points = points_cap
+                    rest = goods - most_off
+                    if (rest if rest > 0 else 0) - most_points + shipping > best[0]:
+                        continue
+                    off = 0
+                    for function, eligible, quantity in takers:
+                        if eligible is None:
+                            off += function(goods, quantity)
+                        else:
+                            base = 0
+                            for i in eligible:
+                                base += item_left[i]
+                            off += function(base, quantity)
+                    rest = goods - off
+                    if (rest if rest > 0 else 0) - most_points + shipping > best[0]:
+                        continue
                 after_item = self.common(item_mask) & universe
                 order_sets = self.selections(self.layer_mask[Layer.ORDER] & after_item, free[Layer.ORDER],
                                              EXACT_SEARCH_LIMIT)
@@ -865,31 +898,20 @@ class Engine:
         assert best is not None  # the empty selection is always there
         return tuple(self.members(mask) for mask in best_masks), True
 
-    def lower_bound(self, item_left: tuple[int, ...],
-                    takers: list[tuple[Callable[[int, int], int], tuple[int, ...] | None, int]],
-                    waives: bool) -> int:
-        """A total no combination over this item-layer result can go below: every later reward that
-        takes an amount (``takers``: amount function, eligible lines or ``None`` for every line,
-        quantity) at what it gives on its lines as the item layer left them (the most it can give:
-        order rewards grow with their base, and a coupon's base is at most that), shipping waived if
-        a later promotion ``waives`` it, and the most points the customer can use on it."""
-        goods = sum(item_left)
-        off = 0
-        for function, eligible, quantity in takers:
-            if eligible is None:
-                off += function(goods, quantity)
+    def ranked_items(self, allowed: int, free: int) -> list[tuple[int, int]] | None:
+        """The item selections of :meth:`selections` as ``(-item discount, mask)``, most discount first
+        (ties by mask); ``None`` past the limit. Memoised by ``(allowed, free)``."""
+        key = (allowed, free)
+        found = self._ranked_cache.get(key, False)
+        if found is False:
+            masks = self.selections(allowed, free, EXACT_SEARCH_LIMIT)
+            if masks is None:
+                found = None
             else:
-                base = 0
-                for i in eligible:
-                    base += item_left[i]
-                off += function(base, quantity)
-        return self.bound(goods, off, waives)
-
-    def bound(self, goods: int, off: int, waives: bool) -> int:
-        """The lowest total of goods worth ``goods`` after the item layer when later rewards take at
-        most ``off``: shipping waived if a later promotion ``waives`` it, the most points used."""
-        shipping = 0 if waives else self.cart.shipping_fee
-        return max(0, goods - off) - self.most_points(goods) + shipping
+                discount = self.item_discount
+                found = sorted([(-discount(mask), mask) for mask in masks])
+            self._ranked_cache[key] = found
+        return found
 
     def most_points(self, goods: int) -> int:
         """The most the customer's points can pay on goods worth at most ``goods``."""
