@@ -42,6 +42,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.journeys.api",
     "growthwheel.journeys.rest",
     "growthwheel.marketing.api",
+    "growthwheel.marketing.pages",
     "growthwheel.journeys.pages",
     "growthwheel.customers.pages",
     "growthwheel.api.imports_pages",

@@ -70,6 +70,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/coupons", k("nav.coupons")),
     ("/loyalty", k("nav.loyalty")),
     ("/journeys", k("nav.journeys")),
+    ("/marketing", k("nav.marketing")),
     ("/jobs", k("nav.jobs")),
     ("/imports", k("nav.imports")),
 )
