@@ -902,15 +902,14 @@ class Engine:
         """The item selections of :meth:`selections` as ``(-item discount, mask)``, most discount first
         (ties by mask); ``None`` past the limit. Memoised by ``(allowed, free)``."""
         key = (allowed, free)
-        found = self._ranked_cache.get(key, False)
-        if found is False:
-            masks = self.selections(allowed, free, EXACT_SEARCH_LIMIT)
-            if masks is None:
-                found = None
-            else:
-                discount = self.item_discount
-                found = sorted([(-discount(mask), mask) for mask in masks])
-            self._ranked_cache[key] = found
+        if key in self._ranked_cache:
+            return self._ranked_cache[key]
+        masks = self.selections(allowed, free, EXACT_SEARCH_LIMIT)
+        found = None
+        if masks is not None:
+            discount = self.item_discount
+            found = sorted([(-discount(mask), mask) for mask in masks])
+        self._ranked_cache[key] = found
         return found
 
     def most_points(self, goods: int) -> int:
