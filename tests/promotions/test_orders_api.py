@@ -184,6 +184,33 @@ def test_a_coupon_is_issued_to_every_member_of_a_saved_segment(
     assert sorted(issued["issued"]) == ["c1", "c3"]
     assert issued["already"] == []
     again = ok(client.post(f"/api/v1/coupon-batches/{batch['id']}/issue", json=to_segment))
-    assert again == {"issued": {}, "already": ["c1", "c3"]}
+    assert (again["issued"], again["already"], again["warnings"]) == ({}, ["c1", "c3"], [])
     code = ok(client.get(f"/api/v1/coupons/{issued['issued']['c1']}"))
     assert (code["customer_id"], code["issue_key"]) == ("c1", f"segment:{segment['id']}")
+
+
+def test_issuing_warns_first_about_repeat_buyers_and_the_redemption_cap(
+    client: TestClient, store_cfg: Settings, tmp_path: Path,
+) -> None:
+    (tmp_path / "lines.csv").write_text(
+        "order_id,customer_id,ordered_at,sku,quantity,line_total\nR1,c1,2024-01-01,S,1,9.90\n",
+        encoding="utf-8")
+    client.app.state.warehouse.stop()  # type: ignore[attr-defined]  # import directly, then reopen
+    import_files("order_lines", [tmp_path / "lines.csv"], cfg=store_cfg)
+    client.app.state.warehouse.start()  # type: ignore[attr-defined]
+    batch = ok(client.post("/api/v1/coupon-batches", json={
+        "name": "新人券", "definition": {**COUPON_10, "conditions": {"first_order_only": True}},
+        "budget_count": 1, "valid_from": "2020-01-01T00:00:00Z", "valid_until": "2099-01-01T00:00:00Z"}), 201)
+    url = f"/api/v1/coupon-batches/{batch['id']}/issue"
+    audience = {"customer_ids": ["c1", "c2", "c3"]}
+    checked = ok(client.post(url, json={**audience, "dry_run": True}, headers={"Accept-Language": "zh-CN"}))
+    assert (checked["issued"], checked["would_issue"]) == ({}, 3)
+    warnings = {w["code"]: w for w in checked["warnings"]}
+    assert (warnings["repeat_buyers"]["customers"], warnings["repeat_buyers"]["audience"]) == (1, 3)
+    assert "仅限首单" in warnings["repeat_buyers"]["message"]
+    cap = warnings["over_redemption_cap"]
+    assert (cap["codes"], cap["cap"], cap["customers"]) == (3, 1, 2)
+    assert ok(client.get(f"/api/v1/coupon-batches/{batch['id']}"))["issued_count"] == 0  # nothing issued
+    issued = ok(client.post(url, json=audience))  # the operator goes ahead: issued, warned again
+    assert sorted(issued["issued"]) == ["c1", "c2", "c3"]
+    assert "first orders only" in {w["code"]: w for w in issued["warnings"]}["repeat_buyers"]["message"]

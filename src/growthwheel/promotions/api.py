@@ -37,7 +37,7 @@ from growthwheel.errors import InvalidArgumentError
 from growthwheel.events import core as events_core
 from growthwheel.events import service as events_service
 from growthwheel.experiments import repository as experiments_repository
-from growthwheel.promotions import coupons, orders, repository, service
+from growthwheel.promotions import coupons, issue_checks, orders, repository, service
 from growthwheel.promotions.errors import CouponNotFoundError
 from growthwheel.promotions.schemas import (
     BatchCreate,
@@ -47,6 +47,7 @@ from growthwheel.promotions.schemas import (
     GenerateIn,
     IssueIn,
     IssueOut,
+    IssueWarningOut,
     OrderIn,
     OrderOut,
     PricedCartOut,
@@ -313,7 +314,7 @@ def generate_codes(batch_id: RefId, body: GenerateIn, principal: Writer, session
 @router.post("/coupon-batches/{batch_id}/issue", summary="Issue codes to customers or a segment",
              response_model=IssueOut, responses=_NOT_FOUND)
 def issue_codes(batch_id: RefId, body: IssueIn, principal: Writer, session: DbSession,
-                owner: Warehouse) -> IssueOut:
+                owner: Warehouse, request: Request) -> IssueOut:
     """Give each customer (``customer_ids``) or each current member of a saved segment
     (``segment_id``, as of its last refresh) their own code; once per ``issue_key``."""
     batch = coupons.get_batch(session, batch_id)
@@ -327,8 +328,15 @@ def issue_codes(batch_id: RefId, body: IssueIn, principal: Writer, session: DbSe
         key = key or f"segment:{seg.id}"
     else:
         customer_ids = body.customer_ids or []
+    with owner.read() as backend:
+        fresh, found = issue_checks.issue_warnings(session, backend, batch, customer_ids, issue_key=key)
+    t = translator(request_language(request) or DEFAULT_LANG)
+    warnings = [IssueWarningOut(message=issue_checks.warning_text(t, w), **w.as_dict()) for w in found]
+    if body.dry_run:
+        return IssueOut(issued={}, already=[], would_issue=fresh, warnings=warnings)
     result = coupons.issue(session, batch, customer_ids, issue_key=key, principal=principal)
-    return IssueOut(issued=result.issued, already=result.already)
+    return IssueOut(issued=result.issued, already=result.already, warnings=warnings)
+
 
 
 @router.get("/coupons/{code}", summary="A coupon code", response_model=dict[str, Any], responses=_NOT_FOUND)

@@ -346,13 +346,31 @@ class IssueIn(_In):
     segment_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     issue_key: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     """Issuing twice with one key serves each customer once (default ``segment:<id>`` for a segment)."""
+    dry_run: bool = False
+    """Issue nothing: answer how many would get a code and the warnings (check before issuing)."""
+
+
+class IssueWarningOut(BaseModel):
+    """A reason to think twice before issuing (``promotions.issue_checks``)."""
+
+    code: str
+    """``repeat_buyers``: a first-order-only batch, and ``customers`` of the audience ordered before;
+    ``over_redemption_cap``: ``codes`` unredeemed codes after the issue for ``cap`` redemptions left."""
+    message: str
+    customers: int
+    audience: int
+    cap: int | None = None
+    codes: int | None = None
 
 
 class IssueOut(BaseModel):
-    """Codes issued (customer → code) and customers who already had one under the key."""
+    """Codes issued (customer → code) and customers who already had one under the key; with
+    ``dry_run`` nothing is issued and ``would_issue`` says how many would get a code."""
 
     issued: dict[str, str]
     already: list[str]
+    would_issue: int | None = None
+    warnings: list[IssueWarningOut] = []
 
 
 class CodesOut(BaseModel):

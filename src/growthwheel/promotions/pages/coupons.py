@@ -22,7 +22,7 @@ from growthwheel.api.warehouse import warehouse
 from growthwheel.customers.pages import customer_href
 from growthwheel.errors import GrowthwheelError
 from growthwheel.kit import export
-from growthwheel.promotions import coupons, repository, service
+from growthwheel.promotions import coupons, issue_checks, repository, service
 from growthwheel.promotions.models import (
     CouponBatch,
     CouponCode,
@@ -295,7 +295,8 @@ def _mask(code: str) -> str:
 
 def _batch_page(request: Request, user: Principal, session: Session, batch: CouponBatch, *, page: int = 1,
                 notice: str | None = None, errors: Mapping[str, str] | None = None,
-                form: Mapping[str, str] | None = None) -> HTMLResponse:
+                form: Mapping[str, str] | None = None,
+                issue_warnings: list[str] | None = None) -> HTMLResponse:
     t, shop, now = page_translator(request), _shop(request), utcnow()
     codes, total = _codes_page(session, batch.id, page)
     view = _batch_view(t, shop, batch, total, now)
@@ -332,6 +333,7 @@ def _batch_page(request: Request, user: Principal, session: Session, batch: Coup
         "can_edit": can_edit, "segments": segments, "notice": notice, "errors": errors or {},
         "form": form or {"count": "", "customers": "", "segment": ""},
         "unique": batch.code_mode == "unique", "csv_href": f"/coupons/{batch.id}/codes.csv",
+        "issue_warnings": issue_warnings or [],
     }
     return render(request, "coupons/detail.html.j2", context, user=user)
 
@@ -417,13 +419,19 @@ async def generate_coupon_codes(request: Request, user: User, session: DbSession
 
 
 def _issue(request: Request, session: Session, user: Principal, batch: CouponBatch, customers: list[str],
-           segment_id: str) -> coupons.IssueResult:
+           segment_id: str, *, confirmed: bool) -> coupons.IssueResult | list[str]:
+    """Issue, or (not ``confirmed`` and something to warn about) the warnings, issuing nothing."""
     key = None
-    if segment_id:
-        seg = segments_service.get_segment(session, segment_id)
-        with warehouse(request).read() as backend:
+    with warehouse(request).read() as backend:
+        if segment_id:
+            seg = segments_service.get_segment(session, segment_id)
             customers = service.segment_member_ids(backend, seg.id)
-        key = f"segment:{seg.id}"
+            key = f"segment:{seg.id}"
+        if not confirmed:
+            _fresh, found = issue_checks.issue_warnings(session, backend, batch, customers, issue_key=key)
+            if found:
+                t = page_translator(request)
+                return [issue_checks.warning_text(t, w) for w in found]
     return coupons.issue(session, batch, customers, issue_key=key, principal=user)
 
 
@@ -446,9 +454,18 @@ async def issue_coupon_codes(request: Request, user: User, session: DbSession, b
         error = k("coupons.error.issue_target")
     else:
         try:
-            result = await run_in_threadpool(_issue, request, session, user, batch, customers, segment_id)
+            confirmed = raw.get("confirm") == "1"
+            outcome = await run_in_threadpool(lambda: _issue(request, session, user, batch, customers,
+                                                             segment_id, confirmed=confirmed))
         except GrowthwheelError as exc:
             error = exc.message
+        else:
+            if isinstance(outcome, list):  # warnings first: the operator confirms or changes the audience
+                await run_in_threadpool(session.rollback)
+                asked = {**form, "customers_full": typed}
+                return await run_in_threadpool(lambda: _batch_page(request, user, session, batch, form=asked,
+                                                                   issue_warnings=outcome))
+            result = outcome
     if error is not None:
         await run_in_threadpool(session.rollback)
         return await run_in_threadpool(lambda: _batch_page(request, user, session, batch, form=form,
