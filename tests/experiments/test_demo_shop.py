@@ -56,7 +56,7 @@ def run_experiment(cfg: Settings, owner: WarehouseOwner, customers: list[str], k
         "variants": [{"name": "control", "weight": 0.5}, {"name": "b", "weight": 0.5}],
         "primary_metric": {"kind": "revenue"},
         "secondary_metrics": [{"kind": "orders"}, {"kind": "conversion"}],
-        "guardrail_metrics": [{"kind": "refund_rate"}], "cuped_days": 28,
+        "guardrail_metrics": [{"kind": "refund_rate"}], "cuped_days": 28, "planned_units": len(customers),
     })
     tz = ZoneInfo(cfg.shop().timezone)
     pending: list[dict[str, Any]] = []
