@@ -15,7 +15,10 @@ from growthwheel.accounts import service as accounts
 from growthwheel.accounts.api import router as accounts_router
 from growthwheel.api.app import create_app
 from growthwheel.config import Settings
+from growthwheel.experiments import service
 from growthwheel.experiments.pages import router as experiment_pages
+from growthwheel.experiments.schemas import ExperimentCreate
+from growthwheel.store.db import session_scope
 from growthwheel.web.pages import router as pages_router
 
 FORM = {"name": "Free shipping banner", "key": "ship-banner", "hypothesis": "", "kind": "experiment",
@@ -88,3 +91,39 @@ def test_analysts_look_but_do_not_change(client: TestClient, make_user: Callable
     assert 'data-experiment="ship-banner"' not in client.get("/experiments").text
     anonymous = TestClient(client.app).get("/experiments", follow_redirects=False)
     assert anonymous.status_code == 303
+
+
+@pytest.mark.parametrize("store_cfg", ["sqlite"], indirect=True)
+def test_a_fixed_horizon_test_asks_for_its_planned_size(client: TestClient, make_user: Callable[..., Any],
+                                                        log_in: Callable[..., None]) -> None:
+    admin = make_user("operator")
+    log_in(client, admin.email, admin.password)
+    refused = post(client, "/experiments", {**FORM, "planned_units": ""})
+    assert refused.status_code == 422
+    error = re.search(r'data-field="planned_units">([^<]*)<', refused.text)
+    assert error is not None
+    assert "planned sample size" in error.group(1)
+    # a draft made without it elsewhere (the API) shows why it cannot start, and no start button
+    cfg: Settings = client.app.state.cfg  # type: ignore[attr-defined]
+    with session_scope(cfg) as session:
+        service.create_experiment(session, ExperimentCreate.model_validate({
+            "key": "unplanned", "name": "Unplanned",
+            "variants": [{"name": "control", "weight": 0.5}, {"name": "b", "weight": 0.5}]}), principal=None)
+    page = client.get("/experiments/unplanned").text
+    assert 'data-testid="planned-units-required"' in page
+    assert 'data-testid="change-status"' not in page
+
+
+def test_a_comparison_without_an_interval_reads_as_no_data_yet() -> None:
+    from growthwheel.experiments.pages import _Formatter, _interval, _verdict
+    from growthwheel.web.i18n import translator
+
+    for lang, expected in (("en", "No comparison of"), ("zh", "暂时无法比较")):
+        t = translator(lang)
+        nothing = {"estimate": None, "ci_lower": None, "ci_upper": None}
+        comp = {"variant": "b", "relative": None, "absolute": nothing, "p_adjusted": None,
+                "significant": False}
+        text = str(_verdict(t, comp, "revenue", _Formatter("revenue", "CNY", t), "95"))
+        assert expected in text
+        assert "–" not in text
+    assert _interval(str, {"ci_lower": None, "ci_upper": 2}) == "–"

@@ -216,6 +216,8 @@ def body_from_form(form: dict[str, Any]) -> dict[str, Any]:
         value = _number(form, field, percent=percent)
         if value is not None:
             body[target] = int(value) if target in ("planned_units", "cuped_days") else value
+    if body["kind"] == "experiment" and body["method"] == "fixed" and not body.get("planned_units"):
+        raise _FormError("planned_units", k("experiments.error.planned_units_required"))
     primary = str(form.get("primary") or "conversion")
     chosen = [*form.get("secondary", []), *form.get("guardrails", [])]
     for name in [primary, *chosen]:
@@ -336,6 +338,7 @@ def experiment_page(key: Key, request: Request, user: User, session: DbSession) 
         "srm_p": _srm_p(live),
         "units_text": format_count(live["units"]) if live else "0",
         "can_edit": _can_edit(user),
+        "needs_planned_units": exp.status == "draft" and service.needs_planned_units(exp),
     }
     return render(request, "experiments/status.html.j2", context, user=user)
 
@@ -397,6 +400,12 @@ def _pct(v: float | None) -> str:
     return "–" if v is None else f"{v:+.1%}"
 
 
+def _interval(show: Any, bounds: dict[str, Any]) -> str:
+    """``low … high``, or one dash when there is no interval yet."""
+    low, high = bounds.get("ci_lower"), bounds.get("ci_upper")
+    return "–" if low is None or high is None else f"{show(low)} … {show(high)}"
+
+
 def _verdict(t: Translator, comp: dict[str, Any], metric: str, fmt: _Formatter, level: str) -> Markup:
     """One sentence on a comparison. Significance is decided on the adjusted p-value; when the
     (unadjusted) interval excludes zero but the adjusted p-value does not pass, the sentence says
@@ -409,6 +418,8 @@ def _verdict(t: Translator, comp: dict[str, Any], metric: str, fmt: _Formatter, 
               "p": "–" if p is None else f"{p:.3f}"}
     low, high = absolute.get("ci_lower"), absolute.get("ci_upper")
     tc = code_translator(t)  # the variant is an identifier: shown as code
+    if low is None or high is None:  # nothing to compare yet: say so instead of "from – to –"
+        return tc(k("experiments.verdict.no_data"), values, ("variant",))
     if comp["significant"]:
         up = (absolute.get("estimate") or 0) > 0
         return tc(k("experiments.verdict.up") if up else k("experiments.verdict.down"), values, ("variant",))
@@ -454,7 +465,10 @@ def results_page(key: Key, request: Request, user: User, session: DbSession) -> 
         name = names[m["label"]]
         view: dict[str, Any] = {"label": m["label"], "name": name, "role_key": ROLE_KEYS[m["role"]],
                                 "role": m["role"], "error": _metric_error(t, m),
-                                "cuped": m.get("cuped", False),
+                                # the CUPED note only beside an interval it narrowed
+                                "cuped": m.get("cuped", False) and any(
+                                    (c.get("absolute") or {}).get("ci_lower") is not None
+                                    for c in m.get("comparisons", [])),
                                 "rows": []}
         if "error" not in m:
             means = {v["name"]: v for v in m["variants"]}
@@ -467,10 +481,9 @@ def results_page(key: Key, request: Request, user: User, session: DbSession) -> 
                     "variant": comp["variant"], "n": format_count(means[comp["variant"]]["n"]),
                     "mean": fmt.value(means[comp["variant"]]["mean"]),
                     "abs": fmt.change(absolute.get("estimate")),
-                    "abs_ci": f"{fmt.change(absolute.get('ci_lower'))} … "
-                              f"{fmt.change(absolute.get('ci_upper'))}",
+                    "abs_ci": _interval(fmt.change, absolute),
                     "rel": _pct(rel.get("estimate")),
-                    "rel_ci": f"{_pct(rel.get('ci_lower'))} … {_pct(rel.get('ci_upper'))}",
+                    "rel_ci": _interval(_pct, rel),
                     "p": "–" if comp["p_adjusted"] is None else f"{comp['p_adjusted']:.3f}",
                     "chance": "–" if comp["chance_to_win"] is None else f"{comp['chance_to_win']:.0%}",
                     "significant": comp["significant"],
