@@ -360,6 +360,7 @@ class Engine:
         self.discount_total = [sum(c.item_discounts) for c in candidates]
         self._item_cache: dict[tuple[int, ...], LayerOut] = {}
         self._ranked_cache: dict[tuple[int, int], list[tuple[int, int]] | None] = {}
+        self._inner_cache: dict[int, int] = {}  # pool → its candidates clashing inside the pool
         self._order_cache: dict[tuple[tuple[int, ...], int, tuple[int, ...] | int], LayerOut] = {}
         self.most_alone: list[int] = []  # set by :meth:`exact`
         self.waive_mask = self.takers_mask = 0
@@ -515,8 +516,14 @@ class Engine:
         """Order-type rewards (order or coupon layer) on what the previous layer left (``inputs``, and
         the shipping fee still due), each computed on the layer's input and allocated in turn over
         its eligible lines by what is left of them. ``mask``: the selection's mask when ``chosen``
-        is in ``idx`` order (``members(mask)``), a cheaper memo key."""
-        key = (inputs, shipping_left, tuple([c.idx for c in chosen]) if mask is None else mask)
+        is in ``idx`` order (``members(mask)``), a cheaper memo key; a selection in ``idx`` order is
+        keyed by its mask anyway, so the final pricing of the winner finds the search's result."""
+        if mask is None:
+            ids = [c.idx for c in chosen]
+            in_order = ids == sorted(set(ids))  # else the greedy fallback's order
+            key = (inputs, shipping_left, sum([1 << i for i in ids]) if in_order else tuple(ids))
+        else:
+            key = (inputs, shipping_left, mask)
         cached = self._order_cache.get(key)
         if cached is not None:
             return cached
@@ -617,11 +624,19 @@ class Engine:
                 if len(out) > limit:
                     return
 
+        inner_cache = self._inner_cache
+
         def extend(start: int, chosen: int, ok: int) -> bool:
             pool = loose & ok
-            # A candidate that combines with every other one is in every maximal set of the pool:
-            # only the clashing ones need Bron–Kerbosch.
-            clashing = pool & self.clashing
+            # A candidate that combines with every other one of the pool is in every maximal set of
+            # the pool: only the ones clashing inside the pool need Bron–Kerbosch.
+            clashing = inner_cache.get(pool)
+            if clashing is None:
+                clashing = 0
+                for u in _bits(pool & self.clashing):
+                    if pool & ~neighbours[u] & ~(1 << u):
+                        clashing |= 1 << u
+                inner_cache[pool] = clashing
             cliques = self._maximal_cache.get((clashing, limit))
             if cliques is None:  # (a list cut at one limit must not serve another)
                 cliques = []
