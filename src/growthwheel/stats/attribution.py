@@ -46,6 +46,8 @@ HEURISTIC_MODELS = ("first_touch", "last_touch", "linear", "time_decay", "positi
 MODELS = (*HEURISTIC_MODELS, "markov", "shapley")
 #: Up to this many channels the Shapley values are computed over every coalition.
 SHAPLEY_EXACT_MAX = 15
+#: Up to this many possible state (or transition) codes, a counting table replaces a sort.
+_DENSE_CODES = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -327,10 +329,17 @@ def markov_chain(paths: Paths, order: int = 1) -> MarkovChain:
         shifted[ok] = paths.touches[np.nonzero(ok)[0] - lag] + 1
         code = code + shifted * (base**lag)
     keep = use[path]
-    uniq, state_of_touch = np.unique(code[keep], return_inverse=True)
+    kept = code[keep]
+    if base**order <= _DENSE_CODES:  # few possible states: a table instead of a sort
+        present = np.zeros(base**order, dtype=bool)
+        present[kept] = True
+        uniq = np.nonzero(present)[0]
+        state_of_touch = (np.cumsum(present) - 1)[kept]
+    else:
+        uniq, state_of_touch = np.unique(kept, return_inverse=True)
     n_states = len(uniq) + 1  # + start
     sidx = np.zeros(len(paths.touches), dtype=np.int64)
-    sidx[keep] = state_of_touch.ravel() + 1
+    sidx[keep] = np.asarray(state_of_touch).ravel() + 1
     w_touch = weight[path]
     # start → first state
     first = paths.offsets[:-1][use]
@@ -342,9 +351,14 @@ def markov_chain(paths: Paths, order: int = 1) -> MarkovChain:
     rows.append(sidx[nxt])
     cols.append(sidx[nxt + 1])
     vals.append(w_touch[nxt])
-    counts = sp.coo_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_states, n_states)
-    ).tocsr()
+    src, dst = np.concatenate(rows), np.concatenate(cols)
+    wgt: FloatArray = np.concatenate(vals).astype(np.float64)
+    if n_states * n_states <= _DENSE_CODES:  # add up equal transitions before building the matrix
+        summed = np.bincount(src * n_states + dst, weights=wgt,
+                             minlength=n_states * n_states).astype(np.float64)
+        nz = np.nonzero(summed)[0].astype(np.int64)
+        src, dst, wgt = nz // n_states, nz % n_states, summed[nz]
+    counts = sp.coo_matrix((wgt, (src, dst)), shape=(n_states, n_states)).tocsr()
     last_state = sidx[paths.offsets[1:][use] - 1]
     conv = np.bincount(last_state, weights=paths.conversions[use], minlength=n_states)
     value = np.bincount(last_state, weights=paths.values[use], minlength=n_states)
@@ -353,11 +367,11 @@ def markov_chain(paths: Paths, order: int = 1) -> MarkovChain:
     out[out == 0] = 1.0  # only the start state of an empty chain
     q = sp.diags(1.0 / out) @ counts
     states: list[tuple[int, ...]] = [()]
-    for c in uniq:
-        digits = []
-        c = int(c)
+    for number in uniq:
+        digits: list[int] = []
+        rest = int(number)
         for _ in range(order):
-            c, d = divmod(c, base)
+            rest, d = divmod(rest, base)
             if d:
                 digits.append(d - 1)
         states.append(tuple(reversed(digits)))
