@@ -342,8 +342,9 @@ def test_upload_a_file_and_watch_it_import(page: Any, console: Console, screensh
         el.get_attribute("data-count"): el.locator("dd").inner_text()
         for el in page.locator("[data-testid=import-counts] .count").all()
     }
-    assert counts["rows_read"] == str(len(data_rows)) == "14"
-    assert counts["inserted"] == str(new_orders) == "6"
+    assert counts["rows_read"] == str(len(data_rows)) == "14"  # lines
+    assert counts["lines_imported"] == "8"  # as examples/README.md says
+    assert counts["inserted"] == str(new_orders) == "6"  # orders
     assert counts["rows_quarantined"] == "6"
     quarantined = [
         (int(row.locator("td").nth(1).inner_text()), row.locator("td").nth(2).inner_text())

@@ -77,6 +77,16 @@ COUNT_KEYS = {
     "superseded": k("imports.count.superseded"),
     "rows_quarantined": k("imports.count.quarantined"),
 }
+#: An order-lines import reads lines and counts orders: every count says which.
+LINE_COUNT_KEYS = {
+    "rows_read": k("imports.count.lines_read"),
+    "lines_imported": k("imports.count.lines_imported"),
+    "rows_quarantined": k("imports.count.lines_quarantined"),
+    "inserted": k("imports.count.orders_new"),
+    "updated": k("imports.count.orders_updated"),
+    "unchanged": k("imports.count.orders_unchanged"),
+    "superseded": k("imports.count.superseded"),
+}
 
 
 #: Tables offered in the upload form, most common first.
@@ -142,20 +152,25 @@ def _can_import(user: Principal) -> bool:
     return "ingest" in user.scopes
 
 
-def _recent_imports(con: Any, zone: ZoneInfo) -> list[dict[str, Any]]:
+def _recent_imports(con: Any, zone: ZoneInfo, t: Any) -> list[dict[str, Any]]:
     table = con.table(warehouse_db.IMPORTS_TABLE)
     recent: list[dict[str, Any]] = (
         table.order_by(ibis.desc("finished_at")).limit(RECENT_IMPORTS).to_pyarrow().to_pylist()
     )
+
+    def unit(r: dict[str, Any], key: str, value: int | None) -> str:
+        """Order-lines imports read lines and count orders: say so beside the number."""
+        return t(key, n=format_count(value)) if r["table_name"] == "order_lines" else format_count(value)
+
     return [
         {
             "finished": local_time(r["finished_at"], zone),
             "table": r["table_name"],
             "table_key": _table_key(r["table_name"]),
             "files": ", ".join(Path(f).name for f in (r["files"] or "").split(";") if f),
-            "rows_read": format_count(r["rows_read"]),
-            "inserted": format_count(r["inserted"]),
-            "updated": format_count(r["updated"]),
+            "rows_read": unit(r, k("imports.n_lines"), r["rows_read"]),
+            "inserted": unit(r, k("imports.n_orders"), r["inserted"]),
+            "updated": unit(r, k("imports.n_orders"), r["updated"]),
             "quarantined": format_count(r["quarantined"]) if r["quarantined"] else 0,
         }
         for r in recent
@@ -166,7 +181,7 @@ def _imports_context(request: Request, user: Principal, form: Mapping[str, str],
                      errors: Mapping[str, str]) -> dict[str, Any]:
     zone = ZoneInfo(shop_of(request).timezone)
     with backend(request) as con:
-        recent = _recent_imports(con, zone)
+        recent = _recent_imports(con, zone, page_translator(request))
     active = [
         {"href": import_href(job.id), "state_key": JOB_STATE_KEYS[job.status], "state": job.status,
          "table": job.table, "table_key": _table_key(job.table),
@@ -319,8 +334,15 @@ def _job_view(request: Request, job: ImportJob, can_see_pii: bool) -> _JobView:
             "superseded": result.superseded,
             "rows_quarantined": result.rows_quarantined,
         }
+        keys = COUNT_KEYS
+        if result.table == "order_lines":  # lines read, imported and quarantined; then the orders
+            keys = LINE_COUNT_KEYS
+            imported = result.rows_read - result.rows_quarantined
+            counts = {"rows_read": result.rows_read, "lines_imported": imported,
+                      "rows_quarantined": result.rows_quarantined,
+                      **{name: counts[name] for name in ("inserted", "updated", "unchanged", "superseded")}}
         view.counts = [
-            {"name": name, "label_key": COUNT_KEYS[name], "value": format_count(value),
+            {"name": name, "label_key": keys[name], "value": format_count(value),
              "warn": name == "rows_quarantined" and value > 0}
             for name, value in counts.items()
             if name != "superseded" or value
