@@ -58,7 +58,14 @@ def test_import_spend_then_attribution(tmp_path: Path) -> None:
     assert "12,888.85" in table.stdout  # spend in yuan
 
 
-def test_allocate_and_bad_input(tmp_path: Path) -> None:
+def test_allocate_the_example_and_bad_input(tmp_path: Path) -> None:
+    example = runner.invoke(app, ["--data-dir", str(tmp_path), "marketing", "allocate",
+                                  str(EXAMPLES / "budget_request.json"), "--json"])
+    assert example.exit_code == 0, example.output
+    plan = json.loads(example.stdout)
+    assert plan["reserve"] == 5_000_000
+    assert sum(line["spend"] for line in plan["lines"]) == 45_000_000
+    assert plan["outcome"] > plan["current_outcome"]  # beats today's 25M / 15M / 5M split
     request = tmp_path / "plan.json"
     request.write_text(json.dumps({"total": 100_000, "reserve_share": 0.2, "curves": [
         {"channel": "douyin", "kind": "exponential", "beta": 90_000, "k": 30_000},
