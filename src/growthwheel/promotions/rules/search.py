@@ -16,6 +16,7 @@ from growthwheel.promotions.rules.model import (
     ORDER_REWARDS,
     PRICE_REWARDS,
     AmountOff,
+    BundlePrice,
     Cart,
     Conditions,
     EveryXOffY,
@@ -52,6 +53,21 @@ EXACT_SEARCH_BRANCHES = 16
 _THRESHOLD_REWARDS = (SpendTiers, EveryXOffY)
 #: Order rewards that never take an amount off the lines.
 NO_AMOUNT = (GiftWithPurchase, FreeShipping)
+#: Per reward type, what :class:`Engine` does with it: 0 an item reward, 1 an order reward taking an
+#: amount, 2 free shipping, 3 a gift.
+_KIND: dict[type, int] = {
+    PercentOff: 0, AmountOff: 0, FlashSalePrice: 0, MemberPrice: 0, NthItemOff: 0, BundlePrice: 0,
+    SpendTiers: 1, EveryXOffY: 1, QuantityTiers: 1, OrderAmountOff: 1, OrderPercentOff: 1,
+    FreeShipping: 2, GiftWithPurchase: 3}
+
+
+def _kind_of(reward: object) -> int:
+    """The :data:`_KIND` of a reward (of a subclass of a reward type too)."""
+    kind = _KIND.get(type(reward))
+    if kind is None:
+        kind = (2 if isinstance(reward, FreeShipping) else 3 if isinstance(reward, GiftWithPurchase)
+                else 1 if isinstance(reward, ORDER_REWARDS) else 0)
+    return kind
 
 
 
@@ -297,8 +313,8 @@ class Engine:
     def __init__(self, cart: Cart, candidates: list[Cand], comp: list[int]) -> None:
         self.cart = cart
         self.lines = cart.lines
-        self.amounts = tuple(line.amount for line in cart.lines)
-        self.credits = tuple(line.deposit_credit * line.quantity for line in cart.lines)
+        self.amounts = tuple([line.unit_price * line.quantity for line in cart.lines])
+        self.credits = tuple([line.deposit_credit * line.quantity for line in cart.lines])
         #: Per line, its amount less its deposit credit (what the item layer's discounts come off).
         self.net_amounts = tuple([amount - credit for amount, credit in zip(self.amounts, self.credits,
                                                                             strict=True)])
@@ -323,6 +339,9 @@ class Engine:
                 found = masks[c.eligible] = sum([1 << i for i in c.eligible])
             self.line_mask.append(found)
         self.is_price = [isinstance(c.promo.reward, PRICE_REWARDS) for c in candidates]
+        #: Per candidate, whether it has a threshold (a minimum amount, 满减 tiers, 每满减).
+        self.has_threshold = [c.promo.conditions.min_amount > 0
+                              or isinstance(c.promo.reward, _THRESHOLD_REWARDS) for c in candidates]
         self._clique_cache: dict[tuple[int, int], list[int] | None] = {}
         self._common_cache: dict[int, int] = {}
         self._members_cache: dict[int, tuple[Cand, ...]] = {}
@@ -339,24 +358,11 @@ class Engine:
         self._peel_first = 0
         #: Per candidate: 0 an item reward, 1 an order reward taking an amount, 2 free shipping, 3 a
         #: gift; its minimum amount; the amount function of an amount-taking order reward.
-        self.kind: list[int] = []
-        self.min_amount: list[int] = []
-        self.amount_of: list[Callable[[int, int], int] | None] = []
-        for c in candidates:
-            reward = c.promo.reward
-            self.min_amount.append(c.promo.conditions.min_amount)
-            if isinstance(reward, FreeShipping):
-                self.kind.append(2)
-                self.amount_of.append(None)
-            elif isinstance(reward, GiftWithPurchase):
-                self.kind.append(3)
-                self.amount_of.append(None)
-            elif isinstance(reward, ORDER_REWARDS):
-                self.kind.append(1)
-                self.amount_of.append(amount_function(reward))
-            else:
-                self.kind.append(0)
-                self.amount_of.append(None)
+        self.kind = [_kind_of(c.promo.reward) for c in candidates]
+        self.min_amount = [c.promo.conditions.min_amount for c in candidates]
+        self.amount_of: list[Callable[[int, int], int] | None] = [
+            amount_function(c.promo.reward) if kind == 1 and isinstance(c.promo.reward, ORDER_REWARDS)
+            else None for c, kind in zip(candidates, self.kind, strict=True)]
         self.discount_total = [sum(c.item_discounts) for c in candidates]
         self._item_cache: dict[tuple[int, ...], LayerOut] = {}
         self._ranked_cache: dict[tuple[int, int], list[tuple[int, int]] | None] = {}
@@ -679,8 +685,9 @@ class Engine:
         the minimum amount, the top 满减 tier, or the amount at which the 每满减 cap is reached. Such a
         reward is constant over every reachable base, like a plain amount off."""
         watched = 0
+        has_threshold = self.has_threshold
         for d in self.by_layer[layer]:
-            if not universe >> d.idx & 1 or not d.has_threshold:
+            if not universe >> d.idx & 1 or not has_threshold[d.idx]:
                 continue
             base, reward = bases[d.idx], d.promo.reward
             saturated = base >= d.promo.conditions.min_amount
