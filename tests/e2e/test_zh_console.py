@@ -49,7 +49,8 @@ WIDTH, HEIGHT = 1366, 900
 ACCEPTED = {"GMV", "AOV", "RFM", "CLV", "KPI", "SKU", "UTM", "ROI", "ROAS", "CAC", "NPS", "API", "CSV"}
 #: ... product and format names, names of methods and people, and standard codes.
 ACCEPTED |= {"Growthwheel", "Shopify", "Taobao", "Excel", "Parquet", "JSON", "ECharts", "WeChat",
-             "Webhook", "SMS", "CUPED", "SRM", "Holm", "Pareto", "Gamma-Gamma", "CNY", "ID"}
+             "Webhook", "SMS", "CUPED", "SRM", "Holm", "Pareto", "Gamma-Gamma", "Shapley", "Markov",
+             "CNY", "ID"}
 #: Names of more than one word.
 ACCEPTED_PHRASES = ("JSON Lines",)
 #: The checks run in each page (``visibleText``, ``empties``, ``overflow``).
@@ -233,7 +234,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
 PAGES = ("/", "/customers", "/segments", "/segments/new", "/experiments", "/experiments/new",
          "/promotions", "/promotions/new", "/coupons", "/coupons/new", "/loyalty", "/journeys",
          "/journeys/new", "/jobs", "/imports", "/insight/rfm", "/insight/funnel", "/insight/cohorts",
-         "/insight/lifecycle", "/insight/clv", "/experiments/pdp-gallery/results")
+         "/insight/lifecycle", "/insight/clv", "/experiments/pdp-gallery/results", "/marketing/attribution")
 #: List page → a CSS selector of its rows' links: the first one's page is visited too.
 DETAILS = {
     "/customers": "table a[href^='/customers/']",
