@@ -508,7 +508,8 @@ def reference(data: dict[str, list[dict[str, Any]]], by: str, dimension: str | N
             spend = same(ads).spend.sum()
             attributed = sub[sub.channel.isin(paid_channels)].total_amount.sum()
             row.update(new_buyers=new, new_buyer_share=_ratio(new, len(per_buyer)),
-                       ad_spend=spend, cac=_ratio(spend, new), roas=_ratio(attributed, spend))
+                       ad_spend=spend, cac=_ratio(spend, new) if spend else None,  # no spend: no CAC
+                       roas=_ratio(attributed, spend))
         if dimension is None:
             s = sessions[sessions.period == p]
             row.update(sessions=len(s), session_conversion_rate=_ratio(s.bought.sum(), len(s)))

@@ -283,7 +283,11 @@ def ad_spend(m: Measures) -> Number | None:
 @_metric("cac", "CAC", "获客成本 CAC", "money", _NO_CATEGORY, False)
 def cac(m: Measures) -> Number | None:
     """CAC = ad spend / new buyers (overall: all new buyers, whatever their channel; by channel:
-    the channel's spend / new buyers whose first order's channel is that channel)."""
+    the channel's spend / new buyers whose first order's channel is that channel). Without spend
+    (an organic channel, a period with no ad spend) there is no acquisition cost to speak of:
+    unknown (shown "–"), not 0."""
+    if not m["ad_spend"]:
+        return None
     return _ratio(m["ad_spend"], m["new_buyers"])
 
 

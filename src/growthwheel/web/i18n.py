@@ -138,6 +138,8 @@ def format_change(change: float | None, higher_is_better: bool | None) -> tuple[
     if change is None:
         return "–", "none"
     text = f"{change:+.1%}"
-    if change == 0 or higher_is_better is None:
+    if abs(change) < 0.0005:  # shows as 0.0 %: no news, neither good nor bad (and no sign)
+        return f"{0:.1%}", "neutral"
+    if higher_is_better is None:
         return text, "neutral"
     return text, "good" if (change > 0) == higher_is_better else "bad"
