@@ -96,6 +96,18 @@ def build_demo(
         results.append(ingest.import_files(table, [files.paths[table]], cfg=cfg, progress=say))
     imported = time.perf_counter() - started - simulated
     shutil.copyfile(files.ground_truth, cfg.data_dir / "ground_truth.json")
+    _add_marketing_paths(files_dir, cfg.data_dir / "ground_truth.json", customers=customers, seed=seed)
     shutil.copyfile(files.customer_truth, cfg.data_dir / files.customer_truth.name)
     (cfg.data_dir / MARKER).write_text(json.dumps(params), encoding="utf-8")
     return DemoRun(files_dir, cfg.data_dir / "ground_truth.json", results, simulated, imported)
+
+
+def _add_marketing_paths(files_dir: Path, truth_path: Path, *, customers: int, seed: int) -> None:
+    """Touchpoint paths with known channel effects (``sim/marketing.py``): ``marketing_paths.csv``
+    beside the other demo files, their truth under ``marketing`` in ``ground_truth.json``."""
+    from growthwheel.sim.marketing import write_paths
+
+    _, truth = write_paths(files_dir, journeys=max(10_000, 20 * customers), seed=seed)
+    whole = json.loads(truth_path.read_text(encoding="utf-8"))
+    whole["marketing"] = truth
+    truth_path.write_text(json.dumps(whole, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
