@@ -44,7 +44,7 @@ class CurveIn(BaseModel):
     """A channel's response curve and bounds."""
 
     channel: str = Field(min_length=1, max_length=200)
-    kind: Literal["hill", "exponential"] = "hill"
+    kind: Literal["hill", "exponential", "power"] = "hill"
     beta: float = Field(gt=0, description="Outcome at saturation.")
     k: float = Field(gt=0, description="Spend scale (minor units): half saturation for hill.")
     s: float = Field(default=1.0, gt=0, le=10, description="Hill shape.")

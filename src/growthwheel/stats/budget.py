@@ -24,6 +24,9 @@ Curves:
   part beyond the inflection point (a channel is either off or past its inflection), which is the
   KKT point on that part, not a global search.
 * ``exponential``: ``f(x) = beta · (1 − exp(−x / k))``, concave.
+* ``power``: ``f(x) = beta · (x / k)^s`` with ``0 < s < 1`` — concave without a ceiling (the demo
+  shop's true acquisition curves: new customers ∝ spend^elasticity); ``beta`` is the outcome at
+  spend ``k``.
 
 Spend ``x`` is in the same unit as the budget (minor units); ``beta`` is in the unit of the
 outcome.
@@ -37,7 +40,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
-CurveKind = Literal["hill", "exponential"]
+CurveKind = Literal["hill", "exponential", "power"]
 _ITERATIONS = 200
 
 
@@ -54,12 +57,14 @@ class Curve:
     upper: int | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("hill", "exponential"):
-            raise ValueError(f"curves[{self.channel}].kind: one of hill, exponential")
+        if self.kind not in ("hill", "exponential", "power"):
+            raise ValueError(f"curves[{self.channel}].kind: one of hill, exponential, power")
         for name in ("beta", "k", "s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"curves[{self.channel}].{name}: must be a positive number")
+        if self.kind == "power" and not self.s < 1:
+            raise ValueError(f"curves[{self.channel}].s: below 1 for a power curve (else it never saturates)")
         if self.lower < 0:
             raise ValueError(f"curves[{self.channel}].lower: must not be negative")
         if self.upper is not None and self.upper < self.lower:
@@ -71,6 +76,8 @@ class Curve:
             return 0.0
         if self.kind == "exponential":
             return self.beta * -math.expm1(-x / self.k)
+        if self.kind == "power":
+            return self.beta * math.pow(x / self.k, self.s)
         r = math.pow(x / self.k, self.s)
         return self.beta * r / (1.0 + r)
 
@@ -78,6 +85,8 @@ class Curve:
         """Derivative of the response at ``x`` (outcome per unit of spend)."""
         if self.kind == "exponential":
             return self.beta / self.k * math.exp(-max(x, 0.0) / self.k)
+        if self.kind == "power":
+            return math.inf if x <= 0 else self.beta * self.s / self.k * math.pow(x / self.k, self.s - 1)
         if x <= 0:
             return self.beta / self.k if self.s == 1 else (math.inf if self.s < 1 else 0.0)
         r = math.pow(x / self.k, self.s)
@@ -98,6 +107,8 @@ class Curve:
             return 0.0
         if self.kind == "exponential":
             return self.k * math.log(self.beta / (self.k * mu))
+        if self.kind == "power":
+            return self.k * math.pow(mu * self.k / (self.beta * self.s), 1 / (self.s - 1))
         if self.s == 1:
             return math.sqrt(self.beta * self.k / mu) - self.k
         lo, hi = self.peak, max(self.peak, self.k) * 2
