@@ -41,11 +41,13 @@ def tiers(session: Session) -> list[MemberTier]:
 
 
 def member(session: Session, customer_id: str, *, lock: bool = False) -> Member | None:
-    """A member row (locked for update when ``lock``), or ``None``."""
-    query = select(Member).where(Member.customer_id == customer_id)
-    if lock:
-        query = query.with_for_update()
-    return session.scalars(query).first()
+    """A member row (locked for update when ``lock``), or ``None``.
+
+    Unlocked, a row already in the session is answered from its identity map (no round trip).
+    """
+    if not lock:
+        return session.get(Member, customer_id)
+    return session.scalars(select(Member).where(Member.customer_id == customer_id).with_for_update()).first()
 
 
 def growth_in_window(session: Session, customer_id: str, start: datetime, end: datetime) -> int:
@@ -76,12 +78,17 @@ def members_born_on(session: Session, month: int, day: int) -> list[Member]:
 
 
 def lock_account(session: Session, customer_id: str) -> PointsAccount:
-    """The customer's points account, created if missing, locked until the transaction ends."""
-    table = PointsAccount.__table__
-    insert = _upsert(session)(table).values(customer_id=customer_id, balance=0, updated_at=func.now())
-    session.execute(insert.on_conflict_do_nothing(index_elements=[table.c.customer_id]))
-    account = session.scalars(select(PointsAccount).where(PointsAccount.customer_id == customer_id)
-                              .with_for_update().execution_options(populate_existing=True)).one()
+    """The customer's points account, created if missing, locked until the transaction ends.
+
+    One statement: ``INSERT … ON CONFLICT (customer_id) DO UPDATE SET balance = balance RETURNING``
+    creates the row or takes the existing row's lock (PostgreSQL waits for a holder as ``SELECT …
+    FOR UPDATE`` does, then answers the committed row) and returns it, refreshed in the session.
+    """
+    insert = _upsert(session)(PointsAccount).values(customer_id=customer_id, balance=0, updated_at=func.now())
+    statement = insert.on_conflict_do_update(
+        index_elements=[PointsAccount.customer_id], set_={"balance": PointsAccount.balance},
+    ).returning(PointsAccount)
+    account: PointsAccount = session.scalars(statement, execution_options={"populate_existing": True}).one()
     return account
 
 

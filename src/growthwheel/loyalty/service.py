@@ -64,7 +64,14 @@ from growthwheel.errors import InvalidArgumentError
 from growthwheel.facts import service as facts
 from growthwheel.loyalty import repository
 from growthwheel.loyalty.errors import InsufficientPointsError, TierConfigError
-from growthwheel.loyalty.models import GrowthEntry, Member, MemberTier, PointsLedgerEntry, PointsLot
+from growthwheel.loyalty.models import (
+    GrowthEntry,
+    Member,
+    MemberTier,
+    PointsAccount,
+    PointsLedgerEntry,
+    PointsLot,
+)
 from growthwheel.loyalty.schemas import LedgerOut, LotOut, MemberOut
 from growthwheel.promotions import coupons
 from growthwheel.promotions import repository as promotions_repository
@@ -284,7 +291,7 @@ def _credit(
 ) -> PointsLot:
     """Add a lot; with ``field`` (the caller's argument) refuse to pass :data:`MAX_POINTS_BALANCE`."""
     account = repository.lock_account(session, customer_id)
-    _expire_locked(session, customer_id, now)
+    _expire_held(session, customer_id, now, account)
     if field is not None and account.balance + points > MAX_POINTS_BALANCE:
         raise BalanceLimitError(
             f"{field}: customer {customer_id!r} holds {account.balance:,} points; {points:,} more would pass "
@@ -302,7 +309,11 @@ def _credit(
 
 def _expire_locked(session: Session, customer_id: str, now: datetime) -> int:
     """Expire the due lots of a customer whose account row is held; returns the points expired."""
-    account = repository.lock_account(session, customer_id)
+    return _expire_held(session, customer_id, now, repository.lock_account(session, customer_id))
+
+
+def _expire_held(session: Session, customer_id: str, now: datetime, account: PointsAccount) -> int:
+    """:func:`_expire_locked` for a caller that already holds ``account`` (no second lock round trip)."""
     expired = 0
     for lot in repository.due_lots(session, now, customer_id):
         _entry(session, customer_id, "expire", -lot.remaining, now, lot_id=lot.id,
@@ -322,7 +333,7 @@ def _debit(session: Session, customer_id: str, points: int, now: datetime, *, ki
     """Take ``points`` soonest-to-expire first (``prefer_lot`` first of all); with ``partial`` take
     what there is, else raise :class:`InsufficientPointsError`. Returns the points taken."""
     account = repository.lock_account(session, customer_id)
-    _expire_locked(session, customer_id, now)
+    _expire_held(session, customer_id, now, account)
     if points > account.balance and not partial:
         raise InsufficientPointsError(
             f"points: customer {customer_id!r} has {account.balance} points, {points} asked for")

@@ -281,13 +281,12 @@ def resolve(session: Session, codes: Sequence[str], customer_id: str, now: datet
     for index, text in enumerate(codes):
         code = normalize_code(text)
         where = f"coupon_codes[{index}]"
-        row = repository.coupon_code(session, code) if code else None
-        if row is None:
+        pair = repository.coupon_code_with_batch(session, code) if code else None
+        if pair is None:
             mistyped = len(code) == CODE_LENGTH + 1 and not well_formed(code)
             shape = "is mistyped" if mistyped else "does not exist"
             raise CouponNotFoundError(f"{where}: coupon {text!r} {shape}")
-        batch = repository.batch(session, row.batch_id)
-        assert batch is not None
+        row, batch = pair
         if not batch.active:
             raise CouponNotApplicableError(f"{where}: coupon {code} is disabled")
         if now < batch.valid_from:

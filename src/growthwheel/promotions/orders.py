@@ -13,8 +13,9 @@ refund window, or cancels it as a self-referral — ``social.service.on_order_pa
 **Idempotency.** The order id is the key. A retry with the same payload returns the stored answer
 (nothing is taken twice); the same id with a different payload is ``409 order_conflict``. Two
 concurrent commits of one id are serialised by the primary key: the second waits for the first,
-then answers as a retry (PostgreSQL: the insert of the claim blocks on the key, then fails and
-the stored order is read; SQLite: ``BEGIN IMMEDIATE`` serialises the whole commit).
+then answers as a retry (PostgreSQL: the claim, ``INSERT … ON CONFLICT DO NOTHING``, waits on the
+key, then inserts nothing and the stored order is read; SQLite: ``BEGIN IMMEDIATE`` serialises the
+whole commit).
 
 **Refund** (:func:`refund`), idempotent on the refund id: units of lines (or everything left).
 The money is exact: each line's paid amount is spread over its units by largest remainder (the
@@ -41,7 +42,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from growthwheel.accounts.models import utcnow
@@ -93,23 +93,16 @@ def commit(
     now = now or utcnow()
     repository.begin_write(session)
     digest = payload_hash(request)
-    existing = repository.order(session, request.order_id)
-    if existing is not None:
-        return _replay(existing, digest)
     order = CheckoutOrder(
         id=request.order_id, customer_id=request.customer_id, currency=currency, request_hash=digest,
         status="paid", subtotal=0, discount=0, shipping=0, total=0, points_used=0, points_earned=0,
         growth_earned=0, refunded_amount=0, points_returned=0, points_clawed=0, growth_clawed=0, priced={},
         committed_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(order)
-            session.flush()
-    except IntegrityError:
+    if not repository.claim_order(session, order):  # the id is taken: a retry, or a conflict
         existing = repository.order(session, request.order_id)
-        if existing is None:
-            raise
+        if existing is None:  # claimed, then gone before this read: only a concurrent delete does that
+            raise OrderConflictError(f"order_id: order {request.order_id!r} is being changed; send it again")
         return _replay(existing, digest)
 
     quote = service.quote(session, request, currency=currency, now=now, program=program,
@@ -143,13 +136,14 @@ def commit(
     order.points_used = priced.points_used
     order.points_earned = priced.points_to_earn
     order.growth_earned = quote.growth_to_earn
-    session.add_all(
+    lines = [
         CheckoutOrderLine(order_id=order.id, line_id=line.line_id, sku=line.sku, quantity=line.quantity,
                           unit_price=line.unit_price, subtotal=line.subtotal,
                           discount=line.subtotal - line.paid, paid=line.paid, refunded_quantity=0,
                           refunded_amount=0)
         for line in priced.lines
-    )
+    ]
+    session.add_all(lines)
     answer = OrderOut(
         order_id=order.id, customer_id=order.customer_id, status=order.status, currency=currency,
         total=order.total, refunded_amount=0, points_used=order.points_used,
@@ -159,7 +153,7 @@ def commit(
     )
     order.priced = answer.model_dump(mode="json")
     session.flush()
-    facts.record_order(session, order, repository.order_lines(session, order.id), now=now)  # same transaction
+    facts.record_order(session, order, lines, now=now)  # same transaction, rows as just written
     for code in redeemed:
         facts.record_event(session, event_id=f"coupon_redeemed:{order.id}:{code}", type="coupon_redeemed",
                            occurred_at=now, customer_id=order.customer_id, order_id=order.id,

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import CursorResult, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from growthwheel.promotions.models import (
     CheckoutOrder,
@@ -148,6 +148,14 @@ def all_batches(session: Session) -> list[CouponBatch]:
 def coupon_code(session: Session, code: str) -> CouponCode | None:
     """A code row (unique codes and the row of a shared code), or ``None``."""
     return session.get(CouponCode, code)
+
+
+def coupon_code_with_batch(session: Session, code: str) -> tuple[CouponCode, CouponBatch] | None:
+    """A code row and its batch in one query (what a checkout resolves), or ``None``."""
+    found = session.execute(select(CouponCode, CouponBatch)
+                            .join(CouponBatch, CouponBatch.id == CouponCode.batch_id)
+                            .where(CouponCode.code == code)).first()
+    return None if found is None else (found[0], found[1])
 
 
 def existing_codes(session: Session, codes: Sequence[str]) -> set[str]:
@@ -287,6 +295,27 @@ def redemption_count(session: Session, batch_id: str) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------------
 # Orders
 # ---------------------------------------------------------------------------------------------
+
+
+def claim_order(session: Session, order: CheckoutOrder) -> bool:
+    """Insert a new order's row as the claim of its id, in one statement; ``False`` when the id
+    is taken.
+
+    ``INSERT … ON CONFLICT (id) DO NOTHING RETURNING id``: on PostgreSQL a concurrent claim of the
+    same id that is not yet committed makes this one wait, then do nothing if it committed (the
+    caller reads the stored order) or insert if it rolled back; on SQLite ``BEGIN IMMEDIATE``
+    already serialises. No savepoint and no read before. A claimed ``order`` joins the session as
+    persistent with the values just written (no re-read): later changes to it flush as ``UPDATE``.
+    """
+    table = CheckoutOrder.__table__
+    values = {column.key: getattr(order, column.key) for column in table.columns}
+    statement = (_upsert(session)(table).values(**values)
+                 .on_conflict_do_nothing(index_elements=[table.c.id]).returning(table.c.id))
+    if session.execute(statement).first() is None:
+        return False
+    make_transient_to_detached(order)
+    session.add(order)
+    return True
 
 
 def order(session: Session, order_id: str, *, lock: bool = False) -> CheckoutOrder | None:
