@@ -105,3 +105,15 @@ def test_s_shaped_channel_is_off_or_past_its_inflection() -> None:
     big = allocate([s_curve, concave], 200_000)
     assert big.lines[0].spend >= s_curve.peak
     assert big.lines[0].marginal_return == pytest.approx(big.lines[1].marginal_return, rel=1e-3)
+
+
+def test_two_power_channels_with_one_elasticity_split_in_closed_form() -> None:
+    # f_i = β_i (x/k)^s: equal marginals give x_i ∝ β_i^(1/(1−s)).
+    s = 0.6
+    curves = [Curve("a", "power", 30.0, 100.0, s=s), Curve("b", "power", 10.0, 100.0, s=s)]
+    budget = 8_000_000
+    share_a = 30.0 ** (1 / (1 - s)) / (30.0 ** (1 / (1 - s)) + 10.0 ** (1 / (1 - s)))
+    got = allocate(curves, budget)
+    assert abs(got.lines[0].spend - share_a * budget) <= 1
+    with pytest.raises(ValueError, match=r"curves\[c\]\.s"):
+        Curve("c", "power", 1.0, 1.0, s=1.0)
