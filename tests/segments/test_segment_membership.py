@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
@@ -213,8 +214,13 @@ def test_export_masks_contact_details_for_analysts(cfg: Settings) -> None:
     assert (masked[0]["email"], masked[0]["phone"]) == ("a***@example.com", "138****8000")
     assert masked[2]["phone"] == "+86 139-****-1111"  # a phone starting with + is not a formula
     assert masked[4]["name"] == "'=HYPERLINK(\"http://evil.example\")"  # a formula is neutralised
-    assert full[0]["entered_at"] == "2025-04-01 02:00:00"
-    assert full[0]["signed_up_at"] == "2025-03-20 02:00:00"  # UTC
+    assert full[0]["entered_at"] == "2025-04-01 02:00:00+00:00"  # without a zone: UTC, said so
+    assert full[0]["signed_up_at"] == "2025-03-20 02:00:00+00:00"
+    # in the shop's zone, as the console shows times, with the offset
+    shop_time = list(csv.DictReader(io.StringIO("".join(
+        service.csv_chunks(member_rows, can_see_pii=True, zone=ZoneInfo("Asia/Shanghai"))))))
+    assert shop_time[0]["entered_at"] == "2025-04-01 10:00:00+08:00"
+    assert shop_time[0]["signed_up_at"] == "2025-03-20 10:00:00+08:00"
     assert full[5]["name"] == ""  # c6 is known only from orders
 
 

@@ -34,7 +34,9 @@ _NUMBER_OR_PHONE = re.compile(r"^[+\-\uff0b\uff0d]?[0-9][0-9 ()*.\-]*$")
 def cell(value: Any) -> str:
     """``value`` as the text of one CSV cell, defused: text a spreadsheet would run as a formula
     gets a leading ``'``. ``None`` is empty; booleans are ``true`` / ``false``; times are written
-    as ISO 8601 (``2024-03-05 14:07:11``, no zone: the caller says which zone in the header)."""
+    as ISO 8601: an aware time with its offset (``2024-03-05 22:07:11+08:00``, as the console
+    shows it when the caller converted it to shop time), a naive one without (the caller says
+    which zone in the header)."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -44,7 +46,7 @@ def cell(value: Any) -> str:
     if isinstance(value, float):
         return "" if math.isnan(value) else str(value)
     if isinstance(value, datetime):
-        return value.replace(tzinfo=None).isoformat(sep=" ", timespec="seconds")
+        return value.isoformat(sep=" ", timespec="seconds")
     if isinstance(value, date):
         return value.isoformat()
     text = str(value)

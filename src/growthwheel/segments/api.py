@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
@@ -151,7 +152,7 @@ def export_members(segment_id: SegmentId, principal: Reader, session: DbSession,
     with owner.read() as backend:
         rows = service.member_rows(backend, seg)
     return StreamingResponse(
-        service.csv_chunks(rows, can_see_pii=principal.can_see_pii),
+        service.csv_chunks(rows, can_see_pii=principal.can_see_pii, zone=ZoneInfo(owner.cfg.shop().timezone)),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="segment-{seg.id}.csv"'},
     )

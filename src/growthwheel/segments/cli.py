@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 import typer
@@ -206,7 +207,8 @@ def export_command(
             rows = service.member_rows(backend, seg)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     with out_file.open("w", encoding="utf-8", newline="") as handle:
-        for chunk in service.csv_chunks(rows, can_see_pii=not mask):
+        zone = ZoneInfo(settings().shop().timezone)  # times as the console shows them, with the offset
+        for chunk in service.csv_chunks(rows, can_see_pii=not mask, zone=zone):
             handle.write(chunk)
     out.print(f"{rows.num_rows:,} member(s) written to {out_file}", highlight=False)
 

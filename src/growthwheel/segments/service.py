@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -269,16 +269,24 @@ def member_rows(backend: BaseBackend, seg: Segment) -> Any:
     return table.select(*EXPORT_COLUMNS).order_by("customer_id").to_pyarrow()
 
 
-def csv_chunks(rows: Any, *, can_see_pii: bool, chunk: int = 10_000) -> Iterator[str]:
+def csv_chunks(rows: Any, *, can_see_pii: bool, chunk: int = 10_000,
+               zone: tzinfo | None = None) -> Iterator[str]:
     """CSV text (header first) of member rows (an Arrow table with :data:`EXPORT_COLUMNS`), in
     pieces, through the export writer (formula-like text defused); email and phone masked unless
-    ``can_see_pii``. Times are UTC."""
+    ``can_see_pii``. Times are in ``zone`` (the shop's, as the console shows them) with their
+    offset (``2025-03-01 09:30:00+08:00``); without ``zone``, UTC (``+00:00``)."""
+    where = zone or UTC
+
+    def local(value: Any) -> Any:
+        if isinstance(value, datetime):  # stored naive UTC
+            return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(where)
+        return value
 
     def values() -> Iterator[list[Any]]:
         for batch in rows.to_batches(max_chunksize=chunk):
             for row in batch.to_pylist():
                 row = _masked(row, can_see_pii)
-                yield [row[c] for c in EXPORT_COLUMNS]
+                yield [local(row[c]) for c in EXPORT_COLUMNS]
 
     return export.csv_chunks(EXPORT_COLUMNS, values(), chunk=chunk)
 
