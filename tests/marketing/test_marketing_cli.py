@@ -83,3 +83,50 @@ def test_allocate_the_example_and_bad_input(tmp_path: Path) -> None:
                                 "--from", "2024-13-01", "--to", "2024-12-31"])
     assert wrong.exit_code == 1
     assert "--from" in wrong.output
+
+
+def test_with_a_running_server_the_commands_go_through_it(tmp_path: Path) -> None:
+    """While ``growthwheel serve`` owns the warehouse, import-spend hands it the translated rows and
+    attribution asks it to compute: the same answers as without a server."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from growthwheel.warehouse.server import find_server
+
+    data = tmp_path / "data"
+    cfg = Settings(data_dir=data)
+    (tmp_path / "events.csv").write_text(EVENTS, encoding="utf-8")
+    (tmp_path / "orders.csv").write_text(ORDERS, encoding="utf-8")
+    ingest.import_files("events", [tmp_path / "events.csv"], cfg=cfg)
+    ingest.import_files("orders", [tmp_path / "orders.csv"], cfg=cfg)
+    args = ["--from", "2024-12-01", "--to", "2024-12-31", "--json"]
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "growthwheel.cli", "--data-dir", str(data), "serve", "--host", "127.0.0.1",
+         "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 180
+        while find_server(cfg, wait=1.0) is None:
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.3)
+        done = runner.invoke(app, ["--data-dir", str(data), "marketing", "import-spend", "--platform",
+                                   "oceanengine", str(EXAMPLES / "oceanengine_daily_report.csv"), "--json"])
+        assert done.exit_code == 0, done.output
+        assert json.loads(done.stdout)["tables"]["ad_spend"]["inserted"] == 4
+        served = runner.invoke(app, ["--data-dir", str(data), "marketing", "attribution", *args])
+        assert served.exit_code == 0, served.output
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        if process.stderr:
+            process.stderr.close()
+    local = runner.invoke(app, ["--data-dir", str(data), "marketing", "attribution", *args])
+    assert local.exit_code == 0, local.output
+    assert json.loads(served.stdout) == json.loads(local.stdout)
+    assert {r["spend"] for r in json.loads(local.stdout)["rows"] if r["channel"] == "douyin"} == {1_288_885}
