@@ -84,3 +84,17 @@ def test_campaign_level(client: TestClient) -> None:
                                                         "from": "2024-12-01", "to": "2024-12-31"}).text
     assert _cell(html, "douyin / 双11返场-面霜", "first_touch") == "1.0"
     assert _cell(html, "douyin / 双11返场-面霜", "spend") == "¥8,694.25"
+
+
+def test_growthwheels_own_channel_names_are_translated(client: TestClient) -> None:
+    zh = client.get("/marketing/attribution", params={"lang": "zh"}).text
+    assert _label_cell(zh, "organic_search") == "自然搜索"
+    en = client.get("/marketing/attribution", params={"lang": "en"}).text
+    assert _label_cell(en, "organic_search") == "Organic search"
+    assert _label_cell(en, "douyin") == "douyin"  # the shop's own names as they are
+
+
+def _label_cell(html: str, channel: str) -> str:
+    row = re.search(rf'<tr data-channel="{re.escape(channel)}">\s*<td>([^<]*)</td>', html)
+    assert row is not None, channel
+    return row.group(1)

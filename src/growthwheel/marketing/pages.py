@@ -41,6 +41,13 @@ MODEL_KEYS = {
 }
 LEVEL_KEYS = {"channel": k("marketing.level.channel"), "campaign": k("marketing.level.campaign"),
               "influencer": k("marketing.level.influencer")}
+#: Channels Growthwheel names itself (referrers, message channels, influencer codes), shown translated.
+CHANNEL_KEYS = {
+    "organic_search": k("marketing.channel.organic_search"), "social": k("marketing.channel.social"),
+    "referral": k("marketing.channel.referral"), "influencer": k("marketing.channel.influencer"),
+    "email": k("marketing.channel.email"), "sms": k("marketing.channel.sms"),
+    "wecom": k("marketing.channel.wecom"), "webhook": k("marketing.channel.webhook"),
+}
 assert set(MODEL_KEYS) == set(MODELS)
 assert set(LEVEL_KEYS) == set(LEVELS)
 DEFAULT_DAYS = 30
@@ -54,6 +61,12 @@ def _last_order_day(con: Any) -> date | None:
     orders = con.table("orders").filter(_.status.isin(PAID_STATUSES))
     value = orders.aggregate(last=_.ordered_at.max()).to_pyarrow().column("last")[0].as_py()
     return None if value is None else value.date()
+
+
+def _label(name: str, t: Any) -> str:
+    """A channel (or ``channel / campaign``) as shown: Growthwheel's own channel names translated."""
+    head, sep, rest = name.partition(" / ")
+    return (t(CHANNEL_KEYS[head]) if head in CHANNEL_KEYS else head) + sep + rest
 
 
 def _day(text: str | None) -> date | None:
@@ -110,6 +123,7 @@ def attribution_page(request: Request, user: User) -> HTMLResponse:
             report, error_key = None, k("marketing.error.report")
     rows: list[dict[str, Any]] = []
     chart: dict[str, Any] | None = None
+    t = page_translator(request)
     if report is not None:
         by = {(r["model"], r["channel"]): r for r in report["rows"]}
         channels = sorted(report["channels"], key=lambda c: -by.get((basis, c), {}).get("conversions", 0.0))
@@ -118,6 +132,7 @@ def attribution_page(request: Request, user: User) -> HTMLResponse:
             spend = b.get("spend") or 0
             rows.append({
                 "channel": ch,
+                "label": _label(ch, t),
                 "credits": [(m, f"{by[(m, ch)]['conversions']:,.1f}" if (m, ch) in by else "–")
                             for m in MODELS],
                 "value": format_money(round(b.get("value", 0.0)) / 10**exponent, currency),
@@ -128,11 +143,11 @@ def attribution_page(request: Request, user: User) -> HTMLResponse:
                 "removal": (f"{100 * report['removal_effects']['markov'][ch]:.1f}%"
                             if ch in report["removal_effects"].get("markov", {}) else "–"),
             })
-        t = page_translator(request)
-        chart = {"channels": channels, "label": t(k("marketing.col.conversions")), "series": [
-            {"model": m, "name": t(MODEL_KEYS[m]),
-             "values": [round(by[(m, ch)]["conversions"], 2) if (m, ch) in by else 0 for ch in channels]}
-            for m in MODELS]}
+        series = [{"model": m, "name": t(MODEL_KEYS[m]),
+                   "values": [round(by[(m, ch)]["conversions"], 2) if (m, ch) in by else 0
+                              for ch in channels]} for m in MODELS]
+        chart = {"channels": [_label(ch, t) for ch in channels],
+                 "label": t(k("marketing.col.conversions")), "series": series}
     return render(request, "marketing/attribution.html.j2", {
         "start": start.isoformat(), "end": end.isoformat(), "lookback_days": lookback,
         "level": level, "basis": basis, "levels": LEVEL_KEYS, "models": MODEL_KEYS,
