@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -157,8 +158,24 @@ class Paths:
         return np.diff(self.offsets)
 
     def path_of_touch(self) -> IntArray:
-        """For every touch, the index of its path."""
-        return np.repeat(np.arange(self.n_paths, dtype=np.int64), self.lengths)
+        """For every touch, the index of its path (computed once, read-only)."""
+        return self._path_index
+
+    @cached_property
+    def _path_index(self) -> IntArray:
+        index = np.repeat(np.arange(self.n_paths, dtype=np.int64), self.lengths)
+        index.flags.writeable = False
+        return index
+
+    @cached_property
+    def positions(self) -> tuple[IntArray, IntArray]:
+        """Each touch's 0-based position in its path and its path's length (computed once)."""
+        path = self.path_of_touch()
+        pos = np.arange(len(self.touches), dtype=np.int64) - self.offsets[:-1][path]
+        length = self.lengths[path]
+        pos.flags.writeable = False
+        length.flags.writeable = False
+        return pos, length
 
     def collapsed(self) -> Paths:
         """The same paths with consecutive repeats of a channel folded into one touch (the kept
@@ -227,9 +244,7 @@ def _credit_from_touch_shares(paths: Paths, model: str, share: FloatArray) -> Cr
 
 def _position(paths: Paths) -> tuple[IntArray, IntArray]:
     """Each touch's 0-based position in its path and its path's length."""
-    path = paths.path_of_touch()
-    pos = np.arange(len(paths.touches), dtype=np.int64) - paths.offsets[:-1][path]
-    return pos, paths.lengths[path]
+    return paths.positions
 
 
 def first_touch(paths: Paths) -> Credit:
