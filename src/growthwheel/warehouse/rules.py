@@ -53,12 +53,12 @@ _HIGH = ibis.timestamp("2100-12-31 23:59:59")
 MISSING = "required value is missing"
 
 
-@ibis.udf.scalar.builtin(name="convert_timezone")
-def _convert_timezone(source: str, target: str, ts: dt.timestamp) -> dt.timestamp:  # type: ignore[empty-body]
+@ibis.udf.scalar.builtin(name="convert_timezone")  # type: ignore[untyped-decorator]
+def _convert_timezone(source: str, target: str, ts: dt.timestamp) -> dt.timestamp:
     """Spark's ``convert_timezone`` (a DuckDB macro of the same name is created for DuckDB)."""
 
 
-@ibis.udf.scalar.builtin(name="nfc_normalize")
+@ibis.udf.scalar.builtin(name="nfc_normalize")  # type: ignore[untyped-decorator]
 def _nfc_duckdb(value: str) -> str:  # type: ignore[empty-body]
     """DuckDB's NFC normalisation."""
 
@@ -97,7 +97,7 @@ class Engine:
         return _nfc_python(value)
 
 
-@ibis.udf.scalar.pandas(name="gw_nfc")
+@ibis.udf.scalar.pandas(name="gw_nfc")  # type: ignore[untyped-decorator]
 def _nfc_pandas(value: str) -> str:  # pragma: no cover - runs in Spark's Python workers
     import unicodedata
 
