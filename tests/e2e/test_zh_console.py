@@ -51,6 +51,8 @@ ACCEPTED = {"GMV", "AOV", "RFM", "CLV", "KPI", "SKU", "UTM", "ROI", "ROAS", "CAC
 ACCEPTED |= {"Growthwheel", "Shopify", "Taobao", "Excel", "Parquet", "JSON", "ECharts", "WeChat",
              "Webhook", "SMS", "CUPED", "SRM", "Holm", "Pareto", "Gamma-Gamma", "Shapley", "Markov",
              "CNY", "ID"}
+#: Units of measure in product names (``洗衣液3kg``).
+ACCEPTED |= {"kg", "g", "ml", "mm", "cm", "L", "XL", "XXL", "pcs"}
 #: Names of more than one word.
 ACCEPTED_PHRASES = ("JSON Lines",)
 #: The checks run in each page (``visibleText``, ``empties``, ``overflow``).

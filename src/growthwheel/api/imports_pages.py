@@ -152,6 +152,10 @@ def _can_import(user: Principal) -> bool:
     return "ingest" in user.scopes
 
 
+#: Rows the server imports itself (``facts.service``), named by where they come from.
+ORIGIN_KEYS = {"checkout": k("imports.origin.checkout"), "acting facts": k("imports.origin.acting_facts")}
+
+
 def _recent_imports(con: Any, zone: ZoneInfo, t: Any) -> list[dict[str, Any]]:
     table = con.table(warehouse_db.IMPORTS_TABLE)
     recent: list[dict[str, Any]] = (
@@ -167,7 +171,8 @@ def _recent_imports(con: Any, zone: ZoneInfo, t: Any) -> list[dict[str, Any]]:
             "finished": local_time(r["finished_at"], zone),
             "table": r["table_name"],
             "table_key": _table_key(r["table_name"]),
-            "files": ", ".join(Path(f).name for f in (r["files"] or "").split(";") if f),
+            "files": ", ".join(t(ORIGIN_KEYS[f]) if f in ORIGIN_KEYS else Path(f).name
+                               for f in (r["files"] or "").split(";") if f),
             "rows_read": unit(r, k("imports.n_lines"), r["rows_read"]),
             "inserted": unit(r, k("imports.n_orders"), r["inserted"]),
             "updated": unit(r, k("imports.n_orders"), r["updated"]),

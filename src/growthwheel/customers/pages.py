@@ -79,6 +79,8 @@ DEVICE_KEYS = {
     "mobile": k("device.mobile"), "desktop": k("device.desktop"), "tablet": k("device.tablet"),
     "mini_program": k("device.mini_program"), "app": k("device.app"),
 }
+#: The channel the warehouse records for an order or customer without one (``direct``).
+CHANNEL_KEYS = {"direct": k("channel.direct")}
 COUNTRY_KEYS = {"CN": k("country.CN"), "HK": k("country.HK"), "TW": k("country.TW"),
                 "US": k("country.US")}
 
@@ -112,6 +114,7 @@ def customers_page(
 ) -> HTMLResponse:
     """Customers sorted by id with live search (HTMX swaps only the results table)."""
     q = q[:200]
+    t = page_translator(request)
     currency = shop_of(request).currency
     with backend(request) as con:
         try:
@@ -128,7 +131,8 @@ def customers_page(
     rows = [
         {
             "customer_id": c.customer_id, "href": customer_href(c.customer_id), "name": c.name,
-            "email": c.email, "phone": c.phone, "city": c.city, "channel": c.channel,
+            "email": c.email, "phone": c.phone, "city": c.city,
+            "channel": coded(t, CHANNEL_KEYS, c.channel),
             "orders": format_count(c.kpis.orders),
             "net_revenue": money_text(c.kpis.net_revenue, currency),
             "last_order": c.kpis.last_order_date.isoformat() if c.kpis.last_order_date else None,
@@ -167,7 +171,7 @@ def _attribute_rows(profile: CustomerProfile, t: Translator, zone: ZoneInfo) -> 
         "birthday": c.birthday.isoformat() if c.birthday else "–",
         "location": place or "–",
         "signed_up_at": local_time(c.signed_up_at, zone),
-        "channel": profile.kpis.channel or c.channel or "–",
+        "channel": coded(t, CHANNEL_KEYS, profile.kpis.channel or c.channel) or "–",
         "utm": utm or "–",
         "accepts_marketing": marketing,
     }
@@ -219,7 +223,8 @@ def customer_page(request: Request, user: User, customer_id: str) -> HTMLRespons
             "status_class": o.status if o.status in STATUS_KEYS else "other",
             "total": money_text(o.total, shop.currency),
             "meta": _meta(
-                (k("customer.channel"), o.channel), (k("customer.coupon"), o.coupon_code),
+                (k("customer.channel"), coded(t, CHANNEL_KEYS, o.channel)),
+                (k("customer.coupon"), o.coupon_code),
                 (k("customer.refunded"),
                  money_text(o.refunded, shop.currency) if o.refunded and o.refunded.minor else None),
             ),

@@ -139,6 +139,23 @@ CONDITION_KEYS = {
 }
 _STEP_FIELD = re.compile(r"^definition\.steps\[(\d+)\]")
 
+#: What happened at a step (the step log's outcome), as the report shows it.
+OUTCOME_KEYS = {
+    "waited": k("journeys.outcome.waited"),
+    "exit": k("journeys.outcome.exit"),
+    "then": k("journeys.outcome.then"),
+    "else": k("journeys.outcome.else"),
+    "branch": k("journeys.outcome.branch"),
+    "queued": k("journeys.outcome.queued"),
+    "issued": k("journeys.outcome.issued"),
+    "tagged": k("journeys.outcome.tagged"),
+    "untagged": k("journeys.outcome.untagged"),
+    "set": k("journeys.outcome.set"),
+    "cleared": k("journeys.outcome.cleared"),
+    "no_address": k("journeys.outcome.no_address"),
+    "coupon_unavailable": k("journeys.outcome.coupon_unavailable"),
+    "template_error": k("journeys.outcome.template_error"),
+}
 #: A send step by its channel.
 SEND_KEYS = {"email": k("journeys.flow.send_email"), "sms": k("journeys.flow.send_sms"),
              "wecom": k("journeys.flow.send_wecom"), "webhook": k("journeys.flow.send_webhook")}
@@ -529,7 +546,8 @@ def _report_view(request: Request, report: dict[str, Any]) -> dict[str, Any]:
                    "upper": _points(conv.get("ci_upper")), "significant": bool(conv.get("significant"))}
     else:
         words = [report["uplift_words"][lang]]
-    steps = [{"step": s["step"], "outcome": s["outcome"], "count": format_count(s["enrolments"])}
+    steps = [{"step": s["step"], "outcome": s["outcome"], "outcome_key": OUTCOME_KEYS.get(s["outcome"]),
+              "count": format_count(s["enrolments"])}
              for s in report["steps"]]
     statuses = [{"key": ENROLMENT_KEYS.get(name, name), "status": name, "count": format_count(n)}
                 for name, n in sorted(report["statuses"].items())]

@@ -55,7 +55,7 @@ from growthwheel.errors import GrowthwheelError
 from growthwheel.store.db import migrate, session_scope
 from growthwheel.warehouse.owner import WarehouseOwner
 
-ACTOR = "growthwheel demo"
+ACTOR = "演示店运营"  # the demo shop's operations team (shown as who made things)
 #: The ended promotion's name, also the marker that this data directory was brought to life.
 MARKER_PROMOTION = "双11 满减（已结束）"
 SEGMENT_HIGH_VALUE = "高价值客户"

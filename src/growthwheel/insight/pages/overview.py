@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 
 from growthwheel.api.deps import Principal, current_user_page
 from growthwheel.config import Settings
+from growthwheel.customers.pages import CHANNEL_KEYS, coded
 from growthwheel.insight import overview as ov
 from growthwheel.insight.kpis import METRICS
 from growthwheel.kit.money import currency_exponent
@@ -90,7 +91,8 @@ def _chart_data(data: ov.Overview, t: Translator, currency: str) -> dict[str, An
             "periods": data.trend_periods, "gmv": data.trend_gmv, "orders": data.trend_orders,
             "new": data.trend_new, "returning": data.trend_returning,
         },
-        "channels": [{"name": name, "value": float(gmv), "orders": n} for name, gmv, n in data.channels],
+        "channels": [{"name": coded(t, CHANNEL_KEYS, name) or name, "value": float(gmv), "orders": n}
+                     for name, gmv, n in data.channels],
         "categories": [
             {"name": name, "value": float(gmv), "orders": n} for name, gmv, n in data.categories
         ],

@@ -364,8 +364,9 @@ def _condition_rows(t: Translator, shop: _Shop, conditions: Mapping[str, Any]) -
                       ("channels", k("promotions.field.channels")),
                       ("tiers", k("promotions.field.tiers_cond")),
                       ("segments", k("promotions.field.segments"))):
-        if conditions.get(name):
-            rows.append({"label": t(key), "value": ", ".join(conditions[name])})
+        if conditions.get(name):  # SKUs, tiers and segments by their codes: identifiers
+            rows.append({"label": t(key), "value": ", ".join(conditions[name]),
+                         "code": "yes" if name in ("skus", "tiers", "segments") else ""})
     if conditions.get("min_amount"):
         rows.append({"label": t(k("promotions.field.min_amount")),
                      "value": shop.money(conditions["min_amount"])})
