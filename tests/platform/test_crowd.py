@@ -10,6 +10,7 @@ must be answered (bounded in time), none with a 500; a 503 must be problem+json 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -122,7 +123,9 @@ def test_beyond_the_queue_a_request_gets_503_problem_json_with_retry_after_in_it
             assert (await holder).status_code == 200
             assert (app.active, app.waiting, app.refused) == (0, 0, 2)
 
-    asyncio.run(scenario())
+    # A fresh thread has no event loop, whatever an earlier test in this process left running.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, scenario()).result(timeout=120)
 
 
 def test_a_sqlite_writer_waiting_past_write_timeout_is_a_503_store_busy_and_nothing_is_written(

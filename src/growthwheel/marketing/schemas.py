@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -16,16 +16,20 @@ assert ALL_MODELS == MODELS
 
 #: The largest amount in minor units the budget takes (10¹⁵: a thousand billion yuan in fen).
 MAX_MINOR = 10**15
+#: The most journeys or conversions one path may carry (sums over paths stay finite).
+MAX_COUNT = 10**12
 
 
 class PathIn(BaseModel):
     """One path: touchpoints in order, with the conversions, value and null journeys it had."""
 
     path: list[str] | str = Field(description="Channels in order, or `a > b > c`.")
-    conversions: float = Field(ge=0, default=0)
-    value: float = Field(ge=0, default=0, description="Conversion value, minor units.")
-    nulls: float = Field(ge=0, default=0, description="Journeys with this path that did not convert.")
-    new_conversions: float | None = Field(default=None, ge=0)
+    conversions: float = Field(ge=0, le=MAX_COUNT, default=0, allow_inf_nan=False)
+    value: float = Field(ge=0, le=MAX_MINOR, default=0, allow_inf_nan=False,
+                         description="Conversion value, minor units.")
+    nulls: float = Field(ge=0, le=MAX_COUNT, default=0, allow_inf_nan=False,
+                         description="Journeys with this path that did not convert.")
+    new_conversions: float | None = Field(default=None, ge=0, le=MAX_COUNT, allow_inf_nan=False)
 
 
 class PathsRequest(BaseModel):
@@ -37,7 +41,8 @@ class PathsRequest(BaseModel):
     markov_order: int = Field(default=1, ge=1, le=4)
     shapley_game: Literal["conversions", "rate"] = "conversions"
     collapse_repeats: bool = False
-    spend: dict[str, int] = Field(default_factory=dict, description="Spend per channel, minor units.")
+    spend: dict[str, Annotated[int, Field(ge=0, le=MAX_MINOR)]] = Field(
+        default_factory=dict, description="Spend per channel, minor units.")
 
 
 class CurveIn(BaseModel):
@@ -45,8 +50,9 @@ class CurveIn(BaseModel):
 
     channel: str = Field(min_length=1, max_length=200)
     kind: Literal["hill", "exponential", "power"] = "hill"
-    beta: float = Field(gt=0, description="Outcome at saturation.")
-    k: float = Field(gt=0, description="Spend scale (minor units): half saturation for hill.")
+    beta: float = Field(gt=0, le=MAX_MINOR, allow_inf_nan=False, description="Outcome at saturation.")
+    k: float = Field(gt=0, le=MAX_MINOR, allow_inf_nan=False,
+                     description="Spend scale (minor units): half saturation for hill.")
     s: float = Field(default=1.0, gt=0, le=10, description="Hill shape.")
     lower: int = Field(default=0, ge=0, le=MAX_MINOR)
     upper: int | None = Field(default=None, ge=0, le=MAX_MINOR)

@@ -65,6 +65,10 @@ def _run_models(paths: attr.Paths, models: Sequence[str], **options: Any) -> dic
         return attr.attribute(paths, list(models), **options)
     except ValueError as exc:
         raise InvalidArgumentError(str(exc)) from None
+    except RuntimeError as exc:  # the sparse solver: a chain with a state no journey leaves
+        raise InvalidArgumentError(
+            "the Markov chain of these paths cannot be solved (a state has no outgoing journeys: "
+            "give every path conversions or null journeys)") from exc
 
 
 def attribution_report(
