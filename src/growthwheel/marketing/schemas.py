@@ -36,7 +36,7 @@ class PathsRequest(BaseModel):
     """Attribution over paths given in the request (e.g. an export of another tool)."""
 
     paths: list[PathIn] = Field(min_length=1, max_length=200_000)
-    models: list[ModelName] = Field(default_factory=lambda: list(ALL_MODELS))
+    models: list[ModelName] = Field(default_factory=lambda: list(ALL_MODELS), min_length=1, max_length=50)
     half_life_days: float = Field(default=7.0, gt=0, le=3650)
     markov_order: int = Field(default=1, ge=1, le=4)
     shapley_game: Literal["conversions", "rate"] = "conversions"

@@ -49,6 +49,8 @@ def _credits_json(credits: dict[str, attr.Credit], spend: dict[str, int]) -> dic
     for model, credit in credits.items():
         if credit.removal_effects is not None:
             removal[model] = {ch: float(credit.removal_effects[i]) for i, ch in enumerate(credit.channels)}
+    if not credits:
+        raise InvalidArgumentError("models: name at least one attribution model")
     first = next(iter(credits.values()))
     return {
         "models": list(credits),
