@@ -9,8 +9,9 @@ signed number or a phone number (``-12.50``, ``+86 138-****-5678``) is left as w
 spreadsheet reads it as a number at worst, never as a call.
 
 Write CSV with :class:`CsvWriter` / :func:`csv_chunks` (streaming) or :func:`write_csv` /
-:func:`write_frame` (files). There is no spreadsheet (.xlsx) export today; one added later writes
-its cells through :func:`cell` too.
+:func:`write_frame` (files). Excel workbooks (.xlsx, through openpyxl's write-only mode) come from
+:func:`xlsx_bytes` / :func:`write_xlsx`: text cells go through the same :func:`cell` (so a
+formula-like text is stored as the same defused string, never as a formula), numbers stay numbers.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -120,3 +122,76 @@ def _missing(value: Any) -> bool:
         return bool(value != value)  # NaN and NaT are the only values unequal to themselves
     except (TypeError, ValueError):  # pandas.NA refuses bool()
         return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Excel (.xlsx)
+# ---------------------------------------------------------------------------------------------
+
+#: Rows a worksheet holds (Excel's limit), the header included.
+XLSX_MAX_ROWS = 1_048_576
+#: Characters XML 1.0 cannot carry (openpyxl refuses them): dropped from text cells.
+_XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+class TooManyRowsError(ValueError):
+    """More rows than one worksheet holds (:data:`XLSX_MAX_ROWS`)."""
+
+
+def xlsx_value(value: Any) -> Any:
+    """``value`` as one worksheet cell: integers and finite floats stay numbers (a ``Decimal``
+    becomes an exact-enough float only when it is whole or short; otherwise text), everything else
+    is the text :func:`cell` writes to CSV (formula-like text defused), without the control
+    characters XML cannot carry. ``None`` is an empty cell."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return cell(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, Decimal) and value.is_finite() and len(value.as_tuple().digits) <= 15:
+        return int(value) if value == value.to_integral_value() else float(value)
+    text = cell(value)
+    return _XML_ILLEGAL.sub("", text) or None
+
+
+def _workbook(header: Sequence[str], rows: Iterable[Sequence[Any]], sheet: str) -> Any:
+    from openpyxl import Workbook  # imported on use: the CLI starts without it
+
+    book = Workbook(write_only=True)
+    ws = book.create_sheet(title=_sheet_title(sheet))
+    ws.append([xlsx_value(h) for h in header])
+    written = 1
+    for row in rows:
+        written += 1
+        if written > XLSX_MAX_ROWS:
+            raise TooManyRowsError(f"more than {XLSX_MAX_ROWS - 1:,} rows: export CSV instead")
+        ws.append([xlsx_value(v) for v in row])
+    return book
+
+
+def _sheet_title(name: str) -> str:
+    """A worksheet title Excel accepts: 1–31 characters, none of ``[]:*?/\\``."""
+    title = re.sub(r"[\[\]:*?/\\]", " ", name).strip()[:31]
+    return title or "Sheet1"
+
+
+def xlsx_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]], *, sheet: str = "Sheet1") -> bytes:
+    """An .xlsx workbook of one worksheet (``header`` then ``rows``), every cell through
+    :func:`xlsx_value`. Raises :class:`TooManyRowsError` past Excel's row limit."""
+    out = io.BytesIO()
+    _workbook(header, rows, sheet).save(out)
+    return out.getvalue()
+
+
+def write_xlsx(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], *,
+               sheet: str = "Sheet1") -> Path:
+    """Write ``header`` and ``rows`` to ``path`` as an .xlsx workbook; returns ``path``."""
+    _workbook(header, rows, sheet).save(path)
+    return path
+
+
+#: Media type of an .xlsx download.
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
