@@ -6,12 +6,9 @@ API is a 409 problem+json; migration 0006 on a store that already holds duplicat
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -21,42 +18,15 @@ from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from crowds import crowd
 from growthwheel.accounts.models import utcnow
 from growthwheel.api.app import create_app
 from growthwheel.api.deps import DbSession
 from growthwheel.config import Settings
-from growthwheel.errors import GrowthwheelError
 from growthwheel.promotions import coupons
 from growthwheel.promotions.models import CouponBatch, CouponCode
 from growthwheel.store import db
 from growthwheel.store.db import session_scope
-
-CROWD_SECONDS = 90.0
-
-
-def crowd(n: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` for i in 0…n-1 on n threads released together; every thread must finish
-    within ``CROWD_SECONDS``. Domain errors become their code, anything else ``unexpected …``."""
-    barrier = threading.Barrier(n, timeout=CROWD_SECONDS)
-    results: list[Any] = [None] * n
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except GrowthwheelError as exc:
-            results[index] = exc.code
-        except Exception as exc:  # reported by the callers' assertions, never swallowed
-            results[index] = f"unexpected {type(exc).__name__}: {exc}"
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(n)]
-    deadline = time.monotonic() + CROWD_SECONDS
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    assert not any(t.is_alive() for t in threads), "the crowd did not finish in time"
-    return results
 
 
 def unique_batch(cfg: Settings) -> str:

@@ -11,21 +11,18 @@ bounded in time.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import ibis
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from crowds import crowd
 from growthwheel.api.app import create_app
 from growthwheel.config import Settings
-from growthwheel.errors import GrowthwheelError
 from growthwheel.social import service
 from growthwheel.social.api import request_time
 from growthwheel.social.api import router as social_router
@@ -34,32 +31,6 @@ from growthwheel.store.db import session_scope
 from growthwheel.warehouse import connect, ingest
 
 T0 = datetime(2026, 6, 18, 12, 0, tzinfo=UTC)
-CROWD_SECONDS = 90.0
-
-
-def crowd(n: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` for i in 0…n-1 on n threads released together; every thread must finish
-    within ``CROWD_SECONDS``. Domain errors become their code, anything else ``unexpected …``."""
-    barrier = threading.Barrier(n, timeout=CROWD_SECONDS)
-    results: list[Any] = [None] * n
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except GrowthwheelError as exc:
-            results[index] = exc.code
-        except Exception as exc:  # reported by the callers' assertions, never swallowed
-            results[index] = f"unexpected {type(exc).__name__}: {exc}"
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(n)]
-    deadline = time.monotonic() + CROWD_SECONDS
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    assert not any(t.is_alive() for t in threads), "the crowd did not finish in time"
-    return results
 
 
 # ---------------------------------------------------------------------------------------------
