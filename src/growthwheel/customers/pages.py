@@ -1,27 +1,26 @@
-"""Console pages of customers: ``/customers`` (the list with live search; HTMX swaps only the
-results table) and ``/customers/{id}`` (the profile: attributes, contact masked for analysts,
-KPIs, orders, events). Templates under ``templates/customers/``.
+"""Console pages of customers: ``/customers`` (the list, in ``list_pages``) and ``/customers/{id}``
+(the profile: attributes, contact masked for analysts, KPIs, orders, events). Templates under
+``templates/customers/``.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Annotated
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from growthwheel.api.deps import Principal, current_user_page
+from growthwheel.customers import list_pages
 from growthwheel.customers import service as customers
 from growthwheel.customers.schemas import CustomerProfile, Money
-from growthwheel.errors import InvalidArgumentError
 from growthwheel.web.i18n import Translator, format_count, format_money, k
 from growthwheel.web.pages import (
     backend,
     error_page,
-    is_fragment,
     local_time,
     page_translator,
     render,
@@ -29,11 +28,12 @@ from growthwheel.web.pages import (
 )
 
 router = APIRouter(include_in_schema=False)
+router.include_router(list_pages.router)  # /customers (the list), its exports and actions
 
 User = Annotated[Principal, Depends(current_user_page)]
 
 #: Customers per page of the list.
-PAGE_SIZE = 25
+PAGE_SIZE = list_pages.PAGE_SIZE
 
 STATUS_KEYS = {
     "pending": k("status.pending"),
@@ -103,56 +103,6 @@ def money_text(money: Money | None, currency: str) -> str:
     if money is None:
         return "–"
     return format_money(Decimal(money.amount), currency)
-
-
-@router.get("/customers", response_class=HTMLResponse)
-def customers_page(
-    request: Request,
-    user: User,
-    q: Annotated[str, Query(max_length=2000)] = "",
-    cursor: Annotated[str | None, Query(max_length=2000)] = None,
-) -> HTMLResponse:
-    """Customers sorted by id with live search (HTMX swaps only the results table)."""
-    q = q[:200]
-    t = page_translator(request)
-    currency = shop_of(request).currency
-    with backend(request) as con:
-        try:
-            page = customers.search_customers(
-                con, query=q, limit=PAGE_SIZE, cursor=cursor,
-                can_see_pii=user.can_see_pii, currency=currency,
-            )
-        except InvalidArgumentError:  # a stale or edited cursor: start again from the first page
-            cursor = None
-            page = customers.search_customers(
-                con, query=q, limit=PAGE_SIZE, cursor=None,
-                can_see_pii=user.can_see_pii, currency=currency,
-            )
-    rows = [
-        {
-            "customer_id": c.customer_id, "href": customer_href(c.customer_id), "name": c.name,
-            "email": c.email, "phone": c.phone, "city": c.city,
-            "channel": coded(t, CHANNEL_KEYS, c.channel),
-            "orders": format_count(c.kpis.orders),
-            "net_revenue": money_text(c.kpis.net_revenue, currency),
-            "last_order": c.kpis.last_order_date.isoformat() if c.kpis.last_order_date else None,
-        }
-        for c in page.items
-    ]
-    query = {"q": q} if q else {}
-    context = {
-        "q": q,
-        "customers": rows,
-        "pii_masked": not user.can_see_pii,
-        "search_hint_key": k("customers.search_hint_pii") if user.can_see_pii
-        else k("customers.search_hint"),
-        "first_href": "/customers" + ("?" + urlencode(query) if query else "") if cursor else None,
-        "next_href": "/customers?" + urlencode({**query, "cursor": page.next_cursor})
-        if page.next_cursor else None,
-    }
-    template = ("customers/_results.html.j2" if is_fragment(request)
-                else "customers/index.html.j2")
-    return render(request, template, context, user=user)
 
 
 def _attribute_rows(profile: CustomerProfile, t: Translator, zone: ZoneInfo) -> list[dict[str, str]]:

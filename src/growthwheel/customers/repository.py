@@ -69,16 +69,22 @@ def search(con: Any, query: str, *, match_contact: bool, after: str | None, limi
     table = people(con)
     needle = text_literal(query).strip().lower()
     if needle:
-        cond = table.customer_id.lower().contains(needle) | table.name.lower().contains(needle)
-        if match_contact:
-            cond = cond | table.email.lower().contains(needle) | table.phone.lower().contains(needle)
-            digits = re.sub(r"\D", "", needle)
-            if len(digits) >= MIN_PHONE_DIGITS:
-                cond = cond | table.phone.re_replace(r"[^0-9]", "").contains(digits)
-        table = table.filter(cond.fill_null(False))
+        table = table.filter(search_condition(table, needle, match_contact=match_contact))
     if after is not None:
         table = table.filter(table.customer_id > text_literal(after))
     return rows(table.order_by("customer_id").limit(limit))
+
+
+def search_condition(table: Any, needle: str, *, match_contact: bool) -> Any:
+    """The search's boolean column over ``table`` (profile columns) for a lower-cased, non-empty
+    ``needle`` (see :func:`search`); null is false."""
+    cond = table.customer_id.lower().contains(needle) | table.name.lower().contains(needle)
+    if match_contact:
+        cond = cond | table.email.lower().contains(needle) | table.phone.lower().contains(needle)
+        digits = re.sub(r"\D", "", needle)
+        if len(digits) >= MIN_PHONE_DIGITS:
+            cond = cond | table.phone.re_replace(r"[^0-9]", "").contains(digits)
+    return cond.fill_null(False)
 
 
 def customer(con: Any, customer_id: str) -> Row | None:

@@ -46,12 +46,13 @@ from growthwheel.insight.cohorts import MODES, acquisitions, retention_frame
 from growthwheel.insight.funnels import BREAKDOWNS, DEFAULT_STEPS, funnel_frame
 from growthwheel.insight.kpis import FIRST_DAY, LAST_DAY
 from growthwheel.insight.lifecycle import NO_STAGE, STAGES, lifecycle_report, thresholds_for
+from growthwheel.insight.pages import drill
 from growthwheel.insight.rfm import CUTS, last_paid_day, rfm_report
 from growthwheel.kit.money import currency_exponent
 from growthwheel.stats.clv import TIME_UNITS, CannotFitError
 from growthwheel.warehouse.schema import STANDARD_EVENT_TYPES
 from growthwheel.web.i18n import format_count, format_money, k
-from growthwheel.web.pages import page_language, render
+from growthwheel.web.pages import page_language, page_translator, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -147,14 +148,30 @@ def rfm_page(
                   "href": "/insight/rfm?" + urlencode({"as_of": report["as_of"], "cut": c})}
                  for c in CUTS],
         "customers": format_count(report["customers"]),
-        "classic": segment_rows(report["segments"], scheme="classic", lang=lang,
-                                currency=currency, exponent=exponent),
-        "value": segment_rows(report["value_classes"], scheme="value", lang=lang,
-                              currency=currency, exponent=exponent),
+        "classic": _drill_rows(
+            segment_rows(report["segments"], scheme="classic", lang=lang, currency=currency,
+                         exponent=exponent), report["as_of"], drill.rfm_segment),
+        "value": _drill_rows(
+            segment_rows(report["value_classes"], scheme="value", lang=lang, currency=currency,
+                         exponent=exponent), report["as_of"],
+            drill.rfm_class if cut == "mean" else None),  # the scores' value classes cut at the mean
         # [F − 1, R − 1, customers]: ECharts heatmap cells (x = F, y = R).
         "cells": [[c["f_score"] - 1, c["r_score"] - 1, c["customers"]] for c in report["grid"]],
+        # the customers of each cell (same order as ``cells``)
+        "cell_links": [
+            drill.customers_href(drill.rfm_cell(c["r_score"], c["f_score"]), report["as_of"],
+                                 f"RFM · R{c['r_score']} F{c['f_score']}")
+            for c in report["grid"]
+        ],
     }
     return render(request, "insight/rfm.html.j2", context, user=user)
+
+
+def _drill_rows(rows: list[dict[str, Any]], as_of: str, make: Any) -> list[dict[str, Any]]:
+    """``rows`` with ``href``: the customers behind each non-empty row (``make(key)`` gives the
+    definition; no link when ``make`` is ``None``)."""
+    return [{**row, "href": drill.customers_href(make(row["key"]), as_of, "RFM · " + row["name"])
+             if make is not None and not row["empty"] else None} for row in rows]
 
 
 def _duration(seconds: float | None) -> dict[str, str | None]:
@@ -462,6 +479,7 @@ def lifecycle_page(
         if since is None or since > day:
             since = max(FIRST_DAY, day - timedelta(days=DEFAULT_MOVES_DAYS))
         th = thresholds_for(orders, end=day)
+        t = page_translator(request)
         report = lifecycle_report(orders, day, thresholds=th, start=since)
     context = {
         **base,
@@ -471,7 +489,10 @@ def lifecycle_page(
         "customers": format_count(report["customers"]),
         "th": report["thresholds"],
         "stages": [{"stage": r["stage"], "customers": format_count(r["customers"]),
-                    "share": _pct(r["share"]), "orders": format_count(r["orders"])}
+                    "share": _pct(r["share"]), "orders": format_count(r["orders"]),
+                    "href": drill.customers_href(drill.lifecycle_stage(r["stage"]), report["as_of"],
+                                                 t(k(f"insight.stage.{r['stage']}")))
+                    if r["stage"] in STAGES and r["customers"] else None}
                    for r in report["stages"]],
         "counts": [int(r["customers"]) for r in report["stages"]],
         "stage_ids": list(STAGES),

@@ -30,6 +30,10 @@
     if (!el || !window.echarts) { return null; }
     var chart = window.echarts.init(el, null, { renderer: "canvas" });
     if (still) { chart.setOption({ animation: false }); }
+    // every chart downloads as PNG (ECharts' own toolbox, vendored: no CDN)
+    var zh = (document.documentElement.lang || "").indexOf("zh") === 0;
+    chart.setOption({ toolbox: { right: 4, top: 0, itemSize: 13, feature: { saveAsImage: {
+      title: zh ? "下载图片" : "Download PNG", name: id, pixelRatio: 2, backgroundColor: "#fff" } } } });
     charts.push(chart);
     return chart;
   }
@@ -156,6 +160,12 @@
                  label: { show: true, formatter: function (p) { return Number(p.value[2]).toLocaleString(); } },
                  emphasis: { itemStyle: { borderColor: "#1c2a3a", borderWidth: 1 } } }]
     });
+    if (data.links) {  // a cell opens the customers behind it
+      chart.on("click", function (p) {
+        var href = data.links[p.dataIndex];
+        if (href && href.charAt(0) === "/") { window.location.href = href; }
+      });
+    }
   }
 
   function drawFunnel() {
