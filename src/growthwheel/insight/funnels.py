@@ -32,7 +32,10 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from growthwheel.errors import InvalidArgumentError
 from growthwheel.insight.kpis import NONE_LABEL
@@ -41,6 +44,8 @@ DEFAULT_STEPS: tuple[str, ...] = ("view", "add_to_cart", "checkout", "purchase")
 DEFAULT_WINDOW = timedelta(days=14)
 BREAKDOWNS: tuple[str, ...] = ("utm_source", "utm_medium", "utm_campaign", "device")
 ANONYMOUS_PREFIX = "anon:"
+#: Slack around a date range when picking the events that may take part (time zones, the window).
+_MARGIN = timedelta(days=2)
 
 
 def _check(steps: Sequence[str], window: timedelta, breakdown: str | None) -> None:
@@ -54,12 +59,14 @@ def _check(steps: Sequence[str], window: timedelta, breakdown: str | None) -> No
         )
 
 
-def with_actor(events: ir.Table) -> ir.Table:
-    """``events`` with an ``actor`` column: the person behind each event (see the module docstring)."""
+def with_actor(events: ir.Table, rows: ir.Table | None = None) -> ir.Table:
+    """``events`` (or ``rows``, a filtered ``events``) with an ``actor`` column: the person behind
+    each event (see the module docstring). Identities are linked over all of ``events``."""
     links = events.filter(events.customer_id.notnull() & events.anonymous_id.notnull())
     links = links.group_by("anonymous_id").aggregate(_linked=links.customer_id.min())
     links = links.rename(_anon="anonymous_id")
-    j = events.left_join(links, events.anonymous_id == links._anon)
+    base = events if rows is None else rows
+    j = base.left_join(links, base.anonymous_id == links._anon)
     actor = ibis.coalesce(
         j.customer_id, j._linked, ibis.literal(ANONYMOUS_PREFIX).concat(j.anonymous_id)
     )
@@ -81,8 +88,7 @@ def funnel_entrants(
     ``at_1`` … ``at_n``: the UTC time each step was reached (null past ``steps_reached``).
     """
     _check(steps, window, breakdown)
-    ev = with_actor(events)
-    ev = ev.filter(ev.type.isin(list(set(steps))) & ev.actor.notnull() & ev.occurred_at.notnull())
+    ev = _candidate_rows(events, steps, window, start, end)
     anchors = ev.filter(ev.type == steps[0])
     if start is not None:
         anchors = anchors.filter(anchors.event_date >= start)
@@ -135,6 +141,168 @@ def funnel_steps(entrants: ir.Table, n_steps: int, *, breakdown: str | None = No
     return ibis.union(*pieces, distinct=False)
 
 
+def _backend_name(table: ir.Table) -> str:
+    try:
+        return str(table._find_backend().name)
+    except Exception:  # an unbound table (memtable): the Ibis path
+        return ""
+
+
+def _candidate_rows(
+    events: ir.Table, steps: Sequence[str], window: timedelta, start: date | None, end: date | None
+) -> ir.Table:
+    """The events that may fill a step, with their ``actor``: the steps' types, near the range."""
+    rows = events.filter(events.type.isin(list(set(steps))))
+    if start is not None or end is not None:
+        # Only events near the range can be a step: an anchor's shop-local date lies in the range
+        # and later steps come within the window after it (the margin covers any UTC offset).
+        day = events.event_date
+        inside = ibis.literal(True)
+        if start is not None:
+            inside = inside & (day >= start - _MARGIN)
+        if end is not None:
+            inside = inside & (day <= end + window + _MARGIN)
+        rows = rows.filter(day.isnull() | inside)
+    ev = with_actor(events, rows)
+    return ev.filter(ev.actor.notnull() & ev.occurred_at.notnull())
+
+
+def funnel_entrants_local(
+    events: ir.Table,
+    steps: Sequence[str] = DEFAULT_STEPS,
+    *,
+    window: timedelta = DEFAULT_WINDOW,
+    start: date | None = None,
+    end: date | None = None,
+    breakdown: str | None = None,
+) -> pd.DataFrame:
+    """:func:`funnel_entrants` computed in memory: the same rows (as a DataFrame, ``at_k`` as
+    ``datetime64[us]``), in actor order.
+
+    The backend only picks the candidate events and links identities; the matching is a sorted
+    search per step (the earliest event of the step's type at or after the previous step, per
+    actor), so it costs O(n log n) in the events instead of a range join per step. This is what
+    :func:`funnel_frame` uses on DuckDB, where the warehouse is on the same machine."""
+    _check(steps, window, breakdown)
+    steps = list(steps)
+    ev = _candidate_rows(events, steps, window, start, end)
+    extra = ["event_id", breakdown] if breakdown else []
+    table = ev.select("actor", "type", "occurred_at", "event_date", *extra).to_pyarrow()
+    n_steps = len(steps)
+    actor_dict = pc.dictionary_encode(table.column("actor")).combine_chunks()
+    code = np.asarray(actor_dict.indices, dtype=np.int64)
+    t = np.asarray(table.column("occurred_at").cast(pa.timestamp("us")).cast(pa.int64()),
+                   dtype=np.int64)
+    types = pc.dictionary_encode(table.column("type")).combine_chunks()
+    type_names = types.dictionary.to_pylist()
+    type_code = np.asarray(types.indices, dtype=np.int64)
+
+    def of_type(name: str) -> Any:
+        return type_code == type_names.index(name) if name in type_names else type_code < 0
+    rank_of_time = np.unique(t, return_inverse=True)[1].astype(np.int64)
+    span = int(rank_of_time.max()) + 2 if len(t) else 1
+    key = code * span + rank_of_time
+    anchor = of_type(steps[0])
+    day = table.column("event_date")
+    if start is not None:
+        anchor &= np.asarray(pc.fill_null(pc.greater_equal(day, pa.scalar(start)), False))
+    if end is not None:
+        anchor &= np.asarray(pc.fill_null(pc.less_equal(day, pa.scalar(end)), False))
+    idx = np.flatnonzero(anchor)
+    a_code = code[idx]
+    at = np.full((n_steps, len(idx)), -1, dtype=np.int64)  # microseconds, -1 none
+    at[0] = t[idx]
+    prev_rank = rank_of_time[idx]
+    alive = np.ones(len(idx), dtype=bool)
+    limit = at[0] + int(window.total_seconds()) * 1_000_000
+    for k in range(1, n_steps):
+        m = np.flatnonzero(of_type(steps[k]))
+        order = np.argsort(key[m], kind="stable")
+        s_key, s_t = key[m][order], t[m][order]
+        q = a_code * span + prev_rank
+        pos = np.searchsorted(s_key, q, side="right" if steps[k] in steps[:k] else "left")
+        ok = alive & (pos < len(s_key))
+        pos = np.minimum(pos, max(len(s_key) - 1, 0))
+        if len(s_key):
+            ok &= (s_key[pos] < (a_code + 1) * span) & (s_t[pos] <= limit)
+            at[k] = np.where(ok, s_t[pos], -1)
+            prev_rank = np.where(ok, s_key[pos] - a_code * span, prev_rank)
+        alive = ok
+    reached = (at >= 0).sum(axis=0)
+    # Attempts of one actor starting at the same time reach the same steps at the same times;
+    # the anchor's event id only decides which one's breakdown value counts.
+    if breakdown:
+        ids = table.column("event_id").take(pa.array(idx))
+        id_rank = np.asarray(pc.rank(ids, sort_keys="ascending", tiebreaker="first"))
+        best = np.lexsort((id_rank, at[0], -reached, a_code))
+    else:
+        best = np.lexsort((at[0], -reached, a_code))
+    first = np.ones(len(best), dtype=bool)
+    first[1:] = a_code[best][1:] != a_code[best][:-1]
+    pick = best[first]
+    out: dict[str, Any] = {"actor": actor_dict.dictionary.take(pa.array(a_code[pick])).to_pylist()}
+    if breakdown:
+        values = table.column(breakdown).take(pa.array(idx[pick]))
+        out[breakdown] = pc.fill_null(values, NONE_LABEL).to_pylist()
+    out["steps_reached"] = reached[pick].astype(np.int64)
+    for k in range(n_steps):
+        col = at[k][pick]
+        out[f"at_{k + 1}"] = pd.array(
+            np.where(col >= 0, col, np.iinfo(np.int64).min).astype("datetime64[us]")
+        )
+    return pd.DataFrame(out)
+
+
+def _median(values: Any) -> float | None:
+    return float(np.median(values)) if len(values) else None
+
+
+def _step_table(
+    events: ir.Table,
+    steps: Sequence[str],
+    *,
+    window: timedelta,
+    start: date | None,
+    end: date | None,
+    breakdown: str | None,
+) -> pd.DataFrame:
+    """What ``funnel_steps(funnel_entrants(...)).execute()`` returns, from
+    :func:`funnel_entrants_local`: per step (and breakdown value) with entrants, their count and
+    the median seconds from the first and the previous step (whole seconds crossed, as the
+    warehouse's ``date_diff('second', …)`` counts them)."""
+    people = funnel_entrants_local(
+        events, steps, window=window, start=start, end=end, breakdown=breakdown
+    )
+    n = len(steps)
+    secs = {
+        k: np.floor_divide(people[f"at_{k}"].to_numpy().astype("datetime64[us]").astype(np.int64),
+                           1_000_000)
+        for k in range(1, n + 1)
+    }
+    groups: dict[Any, Any] = (
+        dict(people.groupby(breakdown, sort=False).indices) if breakdown
+        else {None: np.arange(len(people))}
+    )
+    reached = people["steps_reached"].to_numpy()
+    records: list[dict[str, Any]] = []
+    for value, members in groups.items():
+        for k in range(1, n + 1):
+            m = np.asarray(members)[reached[members] >= k]
+            if not len(m) and breakdown:
+                continue
+            entry: dict[str, Any] = {breakdown: value} if breakdown else {}
+            entry.update({
+                "step": k,
+                "entrants": len(m),
+                "median_seconds_from_first": _median(secs[k][m] - secs[1][m]),
+                "median_seconds_from_previous": _median(secs[k][m] - secs[max(k - 1, 1)][m]),
+            })
+            records.append(entry)
+    keys = [breakdown] if breakdown else []
+    return pd.DataFrame(records, columns=[*keys, "step", "entrants", "median_seconds_from_first",
+                                          "median_seconds_from_previous"])
+
+
 #: Columns of :func:`funnel_frame` (the breakdown column first when there is one).
 FRAME_COLUMNS: tuple[str, ...] = (
     "step", "event", "entrants", "conversion_from_previous", "conversion_from_first",
@@ -165,14 +333,17 @@ def funnel_frame(
     entrants, largest first.
     """
     steps = list(steps)
-    entrants = funnel_entrants(
-        events, steps, window=window, start=start, end=end, breakdown=breakdown
-    )
-    df = funnel_steps(entrants, len(steps), breakdown=breakdown).execute()
+    if _backend_name(events) == "duckdb":
+        df = _step_table(events, steps, window=window, start=start, end=end, breakdown=breakdown)
+    else:
+        entrants = funnel_entrants(
+            events, steps, window=window, start=start, end=end, breakdown=breakdown
+        )
+        df = funnel_steps(entrants, len(steps), breakdown=breakdown).execute()
     groups: dict[Any, dict[int, dict[str, Any]]] = {}
-    for record in df.to_dict(orient="records"):
-        key = record[breakdown] if breakdown else None
-        groups.setdefault(key, {})[int(record["step"])] = record
+    for found in df.to_dict(orient="records"):
+        key = found[breakdown] if breakdown else None
+        groups.setdefault(key, {})[int(found["step"])] = {str(c): v for c, v in found.items()}
     order = sorted(groups, key=lambda g: (-int(groups[g][1]["entrants"]), str(g)))
     rows: list[dict[str, Any]] = []
     for key in order:
