@@ -17,7 +17,8 @@ def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def test_demo_end_to_end(tmp_path: Path) -> None:
     data = tmp_path / "shop"
-    done = run("--data-dir", str(data), "demo", "--customers", "1500", "--days", "365", "--no-serve")
+    done = run("--data-dir", str(data), "demo", "--customers", "1500", "--days", "365",
+               "--start", "2025-01-01", "--no-serve")
     assert "order_lines" in done.stdout
     assert "quarantined" in done.stdout
 
@@ -46,7 +47,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
         assert "src=\"http" not in html
 
     # Running it again changes nothing: every import reports its rows unchanged.
-    again = run("--data-dir", str(data), "demo", "--customers", "1500", "--days", "365", "--no-serve")
+    again = run("--data-dir", str(data), "demo", "--customers", "1500", "--days", "365",
+               "--start", "2025-01-01", "--no-serve")
     assert " 0 new" in again.stdout
     assert "· 0 updated" in again.stdout
 
@@ -55,6 +57,13 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert sum(k["orders"] for k in kpis) == orders
     q4 = kpis[-1]
     assert q4["gmv"] > kpis[0]["gmv"]  # Double 11 lifts the fourth quarter
+
+
+def test_demo_start_and_end_are_exclusive(tmp_path: Path) -> None:
+    refused = run("--data-dir", str(tmp_path / "d"), "demo", "--start", "2025-01-01", "--end", "2026-01-01",
+                  "--no-serve", check=False)
+    assert refused.returncode != 0
+    assert "--start and --end" in refused.stderr
 
 
 def test_demo_refuses_a_directory_with_real_data(tmp_path: Path) -> None:

@@ -388,17 +388,28 @@ def demo_command(
     customers: Annotated[int, typer.Option(help="Customers to simulate", min=100)] = 50_000,
     days: Annotated[int, typer.Option(help="Days of history", min=30)] = 365,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same shop)")] = 7,
-    start: Annotated[str, typer.Option(help="First day of the history")] = "2025-01-01",
+    start: Annotated[
+        str | None, typer.Option(help="First day of the history (default: --days before --end)")
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(help="The history's 'now', the day after its last day (default: today, shop time)"),
+    ] = None,
     serve: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Serve the console on http://127.0.0.1:8000 afterwards")
     ] = True,
 ) -> None:
     """Build a demo shop with known ground truth, import it, run the KPI pipeline, serve the console."""
-    from growthwheel.sim.demo import build_demo
+    from growthwheel.sim.demo import build_demo, history_start, shop_today
 
     cfg = settings()
     first = parse_date(start, "--start")
-    assert first is not None
+    if first is None:  # the history ends where the worker, running in real time, lives: today
+        first = history_start(days, parse_date(end, "--end") or shop_today())
+    elif end is not None:
+        from growthwheel.errors import InvalidArgumentError
+
+        raise InvalidArgumentError("--start and --end: give one of them")
     with _progress_bar(sys.stderr.isatty()) as progress:
         run = build_demo(cfg, customers=customers, days=days, seed=seed, start=first, say=progress)
     for result in run.results:

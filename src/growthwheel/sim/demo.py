@@ -6,8 +6,9 @@ import json
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from growthwheel.config import Settings, ShopSettings
 from growthwheel.errors import ConfigError
@@ -19,6 +20,21 @@ MARKER = "demo.json"
 DEMO_SHOP = ShopSettings(
     name="生长轮演示店", currency="CNY", timezone="Asia/Shanghai"
 )
+
+
+def shop_today(now: datetime | None = None) -> date:
+    """Today in the demo shop's time zone (``now``: an aware instant, default the current one)."""
+    return (now or datetime.now(UTC)).astimezone(ZoneInfo(DEMO_SHOP.timezone)).date()
+
+
+def history_start(days: int, end: date) -> date:
+    """The first day of a ``days``-long demo history whose "now" is ``end``: the history's last
+    day is the day before ``end``, so the worker, running in real time, finds the shop as it
+    stands today (not a year in the past, where everyone would look dormant). Same seed and same
+    ``end``: the same shop."""
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    return end - timedelta(days=days)
 
 
 @dataclass(frozen=True)
