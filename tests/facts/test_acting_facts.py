@@ -271,8 +271,8 @@ def test_message_statuses_and_clicks_become_events_once(store_cfg: Settings) -> 
                            url="https://shop.example/p?utm_source=growthwheel",
                            clicked_at=sent + timedelta(seconds=30)))
     first = warehouse_access.drain_facts(store_cfg, lambda: session_scope(store_cfg))
-    assert first["messages_swept"] == 4
-    assert first["events"] == 4
+    assert first["messages_swept"] == 5  # the sent one was accepted by its provider: delivered too
+    assert first["events"] == 5
     again = warehouse_access.drain_facts(store_cfg, lambda: session_scope(store_cfg))
     assert again["messages_swept"] == 0
     assert again["facts"] == 0
@@ -282,5 +282,6 @@ def test_message_statuses_and_clicks_become_events_once(store_cfg: Settings) -> 
                             "FROM events ORDER BY customer_id, type").fetchall()
     finally:
         con.close()
-    assert found == [("ann", "message_clicked", None), ("ann", "message_queued", "j1"),
-                     ("ann", "message_sent", "j1"), ("bo", "message_queued", "j1")]
+    assert found == [("ann", "message_clicked", None), ("ann", "message_delivered", "j1"),
+                     ("ann", "message_queued", "j1"), ("ann", "message_sent", "j1"),
+                     ("bo", "message_queued", "j1")]

@@ -24,7 +24,9 @@ PUBLIC = {
     ("GET", "/api/docs"), ("GET", "/api/redoc"), ("GET", "/api/openapi.json"),
     # A message's unsubscribe and click links: no login, the signed token is the credential
     # (forged tokens are refused in tests/journeys).
-    ("GET", "/m/u/{token}"), ("POST", "/m/u/{token}"), ("GET", "/m/c/{token}"),
+    ("GET", "/m/u/{token}"), ("POST", "/m/u/{token}"), ("GET", "/m/c/{token}"), ("GET", "/m/o/{token}"),
+    # Providers' delivery / bounce callbacks: HMAC-signed with channels.json's status_secret.
+    ("POST", "/m/status"),
 }
 #: Loopback hand-off for other local processes; refused without the server.json token (tested below).
 INTERNAL = re.compile(r"^/api/v1/internal/")

@@ -21,6 +21,7 @@ of the same ``order_id`` from the shop's export (see ``warehouse.ingest._classif
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -115,13 +116,27 @@ def record_event(session: Session, *, event_id: str, type: str, occurred_at: dat
     session.add(FactRow(kind="event", key=event_id, payload=row, created_at=utcnow()))
 
 
+def message_event_id(kind: str, message_key: str) -> str:
+    """The event id of a message's ``kind`` status (``delivered``, ``opened``, ``bounced``,
+    ``unsubscribed``): one per message, whoever reports it (a long key is hashed to fit)."""
+    if len(message_key) > 250:
+        message_key = "#" + hashlib.sha256(message_key.encode("utf-8")).hexdigest()
+    return f"message_{kind}:{message_key}"
+
+
 def sweep_messages(session: Session, now: datetime | None = None) -> int:
-    """Record the message facts of the outbox and the channels since the last sweep: each message
-    queued (``message_queued``), sent (``message_sent``), given up (``message_failed``) and each
-    tracked click (``message_clicked``), keyed by the outbox row or click id; returns how many.
-    (Delivery receipts, opens, bounces and unsubscribes carry no customer id in the store yet.)"""
+    """Record the message facts of the outbox and the channels since the last sweep; returns how
+    many. From the outbox: each message queued (``message_queued``), sent (``message_sent``) and
+    given up (``message_failed``), keyed by the outbox row id; a sent message was accepted by its
+    provider (SMTP 250, a webhook's 2xx), so it is also ``message_delivered``. From the channels:
+    each tracked click (``message_clicked``, keyed by the click id) and each status reported after
+    the send (``channel_message_events``): ``message_delivered`` (a provider's callback),
+    ``message_opened`` (the open pixel), ``message_bounced`` (SMTP 5xx at send time or a bounce
+    callback), ``message_unsubscribed`` (the one-click link) — keyed by the message key, so a
+    delivery both accepted at send time and confirmed by a callback is one fact, and each status
+    is one fact per message however often it is reported."""
     from growthwheel.jobs.models import OutboxRow
-    from growthwheel.journeys.channels.models import ChannelClick
+    from growthwheel.journeys.channels.models import ChannelClick, ChannelMessageEvent
 
     now = now or utcnow()
     cursor = session.get(FactCursor, "messages")
@@ -144,6 +159,9 @@ def sweep_messages(session: Session, now: datetime | None = None) -> int:
         if row.sent_at is not None and row.sent_at > since:
             collect(event_id=f"message_sent:{row.id}", type="message_sent",
                          occurred_at=row.sent_at, customer_id=row.customer_id, properties=props(row))
+            collect(event_id=message_event_id("delivered", row.key), type="message_delivered",
+                    occurred_at=row.sent_at, customer_id=row.customer_id,
+                    properties={**props(row), "source": "send"})
         if row.dead_at is not None and row.dead_at > since:
             collect(event_id=f"message_failed:{row.id}", type="message_failed",
                          occurred_at=row.dead_at, customer_id=row.customer_id,
@@ -153,12 +171,18 @@ def sweep_messages(session: Session, now: datetime | None = None) -> int:
                      occurred_at=click.clicked_at, customer_id=click.customer_id,
                      properties={"channel": click.channel, "message_key": click.message_key,
                                  "url": click.url})
+    for status in session.scalars(select(ChannelMessageEvent).where(ChannelMessageEvent.at > since)):
+        found_props = {"channel": status.channel, "message_key": status.message_key, "source": status.source,
+                       "detail": status.detail}
+        collect(event_id=message_event_id(status.kind, status.message_key), type=f"message_{status.kind}",
+                occurred_at=status.at, customer_id=status.customer_id,
+                properties={k: v for k, v in found_props.items() if v is not None})
     # The overlap finds the last minutes' facts again: record only those not recorded yet.
     recorded: set[str] = set()
     keys = [e["event_id"] for e in found]
     for start in range(0, len(keys), 500):
         recorded |= set(session.scalars(select(FactRow.key).where(FactRow.key.in_(keys[start:start + 500]))))
-    fresh = [e for e in found if e["event_id"] not in recorded]
+    fresh = list({e["event_id"]: e for e in reversed(found) if e["event_id"] not in recorded}.values())[::-1]
     record_events(session, fresh)
     if cursor is None:
         session.add(FactCursor(name="messages", at=now))

@@ -6,15 +6,25 @@ capped) still counts in the treatment and the uplift is what the journey really 
 (a goal order in the window) is compared as a proportion, revenue in the goal window per entrant
 as a mean, both with :func:`growthwheel.stats.ab.compare` (Welch / pooled z, 95 % intervals), and
 said in plain zh and en words.
+
+``messages`` says, per send step, what became of its messages: ``queued`` (outbox rows), ``sent``
+(handed to the provider and accepted), ``delivered`` (accepted by the provider — SMTP 250, a
+webhook's 2xx — or reported delivered by its callback), ``opened`` (the email's open pixel loaded),
+``clicked`` (a tracked link followed), ``bounced`` (SMTP 5xx at send time, or a bounce callback),
+``unsubscribed`` (the message's one-click link), ``skipped`` (no consent, suppressed, capped) and
+``failed`` (dead letters) — each message counted once per status.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from growthwheel.jobs.models import OutboxRow
 from growthwheel.journeys import repository
+from growthwheel.journeys.channels.models import ChannelClick, ChannelMessageEvent
 from growthwheel.journeys.models import Journey
 from growthwheel.kit.money import currency_exponent, major_text
 from growthwheel.stats import ab
@@ -87,6 +97,52 @@ def _revenue_words(c: ab.Comparison, currency: str) -> dict[str, str]:
     return {"zh": zh, "en": en}
 
 
+MESSAGE_COUNTS = ("queued", "sent", "delivered", "opened", "clicked", "bounced", "unsubscribed", "skipped",
+                  "failed")
+
+
+def message_counts(session: Session, journey_id: str) -> list[dict[str, Any]]:
+    """Per step of the journey that sent messages: the counts of :data:`MESSAGE_COUNTS` (see the
+    module docstring), steps in id order."""
+    steps: dict[str, dict[str, Any]] = {}
+
+    def at(step: str | None) -> dict[str, Any]:
+        name = step or ""
+        if name not in steps:
+            steps[name] = {"step": name, **dict.fromkeys(MESSAGE_COUNTS, 0)}
+        return steps[name]
+
+    mine = OutboxRow.journey_id == journey_id
+    for step, status, n in session.execute(select(OutboxRow.step_id, OutboxRow.status, func.count())
+                                           .where(mine).group_by(OutboxRow.step_id, OutboxRow.status)):
+        counts = at(step)
+        counts["queued"] += int(n)
+        if status == "sent":
+            counts["sent"] += int(n)
+        elif status == "skipped":
+            counts["skipped"] += int(n)
+        elif status == "dead":
+            counts["failed"] += int(n)
+    reported = exists().where(ChannelMessageEvent.message_key == OutboxRow.key,
+                              ChannelMessageEvent.kind == "delivered")
+    for step, n in session.execute(select(OutboxRow.step_id, func.count())
+                                   .where(mine, or_(OutboxRow.status == "sent", reported))
+                                   .group_by(OutboxRow.step_id)):
+        at(step)["delivered"] = int(n)
+    for step, kind, n in session.execute(
+            select(OutboxRow.step_id, ChannelMessageEvent.kind, func.count())
+            .join(ChannelMessageEvent, and_(ChannelMessageEvent.message_key == OutboxRow.key,
+                                            ChannelMessageEvent.kind != "delivered"))
+            .where(mine).group_by(OutboxRow.step_id, ChannelMessageEvent.kind)):
+        at(step)[str(kind)] = int(n)
+    clicked = func.count(func.distinct(ChannelClick.message_key))
+    for step, n in session.execute(select(OutboxRow.step_id, clicked)
+                                   .join(ChannelClick, ChannelClick.message_key == OutboxRow.key)
+                                   .where(mine).group_by(OutboxRow.step_id)):
+        at(step)["clicked"] = int(n)
+    return [steps[name] for name in sorted(steps)]
+
+
 def journey_report(session: Session, row: Journey, *, currency: str = "CNY") -> dict[str, Any]:
     """The report of ``row`` (JSON-ready)."""
     outcomes = repository.enrolment_outcomes(session, row.id)
@@ -118,6 +174,7 @@ def journey_report(session: Session, row: Journey, *, currency: str = "CNY") -> 
         "steps": [
             {"step": s, "outcome": o, "enrolments": n} for s, o, n in repository.step_counts(session, row.id)
         ],
+        "messages": message_counts(session, row.id),
         "uplift": None,
     }
     if treated and control:

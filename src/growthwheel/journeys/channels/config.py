@@ -13,7 +13,8 @@ Example (every section optional; a channel that is not configured is not built):
       "rules": {"caps": [{"channel": "*", "limit": 3, "window_hours": 168},
                          {"channel": "email", "limit": 1, "window_hours": 24}],
                 "quiet_hours": {"*": {"start": "21:00", "end": "09:00", "mode": "defer"}},
-                "daily_caps": {"sms": 5000}}
+                "daily_caps": {"sms": 5000}},
+      "status_secret": "at least 16 characters: signs providers' delivery / bounce callbacks"
     }
 
 The file holds secrets: keep it as private as ``secret.key`` (the data directory is the server's).
@@ -127,6 +128,8 @@ class ChannelsConfig(BaseModel):
     wecom: WeComConfig | None = None
     sms: SmsConfig | None = None
     rules: RulesConfig = RulesConfig()
+    status_secret: str | None = Field(default=None, min_length=16)
+    """Signs providers' delivery / bounce callbacks to ``POST /m/status`` (none: callbacks off)."""
 
 
 def load(cfg: Settings) -> ChannelsConfig:

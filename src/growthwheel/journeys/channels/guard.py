@@ -12,7 +12,8 @@ DeliveryResult``). For every message, at the moment it would go out:
    ``sent``; a :class:`RetryableChannelError` → ``retry`` (after the provider's ``Retry-After``
    if it gave one); a :class:`PermanentChannelError` → ``failed`` (dead letter) and the cap slot
    is given back; a hard email bounce (SMTP 550/551/553) or an illegal phone number also puts the
-   address on the suppression list.
+   address on the suppression list; any SMTP 5xx (and those codes) is recorded as the message's
+   ``bounced`` status (:func:`store.record_message_event`).
 
 The outbox message's ``payload`` is what :func:`payload_of` makes of a rendered
 :class:`~growthwheel.journeys.channels.base.Message` (subject, text, html, lang, headers, data).
@@ -39,6 +40,13 @@ from growthwheel.journeys.channels.rules import QuietHours, Rules
 from growthwheel.store.db import session_scope
 
 HARD_BOUNCES = frozenset({"550", "551", "553", "isv.MOBILE_NUMBER_ILLEGAL"})
+
+
+def bounced(kind: str, provider_code: str | None) -> bool:
+    """Whether a permanent refusal is a bounce (the message fact ``message_bounced``): an SMTP 5xx
+    reply, or a provider's code for an address that cannot receive (:data:`HARD_BOUNCES`)."""
+    code = provider_code or ""
+    return code in HARD_BOUNCES or (kind == "email" and len(code) == 3 and code.startswith("5"))
 
 
 def payload_of(message: Message) -> dict[str, Any]:
@@ -125,5 +133,9 @@ class GuardedChannel:
                 if exc.provider_code in HARD_BOUNCES and message.recipient:
                     store.suppress(session, self.kind, message.recipient, "bounced", now=now,
                                    note=exc.message[:500])
+                if bounced(self.kind, exc.provider_code):
+                    store.record_message_event(session, message_key=message.key, kind="bounced",
+                                               channel=self.kind, customer_id=message.customer_id,
+                                               now=now, source="send", detail=exc.message)
             return DeliveryResult("failed", detail=exc.message[:2000])
         return DeliveryResult("sent", provider_id=result.provider_id, detail=result.detail)

@@ -7,6 +7,9 @@ altered (e.g. another customer id, another target URL: no open redirect) without
 Tokens carry no email address or phone number, only the customer id, the channel and the message
 key. They do not expire: an unsubscribe link must keep working for as long as the mail is kept.
 
+An email's HTML carries an open pixel (``/m/o/<token>``, purpose ``open``): the first time a mail
+client loads it, the message counts as opened.
+
 UTM tags (``utm_source``, ``utm_medium``, ``utm_campaign``, ``utm_content``) are set on the target
 before it is signed; the redirect (``/m/c/<token>``) records the click and answers 302.
 """
@@ -26,9 +29,11 @@ from growthwheel.errors import GrowthwheelError
 
 UNSUBSCRIBE = "unsubscribe"
 CLICK = "click"
+OPEN = "open"
 #: Path prefixes of the public routes (``journeys/api.py``).
 UNSUBSCRIBE_PATH = "/m/u/"
 CLICK_PATH = "/m/c/"
+OPEN_PATH = "/m/o/"
 _MAC_BYTES = 16
 MAX_TOKEN = 4096
 
@@ -127,6 +132,12 @@ class LinkMaker:
                                                 "k": self.message_key, "u": url})
         return f"{self.base_url.rstrip('/')}{CLICK_PATH}{token}"
 
+    def open_pixel(self) -> str:
+        """The message's open pixel (an image URL; loading it records the open)."""
+        token = make_token(self.secret, OPEN, {"c": self.customer_id, "ch": self.channel,
+                                               "k": self.message_key})
+        return f"{self.base_url.rstrip('/')}{OPEN_PATH}{token}"
+
     def unsubscribe(self) -> str:
         """The customer's one-click unsubscribe link for this channel."""
         token = make_token(self.secret, UNSUBSCRIBE, {"c": self.customer_id, "ch": self.channel,
@@ -166,6 +177,16 @@ def read_click(secret: bytes, token: str) -> ClickToken:
     try:
         return ClickToken(str(data["c"]), str(data["ch"]), str(data["k"]), check_target(str(data["u"])))
     except (KeyError, ValueError) as exc:
+        raise InvalidLinkError("this link is not valid (链接无效)") from exc
+
+
+def read_open(secret: bytes, token: str) -> UnsubscribeToken:
+    """Check and decode an open-pixel token (customer, channel and message key, as an
+    unsubscribe token says them; the purpose differs, so neither passes for the other)."""
+    data = read_token(secret, OPEN, token)
+    try:
+        return UnsubscribeToken(str(data["c"]), str(data["ch"]), str(data["k"]))
+    except KeyError as exc:
         raise InvalidLinkError("this link is not valid (链接无效)") from exc
 
 

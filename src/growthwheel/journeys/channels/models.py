@@ -13,6 +13,12 @@
 ``channel_daily_counts``   per (channel, local day): messages reserved, raised by one
                            conditional ``UPDATE … WHERE sent < cap`` (the global daily cap).
 ``channel_clicks``         one row per click on a tracked link.
+``channel_message_events`` what became of a message after it went out (migration 0011): one row
+                           per (message key, kind) — ``delivered`` (a provider's delivery
+                           callback), ``opened`` (the first load of the email's open pixel),
+                           ``bounced`` (an SMTP 5xx at send time, or a provider's bounce / DSN
+                           callback), ``unsubscribed`` (the message's one-click link); the key
+                           makes each happen once however often it is reported.
 """
 
 from __future__ import annotations
@@ -110,3 +116,25 @@ class ChannelClick(Base):
     url: Mapped[str] = mapped_column(Text)
     clicked_at: Mapped[datetime] = mapped_column(UTCDateTime)
     user_agent: Mapped[str | None] = mapped_column(String(300), default=None)
+
+
+MESSAGE_EVENT_KINDS = ("delivered", "opened", "bounced", "unsubscribed")
+
+
+class ChannelMessageEvent(Base):
+    """One status of one message, reported after the send (once per message and kind)."""
+
+    __tablename__ = "channel_message_events"
+    __table_args__ = (
+        CheckConstraint("kind IN ('delivered', 'opened', 'bounced', 'unsubscribed')", name="kind"),
+        Index("ix_channel_message_events_at", "at"),
+    )
+
+    message_key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    customer_id: Mapped[str | None] = mapped_column(String(ID), default=None)
+    channel: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str] = mapped_column(String(16))
+    """``send`` (the provider's answer when sending), ``callback``, ``pixel`` or ``link``."""
+    detail: Mapped[str | None] = mapped_column(String(500), default=None)

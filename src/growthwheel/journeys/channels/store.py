@@ -27,10 +27,12 @@ from sqlalchemy.orm import Session
 from growthwheel.journeys.channels import rules as rules_mod
 from growthwheel.journeys.channels.links import ClickToken
 from growthwheel.journeys.channels.models import (
+    MESSAGE_EVENT_KINDS,
     ChannelClick,
     ChannelConsent,
     ChannelCustomerLock,
     ChannelDailyCount,
+    ChannelMessageEvent,
     ChannelSend,
     ChannelSuppression,
 )
@@ -250,3 +252,23 @@ def clicks(session: Session, message_key: str) -> list[ChannelClick]:
     """The clicks on one message's links, oldest first."""
     return list(session.scalars(select(ChannelClick).where(ChannelClick.message_key == message_key)
                                 .order_by(ChannelClick.clicked_at, ChannelClick.id)))
+
+
+# ---------------------------------------------------------------------------------------------
+# What became of a message after it went out
+# ---------------------------------------------------------------------------------------------
+
+
+def record_message_event(session: Session, *, message_key: str, kind: str, channel: str,
+                         customer_id: str | None, now: datetime, source: str,
+                         detail: str | None = None) -> bool:
+    """Record that message ``message_key`` was delivered / opened / bounced / unsubscribed
+    (``kind``), once: False (and nothing changes) when that status was recorded already."""
+    if kind not in MESSAGE_EVENT_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(MESSAGE_EVENT_KINDS)}")
+    table = ChannelMessageEvent.__table__
+    statement = _insert(session)(table).values(
+        message_key=message_key[:400], kind=kind, channel=channel[:16], customer_id=customer_id,
+        at=now, source=source[:16], detail=(detail or None) and detail[:500],
+    ).on_conflict_do_nothing(index_elements=[table.c.message_key, table.c.kind]).returning(table.c.kind)
+    return session.execute(statement).scalar() is not None

@@ -10,6 +10,7 @@ What a template can use:
 - ``customer`` (personalisation: ``{{ customer.name or "朋友" }}``), ``shop``, any extra context;
 - ``link(url, content=None)``: the URL with UTM tags behind the signed click redirect;
 - ``unsubscribe_url``: the customer's one-click unsubscribe link for this channel;
+- (an email's HTML ends with a 1×1 open pixel, ``links.LinkMaker.open_pixel``);
 - ``products``: a list of ``{"sku", "name", "price" (minor units), "url", "image"}`` and
   ``product_block(products)``: cards in HTML, one line each in text, every link tracked;
 - filter ``money``: ``{{ 1990|money }}`` → ``¥19.90`` in the shop's currency.
@@ -249,6 +250,9 @@ def render(template: MessageTemplate, recipient: Recipient, *, currency: str = "
                 html += str(Markup('<p class="gw-footer" style="color:#888;font-size:12px">{}</p>').format(
                     Markup(html_footer).format(url=unsubscribe_url)))
         headers = unsubscribe_headers(unsubscribe_url)
+    if template.channel == "email" and links is not None and html is not None:  # the open pixel
+        html += str(Markup('<img src="{}" width="1" height="1" alt="" style="display:block;border:0">')
+                    .format(links.open_pixel()))
     if template.channel == "sms":
         data = {"template_code": template.sms_template_code,
                 "template_params": {name: _render(f"{prefix}.sms_params.{name}", value, False, text_ctx)
