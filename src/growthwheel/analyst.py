@@ -286,6 +286,13 @@ def _marketing_attribution(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]
     return service.read_attribution(con, cfg, dict(p))
 
 
+def _recs(name: str) -> Read:
+    def read(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> Any:
+        from growthwheel.recs import reads
+        return getattr(reads, name)(con, cfg, p)
+    return read
+
+
 #: Every named read: ``name → fn(backend, settings, params) → JSON-able answer``.
 READS: dict[str, Read] = {
     "kpis": _kpis,
@@ -300,6 +307,9 @@ READS: dict[str, Read] = {
     "experiments": _experiments,
     "experiment_results": _experiment_results,
     "marketing_attribution": _marketing_attribution,
+    "recs_build": _recs("build"),
+    "recs_evaluate": _recs("evaluate"),
+    "recs_copurchase": _recs("copurchase"),
 }
 
 

@@ -49,9 +49,10 @@ def metrics(model: str, recs: IntArray, targets: Sequence[IntArray], n_items: in
     """NDCG@k, recall@k, hit rate and coverage of ``recs`` (rows of item indices, -1 = empty)."""
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     ndcg = recall = hits = 0.0
+    width = min(k, recs.shape[1]) if recs.ndim == 2 else k
     for row, target in zip(recs, targets, strict=True):
-        got = np.isin(row[:k], target) & (row[:k] >= 0)
-        dcg = float(discounts[:k][got].sum())
+        got = np.isin(row[:width], target) & (row[:width] >= 0)
+        dcg = float(discounts[:width][got].sum())
         ideal = float(discounts[:min(len(target), k)].sum())
         ndcg += dcg / ideal if ideal else 0.0
         found = int(got.sum())
