@@ -195,3 +195,75 @@ def test_the_list_filters_sorts_and_names_a_bad_parameter(new_page: Any, shop: S
     bad_export = page.request.get(shop.url + "/customers.csv?def=%7Bnot+json")
     assert bad_export.status == 400
     assert bad_export.json()["field"] == "def"
+
+
+def test_customer_360_shows_what_the_services_answer(new_page: Any, shop: Shop) -> None:
+    from growthwheel.customers import view360
+    from growthwheel.insight import clv
+    from growthwheel.insight.lifecycle import stages, thresholds_for
+    from growthwheel.insight.rfm import rfm_scores
+    from growthwheel.jobs import outbox
+    from growthwheel.loyalty import service as loyalty
+    from growthwheel.promotions import coupons
+    from growthwheel.promotions import repository as promotions_repository
+    from growthwheel.segments import service as segments
+    from growthwheel.store.db import session_scope
+    from growthwheel.web.i18n import translator
+
+    owner = shop.app.state.warehouse
+    with owner.read() as backend:
+        as_of = segments.default_as_of(shop.cfg, backend)
+        scores = rfm_scores(backend.table("orders"), as_of).to_pyarrow().to_pylist()
+        fitted = clv.compute_scores(backend, horizon=12, time_unit="month", model="bgnbd",
+                                    currency=shop.cfg.shop().currency)
+    owner.run_write(lambda con: clv.write_scores(con, fitted))
+    who = max(scores, key=lambda r: (r["frequency"], r["customer_id"]))  # a repeat buyer
+    cid = who["customer_id"]
+    now = datetime.now(UTC)
+    with session_scope(shop.cfg) as session:
+        batch = promotions_repository.batch(session, shop.batch_id)
+        assert batch is not None
+        coupons.issue(session, batch, [cid], issue_key="test-360", actor_name="test")
+        loyalty.adjust_points(session, cid, 120, now, note="welcome")
+        outbox.enqueue(session, key=f"test-360:{cid}", channel="email", recipient="x@example.com",
+                       payload={"subject": "hi"}, customer_id=cid)
+    with owner.read() as backend:
+        th = thresholds_for(backend.table("orders"), end=as_of)
+        staged = stages(backend.table("orders"), as_of, th)
+        [stage] = staged.filter(staged.customer_id == cid).select("stage").to_pyarrow().to_pylist()
+        stored = backend.table("customer_scores")
+        [scored] = stored.filter(stored.customer_id == cid).select("clv", "p_alive").to_pyarrow().to_pylist()
+    with session_scope(shop.cfg) as session:
+        member = loyalty.member_out(session, cid, now)
+        held = promotions_repository.customer_codes(session, cid)
+
+    page = new_page()
+    page.goto(shop.url + "/login?lang=en")
+    page.fill("input[name=email]", shop.email)
+    page.fill("input[name=password]", shop.password)
+    page.click("form[action='/login'] button[type=submit]")
+    page.wait_for_url(shop.url + "/")
+    page.goto(shop.url + f"/customers/{cid}")
+    card = page.locator("[data-360] .card-value")
+
+    def shown(name: str) -> str:
+        return str(page.locator(f"[data-360={name}] .card-value").inner_text())
+
+    assert card.count() == 7
+    assert shown("rfm_segment").startswith(who["segment"])
+    assert who["value_class"] in shown("rfm_class")
+    assert page.locator("[data-testid=lifecycle-history] tbody tr").first.get_attribute("data-stage") \
+        == stage["stage"]
+    assert shown("lifecycle_stage") == translator("en")(f"insight.stage.{stage['stage']}")
+    expected_clv = f"{scored['clv'] / 100:,.2f}"
+    assert expected_clv in shown("clv")
+    assert shown("p_alive") == f"{scored['p_alive']:.1%}"
+    assert shown("points") == f"{member.points_balance:,}"
+    assert member.points_balance == 120
+    assert page.locator("[data-testid=coupons-held] tbody tr").count() == len(held)
+    assert "Win-back 10 off" in page.locator("[data-testid=coupons-held]").inner_text()
+    assert page.locator("[data-testid=messages] tbody tr").count() == 1
+    with owner.read() as backend:  # the page shows what the 360 service answers
+        facts = view360.warehouse_facts(backend, cid, as_of)
+    assert facts.stage == stage["stage"]
+    assert facts.clv == scored["clv"]

@@ -6,22 +6,27 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from growthwheel.api.deps import Principal, current_user_page
-from growthwheel.customers import list_pages
+from growthwheel.accounts.models import utcnow
+from growthwheel.api.deps import DbSession, Principal, current_user_page
+from growthwheel.customers import list_pages, view360
 from growthwheel.customers import service as customers
 from growthwheel.customers.schemas import CustomerProfile, Money
+from growthwheel.customers.view360_pages import view360_context
+from growthwheel.kit.money import currency_exponent
+from growthwheel.segments import service as segments_service
 from growthwheel.web.i18n import Translator, format_count, format_money, k
 from growthwheel.web.pages import (
     backend,
     error_page,
     local_time,
+    page_language,
     page_translator,
     render,
     shop_of,
@@ -151,8 +156,10 @@ def _meta(*items: tuple[str | None, str | None]) -> list[dict[str, str | None]]:
 
 
 @router.get("/customers/{customer_id:path}", response_class=HTMLResponse)
-def customer_page(request: Request, user: User, customer_id: str) -> HTMLResponse:
-    """A customer's profile: attributes (contact masked for analysts), KPIs, orders, events."""
+def customer_page(request: Request, user: User, session: DbSession, customer_id: str) -> HTMLResponse:
+    """A customer's profile (customer 360): attributes (contact masked for analysts), KPIs, RFM
+    class, lifecycle stage and its history, predicted CLV and P(alive), tags, segments, coupons,
+    tier and points, messages, every order (imported or committed through the checkout), events."""
     t = page_translator(request)
     shop = shop_of(request)
     zone = ZoneInfo(shop.timezone)
@@ -164,7 +171,10 @@ def customer_page(request: Request, user: User, customer_id: str) -> HTMLRespons
         except customers.CustomerNotFoundError:
             return error_page(request, user, 404, k("customer.not_found"),
                                k("customer.not_found_body"), "/customers")
-    orders = [
+        as_of = segments_service.default_as_of(request.app.state.cfg, con)
+        wfacts = view360.warehouse_facts(con, profile.customer.customer_id, as_of)
+    sfacts = view360.store_facts(session, profile.customer.customer_id, utcnow(), wfacts.segment_ids)
+    orders: list[dict[str, Any]] = [
         {
             "order_id": o.order_id,
             "when": local_time(o.ordered_at, zone),
@@ -199,8 +209,26 @@ def customer_page(request: Request, user: User, customer_id: str) -> HTMLRespons
         }
         for e in profile.events
     ]
+    known = {o.order_id for o in profile.orders}
+    checkout_ids = {o["order_id"] for o in sfacts.checkout_orders}
+    for o in orders:
+        o["checkout"] = o["order_id"] in checkout_ids
+    pending = [
+        {"order_id": o["order_id"], "when": local_time(o["committed_at"], zone), "status": o["status"],
+         "status_key": STATUS_KEYS.get(o["status"] or ""),
+         "status_class": o["status"] if o["status"] in STATUS_KEYS else "other",
+         "total": format_money(Decimal(o["total"]).scaleb(-currency_exponent(shop.currency)), shop.currency),
+         "meta": [], "lines": [], "checkout": True, "_at": o["committed_at"]}
+        for o in sfacts.checkout_orders if o["order_id"] not in known
+    ]
+    if pending:  # committed through the checkout, not yet in the warehouse: first, newest first
+        orders = [*pending, *orders]
+        for o in orders:
+            o.pop("_at", None)
     context = {
         "profile": profile,
+        "view": view360_context(t, wfacts, sfacts, shop.currency, zone, lang=page_language(request),
+                                can_edit="write" in user.scopes),
         "kpi_cards": _profile_cards(profile, shop.currency),
         "attributes": _attribute_rows(profile, t, zone),
         "orders": orders,
