@@ -185,9 +185,16 @@ def test_rfm_as_of_an_earlier_day_counts_only_the_customers_known_then(
     assert page.locator("input[name=as_of]").input_value() == last.isoformat()
 
 
-def _funnel(console: Console, days: int) -> pd.DataFrame:
+def _funnel(console: Console, days: int, start: date | None = None,
+            end: date | None = None) -> pd.DataFrame:
     with console.app.state.warehouse.read() as con:
-        return funnel_frame(con.table("events"), DEFAULT_STEPS, window=timedelta(days=days))
+        return funnel_frame(con.table("events"), DEFAULT_STEPS, window=timedelta(days=days),
+                            start=start, end=end)
+
+
+def _event_days(console: Console) -> tuple[date, date]:
+    days = pd.to_datetime(_table(console, "events").event_date).dt.date
+    return min(days), max(days)
 
 
 def _viewers(console: Console) -> int:
@@ -208,7 +215,21 @@ def test_funnel_page_shows_steps_conversion_and_drop_off(
     _log_in(page, insight, "/insight/funnel")
     assert page.locator("input[name=window_days]").input_value() == "14"
     assert page.locator(".insight-tabs a.active").get_attribute("data-tab") == "funnel"
-    frame = _funnel(insight, 14)
+    # By default: people who entered in the last 30 days with events (shop time).
+    first_day, last_day = _event_days(insight)
+    month = last_day - timedelta(days=29)
+    assert page.locator("input[name=start]").input_value() == month.isoformat()
+    assert page.locator("input[name=end]").input_value() == last_day.isoformat()
+    assert page.locator("[data-testid=funnel-presets] a.active").get_attribute("data-days") == "30"
+    recent = _funnel(insight, 14, month, last_day)
+    assert page.locator("#funnel-steps [data-col=entrants]").all_inner_texts() == [
+        f"{int(n):,}" for n in recent.entrants]
+    # The whole history: every viewer enters.
+    page.fill("input[name=start]", first_day.isoformat())
+    page.click("form.range-form button[type=submit]")
+    page.wait_for_url(re.compile(r"start=" + first_day.isoformat()))
+    assert page.locator("[data-testid=funnel-presets] a.active").count() == 0
+    frame = _funnel(insight, 14, first_day, last_day)
     entrants = [int(n) for n in frame.entrants]
     assert entrants[0] == _viewers(insight)
     assert entrants == sorted(entrants, reverse=True)
@@ -242,7 +263,7 @@ def test_funnel_page_shows_steps_conversion_and_drop_off(
     page.fill("input[name=window_days]", "1")
     page.click("form.range-form button[type=submit]")
     page.wait_for_url(re.compile(r"window_days=1\b"))
-    short = [int(n) for n in _funnel(insight, 1).entrants]
+    short = [int(n) for n in _funnel(insight, 1, first_day, last_day).entrants]
     assert short[0] == entrants[0]
     assert short[-1] <= entrants[-1]
     assert [d["value"] for d in _chart(page, "chart-funnel")["series"][0]["data"]] == short
@@ -262,7 +283,9 @@ def test_funnel_window_out_of_range_is_brought_within_it(page: Any, insight: Con
     _log_in(page, insight, "/insight/funnel?window_days=0")
     assert page.locator("input[name=window_days]").input_value() == "1"
     shown = page.locator("#funnel-steps [data-col=entrants]").all_inner_texts()
-    assert shown == [f"{int(n):,}" for n in _funnel(insight, 1).entrants]
+    _, last_day = _event_days(insight)
+    month = last_day - timedelta(days=29)
+    assert shown == [f"{int(n):,}" for n in _funnel(insight, 1, month, last_day).entrants]
     page.goto(insight.url + "/insight/funnel?window_days=%3Cb%3E")
     assert page.locator("input[name=window_days]").input_value() == "14"
     page.goto(insight.url + "/insight/funnel?window_days=99999")
@@ -472,7 +495,8 @@ def test_funnel_steps_and_breakdown_by_device_match_the_funnel_function(
     page: Any, insight: Console, screenshots: Path
 ) -> None:
     steps = ["view", "add_to_cart", "purchase"]
-    _log_in(page, insight, "/insight/funnel")
+    first_day, last_day = _event_days(insight)
+    _log_in(page, insight, f"/insight/funnel?start={first_day}&end={last_day}")
     for i, step in enumerate(steps, start=1):
         page.select_option(f"select[data-slot='{i}']", step)
     page.select_option(f"select[data-slot='{len(steps) + 1}']", "")
@@ -480,8 +504,10 @@ def test_funnel_steps_and_breakdown_by_device_match_the_funnel_function(
     page.click("[data-testid=funnel-form] button[type=submit]")
     page.wait_for_url(re.compile(r"by=device"))
     with insight.app.state.warehouse.read() as con:
-        whole = funnel_frame(con.table("events"), steps, window=timedelta(days=14))
-        split = funnel_frame(con.table("events"), steps, window=timedelta(days=14), breakdown="device")
+        whole = funnel_frame(con.table("events"), steps, window=timedelta(days=14),
+                             start=first_day, end=last_day)
+        split = funnel_frame(con.table("events"), steps, window=timedelta(days=14),
+                             start=first_day, end=last_day, breakdown="device")
     assert page.locator("#funnel-steps [data-col=entrants]").all_inner_texts() == [
         f"{int(n):,}" for n in whole.entrants]
     rows = page.locator("#funnel-breakdown tbody tr").all()

@@ -26,12 +26,16 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date, timedelta
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import ibis
+import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from ibis.backends import BaseBackend
@@ -50,6 +54,7 @@ from growthwheel.insight.pages import drill
 from growthwheel.insight.rfm import CUTS, last_paid_day, rfm_report
 from growthwheel.kit.money import currency_exponent
 from growthwheel.stats.clv import TIME_UNITS, CannotFitError
+from growthwheel.warehouse import db as warehouse_db
 from growthwheel.warehouse.schema import STANDARD_EVENT_TYPES
 from growthwheel.web.i18n import format_count, format_money, k
 from growthwheel.web.pages import page_language, page_translator, render
@@ -268,6 +273,64 @@ def breakdown_rows(frame: Any, breakdown: str, n_steps: int) -> list[dict[str, A
     return shown
 
 
+#: Quick ranges of the funnel page (days ending on the last day with events) and the default.
+FUNNEL_PRESETS: tuple[int, ...] = (30, 90, 365)
+DEFAULT_FUNNEL_DAYS = 30
+#: Longest range the funnel page computes (days).
+MAX_FUNNEL_RANGE_DAYS = 1096
+#: Funnel results kept in memory (keyed by data directory, question and warehouse version).
+FUNNEL_CACHE_SIZE = 32
+_funnels: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_funnels_lock = threading.Lock()
+
+
+def _warehouse_version(con: BaseBackend) -> tuple[int, str]:
+    """Changes whenever the warehouse does: every write (imports and event flushes alike) goes
+    through the import path, which logs a row in ``_imports``."""
+    log = con.table(warehouse_db.IMPORTS_TABLE)
+    row = log.aggregate(n=log.count(), last=log.finished_at.max()).to_pyarrow().to_pylist()[0]
+    return int(row["n"]), str(row["last"])
+
+
+def _remembered(request: Request, con: BaseBackend, question: tuple[Any, ...],
+                compute: Callable[[], Any]) -> Any:
+    """``compute()``, remembered until the warehouse changes (coming back to the page or switching
+    language is then instant)."""
+    key = (str(request.app.state.cfg.data_dir), *question, _warehouse_version(con))
+    with _funnels_lock:
+        if key in _funnels:
+            _funnels.move_to_end(key)
+            return _funnels[key]
+    value = compute()
+    with _funnels_lock:
+        _funnels[key] = value
+        while len(_funnels) > FUNNEL_CACHE_SIZE:
+            _funnels.popitem(last=False)
+    return value
+
+
+def funnel_range(start: date | None, end: date | None, days: int | None,
+                 last_day: date) -> tuple[date, date]:
+    """The entry dates the funnel counts (shop time): ``days`` ending on ``last_day`` for a quick
+    range, else the given bounds (a missing one makes the range :data:`DEFAULT_FUNNEL_DAYS` long;
+    reversed bounds are swapped), at most :data:`MAX_FUNNEL_RANGE_DAYS` long."""
+    if days is not None and days > 0 and start is None and end is None:
+        first, last = last_day - timedelta(days=days - 1), last_day
+    else:
+        last = end or (last_day if start is None else start + timedelta(days=DEFAULT_FUNNEL_DAYS - 1))
+        first = start or last - timedelta(days=DEFAULT_FUNNEL_DAYS - 1)
+        if first > last:
+            first, last = last, first
+    if (last - first).days >= MAX_FUNNEL_RANGE_DAYS:
+        first = last - timedelta(days=MAX_FUNNEL_RANGE_DAYS - 1)
+    return first, last
+
+
+def _last_event_day(events: Any) -> date | None:
+    value = events.event_date.max().execute()
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
+
+
 @router.get("/insight/funnel", response_class=HTMLResponse)
 def funnel_page(
     request: Request,
@@ -275,29 +338,61 @@ def funnel_page(
     window: Annotated[str | None, Query(alias="window_days", max_length=20)] = None,
     step: Annotated[list[str] | None, Query(max_length=64)] = None,
     by: Annotated[str | None, Query(max_length=20)] = None,
+    start: Annotated[str | None, Query(max_length=40)] = None,
+    end: Annotated[str | None, Query(max_length=40)] = None,
+    days: Annotated[str | None, Query(max_length=20)] = None,
 ) -> HTMLResponse:
-    """An ordered funnel over every event (default view → add to cart → checkout → purchase; the
-    ``step`` fields choose others among the event types present), each entrant given
+    """An ordered funnel over the events (default view → add to cart → checkout → purchase; the
+    ``step`` fields choose others among the event types present) of the people whose first step
+    falls between ``start`` and ``end`` (shop-local dates; ``days`` for a quick range ending on the
+    last day with events; default the last :data:`DEFAULT_FUNNEL_DAYS` days), each entrant given
     ``window_days`` from their first step: entrants per step, conversion, drop-off and median
     time to convert; with ``by`` (a utm column or ``device``) the same per value of the entry
     event. A window that is not a whole number shows the default; one out of range is brought
-    within 1 – :data:`MAX_WINDOW_DAYS`. Steps that are unknown or too few show an error and the
-    default funnel."""
+    within 1 – :data:`MAX_WINDOW_DAYS`; a date that is not one is ignored. Steps that are unknown
+    or too few show an error and the default funnel. Results are remembered until the warehouse
+    changes."""
     window_days = window_days_of(window)
     breakdown = by if by in BREAKDOWNS else None
+    try:
+        quick: int | None = int(days) if days else None
+    except ValueError:
+        quick = None
     with warehouse(request).read() as con:
         events = con.table("events")
-        present = event_types(events)
+        present, last_day = _remembered(
+            request, con, ("funnel-meta",), lambda: (event_types(events), _last_event_day(events))
+        )
         steps, error_key = funnel_steps_of(step or [], present)
-        frame = funnel_frame(events, steps, window=timedelta(days=window_days))
+        if quick is None and not start and not end:
+            quick = DEFAULT_FUNNEL_DAYS
+        first_day, last = funnel_range(parse_day(start), parse_day(end), quick,
+                                       last_day or datetime.now(UTC).date())
+        span = timedelta(days=window_days)
+
+        def compute(split_by: str | None) -> Any:
+            return funnel_frame(events, steps, window=span, start=first_day, end=last,
+                                breakdown=split_by)
+
+        question = (tuple(steps), window_days, first_day, last)
+        frame = _remembered(request, con, ("funnel", *question, None), lambda: compute(None))
         split = None
         if breakdown is not None and not frame.empty and frame["entrants"].iloc[0]:
-            split = funnel_frame(events, steps, window=timedelta(days=window_days), breakdown=breakdown)
+            split = _remembered(request, con, ("funnel", *question, breakdown),
+                                lambda: compute(breakdown))
     slots = [*steps, *[""] * max(0, min(MAX_FUNNEL_STEPS, len(steps) + 2) - len(steps))]
+    carried = urlencode([("step", s) for s in steps] + [("window_days", window_days)]
+                        + ([("by", breakdown)] if breakdown else []))
     base: dict[str, Any] = {
         "insight_tab": "funnel", "window_days": window_days, "error_key": error_key,
         "slots": slots, "present": present, "breakdown": breakdown or "",
         "breakdowns": [{"value": b, "key": BREAKDOWN_KEYS[b]} for b in BREAKDOWNS],
+        "start": first_day.isoformat(), "end": last.isoformat(),
+        "presets": [
+            {"days": n, "href": f"/insight/funnel?days={n}&{carried}",
+             "active": last == last_day and (last - first_day).days + 1 == n}
+            for n in FUNNEL_PRESETS
+        ],
     }
     if frame.empty or not frame["entrants"].iloc[0]:
         return render(request, "insight/funnel.html.j2", {**base, "rows": None}, user=user)
