@@ -9,7 +9,9 @@ import json
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import duckdb
 import httpx
@@ -37,15 +39,15 @@ SECRET = "provider-callback-secret-0123"
 BASE = "http://testserver"
 
 
-def _queue(cfg: Settings, customer: str, address: str) -> str:
-    key = f"j|j1|s1|{customer}|1"
+def _queue(cfg: Settings, customer: str, address: str, journey: str = "j1") -> str:
+    key = f"j|{journey}|s1|{customer}|1"
     template = MessageTemplate("winback", "email", {"zh": TemplateText(
         subject="好久不见", text="回归券 WB-1", html="<p>回归券 <b>WB-1</b></p>")})
     links = LinkMaker(server_secret(cfg.data_dir), BASE, customer, "email", key)
     message = render(template, Recipient(customer, address, "zh"), links=links)
     with session_scope(cfg) as session:
         outbox.enqueue(session, key=key, channel="email", recipient=address, payload=payload_of(message),
-                       customer_id=customer, journey_id="j1", step_id="s1", occurrence="1", now=NOW)
+                       customer_id=customer, journey_id=journey, step_id="s1", occurrence="1", now=NOW)
     return key
 
 
@@ -60,13 +62,25 @@ def _local(url: str) -> str:
     return url[len(BASE):]
 
 
+DEFINITION = {
+    "trigger": {"kind": "purchase_count", "n": 1}, "start": "s1",
+    "steps": [{"id": "s1", "type": "tag", "tag": "welcomed", "next": "out"}, {"id": "out", "type": "exit"}],
+}
+
+
 def test_delivered_opened_bounced_unsubscribed_once_each_in_report_and_warehouse(
-    store_cfg: Settings, smtp_server: tuple[int, Mailbox]
+    store_cfg: Settings, smtp_server: tuple[int, Mailbox], make_api_key: Callable[..., str],
+    make_user: Callable[..., Any], log_in: Callable[..., None],
 ) -> None:
     port, mailbox = smtp_server
-    ann = _queue(store_cfg, "ann", "ann@example.com")
-    bo = _queue(store_cfg, "bo", "bo@example.com")
-    cy = _queue(store_cfg, "cy", "bounce@example.com")  # the SMTP server answers 550
+    key = make_api_key("read", "write")
+    with TestClient(create_app(store_cfg), headers={"Authorization": f"Bearer {key}"}) as api:
+        made = api.post("/api/v1/journeys", json={"name": "welcome", "definition": DEFINITION})
+        assert made.status_code == 201, made.text
+        journey = str(made.json()["id"])
+    ann = _queue(store_cfg, "ann", "ann@example.com", journey)
+    bo = _queue(store_cfg, "bo", "bo@example.com", journey)
+    cy = _queue(store_cfg, "cy", "bounce@example.com", journey)  # the SMTP server answers 550
     smtp = SmtpChannel("127.0.0.1", port, "news@tea.example.com")
     guarded = GuardedChannel(store_cfg, smtp, Rules(timezone="Asia/Shanghai"), clock=lambda: NOW)
     stats = outbox.deliver_due(store_cfg, {"email": guarded}, worker="w1", clock=lambda: NOW)
@@ -113,15 +127,27 @@ def test_delivered_opened_bounced_unsubscribed_once_each_in_report_and_warehouse
         assert unknown.status_code == 404
         assert "message_key" in unknown.json()["detail"]
         assert client.post("/m/status", content=b"{}").status_code == 401
+        admin = make_user("admin")
+        log_in(client, admin.email, admin.password)
+        api_report = client.get(f"/api/v1/journeys/{journey}/report").json()
+        page = client.get(f"/journeys/{journey}", headers={"Accept-Language": "zh"})
+        assert page.status_code == 200
 
     with session_scope(store_cfg) as session:
         kinds = Counter((e.message_key, e.kind) for e in session.scalars(select(ChannelMessageEvent)))
         assert store.blocked(session, "bo", "email", "bo@example.com", require_opt_in=False) == "unsubscribed"
-        counts = message_counts(session, "j1")
+        counts = message_counts(session, journey)
     assert kinds == Counter({(ann, "opened"): 1, (ann, "delivered"): 1, (bo, "unsubscribed"): 1,
                              (bo, "bounced"): 1, (cy, "bounced"): 1})
     assert counts == [{"step": "s1", "queued": 3, "sent": 2, "delivered": 2, "opened": 1, "clicked": 0,
                        "bounced": 2, "unsubscribed": 1, "skipped": 0, "failed": 1}]
+    assert api_report["messages"] == counts  # the journey's report, per step
+    row = re.search(r'<tr data-step="s1">(.*?)</tr>', page.text, re.S)
+    assert row is not None
+    assert "已送达" in page.text
+    assert "退订" in page.text
+    shown = dict(re.findall(r'data-count="(\w+)">(\d+)<', row.group(1)))
+    assert shown == {k: str(v) for k, v in counts[0].items() if k != "step"}
 
     drained = warehouse_access.drain_facts(store_cfg, lambda: session_scope(store_cfg))
     assert warehouse_access.drain_facts(store_cfg, lambda: session_scope(store_cfg))["facts"] == 0

@@ -38,7 +38,7 @@ from growthwheel.errors import GrowthwheelError
 from growthwheel.journeys import definition as d
 from growthwheel.journeys import repository, service
 from growthwheel.journeys.models import Enrolment, Journey
-from growthwheel.journeys.report import journey_report
+from growthwheel.journeys.report import MESSAGE_COUNTS, journey_report
 from growthwheel.journeys.repository import WarehouseView
 from growthwheel.kit.money import currency_exponent
 from growthwheel.web.i18n import format_count, format_money, k
@@ -555,7 +555,9 @@ def _report_view(request: Request, report: dict[str, Any]) -> dict[str, Any]:
               {"name": "holdout", "key": k("journeys.report.group_holdout"), **side(report["holdout"])}]
     return {"entered": format_count(report["entered"]), "treatment": side(report["treatment"]),
             "holdout": side(report["holdout"]), "groups": groups, "words": words, "uplift": numbers,
-            "steps": steps, "statuses": statuses}
+            "steps": steps, "statuses": statuses, "message_columns": MESSAGE_COUNTS,
+            "messages": [{**m, **{name: format_count(m[name]) for name in MESSAGE_COUNTS}}
+                         for m in report.get("messages") or []]}
 
 
 def _step_counts(report: dict[str, Any]) -> dict[str, int]:
