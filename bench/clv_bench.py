@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import resource
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,6 +68,14 @@ def draw(n: int, seed: int, whole_days: bool = True) -> pd.DataFrame:
         "T": (DAYS - 1 - first) / MONTH,
         "monetary": monetary,
     })
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (``VmHWM``), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -138,7 +148,7 @@ def main() -> None:
     total_mine = mine["t_bg"] + mine["t_gg"] + mine["t_score"]
     print(f"\ngrowthwheel.stats.clv on {len(df):,}: BG/NBD fit {mine['t_bg']:.2f} s · Gamma-Gamma fit "
           f"{mine['t_gg']:.2f} s · scoring {mine['t_score']:.2f} s · total {total_mine:.2f} s "
-          f"(converged: {mine['converged']})")
+          f"(converged: {mine['converged']}); peak RSS so far {peak_rss_mb():,.0f} MiB")
 
     sub = df
     mine_sub, total_sub = mine, total_mine

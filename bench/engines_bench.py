@@ -10,9 +10,18 @@ then times, each engine in its own subprocess (so peak memory is its own):
 
 The baseline is DuckDB in the same run; each Spark time is printed as a ratio to it. Peak memory:
 the Python process's peak RSS (VmHWM), plus the Spark driver JVM's peak (``VmHWM``) for Spark local (for
-Spark Connect the JVM is the server's, not measured here). Usage::
+Spark Connect the JVM is the server's, not measured here).
+
+Also timed, each in its own subprocess, when ``--import-lines`` is not 0: an import of an
+order-lines CSV written from the generated shop (``--import-lines`` lines, default all of them)
+into an empty DuckDB warehouse and into an empty Spark warehouse (``engine="spark"``: validation,
+quarantine and merge on Spark when ``warehouse.spark_ingest`` takes the file, else in DuckDB),
+with the rows imported and quarantined compared. Spark local's driver gets
+``--spark-driver-memory`` (through ``PYSPARK_SUBMIT_ARGS``; Growthwheel's own default is 1 GB,
+too small for tens of millions of lines). Usage::
 
     python bench/engines_bench.py [--lines 1000000] [--remote sc://127.0.0.1:15002]
+                                  [--import-lines N] [--spark-driver-memory 6g] [--skip-spark]
 
 Orders are ``lines / 2.9``, customers ``lines / 10``, events ``lines / 2`` (the ratios of the
 10M-line KPI benchmark).
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -78,6 +88,63 @@ def _jvm_peak_mb() -> float:
                for pid in (task / "children").read_text().split())
 
 
+#: The columns of the order-lines CSV the import step reads (the generic format's names).
+CSV_SELECT = """
+    SELECT l.order_id, o.customer_id,
+           strftime(o.ordered_at, '%Y-%m-%d %H:%M:%S') || '+00:00' AS ordered_at,
+           l.sku, l.quantity, (l.line_total / 100)::DECIMAL(18, 2) AS line_total,
+           (l.unit_price / 100)::DECIMAL(18, 2) AS unit_price,
+           (l.discount_amount / 100)::DECIMAL(18, 2) AS discount, 'CNY' AS currency, o.status,
+           o.channel, l.product_name, l.category,
+           strftime(o.paid_at, '%Y-%m-%d %H:%M:%S') || '+00:00' AS paid_at,
+           (l.refunded_amount / 100)::DECIMAL(18, 2) AS refunded_amount, o.channel AS utm_source
+    FROM src.order_lines l JOIN src.orders o USING (order_id)
+"""
+
+
+def write_csv(duck_path: Path, csv_path: Path, lines: int, total_lines: int, orders: int) -> int:
+    """Write the first orders of the generated shop, about ``lines`` lines, as an order-lines CSV
+    (whole orders only); return the number of lines written."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"ATTACH '{duck_path}' AS src (READ_ONLY)")
+    last_order = orders if lines >= total_lines else lines * orders // total_lines
+    con.execute(f"COPY ({CSV_SELECT} WHERE CAST(substr(l.order_id, 2) AS BIGINT) < {last_order}) "
+                f"TO '{csv_path}' (HEADER, DELIMITER ',')")
+    row = con.execute(f"SELECT count(*) FROM read_csv('{csv_path}')").fetchone()
+    con.close()
+    return int(row[0]) if row else 0
+
+
+def import_step(engine: str, data_dir: str, csv_path: str) -> dict[str, Any]:
+    """Import the CSV into the empty warehouse of ``data_dir`` (DuckDB or Spark)."""
+    import inspect
+
+    from growthwheel.config import Settings
+    from growthwheel.warehouse import ingest
+
+    cfg = Settings(data_dir=Path(data_dir), warehouse="duckdb" if engine == "duckdb" else "spark",
+                   database_url=None)
+    kwargs: dict[str, Any] = {}
+    on_spark = False
+    if engine != "duckdb" and "engine" in inspect.signature(ingest.import_files).parameters:
+        from growthwheel.warehouse import schema, spark_ingest
+
+        kwargs["engine"] = "spark"
+        on_spark = spark_ingest.supported(cfg, schema.TABLES["order_lines"], "generic",
+                                          [Path(csv_path)])
+    started = time.perf_counter()
+    result = ingest.import_files("order_lines", [csv_path], cfg=cfg, **kwargs)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "rows_read": result.rows_read,
+            "quarantined": result.rows_quarantined, "on_spark": on_spark,
+            "tables": {k: v.inserted for k, v in result.tables.items()
+                       if hasattr(v, "inserted")},
+            "max_rss_mb": _peak_mb("self"), "jvm_peak_mb": _jvm_peak_mb() or None}
+
+
 def step(engine: str, data_dir: str, remote: str | None) -> dict[str, Any]:
     """Run the three analytics on one engine; seconds of each (after a warm-up count)."""
     from growthwheel.config import Settings
@@ -120,42 +187,103 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--remote", help="sc://host:port of a Spark Connect server to time as well")
+    parser.add_argument("--import-lines", type=int, default=None,
+                        help="lines of the CSV to import on each engine (default: --lines; 0: none)")
+    parser.add_argument("--spark-driver-memory", default="6g",
+                        help="Spark local's driver memory (Growthwheel's own default is 1g)")
+    parser.add_argument("--skip-spark", action="store_true", help="time DuckDB only")
     parser.add_argument("--step", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--import-step", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step:
         engine, data_dir, remote = args.step
         print(json.dumps(step(engine, data_dir, remote or None)))
         return
+    if args.import_step:
+        print(json.dumps(import_step(*args.import_step)))
+        return
 
     work = Path(tempfile.mkdtemp(prefix="gw-engines-bench-"))
     try:
-        run(work, args.lines, args.remote)
+        run(work, args.lines, args.remote,
+            import_lines=args.lines if args.import_lines is None else args.import_lines,
+            driver_memory=args.spark_driver_memory, skip_spark=args.skip_spark)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(work: Path, lines: int, remote: str | None) -> None:
+def _subprocess(args: list[str], env: dict[str, str]) -> dict[str, Any] | None:
+    """Run this script with ``args``; its JSON report, or None (printing why) when it failed."""
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                          check=False, env=env)
+    if done.returncode != 0:
+        print(f"{' '.join(args[:2])} failed:\n{done.stderr[-3000:]}", flush=True)
+        return None
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _load() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def run(work: Path, lines: int, remote: str | None, *, import_lines: int = 0,
+        driver_memory: str = "6g", skip_spark: bool = False) -> None:
     """Generate and publish the shop under ``work``, time every engine, print the report."""
     orders, customers, events = int(lines / 2.9), max(lines // 10, 1000), lines // 2
     duck_dir, spark_dir = work / "duckdb", work / "spark"
     duck_dir.mkdir()
-    print(f"generating {customers:,} customers, {orders:,} orders, {lines:,} lines, {events:,} events",
-          flush=True)
+    env = dict(os.environ, PYSPARK_SUBMIT_ARGS=f"--driver-memory {driver_memory} pyspark-shell")
+    print(f"generating {customers:,} customers, {orders:,} orders, {lines:,} lines, {events:,} events "
+          f"({_load()})", flush=True)
     gen = kpi_bench.generate(duck_dir / "warehouse.duckdb", customers, orders, lines, events)
-    pub = publish_as_spark(duck_dir / "warehouse.duckdb", spark_dir)
-    print(f"  generated in {gen:.1f} s; published as a Spark snapshot in {pub:.1f} s", flush=True)
+    print(f"  generated in {gen:.1f} s", flush=True)
+    if not skip_spark:
+        pub = publish_as_spark(duck_dir / "warehouse.duckdb", spark_dir)
+        print(f"  published as a Spark snapshot in {pub:.1f} s", flush=True)
 
-    engines = ["duckdb", "spark-local"] + (["spark-connect"] if remote else [])
+    imports: dict[str, dict[str, Any]] = {}
+    if import_lines:
+        csv_path = work / "order_lines.csv"
+        written = write_csv(duck_dir / "warehouse.duckdb", csv_path, import_lines, lines, orders)
+        print(f"  CSV of {written:,} order lines for the import: "
+              f"{csv_path.stat().st_size / 2**20:,.0f} MiB", flush=True)
+        for engine in ["duckdb"] + ([] if skip_spark else ["spark-local"]):
+            target = work / f"import-{engine}"
+            print(f"  importing on {engine} ({_load()}) ...", flush=True)
+            result = _subprocess(["--import-step", engine, str(target), str(csv_path)], env)
+            shutil.rmtree(target, ignore_errors=True)
+            if result is not None:
+                imports[engine] = result
+                print(f"    {result['seconds']:.1f} s, {result['rows_read']:,} rows read, "
+                      f"{result['quarantined']:,} quarantined", flush=True)
+        csv_path.unlink()
+
+    engines = ["duckdb"] + ([] if skip_spark else ["spark-local"]) + (["spark-connect"] if remote else [])
     results: dict[str, dict[str, Any]] = {}
     for engine in engines:
         data_dir = duck_dir if engine == "duckdb" else spark_dir
-        done = subprocess.run(
-            [sys.executable, __file__, "--step", engine, str(data_dir), remote or ""],
-            capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            print(f"{engine} failed:\n{done.stderr[-3000:]}")
-            continue
-        results[engine] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"  analytics on {engine} ({_load()}) ...", flush=True)
+        result = _subprocess(["--step", engine, str(data_dir), remote or ""], env)
+        if result is not None:
+            results[engine] = result
+    print(f"finished ({_load()})")
+    if imports:
+        base_import = imports.get("duckdb")
+        print(f"\n{'import':<15}{'seconds':>9}{'rows/s':>11}{'quarantined':>13}"
+              f"{'py RSS MiB':>12}{'JVM MiB':>9}  runs on")
+        for engine, r in imports.items():
+            jvm = f"{r['jvm_peak_mb']:.0f}" if r["jvm_peak_mb"] else "-"
+            where = "Spark" if r["on_spark"] else "DuckDB"
+            print(f"{engine:<15}{r['seconds']:>9.1f}{r['rows_read'] / r['seconds']:>11,.0f}"
+                  f"{r['quarantined']:>13,}{r['max_rss_mb']:>12.0f}{jvm:>9}  {where}")
+        if base_import:
+            for engine, r in imports.items():
+                if engine != "duckdb":
+                    same = (r["rows_read"], r["quarantined"]) == (
+                        base_import["rows_read"], base_import["quarantined"])
+                    print(f"{engine} / duckdb import: {r['seconds'] / base_import['seconds']:.1f}x; "
+                          f"same rows read and quarantined: {same}")
     base = results.get("duckdb")
     print(f"\n{'engine':<15}{'start s':>9}{'KPIs s':>9}{'RFM s':>9}{'segment s':>11}"
           f"{'py RSS MiB':>12}{'JVM MiB':>9}")

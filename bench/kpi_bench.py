@@ -90,7 +90,8 @@ def generate(path: Path, customers: int, orders: int, lines: int, events: int) -
             FROM l JOIN products p ON p.sku = 'SKU' || l.p JOIN o ON o.o = l.o
         )
         SELECT 'O' || o AS order_id,
-               row_number() OVER (PARTITION BY o ORDER BY i) AS line_no,
+               -- the lines of an order are consecutive: its first line is ceil(o * lines / orders)
+               i - (o * {lines} + {orders} - 1) // {orders} + 1 AS line_no,
                'SKU' || p AS sku, 'Product ' || p AS product_name,
                CASE WHEN u(i, 'cat') < 0.2 THEN NULL ELSE p_category END AS category,
                qty AS quantity, price AS unit_price, discount AS discount_amount,
