@@ -15,10 +15,7 @@ from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import duckdb
-import ibis
 import pandas as pd
-import pyarrow as pa
 import pytest
 
 from growthwheel.errors import InvalidArgumentError
@@ -32,27 +29,13 @@ from growthwheel.insight.kpis import (
     shift_period,
 )
 from growthwheel.warehouse import schema
+from tiny_warehouse import make_warehouse
 
 SHOP_TZ = ZoneInfo("Asia/Shanghai")
 UTC = ZoneInfo("UTC")
 PAID = set(schema.PAID_STATUSES)
 
 
-def make_warehouse(rows: dict[str, list[dict[str, Any]]]) -> Any:
-    """An in-memory DuckDB warehouse with the stored schema, holding ``rows``, as an Ibis backend."""
-    raw = duckdb.connect()
-    raw.execute("SET TimeZone = 'UTC'")
-    for table in schema.TABLES.values():
-        raw.execute(schema.ddl(table.name, table.stored))
-    for name, records in rows.items():
-        if not records:
-            continue
-        cols = sorted({k for r in records for k in r})
-        batch = pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in records])
-        raw.register("batch", batch)
-        raw.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM batch')
-        raw.unregister("batch")
-    return ibis.duckdb.from_connection(raw)
 
 
 def local_date(at: datetime) -> date:
@@ -321,6 +304,28 @@ def test_breakdown_by_channel(shop: Any) -> None:
     b2 = rows[(W2, "baidu")]
     assert (b2["net_revenue"], b2["new_buyers"], b2["cac"]) == (Decimal("0.00"), 0, None)
     assert rows[(W1, "baidu")]["cac"] == Decimal("50.00")
+
+
+def test_first_order_ties_go_to_the_smallest_order_id() -> None:
+    """A new buyer's first order is the earliest one, ties broken by the smallest order id: erin's
+    two orders at the same moment count her once, under the channel of "t1" (not "t2", listed
+    first); frank's earlier cancelled order does not make him new in January."""
+    at = datetime(2024, 1, 15, 4, tzinfo=UTC)
+    orders_and_lines = [
+        _order("t2", "erin", at, "paid", "wechat", [("TEA", "Tea", 1, 5000, 0, 0)]),
+        _order("t1", "erin", at, "paid", "douyin", [("TEA", "Tea", 1, 5000, 0, 0)]),
+        _order("t3", "erin", at + timedelta(days=40), "paid", "baidu", [("TEA", "Tea", 1, 5000, 0, 0)]),
+        _order("f0", "frank", at - timedelta(days=30), "cancelled", "baidu",
+               [("TEA", "Tea", 1, 5000, 0, 0)]),
+        _order("f1", "frank", at + timedelta(days=1), "paid", "wechat", [("TEA", "Tea", 1, 5000, 0, 0)]),
+    ]
+    con = make_warehouse({"orders": [o for o, _ in orders_and_lines],
+                          "order_lines": [li for _, lines in orders_and_lines for li in lines]})
+    rows = _by(kpi_frame(con, by="month", dimension="channel"), "channel")
+    new = {key: r["new_buyers"] for key, r in rows.items() if r["new_buyers"]}
+    assert new == {(date(2024, 1, 1), "douyin"): 1, (date(2024, 1, 1), "wechat"): 1}
+    monthly = _by(kpi_frame(con, by="month"))
+    assert [monthly[p]["new_buyers"] for p in sorted(monthly)] == [2, 0]
 
 
 def test_records_are_json_ready(shop: Any) -> None:

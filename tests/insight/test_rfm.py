@@ -10,10 +10,7 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import duckdb
-import ibis
 import pandas as pd
-import pyarrow as pa
 import pytest
 
 from growthwheel.errors import InvalidArgumentError
@@ -29,22 +26,11 @@ from growthwheel.insight.rfm import (
     segment_order,
 )
 from growthwheel.warehouse import schema
+from tiny_warehouse import make_warehouse
 
 AS_OF = date(2024, 3, 31)
 
 
-def make_warehouse(rows: dict[str, list[dict[str, Any]]]) -> Any:
-    """An in-memory DuckDB warehouse with the stored schema, holding ``rows``, as an Ibis backend."""
-    raw = duckdb.connect()
-    raw.execute("SET TimeZone = 'UTC'")
-    for table in schema.TABLES.values():
-        raw.execute(schema.ddl(table.name, table.stored))
-    for name, records in rows.items():
-        cols = sorted({k for r in records for k in r})
-        raw.register("batch", pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in records]))
-        raw.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM batch')
-        raw.unregister("batch")
-    return ibis.duckdb.from_connection(raw)
 
 
 def order(order_id: str, customer: str, day: date, total: int, status: str = "paid",

@@ -8,32 +8,17 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
-import ibis
-import pyarrow as pa
 import pytest
 
 from growthwheel.marketing.touchpoints import build_paths, conversion_touches, touchpoints
 from growthwheel.stats.attribution import attribute
-from growthwheel.warehouse import schema
+from tiny_warehouse import make_warehouse
 
 
 def _ts(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC).replace(tzinfo=None)
 
 
-def make_warehouse(rows: dict[str, list[dict[str, Any]]]) -> Any:
-    """An in-memory DuckDB warehouse with the stored schema, holding ``rows``."""
-    raw = duckdb.connect()
-    raw.execute("SET TimeZone = 'UTC'")
-    for table in schema.TABLES.values():
-        raw.execute(schema.ddl(table.name, table.stored))
-    for name, records in rows.items():
-        cols = sorted({k for r in records for k in r})
-        raw.register("batch", pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in records]))
-        raw.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM batch')
-        raw.unregister("batch")
-    return ibis.duckdb.from_connection(raw)
 
 
 def ev(eid: str, customer: str | None, at: str, *, source: str | None = None, medium: str | None = None,
