@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -267,3 +268,55 @@ def test_customer_360_shows_what_the_services_answer(new_page: Any, shop: Shop) 
         facts = view360.warehouse_facts(backend, cid, as_of)
     assert facts.stage == stage["stage"]
     assert facts.clv == scored["clv"]
+
+
+def test_every_table_exports_and_every_chart_downloads_as_png(new_page: Any, shop: Shop) -> None:
+    from openpyxl import load_workbook
+
+    page = new_page(locale="zh-CN")
+    page.goto(shop.url + "/login")
+    page.fill("input[name=email]", shop.email)
+    page.fill("input[name=password]", shop.password)
+    page.click("form[action='/login'] button[type=submit]")
+    page.wait_for_url(shop.url + "/")
+    page.goto(shop.url + "/insight/rfm")
+    page.wait_for_load_state("networkidle")
+    table = page.locator("#rfm-classic")
+    shown = [[" ".join(c.split()) for c in row.locator("td").all_inner_texts()]
+             for row in table.locator("tbody tr").all()]
+    bar = page.locator("#rfm-classic").locator("xpath=preceding-sibling::p[contains(@class,'table-export')]")
+    assert bar.inner_text() == "导出 CSV · 导出 Excel"
+    with page.expect_download() as got:
+        bar.locator("[data-export-format=xlsx]").click()
+    assert got.value.suggested_filename == "insight-rfm-rfm-classic.xlsx"
+    sheet = load_workbook(io.BytesIO(Path(got.value.path()).read_bytes())).worksheets[0]
+    rows = list(sheet.iter_rows(values_only=True))
+    assert len(rows) == len(shown) + 1  # header + every row as shown
+    assert [str(v) for v in rows[1][:1]] == [shown[0][0]]
+    counts = [r[1] for r in rows[1:]]
+    assert counts == [int(s[1].replace(",", "")) for s in shown]  # numbers stay numbers
+    with page.expect_download() as got_csv:
+        bar.locator("[data-export-format=csv]").click()
+    text = Path(got_csv.value.path()).read_text(encoding="utf-8")
+    assert len(list(csv.reader(io.StringIO(text)))) == len(shown) + 1
+
+    # formula-like text a page sends is defused, and a bad request names its field
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value") or ""
+    sent = page.request.post(shop.url + "/export/table", headers={"X-CSRF-Token": token},
+                             data=json.dumps({"name": "x", "format": "csv", "header": ["a"],
+                                              "rows": [["=HYPERLINK(\"http://evil\")"]]}))
+    assert sent.status == 200
+    assert next(csv.reader(io.StringIO(sent.text())), None) == ["a"]
+    assert list(csv.reader(io.StringIO(sent.text())))[1] == ["'=HYPERLINK(\"http://evil\")"]
+    bad = page.request.post(shop.url + "/export/table", headers={"X-CSRF-Token": token},
+                            data=json.dumps({"format": "pdf", "header": [], "rows": []}))
+    assert bad.status == 400
+    assert bad.json()["field"] == "format"
+
+    # the chart carries ECharts' save-as-image tool and renders to a PNG
+    png = page.evaluate("""() => {
+        const chart = echarts.getInstanceByDom(document.getElementById('chart-rfm'));
+        const tool = chart.getOption().toolbox[0].feature.saveAsImage;
+        return [tool.title, chart.getDataURL({type: 'png'}).slice(0, 22)];
+    }""")
+    assert png == ["下载图片", "data:image/png;base64,"]

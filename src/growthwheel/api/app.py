@@ -45,6 +45,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.marketing.pages",
     "growthwheel.journeys.pages",
     "growthwheel.customers.pages",
+    "growthwheel.web.table_export",
     "growthwheel.api.imports_pages",
     "growthwheel.web.pages",
 )
