@@ -1,10 +1,18 @@
 """Sessions and behaviour events: view -> add_to_cart -> checkout -> purchase, with drop-offs.
 
-Every order is the purchase of one session that went through every step. Non-buying sessions are
-added so that, over all sessions, the step probabilities are exactly ``FUNNEL`` in expectation:
-``number ~ Poisson(orders * (1 - c) / c)`` with ``c`` the product of the step probabilities, and
-each stops at view / cart / checkout with probabilities proportional to
-``(1 - p1, p1 (1 - p2), p1 p2 (1 - p3))``. A non-buying session is attached to a random order: it
+Every order is the purchase of one session that went through every step. The step probabilities
+of a session depend on its month and channel (:func:`step_probabilities`): a base funnel
+(:data:`FUNNEL`) whose view -> cart step is scaled by the month's shopping intent
+(:data:`MONTH_INTENT`: festivals lift it, the weeks after Spring Festival and summer lower it) and
+the channel's (:data:`CHANNEL_INTENT`: people who come from WeChat, the newsletter or straight to
+the shop mean to buy more than feed-scrollers from Douyin), clipped to 5-10 %, and whose
+checkout -> purchase step is scaled by the channel's :data:`CHANNEL_PAYMENT`. A session then
+converts with ``c = p1 p2 p3``, 1.6-3.8 % depending on the cell, as in real shops.
+
+Non-buying sessions are added per order so that, in every (month, channel) cell, the step
+probabilities are exactly the cell's in expectation: ``Poisson((1 - c) / c)`` of them per order of
+the cell, each stopping at view / cart / checkout with probabilities proportional to
+``(1 - p1, p1 (1 - p2), p1 p2 (1 - p3))``. A non-buying session is attached to its order: it
 happens that day (through the same channel) and belongs to an existing customer when that order is
 a repeat order, else to an anonymous prospect or, sometimes, to the order's customer browsing
 before their first purchase (same device id, no customer id yet).
@@ -25,7 +33,18 @@ from growthwheel.sim.seasons import DAY, Calendar, seconds_of_day
 
 Array = npt.NDArray[Any]
 
-FUNNEL = {"view_to_cart": 0.35, "cart_to_checkout": 0.55, "checkout_to_purchase": 0.80}
+#: Base step probabilities of a session, before the month and channel factors.
+FUNNEL = {"view_to_cart": 0.08, "cart_to_checkout": 0.50, "checkout_to_purchase": 0.72}
+#: Factor on view -> cart by shop-local month (January .. December).
+MONTH_INTENT = (0.92, 0.78, 0.95, 1.0, 1.05, 1.22, 0.88, 0.85, 0.98, 1.1, 1.3, 1.08)
+#: Factor on view -> cart by channel (the simulator's channel keys).
+CHANNEL_INTENT = {"douyin": 0.78, "baidu": 1.05, "xiaohongshu": 0.9, "wechat": 1.15,
+                  "newsletter": 1.2, "direct": 1.1}
+#: Factor on checkout -> purchase (paying) by channel.
+CHANNEL_PAYMENT = {"douyin": 0.92, "baidu": 1.0, "xiaohongshu": 0.95, "wechat": 1.08,
+                   "newsletter": 1.05, "direct": 1.04}
+#: Bounds of view -> cart after the factors.
+CART_RATE_BOUNDS = (0.05, 0.10)
 EXTRA_VIEWS = 0.5  # Poisson mean of product views beyond the first / the bought SKUs
 PRE_VISIT_SHARE = 0.25  # of sessions attached to a first order: its buyer browsing beforehand
 PROSPECTS_PER_SESSION = 0.6  # distinct prospects per prospect session (the rest come back)
@@ -53,6 +72,27 @@ class Sessions:
     ev_sku: Array  # -1 none
     ev_landing: Array  # bool: first event of its session
     ev_customer: Array  # -1 anonymous (before the purchase step of a first order)
+    month: Array  # per session: month (0-11) of the order it belongs to, its funnel cell
+
+
+def step_probabilities() -> Array:
+    """The true step probabilities per (month 0-11, channel in ``CHANNELS`` order, step 0-2):
+    view -> cart, cart -> checkout, checkout -> purchase."""
+    keys = [c.key for c in CHANNELS]
+    p1 = FUNNEL["view_to_cart"] * np.outer(MONTH_INTENT, [CHANNEL_INTENT[k] for k in keys])
+    p1 = np.clip(p1, *CART_RATE_BOUNDS)
+    p2 = np.full_like(p1, FUNNEL["cart_to_checkout"])
+    p3 = FUNNEL["checkout_to_purchase"] * np.broadcast_to(
+        np.array([CHANNEL_PAYMENT[k] for k in keys]), p1.shape
+    )
+    return np.stack([p1, p2, p3], axis=-1)
+
+
+def order_months(calendar: Calendar, day: Array) -> Array:
+    """Shop-local month (0-11) of each simulated day index."""
+    months: Array = np.array([d.month - 1 for d in calendar.dates], dtype=np.int64)
+    picked: Array = months[np.clip(day, 0, len(months) - 1)]
+    return picked
 
 
 def make_sessions(
@@ -65,12 +105,15 @@ def make_sessions(
     """Draw the non-buying sessions and every session's events."""
     n_orders = len(orders.customer)
     n_customers = len(acquired_at)
-    p1, p2, p3 = FUNNEL.values()
+    probs = step_probabilities()[order_months(calendar, orders.day), orders.channel]
+    p1, p2, p3 = probs[:, 0], probs[:, 1], probs[:, 2]
     conversion = p1 * p2 * p3
-    m = int(rng.poisson(n_orders * (1 - conversion) / conversion))
-    stop = np.array([1 - p1, p1 * (1 - p2), p1 * p2 * (1 - p3)])
-    nb_stage = rng.choice(3, size=m, p=stop / stop.sum())
-    attached = rng.integers(0, n_orders, m)
+    per_order = rng.poisson((1 - conversion) / conversion)
+    attached = np.repeat(np.arange(n_orders), per_order)
+    m = len(attached)
+    stop = np.stack([1 - p1, p1 * (1 - p2), p1 * p2 * (1 - p3)], axis=1)[attached]
+    cut = np.cumsum(stop / stop.sum(axis=1, keepdims=True), axis=1)
+    nb_stage = np.minimum((rng.random(m)[:, None] >= cut).sum(axis=1), 2)
     nb_day = orders.day[attached]
     nb_start = nb_day * DAY + seconds_of_day(rng, m, calendar.peak_day[nb_day])
     first = orders.is_first[attached]
@@ -179,6 +222,8 @@ def make_sessions(
         ev_sku=e_sku[e_sort],
         ev_landing=(rank == 0)[e_sort],
         ev_customer=e_customer[e_sort],
+        month=np.concatenate([order_months(calendar, orders.day),
+                              order_months(calendar, orders.day[attached])])[s_sort],
     )
 
 
@@ -190,16 +235,67 @@ def clicks(sessions: Sessions, days: int) -> Array:
     return out
 
 
+def _rates(view: float, cart: float, checkout: float, purchase: float) -> dict[str, float]:
+    return {
+        "view_to_cart": round(cart / view, 6) if view else 0.0,
+        "cart_to_checkout": round(checkout / cart, 6) if cart else 0.0,
+        "checkout_to_purchase": round(purchase / checkout, 6) if checkout else 0.0,
+        "session_conversion": round(purchase / view, 6) if view else 0.0,
+    }
+
+
+def expected_rates(sessions: Sessions) -> dict[str, Any]:
+    """The true funnel rates overall, per month (``"01"`` .. ``"12"``) and per channel key: the
+    expected sessions reaching each step given the orders of each (month, channel) cell (a cell
+    with ``n`` orders and conversion ``c`` expects ``n / c`` sessions, ``n p1 / c`` carts, ...)."""
+    probs = step_probabilities()
+    buying = sessions.order >= 0
+    orders = np.zeros(probs.shape[:2])
+    np.add.at(orders, (sessions.month[buying], sessions.channel[buying]), 1)
+    p1, p2, p3 = probs[..., 0], probs[..., 1], probs[..., 2]
+    views = orders / (p1 * p2 * p3)
+    reach = np.stack([views, views * p1, views * p1 * p2, orders], axis=-1)  # month, channel, step
+
+    def rates(counts: Array) -> dict[str, float]:
+        return _rates(*(float(x) for x in counts))
+
+    return {
+        "overall": rates(reach.sum(axis=(0, 1))),
+        "by_month": {f"{m + 1:02d}": rates(reach[m].sum(axis=0))
+                     for m in range(12) if orders[m].sum()},
+        "by_channel": {c.key: rates(reach[:, i].sum(axis=0))
+                       for i, c in enumerate(CHANNELS) if orders[:, i].sum()},
+    }
+
+
 def describe(sessions: Sessions) -> dict[str, Any]:
-    """Funnel parameters and realised counts, for ``ground_truth.json``."""
+    """Funnel parameters, the true rates and realised counts, for ``ground_truth.json``."""
     reached = [int((sessions.stage >= s).sum()) for s in range(4)]
-    p1, p2, p3 = FUNNEL.values()
+    truth = expected_rates(sessions)
+    overall = truth["overall"]
+    probs = step_probabilities()
     return {
         "unit": "session",
-        "step_probabilities": FUNNEL,
-        "session_conversion": round(p1 * p2 * p3, 6),
-        "non_buying_sessions": "Poisson(orders * (1 - conversion) / conversion), stopping at "
-        "view / add_to_cart / checkout in proportion to (1-p1, p1(1-p2), p1 p2 (1-p3))",
+        "step_probabilities": {k: overall[k] for k in FUNNEL},
+        "session_conversion": overall["session_conversion"],
+        "rates_by_month": truth["by_month"],
+        "rates_by_channel": truth["by_channel"],
+        "model": "per (month, channel): view_to_cart = clip(base * month_intent * channel_intent, "
+        f"{CART_RATE_BOUNDS[0]}, {CART_RATE_BOUNDS[1]}), cart_to_checkout = base, "
+        "checkout_to_purchase = base * channel_payment; the rates above are the expected ones "
+        "given the orders of each cell",
+        "base_step_probabilities": FUNNEL,
+        "month_intent": {f"{m + 1:02d}": v for m, v in enumerate(MONTH_INTENT)},
+        "channel_intent": CHANNEL_INTENT,
+        "channel_payment": CHANNEL_PAYMENT,
+        "cells": [
+            {"month": m + 1, "channel": c.key, "utm_source": c.utm_source,
+             **_rates(1.0, float(probs[m, i, 0]), float(probs[m, i, 0] * probs[m, i, 1]),
+                      float(probs[m, i].prod()))}
+            for m in range(12) for i, c in enumerate(CHANNELS)
+        ],
+        "non_buying_sessions": "per order, Poisson((1 - c) / c) with c its cell's conversion, "
+        "stopping at view / add_to_cart / checkout in proportion to (1-p1, p1(1-p2), p1 p2 (1-p3))",
         "extra_views_poisson_mean": EXTRA_VIEWS,
         "pre_purchase_visit_share": PRE_VISIT_SHARE,
         "anonymous_until": "a first order's checkout (view and add_to_cart events carry only "
