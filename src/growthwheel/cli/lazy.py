@@ -97,6 +97,8 @@ LAZY: dict[str, LazyCommand] = {
     "loyalty": LazyCommand("growthwheel.loyalty.cli:loyalty_app", "Membership from the shop's history."),
     "marketing": LazyCommand("growthwheel.marketing.cli:marketing_app",
                              "Marketing: ad spend, attribution and budget plans."),
+    "recommend": LazyCommand("growthwheel.recs.cli:recommend_app",
+                             "Recommendations: evaluate models, refresh lists, co-purchase rules."),
     "warehouse": LazyCommand("growthwheel.cli.warehouse:warehouse_app",
                              "Upkeep of the Spark warehouse's files."),
 }
