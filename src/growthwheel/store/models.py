@@ -1,6 +1,7 @@
 """Imports every domain's tables so that ``Base.metadata`` knows them all (for Alembic)."""
 
 from growthwheel.accounts import models as accounts_models  # noqa: F401
+from growthwheel.alerts import models as alerts_models  # noqa: F401
 from growthwheel.experiments import models as experiments_models  # noqa: F401
 from growthwheel.facts import models as facts_models  # noqa: F401
 from growthwheel.jobs import models as jobs_models  # noqa: F401

@@ -1,0 +1,1 @@
+"""Alerts: rules on the KPI catalogue (threshold, change, seasonal anomaly), an inbox, delivery."""
