@@ -70,9 +70,9 @@ def test_allocator_beats_the_demo_split_on_the_simulators_true_curves() -> None:
     assert evaluate(curves, actual) == pytest.approx(expected, rel=1e-9)
     plan = allocate(curves, sum(actual))
     assert plan.allocated == sum(actual)
-    # More customers for the same money. The demo's budgets are close to optimal already (its base
-    # spends were chosen so), so the gain is small but real: today's marginal returns differ.
-    assert plan.outcome > evaluate(curves, actual) + 5
+    # More customers for the same money: the demo shop overspends on 抖音 (its base spends were
+    # chosen so, for the marketing-mix model to find), so today's marginal returns differ.
+    assert plan.outcome > evaluate(curves, actual) + 100
     today = [c.marginal(float(x)) for c, x in zip(curves, actual, strict=True)]
     assert max(today) / min(today) > 1.05
     marginals = [line.marginal_return for line in plan.lines]

@@ -44,9 +44,9 @@ class Channel:
 
 
 CHANNELS = (
-    Channel("抖音", "抖音", "社交", True, k=0.36, beta=0.55, base_spend=4000.0, ctr=0.018,
+    Channel("抖音", "抖音", "社交", True, k=0.36, beta=0.55, base_spend=5200.0, ctr=0.018,
             referrer="https://www.douyin.com/", key="douyin"),
-    Channel("百度", "百度", "竞价", True, k=0.096, beta=0.70, base_spend=2500.0, ctr=0.035,
+    Channel("百度", "百度", "竞价", True, k=0.096, beta=0.70, base_spend=1800.0, ctr=0.035,
             referrer="https://www.baidu.com/s?wd=%E5%A5%BD%E7%89%A9", key="baidu"),
     Channel("小红书", "小红书", "社交", True, k=0.42, beta=0.50, base_spend=2000.0,
             ctr=0.024, referrer="https://www.xiaohongshu.com/explore", key="xiaohongshu"),
@@ -59,6 +59,14 @@ CHANNEL_INDEX = {c.key: i for i, c in enumerate(CHANNELS)}
 PAID = np.array([c.paid for c in CHANNELS])
 #: Day-to-day noise on budgets (log-normal sigma).
 SPEND_NOISE = 0.15
+#: Budget flighting per paid channel (in CHANNELS order): a repeating cycle of weekly levels (mean
+#: 1), cycles of different lengths so that the channels' budgets move independently of each other
+#: and of the season — the variation a marketing-mix model needs to tell the channels apart.
+FLIGHTS = (
+    (1.0, 1.6, 0.55, 1.25, 0.5, 1.45, 0.75, 0.9),
+    (0.7, 1.35, 1.0, 0.5, 1.45),
+    (1.4, 0.6, 1.05, 1.7, 0.5, 0.75),
+)
 
 #: Channel credited with a repeat order (last touch); newsletter only for customers who accept
 #: marketing (otherwise the order is direct), "acquisition" = the customer's own acquisition channel.
@@ -88,6 +96,13 @@ class Acquisition:
     acquired_at: Array  # per customer: seconds since the start (time of the first order)
 
 
+def flights(days: int) -> Array:
+    """The budget multiplier of :data:`FLIGHTS` per day (rows) and paid channel (columns)."""
+    week = np.arange(days) // 7
+    levels = [np.asarray(cycle) / np.mean(cycle) for cycle in FLIGHTS]
+    return np.column_stack([lv[week % len(lv)] for lv in levels])
+
+
 def _paid_expectation(spend_cny: Array, demand: Array) -> Array:
     ks = np.array([c.k for c in CHANNELS if c.paid])
     betas = np.array([c.beta for c in CHANNELS if c.paid])
@@ -101,7 +116,7 @@ def acquire(rng: np.random.Generator, calendar: Calendar, customers: int) -> Acq
     paid_target = customers * (1.0 - unpaid_share)
     base = np.array([c.base_spend for c in paid])
     noise = np.exp(rng.normal(0.0, SPEND_NOISE, size=(calendar.days, len(paid))))
-    shape = base[None, :] * calendar.spend_multiplier()[:, None] * noise
+    shape = base[None, :] * calendar.spend_multiplier()[:, None] * noise * flights(calendar.days)
     # Solve for the budget scale so that the expected paid customers hit the target.
     lo, hi = -30.0, 30.0
     for _ in range(100):
@@ -194,6 +209,27 @@ def profiles(rng: np.random.Generator, n: int, start_year: int) -> Profiles:
     return Profiles(accepts_marketing=accepts, preferred_category=preferred, table=table)
 
 
+def paid_channels() -> list[Channel]:
+    """The paid channels, in the order of ``Acquisition.spend_fen``'s columns."""
+    return [c for c in CHANNELS if c.paid]
+
+
+def response_truth(acq: Acquisition, j: int) -> dict[str, float]:
+    """The true response of paid channel ``j`` at the spend the simulator drew: spend elasticity,
+    ROAS and marginal ROAS in new customers per yuan (and per 1,000 yuan, rounded, for reading)."""
+    c = paid_channels()[j]
+    expected = float(acq.expected[:, PAID][:, j].sum())
+    spend_cny = float(acq.spend_fen[:, j].sum()) / 100.0
+    roas = expected / spend_cny
+    return {
+        "spend_elasticity": c.beta,
+        "roas_customers_per_cny": roas,
+        "marginal_roas_customers_per_cny": c.beta * roas,
+        "customers_per_1000_cny": round(1000 * roas, 4),
+        "marginal_customers_per_1000_cny": round(1000 * c.beta * roas, 4),
+    }
+
+
 def describe(acq: Acquisition, calendar: Calendar) -> dict[str, Any]:
     """Channel response parameters and realised acquisition for ``ground_truth.json``."""
     counts = np.bincount(acq.channel, minlength=len(CHANNELS))
@@ -217,6 +253,7 @@ def describe(acq: Acquisition, calendar: Calendar) -> dict[str, Any]:
                 ctr=c.ctr,
                 spend_cny=round(spend / 100.0, 2),
                 cac_cny=round(spend / 100.0 / max(1, int(counts[i])), 2),
+                **response_truth(acq, j),
             )
         else:
             entry["share_of_customers"] = c.share
@@ -228,6 +265,12 @@ def describe(acq: Acquisition, calendar: Calendar) -> dict[str, Any]:
         "demand": "seasonality.weekly_monday_to_sunday[weekday] * festival multiplier",
         "budget_scale": round(acq.budget_scale, 6),
         "spend_noise_lognormal_sigma": SPEND_NOISE,
+        "spend_flights_weekly_levels": {c.name: list(f)
+                                        for c, f in zip(paid_channels(), FLIGHTS, strict=True)},
+        "response_curves": "a paid channel's expected new customers over the period when every day's "
+        "spend is multiplied by λ: expected_new_customers · λ^beta; so its spend elasticity is beta at "
+        "any spend, ROAS (new customers per yuan) at the observed spend is expected_new_customers / "
+        "spend_cny and the marginal ROAS beta times that; no carry-over (adstock 0)",
         "channels": channels,
         "repeat_order_channel_mix": REPEAT_CHANNEL_MIX,
         "days": calendar.days,
