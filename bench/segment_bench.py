@@ -22,6 +22,7 @@ Prints the numbers and the ratio refresh / pandas. Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -221,6 +222,7 @@ def main() -> None:
             service.create_segment(session, "bench", DEFINITION, principal=None, actor_name="bench")
             service.create_segment(session, "broad", BROAD, principal=None, actor_name="bench")
         results: dict[str, float] = {}
+        cpu_results: dict[str, float] = {}
         for name in ("bench", "broad"):
             for as_of in (LAST_DAY - timedelta(days=7), LAST_DAY):
                 con = open_duckdb(cfg)
@@ -229,13 +231,15 @@ def main() -> None:
                     with session_scope(cfg) as session:
                         seg = service.get_segment(session, name)
                         ctx = service.context(cfg, backend, as_of)
-                        started = time.perf_counter()
+                        started, cpu = time.perf_counter(), time.process_time()
                         out = service.refresh_segment(session, seg, ctx, service.direct_writer(con),
                                                       principal=None, actor_name="bench")
-                        wall = time.perf_counter() - started
+                        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
                     results[name] = wall
+                    cpu_results[name] = cpu
                     print(f"{name}: refresh as of {as_of}: {out.members:,} members, {out.entered:,} entered, "
-                          f"{out.left:,} left in {wall:.2f} s")
+                          f"{out.left:,} left in {wall:.2f} s (CPU {cpu:.2f} s, all threads; load "
+                          f"average {os.getloadavg()[0]:.1f})", flush=True)
                 finally:
                     con.close()
         with session_scope(cfg) as session:
@@ -254,7 +258,9 @@ def main() -> None:
         print(f"preview (count {shown.count:,} + sample of 20): {preview_seconds:.2f} s")
         print(f"peak RSS of this process so far (refreshes and preview, DuckDB included): "
               f"{peak_rss_mb():,.0f} MiB", flush=True)
+        cpu = time.process_time()
         members, loaded, computed = pandas_members(cfg, LAST_DAY, prefilter=args.pandas_prefilter)
+        pandas_cpu = time.process_time() - cpu
         assert members == current, "pandas and the refresh disagree"
         assert shown.count == len(members)
         refresh_seconds = results["bench"]
@@ -264,6 +270,9 @@ def main() -> None:
               f"same customers: yes; peak RSS now {peak_rss_mb():,.0f} MiB")
         print(f"ratio refresh / pandas compute: {refresh_seconds / computed:.2f} "
               f"(refresh / pandas load + compute: {refresh_seconds / (loaded + computed):.2f})")
+        print(f"CPU time: last refresh of the benchmark segment {cpu_results['bench']:.2f} s, pandas "
+              f"load + compute {pandas_cpu:.2f} s (ratio {cpu_results['bench'] / pandas_cpu:.2f}); "
+              f"load average now {os.getloadavg()[0]:.1f}")
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
