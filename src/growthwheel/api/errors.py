@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -143,6 +143,20 @@ def install(app: FastAPI) -> None:
                        "(another request changed it at the same moment); read it again and retry")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and is_console_path(request.url.path):
+            return not_found_page(request)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return problem(exc.status_code, code, str(exc.detail))
+
+
+def is_console_path(path: str) -> bool:
+    """A path a person opens in the browser: anything but the API (``/api``) and static files."""
+    return not any(path == p or path.startswith(p + "/") for p in ("/api", "/static"))
+
+
+def not_found_page(request: Request) -> Response:
+    """The console's HTML 404 page in the reader's language, with a way back to the overview."""
+    from growthwheel.web.pages import render  # the console shell imports the API's dependencies
+
+    return render(request, "not_found.html.j2", {"path": request.url.path}, status=404)
