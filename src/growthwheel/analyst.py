@@ -286,6 +286,11 @@ def _marketing_attribution(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]
     return service.read_attribution(con, cfg, dict(p))
 
 
+def _alerts_evaluate(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> Any:
+    from growthwheel.alerts import service
+    return service.evaluate_shop(con, cfg, p)
+
+
 def _recs(name: str) -> Read:
     def read(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> Any:
         from growthwheel.recs import reads
@@ -307,6 +312,7 @@ READS: dict[str, Read] = {
     "experiments": _experiments,
     "experiment_results": _experiment_results,
     "marketing_attribution": _marketing_attribution,
+    "alerts_evaluate": _alerts_evaluate,
     "recs_build": _recs("build"),
     "recs_evaluate": _recs("evaluate"),
     "recs_copurchase": _recs("copurchase"),

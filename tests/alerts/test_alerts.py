@@ -73,7 +73,8 @@ def test_detector_direction_and_band() -> None:
     values[100] *= 0.3  # a drop
     down = {f.day for f in detect.seasonal_anomalies(days, list(values), direction="down") if f.anomaly}
     up = {f.day for f in detect.seasonal_anomalies(days, list(values), direction="up") if f.anomaly}
-    assert days[100] in down and days[100] not in up
+    assert days[100] in down
+    assert days[100] not in up
     finding = next(f for f in detect.seasonal_anomalies(days, list(values)) if f.day == days[100])
     assert finding.value < finding.lower < finding.expected < finding.upper
     assert finding.score == pytest.approx((finding.value - finding.expected)
@@ -88,9 +89,13 @@ def test_detector_refuses_gaps_and_unknown_direction() -> None:
 
 
 def test_threshold_and_change() -> None:
-    assert detect.crosses(5, ">", 4) and not detect.crosses(4, ">", 4) and detect.crosses(4, ">=", 4)
-    assert detect.changed(130, 100, "up", 0.3) and not detect.changed(129, 100, "up", 0.3)
-    assert detect.changed(70, 100, "down", 0.3) and not detect.changed(70, 100, "up", 0.3)
+    assert detect.crosses(5, ">", 4)
+    assert not detect.crosses(4, ">", 4)
+    assert detect.crosses(4, ">=", 4)
+    assert detect.changed(130, 100, "up", 0.3)
+    assert not detect.changed(129, 100, "up", 0.3)
+    assert detect.changed(70, 100, "down", 0.3)
+    assert not detect.changed(70, 100, "up", 0.3)
     assert not detect.changed(5, 0, "both", 0.1), "no reference, no change"
 
 
@@ -103,6 +108,10 @@ SPIKE = date(2025, 4, 15)
 BAD_DAYS = [date(2025, 4, 20), date(2025, 4, 21)]
 
 
+def _noon(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, 6, tzinfo=UTC).replace(tzinfo=None)
+
+
 def _shop() -> dict[str, list[dict[str, Any]]]:
     days, counts = _series(7, n=140, start=START)
     orders: list[dict[str, Any]] = []
@@ -110,7 +119,7 @@ def _shop() -> dict[str, list[dict[str, Any]]]:
     for day, n in zip(days, counts, strict=True):
         k = int(n * (2.2 if day == SPIKE else 1.0) / 10)  # ~10–20 orders a day
         for j in range(k):
-            at = datetime(day.year, day.month, day.day, 4, j % 60)
+            at = datetime(day.year, day.month, day.day, 4, j % 60, tzinfo=UTC).replace(tzinfo=None)
             orders.append({"order_id": f"o{day:%m%d}{j}", "customer_id": f"c{j}", "ordered_at": at,
                            "order_date": day, "status": "paid", "channel": "web", "currency": "CNY",
                            "item_count": 1, "gross_amount": 5000, "discount_amount": 0,
@@ -118,9 +127,9 @@ def _shop() -> dict[str, list[dict[str, Any]]]:
         bad = 9 if day in BAD_DAYS else (1 if day.day % 5 == 0 else 0)
         for j in range(bad):
             reviews.append({"review_id": f"r{day:%m%d}{j}", "sku": "TEA-1", "rating": 1,
-                            "created_at": datetime(day.year, day.month, day.day, 6), "review_date": day})
+                            "created_at": _noon(day), "review_date": day})
         reviews.append({"review_id": f"g{day:%m%d}", "sku": "CUP-1", "rating": 5,
-                        "created_at": datetime(day.year, day.month, day.day, 6), "review_date": day})
+                        "created_at": _noon(day), "review_date": day})
     return {"orders": orders, "reviews": reviews}
 
 
@@ -160,7 +169,8 @@ def test_anomaly_rule_finds_the_spike_once_and_notifies_once(cfg: Settings, shop
         assert session.scalar(select(func.count()).select_from(Alert)) == 1
         rows = session.scalars(select(OutboxRow)).all()
         assert [(r.channel, r.recipient) for r in rows] == [("email", "ops@example.com")]
-        assert "订单数" in rows[0].payload["subject"] and "2025-04-15" in rows[0].payload["subject"]
+        assert "订单数" in rows[0].payload["subject"]
+        assert "2025-04-15" in rows[0].payload["subject"]
 
 
 def test_cooldown_keeps_the_second_alert_quiet(cfg: Settings, shop: Any) -> None:
@@ -230,6 +240,7 @@ def test_acknowledge_and_resolve_race(store_cfg: Settings) -> None:
     assert results.count("alert_conflict") == 7, results
     with session_scope(store_cfg) as session:
         done = service.resolve(session, alert_id, actor="lead@example.com", note="supplier fixed")
-        assert done.status == "resolved" and done.note == "supplier fixed"
+        assert done.status == "resolved"
+        assert done.note == "supplier fixed"
         with pytest.raises(service.ConflictError):
             service.resolve(session, alert_id, actor="lead@example.com")

@@ -236,7 +236,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
 PAGES = ("/", "/customers", "/segments", "/segments/new", "/experiments", "/experiments/new",
          "/promotions", "/promotions/new", "/coupons", "/coupons/new", "/loyalty", "/journeys",
          "/journeys/new", "/jobs", "/imports", "/insight/rfm", "/insight/funnel", "/insight/cohorts",
-         "/insight/lifecycle", "/insight/clv", "/experiments/pdp-gallery/results", "/marketing/attribution")
+         "/insight/lifecycle", "/insight/clv", "/experiments/pdp-gallery/results", "/marketing/attribution",
+         "/alerts")
 #: List page → a CSS selector of its rows' links: the first one's page is visited too.
 DETAILS = {
     "/customers": "table a[href^='/customers/']",

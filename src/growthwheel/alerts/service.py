@@ -650,3 +650,70 @@ def message(rule: AlertRule, alert: Alert, *, lang: str, console_url: str = "") 
             lines.append(f"Normal range: {_fmt(alert.lower)} to {_fmt(alert.upper)}")
         lines.append(f"Open: {link}")
     return subject, "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# One evaluation of the shop (the worker's job, the CLI, the API)
+# ---------------------------------------------------------------------------------------------
+
+
+def shop_today(cfg: Any, now: datetime | None = None) -> date:
+    """Today's date in the shop's time zone."""
+    from zoneinfo import ZoneInfo
+
+    return (now or datetime.now(UTC)).astimezone(ZoneInfo(cfg.shop().timezone)).date()
+
+
+def evaluate_shop(con: Any, cfg: Any, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Add missing built-in rules, then :func:`evaluate` every enabled rule for ``cfg``'s shop.
+    ``params``: ``today`` and ``since`` (ISO dates, optional), ``lang`` (``zh``/``en``)."""
+    from growthwheel.kit.money import currency_exponent
+    from growthwheel.store.db import migrate, session_scope
+
+    def day(name: str) -> date | None:
+        text = params.get(name)
+        if text in (None, ""):
+            return None
+        try:
+            return date.fromisoformat(str(text))
+        except ValueError:
+            raise InvalidArgumentError(f"{name}: {text!r} is not a date (YYYY-MM-DD)") from None
+
+    today = day("today") or shop_today(cfg)
+    lang = "en" if params.get("lang") == "en" else "zh"
+    try:
+        from growthwheel.journeys.channels import config as channels_config
+
+        console_url = channels_config.load(cfg).public_url
+    except (GrowthwheelError, OSError, ValueError):
+        console_url = ""
+    migrate(cfg)
+    with session_scope(cfg) as session:
+        ensure_builtin_rules(session)
+        result = evaluate(session, con, today=today, since=day("since"), lang=lang, console_url=console_url,
+                          exponent=currency_exponent(cfg.shop().currency))
+        return {"today": today.isoformat(), **result.as_dict()}
+
+
+def alert_out(alert: Alert, rule_name: str | None = None) -> dict[str, Any]:
+    """An alert as the API answers it."""
+    return {"id": alert.id, "rule_id": alert.rule_id, "rule": rule_name, "metric": alert.metric,
+            "dimension": alert.dimension, "dimension_value": alert.dimension_value, "period": alert.period,
+            "period_start": alert.period_start.isoformat(), "value": alert.value,
+            "reference": alert.reference,
+            "lower": alert.lower, "upper": alert.upper, "score": alert.score, "status": alert.status,
+            "notified": alert.notified, "created_at": alert.created_at.isoformat(),
+            "acknowledged_by": alert.acknowledged_by, "resolved_by": alert.resolved_by, "note": alert.note,
+            "drill_down": drill_down(alert)}
+
+
+def rule_out(rule: AlertRule) -> dict[str, Any]:
+    """A rule as the API answers it."""
+    return {"id": rule.id, "name": rule.name, "builtin": rule.builtin, "metric": rule.metric,
+            "dimension": rule.dimension, "kind": rule.kind, "period": rule.period, "params": rule.params,
+            "notify": rule.notify, "cooldown_hours": rule.cooldown_hours, "enabled": rule.enabled}
+
+
+def rule_names(session: Session) -> dict[str, str]:
+    """Rule id → name."""
+    return {str(i): str(n) for i, n in session.execute(select(AlertRule.id, AlertRule.name)).all()}

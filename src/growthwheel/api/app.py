@@ -43,6 +43,8 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.journeys.rest",
     "growthwheel.marketing.api",
     "growthwheel.marketing.pages",
+    "growthwheel.alerts.api",
+    "growthwheel.alerts.pages",
     "growthwheel.journeys.pages",
     "growthwheel.customers.pages",
     "growthwheel.web.table_export",

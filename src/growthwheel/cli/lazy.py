@@ -99,6 +99,7 @@ LAZY: dict[str, LazyCommand] = {
                              "Marketing: ad spend, attribution and budget plans."),
     "recommend": LazyCommand("growthwheel.recs.cli:recommend_app",
                              "Recommendations: evaluate models, refresh lists, co-purchase rules."),
+    "alerts": LazyCommand("growthwheel.alerts.cli:alerts_app", "Alerts: KPI rules, anomalies and the inbox."),
     "warehouse": LazyCommand("growthwheel.cli.warehouse:warehouse_app",
                              "Upkeep of the Spark warehouse's files."),
 }

@@ -71,6 +71,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/loyalty", k("nav.loyalty")),
     ("/journeys", k("nav.journeys")),
     ("/marketing", k("nav.marketing")),
+    ("/alerts", k("nav.alerts")),
     ("/jobs", k("nav.jobs")),
     ("/imports", k("nav.imports")),
 )
