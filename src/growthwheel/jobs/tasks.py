@@ -19,6 +19,8 @@ left: expiring what is due, issuing with a per-year issue key, refunding with a 
   schedule-segment``): the segment's membership is refreshed;
 * ``reports.review`` (daily 07:00, acting on Mondays for the week, on the 1st for the month): the
   periodic review is written to ``<data dir>/reports/review-<period>-<day>.html`` once;
+* ``recs.refresh`` (daily 03:00): recommendations and also-bought lists recomputed from the
+  warehouse and stored for serving (``recs.service``);
 * ``facts.drain`` (every 10 seconds): checkout orders and refunds, points moves, coupons and
   message statuses recorded in the fact outbox go into the warehouse (``facts.service``).
 """
@@ -237,6 +239,27 @@ def journeys_tick(ctx: JobContext) -> dict[str, Any]:
     return run_tick(ctx)
 
 
+# ---------------------------------------------------------------------------------------------
+# Recommendations
+# ---------------------------------------------------------------------------------------------
+
+
+@job("recs.refresh")
+def recs_refresh(ctx: JobContext) -> dict[str, Any]:
+    """Recompute every customer's recommendations and every product's also-bought list from the
+    warehouse (read in the server when one owns it) and replace the stored ones in one transaction."""
+    from growthwheel import analyst
+    from growthwheel.recs import service
+
+    try:
+        built = analyst.run("recs_build", {"evaluate": bool(ctx.params.get("evaluate", True))}, ctx.cfg)
+    except NoDataError as exc:  # nothing bought yet: not a failure
+        return {"skipped": exc.message}
+    with ctx.transaction() as session:
+        run = service.save(session, built, ctx.now)
+        return {"run": run.id, "customers": run.customers, "products": run.products, "weights": run.weights}
+
+
 DEFAULT_SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec("loyalty.expire_points", "loyalty.expire_points", daily_at="00:05"),
     ScheduleSpec("loyalty.sync_members", "loyalty.sync_members", daily_at="00:10"),
@@ -247,6 +270,7 @@ DEFAULT_SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec("social.settle_referrals", "social.settle_referrals", every_seconds=10 * MINUTE),
     ScheduleSpec("journeys.tick", "journeys.tick", every_seconds=MINUTE),
     ScheduleSpec("facts.drain", "facts.drain", every_seconds=10),
+    ScheduleSpec("recs.refresh", "recs.refresh", daily_at="03:00"),
     ScheduleSpec("reports.review:week", "reports.review", daily_at="07:00", params={"period": "week"}),
     ScheduleSpec("reports.review:month", "reports.review", daily_at="07:00", params={"period": "month"}),
 ]

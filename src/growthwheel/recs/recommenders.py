@@ -181,17 +181,18 @@ class TifuKnn:
     score is ``alpha`` × own vector + (1 − ``alpha``) × mean of the ``k`` most similar customers'
     vectors (cosine), searched among at most ``pool`` customers (a fixed sample when more)."""
 
-    k: int = 100
+    k: int = 50
     alpha: float = 0.7
     group_size: int = 7
     basket_decay: float = 0.9
     group_decay: float = 0.7
-    pool: int = 20_000
+    pool: int = 4_000
     seed: int = 0
     name: str = "tifu_knn"
     vectors: sp.csr_matrix | None = None
     pool_ids: IntArray | None = None
     pool_unit: sp.csr_matrix | None = None
+    pool_vectors: sp.csr_matrix | None = None
 
     def fit(self, h: History) -> TifuKnn:
         """Each customer's TIFU vector; the neighbour pool, unit-normalised."""
@@ -211,7 +212,8 @@ class TifuKnn:
         if len(active) > self.pool:
             active = np.sort(np.random.default_rng(self.seed).choice(active, self.pool, replace=False))
         self.pool_ids = active.astype(np.int64)
-        self.pool_unit = _unit_rows(self.vectors[self.pool_ids])
+        self.pool_vectors = self.vectors[self.pool_ids].tocsr()
+        self.pool_unit = _unit_rows(self.pool_vectors)
         return self
 
     def scores(self, users: IntArray, day: IntArray) -> FloatArray:
@@ -234,7 +236,8 @@ class TifuKnn:
         vals = np.take_along_axis(sim, top, axis=1).ravel()
         pick = sp.csr_matrix(((vals > 0).astype(np.float32) / k, (rows, top.ravel())),
                              shape=(len(users), len(self.pool_ids)))
-        neighbours = pick @ self.vectors[self.pool_ids]
+        assert self.pool_vectors is not None
+        neighbours = pick @ self.pool_vectors
         return self.alpha * _dense(own) + (1.0 - self.alpha) * _dense(neighbours)
 
 
