@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
 
@@ -86,6 +86,16 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
         thread.join(timeout=30)
 
 
+def _log_in(page: Any, shop: Shop, then: str = "/customers") -> None:
+    """Sign in (the page's locale picks the language) and land on ``then``, not on the Overview,
+    which is computed on the request and takes seconds on a busy machine."""
+    page.goto(shop.url + "/login?" + urlencode({"next": then}))
+    page.fill("input[name=email]", shop.email)
+    page.fill("input[name=password]", shop.password)
+    page.click("form[action='/login'] button[type=submit]")
+    page.wait_for_url(re.compile(re.escape(shop.url + then.split("?")[0])))
+
+
 def _rfm_members(shop: Shop, segment: str, as_of: str) -> set[str]:
     """The service's own answer: the customers ``insight.rfm.rfm_scores`` puts in ``segment``."""
     from growthwheel.insight.rfm import rfm_scores
@@ -105,11 +115,7 @@ def test_drill_from_an_rfm_cell_save_as_segment_and_issue_coupons(new_page: Any,
     from growthwheel.store.db import session_scope
 
     page = new_page()
-    page.goto(shop.url + "/login?lang=en")
-    page.fill("input[name=email]", shop.email)
-    page.fill("input[name=password]", shop.password)
-    page.click("form[action='/login'] button[type=submit]")
-    page.wait_for_url(shop.url + "/")
+    _log_in(page, shop)
 
     page.goto(shop.url + "/insight/rfm")
     links = page.locator("#rfm-classic td[data-col=customers] a.drill")
@@ -170,11 +176,7 @@ def test_drill_from_an_rfm_cell_save_as_segment_and_issue_coupons(new_page: Any,
 
 def test_the_list_filters_sorts_and_names_a_bad_parameter(new_page: Any, shop: Shop) -> None:
     page = new_page(locale="zh-CN")
-    page.goto(shop.url + "/login")
-    page.fill("input[name=email]", shop.email)
-    page.fill("input[name=password]", shop.password)
-    page.click("form[action='/login'] button[type=submit]")
-    page.wait_for_url(shop.url + "/")
+    _log_in(page, shop)
     page.goto(shop.url + "/customers?buyers=yes&sort=net_revenue&dir=desc")
     rows = page.locator("[data-testid=customer-table] tbody tr")
     assert rows.count() > 1
@@ -239,11 +241,7 @@ def test_customer_360_shows_what_the_services_answer(new_page: Any, shop: Shop) 
         held = promotions_repository.customer_codes(session, cid)
 
     page = new_page()
-    page.goto(shop.url + "/login?lang=en")
-    page.fill("input[name=email]", shop.email)
-    page.fill("input[name=password]", shop.password)
-    page.click("form[action='/login'] button[type=submit]")
-    page.wait_for_url(shop.url + "/")
+    _log_in(page, shop)
     page.goto(shop.url + f"/customers/{cid}")
     card = page.locator("[data-360] .card-value")
 
@@ -274,11 +272,7 @@ def test_every_table_exports_and_every_chart_downloads_as_png(new_page: Any, sho
     from openpyxl import load_workbook
 
     page = new_page(locale="zh-CN")
-    page.goto(shop.url + "/login")
-    page.fill("input[name=email]", shop.email)
-    page.fill("input[name=password]", shop.password)
-    page.click("form[action='/login'] button[type=submit]")
-    page.wait_for_url(shop.url + "/")
+    _log_in(page, shop)
     page.goto(shop.url + "/insight/rfm")
     page.wait_for_load_state("networkidle")
     table = page.locator("#rfm-classic")
@@ -320,3 +314,31 @@ def test_every_table_exports_and_every_chart_downloads_as_png(new_page: Any, sho
         return [tool.title, chart.getDataURL({type: 'png'}).slice(0, 22)];
     }""")
     assert png == ["下载图片", "data:image/png;base64,"]
+
+
+def test_overview_narrows_to_a_channel_and_compares_with_last_year(new_page: Any, shop: Shop) -> None:
+    from growthwheel.insight import overview as ov
+
+    with shop.app.state.warehouse.read() as backend:
+        last_day = ov.last_day_with_data(backend)
+        assert last_day is not None
+        channels, _categories = ov.filter_options(backend)
+        o = backend.table("orders")
+        start = last_day - timedelta(days=29)
+        paid = o.filter(o.status.isin(["paid", "shipped", "completed", "partially_refunded", "refunded"])
+                        & (o.order_date >= start) & (o.order_date <= last_day) & (o.channel == channels[0]))
+        orders = int(paid.count().to_pyarrow().as_py())
+    page = new_page()
+    page.set_default_timeout(90_000)  # the Overview is computed on the request (seconds under load)
+    _log_in(page, shop)
+    page.goto(shop.url + "/?days=30")
+    page.select_option("select[name=channel]", channels[0])
+    page.click(".range-form button[type=submit]")
+    page.wait_for_url(re.compile(r"channel="))
+    assert page.locator("[data-metric=orders] .card-value").inner_text() == f"{orders:,}"
+    page.click("[data-testid=compare-toggle]")
+    page.wait_for_url(re.compile(r"compare=last_year"))
+    assert f"channel={quote(channels[0])}" in page.url  # the filter stays
+    assert page.locator("[data-metric=orders] .card-value").inner_text() == f"{orders:,}"
+    assert page.locator("[data-metric=orders] [data-compare=last_year]").count() == 1
+    assert "last year" in page.locator("[data-metric=orders] [data-compare=last_year]").inner_text()

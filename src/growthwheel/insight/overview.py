@@ -77,6 +77,86 @@ def range_backend(con: Any, start: date, end: date) -> Any:
     return _RangeView(con, start, end)
 
 
+class FilteredView:
+    """An Ibis backend stand-in that narrows the shop to one channel and / or one category.
+
+    ``channel``: the orders credited to it (and their lines, and its ad spend). ``category``: the
+    orders with a line in it or one of its sub-categories (``Beauty`` covers ``Beauty/Skincare``;
+    a line's category is its own, else the catalogue's), and only those lines — so GMV and orders
+    are those of the orders that hold the category, the category mix only that category. Behaviour
+    events are not narrowed (a session has no channel or category of its own), so session
+    conversion stays the shop's.
+    """
+
+    def __init__(self, con: Any, *, channel: str | None = None, category: str | None = None) -> None:
+        self._con = con
+        self.channel = channel or None
+        self.category = category or None
+
+    def _lines(self) -> Any:
+        lines = self._con.table("order_lines")
+        if self.category is None:
+            return lines
+        products = self._con.table("products").select(_p_sku="sku", _p_cat="category")
+        joined = lines.left_join(products, lines.sku == products._p_sku)
+        cat = ibis.coalesce(joined.category, joined._p_cat)
+        keep = (cat == self.category) | cat.startswith(self.category + "/")
+        return joined.filter(keep.fill_null(False)).select(*lines.columns)
+
+    def _orders(self) -> Any:
+        orders = self._con.table("orders")
+        if self.channel is not None:
+            orders = orders.filter(orders.channel == self.channel)
+        if self.category is not None:
+            ids = self._lines().select(_line_order="order_id").distinct()
+            orders = orders.semi_join(ids, orders.order_id == ids._line_order)
+        return orders
+
+    def table(self, name: str) -> Any:
+        """The table ``name``, narrowed as described."""
+        if name == "orders":
+            return self._orders()
+        if name == "order_lines":
+            lines = self._lines()
+            if self.channel is None:
+                return lines
+            ids = self._orders().select(_kept="order_id")
+            return lines.semi_join(ids, lines.order_id == ids._kept)
+        table = self._con.table(name)
+        if name == "ad_spend" and self.channel is not None:
+            return table.filter(table.channel == self.channel)
+        return table
+
+
+def narrowed(con: Any, *, channel: str | None = None, category: str | None = None) -> Any:
+    """``con`` narrowed to ``channel`` and / or ``category`` (itself when neither is given)."""
+    if not channel and not category:
+        return con
+    return FilteredView(con, channel=channel, category=category)
+
+
+def year_before(day: date) -> date:
+    """The same day a year earlier (29 February → 28 February)."""
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:
+        return day.replace(year=day.year - 1, day=28)
+
+
+def filter_options(con: Any) -> tuple[list[str], list[str]]:
+    """The channels of the shop's orders and the top-level categories of its lines and products,
+    sorted (for the page's filters)."""
+    orders = con.table("orders")
+    channels = orders.filter(orders.channel.notnull()).select("channel").distinct()
+    lines = con.table("order_lines")
+    products = con.table("products")
+    cats = lines.filter(lines.category.notnull()).select("category").union(
+        products.filter(products.category.notnull()).select("category"))
+    top = cats.select(category=cats.category.split("/")[0]).distinct()
+    return (sorted(str(r["channel"]) for r in channels.limit(200).to_pyarrow().to_pylist()),
+            sorted(str(r["category"]) for r in top.limit(200).to_pyarrow().to_pylist() if r["category"]))
+
+
 def last_day_with_data(con: Any) -> date | None:
     """The latest shop-local date with an order (else an event); ``None`` for an empty warehouse."""
     for table, column in (("orders", "order_date"), ("events", "event_date")):

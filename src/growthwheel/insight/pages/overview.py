@@ -10,6 +10,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
@@ -67,6 +68,9 @@ class _CardView:
     previous: str
     change: str
     tone: str
+    last_year: str = "–"
+    yoy: str = "–"
+    yoy_tone: str = "neutral"
 
 
 def _metric_text(name: str, value: Any, currency: str) -> str:
@@ -76,6 +80,18 @@ def _metric_text(name: str, value: Any, currency: str) -> str:
     if metric.unit == "count":
         return format_count(value)
     return format_ratio(value, metric.percent)
+
+
+def _change(value: Any, before: Any) -> float | None:
+    """The relative change from ``before`` to ``value`` (``None`` when either is unknown or
+    ``before`` is 0)."""
+    if value is None or before is None:
+        return None
+    try:
+        base = float(before)
+        return None if base == 0 or base != base else (float(value) - base) / abs(base)
+    except (TypeError, ValueError):
+        return None
 
 
 def _chart_data(data: ov.Overview, t: Translator, currency: str) -> dict[str, Any]:
@@ -113,17 +129,19 @@ def _warehouse_version(con: Any) -> tuple[int, str]:
     return int(row["n"]), str(row["last"])
 
 
-def _cached_overview(request: Request, con: Any, start: date, end: date, exponent: int) -> ov.Overview:
-    """:func:`overview.overview`, remembered until the warehouse changes (switching language or
-    coming back to the page is then instant)."""
+def _cached_overview(request: Request, con: Any, start: date, end: date, exponent: int,
+                     channel: str = "", category: str = "") -> ov.Overview:
+    """:func:`overview.overview` (of the shop narrowed to ``channel`` / ``category``), remembered
+    until the warehouse changes (switching language or coming back to the page is then instant)."""
     cfg: Settings = request.app.state.cfg
-    key = (str(cfg.data_dir), start, end, exponent, _warehouse_version(con))
+    key = (str(cfg.data_dir), start, end, exponent, channel, category, _warehouse_version(con))
     with _overviews_lock:
         found = _overviews.get(key)
         if found is not None:
             _overviews.move_to_end(key)
             return found
-    data = ov.overview(con, start, end, currency_exponent=exponent)
+    data = ov.overview(ov.narrowed(con, channel=channel, category=category), start, end,
+                       currency_exponent=exponent)
     with _overviews_lock:
         _overviews[key] = data
         while len(_overviews) > OVERVIEW_CACHE_SIZE:
@@ -138,9 +156,14 @@ def overview_page(
     start: Annotated[str | None, Query(max_length=40)] = None,
     end: Annotated[str | None, Query(max_length=40)] = None,
     days: Annotated[int | None, Query(ge=1, le=MAX_RANGE_DAYS)] = None,
+    channel: Annotated[str, Query(max_length=200)] = "",
+    category: Annotated[str, Query(max_length=200)] = "",
+    compare: Annotated[str, Query(max_length=20)] = "",
 ) -> HTMLResponse:
-    """KPI cards against the previous period, GMV / orders trend, channel and category mix, new
-    vs returning buyers, for a date range (default: the last 30 days with data)."""
+    """KPI cards against the previous period and (``compare=last_year``, computed on request) the
+    same period last year, GMV / orders trend,
+    channel and category mix, new vs returning buyers, for a date range (default: the last 30 days
+    with data), for the whole shop or one channel and / or category."""
     t = page_translator(request)
     shop = shop_of(request)
     exponent = currency_exponent(shop.currency)
@@ -153,16 +176,28 @@ def overview_page(
         first, last = ov.resolve_range(_parse_day(start), _parse_day(end), days, last_day)
         if (last - first).days >= MAX_RANGE_DAYS:
             first = last - timedelta(days=MAX_RANGE_DAYS - 1)
-        data = _cached_overview(request, con, first, last, exponent)
+        channels, categories = ov.filter_options(con)
+        channel = channel.strip() if channel.strip() in channels else ""
+        category = category.strip() if category.strip() in categories else ""
+        data = _cached_overview(request, con, first, last, exponent, channel, category)
+        yoy_wanted = compare == "last_year"
+        last_year = _cached_overview(request, con, ov.year_before(first), ov.year_before(last), exponent,
+                                     channel, category) if yoy_wanted else None
+    before = {c.metric: c.value for c in last_year.cards} if last_year else {}
     cards = []
     for c in data.cards:
-        change, tone = format_change(c.change, METRICS[c.metric].higher_is_better)
+        better = METRICS[c.metric].higher_is_better
+        change, tone = format_change(c.change, better)
+        yoy, yoy_tone = format_change(_change(c.value, before.get(c.metric)), better)
         cards.append(_CardView(
             c.metric, METRIC_KEYS[c.metric], _metric_text(c.metric, c.value, shop.currency),
             _metric_text(c.metric, c.previous, shop.currency), change, tone,
+            _metric_text(c.metric, before.get(c.metric), shop.currency), yoy, yoy_tone,
         ))
+    narrow = {k_: v for k_, v in (("channel", channel), ("category", category),
+                                  ("compare", "last_year" if yoy_wanted else "")) if v}
     presets = [
-        {"days": n, "href": f"/?days={n}",
+        {"days": n, "href": "/?" + urlencode({"days": n, **narrow}),
          "active": last == last_day and (last - first).days + 1 == n}
         for n in ov.PRESETS
     ]
@@ -174,6 +209,12 @@ def overview_page(
         "new_buyers": format_count(data.new_buyers),
         "returning_buyers": format_count(data.returning_buyers),
         "chart_data": _chart_data(data, t, shop.currency),
+        "last_year": last_year,
+        "compare_href": "/?" + urlencode({"start": first.isoformat(), "end": last.isoformat(),
+                                          **{k_: v for k_, v in narrow.items() if k_ != "compare"},
+                                          **({} if yoy_wanted else {"compare": "last_year"})}),
+        "channels": [{"value": c, "name": coded(t, CHANNEL_KEYS, c) or c} for c in channels],
+        "categories": categories, "channel": channel, "category": category,
     }
     return render(request, "insight/overview.html.j2", context, user=user)
 
