@@ -22,8 +22,9 @@ one row per weakly informative prior (demand terms ``N(0, 2²)``, ``log(K_c / me
 3²)``, ``log s_c`` ``N(0, 1)``: tighter priors pull every elasticity towards 0.5, measured), so the
 optimum is a posterior mode and the inverse of
 ``JᵀJ`` its **Laplace** covariance. Intervals of everything derived — each channel's contribution,
-ROAS, spend elasticity, marginal ROAS, response curve — follow by the delta method (normal, 90 %
-by default; parameters held at a bound, such as a decay of 0, are held fixed). The analytic
+ROAS, spend elasticity, marginal ROAS, response curve — follow by the delta method (normal on the
+log of each positive quantity, so never below zero; 90 % by default; parameters held at a bound,
+such as a decay of 0, are held fixed). The analytic
 Jacobian and one BLAS thread (``threadpoolctl``) keep a fit of two years × 6 channels to seconds.
 Deterministic: fixed starting points (decays 0.1 and 0.5, the better of the two kept), no sampling.
 
@@ -168,9 +169,14 @@ class Fit:
         """The response at each total spend of the period, with its interval (delta method)."""
         total = float(self.model.spend[:, channel].sum())
         lam = np.asarray(spends, dtype=float) / total if total > 0 else np.zeros(len(spends))
-        point, half = _delta(lambda th: self.response(channel, lam, th), self.theta, self.cov, self.level)
-        return {"spend": [float(x) for x in spends], "outcome": point.tolist(),
-                "low": np.maximum(point - half, 0.0).tolist(), "high": (point + half).tolist()}
+        logs, half = _delta(lambda th: np.log(np.maximum(self.response(channel, lam, th), 1e-300)),
+                            self.theta, self.cov, self.level)
+        zero = logs <= math.log(1e-300) + 1
+        point = np.where(zero, 0.0, np.exp(logs))
+        low = np.where(zero, 0.0, np.exp(logs - half))
+        high = np.where(zero, 0.0, np.exp(np.minimum(logs + half, 700.0)))
+        return {"spend": [float(x) for x in spends], "outcome": point.tolist(), "low": low.tolist(),
+                "high": high.tolist()}
 
 
 def _z(level: float) -> float:
@@ -481,22 +487,35 @@ def _fit(dates: Sequence[date], spend: Array | Sequence[Sequence[float]], outcom
     jf = jac[:, free]
     cov_free = np.linalg.pinv(jf.T @ jf)
     cov[np.ix_(free, free)] = cov_free
-    demand, b0, point = model.unpack(theta)
+    point = model.unpack(theta)[2]
     fitted = model.mu(theta)
 
     def numbers(th: Array) -> Array:
+        """Logs of the positive quantities (contribution, ROAS, elasticity, marginal ROAS per
+        channel, then the baseline) and the decays as they are."""
         d_th, b_th, p_th = model.unpack(th)
-        per = np.column_stack([_channel_numbers(d_th, model.adstocked(p_th), p_th, x), p_th[:, 3]]).ravel()
-        return np.concatenate([per, [float((d_th * b_th).sum())]])
+        per = _channel_numbers(d_th, model.adstocked(p_th), p_th, x)
+        logs = np.log(np.maximum(np.concatenate([per.ravel(), [float((d_th * b_th).sum())]]), 1e-300))
+        return np.concatenate([logs, p_th[:, 3]])
 
     values, half = _delta(numbers, theta, cov, level)
+    c4 = 4 * model.channels
+
+    def log_interval(i: int) -> Interval:
+        if values[i] <= math.log(1e-300) + 1:
+            return Interval(0.0, 0.0, 0.0)
+        lo_, mid, hi_ = (float(np.exp(np.clip(v, -700, 700)))
+                         for v in (values[i] - half[i], values[i], values[i] + half[i]))
+        return Interval(mid, lo_, hi_)
+
     out = []
     for j, name in enumerate(channels):
         if at_bound[model.channel_slice(j) + 3]:
             notes.append(f"{name}: adstock decay at its bound ({point[j, 3]:.2f}), "
                          "held fixed in the intervals")
-        ivs = [Interval(float(values[5 * j + q]), float(values[5 * j + q] - half[5 * j + q]),
-                        float(values[5 * j + q] + half[5 * j + q])) for q in range(5)]
+        ivs = [log_interval(4 * j + q) for q in range(4)]
+        d_mid, d_half = float(values[c4 + 1 + j]), float(half[c4 + 1 + j])
+        ivs.append(Interval(d_mid, max(d_mid - d_half, 0.0), min(d_mid + d_half, MAX_DECAY)))
         out.append(ChannelFit(
             channel=name, spend=round(float(x[:, j].sum())), decay=ivs[4],
             half_saturation=float(point[j, 1]), shape=float(point[j, 2]), ceiling=float(point[j, 0]),
@@ -507,11 +526,10 @@ def _fit(dates: Sequence[date], spend: Array | Sequence[Sequence[float]], outcom
     ss_res = float(np.sum((y - fitted) ** 2))
     ss_tot = float(np.sum((y - y.mean()) ** 2)) or 1.0
     positive = y > 0
-    base_total = float((demand * b0).sum())
     return Fit(
         channels=tuple(out), periods=len(y), period_days=(dates[1] - dates[0]).days,
         outcome_total=float(y.sum()),
-        baseline=Interval(base_total, base_total - float(half[-1]), base_total + float(half[-1])),
+        baseline=log_interval(c4),
         r_squared=1.0 - ss_res / ss_tot,
         mape=float(np.mean(np.abs(y[positive] - fitted[positive]) / y[positive])) if positive.any() else 0.0,
         dispersion=dispersion, iterations=iterations, seconds=time.perf_counter() - started,
