@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
 from growthwheel.accounts.service import audit
@@ -18,7 +19,7 @@ from growthwheel.api.imports import limited_form, upload_names
 from growthwheel.api.warehouse import warehouse
 from growthwheel.config import Settings
 from growthwheel.errors import InvalidArgumentError
-from growthwheel.marketing import service
+from growthwheel.marketing import mix, service
 from growthwheel.marketing.schemas import ALL_MODELS, BudgetRequest, ModelName, PathsRequest
 from growthwheel.marketing.spend import PLATFORMS
 from growthwheel.warehouse import uploads
@@ -147,3 +148,62 @@ def post_budget(
     """The split that maximises the expected outcome: total hit exactly, reserve held back, bounds
     honoured, equal marginal returns elsewhere; deterministic."""
     return service.budget_plan(body)
+
+
+class MixBound(BaseModel):
+    """Spend bounds of one channel in a plan (minor units)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lower: int = Field(0, ge=0, le=10**15)
+    upper: int | None = Field(None, ge=0, le=10**15)
+
+
+class MixPlanRequest(BaseModel):
+    """A budget plan on the marketing-mix model fitted over ``from``–``to``."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    start: date = Field(alias="from", description="First day of the history the model is fitted to.")
+    end: date = Field(alias="to", description="Last day of that history.")
+    outcome: Literal["new_customers", "revenue"] = "new_customers"
+    total: int = Field(gt=0, le=10**15, description="Budget to split, minor units.")
+    reserve_share: float = Field(0.0, ge=0.0, lt=1.0, description="Share held back (机动预算).")
+    period_days: int | None = Field(None, ge=1, le=mix.MAX_DAYS,
+                                    description="Length of the planned period (default: the history's).")
+    bounds: dict[str, MixBound] = Field(default_factory=dict, description="Per channel spend bounds.")
+
+
+@router.get("/mmm", summary="Marketing-mix model: response per channel with intervals",
+            responses={**_PROBLEMS, 404: {"description": "No ad spend or outcome in the period."}})
+def get_mmm(
+    request: Request,
+    principal: Annotated[Principal, Depends(require_scope("read"))],
+    owner: Annotated[WarehouseOwner, Depends(warehouse)],
+    start: Annotated[date, Query(alias="from", description="First day (YYYY-MM-DD), at least 56 days.")],
+    end: Annotated[date, Query(alias="to", description="Last day (YYYY-MM-DD).")],
+    outcome: Annotated[Literal["new_customers", "revenue"], Query()] = "new_customers",
+) -> dict[str, Any]:
+    """Adstock, saturation, contribution, ROAS, spend elasticity and marginal ROAS per channel, with
+    90 % intervals, and each channel's response curve; the model is ``stats/mmm.py``."""
+    cfg: Settings = request.app.state.cfg
+    with owner.read() as con:
+        return mix.report(con, start=start, end=end, outcome=outcome, timezone=cfg.shop().timezone)
+
+
+@router.post("/mmm/plan", summary="Budget plan on the marketing-mix model's response curves",
+             responses={**_PROBLEMS, 404: {"description": "No ad spend or outcome in the period."}})
+def post_mmm_plan(
+    request: Request,
+    body: MixPlanRequest,
+    principal: Annotated[Principal, Depends(require_scope("read"))],
+    owner: Annotated[WarehouseOwner, Depends(warehouse)],
+) -> dict[str, Any]:
+    """The allocator (total exact, reserve, bounds, equal marginal returns) on the fitted curves,
+    next to the history's own split scaled to the same total."""
+    cfg: Settings = request.app.state.cfg
+    bounds = {ch: (b.lower, b.upper) for ch, b in body.bounds.items()}
+    with owner.read() as con:
+        return mix.plan(con, start=body.start, end=body.end, total=body.total, outcome=body.outcome,
+                        reserve_share=body.reserve_share, period_days=body.period_days, bounds=bounds,
+                        timezone=cfg.shop().timezone)

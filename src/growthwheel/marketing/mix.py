@@ -1,0 +1,217 @@
+"""The marketing-mix model over the warehouse: daily series, the fit, curves and a budget plan.
+
+Used by the API (``/api/v1/marketing/mmm``), the CLI (``growthwheel marketing mmm``) and the
+console's marketing page alike. The numerics are :mod:`growthwheel.stats.mmm`; this module reads
+
+* **spend** per shop-local day and channel from ``ad_spend`` (minor units; a channel / day without
+  a row spent nothing);
+* **outcome** per shop-local day: ``new_customers`` — customers by their first paid order's day,
+  one column per channel with spend, matched by the customer's acquisition ``channel`` (the model
+  then fits each channel's own customers); ``revenue`` — the paid orders' ``total_amount`` of all
+  channels together (one total outcome, with a baseline).
+
+Answers are JSON values: money in minor units, ROAS in outcome per minor unit (new customers per
+fen, or revenue per revenue) with ``per_1000`` copies for reading.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import date, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from growthwheel.errors import InvalidArgumentError, NoDataError
+from growthwheel.stats import budget, mmm
+
+OUTCOMES = ("new_customers", "revenue")
+MIN_DAYS = 56
+MAX_DAYS = 3 * 366
+CURVE_POINTS = 13
+
+
+def _check(start: date, end: date, outcome: str) -> None:
+    if end < start:
+        raise InvalidArgumentError("to: must be on or after from")
+    days = (end - start).days + 1
+    if days < MIN_DAYS:
+        raise InvalidArgumentError(f"from: at least {MIN_DAYS} days of history for a marketing-mix model")
+    if days > MAX_DAYS:
+        raise InvalidArgumentError(f"from: at most {MAX_DAYS} days of history")
+    if outcome not in OUTCOMES:
+        raise InvalidArgumentError(f"outcome: one of {', '.join(OUTCOMES)}")
+
+
+def series(con: Any, *, start: date, end: date, outcome: str, timezone: str) -> dict[str, Any]:
+    """Daily spend per channel and the outcome over ``[start, end]`` (shop-local days)."""
+    from ibis import _
+
+    from growthwheel.warehouse.schema import PAID_STATUSES
+
+    _check(start, end, outcome)
+    dates = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    index = {d: i for i, d in enumerate(dates)}
+    spend_rows = (con.table("ad_spend").filter((_.date >= start) & (_.date <= end))
+                  .group_by(["date", "channel"]).aggregate(spend=_.spend.sum()).to_pandas())
+    spend_rows = spend_rows[spend_rows["spend"].fillna(0) > 0]
+    channels = sorted(str(c) for c in spend_rows["channel"].dropna().unique())
+    if not channels:
+        raise NoDataError(f"no ad spend between {start} and {end}")
+    spend = np.zeros((len(dates), len(channels)))
+    col = {c: j for j, c in enumerate(channels)}
+    for r in spend_rows.itertuples():
+        if r.channel is not None:
+            spend[index[_as_date(r.date)], col[str(r.channel)]] += float(r.spend)
+    zone = ZoneInfo(timezone)
+    # Paid orders in a window one day wider than the local days, placed on their local day.
+    lo = _utc_naive(start - timedelta(days=1))
+    hi = _utc_naive(end + timedelta(days=2))
+    orders = con.table("orders").filter(_.status.isin(PAID_STATUSES))
+    if outcome == "revenue":
+        frame = (orders.filter((_.ordered_at >= lo) & (_.ordered_at < hi))
+                 .select("ordered_at", "total_amount").to_pandas())
+        days = _local_days(frame["ordered_at"], zone)
+        y = np.zeros(len(dates))
+        for d, v in zip(days, frame["total_amount"].fillna(0).to_numpy(), strict=True):
+            if d in index:
+                y[index[d]] += float(v)
+        matrix = y
+    else:
+        first = orders.group_by("customer_id").aggregate(first=_.ordered_at.min())
+        first = first.filter((first["first"] >= lo) & (first["first"] < hi))
+        joined = first.join(con.table("customers"), "customer_id").select("first", "channel").to_pandas()
+        days = _local_days(joined["first"], zone)
+        matrix = np.zeros((len(dates), len(channels)))
+        for d, ch in zip(days, joined["channel"].to_numpy(), strict=True):
+            if d in index and ch in col:
+                matrix[index[d], col[ch]] += 1.0
+    return {"dates": dates, "channels": channels, "spend": spend, "outcome": matrix}
+
+
+def _as_date(value: Any) -> date:
+    return value if type(value) is date else value.date()
+
+
+def _utc_naive(day: date) -> Any:
+    """Midnight UTC of ``day`` as the warehouse stores times (naive, UTC)."""
+    from datetime import UTC, datetime, time
+
+    return datetime.combine(day, time(), tzinfo=UTC).replace(tzinfo=None)
+
+
+def _local_days(values: Any, zone: ZoneInfo) -> list[date]:
+    import pandas as pd
+
+    stamps = pd.to_datetime(values)
+    if getattr(stamps.dt, "tz", None) is None:
+        stamps = stamps.dt.tz_localize("UTC")
+    return [d.date() for d in stamps.dt.tz_convert(zone)]
+
+
+def _fit_of(data: dict[str, Any], outcome: str) -> mmm.Fit:
+    y = data["outcome"]
+    if outcome == "new_customers":
+        keep = [j for j in range(len(data["channels"]))
+                if y[:, j].sum() > 0 and (data["spend"][:, j] > 0).sum() >= 4]
+        if not keep:
+            raise NoDataError("no new customers from any channel with ad spend in the period")
+        data = {**data, "channels": [data["channels"][j] for j in keep], "spend": data["spend"][:, keep],
+                "outcome": y[:, keep]}
+    try:
+        return mmm.fit(data["dates"], data["spend"], data["outcome"], data["channels"])
+    except ValueError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_fit(key: tuple[Any, ...], data_key: bytes, outcome: str, holder: Any) -> mmm.Fit:
+    return _fit_of(holder.data, outcome)
+
+
+class _Holder:
+    """Carries the series into the cache without hashing it (the cache key is its digest)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Holder)
+
+
+def fitted(con: Any, *, start: date, end: date, outcome: str,
+           timezone: str) -> tuple[mmm.Fit, dict[str, Any]]:
+    """The series and its fit; the same series is fitted once (an in-process cache keyed by a
+    digest of the numbers)."""
+    import hashlib
+
+    data = series(con, start=start, end=end, outcome=outcome, timezone=timezone)
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(data["spend"]).tobytes())
+    digest.update(np.ascontiguousarray(data["outcome"]).tobytes())
+    digest.update("|".join(data["channels"]).encode())
+    key = (start, end, outcome)
+    return _cached_fit(key, digest.digest(), outcome, _Holder(data)), data
+
+
+def report(con: Any, *, start: date, end: date, outcome: str = "new_customers",
+           timezone: str = "Asia/Shanghai") -> dict[str, Any]:
+    """The fitted model: per channel contribution, ROAS, elasticity, marginal ROAS and adstock with
+    intervals, and each channel's response curve (0 to 2 × the period's spend)."""
+    fit, _ = fitted(con, start=start, end=end, outcome=outcome, timezone=timezone)
+    out = mmm.summary(fit)
+    curves = []
+    for j, ch in enumerate(fit.channels):
+        spends = [ch.spend * 2.0 * i / (CURVE_POINTS - 1) for i in range(CURVE_POINTS)]
+        curves.append({"channel": ch.channel, **fit.curve(j, spends)})
+    for row in out["channels"]:
+        for name in ("roas", "marginal_roas"):
+            row[f"{name}_per_1000"] = {k: 1000 * v for k, v in row[name].items()}
+    out.update({"from": start.isoformat(), "to": end.isoformat(), "outcome": outcome, "curves": curves,
+                "model": "stats/mmm.py: geometric adstock, Hill saturation, trend, weekly and yearly "
+                         "seasonality, 618 and Double 11; quasi-Poisson, Laplace intervals"})
+    return out
+
+
+def plan(con: Any, *, start: date, end: date, total: int, outcome: str = "new_customers",
+         reserve_share: float = 0.0, period_days: int | None = None,
+         bounds: dict[str, tuple[int, int | None]] | None = None,
+         timezone: str = "Asia/Shanghai") -> dict[str, Any]:
+    """The allocator on the fitted curves: ``total`` (minor units) for a period of ``period_days``
+    (default: as long as the fitted one), next to the split the period's spend had, scaled to the
+    same total, with each split's expected outcome on the fitted curves."""
+    if total <= 0:
+        raise InvalidArgumentError("total: a positive amount in minor units")
+    if period_days is not None and not 1 <= period_days <= MAX_DAYS:
+        raise InvalidArgumentError(f"period_days: between 1 and {MAX_DAYS}")
+    fit, _ = fitted(con, start=start, end=end, outcome=outcome, timezone=timezone)
+    unknown = set(bounds or {}) - {c.channel for c in fit.channels}
+    if unknown:
+        raise InvalidArgumentError(f"bounds: no fitted channel {sorted(unknown)[0]}")
+    try:
+        curves, errors = mmm.budget_curves(fit, period_days=period_days, bounds=bounds)
+        allocation = budget.allocate(curves, total, reserve_share=reserve_share)
+    except ValueError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+    observed = [float(c.spend) for c in fit.channels]
+    scale = allocation.allocated / sum(observed) if sum(observed) > 0 else 0.0
+    current = [x * scale for x in observed]
+    current_outcome = budget.evaluate(curves, current)
+    return {
+        "from": start.isoformat(), "to": end.isoformat(), "outcome": outcome,
+        "period_days": period_days or fit.periods * fit.period_days,
+        "total": allocation.total, "reserve": allocation.reserve, "allocated": allocation.allocated,
+        "expected_outcome": allocation.outcome, "current_split_outcome": current_outcome,
+        "uplift": allocation.outcome - current_outcome,
+        "marginal_return": allocation.marginal_return,
+        "lines": [
+            {"channel": line.channel, "spend": line.spend, "current_split": round(cur),
+             "outcome": line.outcome, "marginal_return": line.marginal_return, "roas": line.roas,
+             "bound": line.bound, "curve_fit_error": err}
+            for line, cur, err in zip(allocation.lines, current, errors, strict=True)
+        ],
+    }
