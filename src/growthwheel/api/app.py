@@ -42,6 +42,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.journeys.api",
     "growthwheel.journeys.rest",
     "growthwheel.marketing.api",
+    "growthwheel.recs.api",
     "growthwheel.marketing.pages",
     "growthwheel.alerts.api",
     "growthwheel.alerts.pages",
