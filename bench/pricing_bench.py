@@ -36,15 +36,21 @@ on a loaded machine it leaves out the waits for a core). With ``--compare`` ever
 both cores must be identical (asserted, realistic and heavy-overlap carts), and ``--rounds N``
 repeats the interleaved timing N times and reports the medians.
 
+Interpreter: like ``growthwheel serve`` once its application is loaded, the bench freezes what
+exists at start-up out of the garbage collector's sight and raises the young-generation threshold
+(``growthwheel.kit.runtime``); ``--python-defaults`` measures with Python's own settings.
+
 Usage: ``python bench/pricing_bench.py [--runs 5000] [--heavy-runs 2000] [--seed 7] [--busy]
-[--compare OLD/src [--rounds 3] [--only-compare]]``
+[--compare OLD/src [--rounds 3] [--only-compare]] [--python-defaults]``
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import importlib.util
+import os
 import random
 import statistics
 import sys
@@ -57,6 +63,7 @@ from itertools import combinations
 from pathlib import Path
 from types import ModuleType
 
+from growthwheel.kit.runtime import tune_interpreter
 from growthwheel.promotions.rules import (
     AmountOff,
     BundlePrice,
@@ -485,7 +492,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", type=Path, help="src/ of another checkout: before / after ratios")
     parser.add_argument("--rounds", type=int, default=1, help="--compare: interleaved rounds (median)")
     parser.add_argument("--only-compare", action="store_true", help="--compare, then stop")
+    parser.add_argument("--python-defaults", action="store_true",
+                        help="keep Python's garbage collector and GIL settings instead of the server's")
     args = parser.parse_args(argv)
+    if args.python_defaults:
+        print(f"interpreter: Python's defaults (gc thresholds {gc.get_threshold()}, "
+              f"switch interval {sys.getswitchinterval():.3f} s)")
+    else:  # what `growthwheel serve` does once the application is loaded (kit/runtime.py)
+        tune_interpreter()
+        print(f"interpreter: the server's set-up (gc thresholds {gc.get_threshold()}, start-up objects "
+              f"frozen, switch interval {sys.getswitchinterval():.3f} s)")
+    print("load average: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     stop = threading.Event()
     if args.busy:
 

@@ -79,6 +79,14 @@ class ServerSettings(BaseModel):
     """The ``Retry-After`` (seconds) of a 503."""
     write_timeout: float = Field(default=30.0, gt=0, le=600)
     """SQLite: seconds a transaction may wait for the store's one writer before it is answered 503."""
+    switch_interval: float = Field(default=0.001, gt=0, le=0.1)
+    """Seconds a thread may hold the GIL while another waits for it (``sys.setswitchinterval``;
+    Python's default 0.005): shorter keeps ``/api/v1/health`` and the event loop answering while
+    the checkout's threads run (``kit/runtime.py``)."""
+    gc_tuning: bool = True
+    """Freeze the loaded application out of the garbage collector's sight and collect the young
+    generation less often (``kit/runtime.py``): no full collection of the whole application while
+    requests wait."""
     api_key_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     """How long a verified API key is trusted without asking the store (0: always ask). A key
     revoked through this process stops working at once; through another process, within this time."""

@@ -291,6 +291,7 @@ async def checkout_warehouse(request: Request) -> WarehouseOwner | RemoteWarehou
 def app_factory() -> FastAPI:
     """Build this worker's app (``uvicorn --factory``): the owner's, or a forwarding worker's."""
     from growthwheel.api.app import create_app
+    from growthwheel.kit.runtime import tune_interpreter
 
     cfg = settings()
     if take_owner_lock(cfg):
@@ -299,12 +300,15 @@ def app_factory() -> FastAPI:
         app.include_router(internal)
         private_listener(app)
         app.state.role = "owner"
+        # the application is loaded (kit/runtime.py)
+        tune_interpreter(cfg.server.switch_interval, gc_tuning=cfg.server.gc_tuning)
         return app
     app = create_app(cfg, with_warehouse=False)
     remote = RemoteWarehouse(cfg)
     app.state.remote_warehouse = remote
     app.add_middleware(Forwarder, remote=remote, retry_after=cfg.server.retry_after)
     app.state.role = "worker"
+    tune_interpreter(cfg.server.switch_interval, gc_tuning=cfg.server.gc_tuning)
     return app
 
 

@@ -505,6 +505,10 @@ def serve_command(
     if count == 1:
         application = create_app(cfg)
         application.state.server_address = (host, port)  # lets CLI imports find the server
+        from growthwheel.kit.runtime import tune_interpreter
+
+        # the application is loaded: see kit/runtime.py
+        tune_interpreter(cfg.server.switch_interval, gc_tuning=cfg.server.gc_tuning)
         uvicorn.run(application, host=host, port=port, log_level="warning", proxy_headers=False)
         return
     os.environ["GROWTHWHEEL_DATA_DIR"] = str(cfg.data_dir.resolve())  # the worker processes' settings

@@ -284,6 +284,15 @@ def _spread(amount: int, weights: list[int]) -> list[int]:
 _BYTE_BITS = [[tuple(8 * k + i for i in range(8) if b >> i & 1) for b in range(256)] for k in range(32)]
 
 
+def _subsets(bits: list[int], base: int) -> list[int]:
+    """``base`` with every subset of the positions ``bits`` added (``2 ** len(bits)`` masks)."""
+    out = [base]
+    for b in bits:
+        bit = 1 << b
+        out += [m | bit for m in out]
+    return out
+
+
 def _bits(mask: int) -> list[int]:
     """The positions of the set bits of ``mask`` (not negative), lowest first (a byte at a time)."""
     out: list[int] = []
@@ -608,6 +617,12 @@ class Engine:
         neighbours = self.neighbours
         bound = _bits(allowed & ~free)
         loose = allowed & free
+        if self._conflict_free(allowed):
+            # The usual case: nothing in ``allowed`` clashes, so the compatible subsets of the bound
+            # candidates are all of them, each completed by every free one (the one maximal set).
+            subsets = None if 1 << len(bound) > limit else _subsets(bound, loose)
+            self._clique_cache[key] = subsets
+            return subsets
         found: list[int] = []
 
         def maximal(r: int, p: int, x: int, out: list[int]) -> None:
@@ -661,6 +676,14 @@ class Engine:
         result = found if extend(0, 0, -1) else None
         self._clique_cache[key] = result
         return result
+
+    def _conflict_free(self, allowed: int) -> bool:
+        """Whether no two candidates of ``allowed`` clash."""
+        neighbours = self.neighbours
+        for u in _bits(allowed & self.clashing):
+            if allowed & ~neighbours[u] & ~(1 << u):
+                return False
+        return True
 
     def min_bases(self) -> dict[int, int]:
         """A lower bound of each ORDER / COUPON candidate's base (its eligible lines at its layer's
@@ -926,6 +949,22 @@ class Engine:
         key = (allowed, free)
         if key in self._ranked_cache:
             return self._ranked_cache[key]
+        found: list[tuple[int, int]] | None
+        if self._conflict_free(allowed):
+            # Every subset of the bound candidates with every free one (:meth:`selections`), the
+            # discounts summed along as the subsets are built.
+            bound = _bits(allowed & ~free)
+            found = None
+            if 1 << len(bound) <= EXACT_SEARCH_LIMIT:
+                totals = self.discount_total
+                loose = allowed & free
+                ranked = [(-sum([totals[i] for i in _bits(loose)]), loose)]
+                for b in bound:
+                    bit, total = 1 << b, totals[b]
+                    ranked += [(minus - total, mask | bit) for minus, mask in ranked]
+                found = sorted(ranked)
+            self._ranked_cache[key] = found
+            return found
         masks = self.selections(allowed, free, EXACT_SEARCH_LIMIT)
         found = None
         if masks is not None:

@@ -1,0 +1,40 @@
+"""Interpreter settings of a long-running server process: GIL switching and the garbage collector.
+
+Two things make a busy Python server's latency tail, beyond the work itself:
+
+* **The GIL hand-over.** A thread that wants the GIL waits up to ``sys.getswitchinterval()``
+  (5 ms by default) before asking the holder to let go, and the event loop asks again after every
+  system call (accept, read, write, poll). With dozens of checkout threads running Python, a
+  request the event loop answers by itself (``/api/v1/health``) queues behind them several times
+  over. A shorter interval (1 ms) bounds each of those waits at a small cost in throughput.
+* **Full collections.** The cyclic garbage collector's oldest generation holds every object of
+  the loaded application (routers, models, Ibis, pandas: hundreds of thousands of objects); a
+  full collection walks all of them while holding the GIL, tens of milliseconds on which every
+  request waits. :func:`gc.freeze` after start-up moves what exists then out of the collector's
+  sight for good, and a larger young-generation threshold makes collections rarer; garbage is
+  still collected (reference counting frees almost everything at once anyway).
+
+:func:`tune_interpreter` applies both; the server calls it once its application is loaded
+(``api/app.py``'s start-up), ``bench/pricing_bench.py`` calls it to measure what a server does.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+
+#: Python's defaults, for comparison: ``(700, 10, 10)`` and 5 ms.
+GC_THRESHOLDS = (20_000, 20, 20)
+"""Young-generation threshold and the two older ones' (collections of the younger before theirs)."""
+
+
+def tune_interpreter(switch_interval: float = 0.001, *, gc_tuning: bool = True,
+                     thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
+    """Set the GIL switch interval (seconds); with ``gc_tuning``, set the collector's thresholds,
+    collect once and move every object alive now to the permanent generation (call it after
+    start-up, when the application's long-lived objects exist)."""
+    sys.setswitchinterval(switch_interval)
+    if gc_tuning:
+        gc.set_threshold(*thresholds)
+        gc.collect()
+        gc.freeze()
