@@ -291,6 +291,16 @@ def _alerts_evaluate(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> A
     return service.evaluate_shop(con, cfg, p)
 
 
+def _marketing_mmm(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> Any:
+    from growthwheel.marketing import mix
+    return mix.read_report(con, cfg, dict(p))
+
+
+def _marketing_mmm_plan(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> Any:
+    from growthwheel.marketing import mix
+    return mix.read_plan(con, cfg, dict(p))
+
+
 def _recs(name: str) -> Read:
     def read(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> Any:
         from growthwheel.recs import reads
@@ -312,6 +322,8 @@ READS: dict[str, Read] = {
     "experiments": _experiments,
     "experiment_results": _experiment_results,
     "marketing_attribution": _marketing_attribution,
+    "marketing_mmm": _marketing_mmm,
+    "marketing_mmm_plan": _marketing_mmm_plan,
     "alerts_evaluate": _alerts_evaluate,
     "recs_build": _recs("build"),
     "recs_evaluate": _recs("evaluate"),

@@ -7,6 +7,10 @@
 * ``marketing paths FILE`` — the same models over a ChannelAttribution-style path file
   (``path, total_conversions, total_conversion_value, total_null``), e.g. ``PathData.csv``.
 * ``marketing allocate REQUEST.json`` — split a budget (the API's request body, minor units).
+* ``marketing mmm fit --from D --to D`` — the marketing-mix model (``stats/mmm.py``): ROAS, spend
+  elasticity, marginal ROAS and adstock per channel with 90 % intervals.
+* ``marketing mmm plan --from D --to D --total AMOUNT`` — the allocator on its fitted curves
+  (``--reserve-share``, ``--min``/``--max CHANNEL=AMOUNT``, ``--period-days``).
 
 Registered lazily in ``cli/lazy.py``. Bad input prints one line naming the option and exits 1.
 """
@@ -231,3 +235,125 @@ def allocate(
     if plan["current_outcome"] is not None:
         note += f" (current split {plan['current_outcome']:,.1f})"
     out.print(note)
+
+
+mmm_app = typer.Typer(help="Marketing-mix model: response curves per channel and budget plans on them.",
+                      no_args_is_help=True)
+marketing_app.add_typer(mmm_app, name="mmm")
+
+
+class OutcomeChoice(StrEnum):
+    """What the marketing-mix model explains."""
+
+    new_customers = "new_customers"
+    revenue = "revenue"
+
+
+def _minor(text: str, exponent: int, option: str) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        value = Decimal(text.replace(",", ""))
+    except InvalidOperation:
+        raise InvalidArgumentError(f"{option}: an amount such as 125000.00") from None
+    if not value.is_finite() or value < 0:
+        raise InvalidArgumentError(f"{option}: an amount such as 125000.00")
+    return int(value.scaleb(exponent).to_integral_value())
+
+
+def _span(start: str, end: str) -> tuple[str, str]:
+    first, last = parse_date(start, "--from"), parse_date(end, "--to")
+    assert first is not None
+    assert last is not None
+    return first.isoformat(), last.isoformat()
+
+
+@mmm_app.command("fit")
+def mmm_fit(
+    start: Annotated[str, typer.Option("--from", help="First day of history (YYYY-MM-DD), at least 56 days")],
+    end: Annotated[str, typer.Option("--to", help="Last day of history (YYYY-MM-DD)")],
+    outcome: Annotated[OutcomeChoice, typer.Option(help="New customers per channel, or total revenue")]
+    = OutcomeChoice.new_customers,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the model as JSON (with curves)")] = False,
+) -> None:
+    """Fit the marketing-mix model: ROAS, spend elasticity, marginal ROAS and adstock per channel."""
+    from growthwheel import analyst
+    from growthwheel.kit.money import currency_exponent
+
+    with _errors():
+        first, last = _span(start, end)
+        report = analyst.run("marketing_mmm", {"from": first, "to": last, "outcome": outcome.value})
+        exponent = currency_exponent(current_settings().shop().currency)
+    if as_json:
+        print_json(report)
+        return
+    per = 10**exponent
+    unit = "new customers" if outcome == OutcomeChoice.new_customers else "revenue"
+
+    def iv(d: dict[str, float], scale: float = 1.0, fmt: str = "{:.3f}") -> str:
+        mean, low, high = (fmt.format(d[q] * scale) for q in ("mean", "low", "high"))
+        return f"{mean} [{low}–{high}]"
+
+    rows = [[c["channel"], money_text(c["spend"] / per, exponent), iv(c["contribution"], fmt="{:,.0f}"),
+             iv(c["roas"], 1000 * per, "{:.2f}"), iv(c["marginal_roas"], 1000 * per, "{:.2f}"),
+             iv(c["elasticity"]), f"{c['decay']['mean']:.2f}"] for c in report["channels"]]
+    print_table(f"marketing-mix model, {report['from']} to {report['to']} (90 % intervals)",
+                [Column("channel", right=False), Column("spend"), Column(unit),
+                 Column(f"{unit} per 1,000"), Column("marginal per 1,000"), Column("elasticity"),
+                 Column("adstock")], rows)
+    fit = report["fit"]
+    out.print(f"R² {fit['r_squared']:.3f} · MAPE {fit['mape']:.1%} · dispersion {fit['dispersion']:.2f} · "
+              f"{fit['seconds']:.1f} s")
+    for note in report["notes"]:
+        out.print(note)
+
+
+@mmm_app.command("plan")
+def mmm_plan(
+    start: Annotated[str, typer.Option("--from", help="First day of history the model is fitted to")],
+    end: Annotated[str, typer.Option("--to", help="Last day of that history")],
+    total: Annotated[str, typer.Option(help="Budget to split, in the shop currency (e.g. 500000.00)")],
+    reserve_share: Annotated[float, typer.Option(help="Share held back (机动预算), 0 to 1")] = 0.0,
+    period_days: Annotated[int | None, typer.Option(help="Days the budget covers (default: the history's)")]
+    = None,
+    minimum: Annotated[list[str] | None, typer.Option("--min", help="CHANNEL=AMOUNT lower bound (repeat)")]
+    = None,
+    maximum: Annotated[list[str] | None, typer.Option("--max", help="CHANNEL=AMOUNT upper bound (repeat)")]
+    = None,
+    outcome: Annotated[OutcomeChoice, typer.Option(help="New customers per channel, or total revenue")]
+    = OutcomeChoice.new_customers,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON")] = False,
+) -> None:
+    """Split a budget on the fitted response curves (total exact, reserve, bounds, equal marginals)."""
+    from growthwheel import analyst
+    from growthwheel.kit.money import currency_exponent
+
+    with _errors():
+        first, last = _span(start, end)
+        exponent = currency_exponent(current_settings().shop().currency)
+        if not 0 <= reserve_share < 1:
+            raise InvalidArgumentError("--reserve-share: between 0 and 1 (exclusive)")
+        bounds: dict[str, list[int | None]] = {}
+        for option, values, slot in (("--min", minimum, 0), ("--max", maximum, 1)):
+            for item in values or []:
+                channel, sep, amount = item.rpartition("=")
+                if not sep or not channel:
+                    raise InvalidArgumentError(f"{option}: CHANNEL=AMOUNT, e.g. 抖音=20000")
+                pair = bounds.setdefault(channel, [0, None])
+                pair[slot] = _minor(amount, exponent, option)
+        plan = analyst.run("marketing_mmm_plan", {
+            "from": first, "to": last, "outcome": outcome.value, "total": _minor(total, exponent, "--total"),
+            "reserve_share": reserve_share, "period_days": period_days, "bounds": bounds})
+    if as_json:
+        print_json(plan)
+        return
+    per = 10**exponent
+    rows = [[line["channel"], money_text(line["current_split"] / per, exponent),
+             money_text(line["spend"] / per, exponent), f"{line['outcome']:,.1f}",
+             f"{line['marginal_return'] * 1000 * per:.3f}", line["bound"] or ""] for line in plan["lines"]]
+    rows.append(["reserve (机动)", "", money_text(plan["reserve"] / per, exponent), "", "", ""])
+    print_table(f"budget plan on the marketing-mix model ({plan['period_days']} days)",
+                [Column("channel", right=False), Column("history's split"), Column("plan"),
+                 Column("expected"), Column("marginal per 1,000"), Column("bound", right=False)], rows)
+    out.print(f"expected {plan['expected_outcome']:,.1f} vs {plan['current_split_outcome']:,.1f} with the "
+              f"history's split ({plan['uplift']:+,.1f})")

@@ -215,3 +215,30 @@ def plan(con: Any, *, start: date, end: date, total: int, outcome: str = "new_cu
             for line, cur, err in zip(allocation.lines, current, errors, strict=True)
         ],
     }
+
+
+def _param_day(p: dict[str, Any], name: str) -> date:
+    value = p.get(name)
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidArgumentError(f"{name}: a date YYYY-MM-DD") from None
+
+
+def read_report(con: Any, cfg: Any, p: dict[str, Any]) -> dict[str, Any]:
+    """:func:`report` as a named read (``analyst.READS``: the CLI, beside a running server too)."""
+    return report(con, start=_param_day(p, "from"), end=_param_day(p, "to"),
+                  outcome=str(p.get("outcome") or "new_customers"), timezone=cfg.shop().timezone)
+
+
+def read_plan(con: Any, cfg: Any, p: dict[str, Any]) -> dict[str, Any]:
+    """:func:`plan` as a named read; ``bounds`` is ``{channel: [lower, upper or null]}``."""
+    bounds: dict[str, tuple[int, int | None]] = {}
+    for ch, pair in dict(p.get("bounds") or {}).items():
+        lower, upper = pair
+        bounds[str(ch)] = (int(lower or 0), None if upper is None else int(upper))
+    return plan(con, start=_param_day(p, "from"), end=_param_day(p, "to"), total=int(p["total"]),
+                outcome=str(p.get("outcome") or "new_customers"),
+                reserve_share=float(p.get("reserve_share") or 0.0),
+                period_days=None if p.get("period_days") is None else int(p["period_days"]),
+                bounds=bounds, timezone=cfg.shop().timezone)
