@@ -51,3 +51,28 @@ def test_evaluate_list_ack_resolve(tmp_path: Path) -> None:
     done = runner.invoke(app, [*base, "resolve", alert_id, "--note", "checked"])
     assert done.exit_code == 0
     assert "resolved" in done.output
+
+
+def test_the_worker_job_judges_yesterday(tmp_path: Path) -> None:
+    """``alerts.evaluate`` through the scheduler the day after the spike: one alert, for it."""
+    from datetime import UTC, datetime
+
+    from growthwheel.jobs import scheduler, tasks
+
+    assert "alerts.evaluate" in {s.kind for s in tasks.DEFAULT_SCHEDULES}
+
+    (tmp_path / "orders.csv").write_text(_orders_csv(), encoding="utf-8")
+    cfg = Settings(data_dir=tmp_path / "data", database_url=None)
+    ingest.import_files("orders", [tmp_path / "orders.csv"], cfg=cfg)
+    migrate(cfg)
+    now = datetime(SPIKE.year, SPIKE.month, SPIKE.day + 1, 2, tzinfo=UTC)
+    with session_scope(cfg) as session:
+        service.create_rule(session, service.RuleSpec(name="orders up", metric="orders", kind="anomaly",
+                                                       params={"direction": "up"}), actor="tests")
+        spec = scheduler.ScheduleSpec("alerts.evaluate", "alerts.evaluate", every_seconds=86_400)
+        scheduler.put_schedule(session, spec, now=now, timezone="Asia/Shanghai")
+    outcomes = scheduler.run_due(cfg, worker="w", clock=lambda: now, timezone="Asia/Shanghai")
+    assert [o.status for o in outcomes] == ["succeeded"], outcomes
+    with session_scope(cfg) as session:
+        found = [(a.period_start, a.metric) for a in service.list_alerts(session)]
+    assert found == [(SPIKE, "orders")]

@@ -21,6 +21,8 @@ left: expiring what is due, issuing with a per-year issue key, refunding with a 
   periodic review is written to ``<data dir>/reports/review-<period>-<day>.html`` once;
 * ``recs.refresh`` (daily 03:00): recommendations and also-bought lists recomputed from the
   warehouse and stored for serving (``recs.service``);
+* ``alerts.evaluate`` (daily 06:30): the alert rules judge yesterday (``alerts.service``); new
+  alerts land in the inbox and notify through the outbox;
 * ``facts.drain`` (every 10 seconds): checkout orders and refunds, points moves, coupons and
   message statuses recorded in the fact outbox go into the warehouse (``facts.service``).
 """
@@ -260,6 +262,22 @@ def recs_refresh(ctx: JobContext) -> dict[str, Any]:
         return {"run": run.id, "customers": run.customers, "products": run.products, "weights": run.weights}
 
 
+# ---------------------------------------------------------------------------------------------
+# Alerts
+# ---------------------------------------------------------------------------------------------
+
+
+@job("alerts.evaluate")
+def alerts_evaluate(ctx: JobContext) -> dict[str, Any]:
+    """Judge every enabled alert rule over yesterday (params: ``since`` to back-fill)."""
+    from growthwheel import analyst
+
+    today = ctx.now.astimezone(ZoneInfo(shop_timezone(ctx))).date()
+    found: dict[str, Any] = analyst.run("alerts_evaluate", {"today": today.isoformat(),
+                                                            "since": ctx.params.get("since")}, ctx.cfg)
+    return found
+
+
 DEFAULT_SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec("loyalty.expire_points", "loyalty.expire_points", daily_at="00:05"),
     ScheduleSpec("loyalty.sync_members", "loyalty.sync_members", daily_at="00:10"),
@@ -271,6 +289,7 @@ DEFAULT_SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec("journeys.tick", "journeys.tick", every_seconds=MINUTE),
     ScheduleSpec("facts.drain", "facts.drain", every_seconds=10),
     ScheduleSpec("recs.refresh", "recs.refresh", daily_at="03:00"),
+    ScheduleSpec("alerts.evaluate", "alerts.evaluate", daily_at="06:30"),
     ScheduleSpec("reports.review:week", "reports.review", daily_at="07:00", params={"period": "week"}),
     ScheduleSpec("reports.review:month", "reports.review", daily_at="07:00", params={"period": "month"}),
 ]

@@ -22,7 +22,17 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from growthwheel.sim import behaviour, catalogue, customers, orders, reviews, seasons, sessions, text
+from growthwheel.sim import (
+    anomalies,
+    behaviour,
+    catalogue,
+    customers,
+    orders,
+    reviews,
+    seasons,
+    sessions,
+    text,
+)
 from growthwheel.sim.seasons import DAY, Calendar
 
 Array = npt.NDArray[Any]
@@ -244,11 +254,14 @@ def simulate(
     noisy_ctr = ctr * np.exp(rngs[7].normal(0.0, 0.1, len(a_ch)))
     impressions = np.maximum(a_clicks, np.rint((a_clicks + 0.5) / noisy_ctr).astype(np.int64))
     a_src, a_med = _utm(a_ch)
+    # Dated anomalies for the alerts (sim/anomalies.py): reported spend, extra traffic, a bad batch.
+    reported_fen, cac_incident = anomalies.cac_jump(
+        acq.spend_fen, start, days, [customers.CHANNELS[i].name for i in paid_idx])
     ad_spend = pa.table(
         {
             "date": text.dates(start, a_day),
             "channel": text.pick([c.name for c in customers.CHANNELS], a_ch),
-            "spend": text.money(acq.spend_fen.ravel()),
+            "spend": text.money(reported_fen.ravel()),
             "utm_source": a_src,
             "utm_medium": a_med,
             "utm_campaign": _campaign(calendar, a_ch, a_day),
@@ -273,6 +286,16 @@ def simulate(
             "language": text.pick(["zh", "en"], rv.english.astype(np.int64)),
         }
     )
+
+    bot_events, drop_incident = anomalies.extra_sessions(
+        np.random.default_rng([seed, 91]), start, days, len(ss.stage), sku_text, events.schema)
+    if bot_events is not None:
+        events = pa.concat_tables([events, bot_events])
+    best_seller = str(sku_text[int(np.argmax(np.bincount(od.line_sku, minlength=cat.size)))])
+    bad_reviews, review_incident = anomalies.bad_batch(
+        np.random.default_rng([seed, 92]), start, days, best_seller, review_table.schema)
+    if bad_reviews is not None:
+        review_table = pa.concat_tables([review_table, bad_reviews])
 
     orders_per_customer = np.bincount(od.customer, minlength=n_c)
     customer_truth = pa.table(
@@ -320,6 +343,7 @@ def simulate(
         **orders.describe(od),
         "funnel": sessions.describe(ss),
         "reviews": reviews.describe(rv),
+        "anomalies": anomalies.describe([cac_incident, drop_incident, review_incident]),
         "counts": {
             "customers": customers_count,
             "orders": n_o,
@@ -328,8 +352,8 @@ def simulate(
             "customers_with_repeat_orders": int((orders_per_customer > 1).sum()),
             "order_lines": len(lo),
             "sessions": len(ss.stage),
-            "events": n_ev,
-            "reviews": len(r_line),
+            "events": events.num_rows,
+            "reviews": review_table.num_rows,
             "ad_spend_rows": len(a_ch),
             "products": cat.size,
             "gmv_cny": round(float(od.line_total.sum()) / 100, 2),
