@@ -342,3 +342,41 @@ def test_overview_narrows_to_a_channel_and_compares_with_last_year(new_page: Any
     assert page.locator("[data-metric=orders] .card-value").inner_text() == f"{orders:,}"
     assert page.locator("[data-metric=orders] [data-compare=last_year]").count() == 1
     assert "last year" in page.locator("[data-metric=orders] [data-compare=last_year]").inner_text()
+
+
+def test_cohort_cells_and_lifecycle_stages_open_the_customers_behind_them(new_page: Any, shop: Shop) -> None:
+    from growthwheel.insight.cohorts import retention_frame
+
+    with shop.app.state.warehouse.read() as backend:
+        frame = retention_frame(backend.table("orders"), by="month")
+    retained = {(r["cohort"].strftime("%Y-%m"), int(r["period"])): int(r["customers"])
+                for r in frame.to_dict(orient="records")}
+    page = new_page()
+    _log_in(page, shop)
+    page.goto(shop.url + "/insight/cohorts?by=month")
+    link = page.locator("td[data-period='1'] a.drill").first
+    cohort = link.locator("xpath=ancestor::tr").get_attribute("data-cohort")
+    assert cohort
+    link.click()
+    page.wait_for_url(re.compile(r"/customers\?"))
+    total = int(page.locator("[data-testid=customer-total]").get_attribute("data-total") or "-1")
+    assert total == retained[(cohort, 1)]
+    assert total > 0
+
+    page.goto(shop.url + "/insight/cohorts?by=month")
+    size = page.locator(f"tr[data-cohort='{cohort}'] td[data-col=size] a.drill")
+    size.click()
+    page.wait_for_url(re.compile(r"/customers\?"))
+    assert int(page.locator("[data-testid=customer-total]").get_attribute("data-total") or "-1") \
+        == retained[(cohort, 0)]
+
+    page.goto(shop.url + "/insight/lifecycle")
+    links = page.locator("#lifecycle-stages td[data-col=customers] a.drill")
+    assert links.count() > 1
+    for i in range(links.count()):
+        page.goto(shop.url + "/insight/lifecycle")
+        link = page.locator("#lifecycle-stages td[data-col=customers] a.drill").nth(i)
+        count = int(link.inner_text().replace(",", ""))
+        link.click()
+        page.wait_for_url(re.compile(r"/customers\?"))
+        assert int(page.locator("[data-testid=customer-total]").get_attribute("data-total") or "-1") == count

@@ -433,20 +433,23 @@ MAX_ROLLING_DAYS = 365
 
 
 def cohort_rows(frame: Any, by: str, metric: str = "retention", *, currency: str = "CNY",
-                exponent: int = 2) -> tuple[list[dict[str, Any]], int]:
+                exponent: int = 2, drill_as_of: date | None = None) -> tuple[list[dict[str, Any]], int]:
     """The rows of :func:`retention_frame` (one channel at most) grouped per cohort: its label
     (``YYYY-MM`` for months, the Monday's date for weeks), size and one cell per period with the
     ``metric`` (a key of :data:`COHORT_METRICS`) as text, as a number for the heatmap (a
     percentage with one decimal, or major units for revenue) and whether the period is over; and
-    the number of periods of the longest-lived cohort."""
+    the number of periods of the longest-lived cohort. With ``drill_as_of`` (calendar periods,
+    all channels), the size and each cell link to the customers behind them (``href``)."""
     column = COHORT_METRICS[metric][0]
     cohorts: dict[Any, dict[str, Any]] = {}
     periods = 0
     for record in frame.to_dict(orient="records"):
         cohort = record["cohort"]
+        label = cohort.strftime("%Y-%m") if by == "month" else cohort.isoformat()
         row = cohorts.setdefault(cohort, {
-            "label": cohort.strftime("%Y-%m") if by == "month" else cohort.isoformat(),
-            "size": format_count(record["cohort_size"]), "cells": [],
+            "label": label, "size": format_count(record["cohort_size"]), "cells": [],
+            "href": drill.customers_href(drill.cohort_cell(cohort, by), drill_as_of, label)
+            if drill_as_of else None,
         })
         value = record[column]
         if metric == "revenue":
@@ -454,12 +457,26 @@ def cohort_rows(frame: Any, by: str, metric: str = "retention", *, currency: str
             number = None if value is None else float(value)
         else:
             text, number = _pct(value), None if value is None else round(value * 100, 1)
+        period = int(record["period"])
         row["cells"].append({
-            "period": int(record["period"]), "text": text, "complete": bool(record["complete"]),
+            "period": period, "text": text, "complete": bool(record["complete"]),
             "percent": number,
+            "href": drill.customers_href(
+                drill.cohort_cell(cohort, by, record["period_start"]), drill_as_of,
+                f"{label} · {'M' if by == 'month' else 'W'}{period}")
+            if drill_as_of and record["customers"] else None,
         })
         periods = max(periods, int(record["period"]) + 1)
     return list(cohorts.values()), periods
+
+
+def _last_paid(request: Request) -> date | None:
+    """The day the cohorts are computed up to (the last paid order's), for their drill-downs."""
+    with warehouse(request).read() as con:
+        try:
+            return last_paid_day(con.table("orders"))
+        except NoDataError:
+            return None
 
 
 def acquisition_channels(orders: Any) -> list[str]:
@@ -531,7 +548,10 @@ def cohorts_page(
     }
     if frame is None or frame.empty:
         return render(request, "insight/cohorts.html.j2", {**base, "rows": None}, user=user)
-    rows, periods = cohort_rows(frame, by, metric, currency=currency, exponent=exponent)
+    drillable = mode == "calendar" and chosen is None  # rolling periods: one window per customer
+    drill_as_of = _last_paid(request) if drillable else None
+    rows, periods = cohort_rows(frame, by, metric, currency=currency, exponent=exponent,
+                                drill_as_of=drill_as_of)
     cells = [[cell["period"], y, cell["percent"]]
              for y, row in enumerate(rows) for cell in row["cells"] if cell["percent"] is not None]
     context = {**base, "rows": rows, "periods": periods, "cells": cells,

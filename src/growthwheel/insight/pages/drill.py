@@ -12,7 +12,7 @@ and a list saved as a segment (refreshed as of that day) has as many members.
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -48,3 +48,36 @@ def rfm_cell(r_score: int, f_score: int) -> dict[str, Any]:
 def lifecycle_stage(stage: str) -> dict[str, Any]:
     """Customers in a lifecycle stage as of the day."""
     return score_equals("lifecycle_stage", stage)
+
+
+def _period_end(first: date, by: str) -> date:
+    """The last day of the calendar month or week that starts on ``first``."""
+    if by == "week":
+        return first + timedelta(days=6)
+    return (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
+def _day(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def cohort_cell(cohort: Any, by: str, period_start: Any = None) -> dict[str, Any]:
+    """Customers of an acquisition cohort (first paid order in the calendar month / week starting
+    on ``cohort``), and with ``period_start`` those of them with a paid order in that period — the
+    cohort page's retained customers of a cell (calendar periods)."""
+    first = _day(cohort)
+    parts: list[dict[str, Any]] = [
+        {"type": "orders", "measure": "count", "op": "=", "value": 0,
+         "window": {"to": (first - timedelta(days=1)).isoformat()}},
+        {"type": "orders", "measure": "count", "op": ">=", "value": 1,
+         "window": {"from": first.isoformat(), "to": _period_end(first, by).isoformat()}},
+    ]
+    if period_start is not None:
+        start = _day(period_start)
+        parts.append({"type": "orders", "measure": "count", "op": ">=", "value": 1,
+                      "window": {"from": start.isoformat(), "to": _period_end(start, by).isoformat()}})
+    return {"all": parts}

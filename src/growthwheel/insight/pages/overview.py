@@ -149,6 +149,24 @@ def _cached_overview(request: Request, con: Any, start: date, end: date, exponen
     return data
 
 
+_options: dict[tuple[Any, ...], tuple[list[str], list[str]]] = {}
+
+
+def _cached_options(request: Request, con: Any) -> tuple[list[str], list[str]]:
+    """:func:`overview.filter_options`, remembered until the warehouse changes."""
+    cfg: Settings = request.app.state.cfg
+    key = (str(cfg.data_dir), _warehouse_version(con))
+    with _overviews_lock:
+        found = _options.get(key)
+    if found is None:
+        found = ov.filter_options(con)
+        with _overviews_lock:
+            if len(_options) > OVERVIEW_CACHE_SIZE:
+                _options.clear()
+            _options[key] = found
+    return found
+
+
 @router.get("/", response_class=HTMLResponse)
 def overview_page(
     request: Request,
@@ -176,7 +194,7 @@ def overview_page(
         first, last = ov.resolve_range(_parse_day(start), _parse_day(end), days, last_day)
         if (last - first).days >= MAX_RANGE_DAYS:
             first = last - timedelta(days=MAX_RANGE_DAYS - 1)
-        channels, categories = ov.filter_options(con)
+        channels, categories = _cached_options(request, con)
         channel = channel.strip() if channel.strip() in channels else ""
         category = category.strip() if category.strip() in categories else ""
         data = _cached_overview(request, con, first, last, exponent, channel, category)
