@@ -153,3 +153,126 @@ def attribution_page(request: Request, user: User) -> HTMLResponse:
         "level": level, "basis": basis, "levels": LEVEL_KEYS, "models": MODEL_KEYS,
         "report": report, "rows": rows, "chart": chart, "error_key": error_key,
     }, user=user)
+
+
+MIX_DAYS = 365
+OUTCOME_KEYS = {"new_customers": k("marketing.mix.outcome.new_customers"),
+                "revenue": k("marketing.mix.outcome.revenue")}
+
+
+def _last_spend_day(con: Any) -> date | None:
+    from ibis import _
+
+    value = con.table("ad_spend").aggregate(last=_.date.max()).to_pyarrow().column("last")[0].as_py()
+    return value if value is None or type(value) is date else value.date()
+
+
+def _iv(d: dict[str, float], fmt: str, scale: float = 1.0) -> dict[str, str]:
+    return {q: fmt.format(d[q] * scale) for q in ("mean", "low", "high")}
+
+
+@router.get("/marketing/mix", response_class=HTMLResponse)
+def mix_page(request: Request, user: User) -> HTMLResponse:
+    """The marketing-mix model: response curves, marginal ROAS per channel and a budget plan on the
+    curves (``marketing/mix.py``, the same figures as ``GET /api/v1/marketing/mmm`` and
+    ``POST /api/v1/marketing/mmm/plan``)."""
+    from decimal import Decimal, InvalidOperation
+
+    from growthwheel.marketing import mix
+
+    q = request.query_params
+    error_key: str | None = None
+    outcome = q.get("outcome") or "new_customers"
+    if outcome not in mix.OUTCOMES:
+        outcome, error_key = "new_customers", k("marketing.mix.error.outcome")
+    start, end = _day(q.get("from")), _day(q.get("to"))
+    if (q.get("from") and start is None) or (q.get("to") and end is None):
+        error_key = k("marketing.error.date")
+    try:
+        reserve_pct = float(q.get("reserve") or 10)
+    except ValueError:
+        reserve_pct = -1.0
+    if not 0 <= reserve_pct < 100:
+        reserve_pct, error_key = 10.0, k("marketing.mix.error.reserve")
+    shop = shop_of(request)
+    exponent = currency_exponent(shop.currency)
+    total_minor: int | None = None
+    if q.get("total"):
+        try:
+            amount = Decimal(str(q.get("total")).replace(",", ""))
+            if not amount.is_finite() or amount <= 0 or amount > Decimal(10) ** 13:
+                raise InvalidOperation
+            total_minor = int(amount.scaleb(exponent).to_integral_value())
+        except InvalidOperation:
+            error_key = k("marketing.mix.error.total")
+    report: dict[str, Any] | None = None
+    plan: dict[str, Any] | None = None
+    with backend(request) as con:
+        if end is None:
+            end = _last_spend_day(con) or datetime.now(UTC).date()
+        if start is None:
+            start = end - timedelta(days=MIX_DAYS - 1)
+        if (end - start).days + 1 < mix.MIN_DAYS or start > end:
+            start, error_key = end - timedelta(days=MIX_DAYS - 1), k("marketing.mix.error.range")
+        try:
+            report = mix.report(con, start=start, end=end, outcome=outcome, timezone=shop.timezone)
+            total = total_minor or sum(c["spend"] for c in report["channels"])
+            plan = mix.plan(con, start=start, end=end, outcome=outcome, total=total,
+                            reserve_share=reserve_pct / 100, timezone=shop.timezone)
+        except NoDataError:
+            report = plan = None
+        except GrowthwheelError:
+            report, plan, error_key = None, None, k("marketing.mix.error.fit")
+    t = page_translator(request)
+    per = 10**exponent
+    rows: list[dict[str, Any]] = []
+    plan_rows: list[dict[str, Any]] = []
+    chart: dict[str, Any] | None = None
+    money_outcome = outcome == "revenue"
+    unit = per if money_outcome else 1  # revenue is shown in major units, customers as counts
+    if report is not None and plan is not None:
+        # ROAS per 1,000 of the currency: new customers per ¥1,000, or revenue per revenue (×1,000 / 1,000).
+        roas_scale = 1000 * per if not money_outcome else 1.0
+        roas_fmt = "{:.2f}"
+        for c in report["channels"]:
+            rows.append({
+                "channel": c["channel"], "label": _label(c["channel"], t),
+                "spend": format_money(c["spend"] / per, shop.currency),
+                "contribution": _iv(c["contribution"], "{:,.0f}", 1 / unit),
+                "roas": _iv(c["roas"], roas_fmt, roas_scale),
+                "marginal": _iv(c["marginal_roas"], roas_fmt, roas_scale),
+                "elasticity": _iv(c["elasticity"], "{:.2f}"),
+                "decay": f"{c['decay']['mean']:.2f}",
+            })
+        for line in plan["lines"]:
+            plan_rows.append({
+                "channel": line["channel"], "label": _label(line["channel"], t),
+                "current": format_money(line["current_split"] / per, shop.currency),
+                "plan": format_money(line["spend"] / per, shop.currency),
+                "outcome": f"{line['outcome'] / unit:,.1f}",
+                "marginal": f"{line['marginal_return'] * roas_scale:.2f}",
+                "bound": line["bound"] or "",
+            })
+        chart = {
+            "x": t(k("marketing.mix.chart.spend"), currency=shop.currency),
+            "y": t(OUTCOME_KEYS[outcome]),
+            "series": [{"name": _label(cv["channel"], t),
+                        "points": [[round(s / per, 2), round(o / unit, 2)]
+                                   for s, o in zip(cv["spend"], cv["outcome"], strict=True)],
+                        "low": [round(v / unit, 2) for v in cv["low"]],
+                        "high": [round(v / unit, 2) for v in cv["high"]],
+                        "current": round(next(c["spend"] for c in report["channels"]
+                                              if c["channel"] == cv["channel"]) / per, 2)}
+                       for cv in report["curves"]],
+        }
+    total_text = "" if plan is None else f"{plan['total'] / per:.{exponent}f}"
+    return render(request, "marketing/mix.html.j2", {
+        "start": start.isoformat(), "end": end.isoformat(), "outcome": outcome, "outcomes": OUTCOME_KEYS,
+        "reserve": f"{reserve_pct:g}", "total": q.get("total") or total_text,
+        "report": report, "plan": plan, "rows": rows, "plan_rows": plan_rows, "chart": chart,
+        "error_key": error_key, "money_outcome": money_outcome,
+        "reserve_money": "" if plan is None else format_money(plan["reserve"] / per, shop.currency),
+        "uplift": "" if plan is None else f"{plan['uplift'] / unit:+,.1f}",
+        "expected": "" if plan is None else f"{plan['expected_outcome'] / unit:,.1f}",
+        "current": "" if plan is None else f"{plan['current_split_outcome'] / unit:,.1f}",
+    }, user=user)
