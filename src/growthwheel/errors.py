@@ -1,10 +1,18 @@
 """One error hierarchy for the whole product.
 
 Every error a user can cause carries a stable machine ``code`` and an HTTP ``status``; the CLI
-prints ``message`` on one line and exits non-zero, the API (later) turns it into problem+json.
+prints ``message`` on one line and exits non-zero, the API turns it into problem+json.
+
+An error made with :meth:`GrowthwheelError.coded` also carries a catalogue ``key`` (its words in
+``web/i18n/<lang>/*.json``), the ``field`` it is about and the values to fill in: its ``message`` is
+the English text (``field: text``), and :meth:`GrowthwheelError.text` gives it in any language,
+so the API answers in the client's ``Accept-Language`` and the console in the page's language.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Self
 
 
 class GrowthwheelError(Exception):
@@ -13,9 +21,36 @@ class GrowthwheelError(Exception):
     code = "growthwheel_error"
     status = 500
 
+    #: Catalogue key of the words (``None``: ``message`` is all there is), the field the error is
+    #: about and the values of the key's placeholders.
+    key: str | None = None
+    field: str | None = None
+    params: dict[str, Any]
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        self.params = {}
+
+    @classmethod
+    def coded(cls, key: str, *, field: str | None = None, **params: Any) -> Self:
+        """The error whose words are the catalogue's ``key`` (with ``params`` filled in) about
+        ``field``; its ``message`` is the English text, prefixed by ``field: ``."""
+        from growthwheel.web.i18n import translator  # the catalogues, no web machinery
+
+        error = cls(_join(field, translator("en")(key, **params)))
+        error.key, error.field, error.params = key, field, dict(params)
+        return error
+
+    def text(self, t: Callable[..., str]) -> str:
+        """The message in the language of the translator ``t`` (``t(key, **values)``)."""
+        if self.key is None:
+            return self.message
+        return _join(self.field, t(self.key, **self.params))
+
+
+def _join(field: str | None, text: str) -> str:
+    return f"{field}: {text}" if field else text
 
 
 class ConfigError(GrowthwheelError):

@@ -87,7 +87,8 @@ def money_text(value: Decimal) -> str:
 
 _T_CALL = re.compile(r"""\bt\(\s*(['"])([^'"]+)\1""")
 _K_CALL = re.compile(r"""\bk\(\s*(['"])([^'"]+)\1\)""")
-_PLACEHOLDER = re.compile(r"{(\w+)}")
+_CODED = re.compile(r"""\.coded\(\s*(['"])([^'"]+)\1""")  # domain errors' words
+_PLACEHOLDER = re.compile(r"{(\w+)(?:![rs])?}")
 _LETTER = re.compile(r"[^\W\d_]")
 
 
@@ -97,6 +98,7 @@ def _keys_in_use() -> set[str]:
         used |= {m.group(2) for m in _T_CALL.finditer(path.read_text(encoding="utf-8"))}
     for path in sorted(WEB.parent.glob("**/*.py")):
         source = path.read_text(encoding="utf-8")
+        used |= {m.group(2) for m in _CODED.finditer(source)}
         page_module = (path.name == "pages.py" or path.name.endswith("_pages.py")
                        or path.parent.name == "pages" or "growthwheel.web.i18n import" in source)
         if (path.parent == WEB and path.name != "i18n.py") or page_module:

@@ -117,10 +117,15 @@ def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into problem+json."""
 
     @app.exception_handler(GrowthwheelError)
-    async def _domain(_request: Request, exc: GrowthwheelError) -> JSONResponse:
+    async def _domain(request: Request, exc: GrowthwheelError) -> JSONResponse:
         if exc.status >= 500:
             log.warning("%s answered %d: %s", exc.code, exc.status, exc.message)
-        return problem(exc.status, exc.code, public_detail(exc.status, exc.message))
+        if exc.key is None:
+            return problem(exc.status, exc.code, public_detail(exc.status, exc.message))
+        # Words from the catalogues: in the client's language, with the field they are about.
+        detail = exc.text(translator(request_language(request)))
+        extra = {"field": exc.field} if exc.field else {}
+        return problem(exc.status, exc.code, public_detail(exc.status, detail), **extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

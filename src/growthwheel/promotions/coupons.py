@@ -102,39 +102,38 @@ def create_batch(
     """Create a coupon batch (and, for ``code_mode="shared"``, its one code)."""
     name = name.strip()
     if not name or len(name) > 200:
-        raise InvalidArgumentError("name: 1 to 200 characters")
+        raise InvalidArgumentError.coded("err.name_length", field="name")
     parsed = definition if isinstance(definition, Definition) else parse_definition(definition)
     if parsed.is_item:
-        raise InvalidArgumentError(f"definition.reward.type: {parsed.reward.type!r} is an item reward; "
-                                   "a coupon gives an order reward (e.g. order_amount_off, spend_tiers)")
+        raise InvalidArgumentError.coded("err.coupon.item_reward", field="definition.reward.type",
+                                         reward=parsed.reward.type)
     check_rule(parsed, layer=rules.Layer.COUPON)
     check_holdout(session, parsed)
     if valid_from.tzinfo is None or valid_until.tzinfo is None:
-        raise InvalidArgumentError("valid_from / valid_until: give a time zone (UTC)")
+        raise InvalidArgumentError.coded("err.time_zone", field="valid_from / valid_until")
     if valid_until <= valid_from:
-        raise InvalidArgumentError("valid_until: must be after valid_from")
+        raise InvalidArgumentError.coded("err.valid_until_after", field="valid_until")
     if code_mode not in ("unique", "shared"):
-        raise InvalidArgumentError("code_mode: 'unique' or 'shared'")
+        raise InvalidArgumentError.coded("err.coupon.code_mode", field="code_mode")
     if budget_count is not None and budget_count < 1:
-        raise InvalidArgumentError("budget_count: must be at least 1")
+        raise InvalidArgumentError.coded("err.at_least_one", field="budget_count")
     if budget_amount is not None and budget_amount < 1:
-        raise InvalidArgumentError("budget_amount: must be positive (minor units)")
+        raise InvalidArgumentError.coded("err.positive_minor", field="budget_amount")
     if per_customer_limit < 1:
-        raise InvalidArgumentError("per_customer_limit: must be at least 1")
+        raise InvalidArgumentError.coded("err.at_least_one", field="per_customer_limit")
     if release_on_refund not in ("never", "full_refund", "full_refund_within_validity"):
-        raise InvalidArgumentError(
-            "release_on_refund: 'never', 'full_refund' or 'full_refund_within_validity'")
+        raise InvalidArgumentError.coded("err.coupon.release", field="release_on_refund")
     code: str | None = None
     if code_mode == "shared":
         if shared_code is None:
-            raise InvalidArgumentError("shared_code: a shared batch needs its code")
+            raise InvalidArgumentError.coded("err.coupon.shared_needs_code", field="shared_code")
         code = normalize_code(shared_code)
         if not _SHARED.match(code):
-            raise InvalidArgumentError("shared_code: 3 to 32 letters, digits, '_' or '-'")
+            raise InvalidArgumentError.coded("err.coupon.shared_shape", field="shared_code")
         if repository.coupon_code(session, code) is not None:
-            raise InvalidArgumentError(f"shared_code: {code!r} is taken")
+            raise InvalidArgumentError.coded("err.coupon.code_taken", field="shared_code", code=code)
     elif shared_code is not None:
-        raise InvalidArgumentError("shared_code: only for code_mode 'shared'")
+        raise InvalidArgumentError.coded("err.coupon.shared_only", field="shared_code")
     row = CouponBatch(
         name=name, definition=parsed.model_dump(mode="json"), code_mode=code_mode, shared_code=code,
         valid_from=valid_from, valid_until=valid_until, budget_count=budget_count,
@@ -154,7 +153,8 @@ def create_batch(
                 session.add(CouponCode(code=code, batch_id=row.id, uses=0, max_uses=None,
                                        created_at=utcnow()))
         except IntegrityError:
-            raise InvalidArgumentError(f"shared_code: {code!r} is taken") from None
+            raise InvalidArgumentError.coded("err.coupon.code_taken", field="shared_code",
+                                                code=code) from None
     audit(session, principal, "coupon_batch.create", f"coupon_batch:{row.id}",
           {"name": name, "code_mode": code_mode, "budget_count": budget_count,
            "budget_amount": budget_amount},
@@ -166,7 +166,7 @@ def get_batch(session: Session, batch_id: str) -> CouponBatch:
     """The batch with this id."""
     found = repository.batch(session, batch_id)
     if found is None:
-        raise CouponNotFoundError(f"no coupon batch {batch_id!r}")
+        raise CouponNotFoundError.coded("err.coupon.no_batch", batch_id=batch_id)
     return found
 
 
@@ -183,10 +183,9 @@ def generate_codes(session: Session, batch: CouponBatch, count: int, *, principa
                    actor_name: str | None = None) -> list[str]:
     """Generate ``count`` single-use bearer codes for a ``unique`` batch (to print or hand out)."""
     if batch.code_mode != "unique":
-        raise InvalidArgumentError(
-            "count: a shared batch has its one code; generate codes for a unique batch")
+        raise InvalidArgumentError.coded("err.coupon.generate_shared", field="count")
     if not 1 <= count <= MAX_GENERATE:
-        raise InvalidArgumentError(f"count: 1 to {MAX_GENERATE}")
+        raise InvalidArgumentError.coded("err.count_range", field="count", most=MAX_GENERATE)
     now = utcnow()
     codes: list[str] = []
     for _draw in range(_MAX_DRAWS):  # a code drawn by a concurrent request at the same moment: draw again
@@ -218,13 +217,13 @@ def issue(
     """Give each customer their own code of a ``unique`` batch. Issuing again with the same
     ``issue_key`` (``segment:<id>``, ``birthday:2026``…) skips those who were served."""
     if batch.code_mode != "unique":
-        raise InvalidArgumentError("batch: a shared code is not issued to customers; give them the code")
+        raise InvalidArgumentError.coded("err.coupon.shared_not_issued", field="batch")
     if not batch.active:
-        raise CouponNotApplicableError(f"coupon batch {batch.name!r} is disabled")
+        raise CouponNotApplicableError.coded("err.coupon.batch_disabled", name=batch.name)
     now = now or utcnow()
     if now >= batch.valid_until:
-        raise CouponNotApplicableError(
-            f"coupon batch {batch.name!r} expired on {batch.valid_until.isoformat()}")
+        raise CouponNotApplicableError.coded("err.coupon.batch_expired", name=batch.name,
+                                             when=batch.valid_until.isoformat())
     wanted = list(dict.fromkeys(canonical_id(c, f"customer_ids[{i}]") for i, c in enumerate(customer_ids)))
     served = repository.issued_customers(session, batch.id, issue_key)
     fresh = [c for c in wanted if c not in served]
@@ -284,27 +283,27 @@ def resolve(session: Session, codes: Sequence[str], customer_id: str, now: datet
         pair = repository.coupon_code_with_batch(session, code) if code else None
         if pair is None:
             mistyped = len(code) == CODE_LENGTH + 1 and not well_formed(code)
-            shape = "is mistyped" if mistyped else "does not exist"
-            raise CouponNotFoundError(f"{where}: coupon {text!r} {shape}")
+            if mistyped:
+                raise CouponNotFoundError.coded("err.coupon.mistyped", field=where, text=text)
+            raise CouponNotFoundError.coded("err.coupon.unknown", field=where, text=text)
         row, batch = pair
         if not batch.active:
-            raise CouponNotApplicableError(f"{where}: coupon {code} is disabled")
+            raise CouponNotApplicableError.coded("err.coupon.disabled", field=where, code=code)
         if now < batch.valid_from:
-            raise CouponNotApplicableError(
-                f"{where}: coupon {code} is valid from {batch.valid_from.isoformat()}")
+            raise CouponNotApplicableError.coded("err.coupon.not_yet", field=where, code=code,
+                                                 when=batch.valid_from.isoformat())
         if now >= batch.valid_until:
-            raise CouponNotApplicableError(
-                f"{where}: coupon {code} expired on {batch.valid_until.isoformat()}")
+            raise CouponNotApplicableError.coded("err.coupon.expired", field=where, code=code,
+                                                 when=batch.valid_until.isoformat())
         if row.customer_id is not None and row.customer_id != customer_id:
-            raise CouponNotApplicableError(f"{where}: coupon {code} was issued to another customer")
+            raise CouponNotApplicableError.coded("err.coupon.someone_else", field=where, code=code)
         if batch.id in seen_batches:
-            raise InvalidArgumentError(
-                f"{where}: one coupon per batch per order ({batch.name!r} given twice)")
+            raise InvalidArgumentError.coded("err.coupon.one_per_batch", field=where, name=batch.name)
         seen_batches.add(batch.id)
         if row.max_uses is not None and row.uses >= row.max_uses:
-            raise CouponUsedUpError(f"{where}: coupon {code} has been used")
+            raise CouponUsedUpError.coded("err.coupon.used", field=where, code=code)
         if batch.budget_count is not None and batch.used_count >= batch.budget_count:
-            raise CouponUsedUpError(f"{where}: coupon {code} is used up (the batch budget is spent)")
+            raise CouponUsedUpError.coded("err.coupon.batch_spent", field=where, code=code)
         found.append(ResolvedCoupon(code=row, batch=batch,
                                     coupon=rules.Coupon(code=code, promotion=coupon_promotion(batch))))
     return found
@@ -316,12 +315,12 @@ def redeem(session: Session, resolved: ResolvedCoupon, *, customer_id: str, orde
     is reached — the caller's transaction must then be rolled back)."""
     code, batch = resolved.code.code, resolved.batch
     if not repository.take_code(session, code):
-        raise CouponUsedUpError(f"coupon {code} has been used")
+        raise CouponUsedUpError.coded("err.coupon.used", code=code)
     if not repository.take_batch(session, batch.id, discount):
-        raise CouponUsedUpError(f"coupon {code} is used up (the budget of {batch.name!r} is spent)")
+        raise CouponUsedUpError.coded("err.coupon.budget_spent", code=code, name=batch.name)
     if not repository.take_customer_use(session, batch.id, customer_id, batch.per_customer_limit):
-        raise CouponUsedUpError(
-            f"coupon {code} is used up for this customer (at most {batch.per_customer_limit} per customer)")
+        raise CouponUsedUpError.coded("err.coupon.per_customer", code=code,
+                                      limit=batch.per_customer_limit)
     row = CouponRedemption(batch_id=batch.id, code=code, customer_id=customer_id, order_id=order_id,
                            discount=discount, status="redeemed", redeemed_at=now)
     session.add(row)

@@ -80,7 +80,7 @@ class Committed:
 
 def _replay(order: CheckoutOrder, digest: str) -> Committed:
     if order.request_hash != digest:
-        raise OrderConflictError(f"order_id: order {order.id!r} exists with a different payload")
+        raise OrderConflictError.coded("err.order.conflict", field="order_id", order_id=order.id)
     return Committed(OrderOut.model_validate(order.priced), replayed=True)
 
 
@@ -102,7 +102,8 @@ def commit(
     if not repository.claim_order(session, order):  # the id is taken: a retry, or a conflict
         existing = repository.order(session, request.order_id)
         if existing is None:  # claimed, then gone before this read: only a concurrent delete does that
-            raise OrderConflictError(f"order_id: order {request.order_id!r} is being changed; send it again")
+            raise OrderConflictError.coded("err.order.changing", field="order_id",
+                                            order_id=request.order_id)
         return _replay(existing, digest)
 
     quote = service.quote(session, request, currency=currency, now=now, program=program,
@@ -184,8 +185,8 @@ def _take_shared_limits(session: Session, quote: service.Quote, applied: dict[st
         units = quote.flash_units(promotion_id)
         if not repository.take_promotion(session, promotion_id, amount=amount, units=units):
             if units and row.stock_limit is not None:
-                raise FlashSaleSoldOutError(f"lines: the flash sale {row.name!r} is sold out")
-            raise PromotionBudgetExhaustedError(f"the budget of promotion {row.name!r} is spent; price again")
+                raise FlashSaleSoldOutError.coded("err.order.sold_out", field="lines", name=row.name)
+            raise PromotionBudgetExhaustedError.coded("err.order.budget_spent", name=row.name)
     for resolved in quote.coupons:
         hit = applied.get(resolved.coupon.promotion.id)
         if hit is not None:
@@ -197,7 +198,7 @@ def get_order(session: Session, order_id: str) -> OrderOut:
     """A committed order as answered at commit, with its current status and refunded amount."""
     order = repository.order(session, order_id)
     if order is None:
-        raise OrderNotFoundError(f"no order {order_id!r}")
+        raise OrderNotFoundError.coded("err.order.none", order_id=order_id)
     answer = OrderOut.model_validate(order.priced)
     return answer.model_copy(update={"status": order.status, "refunded_amount": order.refunded_amount})
 
@@ -219,7 +220,7 @@ def refund(
     repository.begin_write(session)
     order = repository.order(session, order_id, lock=True)
     if order is None:
-        raise OrderNotFoundError(f"no order {order_id!r}")
+        raise OrderNotFoundError.coded("err.order.none", order_id=order_id)
     digest = payload_hash(request)
     earlier = repository.refund(session, request.refund_id)
     if earlier is not None:
@@ -236,16 +237,18 @@ def refund(
         for index, item in enumerate(request.lines):
             line = lines.get(item.line_id)
             if line is None:
-                raise RefundError(f"lines[{index}].line_id: order {order_id!r} has no line {item.line_id!r}")
+                raise RefundError.coded("err.refund.no_line", field=f"lines[{index}].line_id",
+                                        order_id=order_id, line_id=item.line_id)
             if item.line_id in wanted:
-                raise RefundError(f"lines[{index}].line_id: line {item.line_id!r} is given twice")
+                raise RefundError.coded("err.refund.twice", field=f"lines[{index}].line_id",
+                                        line_id=item.line_id)
             left = line.quantity - line.refunded_quantity
             if item.quantity > left:
                 raise RefundError(f"lines[{index}].quantity: {item.quantity} asked, {left} left to refund "
                                   f"on line {item.line_id!r}")
             wanted[item.line_id] = item.quantity
     if not wanted:
-        raise RefundError(f"lines: order {order_id!r} has nothing left to refund")
+        raise RefundError.coded("err.refund.nothing_left", field="lines", order_id=order_id)
 
     amount = 0
     for line_id, quantity in wanted.items():

@@ -87,23 +87,23 @@ def create_promotion(
     """Store a promotion (validated by the pricing core's rules)."""
     name = name.strip()
     if not name or len(name) > 200:
-        raise InvalidArgumentError("name: 1 to 200 characters")
+        raise InvalidArgumentError.coded("err.name_length", field="name")
     parsed = definition if isinstance(definition, Definition) else parse_definition(definition)
     layer = _layer(parsed)
     check_rule(parsed, layer=layer)
     check_holdout(session, parsed)
     if status not in ("draft", "active"):
-        raise InvalidArgumentError("status: a new promotion is 'draft' or 'active'")
+        raise InvalidArgumentError.coded("err.promo.new_status", field="status")
     _check_schedule(starts_at, ends_at)
     is_flash = isinstance(parsed.reward, FlashSaleIn)
     if is_flash and stock is None:
-        raise InvalidArgumentError("stock: a flash sale needs its stock (units at the sale price)")
+        raise InvalidArgumentError.coded("err.promo.needs_stock", field="stock")
     if not is_flash and stock is not None:
-        raise InvalidArgumentError("stock: only a flash_sale promotion has a stock")
+        raise InvalidArgumentError.coded("err.promo.stock_only_flash", field="stock")
     for field_name, value in (("budget_count", budget_count), ("budget_amount", budget_amount),
                               ("stock", stock)):
         if value is not None and value < (0 if field_name == "stock" else 1):
-            raise InvalidArgumentError(f"{field_name}: out of range")
+            raise InvalidArgumentError.coded("err.out_of_range", field=field_name)
     now = utcnow()
     row = Promotion(
         name=name, layer=layer.value, definition=parsed.model_dump(mode="json"), status=status,
@@ -121,16 +121,16 @@ def create_promotion(
 def _check_schedule(starts_at: datetime | None, ends_at: datetime | None) -> None:
     for field_name, value in (("starts_at", starts_at), ("ends_at", ends_at)):
         if value is not None and value.tzinfo is None:
-            raise InvalidArgumentError(f"{field_name}: give a time zone (UTC)")
+            raise InvalidArgumentError.coded("err.time_zone", field=field_name)
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
-        raise InvalidArgumentError("ends_at: must be after starts_at")
+        raise InvalidArgumentError.coded("err.ends_after_starts", field="ends_at")
 
 
 def get_promotion(session: Session, promotion_id: str) -> Promotion:
     """The promotion with this id."""
     found = repository.promotion(session, promotion_id)
     if found is None:
-        raise PromotionNotFoundError(f"no promotion {promotion_id!r}")
+        raise PromotionNotFoundError.coded("err.promo.no_promotion", promotion_id=promotion_id)
     return found
 
 
@@ -141,9 +141,9 @@ def update_promotion(
     """Change status (draft / active / paused / ended) or schedule. An ended promotion stays ended."""
     if status is not None:
         if status not in ("draft", "active", "paused", "ended"):
-            raise InvalidArgumentError("status: draft, active, paused or ended")
+            raise InvalidArgumentError.coded("err.promo.status", field="status")
         if row.status == "ended" and status != "ended":
-            raise InvalidArgumentError("status: an ended promotion cannot be started again; create a new one")
+            raise InvalidArgumentError.coded("err.promo.ended", field="status")
         row.status = status
     new_start = starts_at if starts_at is not None else row.starts_at
     new_end = ends_at if ends_at is not None else row.ends_at
@@ -315,7 +315,7 @@ def holdout_experiment(session: Session, row: Promotion) -> Experiment:
     """The hold-out experiment a promotion names (422 when it names none)."""
     key = parse_definition(row.definition).holdout
     if key is None:
-        raise InvalidArgumentError(f"holdout: promotion {row.id!r} has no hold-out")
+        raise InvalidArgumentError.coded("err.promo.no_holdout", field="holdout", promotion_id=row.id)
     return experiments_service.get_experiment(session, key)
 
 

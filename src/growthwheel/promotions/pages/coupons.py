@@ -211,7 +211,8 @@ async def create_coupon_batch(request: Request, user: User, session: DbSession) 
         field = _refused_field(exc.message, COUPON_FIELDS)
         if exc.message.startswith("valid_from / valid_until"):
             field = "valid_until"
-        errors[{"percent": "percent", "amount": "amount"}.get(field, field)] = exc.message
+        errors[{"percent": "percent", "amount": "amount"}.get(field, field)] = exc.text(
+            page_translator(request))
     if batch is None:
         await run_in_threadpool(session.rollback)  # nothing of a refused form is kept
         return _coupon_form_page(request, user, form, errors)
@@ -410,7 +411,7 @@ async def generate_coupon_codes(request: Request, user: User, session: DbSession
         try:
             await run_in_threadpool(lambda: coupons.generate_codes(session, batch, int(text), principal=user))
         except GrowthwheelError as exc:
-            error = exc.message
+            error = exc.text(page_translator(request))
     if error is not None:
         await run_in_threadpool(session.rollback)
         return await run_in_threadpool(lambda: _batch_page(request, user, session, batch, form=form,
@@ -458,7 +459,7 @@ async def issue_coupon_codes(request: Request, user: User, session: DbSession, b
             outcome = await run_in_threadpool(lambda: _issue(request, session, user, batch, customers,
                                                              segment_id, confirmed=confirmed))
         except GrowthwheelError as exc:
-            error = exc.message
+            error = exc.text(page_translator(request))
         else:
             if isinstance(outcome, list):  # warnings first: the operator confirms or changes the audience
                 await run_in_threadpool(session.rollback)

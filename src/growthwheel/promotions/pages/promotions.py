@@ -170,7 +170,8 @@ async def create_promotion(request: Request, user: User, session: DbSession) -> 
     except _FormError as exc:
         errors[exc.field] = exc.key
     except GrowthwheelError as exc:
-        errors[_refused_field(exc.message, PROMOTION_FIELDS, reward_type=form["type"])] = exc.message
+        refused = _refused_field(exc.message, PROMOTION_FIELDS, reward_type=form["type"])
+        errors[refused] = exc.text(page_translator(request))
     if row is None:
         await run_in_threadpool(session.rollback)  # nothing of a refused form is kept
         return await run_in_threadpool(_promotion_form_page, request, user, session, form, errors)
@@ -247,7 +248,8 @@ async def reschedule_promotion(request: Request, user: User, session: DbSession,
     except _FormError as exc:
         errors[exc.field] = exc.key
     except GrowthwheelError as exc:
-        errors[_refused_field(exc.message, ("starts_at", "ends_at"), default="ends_at")] = exc.message
+        refused = _refused_field(exc.message, ("starts_at", "ends_at"), default="ends_at")
+        errors[refused] = exc.text(page_translator(request))
     if errors:
         await run_in_threadpool(session.rollback)  # the refused change is not committed with the request
         return await run_in_threadpool(lambda: _promotion_page(request, user, session, row, schedule=form,
