@@ -328,6 +328,7 @@ def test_overview_narrows_to_a_channel_and_compares_with_last_year(new_page: Any
         paid = o.filter(o.status.isin(["paid", "shipped", "completed", "partially_refunded", "refunded"])
                         & (o.order_date >= start) & (o.order_date <= last_day) & (o.channel == channels[0]))
         orders = int(paid.count().to_pyarrow().as_py())
+        buyers = int(paid.customer_id.nunique().to_pyarrow().as_py())
     page = new_page()
     page.set_default_timeout(90_000)  # the Overview is computed on the request (seconds under load)
     _log_in(page, shop)
@@ -342,6 +343,11 @@ def test_overview_narrows_to_a_channel_and_compares_with_last_year(new_page: Any
     assert page.locator("[data-metric=orders] .card-value").inner_text() == f"{orders:,}"
     assert page.locator("[data-metric=orders] [data-compare=last_year]").count() == 1
     assert "last year" in page.locator("[data-metric=orders] [data-compare=last_year]").inner_text()
+    # the channel's slice of the mix opens its buyers in the range
+    chart = json.loads(page.locator("#overview-data").text_content() or "{}")
+    [slice_] = [c for c in chart["channels"] if c["href"]]
+    page.goto(shop.url + slice_["href"])
+    assert int(page.locator("[data-testid=customer-total]").get_attribute("data-total") or "-1") == buyers
 
 
 def test_cohort_cells_and_lifecycle_stages_open_the_customers_behind_them(new_page: Any, shop: Shop) -> None:

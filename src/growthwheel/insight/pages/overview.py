@@ -19,7 +19,8 @@ from growthwheel.api.deps import Principal, current_user_page
 from growthwheel.config import Settings
 from growthwheel.customers.pages import CHANNEL_KEYS, coded
 from growthwheel.insight import overview as ov
-from growthwheel.insight.kpis import METRICS
+from growthwheel.insight.kpis import METRICS, NONE_LABEL
+from growthwheel.insight.pages import drill
 from growthwheel.kit.money import currency_exponent
 from growthwheel.warehouse import db as warehouse_db
 from growthwheel.web.i18n import (
@@ -94,7 +95,8 @@ def _change(value: Any, before: Any) -> float | None:
         return None
 
 
-def _chart_data(data: ov.Overview, t: Translator, currency: str) -> dict[str, Any]:
+def _chart_data(data: ov.Overview, t: Translator, currency: str,
+                narrow: dict[str, str] | None = None) -> dict[str, Any]:
     """What ``app.js`` draws, labels included (so that charts speak the page's language)."""
     return {
         "currency": format_money(0, currency).rstrip("0.,") or currency,
@@ -107,12 +109,35 @@ def _chart_data(data: ov.Overview, t: Translator, currency: str) -> dict[str, An
             "periods": data.trend_periods, "gmv": data.trend_gmv, "orders": data.trend_orders,
             "new": data.trend_new, "returning": data.trend_returning,
         },
-        "channels": [{"name": coded(t, CHANNEL_KEYS, name) or name, "value": float(gmv), "orders": n}
+        "channels": [{"name": coded(t, CHANNEL_KEYS, name) or name, "value": float(gmv), "orders": n,
+                      "href": _buyers_href(data, t, channel=name, narrow=narrow)}
                      for name, gmv, n in data.channels],
         "categories": [
-            {"name": name, "value": float(gmv), "orders": n} for name, gmv, n in data.categories
+            {"name": name, "value": float(gmv), "orders": n,
+             "href": _buyers_href(data, t, category=name, narrow=narrow)}
+            for name, gmv, n in data.categories
         ],
     }
+
+
+def _buyers_href(data: ov.Overview, t: Translator, *, channel: str | None = None,
+                 category: str | None = None, narrow: dict[str, str] | None = None) -> str | None:
+    """The customer list of the buyers behind a slice of the channel or category mix: a paid
+    order in the range through that channel / holding that category (and the page's filters)."""
+    narrow = narrow or {}
+    channel = channel or narrow.get("channel")
+    category = category or narrow.get("category")
+    if channel == NONE_LABEL or category == NONE_LABEL:
+        return None
+    cond: dict[str, Any] = {"type": "orders", "measure": "count", "op": ">=", "value": 1,
+                            "window": {"from": data.start.isoformat(), "to": data.end.isoformat()}}
+    if channel:
+        cond["channel"] = [channel]
+    if category:
+        cond["category"] = [category]
+    shown = coded(t, CHANNEL_KEYS, channel) if channel else category
+    label = f"{shown} · {data.start.isoformat()} – {data.end.isoformat()}"
+    return drill.customers_href(cond, data.end, label)
 
 
 _overviews: OrderedDict[tuple[Any, ...], ov.Overview] = OrderedDict()
@@ -226,7 +251,7 @@ def overview_page(
         "trend_by_key": TREND_KEYS[data.trend_by],
         "new_buyers": format_count(data.new_buyers),
         "returning_buyers": format_count(data.returning_buyers),
-        "chart_data": _chart_data(data, t, shop.currency),
+        "chart_data": _chart_data(data, t, shop.currency, {"channel": channel, "category": category}),
         "last_year": last_year,
         "compare_href": "/?" + urlencode({"start": first.isoformat(), "end": last.isoformat(),
                                           **{k_: v for k_, v in narrow.items() if k_ != "compare"},

@@ -86,6 +86,15 @@
       }],
       graphic: items.length ? [] : [emptyGraphic(data.labels.empty)]
     });
+    openOnClick(chart, items);
+  }
+
+  // a slice or bar with an href opens the customers behind it
+  function openOnClick(chart, items) {
+    chart.on("click", function (p) {
+      var d = items[p.dataIndex];
+      if (d && d.href && d.href.charAt(0) === "/") { window.location.href = d.href; }
+    });
   }
 
   function drawCategories(data) {
@@ -103,6 +112,7 @@
                  data: items.map(function (d) { return d.value; }) }],
       graphic: items.length ? [] : [emptyGraphic(data.labels.empty)]
     });
+    openOnClick(chart, items);
   }
 
   function drawBuyers(data) {
