@@ -12,26 +12,15 @@ Registered lazily in ``cli/lazy.py``. Bad input prints one line naming the optio
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
-from growthwheel.cli.common import Column, err, out, parse_date, print_json, print_table
+from growthwheel.cli.common import Column, cli_errors, err, out, parse_date, print_json, print_table
 from growthwheel.cli.common import settings as current_settings
-from growthwheel.errors import GrowthwheelError, InvalidArgumentError
+from growthwheel.errors import InvalidArgumentError
 
 alerts_app = typer.Typer(help="Alerts: KPI rules, anomalies and the inbox.", no_args_is_help=True)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except GrowthwheelError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
 
 
 @alerts_app.command("evaluate")
@@ -44,7 +33,7 @@ def evaluate(
     """Judge every enabled rule over the periods that ended since --since."""
     from growthwheel import analyst
 
-    with _errors():
+    with cli_errors():
         if lang not in ("zh", "en"):
             raise InvalidArgumentError("--lang: zh or en")
         first, now = parse_date(since, "--since"), parse_date(today, "--today")
@@ -71,7 +60,7 @@ def list_alerts(
     from growthwheel.store.db import migrate, session_scope
 
     cfg = current_settings()
-    with _errors():
+    with cli_errors():
         if status not in ("open", "acknowledged", "resolved", "all"):
             raise InvalidArgumentError("--status: open, acknowledged, resolved or all")
         migrate(cfg)
@@ -117,7 +106,7 @@ def _move(alert_id: str, action: str, note: str | None) -> None:
     from growthwheel.store.db import migrate, session_scope
 
     cfg = current_settings()
-    with _errors():
+    with cli_errors():
         migrate(cfg)
         with session_scope(cfg) as session:
             if action == "ack":

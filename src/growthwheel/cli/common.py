@@ -25,6 +25,21 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """Domain errors as one red line on stderr and exit code 1 (also under ``CliRunner``, which
+    calls the app without :func:`growthwheel.cli.main.main`)."""
+    import typer
+
+    from growthwheel.errors import GrowthwheelError
+
+    try:
+        yield
+    except GrowthwheelError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
 def parse_date(value: str | None, option: str) -> date | None:
     """``YYYY-MM-DD`` from a command-line option, or a one-line error naming the option."""
     if value is None:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,8 +24,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from growthwheel.cli.common import err, out, print_json
-from growthwheel.errors import GrowthwheelError, InvalidArgumentError
+from growthwheel.cli.common import cli_errors, out, print_json
+from growthwheel.errors import InvalidArgumentError
 from growthwheel.stats import ab, power
 from growthwheel.stats.ab import Analysis, Comparison, Effect, VariantStats
 
@@ -49,15 +47,6 @@ class FormulaChoice(StrEnum):
 
     pooled = "pooled"
     unpooled = "unpooled"
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except GrowthwheelError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -357,7 +346,7 @@ def compare_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Compare each variant with the control from sufficient statistics (sums or conversions)."""
-    with _errors():
+    with cli_errors():
         variants = parse_variants(_read_input(input_file))
         planned = _parse_weights(weights, len(variants))
         analysis = ab.analyse(variants, weights=planned, alpha=alpha, correction=correction.value,
@@ -390,7 +379,7 @@ def sample_size_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Units per variant to detect an effect (or, with --traffic, the effect a given traffic can detect)."""
-    with _errors():
+    with cli_errors():
         result = _size(baseline, mde, relative, alpha, power_, variants, sd, traffic, formula.value)
     if as_json:
         print_json(result.as_dict())
