@@ -386,3 +386,23 @@ def test_cohort_cells_and_lifecycle_stages_open_the_customers_behind_them(new_pa
         link.click()
         page.wait_for_url(re.compile(r"/customers\?"))
         assert int(page.locator("[data-testid=customer-total]").get_attribute("data-total") or "-1") == count
+
+
+def test_enrol_a_saved_segment_in_a_journey_starts_from_its_trigger(new_page: Any, shop: Shop) -> None:
+    from growthwheel.segments import service as segments
+    from growthwheel.store.db import session_scope
+
+    owner = shop.app.state.warehouse
+    with owner.read() as backend:
+        ctx = segments.context(shop.cfg, backend)
+    with session_scope(shop.cfg) as session:
+        seg = segments.create_segment(session, "journey audience", {"type": "orders", "op": ">=", "value": 2},
+                                      principal=None, actor_name="test")
+        segments.refresh_segment(session, seg, ctx, owner.run_write, principal=None, actor_name="test")
+        seg_id = seg.id
+    page = new_page()
+    _log_in(page, shop, f"/customers?segment={seg_id}")
+    page.click("[data-testid=act-journey]")
+    page.wait_for_url(re.compile(r"/journeys/new\?segment="))
+    definition = json.loads(page.locator("[data-testid=definition]").input_value())
+    assert definition["trigger"] == {"kind": "segment", "segment_id": seg_id, "on": "enter"}

@@ -41,6 +41,7 @@ from growthwheel.journeys.models import Enrolment, Journey
 from growthwheel.journeys.report import MESSAGE_COUNTS, journey_report
 from growthwheel.journeys.repository import WarehouseView
 from growthwheel.kit.money import currency_exponent
+from growthwheel.segments import repository as segments_repository
 from growthwheel.web.i18n import format_count, format_money, k
 from growthwheel.web.pages import page_language, render
 
@@ -476,8 +477,13 @@ def _builder(request: Request, user: Principal, form: dict[str, Any], editor: di
 
 @router.get("/journeys/new", response_class=HTMLResponse)
 def new_journey_page(request: Request, user: User, session: DbSession) -> HTMLResponse:
-    """The builder, starting from a win-back example."""
-    editor = _editor(request, session, _dump(EXAMPLE), "check", 30)
+    """The builder, starting from a win-back example; with ``?segment=<id>`` of a saved segment
+    (the customer list's "enrol them in a journey"), triggered by entering that segment."""
+    example = EXAMPLE
+    seg_id = str(request.query_params.get("segment") or "")[:64]
+    if seg_id and segments_repository.segment_by_id(session, seg_id) is not None:
+        example = {**EXAMPLE, "trigger": {"kind": "segment", "segment_id": seg_id, "on": "enter"}}
+    editor = _editor(request, session, _dump(example), "check", 30)
     return _builder(request, user, {"name": "", "description": "", "days": 30}, editor, {})
 
 
