@@ -156,6 +156,7 @@ def attribution_page(request: Request, user: User) -> HTMLResponse:
 
 
 MIX_DAYS = 365
+BOUND_KEYS = {"lower": k("marketing.mix.bound.lower"), "upper": k("marketing.mix.bound.upper")}
 OUTCOME_KEYS = {"new_customers": k("marketing.mix.outcome.new_customers"),
                 "revenue": k("marketing.mix.outcome.revenue")}
 
@@ -251,7 +252,7 @@ def mix_page(request: Request, user: User) -> HTMLResponse:
                 "plan": format_money(line["spend"] / per, shop.currency),
                 "outcome": f"{line['outcome'] / unit:,.1f}",
                 "marginal": f"{line['marginal_return'] * roas_scale:.2f}",
-                "bound": line["bound"] or "",
+                "bound": t(BOUND_KEYS[line["bound"]]) if line["bound"] else "",
             })
         chart = {
             "x": t(k("marketing.mix.chart.spend"), currency=shop.currency),
