@@ -48,8 +48,8 @@ class Thresholds:
 
 def basket_items(lines: ir.Table, *, basket: str = "order_id", item: str = "sku") -> ir.Table:
     """Distinct ``(basket, item)`` rows from order lines: each item once per basket (null items are
-    dropped; a basket id and an item are kept as text)."""
-    t = lines.select(basket=lines[basket].cast("string"), item=lines[item].cast("string"))
+    dropped; ids keep their type: text ids as text, integer codes as integers)."""
+    t = lines.select(basket=lines[basket], item=lines[item])
     return t.filter(t.item.notnull() & t.basket.notnull()).distinct()
 
 
@@ -64,6 +64,8 @@ def item_counts(bi: ir.Table) -> ir.Table:
 
 
 def _frequent_lines(bi: ir.Table, min_count: int) -> ir.Table:
+    if min_count <= 1:  # every item is frequent: no join
+        return bi.select("basket", "item")
     counts = item_counts(bi)
     keep = counts.filter(counts.n >= min_count).select(k_item="item")
     return bi.join(keep, bi.item == keep.k_item).select("basket", "item")
@@ -173,8 +175,9 @@ def bundles(bi: ir.Table, thresholds: Thresholds | None = None, *, prices: ir.Ta
     ).filter(lambda r: r.lift > min_lift)
     if prices is None:
         return out
-    pa_ = prices.select(pa_item=prices.item.cast("string"), price_a=prices.price.cast("float64"))
-    pb_ = prices.select(pb_item=prices.item.cast("string"), price_b=prices.price.cast("float64"))
+    kind = out.a.type()
+    pa_ = prices.select(pa_item=prices.item.cast(kind), price_a=prices.price.cast("float64"))
+    pb_ = prices.select(pb_item=prices.item.cast(kind), price_b=prices.price.cast("float64"))
     j = out.left_join(pa_, out.a == pa_.pa_item).left_join(pb_, out.b == pb_.pb_item)
     return j.drop("pa_item", "pb_item").mutate(
         uplift_per_basket=(j.extra_a * j.price_a.fill_null(0.0) + j.extra_b * j.price_b.fill_null(0.0))
