@@ -15,6 +15,7 @@ shows that class or stage.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from ibis.backends import BaseBackend
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from growthwheel.insight.lifecycle import stages, thresholds_for
+from growthwheel.insight.lifecycle import Thresholds, stages, thresholds_for
 from growthwheel.insight.rfm import rfm_scores
 from growthwheel.jobs.models import OutboxRow
 from growthwheel.journeys.models import Journey
@@ -34,6 +35,7 @@ from growthwheel.promotions.models import CheckoutOrder, CouponBatch, CouponCode
 from growthwheel.segments import repository as segments_repository
 from growthwheel.segments.scores import SCORES_TABLE
 from growthwheel.segments.service import customer_tag_list
+from growthwheel.warehouse.db import IMPORTS_TABLE
 
 #: Months of lifecycle history on a profile (stage at each month's end, the latest first).
 HISTORY_MONTHS = 6
@@ -70,16 +72,49 @@ def _month_ends(as_of: date, months: int) -> list[date]:
     return days
 
 
-def warehouse_facts(backend: BaseBackend, customer_id: str, as_of: date) -> WarehouseFacts:
-    """The warehouse's answers for ``customer_id`` as of ``as_of``."""
+def warehouse_version(backend: BaseBackend) -> tuple[int, str]:
+    """Changes whenever the warehouse does (every write goes through the import path, which logs
+    a row in ``_imports``)."""
+    log = backend.table(IMPORTS_TABLE)
+    row = log.aggregate(n=log.count(), last=log.finished_at.max()).to_pyarrow().to_pylist()[0]
+    return int(row["n"]), str(row["last"])
+
+
+_RFM_COLUMNS = ("segment", "value_class", "rfm", "r_score", "f_score", "m_score", "recency_days",
+                "frequency", "monetary")
+_shop_cache: dict[Any, tuple[dict[str, dict[str, Any]], Thresholds]] = {}
+_shop_lock = threading.Lock()
+
+
+def _shop_wide(backend: BaseBackend, as_of: date, key: Any) -> tuple[dict[str, dict[str, Any]], Thresholds]:
+    """Every customer's RFM scores and the lifecycle thresholds as of ``as_of`` (shop-wide
+    answers: quintiles and repeat gaps), remembered under ``key`` (the caller's warehouse version)
+    when one is given, so opening profiles one after another does not rescore the shop."""
+    if key is not None:
+        with _shop_lock:
+            found = _shop_cache.get(key)
+        if found is not None:
+            return found
+    orders = backend.table("orders")
+    scores = rfm_scores(orders, as_of).select("customer_id", *_RFM_COLUMNS).to_pyarrow().to_pylist()
+    result = ({r["customer_id"]: r for r in scores}, thresholds_for(orders, end=as_of))
+    if key is not None:
+        with _shop_lock:
+            if len(_shop_cache) >= 4:
+                _shop_cache.clear()
+            _shop_cache[key] = result
+    return result
+
+
+def warehouse_facts(backend: BaseBackend, customer_id: str, as_of: date, *,
+                    cache_key: Any = None) -> WarehouseFacts:
+    """The warehouse's answers for ``customer_id`` as of ``as_of`` (``cache_key``: see
+    :func:`_shop_wide`; give one that changes whenever the warehouse does)."""
     facts = WarehouseFacts(as_of=as_of)
     orders = backend.table("orders")
-    scores = rfm_scores(orders, as_of)
-    found = scores.filter(scores.customer_id == ibis.literal(customer_id)).select(
-        "segment", "value_class", "rfm", "r_score", "f_score", "m_score", "recency_days", "frequency",
-        "monetary").to_pyarrow().to_pylist()
-    facts.rfm = found[0] if found else None
-    th = thresholds_for(orders, end=as_of)
+    by_customer, th = _shop_wide(backend, as_of, None if cache_key is None else (cache_key, as_of))
+    found = by_customer.get(customer_id)
+    facts.rfm = {c: found[c] for c in _RFM_COLUMNS} if found else None
     own = orders.filter(orders.customer_id == ibis.literal(customer_id))  # a stage needs only theirs
     for day in _month_ends(as_of, HISTORY_MONTHS):
         staged = stages(own, day, th).select("stage").to_pyarrow().to_pylist()
