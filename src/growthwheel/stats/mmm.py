@@ -15,7 +15,7 @@ Pure numerics, no I/O. The expected outcome (new customers, or revenue in minor 
   from a holiday's peak (as Prophet's holiday windows) — they multiply the baseline ``b0`` and the
   channels alike (a festival day brings more customers per yuan as well as more visitors).
 
-Fitting (why this and not MCMC is in ``docs/attribution.md``): penalised quasi-Poisson maximum
+Fitting (why this and not MCMC is in ``docs/marketing-mix.md``): penalised quasi-Poisson maximum
 likelihood with ``scipy.optimize.least_squares`` (trust-region reflective, bounds on the decays):
 the residuals are the Poisson deviance residuals divided by the dispersion of a first pass, plus
 one row per weakly informative prior (demand terms ``N(0, 2²)``, ``log(K_c / mean spend)`` ``N(0,
