@@ -22,7 +22,8 @@ CTX = Context(as_of=AS_OF)
 
 def customer(cid: str, name: str, channel: str | None, email: str | None = None) -> dict[str, Any]:
     return {"customer_id": cid, "name": name, "channel": channel, "email": email,
-            "phone": "+86 138-0013-8000", "signed_up_at": datetime(2025, 1, 2, 2, 30, tzinfo=UTC).replace(tzinfo=None)}
+            "phone": "+86 138-0013-8000",
+            "signed_up_at": datetime(2025, 1, 2, 2, 30, tzinfo=UTC).replace(tzinfo=None)}
 
 
 def order(oid: str, cid: str, day: date, total: int, status: str = "paid",
