@@ -42,6 +42,19 @@ def _check(start: date, end: date, outcome: str) -> None:
         raise InvalidArgumentError(f"from: at most {MAX_DAYS} days of history")
     if outcome not in OUTCOMES:
         raise InvalidArgumentError(f"outcome: one of {', '.join(OUTCOMES)}")
+    if start.year < 1970 or end.year > 2200:
+        raise InvalidArgumentError("from: dates between 1970 and 2200")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite number (a degenerate fit) as ``None``: valid JSON."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def series(con: Any, *, start: date, end: date, outcome: str, timezone: str) -> dict[str, Any]:
@@ -174,7 +187,8 @@ def report(con: Any, *, start: date, end: date, outcome: str = "new_customers",
     out.update({"from": start.isoformat(), "to": end.isoformat(), "outcome": outcome, "curves": curves,
                 "model": "stats/mmm.py: geometric adstock, Hill saturation, trend, weekly and yearly "
                          "seasonality, 618 and Double 11; quasi-Poisson, Laplace intervals"})
-    return out
+    result: dict[str, Any] = _finite(out)
+    return result
 
 
 def plan(con: Any, *, start: date, end: date, total: int, outcome: str = "new_customers",
@@ -201,7 +215,7 @@ def plan(con: Any, *, start: date, end: date, total: int, outcome: str = "new_cu
     scale = allocation.allocated / sum(observed) if sum(observed) > 0 else 0.0
     current = [x * scale for x in observed]
     current_outcome = budget.evaluate(curves, current)
-    return {
+    answer: dict[str, Any] = _finite({
         "from": start.isoformat(), "to": end.isoformat(), "outcome": outcome,
         "period_days": period_days or fit.periods * fit.period_days,
         "total": allocation.total, "reserve": allocation.reserve, "allocated": allocation.allocated,
@@ -214,7 +228,8 @@ def plan(con: Any, *, start: date, end: date, total: int, outcome: str = "new_cu
              "bound": line.bound, "curve_fit_error": err}
             for line, cur, err in zip(allocation.lines, current, errors, strict=True)
         ],
-    }
+    })
+    return answer
 
 
 def _param_day(p: dict[str, Any], name: str) -> date:
