@@ -106,7 +106,10 @@ def test_operator_creates_a_two_tier_manjian_and_prices_a_cart(
     assert form.locator("[data-reward=spend_tiers]").is_visible()
     assert form.locator("[data-reward=percent_off]").is_hidden()
     form.locator("input[name=name]").fill("E2E tea 满减")
-    form.locator("[data-testid=tiers]").fill("300:50, 200:20")  # thresholds must increase
+    rows = form.locator("[data-testid=tier-rows] .tier-row")  # the ladder as rows
+    for i, (at, off) in enumerate([("300", "50"), ("200", "20")]):  # thresholds must increase
+        rows.nth(i).locator("input[name=tier_at]").fill(at)
+        rows.nth(i).locator("input[name=tier_off]").fill(off)
     form.locator("input[name=categories]").fill("e2e-tea")
     form.locator("input[name=ends_at]").fill(_local_field(shop, datetime.now(UTC) + timedelta(days=7)))
     form.locator("button[type=submit]").click()
@@ -114,7 +117,10 @@ def test_operator_creates_a_two_tier_manjian_and_prices_a_cart(
     assert "thresholds must increase" in error.inner_text()
     # The form kept what was typed; fix the ladder and save.
     assert page.locator("input[name=categories]").input_value() == "e2e-tea"
-    page.locator("[data-testid=tiers]").fill("200:20\n300:50")
+    rows = page.locator("[data-testid=tier-rows] .tier-row")
+    for i, (at, off) in enumerate([("200", "20"), ("300", "50")]):
+        rows.nth(i).locator("input[name=tier_at]").fill(at)
+        rows.nth(i).locator("input[name=tier_off]").fill(off)
     page.locator("[data-testid=promotion-form] button[type=submit]").click()
     page.wait_for_url(re.compile(r"/promotions/[0-9a-f]{32}$"))
     assert page.locator("[data-testid=promotion-state]").get_attribute("data-state") == "live"

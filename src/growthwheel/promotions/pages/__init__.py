@@ -34,10 +34,11 @@ keys chosen here are marked with :func:`k`.
 
 from fastapi import APIRouter
 
-from growthwheel.promotions.pages import coupons, promotions
+from growthwheel.promotions.pages import coupons, pickers, promotions
 
 router = APIRouter(include_in_schema=False)
+router.include_router(pickers.router)  # before /promotions/{id}
 router.include_router(promotions.router)
 router.include_router(coupons.router)
 
-__all__ = ["coupons", "promotions", "router"]
+__all__ = ["coupons", "pickers", "promotions", "router"]

@@ -2,6 +2,7 @@
 status and its tryout)."""
 
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -86,11 +87,52 @@ _PROMOTION_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: Rows of a tier ladder the form shows at least (one more than are filled, up to the most).
+TIER_ROWS, MAX_TIER_ROWS = 4, 10
+_ROW_SPLIT = re.compile(r"[,，;；\n]+")
+_CELL_SPLIT = re.compile(r"\s*[:：=/]\s*")
+
+
+def tier_rows(text: str) -> list[tuple[str, str]]:
+    """A ladder typed as ``200:20, 300:50`` as form rows ``[("200", "20"), ("300", "50")]``, padded
+    with empty rows to :data:`TIER_ROWS` (one spare row beyond the filled ones)."""
+    rows: list[tuple[str, str]] = []
+    for part in (p.strip() for p in _ROW_SPLIT.split(text or "")):
+        if part:
+            cells = [*_CELL_SPLIT.split(part, maxsplit=1), ""]
+            rows.append((cells[0].strip(), cells[1].strip()))
+    want = min(MAX_TIER_ROWS, max(TIER_ROWS, len(rows) + 1))
+    return rows[:MAX_TIER_ROWS] + [("", "")] * max(0, want - len(rows))
+
+
+def ladder_text(firsts: list[str], seconds: list[str]) -> str:
+    """The rows of a ladder (two lists of cells) as ``first:second, …``; empty rows are skipped, a
+    half-filled row stays half-filled so that the ladder is refused with its field."""
+    rows = []
+    for first, second in zip(firsts, seconds, strict=False):
+        first, second = first.strip(), second.strip()
+        if first or second:
+            rows.append(f"{first}:{second}")
+    return ", ".join(rows[:MAX_TIER_ROWS])
+
+
+def store_wide_unlimited(body: Mapping[str, Any]) -> bool:
+    """A promotion that goes live for every product, channel and customer with no budget."""
+    conditions = body["definition"]["conditions"]
+    return (body["status"] == "active" and body["budget_count"] is None
+            and body["budget_amount"] is None and body.get("stock") is None
+            and not any(conditions[c] for c in ("skus", "categories", "channels", "first_order_only",
+                                                 "min_amount", "min_quantity")))
+
+
 def _promotion_form_page(request: Request, user: Principal, session: Session, form: Mapping[str, Any],
-                         errors: Mapping[str, str]) -> HTMLResponse:
+                         errors: Mapping[str, str], *, wide_warning: bool = False) -> HTMLResponse:
     context = {
         "form": form, "errors": errors, "can_edit": _can_edit(user), "types": PROMOTION_TYPES,
         "choices": _stack_choices(session), "currency": _shop(request).currency,
+        "tier_rows": tier_rows(str(form.get("tiers") or "")),
+        "qty_rows": tier_rows(str(form.get("qty_tiers") or "")),
+        "wide_warning": wide_warning,
     }
     return render(request, "promotions/new.html.j2", context, user=user)
 
@@ -159,6 +201,11 @@ async def create_promotion(request: Request, user: User, session: DbSession) -> 
     form: dict[str, Any] = {name: str(raw.get(name) or "") for name in PROMOTION_FIELDS}
     form.update(first_order=bool(raw.get("first_order")), exclusive=bool(raw.get("exclusive")),
                 combines_with=[str(v) for v in raw.getlist("combines_with") if str(v).strip()][:100])
+    # Tier ladders come as rows of cells (the text form ``200:20, 300:50`` still works).
+    for field, first, second in (("tiers", "tier_at", "tier_off"), ("qty_tiers", "qty_at", "qty_pct")):
+        if first in raw:
+            form[field] = ladder_text([str(v) for v in raw.getlist(first)],
+                                      [str(v) for v in raw.getlist(second)])
     if not _can_edit(user):
         return _forbidden(request, user, "/promotions")
     shop = _shop(request)
@@ -166,6 +213,10 @@ async def create_promotion(request: Request, user: User, session: DbSession) -> 
     row: Promotion | None = None
     try:
         body = promotion_body(shop, form)
+        if store_wide_unlimited(body) and raw.get("confirm_wide") != "1":
+            # Every order of the shop would get it, with no budget: the operator confirms first.
+            return await run_in_threadpool(
+                lambda: _promotion_form_page(request, user, session, form, {}, wide_warning=True))
         row = await run_in_threadpool(lambda: service.create_promotion(session, principal=user, **body))
     except _FormError as exc:
         errors[exc.field] = exc.key

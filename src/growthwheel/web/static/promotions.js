@@ -1,6 +1,7 @@
 /* Growthwheel console: promotions and coupons.
  * - The promotion and coupon forms show only the fields of the chosen reward type / code mode
  *   (every field stays in the page, so the form works without this script).
+ * - Catalogue pickers fill the SKU and category fields and the tryout cart (see pickers()).
  * - The coupon batch page draws its budget burn: discount spent per day, cumulative, against the
  *   money budget (or redemptions against the count budget). The data sits in
  *   <script type="application/json" id="burn-data"> (no inline script runs). */
@@ -73,7 +74,64 @@
     window.addEventListener("resize", function () { chart.resize(); });
   }
 
+  /* Catalogue pickers: a search box with a <datalist> that HTMX fills from /promotions/picker.
+   * Choosing an option adds it to the list field the box serves (data-picker-for), or puts the
+   * product on the first empty line of the tryout cart with its list price (data-picker-cart). */
+  function chosenOption(input) {
+    var list = document.getElementById(input.getAttribute("list") || "");
+    if (!list) { return null; }
+    for (var i = 0; i < list.options.length; i += 1) {
+      if (list.options[i].value === input.value) { return list.options[i]; }
+    }
+    return null;
+  }
+
+  function addToList(field, value) {
+    var parts = field.value.split(/[,，;；\s]+/).filter(function (p) { return p; });
+    if (parts.indexOf(value) < 0) { parts.push(value); }
+    field.value = parts.join(", ");
+  }
+
+  function addToCart(form, option) {
+    for (var i = 0; ; i += 1) {
+      var sku = form.querySelector("[name=sku_" + i + "]");
+      if (!sku) { return; }
+      if (sku.value.trim()) { continue; }
+      sku.value = option.value;
+      var set = function (name, value) {
+        var el = form.querySelector("[name=" + name + "_" + i + "]");
+        if (el && !el.value.trim()) { el.value = value; }
+      };
+      set("price", option.getAttribute("data-price") || "");
+      set("category", option.getAttribute("data-category") || "");
+      set("qty", "1");
+      return;
+    }
+  }
+
+  function pickers() {
+    document.querySelectorAll("input[data-picker-for], input[data-picker-cart]").forEach(function (input) {
+      function choose() {
+        var option = chosenOption(input);
+        if (!option) { return; }
+        var target = document.getElementById(input.getAttribute("data-picker-for") || "");
+        var cart = document.getElementById(input.getAttribute("data-picker-cart") || "");
+        if (target) { addToList(target, option.value); }
+        if (cart) { addToCart(cart, option); }
+        input.value = "";
+      }
+      input.addEventListener("change", choose);
+      input.addEventListener("input", function (event) {
+        if (!event.inputType || event.inputType === "insertReplacementText") { choose(); }
+      });
+      input.addEventListener("keydown", function (event) {  /* Enter picks, never submits */
+        if (event.key === "Enter") { event.preventDefault(); choose(); }
+      });
+    });
+  }
+
   function start() {
+    pickers();
     toggle("promotion-type", "data-reward");
     toggle("coupon-kind", "data-kind");
     toggle("coupon-mode", "data-mode");
