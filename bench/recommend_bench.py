@@ -127,8 +127,13 @@ def make_history(customers: int, seed: int = 2) -> pd.DataFrame:
                          "ordered_at": at, "sku": sku.astype(np.int64)})
 
 
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 def recs_run(customers: int) -> dict[str, Any]:
-    """Time each step of recommending 20 items to every customer; the baseline alone first."""
+    """Time each step of recommending 20 items to every customer; the baseline alone first
+    (each step's time is written to stderr as it ends)."""
     from growthwheel.recs import evaluation, history
     from growthwheel.recs import recommenders as r
 
@@ -140,6 +145,7 @@ def recs_run(customers: int) -> dict[str, Any]:
     t = time.perf_counter()
     h = history.from_lines(frame)
     out["history_s"] = time.perf_counter() - t
+    _say(f"history of {customers:,} customers: {out['history_s']:.1f} s")
     out["orders"] = len(h.basket_customer)
     del frame
     users = np.arange(h.n_customers, dtype=np.int64)
@@ -148,11 +154,13 @@ def recs_run(customers: int) -> dict[str, Any]:
     base = r.Repurchase().fit(h)
     r.recommend(base, users, day, 20)
     out["baseline_repurchase_s"] = time.perf_counter() - t
+    _say(f"baseline re-purchase fit + recommend: {out['baseline_repurchase_s']:.1f} s")
     t = time.perf_counter()
     products = pd.DataFrame({"sku": [str(i) for i in range(0, 5000, 100)],
                              "consumption_cycle_days": [30] * 50})
     due = evaluation.due_days(h, products)
     out["due_days_s"] = time.perf_counter() - t
+    _say(f"due days: {out['due_days_s']:.1f} s")
     weights = {"replenish": 1.0, "tifu_knn": 1.0, "item_cosine": 0.25, "als": 1.0, "popularity": 0.5}
     fit: dict[str, float] = {}
     models: dict[str, Any] = {}
@@ -160,10 +168,16 @@ def recs_run(customers: int) -> dict[str, Any]:
         t = time.perf_counter()
         models[name] = r.make(name, due).fit(h)
         fit[name] = time.perf_counter() - t
+        _say(f"fit {name}: {fit[name]:.1f} s")
     out["fit_s"] = fit
     blend = r.Blend(models, weights)
     t = time.perf_counter()
-    idx, _ = r.recommend(blend, users, day, 20)
+    idx = np.full((len(users), 20), -1, dtype=np.int64)
+    step = max(len(users) // 10, 1)
+    for start in range(0, len(users), step):
+        part, _ = r.recommend(blend, users[start:start + step], day[start:start + step], 20)
+        idx[start:start + len(part)] = part
+        _say(f"recommended {start + len(part):,} customers: {time.perf_counter() - t:.1f} s")
     out["recommend_s"] = time.perf_counter() - t
     out["customers"] = h.n_customers
     out["items"] = h.n_items
@@ -256,7 +270,7 @@ def serve_run(customers: int, requests: int) -> dict[str, Any]:
 
 
 def _child(args: list[str]) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, __file__, *args], check=True, stdout=subprocess.PIPE, text=True,
                           env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
