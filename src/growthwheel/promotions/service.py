@@ -183,9 +183,27 @@ is kept beside the core's promotion)."""
 _RULES_LIMIT = 20_000
 
 
+_LIVE: dict[tuple[Any, ...], tuple[list[rules.Promotion], dict[str, LivePromotion]]] = {}
+""":func:`live_rules` by the live heads as read (every column it uses, counters included): the same
+rows give the same answer, so a checkout reading unchanged rows skips building 200 objects."""
+_LIVE_LIMIT = 64
+
+
 def live_rules(session: Session, now: datetime) -> tuple[list[rules.Promotion], dict[str, LivePromotion]]:
     """The live promotions (active, in schedule, budget not spent) as the pricing core's objects."""
-    heads = [h for h in repository.live_promotion_heads(session, now) if _within_budget(h)]
+    rows = tuple(repository.live_promotion_heads(session, now))
+    found = _LIVE.get(rows)
+    if found is None:
+        if len(_LIVE) >= _LIVE_LIMIT:
+            _LIVE.clear()
+        found = _LIVE[rows] = _live_rules(session, rows)
+    promos, live = found
+    return list(promos), dict(live)  # the caller's own: quote() adds and leaves out promotions
+
+
+def _live_rules(session: Session,
+                rows: tuple[Any, ...]) -> tuple[list[rules.Promotion], dict[str, LivePromotion]]:
+    heads = [h for h in rows if _within_budget(h)]
     keys = {h.id: (h.id, h.updated_at, (h.stock_limit - h.stock_used) if h.stock_limit is not None else 0)
             for h in heads}
     missing = [h.id for h in heads if keys[h.id] not in _RULES]
