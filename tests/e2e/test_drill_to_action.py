@@ -406,3 +406,29 @@ def test_enrol_a_saved_segment_in_a_journey_starts_from_its_trigger(new_page: An
     page.wait_for_url(re.compile(r"/journeys/new\?segment="))
     definition = json.loads(page.locator("[data-testid=definition]").input_value())
     assert definition["trigger"] == {"kind": "segment", "segment_id": seg_id, "on": "enter"}
+
+
+def test_rfm_narrowed_to_a_channel_and_compared_with_a_year_earlier(new_page: Any, shop: Shop) -> None:
+    from growthwheel.insight import overview as ov
+    from growthwheel.insight.rfm import last_paid_day, rfm_report
+
+    with shop.app.state.warehouse.read() as backend:
+        channels, _categories = ov.filter_options(backend)
+        o = backend.table("orders")
+        own = o.filter(o.channel == channels[0])  # the channel's orders, filtered here directly
+        day = last_paid_day(own)
+        report = rfm_report(own, day)
+        before = rfm_report(own, ov.year_before(day))
+    expected = {r["segment"]: r["customers"] for r in report["segments"]}
+    then = {r["segment"]: r["customers"] for r in before["segments"]}
+    page = new_page()
+    _log_in(page, shop)
+    page.goto(shop.url + "/insight/rfm?" + urlencode({"channel": channels[0], "compare": "last_year"}))
+    rows = page.locator("#rfm-classic tbody tr")
+    assert rows.count() == len(expected)
+    for i in range(rows.count()):
+        row = rows.nth(i)
+        key = row.get_attribute("data-segment") or ""
+        assert row.locator("td[data-col=customers]").inner_text() == f"{expected[key]:,}"
+        assert row.locator("td[data-col=before]").inner_text().split()[0] == f"{then[key]:,}"
+    assert page.locator("#rfm-classic a.drill").count() == 0  # narrowed counts do not drill

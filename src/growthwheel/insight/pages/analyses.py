@@ -43,9 +43,10 @@ from starlette.concurrency import run_in_threadpool
 
 from growthwheel.api.deps import Principal, check_csrf, current_user_page
 from growthwheel.api.warehouse import warehouse
-from growthwheel.customers.pages import customer_href
+from growthwheel.customers.pages import CHANNEL_KEYS, coded, customer_href
 from growthwheel.errors import GrowthwheelError, NoDataError
 from growthwheel.insight import clv
+from growthwheel.insight import overview as ov
 from growthwheel.insight.cohorts import MODES, acquisitions, retention_frame
 from growthwheel.insight.funnels import BREAKDOWNS, DEFAULT_STEPS, funnel_frame
 from growthwheel.insight.kpis import FIRST_DAY, LAST_DAY
@@ -56,7 +57,7 @@ from growthwheel.kit.money import currency_exponent
 from growthwheel.stats.clv import TIME_UNITS, CannotFitError
 from growthwheel.warehouse import db as warehouse_db
 from growthwheel.warehouse.schema import STANDARD_EVENT_TYPES
-from growthwheel.web.i18n import format_count, format_money, k
+from growthwheel.web.i18n import format_change, format_count, format_money, k
 from growthwheel.web.pages import page_language, page_translator, render
 
 router = APIRouter(include_in_schema=False)
@@ -126,16 +127,25 @@ def rfm_page(
     user: User,
     as_of: Annotated[str | None, Query(max_length=40)] = None,
     cut: Annotated[str, Query(max_length=10)] = "mean",
+    compare: Annotated[str, Query(max_length=20)] = "",
+    channel: Annotated[str, Query(max_length=200)] = "",
+    category: Annotated[str, Query(max_length=200)] = "",
 ) -> HTMLResponse:
     """RFM as of a day (default: the last paid order's): customers per R × F cell as a heatmap,
     the 11 classic segments and the 8 value classes (客户价值分类), split high / low at the
-    ``cut`` (``mean``, the default, or ``median``) of each measure."""
+    ``cut`` (``mean``, the default, or ``median``) of each measure; optionally for one channel's
+    orders or the orders holding a category, and compared (``compare``) with the same scoring 30
+    days earlier (``previous``) or a year earlier (``last_year``)."""
     lang = page_language(request)
     cut = cut if cut in CUTS else "mean"
+    compare = compare if compare in RFM_COMPARE_KEYS else ""
     currency: str = request.app.state.cfg.shop().currency
     exponent = currency_exponent(currency)
     with warehouse(request).read() as con:
-        orders = con.table("orders")
+        channels, categories = ov.filter_options(con)
+        channel = channel if channel in channels else ""
+        category = category if category in categories else ""
+        orders = ov.narrowed(con, channel=channel, category=category).table("orders")
         try:
             last = last_paid_day(orders)
         except NoDataError:
@@ -143,33 +153,67 @@ def rfm_page(
                           user=user)
         day = parse_day(as_of) or last
         report = rfm_report(orders, day, cut=cut, currency_exponent=exponent)
+        before = None
+        if compare:
+            then = day - timedelta(days=30) if compare == "previous" else ov.year_before(day)
+            before = rfm_report(orders, then, cut=cut, currency_exponent=exponent)
+    narrowed = bool(channel or category)  # the scores behind a drill-down are the whole shop's
+    carried = {key: v for key, v in (("compare", compare), ("channel", channel), ("category", category)) if v}
     context = {
+        "compare": compare, "compare_key": RFM_COMPARE_KEYS.get(compare, ""),
+        "compare_day": before["as_of"] if before else "",
+        "compares": [{"value": c, "key": key_} for c, key_ in RFM_COMPARE_KEYS.items()],
+        "channels": [{"value": c, "name": coded(page_translator(request), CHANNEL_KEYS, c) or c}
+                     for c in channels],
+        "categories": categories, "channel": channel, "category": category,
         "insight_tab": "rfm",
         "report": report,
         "as_of": report["as_of"],
         "cut": cut,
         "cut_note_key": CUT_NOTE_KEYS[cut],
         "cuts": [{"value": c, "key": CUT_KEYS[c],
-                  "href": "/insight/rfm?" + urlencode({"as_of": report["as_of"], "cut": c})}
+                  "href": "/insight/rfm?" + urlencode({"as_of": report["as_of"], "cut": c, **carried})}
                  for c in CUTS],
         "customers": format_count(report["customers"]),
-        "classic": _drill_rows(
+        "classic": _compared(_drill_rows(
             segment_rows(report["segments"], scheme="classic", lang=lang, currency=currency,
-                         exponent=exponent), report["as_of"], drill.rfm_segment),
-        "value": _drill_rows(
+                         exponent=exponent), report["as_of"], None if narrowed else drill.rfm_segment),
+            before["segments"] if before else None),
+        "value": _compared(_drill_rows(
             segment_rows(report["value_classes"], scheme="value", lang=lang, currency=currency,
                          exponent=exponent), report["as_of"],
-            drill.rfm_class if cut == "mean" else None),  # the scores' value classes cut at the mean
+            drill.rfm_class if cut == "mean" and not narrowed else None),  # the scores' cut: mean
+            before["value_classes"] if before else None),
         # [F − 1, R − 1, customers]: ECharts heatmap cells (x = F, y = R).
         "cells": [[c["f_score"] - 1, c["r_score"] - 1, c["customers"]] for c in report["grid"]],
         # the customers of each cell (same order as ``cells``)
         "cell_links": [
+            None if narrowed else
             drill.customers_href(drill.rfm_cell(c["r_score"], c["f_score"]), report["as_of"],
                                  f"RFM · R{c['r_score']} F{c['f_score']}")
             for c in report["grid"]
         ],
     }
     return render(request, "insight/rfm.html.j2", context, user=user)
+
+
+#: What the RFM page compares a day's segments with.
+RFM_COMPARE_KEYS = {"previous": k("compare.rfm_previous"), "last_year": k("compare.rfm_last_year")}
+
+
+def _compared(rows: list[dict[str, Any]], before: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """``rows`` with the segment's customers on the comparison day (``before_text``) and the
+    change (``change``, ``tone``), when there is a comparison."""
+    if before is None:
+        return rows
+    counts = {b["segment"]: int(b["customers"]) for b in before}
+    out = []
+    for row in rows:
+        then = counts.get(row["key"], 0)
+        now = int(str(row["customers"]).replace(",", ""))
+        change, tone = format_change((now - then) / then if then else None, None)
+        out.append({**row, "before_text": format_count(then), "change": change, "tone": tone})
+    return out
 
 
 def _drill_rows(rows: list[dict[str, Any]], as_of: str, make: Any) -> list[dict[str, Any]]:
