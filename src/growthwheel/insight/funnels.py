@@ -27,7 +27,7 @@ first-step event: the channel through which the entrant came in.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import ibis
@@ -63,6 +63,9 @@ def with_actor(events: ir.Table, rows: ir.Table | None = None) -> ir.Table:
     """``events`` (or ``rows``, a filtered ``events``) with an ``actor`` column: the person behind
     each event (see the module docstring). Identities are linked over all of ``events``."""
     links = events.filter(events.customer_id.notnull() & events.anonymous_id.notnull())
+    if rows is not None:  # only the anonymous ids of those rows need their customer
+        unknown = rows.filter(rows.customer_id.isnull())
+        links = links.filter(links.anonymous_id.isin(unknown.anonymous_id))
     links = links.group_by("anonymous_id").aggregate(_linked=links.customer_id.min())
     links = links.rename(_anon="anonymous_id")
     base = events if rows is None else rows
@@ -153,16 +156,13 @@ def _candidate_rows(
 ) -> ir.Table:
     """The events that may fill a step, with their ``actor``: the steps' types, near the range."""
     rows = events.filter(events.type.isin(list(set(steps))))
-    if start is not None or end is not None:
-        # Only events near the range can be a step: an anchor's shop-local date lies in the range
-        # and later steps come within the window after it (the margin covers any UTC offset).
-        day = events.event_date
-        inside = ibis.literal(True)
-        if start is not None:
-            inside = inside & (day >= start - _MARGIN)
-        if end is not None:
-            inside = inside & (day <= end + window + _MARGIN)
-        rows = rows.filter(day.isnull() | inside)
+    # Only events near the range can be a step: an anchor's shop-local date lies in the range and
+    # later steps come within the window after it (the margin covers any UTC offset). Bounds on
+    # the stored time let the warehouse skip the rest of the table.
+    if start is not None:
+        rows = rows.filter(events.occurred_at >= datetime.combine(start - _MARGIN, time()))
+    if end is not None:
+        rows = rows.filter(events.occurred_at < datetime.combine(end + window + _MARGIN, time()))
     ev = with_actor(events, rows)
     return ev.filter(ev.actor.notnull() & ev.occurred_at.notnull())
 
