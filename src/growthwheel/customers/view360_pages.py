@@ -16,9 +16,16 @@ from growthwheel.web.pages import local_time
 
 _SEGMENT_ZH = {s.name: s.label_zh for s in CLASSIC_SEGMENTS}
 _CLASS_EN = dict(VALUE_CLASSES.values())
-MESSAGE_STATUS_KEYS = {s: k(f"customer360.message.{s}")
-                       for s in ("pending", "claimed", "sending", "sent", "skipped", "dead")}
-CHANNEL_KEYS = {c: k(f"customer360.channel.{c}") for c in ("email", "sms", "wecom", "webhook", "push")}
+MESSAGE_STATUS_KEYS = {
+    "pending": k("customer360.message.pending"), "claimed": k("customer360.message.claimed"),
+    "sending": k("customer360.message.sending"), "sent": k("customer360.message.sent"),
+    "skipped": k("customer360.message.skipped"), "dead": k("customer360.message.dead"),
+}
+CHANNEL_KEYS = {
+    "email": k("customer360.channel.email"), "sms": k("customer360.channel.sms"),
+    "wecom": k("customer360.channel.wecom"), "webhook": k("customer360.channel.webhook"),
+    "push": k("customer360.channel.push"),
+}
 
 
 def _mask(code: str) -> str:
