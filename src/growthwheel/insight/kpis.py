@@ -482,13 +482,22 @@ def _line_piece(lines: Any, dim: str | None, *, sales: bool) -> Any:
 
 
 def _new_buyer_piece(paid: Any, win: _Window, dim: str | None) -> Any:
-    """Customers whose first paid order ever falls in the window, by period (and its channel)."""
-    ranked = paid.mutate(
-        rn=ibis.row_number().over(
-            group_by=paid.customer_id, order_by=[paid.ordered_at, paid.order_id]
-        )
+    """Customers whose first paid order ever falls in the window, by period (and its channel).
+
+    The first order is the earliest ``ordered_at``, ties broken by the smallest ``order_id``:
+    found with two aggregations and a join (the orders at each customer's earliest time, then the
+    smallest id among those few) instead of a window ranking every order, which sorts them all.
+    """
+    earliest = paid.group_by("customer_id").aggregate(first_at=paid.ordered_at.min())
+    at_first = paid.join(
+        earliest,
+        [paid.customer_id == earliest.customer_id, paid.ordered_at == earliest.first_at],
     )
-    first = ranked.filter((ranked.rn == 0) & win.keep(ranked.order_date))
+    first = at_first.group_by("customer_id").aggregate(
+        order_date=at_first.order_date.argmin(at_first.order_id),
+        channel=at_first.channel.argmin(at_first.order_id),
+    )
+    first = first.filter(win.keep(first.order_date))
     first = first.mutate(period=win.period(first.order_date))
     keys = ["period"] + ([dim] if dim else [])
     return first.group_by(keys).aggregate(new_buyers=first.customer_id.count())
