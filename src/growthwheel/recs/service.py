@@ -18,6 +18,7 @@ from typing import Any
 
 import ibis
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
 from sqlalchemy import delete, insert, select
@@ -139,17 +140,18 @@ def build(backend: Any, *, as_of: date | None = None, top: int = STORED, evaluat
     users = np.arange(h.n_customers, dtype=np.int64)
     days = np.full(len(users), day_of, dtype=np.int64)
     idx, scores = r.recommend(blend, users, days, top, exclude=exclude)
-    bought = h.customer_items().tocsr()
-    lists: list[list[list[Any]]] = []
-    for u in range(len(users)):
-        row: list[list[Any]] = []
-        for i, s in zip(idx[u], scores[u], strict=True):
-            if i < 0:
-                break
-            reason = _reason(due, bought, u, int(i), day_of)
-            sku = str(h.items[i])
-            row.append([sku, round(float(s), 6), reason, names.get(sku)])
-        lists.append(row)
+    rows = np.repeat(users, idx.shape[1])
+    cols = np.maximum(idx.ravel(), 0)
+    due_at = _lookup(due, rows, cols).reshape(idx.shape)
+    had = _lookup(h.customer_items(), rows, cols).reshape(idx.shape)
+    reasons = np.where((due_at > 0) & (due_at - day_of <= 14), "replenish",
+                       np.where(had > 0, "bought_before", "similar"))
+    skus = [str(x) for x in h.items]
+    shown = [names.get(x) for x in skus]
+    rounded = np.round(scores.astype(np.float64), 6).tolist()
+    lists: list[list[list[Any]]] = [
+        [[skus[i], rounded[u][n], str(reasons[u, n]), shown[i]] for n, i in enumerate(row) if i >= 0]
+        for u, row in enumerate(idx.tolist())]
     pop = r.Popularity().fit(h).counts
     order = np.argsort(-pop, kind="stable")[:top]
     popular = [[str(h.items[i]), float(pop[i]), "popular", names.get(str(h.items[i]))]
@@ -163,13 +165,20 @@ def build(backend: Any, *, as_of: date | None = None, top: int = STORED, evaluat
             "popular": popular, "products": also}
 
 
-def _reason(due: sp.csr_matrix, bought: sp.csr_matrix, u: int, i: int, day: int) -> str:
-    d = due[u, i]
-    if d and d - day <= 14:
-        return "replenish"
-    if bought[u, i]:
-        return "bought_before"
-    return "similar"
+def _lookup(m: sp.csr_matrix, rows: npt.NDArray[np.int64],
+            cols: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """``m[rows[j], cols[j]]`` for every j at once (0 where ``m`` holds nothing)."""
+    m = m.tocsr()
+    m.sum_duplicates()  # sorted indices, one entry per cell
+    out = np.zeros(len(rows), dtype=np.float64)
+    if m.nnz == 0:
+        return out
+    keys = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * m.shape[1] + m.indices
+    want = rows.astype(np.int64) * m.shape[1] + cols
+    at = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+    found = keys[at] == want
+    out[found] = np.asarray(m.data, dtype=np.float64)[at[found]]
+    return out
 
 
 def save(session: Session, built: dict[str, Any], now: datetime, *, batch: int = 5000) -> RecRun:
