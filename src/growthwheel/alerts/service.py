@@ -121,15 +121,18 @@ class RuleSpec:
 #: The plans' risks, as rules every shop starts with (notifying nobody until an operator adds a
 #: recipient). A campaign behind its target pace and stock-out risk need campaigns and inventory,
 #: which this version does not have yet.
+#: Their sensitivities come from the demo shop (``bench/alerts_bench.py``): a channel's daily CAC
+#: divides by a small count of new buyers and has a heavy right tail, so it needs z = 5; a SKU's
+#: negative reviews are counts near zero, so a spike needs at least five on the day.
 BUILTIN_RULES: dict[str, RuleSpec] = {
     "cac_up": RuleSpec("CAC up / 获客成本上升", "cac", "anomaly", "channel",
-                       params={"direction": "up", "z": 4.0}),
+                       params={"direction": "up", "z": 5.0}),
     "conversion_down": RuleSpec("Conversion down / 转化率下降", "session_conversion_rate", "anomaly",
-                                params={"direction": "down", "z": 4.0}),
+                                params={"direction": "down", "z": 4.5}),
     "refund_rate_up": RuleSpec("Refund rate spike / 退款率飙升", "refund_rate", "anomaly",
-                               params={"direction": "up", "z": 4.0}),
+                               params={"direction": "up", "z": 4.5}),
     "negative_reviews_up": RuleSpec("Negative-review spike / 差评激增", NEGATIVE_REVIEWS, "anomaly", "sku",
-                                    params={"direction": "up", "z": 4.0, "min_value": 3}),
+                                    params={"direction": "up", "z": 4.0, "min_value": 5}),
 }
 
 

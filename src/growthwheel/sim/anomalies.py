@@ -37,6 +37,7 @@ BAD_DAYS = 4
 _AVOID = (((5, 20), (6, 25)), ((10, 15), (11, 18)), ((12, 5), (12, 15)), ((1, 1), (1, 3)))
 BAD_TEXTS = ("这批质量明显不如以前，收到就有瑕疵", "包装破损，东西也有异味，和上次买的不一样",
              "Quality dropped with this batch: it arrived damaged.", "做工粗糙，用了两天就坏了，差评")
+BAD_TITLES = ("质量问题", "Quality problem")
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,14 @@ def cac_jump(spend_fen: np.ndarray, start: date, days: int, channel_names: list[
 
 
 def extra_sessions(rng: np.random.Generator, start: date, days: int, sessions_total: int,
-                   skus: pa.Array, schema: pa.Schema) -> tuple[pa.Table | None, Incident | None]:
-    """Rows of ``events`` (``schema``) for three days of one-page sessions that never buy."""
+                   skus: pa.Array, schema: pa.Schema, launched_day: np.ndarray
+                   ) -> tuple[pa.Table | None, Incident | None]:
+    """Rows of ``events`` (``schema``) for three days of one-page sessions that never buy, viewing
+    products launched before those days."""
     at = window(start, days, 0.7, DROP_DAYS)
     if at is None or sessions_total == 0:
         return None, None
+    skus = skus.take(pa.array(np.flatnonzero(launched_day <= at)))
     per_day = round(sessions_total / days * EXTRA_SESSIONS_SHARE)
     n = per_day * DROP_DAYS
     day = at + np.repeat(np.arange(DROP_DAYS), per_day)
@@ -115,22 +119,30 @@ def extra_sessions(rng: np.random.Generator, start: date, days: int, sessions_to
                            {"extra_sessions_per_day": per_day})
 
 
-def bad_batch(rng: np.random.Generator, start: date, days: int, sku: str, schema: pa.Schema
+def bad_batch(rng: np.random.Generator, start: date, days: int, sku: str, schema: pa.Schema,
+              order_ids: pa.Array, customer_ids: pa.Array, ordered_at: np.ndarray
               ) -> tuple[pa.Table | None, Incident | None]:
-    """Rows of ``reviews`` (``schema``): eight 1-star reviews a day for four days on ``sku``."""
+    """Rows of ``reviews`` (``schema``): eight 1-star reviews a day for four days on ``sku``, each
+    by the buyer of an earlier order of it (``order_ids`` / ``customer_ids`` / ``ordered_at`` in
+    seconds since ``start``: that SKU's order lines), one review per order."""
     at = window(start, days, 0.8, BAD_DAYS)
     if at is None:
         return None, None
-    n = BAD_REVIEWS_PER_DAY * BAD_DAYS
-    day = at + np.repeat(np.arange(BAD_DAYS), BAD_REVIEWS_PER_DAY)
+    earlier = np.flatnonzero(np.asarray(ordered_at) < at * DAY)
+    n = min(BAD_REVIEWS_PER_DAY * BAD_DAYS, len(earlier))
+    if n == 0:
+        return None, None
+    chosen = rng.choice(earlier, n, replace=False)
+    day = at + np.arange(n) // BAD_REVIEWS_PER_DAY
     seconds = day * DAY + rng.integers(9 * 3600, 22 * 3600, n)
     which = rng.integers(0, len(BAD_TEXTS), n)
+    english = (which == 2).astype(np.int64)
     columns: dict[str, Any] = {
         "review_id": text.ids("RX", np.arange(1, n + 1), 6), "sku": pa.array([sku] * n, type=pa.string()),
         "rating": text.integers(np.ones(n, dtype=np.int64)), "created_at": text.timestamps(start, seconds),
-        "order_id": pa.nulls(n, pa.string()), "customer_id": pa.nulls(n, pa.string()),
-        "title": pa.nulls(n, pa.string()), "body": text.pick(list(BAD_TEXTS), which),
-        "language": text.pick(["zh", "en"], (which == 2).astype(np.int64)),
+        "order_id": order_ids.take(pa.array(chosen)), "customer_id": customer_ids.take(pa.array(chosen)),
+        "title": text.pick(list(BAD_TITLES), english), "body": text.pick(list(BAD_TEXTS), which),
+        "language": text.pick(["zh", "en"], english),
     }
     table = pa.table({f.name: columns[f.name].cast(f.type) for f in schema}, schema=schema)
     first = start + timedelta(days=at)

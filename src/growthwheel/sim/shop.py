@@ -288,12 +288,16 @@ def simulate(
     )
 
     bot_events, drop_incident = anomalies.extra_sessions(
-        np.random.default_rng([seed, 91]), start, days, len(ss.stage), sku_text, events.schema)
+        np.random.default_rng([seed, 91]), start, days, len(ss.stage), sku_text, events.schema,
+        cat.launched_day)
     if bot_events is not None:
         events = pa.concat_tables([events, bot_events])
     best_seller = str(sku_text[int(np.argmax(np.bincount(od.line_sku, minlength=cat.size)))])
+    best_lines = np.flatnonzero(od.line_sku == int(np.argmax(np.bincount(od.line_sku, minlength=cat.size))))
     bad_reviews, review_incident = anomalies.bad_batch(
-        np.random.default_rng([seed, 92]), start, days, best_seller, review_table.schema)
+        np.random.default_rng([seed, 92]), start, days, best_seller, review_table.schema,
+        order_ids.take(pa.array(lo[best_lines])), customer_ids.take(pa.array(od.customer[lo[best_lines]])),
+        od.ordered_at[lo[best_lines]])
     if bad_reviews is not None:
         review_table = pa.concat_tables([review_table, bad_reviews])
 
