@@ -21,7 +21,7 @@ process's peak RSS. Accuracy: each channel's estimate against the truth, and the
 90 % intervals over ``--seeds`` independent one-year demo shops (``sim.customers``: the demo's own
 three paid channels). Run with ``nice -n 5``; the load average is printed. Usage::
 
-    python bench/mmm_bench.py [--seeds 20]
+    python bench/mmm_bench.py [--seeds 20] [--demo-customers 20000]
 """
 
 from __future__ import annotations
@@ -160,11 +160,64 @@ def demo_coverage(seeds: int) -> None:
     print(f"  fit time per year × 3 channels: median {np.median(seconds):.2f} s")
 
 
+def demo_end_to_end(customers_count: int) -> None:
+    """The real demo (``build_demo``: simulate, import) then the model through the warehouse
+    (``marketing.mix``) against ``ground_truth.json``."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from growthwheel.config import Settings
+    from growthwheel.marketing import mix
+    from growthwheel.sim.demo import build_demo
+    from growthwheel.warehouse import db
+
+    with tempfile.TemporaryDirectory() as folder:
+        cfg = Settings(data_dir=Path(folder) / "data")
+        started = time.perf_counter()
+        build_demo(cfg, customers=customers_count, days=365, seed=7, start=date(2025, 1, 1))
+        seconds = time.perf_counter() - started
+        print(f"demo built ({customers_count:,} customers, 365 days) in {seconds:.0f} s")
+        truth = json.loads((cfg.data_dir / "ground_truth.json").read_text(encoding="utf-8"))
+        channels = truth["acquisition"]["channels"]
+        con = db.connect(cfg)
+        try:
+            first, last = date(2025, 1, 1), date(2025, 12, 31)
+            report = mix.report(con, start=first, end=last, timezone=cfg.shop().timezone)
+            total = sum(c["spend"] for c in report["channels"])
+            plan = mix.plan(con, start=first, end=last, total=total, timezone=cfg.shop().timezone)
+        finally:
+            con.disconnect()
+        for c in report["channels"]:
+            t = channels[c["channel"]]
+            e, r = c["elasticity"], c["roas"]
+            roas = t["roas_customers_per_cny"] / 100
+            e_in = "in" if e["low"] <= t["spend_elasticity"] <= e["high"] else "OUT"
+            r_in = "in" if r["low"] <= roas <= r["high"] else "OUT"
+            print(f"  {c['channel']:<4} elasticity {t['spend_elasticity']:.3f} → {e['mean']:.3f} "
+                  f"[{e['low']:.3f}, {e['high']:.3f}] {e_in}"
+                  f"   new customers per ¥1,000 {1e5 * roas:.2f} → {1e5 * r['mean']:.2f} "
+                  f"[{1e5 * r['low']:.2f}, {1e5 * r['high']:.2f}] {r_in}")
+
+        # On the simulator's true curves: expected · (X / X_observed)^beta per channel.
+        def true_total(split: dict[str, float]) -> float:
+            return sum(channels[ch]["expected_new_customers"]
+                       * (x / (channels[ch]["spend_cny"] * 100)) ** channels[ch]["spend_elasticity"]
+                       for ch, x in split.items())
+
+        planned = {line["channel"]: float(line["spend"]) for line in plan["lines"]}
+        actual = {c["channel"]: float(c["spend"]) for c in report["channels"]}
+        print(f"  plan vs actual split on the true curves: {true_total(planned) - true_total(actual):+.1f} "
+              f"new customers (of {true_total(actual):,.0f})")
+
+
 def main() -> None:
     """Run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--demo-customers", type=int, default=0,
+                        help="also build the real demo with this many customers (20000: ~5 min) and fit it")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}, "
           f"{os.cpu_count()} CPUs")
@@ -186,6 +239,8 @@ def main() -> None:
           lambda: allocate(mmm.budget_curves(per)[0], int(data["spend"].sum()), reserve_share=0.1), unit)
     print(f"process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     demo_coverage(args.seeds)
+    if args.demo_customers:
+        demo_end_to_end(args.demo_customers)
 
 
 if __name__ == "__main__":
