@@ -223,6 +223,36 @@ def test_hand_computed_predictions() -> None:
     assert clv.discount_per_unit(0.01, "week") == pytest.approx(1.01 ** (7 / 30.4375) - 1)
 
 
+@pytest.mark.parametrize("purchases", [
+    clv.BgNbdParams(r=0.25, alpha=4.0, a=0.8, b=2.5),
+    clv.BgNbdParams(r=0.3, alpha=2.0, a=0.4, b=0.3),  # a + b < 1: 2F1 < 0 for x = 0
+    clv.BgNbdParams(r=1.0, alpha=2.0, a=1.0 + 1e-12, b=3.0),  # the singular a = 1
+    clv.ParetoNbdParams(r=0.55, alpha=10.6, s=0.61, beta=11.7),
+    clv.ParetoNbdParams(r=0.55, alpha=10.6, s=1.0, beta=11.7),
+])
+def test_scores_equal_the_sum_of_expected_purchases_exactly(purchases: clv.PurchaseParams) -> None:
+    """Scoring computes the alive-rate once per distinct (x, T) and P(alive) once per customer;
+    the numbers are the same, bit for bit, as summing ``expected_purchases`` period by period."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    big_t = rng.integers(1, 40, n).astype(float)
+    x = np.minimum(rng.poisson(1.5, n), 12).astype(float)
+    t_x = np.where(x > 0, np.floor(rng.uniform(0, 1, n) * big_t), 0.0)
+    m = np.where(x > 0, rng.uniform(5, 80, n), np.nan)
+    gg = clv.GammaGammaParams(p=6.0, q=3.5, v=15.0)
+    got = clv.score_customers(purchases, gg, x, t_x, big_t, m, periods=12, discount_rate=0.01)
+    value, previous = np.zeros(n), np.zeros(n)
+    for k in range(1, 13):
+        cumulative = clv.expected_purchases(purchases, float(k), x, t_x, big_t)
+        value += (cumulative - previous) / 1.01 ** k
+        previous = cumulative
+    np.testing.assert_array_equal(got.expected_purchases, previous)
+    np.testing.assert_array_equal(got.clv, value * clv.expected_spend(gg, x, m))
+    np.testing.assert_array_equal(got.p_alive, clv.p_alive(purchases, x, t_x, big_t))
+    assert np.all(np.isfinite(got.clv))
+    assert np.all(got.expected_purchases > 0)
+
+
 # ---------------------------------------------------------------------------------------------
 # Robustness and clear errors
 # ---------------------------------------------------------------------------------------------

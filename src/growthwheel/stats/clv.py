@@ -45,6 +45,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from scipy import optimize, special
 
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
@@ -173,10 +174,36 @@ class RfmData:
 
 
 def unique_rows(*columns: Array) -> tuple[list[Array], IntArray]:
-    """Distinct rows of equal-length columns, and for each input row the index of its distinct row."""
+    """Distinct rows of equal-length columns, and for each input row the index of its distinct row.
+
+    The distinct rows come sorted (lexicographically, first column first), each taken from its
+    first occurrence. Each column and then the combined row key are hashed (``pandas.factorize``,
+    linear time) rather than sorting the rows: the answer is that of :func:`_unique_rows_sorted`.
+    """
     n = len(columns[0])
     if n == 0:
         return [c.copy() for c in columns], np.zeros(0, dtype=np.intp)
+    if any(c.dtype.kind == "f" and bool(np.isnan(c).any()) for c in columns):
+        return _unique_rows_sorted(*columns)  # NaN: every one distinct, as the sort finds them
+    key = np.zeros(n, dtype=np.int64)
+    size = 1
+    for column in columns:
+        codes, uniques = pd.factorize(column, sort=True)  # codes = ranks of the sorted values
+        if size * len(uniques) >= 2**62:  # re-rank the key so far to keep it in int64
+            key_codes, key_uniques = pd.factorize(key, sort=True)
+            key, size = key_codes.astype(np.int64), len(key_uniques)
+        key = key * len(uniques) + codes
+        size *= len(uniques)
+    group, distinct = pd.factorize(key, sort=True)
+    firsts_seen = pd.Series(group).drop_duplicates()  # first occurrence of each group
+    firsts = np.empty(len(distinct), dtype=np.intp)
+    firsts[firsts_seen.to_numpy()] = firsts_seen.index.to_numpy()
+    return [c[firsts] for c in columns], np.asarray(group, dtype=np.intp)
+
+
+def _unique_rows_sorted(*columns: Array) -> tuple[list[Array], IntArray]:
+    """:func:`unique_rows` by sorting the rows (``np.lexsort``)."""
+    n = len(columns[0])
     order = np.lexsort(columns[::-1])
     change = np.zeros(n, dtype=bool)
     change[0] = True
@@ -848,11 +875,23 @@ def p_alive(params: PurchaseParams, frequency: Any, recency: Any, age: Any) -> A
 
 
 def _bgnbd_expected(params: BgNbdParams, t: Array, x: Array, t_x: Array, big_t: Array) -> Array:
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    if abs(a - 1.0) < 1e-7:  # removable singularity at a = 1: average both sides
+    r, alpha, b = params.r, params.alpha, params.b
+    if _bgnbd_singular(params):  # removable singularity at a = 1: average both sides
         lo = _bgnbd_expected(BgNbdParams(r, alpha, 1.0 - 1e-6, b), t, x, t_x, big_t)
         hi = _bgnbd_expected(BgNbdParams(r, alpha, 1.0 + 1e-6, b), t, x, t_x, big_t)
         return (lo + hi) / 2
+    return np.asarray(_bgnbd_rate(params, t, x, big_t) * p_alive(params, x, t_x, big_t),
+                      dtype=np.float64)
+
+
+def _bgnbd_singular(params: BgNbdParams) -> bool:
+    return abs(params.a - 1.0) < 1e-7
+
+
+def _bgnbd_rate(params: BgNbdParams, t: Array, x: Array, big_t: Array) -> Array:
+    """BG/NBD expected purchases in the next ``t`` if alive: a function of ``(x, T)`` only (the
+    recency enters through P(alive)); ``a`` must not be 1."""
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
     c = a + b + x - 1
     z = t / (alpha + big_t + t)
     log_ratio = (r + x) * (np.log(alpha + big_t) - np.log(alpha + big_t + t))
@@ -864,19 +903,23 @@ def _bgnbd_expected(params: BgNbdParams, t: Array, x: Array, t_x: Array, big_t: 
         rb, xb, cb, zb, lb = (np.broadcast_to(v, second.shape)[bad] for v in (r + x, b + x, c, z, log_ratio))
         second = second.copy()
         second[bad] = 1.0 - np.exp(lb) * special.hyp2f1(rb, xb, cb, zb)
-    numerator = c / (a - 1) * second
-    return np.asarray(numerator * p_alive(params, x, t_x, big_t), dtype=np.float64)
+    return np.asarray(c / (a - 1) * second, dtype=np.float64)
 
 
 def _pnbd_expected(params: ParetoNbdParams, t: Array, x: Array, t_x: Array, big_t: Array) -> Array:
+    return np.asarray(_pnbd_rate(params, t, x, big_t) * p_alive(params, x, t_x, big_t),
+                      dtype=np.float64)
+
+
+def _pnbd_rate(params: ParetoNbdParams, t: Array, x: Array, big_t: Array) -> Array:
+    """Pareto/NBD expected purchases in the next ``t`` if alive: a function of ``(x, T)`` only."""
     r, alpha, s, beta = params.r, params.alpha, params.s, params.beta
     log_ratio = np.log(beta + big_t) - np.log(beta + big_t + t)
     if abs(s - 1.0) < 1e-9:
         tail = -log_ratio  # limit of (1 - ratio^(s-1)) / (s-1) as s -> 1
     else:
         tail = -np.expm1((s - 1) * log_ratio) / (s - 1)
-    value = (r + x) * (beta + big_t) / (alpha + big_t) * tail * p_alive(params, x, t_x, big_t)
-    return np.asarray(value, dtype=np.float64)
+    return np.asarray((r + x) * (beta + big_t) / (alpha + big_t) * tail, dtype=np.float64)
 
 
 def expected_purchases(params: PurchaseParams, t: Any, frequency: Any, recency: Any, age: Any) -> Array:
@@ -913,12 +956,32 @@ def discount_per_unit(monthly_rate: float, time_unit: str) -> float:
 
 
 def _discounted_purchases(purchases: PurchaseParams, x: Array, t_x: Array, big_t: Array, periods: int,
-                          discount_rate: float) -> tuple[Array, Array]:
-    """Per row: ``Σ_k (E[X(k)] − E[X(k−1)]) / (1 + d)^k`` and ``E[X(periods)]``."""
+                          discount_rate: float, alive: Array | None = None) -> tuple[Array, Array]:
+    """Per row: ``Σ_k (E[X(k)] − E[X(k−1)]) / (1 + d)^k`` and ``E[X(periods)]``.
+
+    ``E[X(k)]`` is (expected purchases if alive, a function of ``(x, T)``) × P(alive): the first
+    factor is computed once per distinct ``(x, T)`` and P(alive) once per row (``alive`` if given),
+    the same arithmetic as :func:`expected_purchases` element by element, so the same numbers.
+    """
     value = np.zeros(len(x))
     previous = np.zeros(len(x))
+    singular = isinstance(purchases, BgNbdParams) and _bgnbd_singular(purchases)
+    if singular or periods == 0:
+        for k in range(1, periods + 1):
+            cumulative = expected_purchases(purchases, float(k), x, t_x, big_t)
+            value += (cumulative - previous) / (1.0 + discount_rate) ** k
+            previous = cumulative
+        return value, previous
+    if alive is None:
+        alive = p_alive(purchases, x, t_x, big_t)
+    (px, pt), pair = unique_rows(x, big_t)
     for k in range(1, periods + 1):
-        cumulative = expected_purchases(purchases, float(k), x, t_x, big_t)
+        t = np.atleast_1d(np.float64(k))
+        if isinstance(purchases, BgNbdParams):
+            rate = _bgnbd_rate(purchases, t, px, pt)
+        else:
+            rate = _pnbd_rate(purchases, t, px, pt)
+        cumulative = np.asarray(rate[pair] * alive, dtype=np.float64)
         value += (cumulative - previous) / (1.0 + discount_rate) ** k
         previous = cumulative
     return value, previous
@@ -972,8 +1035,9 @@ def score_customers(
     x, t_x, big_t, m = _arrays(frequency, recency, age, monetary)
     per_purchase = expected_spend(spend, x, m)
     (ux, utx, ut), inverse = unique_rows(x, t_x, big_t)
-    discounted, cumulative = _discounted_purchases(purchases, ux, utx, ut, periods, discount_rate)
     alive = p_alive(purchases, ux, utx, ut)
+    discounted, cumulative = _discounted_purchases(purchases, ux, utx, ut, periods, discount_rate,
+                                                   alive)
     return CustomerScores(
         p_alive=alive[inverse],
         expected_purchases=cumulative[inverse],
