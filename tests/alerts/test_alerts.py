@@ -244,3 +244,22 @@ def test_acknowledge_and_resolve_race(store_cfg: Settings) -> None:
         assert done.note == "supplier fixed"
         with pytest.raises(service.ConflictError):
             service.resolve(session, alert_id, actor="lead@example.com")
+
+
+def test_the_review_lists_the_period_alerts(cfg: Settings, shop: Any) -> None:
+    from growthwheel.reports.review import render_review
+
+    with session_scope(cfg) as session:
+        _rule(session, name="订单激增")
+        service.evaluate(session, shop, today=date(2025, 5, 20), since=date(2025, 3, 1))
+    html = render_review(shop, period="week", as_of=date(2025, 4, 20), shop_name="测试店", currency="CNY",
+                         cfg=cfg)
+    assert "本期预警" in html
+    assert "2025-04-15" in html
+    assert "订单激增" in html
+    quiet = render_review(shop, period="week", as_of=date(2025, 4, 13), shop_name="测试店", currency="CNY",
+                          cfg=cfg)
+    assert "本期预警" in quiet
+    assert "订单激增" not in quiet
+    assert "本期预警" not in render_review(shop, period="week", as_of=date(2025, 4, 20), shop_name="测试店",
+                                        currency="CNY")

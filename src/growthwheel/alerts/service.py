@@ -720,3 +720,29 @@ def rule_out(rule: AlertRule) -> dict[str, Any]:
 def rule_names(session: Session) -> dict[str, str]:
     """Rule id → name."""
     return {str(i): str(n) for i, n in session.execute(select(AlertRule.id, AlertRule.name)).all()}
+
+
+def _band(alert: Alert) -> str:
+    if alert.lower is not None and alert.upper is not None:
+        return f"{_fmt(alert.lower)} ~ {_fmt(alert.upper)}"
+    return _fmt(alert.reference)
+
+
+def report_rows(cfg: Any, start: date, end: date) -> list[dict[str, Any]]:
+    """The alerts of periods starting in ``[start, end]``, for the periodic review (both
+    languages: the review is bilingual). Empty when the store has no alerts table yet."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from growthwheel.store.db import session_scope
+
+    try:
+        with session_scope(cfg) as session:
+            names = rule_names(session)
+            found = session.scalars(select(Alert).where(Alert.period_start.between(start, end))
+                                    .order_by(Alert.period_start, Alert.created_at)).all()
+            return [{"day": a.period_start.isoformat(), "rule": names.get(a.rule_id, ""),
+                     "metric_en": label(a.metric, "en"), "metric_zh": label(a.metric, "zh"),
+                     "where": a.dimension_value, "value": _fmt(a.value),
+                     "band": _band(a), "status": a.status} for a in found]
+    except SQLAlchemyError:
+        return []

@@ -149,7 +149,7 @@ def internal_report(owner: Owner, period: str = "week", as_of: date | None = Non
     shop = owner.cfg.shop()
     with owner.read() as con:
         return {"html": render_review(con, period=period, as_of=as_of, shop_name=shop.name,
-                                      currency=shop.currency)}
+                                      currency=shop.currency, cfg=owner.cfg)}
 
 
 class ReadRequest(BaseModel):

@@ -376,7 +376,7 @@ def report_command(
             "period": period.value, "as_of": _iso(day)})["html"])
     else:
         html = render_review(connect(cfg), period=period.value, as_of=day, shop_name=shop.name,
-                             currency=shop.currency)
+                             currency=shop.currency, cfg=cfg)
     target = out_file or cfg.data_dir / "reports" / f"review-{period.value}.html"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(html, encoding="utf-8")

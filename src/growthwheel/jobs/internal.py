@@ -67,7 +67,7 @@ def review(owner: Owner, period: Annotated[str, Query(pattern="^(week|month|quar
     shop = owner.cfg.shop()
     with owner.read() as con:
         return {"html": render_review(con, period=period, as_of=as_of, shop_name=shop.name,
-                                      currency=shop.currency)}
+                                      currency=shop.currency, cfg=owner.cfg)}
 
 
 @router.post("/facts/drain")

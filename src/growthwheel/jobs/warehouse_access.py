@@ -163,4 +163,4 @@ def review_html(cfg: Settings, period: str, as_of: date | None) -> str:
     shop = cfg.shop()
     with _direct(cfg) as con:
         return render_review(ibis_duckdb.from_connection(con), period=period, as_of=as_of,
-                             shop_name=shop.name, currency=shop.currency)
+                             shop_name=shop.name, currency=shop.currency, cfg=cfg)

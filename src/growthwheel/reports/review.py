@@ -364,6 +364,7 @@ def render_review(
     as_of: date | None = None,
     shop_name: str,
     currency: str,
+    cfg: Any = None,
 ) -> str:
     """The periodic review (复盘) as one self-contained HTML page.
 
@@ -371,8 +372,14 @@ def render_review(
     ``quarter``; the review covers the last complete period that ends on or before ``as_of``
     (default: the last shop-local date with an order). Money is shown in ``currency``'s major
     units. Raises ``NoDataError`` when there is nothing to review.
+    With ``cfg`` (the settings of the shop's data directory) the review
+    lists the alerts of the period from the operational store.
     """
     context = review_context(con, period=period, as_of=as_of, shop_name=shop_name,
                              currency=currency)
+    if cfg is not None:
+        from growthwheel.alerts.service import report_rows
+
+        context["alerts"] = report_rows(cfg, context["start"], context["end"])
     template = _environment().get_template("review.html.j2")
     return template.render(**context, echarts_js=_echarts_source())
