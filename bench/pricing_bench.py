@@ -37,8 +37,9 @@ both cores must be identical (asserted, realistic and heavy-overlap carts), and 
 repeats the interleaved timing N times and reports the medians.
 
 Interpreter: like ``growthwheel serve`` once its application is loaded, the bench freezes what
-exists at start-up out of the garbage collector's sight and raises the young-generation threshold
-(``growthwheel.kit.runtime``); ``--python-defaults`` measures with Python's own settings.
+exists at start-up out of the garbage collector's sight (``growthwheel.kit.runtime``);
+``--python-defaults`` measures with Python's own settings. Only a summary of each priced cart is
+kept during the timing (a server drops each result once answered).
 
 Usage: ``python bench/pricing_bench.py [--runs 5000] [--heavy-runs 2000] [--seed 7] [--busy]
 [--compare OLD/src [--rounds 3] [--only-compare]] [--python-defaults]``
@@ -306,33 +307,47 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def timed(carts: Sequence[Cart],
-          price: Callable[[Cart], PricedCart]) -> tuple[list[float], list[float], list[PricedCart]]:
-    """Per-cart wall time and CPU time of this thread (s) of ``price`` and its results, after a
-    warm-up of 50 carts. CPU time is what a loaded machine disturbs least (waiting for a core is
-    not counted; cache and frequency effects of the load still are)."""
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """What the report reads of a priced cart (a server drops each result once answered: keeping
+    thousands of whole results alive would make the garbage collector walk them during the timing)."""
+
+    exact: bool
+    applied: int
+    competing: int
+
+
+def timed(carts: Sequence[Cart], price: Callable[[Cart], PricedCart],
+          keep: int = 0) -> tuple[list[float], list[float], list[Summary], list[PricedCart]]:
+    """Per-cart wall time and CPU time of this thread (s) of ``price``, a summary of each result and
+    the first ``keep`` results whole, after a warm-up of 50 carts. CPU time is what a loaded machine
+    disturbs least (waiting for a core is not counted; cache and frequency effects of the load still
+    are)."""
     for cart in carts[:50]:
         price(cart)
     samples: list[float] = []
     cpu: list[float] = []
-    results: list[PricedCart] = []
+    summaries: list[Summary] = []
+    kept: list[PricedCart] = []
     for cart in carts:
         started, started_cpu = time.perf_counter(), time.thread_time()
         result = price(cart)
         cpu.append(time.thread_time() - started_cpu)
         samples.append(time.perf_counter() - started)
-        results.append(result)
-    return samples, cpu, results
+        summaries.append(Summary(result.exact, len(result.applied), len(result.applied) + sum(
+            n.code in COMPETING for n in result.not_applied)))
+        if len(kept) < keep:
+            kept.append(result)
+    return samples, cpu, summaries, kept
 
 
-def report(title: str, samples: list[float], cpu: list[float], results: list[PricedCart]) -> float:
+def report(title: str, samples: list[float], cpu: list[float], results: list[Summary]) -> float:
     """Print p50 / p99 / max of wall and CPU time and the share of exact searches; return p50 in ms."""
     p50, p99 = percentile(samples, 0.5) * 1e3, percentile(samples, 0.99) * 1e3
     c50, c99 = percentile(cpu, 0.5) * 1e3, percentile(cpu, 0.99) * 1e3
     exact = sum(r.exact for r in results)
-    applied = statistics.fmean(len(r.applied) for r in results)
-    competing = statistics.fmean(sum(n.code in COMPETING for n in r.not_applied) + len(r.applied)
-                                 for r in results)
+    applied = statistics.fmean(r.applied for r in results)
+    competing = statistics.fmean(r.competing for r in results)
     print(f"{title}, {len(samples)} carts")
     print(f"  wall p50 {p50:.3f} ms   p99 {p99:.3f} ms   max {max(samples) * 1e3:.3f} ms   "
           f"mean {statistics.fmean(samples) * 1e3:.3f} ms   "
@@ -500,8 +515,8 @@ def main(argv: list[str] | None = None) -> int:
               f"switch interval {sys.getswitchinterval():.3f} s)")
     else:  # what `growthwheel serve` does once the application is loaded (kit/runtime.py)
         tune_interpreter()
-        print(f"interpreter: the server's set-up (gc thresholds {gc.get_threshold()}, start-up objects "
-              f"frozen, switch interval {sys.getswitchinterval():.3f} s)")
+        print(f"interpreter: the server's set-up (start-up objects frozen out of the collector, "
+              f"switch interval {sys.getswitchinterval():.3f} s)")
     print("load average: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     stop = threading.Event()
     if args.busy:
@@ -533,12 +548,13 @@ def _run(args: argparse.Namespace) -> int:
     index = PromotionIndex(promos)
     built = time.perf_counter() - started
     print(f"PromotionIndex of {len(index)} promotions built in {built * 1e3:.2f} ms")
-    samples, cpu, results = timed(carts, lambda cart: price_cart(cart, index))
+    listed = carts[:max(1, args.runs // 5)]
+    samples, cpu, results, first = timed(carts, lambda cart: price_cart(cart, index), keep=200)
     p50 = report("realistic: 10 lines x 200 active promotions (2,000 skus / 40 categories), index reused",
                  samples, cpu, results)
-    listed = carts[:max(1, args.runs // 5)]
-    list_samples, list_cpu, list_results = timed(listed, lambda cart: price_cart(cart, promos))
-    assert list_results == results[:len(listed)]  # the index changes the speed, never the price
+    list_samples, list_cpu, list_results, list_first = timed(listed, lambda cart: price_cart(cart, promos),
+                                                             keep=200)
+    assert list_first == first[:len(list_first)]  # the index changes the speed, never the price
     report("realistic, plain list (index built on every call)", list_samples, list_cpu, list_results)
     summing: list[float] = []
     for cart in carts:
@@ -553,7 +569,7 @@ def _run(args: argparse.Namespace) -> int:
     heavy = heavy_promotions(hrnd)
     heavy_carts = [heavy_cart(hrnd) for _ in range(args.heavy_runs)]
     heavy_index = PromotionIndex(heavy)
-    samples, cpu, results = timed(heavy_carts, lambda cart: price_cart(cart, heavy_index))
+    samples, cpu, results, _ = timed(heavy_carts, lambda cart: price_cart(cart, heavy_index))
     report("heavy overlap (worst case): 10 lines x 200 promotions + 2 coupons + points, index reused",
            samples, cpu, results)
 

@@ -84,9 +84,8 @@ class ServerSettings(BaseModel):
     Python's default 0.005): shorter keeps ``/api/v1/health`` and the event loop answering while
     the checkout's threads run (``kit/runtime.py``)."""
     gc_tuning: bool = True
-    """Freeze the loaded application out of the garbage collector's sight and collect the young
-    generation less often (``kit/runtime.py``): no full collection of the whole application while
-    requests wait."""
+    """Freeze the loaded application out of the garbage collector's sight (``kit/runtime.py``): no
+    full collection walks the whole application while requests wait."""
     api_key_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     """How long a verified API key is trusted without asking the store (0: always ask). A key
     revoked through this process stops working at once; through another process, within this time."""

@@ -11,11 +11,13 @@ Two things make a busy Python server's latency tail, beyond the work itself:
   the loaded application (routers, models, Ibis, pandas: hundreds of thousands of objects); a
   full collection walks all of them while holding the GIL, tens of milliseconds on which every
   request waits. :func:`gc.freeze` after start-up moves what exists then out of the collector's
-  sight for good, and a larger young-generation threshold makes collections rarer; garbage is
-  still collected (reference counting frees almost everything at once anyway).
+  sight for good; what requests allocate is still collected as before. (A larger young-generation
+  threshold was tried and left out: objects that outlive a young collection make each one longer,
+  which moved the pricing bench's p99 up, not down.)
 
 :func:`tune_interpreter` applies both; the server calls it once its application is loaded
-(``api/app.py``'s start-up), ``bench/pricing_bench.py`` calls it to measure what a server does.
+(``growthwheel serve``, and each process of ``serve --workers``); ``bench/pricing_bench.py``
+calls it to measure what a server does.
 """
 
 from __future__ import annotations
@@ -23,18 +25,12 @@ from __future__ import annotations
 import gc
 import sys
 
-#: Python's defaults, for comparison: ``(700, 10, 10)`` and 5 ms.
-GC_THRESHOLDS = (20_000, 20, 20)
-"""Young-generation threshold and the two older ones' (collections of the younger before theirs)."""
 
-
-def tune_interpreter(switch_interval: float = 0.001, *, gc_tuning: bool = True,
-                     thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
-    """Set the GIL switch interval (seconds); with ``gc_tuning``, set the collector's thresholds,
-    collect once and move every object alive now to the permanent generation (call it after
-    start-up, when the application's long-lived objects exist)."""
+def tune_interpreter(switch_interval: float = 0.001, *, gc_tuning: bool = True) -> None:
+    """Set the GIL switch interval (seconds); with ``gc_tuning``, collect once and move every object
+    alive now to the permanent generation (call it after start-up, when the application's
+    long-lived objects exist)."""
     sys.setswitchinterval(switch_interval)
     if gc_tuning:
-        gc.set_threshold(*thresholds)
         gc.collect()
         gc.freeze()
