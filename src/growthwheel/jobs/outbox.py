@@ -9,10 +9,11 @@ message exists if and only if the decision committed.
 
 **Delivering.** :func:`deliver_due` claims a batch of due rows under a lease (``claimed``;
 PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED`` then one UPDATE, so several workers take disjoint
-batches; SQLite: the same inside ``BEGIN IMMEDIATE``) and commits the claim. Then, one message at a
-time, it marks the row ``sending`` (committed *before* the channel is called), hands it to its
-channel, and records the outcome right after the channel answers, in the same short transaction
-that marks the next row ``sending``:
+batches; SQLite: the same inside ``BEGIN IMMEDIATE``) and commits the claim. A channel with a
+``prepare(messages)`` method sees the batch first (the guard checks consent and caps for all of it
+in one transaction). Then, one message at a time, it marks the row ``sending`` (committed
+*before* the channel is called), hands it to its channel, and records the outcome right after
+the channel answers, in the same short transaction that marks the next row ``sending``:
 
 * ``sent`` → ``sent`` (with the provider's id);
 * ``skipped`` → ``skipped`` (the channel decided not to send: no consent, suppressed, capped);
@@ -45,9 +46,9 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -56,7 +57,7 @@ from growthwheel.accounts.service import audit
 from growthwheel.config import Settings
 from growthwheel.errors import InvalidArgumentError
 from growthwheel.jobs.models import OutboxRow
-from growthwheel.store.db import session_scope
+from growthwheel.store.db import engine, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +278,9 @@ class DeliveryStats:
                 "errors": self.errors[:20]}
 
 
+_OUTBOX = cast(Table, OutboxRow.__table__)
+
+
 def _advance(cfg: Settings, worker: str, done: tuple[str, Mapping[str, Any]] | None,
              following: Claimed | None, *, now: datetime, lease_seconds: int) -> bool:
     """One short transaction: record the outcome of the row just handled (if ``worker`` still holds
@@ -284,24 +288,23 @@ def _advance(cfg: Settings, worker: str, done: tuple[str, Mapping[str, Any]] | N
     its channel (``claimed`` → ``sending``, one attempt more, lease renewed). So at any instant at
     most one row of a worker's batch is ``sending``: the one its channel may be holding. Returns
     whether the next row is still ours (when its lease ran out another worker may have it)."""
-    with session_scope(cfg) as session:
+    table = _OUTBOX  # Core statements on a connection: this runs once per message, no ORM session needed
+    with engine(cfg).begin() as session:
         if done is not None:
             row_id, values = done
             session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == row_id, OutboxRow.status.in_(("claimed", "sending")),
-                       OutboxRow.lease_owner == worker)
-                .values(lease_owner=None, lease_until=None, **values)
-                .execution_options(synchronize_session=False))
+                update(table)
+                .where(table.c.id == row_id, table.c.status.in_(("claimed", "sending")),
+                       table.c.lease_owner == worker)
+                .values(lease_owner=None, lease_until=None, **values))
         if following is None:
             return False
         marked = session.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id == following.id, OutboxRow.lease_owner == worker,
-                   OutboxRow.status == ("sending" if following.in_doubt else "claimed"))
+            update(table)
+            .where(table.c.id == following.id, table.c.lease_owner == worker,
+                   table.c.status == ("sending" if following.in_doubt else "claimed"))
             .values(status="sending", lease_until=now + timedelta(seconds=lease_seconds),
-                    attempts=OutboxRow.attempts + (0 if following.in_doubt else 1))
-            .execution_options(synchronize_session=False))
+                    attempts=table.c.attempts + (0 if following.in_doubt else 1)))
         return int(getattr(marked, "rowcount", 0)) == 1
 
 
@@ -361,6 +364,21 @@ def _handle(item: Claimed, channel: Channel | None, stats: DeliveryStats, clock:
     return values
 
 
+def _prepare(channels: Mapping[str, Channel], batch: Sequence[Claimed]) -> None:
+    """Let each channel that can check a whole batch at once (a ``prepare(messages)`` method: the
+    guard's consent and caps in one transaction instead of one per message) see the messages it is
+    about to be handed, in-doubt ones excepted (each of those is decided on its own)."""
+    by_channel: dict[str, list[OutboxMessage]] = {}
+    for item in batch:
+        if not item.in_doubt:
+            by_channel.setdefault(item.message.channel, []).append(item.message)
+    for name, messages in by_channel.items():
+        channel = channels.get(name)
+        prepare: Callable[[Sequence[OutboxMessage]], None] | None = getattr(channel, "prepare", None)
+        if prepare is not None:
+            prepare(messages)
+
+
 def deliver_due(
     cfg: Settings, channels: Mapping[str, Channel], *, worker: str, clock: Callable[[], datetime],
     limit: int = DEFAULT_BATCH, lease_seconds: int = DEFAULT_LEASE_SECONDS, backoff_base: int = 30,
@@ -373,6 +391,7 @@ def deliver_due(
     stats.claimed = len(batch)
     if not batch:
         return stats
+    _prepare(channels, batch)
 
     ours = _advance(cfg, worker, None, batch[0], now=clock(), lease_seconds=lease_seconds)
     for index, item in enumerate(batch):

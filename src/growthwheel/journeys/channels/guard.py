@@ -15,6 +15,17 @@ DeliveryResult``). For every message, at the moment it would go out:
    address on the suppression list; any SMTP 5xx (and those codes) is recorded as the message's
    ``bounced`` status (:func:`store.record_message_event`).
 
+**Batches.** The outbox calls :meth:`GuardedChannel.prepare` with the messages of a claimed
+batch before handing them over: step 1 runs once for the whole batch (customers locked in id
+order, consents, suppressions and send histories read with one query each, the reservations made
+in order so a second message to the same customer in the batch sees the first;
+:func:`store.reserve_many`), and each message's decision is used when it is delivered (within
+:data:`PREPARED_FOR`; a message not prepared is admitted alone). One transaction per batch instead
+of one per message; the caps hold exactly as before (``tests/journeys/test_guard_batches.py``). A
+message reserved in a batch that its worker then did not send (it stopped, or died) stays counted
+until it is sent — a retry finds its reservation and is not counted twice — so a crash can only
+make the caps stricter for a moment, never looser.
+
 The outbox message's ``payload`` is what :func:`payload_of` makes of a rendered
 :class:`~growthwheel.journeys.channels.base.Message` (subject, text, html, lang, headers, data).
 """
@@ -22,7 +33,7 @@ The outbox message's ``payload`` is what :func:`payload_of` makes of a rendered
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +50,9 @@ from growthwheel.journeys.channels.base import (
 from growthwheel.journeys.channels.rules import QuietHours, Rules
 from growthwheel.store.db import session_scope
 
+#: How long a decision made for a batch (:meth:`GuardedChannel.prepare`) stands; older, the
+#: message is admitted again on its own.
+PREPARED_FOR = timedelta(seconds=60)
 HARD_BOUNCES = frozenset({"550", "551", "553", "isv.MOBILE_NUMBER_ILLEGAL"})
 
 
@@ -79,6 +93,15 @@ def _rules_for(rules: Rules, kind: str, payload: Mapping[str, Any]) -> Rules:
                                                    kind: QuietHours(quiet.start, quiet.end, wish)})
 
 
+def _result(decision: rules_mod.Decision) -> DeliveryResult | None:
+    """The outbox's answer for the rules' decision (``None``: send)."""
+    if decision.action == "send":
+        return None
+    if decision.action == "defer":
+        return DeliveryResult("deferred", detail=decision.reason or "deferred", retry_at=decision.not_before)
+    return DeliveryResult("skipped", detail=decision.reason or "dropped")
+
+
 class GuardedChannel:
     """An adapter behind consent, suppression, quiet hours and caps (the outbox ``Channel``)."""
 
@@ -92,6 +115,7 @@ class GuardedChannel:
         self.require_opt_in = require_opt_in
         self.idempotent = idempotent
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._prepared: dict[str, tuple[datetime, DeliveryResult | None]] = {}
 
     def admit(self, outbox: OutboxMessage, now: datetime) -> DeliveryResult | None:
         """Steps 1 of the module docstring: ``None`` when the message may go now (and is counted)."""
@@ -109,17 +133,47 @@ class GuardedChannel:
             else:  # a message to staff or a group: only quiet hours apply
                 quiet_only = dataclasses.replace(rules, caps=(), daily_caps={})
                 decision = rules_mod.decide(now, self.kind, quiet_only)
-        if decision.action == "send":
-            return None
-        if decision.action == "defer":
-            return DeliveryResult("deferred", detail=decision.reason or "deferred",
-                                  retry_at=decision.not_before)
-        return DeliveryResult("skipped", detail=decision.reason or "dropped")
+        return _result(decision)
+
+    def prepare(self, messages: Sequence[OutboxMessage]) -> None:
+        """Step 1 for a whole claimed batch in one transaction (the outbox calls this once per
+        batch, before it hands the messages over one by one): lock the batch's customers in id
+        order, read their consents, the suppressed addresses and their send histories once, and
+        reserve (:func:`store.reserve_many`). :meth:`deliver` then uses each message's decision
+        instead of opening a transaction of its own; a message not prepared (or prepared by
+        another batch) is admitted alone, as before."""
+        now = self._clock()
+        decided: dict[str, DeliveryResult | None] = {}
+        with session_scope(self.cfg) as session:
+            personal = [m for m in messages if m.customer_id]
+            store.lock_customers(session, [m.customer_id or "" for m in personal], now)
+            refused = store.blocked_many(session, self.kind, [(m.customer_id or "", m.recipient)
+                                                              for m in personal],
+                                         require_opt_in=self.require_opt_in)
+            wanted: list[tuple[str, str, Rules]] = []
+            for m in personal:
+                reason = refused.get((m.customer_id or "", m.recipient))
+                if reason is not None:
+                    decided[m.key] = DeliveryResult("skipped", detail=reason)
+                else:
+                    wanted.append((m.key, m.customer_id or "", _rules_for(self.rules, self.kind, m.payload)))
+            for key, decision in store.reserve_many(session, wanted, channel=self.kind, now=now).items():
+                decided[key] = _result(decision)
+        for m in messages:
+            if not m.customer_id:
+                quiet_only = dataclasses.replace(_rules_for(self.rules, self.kind, m.payload), caps=(),
+                                                 daily_caps={})
+                decided[m.key] = _result(rules_mod.decide(now, self.kind, quiet_only))
+        self._prepared = {key: (now, result) for key, result in decided.items()}
 
     def deliver(self, message: OutboxMessage) -> DeliveryResult:
         """Check, count, send; see the module docstring."""
         now = self._clock()
-        refused = self.admit(message, now)
+        prepared = self._prepared.pop(message.key, None)
+        if prepared is not None and now - prepared[0] <= PREPARED_FOR:
+            now, refused = prepared
+        else:
+            refused = self.admit(message, now)
         if refused is not None:
             return refused
         try:

@@ -13,15 +13,19 @@ sender) are permanent.
 
 from __future__ import annotations
 
+import io
 import smtplib
 import ssl
 import threading
+from email.generator import BytesGenerator
 from email.header import Header
 from email.headerregistry import Address
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from email.policy import Compat32
 from email.utils import formataddr, formatdate, parseaddr
+from typing import Any
 
 from growthwheel.journeys.channels.base import (
     Message,
@@ -52,6 +56,30 @@ def _address(value: str) -> str:
     """An address header (a non-ASCII display name RFC 2047-encoded)."""
     name, addr = parseaddr(value)
     return formataddr((name, addr), charset="utf-8") if name else addr
+
+
+class _QuickFolding(Compat32):
+    """``compat32`` (what ``smtplib.send_message`` flattens with) that writes a header that needs no
+    folding — ASCII, one line, short — as it is, without building an ``email.header.Header`` to
+    find that out; every other header is folded exactly as ``compat32`` folds it. The bytes are
+    the same; flattening takes about half the time (tested in ``test_smtp_bytes``)."""
+
+    def _fold(self, name: str, value: Any, sanitize: bool) -> str:
+        limit = self.max_line_length
+        if (isinstance(value, str) and value.isascii() and "\n" not in value and "\r" not in value
+                and (not limit or len(name) + 2 + len(value) <= limit)):
+            return f"{name}: {value}{self.linesep}"
+        return str(super()._fold(name, value, sanitize))  # type: ignore[misc]  # (private in typeshed)
+
+
+_QUICK = _QuickFolding()
+
+
+def wire_bytes(email: MIMEBase) -> bytes:
+    """``email`` as ``smtplib.SMTP.send_message`` would put it on the wire (CRLF line ends)."""
+    with io.BytesIO() as out:
+        BytesGenerator(out, policy=_QUICK).flatten(email, linesep="\r\n")
+        return out.getvalue()
 
 
 def build_email(message: Message, idempotency_key: str, *, sender: str, domain: str) -> MIMEBase:
@@ -101,6 +129,7 @@ class SmtpChannel:
         self.port = port
         self.sender = sender
         self.domain = address.domain or "growthwheel.local"
+        self._from_address = parseaddr(sender)[1]
         self._security = security
         self._username = username
         self._password = password
@@ -133,12 +162,18 @@ class SmtpChannel:
     def send(self, message: Message, idempotency_key: str) -> SendResult:
         """Deliver one email; see the module docstring for how failures are classified."""
         email = build_email(message, idempotency_key, sender=self.sender, domain=self.domain)
+        to_address = parseaddr(message.to)[1]
+        envelope = ((self._from_address, to_address)
+                    if self._from_address.isascii() and to_address.isascii() else None)
         with self._lock:
             for attempt in (1, 2):
                 try:
                     if self._conn is None:
                         self._conn = self._connect()
-                    refused = self._conn.send_message(email)
+                    if envelope is not None:  # ASCII addresses: flattened here, faster (same bytes)
+                        refused = self._conn.sendmail(envelope[0], [envelope[1]], wire_bytes(email))
+                    else:  # (an international address: smtplib negotiates SMTPUTF8)
+                        refused = self._conn.send_message(email)
                     if refused:  # some (here: the only) recipient refused without an exception
                         code, reply = next(iter(refused.values()))
                         raise smtplib.SMTPResponseException(code, reply)

@@ -1,0 +1,53 @@
+"""The email channel flattens messages itself (a quicker header fold): the bytes must be exactly
+those ``smtplib.SMTP.send_message`` would send, for every kind of header it writes."""
+
+from __future__ import annotations
+
+import io
+from email.generator import BytesGenerator
+
+import pytest
+from channel_servers import Mailbox
+
+from growthwheel.journeys.channels.base import Message
+from growthwheel.journeys.channels.links import unsubscribe_headers
+from growthwheel.journeys.channels.smtp import SmtpChannel, build_email, wire_bytes
+
+CASES = [
+    ("c1@example.com", "好久不见", "news@tea.example.com", "x" * 20),
+    ("李娜 <li.na@example.com>", "A long subject " * 8, "茶小铺 <news@tea.example.com>", "y" * 200),
+    ("Ann Smith <ann@example.com>", "Short", "News <news@tea.example.com>", "z" * 60),
+    ("bob@example.com", "Mixed 中文 and a fairly long English tail that needs folding " * 2,
+     "news@tea.example.com", "a" * 1),
+]
+
+
+def standard(email: object) -> bytes:
+    """What smtplib.send_message puts on the wire (its own BytesGenerator with the default policy)."""
+    with io.BytesIO() as out:
+        BytesGenerator(out).flatten(email, linesep="\r\n")  # type: ignore[arg-type]
+        return out.getvalue()
+
+
+@pytest.mark.parametrize(("to", "subject", "sender", "token"), CASES)
+def test_quick_flatten_is_byte_identical(to: str, subject: str, sender: str, token: str) -> None:
+    headers = {**unsubscribe_headers(f"https://growth.example.com/m/u/{token}"), "X-Campaign": "winback 2025"}
+    message = Message(channel="email", customer_id="c1", to=to, subject=subject, text="您好 From here\n" * 30,
+                      html="<p>您好</p>" * 30, headers=headers)
+    email = build_email(message, "j|winback|s1|c1|1", sender=sender, domain="tea.example.com")
+    assert wire_bytes(email) == standard(email)
+
+
+def test_the_server_receives_the_same_message(smtp_server: tuple[int, Mailbox]) -> None:
+    port, mailbox = smtp_server
+    channel = SmtpChannel("127.0.0.1", port, "茶小铺 <news@tea.example.com>")
+    message = Message(channel="email", customer_id="c1", to="李娜 <li.na@example.com>", subject="好久不见",
+                      text="券码 WB-1", html="<p>券码 <b>WB-1</b></p>")
+    channel.send(message, "j|winback|s1|c1|1")
+    channel.close()
+    (got,) = mailbox.messages
+    assert got["Subject"] == "好久不见"
+    assert str(got["To"]) == "李娜 <li.na@example.com>"
+    html = got.get_body(preferencelist=("html",))
+    assert html is not None
+    assert "<b>WB-1</b>" in html.get_content()
