@@ -358,8 +358,7 @@ def bench_store(store: str, url: str | None, clients: int, workers: int, env: di
 
 
 #: The server's settings before issue 10's third pass, for ``--before``.
-BEFORE = {"GROWTHWHEEL_SERVER__SWITCH_INTERVAL": "0.005", "GROWTHWHEEL_SERVER__GC_TUNING": "false",
-          "GROWTHWHEEL_SERVER__CONCURRENCY": "32"}
+BEFORE = {"GROWTHWHEEL_SERVER__GC_TUNING": "false", "GROWTHWHEEL_SERVER__CONCURRENCY": "32"}
 
 
 def main() -> None:
@@ -372,8 +371,7 @@ def main() -> None:
                         help="GROWTHWHEEL_SERVER__CONCURRENCY for the server (default: the setting's)")
     parser.add_argument("--before", action="store_true",
                         help="first run each store with the server settings before issue 10's third pass "
-                             "(Python's 5 ms GIL switch interval, no collector tuning, concurrency 32): "
-                             "a baseline in the same run")
+                             "(no collector freeze, concurrency 32): a baseline in the same run")
     args = parser.parse_args()
     env = {} if args.concurrency is None else {"GROWTHWHEEL_SERVER__CONCURRENCY": str(args.concurrency)}
     runs = [(BEFORE, True), (env, False)] if args.before else [(env, False)]

@@ -19,7 +19,11 @@ or a tier — a 10-line cart meets a handful of them, as in a real shop) and a s
 Printed: requests/s of each and the ratios; then a check that the store holds exactly one order
 per id and that the coupon batch counted exactly one redemption per order.
 
-Usage: ``python bench/orders_bench.py [--clients 50] [--seconds 8] [--workers N] [--store sqlite]``
+``--before`` first runs the same measurements against a server with the settings it had before
+issue 10's third pass (no collector freeze): a baseline in the same run.
+
+Usage: ``python bench/orders_bench.py [--clients 50] [--seconds 8] [--workers N] [--store sqlite]
+[--before]``
 """
 
 from __future__ import annotations
@@ -199,15 +203,29 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="growthwheel serve --workers N")
     parser.add_argument("--store", choices=("postgresql", "sqlite"), default="postgresql",
                         help="sqlite: one process; the baseline is one writer's plain INSERTs (its ceiling)")
+    parser.add_argument("--before", action="store_true",
+                        help="also run the server with its settings before issue 10's third pass (no "
+                             "collector freeze), first: a baseline in the same run")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # still stop the server and the cluster
     sys.path.insert(0, str(Path(__file__).parent))
-    from crowd_bench import start_server, stop_server
+    from crowd_bench import BEFORE, start_server, stop_server
+
+    before = {k: v for k, v in BEFORE.items() if not k.endswith("CONCURRENCY")}
+    for env in ([before, {}] if args.before else [{}]):
+        if env:
+            print(f"server settings before the third pass: {env}")
+        bench_once(args, env, start_server, stop_server)
+
+
+def bench_once(args: argparse.Namespace, env: dict[str, str], start_server: Callable[..., Any],
+               stop_server: Callable[..., Any]) -> None:
+    """One fresh shop and server (with ``env`` settings) and the four measurements."""
 
     data_dir = Path(tempfile.mkdtemp(prefix="gw-bench-orders-"))
     with postgres() if args.store == "postgresql" else contextlib.nullcontext(None) as url:
         key = setup(data_dir, url)
-        process, base = start_server(data_dir, url, workers=args.workers)
+        process, base = start_server(data_dir, url, workers=args.workers, env=env)
         store_url = url or f"sqlite:///{data_dir / 'growthwheel.sqlite'}"
         try:
             run(base, key, store_url, args.clients, args.seconds, args.workers)

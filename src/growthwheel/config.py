@@ -79,10 +79,10 @@ class ServerSettings(BaseModel):
     """The ``Retry-After`` (seconds) of a 503."""
     write_timeout: float = Field(default=30.0, gt=0, le=600)
     """SQLite: seconds a transaction may wait for the store's one writer before it is answered 503."""
-    switch_interval: float = Field(default=0.001, gt=0, le=0.1)
+    switch_interval: float = Field(default=0.005, gt=0, le=0.1)
     """Seconds a thread may hold the GIL while another waits for it (``sys.setswitchinterval``;
-    Python's default 0.005): shorter keeps ``/api/v1/health`` and the event loop answering while
-    the checkout's threads run (``kit/runtime.py``)."""
+    Python's default, 0.005, kept: 0.001 made no difference to ``/api/v1/health`` in the crowd
+    measurable on the shared machine, see README "Production")."""
     gc_tuning: bool = True
     """Freeze the loaded application out of the garbage collector's sight (``kit/runtime.py``): no
     full collection walks the whole application while requests wait."""
