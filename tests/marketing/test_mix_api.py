@@ -81,10 +81,25 @@ def test_plan_hits_the_total_with_the_reserve_and_beats_the_current_split(
     assert again == body  # deterministic
 
 
+def test_weekly_grain(shop: tuple[TestClient, dict[str, int]]) -> None:
+    client, spend = shop
+    body = ok(client.get("/api/v1/marketing/mmm", params={**SPAN, "grain": "week"}))
+    assert body["grain"] == "week"
+    assert body["periods"] == mix_data.DAYS // 7
+    assert body["period_days"] == 7
+    assert {row["channel"]: row["spend"] for row in body["channels"]} == spend  # whole weeks: all 84 days
+    plan = ok(client.post("/api/v1/marketing/mmm/plan", json={**SPAN, "grain": "week", "total": 1_000_000,
+                                                               "period_days": 28}))
+    assert plan["period_days"] == 28
+    assert sum(line["spend"] for line in plan["lines"]) == 1_000_000
+
+
 @pytest.mark.parametrize(("method", "url", "payload", "field"), [
     ("get", "/api/v1/marketing/mmm", {"from": "2025-03-03", "to": "2025-03-20"}, "from"),
     ("get", "/api/v1/marketing/mmm", {"from": "2025-05-01", "to": "2025-03-20"}, "to"),
     ("get", "/api/v1/marketing/mmm", {**SPAN, "outcome": "likes"}, "outcome"),
+    ("get", "/api/v1/marketing/mmm", {**SPAN, "grain": "month"}, "grain"),
+    ("get", "/api/v1/marketing/mmm", {"from": "2025-03-03", "to": "2025-04-20", "grain": "week"}, "from"),
     ("post", "/api/v1/marketing/mmm/plan", {**SPAN, "total": 0}, "total"),
     ("post", "/api/v1/marketing/mmm/plan", {**SPAN, "total": 1000, "reserve_share": 1.5}, "reserve_share"),
     ("post", "/api/v1/marketing/mmm/plan", {**SPAN, "total": 1000, "bounds": {"微博": {"lower": 1}}},

@@ -167,6 +167,7 @@ class MixPlanRequest(BaseModel):
     start: date = Field(alias="from", description="First day of the history the model is fitted to.")
     end: date = Field(alias="to", description="Last day of that history.")
     outcome: Literal["new_customers", "revenue"] = "new_customers"
+    grain: Literal["day", "week"] = "day"
     total: int = Field(gt=0, le=10**15, description="Budget to split, minor units.")
     reserve_share: float = Field(0.0, ge=0.0, lt=1.0, description="Share held back (机动预算).")
     period_days: int | None = Field(None, ge=1, le=mix.MAX_DAYS,
@@ -183,12 +184,14 @@ def get_mmm(
     start: Annotated[date, Query(alias="from", description="First day (YYYY-MM-DD), at least 56 days.")],
     end: Annotated[date, Query(alias="to", description="Last day (YYYY-MM-DD).")],
     outcome: Annotated[Literal["new_customers", "revenue"], Query()] = "new_customers",
+    grain: Annotated[Literal["day", "week"], Query(description="Fit days, or whole weeks.")] = "day",
 ) -> dict[str, Any]:
     """Adstock, saturation, contribution, ROAS, spend elasticity and marginal ROAS per channel, with
     90 % intervals, and each channel's response curve; the model is ``stats/mmm.py``."""
     cfg: Settings = request.app.state.cfg
     with owner.read() as con:
-        return mix.report(con, start=start, end=end, outcome=outcome, timezone=cfg.shop().timezone)
+        return mix.report(con, start=start, end=end, outcome=outcome, timezone=cfg.shop().timezone,
+                          grain=grain)
 
 
 @router.post("/mmm/plan", summary="Budget plan on the marketing-mix model's response curves",
@@ -206,4 +209,4 @@ def post_mmm_plan(
     with owner.read() as con:
         return mix.plan(con, start=body.start, end=body.end, total=body.total, outcome=body.outcome,
                         reserve_share=body.reserve_share, period_days=body.period_days, bounds=bounds,
-                        timezone=cfg.shop().timezone)
+                        timezone=cfg.shop().timezone, grain=body.grain)

@@ -242,6 +242,13 @@ mmm_app = typer.Typer(help="Marketing-mix model: response curves per channel and
 marketing_app.add_typer(mmm_app, name="mmm")
 
 
+class GrainChoice(StrEnum):
+    """Days or whole weeks."""
+
+    day = "day"
+    week = "week"
+
+
 class OutcomeChoice(StrEnum):
     """What the marketing-mix model explains."""
 
@@ -274,6 +281,7 @@ def mmm_fit(
     end: Annotated[str, typer.Option("--to", help="Last day of history (YYYY-MM-DD)")],
     outcome: Annotated[OutcomeChoice, typer.Option(help="New customers per channel, or total revenue")]
     = OutcomeChoice.new_customers,
+    grain: Annotated[GrainChoice, typer.Option(help="Fit days, or whole weeks")] = GrainChoice.day,
     as_json: Annotated[bool, typer.Option("--json", help="Print the model as JSON (with curves)")] = False,
 ) -> None:
     """Fit the marketing-mix model: ROAS, spend elasticity, marginal ROAS and adstock per channel."""
@@ -282,7 +290,8 @@ def mmm_fit(
 
     with _errors():
         first, last = _span(start, end)
-        report = analyst.run("marketing_mmm", {"from": first, "to": last, "outcome": outcome.value})
+        report = analyst.run("marketing_mmm", {"from": first, "to": last, "outcome": outcome.value,
+                                               "grain": grain.value})
         exponent = currency_exponent(current_settings().shop().currency)
     if as_json:
         print_json(report)
@@ -322,6 +331,7 @@ def mmm_plan(
     = None,
     outcome: Annotated[OutcomeChoice, typer.Option(help="New customers per channel, or total revenue")]
     = OutcomeChoice.new_customers,
+    grain: Annotated[GrainChoice, typer.Option(help="Fit days, or whole weeks")] = GrainChoice.day,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON")] = False,
 ) -> None:
     """Split a budget on the fitted response curves (total exact, reserve, bounds, equal marginals)."""
@@ -342,7 +352,8 @@ def mmm_plan(
                 pair = bounds.setdefault(channel, [0, None])
                 pair[slot] = _minor(amount, exponent, option)
         plan = analyst.run("marketing_mmm_plan", {
-            "from": first, "to": last, "outcome": outcome.value, "total": _minor(total, exponent, "--total"),
+            "from": first, "to": last, "outcome": outcome.value, "grain": grain.value,
+            "total": _minor(total, exponent, "--total"),
             "reserve_share": reserve_share, "period_days": period_days, "bounds": bounds})
     if as_json:
         print_json(plan)

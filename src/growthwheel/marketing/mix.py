@@ -27,6 +27,7 @@ from growthwheel.errors import InvalidArgumentError, NoDataError
 from growthwheel.stats import budget, mmm
 
 OUTCOMES = ("new_customers", "revenue")
+GRAINS = ("day", "week")
 MIN_DAYS = 56
 MAX_DAYS = 3 * 366
 CURVE_POINTS = 13
@@ -156,26 +157,44 @@ class _Holder:
         return isinstance(other, _Holder)
 
 
+def weekly(data: dict[str, Any]) -> dict[str, Any]:
+    """Daily series summed into whole weeks from the first day (a last, partial week is left out)."""
+    weeks = len(data["dates"]) // 7
+    if weeks < 8:
+        raise InvalidArgumentError("from: at least 8 whole weeks of history for a weekly model")
+
+    def fold(a: Any) -> Any:
+        a = a[: 7 * weeks]
+        return a.reshape(weeks, 7, *a.shape[1:]).sum(axis=1)
+
+    return {**data, "dates": data["dates"][: 7 * weeks : 7], "spend": fold(data["spend"]),
+            "outcome": fold(data["outcome"])}
+
+
 def fitted(con: Any, *, start: date, end: date, outcome: str,
-           timezone: str) -> tuple[mmm.Fit, dict[str, Any]]:
+           timezone: str, grain: str = "day") -> tuple[mmm.Fit, dict[str, Any]]:
     """The series and its fit; the same series is fitted once (an in-process cache keyed by a
     digest of the numbers)."""
     import hashlib
 
+    if grain not in GRAINS:
+        raise InvalidArgumentError("grain: day or week")
     data = series(con, start=start, end=end, outcome=outcome, timezone=timezone)
+    if grain == "week":
+        data = weekly(data)
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(data["spend"]).tobytes())
     digest.update(np.ascontiguousarray(data["outcome"]).tobytes())
     digest.update("|".join(data["channels"]).encode())
-    key = (start, end, outcome)
+    key = (start, end, outcome, grain)
     return _cached_fit(key, digest.digest(), outcome, _Holder(data)), data
 
 
 def report(con: Any, *, start: date, end: date, outcome: str = "new_customers",
-           timezone: str = "Asia/Shanghai") -> dict[str, Any]:
+           timezone: str = "Asia/Shanghai", grain: str = "day") -> dict[str, Any]:
     """The fitted model: per channel contribution, ROAS, elasticity, marginal ROAS and adstock with
     intervals, and each channel's response curve (0 to 2 × the period's spend)."""
-    fit, _ = fitted(con, start=start, end=end, outcome=outcome, timezone=timezone)
+    fit, _ = fitted(con, start=start, end=end, outcome=outcome, timezone=timezone, grain=grain)
     out = mmm.summary(fit)
     curves = []
     for j, ch in enumerate(fit.channels):
@@ -184,7 +203,8 @@ def report(con: Any, *, start: date, end: date, outcome: str = "new_customers",
     for row in out["channels"]:
         for name in ("roas", "marginal_roas"):
             row[f"{name}_per_1000"] = {k: 1000 * v for k, v in row[name].items()}
-    out.update({"from": start.isoformat(), "to": end.isoformat(), "outcome": outcome, "curves": curves,
+    out.update({"from": start.isoformat(), "to": end.isoformat(), "outcome": outcome, "grain": grain,
+                "curves": curves,
                 "model": "stats/mmm.py: geometric adstock, Hill saturation, trend, weekly and yearly "
                          "seasonality, 618 and Double 11; quasi-Poisson, Laplace intervals"})
     result: dict[str, Any] = _finite(out)
@@ -194,7 +214,7 @@ def report(con: Any, *, start: date, end: date, outcome: str = "new_customers",
 def plan(con: Any, *, start: date, end: date, total: int, outcome: str = "new_customers",
          reserve_share: float = 0.0, period_days: int | None = None,
          bounds: dict[str, tuple[int, int | None]] | None = None,
-         timezone: str = "Asia/Shanghai") -> dict[str, Any]:
+         timezone: str = "Asia/Shanghai", grain: str = "day") -> dict[str, Any]:
     """The allocator on the fitted curves: ``total`` (minor units) for a period of ``period_days``
     (default: as long as the fitted one), next to the split the period's spend had, scaled to the
     same total, with each split's expected outcome on the fitted curves."""
@@ -202,7 +222,7 @@ def plan(con: Any, *, start: date, end: date, total: int, outcome: str = "new_cu
         raise InvalidArgumentError("total: a positive amount in minor units")
     if period_days is not None and not 1 <= period_days <= MAX_DAYS:
         raise InvalidArgumentError(f"period_days: between 1 and {MAX_DAYS}")
-    fit, _ = fitted(con, start=start, end=end, outcome=outcome, timezone=timezone)
+    fit, _ = fitted(con, start=start, end=end, outcome=outcome, timezone=timezone, grain=grain)
     unknown = set(bounds or {}) - {c.channel for c in fit.channels}
     if unknown:
         raise InvalidArgumentError(f"bounds: no fitted channel {sorted(unknown)[0]}")
@@ -243,7 +263,8 @@ def _param_day(p: dict[str, Any], name: str) -> date:
 def read_report(con: Any, cfg: Any, p: dict[str, Any]) -> dict[str, Any]:
     """:func:`report` as a named read (``analyst.READS``: the CLI, beside a running server too)."""
     return report(con, start=_param_day(p, "from"), end=_param_day(p, "to"),
-                  outcome=str(p.get("outcome") or "new_customers"), timezone=cfg.shop().timezone)
+                  outcome=str(p.get("outcome") or "new_customers"), timezone=cfg.shop().timezone,
+                  grain=str(p.get("grain") or "day"))
 
 
 def read_plan(con: Any, cfg: Any, p: dict[str, Any]) -> dict[str, Any]:
@@ -256,4 +277,4 @@ def read_plan(con: Any, cfg: Any, p: dict[str, Any]) -> dict[str, Any]:
                 outcome=str(p.get("outcome") or "new_customers"),
                 reserve_share=float(p.get("reserve_share") or 0.0),
                 period_days=None if p.get("period_days") is None else int(p["period_days"]),
-                bounds=bounds, timezone=cfg.shop().timezone)
+                bounds=bounds, timezone=cfg.shop().timezone, grain=str(p.get("grain") or "day"))
