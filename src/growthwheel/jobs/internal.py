@@ -7,6 +7,7 @@ rule as the warehouse's other internal routes); not in the OpenAPI document.
   server's warehouse writer (after any import under way);
 * ``GET /api/v1/internal/jobs/review?period=week&as_of=YYYY-MM-DD``: render the periodic review;
 * ``POST /api/v1/internal/jobs/journeys/tick?now=…``: one journeys tick on the server's reader;
+* ``POST /api/v1/internal/jobs/journeys/learn?now=…``: the day's learning of the journeys' triggers;
 * ``POST /api/v1/internal/jobs/facts/drain``: the pending acting facts into the warehouse, on the
   server's writer thread;
 * ``POST /api/v1/internal/jobs/loyalty/sync``: members from the shop's history (``loyalty.history``).
@@ -91,6 +92,14 @@ def loyalty_sync(owner: Owner) -> dict[str, Any]:
 
     with owner.read() as backend:
         return asdict(history.sync_from_warehouse(lambda: session_scope(owner.cfg), backend))
+
+
+@router.post("/journeys/learn")
+def journeys_learn(owner: Owner, now: datetime | None = None) -> dict[str, Any]:
+    """Learn today's lifecycle thresholds and product cycles (the worker's daily job)."""
+    from growthwheel.journeys.jobs import learn_on_owner
+
+    return learn_on_owner(owner, now)
 
 
 @router.post("/journeys/tick")

@@ -241,6 +241,14 @@ def journeys_tick(ctx: JobContext) -> dict[str, Any]:
     return run_tick(ctx)
 
 
+@job("journeys.learn")
+def journeys_learn(ctx: JobContext) -> dict[str, Any]:
+    """Learn today's lifecycle thresholds and product cycles once, ahead of the day's ticks."""
+    from growthwheel.journeys.jobs import run_learn
+
+    return run_learn(ctx)
+
+
 # ---------------------------------------------------------------------------------------------
 # Recommendations
 # ---------------------------------------------------------------------------------------------
@@ -287,6 +295,7 @@ DEFAULT_SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec("social.expire_bargains", "social.expire_bargains", every_seconds=MINUTE),
     ScheduleSpec("social.settle_referrals", "social.settle_referrals", every_seconds=10 * MINUTE),
     ScheduleSpec("journeys.tick", "journeys.tick", every_seconds=MINUTE),
+    ScheduleSpec("journeys.learn", "journeys.learn", daily_at="00:20"),
     ScheduleSpec("facts.drain", "facts.drain", every_seconds=10),
     ScheduleSpec("recs.refresh", "recs.refresh", daily_at="03:00"),
     ScheduleSpec("alerts.evaluate", "alerts.evaluate", daily_at="06:30"),

@@ -33,7 +33,7 @@ expiry minus ``within_days`` falls in the window; ``points:<expiry day>``), ``co
 from __future__ import annotations
 
 import calendar
-import threading
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 from growthwheel.insight.lifecycle import Thresholds, thresholds_for
 from growthwheel.insight.rfm import paid_orders
 from growthwheel.journeys import definition as d
+from growthwheel.journeys import learning
 
 CANDIDATE_COLUMNS = ("customer_id", "occurrence", "occurred_at")
 
@@ -154,25 +155,11 @@ def date_trigger(customers: ir.Table, trig: d.DateTrigger, w: Window) -> ir.Tabl
     return ibis.union(*parts) if len(parts) > 1 else parts[0]
 
 
-_THRESHOLDS: dict[tuple[str, date], Thresholds] = {}
-_THRESHOLDS_LOCK = threading.Lock()
-
-
 def learned_thresholds(orders: ir.Table, today: date, key: str | None) -> Thresholds:
     """The lifecycle thresholds learned from the shop's repeat gaps, learned **once a shop-local
-    day** per warehouse ``key`` (a tick every minute would otherwise re-learn them from every order
-    each time: the costliest part of the trigger). ``key`` ``None``: learned now, not kept."""
-    if key is None:
-        return thresholds_for(orders, end=today)
-    with _THRESHOLDS_LOCK:
-        found = _THRESHOLDS.get((key, today))
-    if found is None:
-        found = thresholds_for(orders, end=today)
-        with _THRESHOLDS_LOCK:
-            for old in [k for k in _THRESHOLDS if k[0] == key and k[1] != today]:
-                del _THRESHOLDS[old]
-            _THRESHOLDS[(key, today)] = found
-    return found
+    day** per warehouse ``key`` (:mod:`growthwheel.journeys.learning`: a tick every minute would
+    otherwise re-learn them from every order each time). ``key`` ``None``: learned now, not kept."""
+    return learning.thresholds(orders, today, key)
 
 
 def lifecycle_trigger(orders: ir.Table, trig: d.LifecycleTrigger, w: Window,
@@ -198,10 +185,40 @@ def lifecycle_trigger(orders: ir.Table, trig: d.LifecycleTrigger, w: Window,
     return _out(s, ibis.literal(f"{trig.stage}:") + s.last_order_date.cast("string"), s._reached)
 
 
+def _longest_cycle(trig: d.ReplenishmentTrigger, products: ir.Table | None,
+                   cycles: pd.DataFrame | None) -> int | None:
+    """The longest cycle a replenishment trigger can apply, when known before its query."""
+    if trig.cycle_days is not None:
+        return int(trig.cycle_days)
+    if cycles is None:
+        return None
+    kept = cycles[cycles["n"] >= trig.min_repeats]
+    if trig.skus:
+        kept = kept[kept["sku"].isin(list(trig.skus))]
+    found = [math.ceil(float(v)) for v in kept["learned"].tolist()]  # (≥ the rounded cycle)
+    if products is not None and "consumption_cycle_days" in products.columns:
+        p = products if not trig.skus else products.filter(products.sku.isin(list(trig.skus)))
+        most = p.consumption_cycle_days.max().execute()
+        if most is not None and most == most:  # (NaN: no product has a set cycle)
+            found.append(int(most))
+    return max(found, default=0)
+
+
 def replenishment_trigger(orders: ir.Table, lines: ir.Table, products: ir.Table | None,
-                          trig: d.ReplenishmentTrigger, w: Window) -> ir.Table:
-    """A product bought is due again (see the module docstring for the cycle)."""
+                          trig: d.ReplenishmentTrigger, w: Window,
+                          cycles: pd.DataFrame | None = None) -> ir.Table:
+    """A product bought is due again (see the module docstring for the cycle). ``cycles``: the
+    products' learned cycles (:func:`learning.cycles`, learned once a day) instead of learning
+    them in this query.
+
+    With the cycles known before the query (set, or learned for the day) only the purchases that
+    can still be the last one before a due day in the window are read: ``due = last + cycle −
+    days_before > since`` needs ``last > since − longest cycle + days_before``, and a customer's
+    latest purchase of a product after that bound is their latest purchase of it at all."""
     paid = paid_orders(orders, end=w.today).select("order_id", "customer_id", "order_date")
+    longest = _longest_cycle(trig, products, cycles)
+    if longest is not None:
+        paid = paid.filter(paid.order_date > w.since_day - timedelta(days=longest - trig.days_before))
     ln = lines.select("order_id", "sku")
     if trig.skus:
         ln = ln.filter(ln.sku.isin(trig.skus))
@@ -210,10 +227,14 @@ def replenishment_trigger(orders: ir.Table, lines: ir.Table, products: ir.Table 
     if trig.cycle_days is not None:
         cycled = last.mutate(cycle=ibis.literal(trig.cycle_days, type="int64"))
     else:
-        prev = bought.day.lag().over(group_by=[bought.customer_id, bought.sku], order_by=bought.day)
-        gaps = bought.mutate(gap=bought.day.delta(prev, unit="day")).filter(lambda t: t.gap.notnull())
-        learned = gaps.group_by("sku").aggregate(learned=gaps.gap.approx_median(), n=gaps.count())
-        learned = learned.filter(learned.n >= trig.min_repeats).select(l_sku="sku", learned="learned")
+        if cycles is not None:
+            learned = learning.cycles_table(cycles, min_repeats=trig.min_repeats,
+                                            skus=list(trig.skus) if trig.skus else None)
+        else:
+            prev = bought.day.lag().over(group_by=[bought.customer_id, bought.sku], order_by=bought.day)
+            gaps = bought.mutate(gap=bought.day.delta(prev, unit="day")).filter(lambda t: t.gap.notnull())
+            learned = gaps.group_by("sku").aggregate(learned=gaps.gap.approx_median(), n=gaps.count())
+            learned = learned.filter(learned.n >= trig.min_repeats).select(l_sku="sku", learned="learned")
         cycled = last.left_join(learned, last.sku == learned.l_sku).drop("l_sku")
         if products is not None:
             p = products.select(p_sku="sku", set_cycle="consumption_cycle_days")
@@ -261,7 +282,11 @@ def warehouse_expression(backend: Any, trig: Any, w: Window, *, cache_key: str |
         return lifecycle_trigger(orders, trig, w, learned_thresholds(orders, w.today, cache_key))
     if isinstance(trig, d.ReplenishmentTrigger):
         lines = table("order_lines")
-        return _empty() if lines is None else replenishment_trigger(orders, lines, table("products"), trig, w)
+        if lines is None:
+            return _empty()
+        learned = (learning.cycles(orders, lines, w.today, cache_key)
+                   if trig.cycle_days is None and cache_key is not None else None)
+        return replenishment_trigger(orders, lines, table("products"), trig, w, learned)
     if isinstance(trig, d.PurchaseCountTrigger):
         return purchase_count_trigger(orders, trig, w)
     raise TypeError(f"not a warehouse trigger: {trig.kind}")
