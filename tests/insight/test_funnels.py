@@ -196,6 +196,10 @@ def test_bad_arguments_and_no_events() -> None:
     assert list(nobody["entrants"]) == [0, 0, 0, 0]
     assert nobody["conversion_from_first"].isna().all()
     assert funnel_frame(events, start=date(2025, 1, 1), breakdown="device").empty
+    # Ranges and windows at the calendar's ends are no bound at all (no overflow).
+    wide = funnel_frame(events, start=date(1, 1, 1), end=date(9999, 12, 31),
+                        window=timedelta(days=999_999_999))
+    assert list(wide["entrants"])[0] == 7
 
 
 def random_events(seed: int, people: int = 60) -> list[dict[str, Any]]:

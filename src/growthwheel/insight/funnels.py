@@ -151,6 +151,19 @@ def _backend_name(table: ir.Table) -> str:
         return ""
 
 
+def _shifted(day: date | None, *by: timedelta) -> datetime | None:
+    """Midnight of ``day`` moved by each of ``by``; ``None`` (no bound) without a day or past the
+    calendar's ends."""
+    if day is None:
+        return None
+    try:
+        for step in by:
+            day = day + step
+        return datetime.combine(day, time())
+    except OverflowError:
+        return None
+
+
 def _candidate_rows(
     events: ir.Table, steps: Sequence[str], window: timedelta, start: date | None, end: date | None
 ) -> ir.Table:
@@ -159,10 +172,12 @@ def _candidate_rows(
     # Only events near the range can be a step: an anchor's shop-local date lies in the range and
     # later steps come within the window after it (the margin covers any UTC offset). Bounds on
     # the stored time let the warehouse skip the rest of the table.
-    if start is not None:
-        rows = rows.filter(events.occurred_at >= datetime.combine(start - _MARGIN, time()))
-    if end is not None:
-        rows = rows.filter(events.occurred_at < datetime.combine(end + window + _MARGIN, time()))
+    low = _shifted(start, -_MARGIN)
+    high = _shifted(end, window, _MARGIN)
+    if low is not None:
+        rows = rows.filter(events.occurred_at >= low)
+    if high is not None:
+        rows = rows.filter(events.occurred_at < high)
     ev = with_actor(events, rows)
     return ev.filter(ev.actor.notnull() & ev.occurred_at.notnull())
 
@@ -214,7 +229,7 @@ def funnel_entrants_local(
     at[0] = t[idx]
     prev_rank = rank_of_time[idx]
     alive = np.ones(len(idx), dtype=bool)
-    limit = at[0] + int(window.total_seconds()) * 1_000_000
+    limit = at[0] + min(int(window.total_seconds()) * 1_000_000, 2**62)  # no int64 overflow
     for k in range(1, n_steps):
         m = np.flatnonzero(of_type(steps[k]))
         order = np.argsort(key[m], kind="stable")
