@@ -50,14 +50,17 @@ def cfg(tmp_path: Path) -> Settings:
 
 
 def test_an_import_rewrites_only_the_partitions_it_touches(cfg: Settings, tmp_path: Path) -> None:
+    # The DuckDB-side publish (other formats, in-memory rows); CSV on Spark: test_spark_ingest.py.
     ingest.import_files("order_lines", [_orders(tmp_path, "a.csv", [
-        ("A1", "2024-01-05", "paid"), ("A2", "2024-02-05", "paid"), ("A3", "2024-03-05", "paid")])], cfg=cfg)
+        ("A1", "2024-01-05", "paid"), ("A2", "2024-02-05", "paid"), ("A3", "2024-03-05", "paid")])],
+        cfg=cfg, engine="duckdb")
     first = lake.read_pointer(cfg)
     assert sorted(first.tables["orders"]) == ["2024-01", "2024-02", "2024-03"]
 
     # A2 refunded, A4 new in April: February is rewritten, April added, January and March untouched.
     result = ingest.import_files("order_lines", [_orders(tmp_path, "b.csv", [
-        ("A2", "2024-02-05", "refunded"), ("A4", "2024-04-05", "paid")])], cfg=cfg)
+        ("A2", "2024-02-05", "refunded"), ("A4", "2024-04-05", "paid")])],
+        cfg=cfg, engine="duckdb")
     assert (result.tables["orders"].updated, result.tables["orders"].inserted) == (1, 1)
     second = lake.read_pointer(cfg)
     orders = second.tables["orders"]
@@ -74,7 +77,7 @@ def test_an_import_rewrites_only_the_partitions_it_touches(cfg: Settings, tmp_pa
     assert _read(cfg, "order_lines") == [(4,)]
 
     # The same file again changes no fact table: the import log gains one appended file.
-    ingest.import_files("order_lines", [tmp_path / "b.csv"], cfg=cfg)
+    ingest.import_files("order_lines", [tmp_path / "b.csv"], cfg=cfg, engine="duckdb")
     third = lake.read_pointer(cfg)
     assert third.tables["orders"] == orders
     assert third.tables["order_lines"] == second.tables["order_lines"]

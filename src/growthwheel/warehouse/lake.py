@@ -617,3 +617,52 @@ def compact(cfg: Settings, min_files: int = 8) -> CompactResult:
             _switch(root, Snapshot(version, tables, time.time()))
             result.snapshot = version
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Publishing partitions written elsewhere (the Spark import: ``warehouse/spark_ingest.py``)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartitionChange:
+    """New files for one partition: ``replace`` them for its files, or append them."""
+
+    files: tuple[str, ...]
+    replace: bool
+
+
+def commit_partitions(cfg: Settings, base: Snapshot,
+                      changes: Mapping[str, Mapping[str, PartitionChange]]) -> Snapshot | None:
+    """Publish partition changes computed from ``base`` (files already written and fsync-ed,
+    relative to ``spark_dir``) as a new snapshot.
+
+    Under the lake's lock: every partition changed must still hold the files it held in ``base``
+    (else :class:`SnapshotConflictError`: another writer changed it meanwhile; nothing is
+    published and the caller's files go at the next :func:`vacuum`). Partitions and tables not
+    named keep their files. Returns the new snapshot, or ``None`` when there is nothing to change.
+    """
+    if not any(changes.values()):
+        return None
+    root = cfg.spark_dir
+    with _lock(root):
+        current = read_pointer(cfg)
+        tables: Manifest = {n: {p: list(f) for p, f in parts.items()} for n, parts in current.tables.items()}
+        for name, parts in changes.items():
+            then = base.tables.get(name, {})
+            now = current.tables.get(name, {})
+            moved = [p for p in parts if now.get(p, []) != then.get(p, [])]
+            if moved:
+                raise SnapshotConflictError(
+                    f"another import changed {name} ({', '.join(sorted(moved))}) meanwhile; nothing "
+                    "was written by this one, run it again")
+            target = tables.setdefault(name, {})
+            for part, change in parts.items():
+                files = list(change.files) if change.replace else [*now.get(part, []), *change.files]
+                if files:
+                    target[part] = files
+                else:
+                    target.pop(part, None)
+        snapshot = Snapshot(_new_version(), tables, time.time())
+        _switch(root, snapshot)
+        return snapshot

@@ -10,10 +10,12 @@ of ``kit/ids.py``). :func:`validate` applies them to a raw table (``_file``, ``_
 turns the result into quarantine entries (file, row, column, value, reason) and
 :func:`hold_back_whole_orders` quarantines every line of an order with a refused line.
 
-Only three things differ between the engines, and they are :class:`Engine`'s: how a naive
-wall-clock time in a named zone becomes UTC (and back), and Unicode NFC (DuckDB's
-``nfc_normalize``; on Spark a vectorised Python UDF, evaluated only where an id is not plain
-ASCII). Everything else is plain Ibis, compiled by each backend.
+Only a few things differ between the engines, and they are :class:`Engine`'s: how a naive
+wall-clock time in a named zone becomes UTC (and back), Unicode NFC (DuckDB's ``nfc_normalize``;
+on Spark a Python function registered in the session, ``spark_ingest.register_functions``) and
+whether a text is a JSON object (DuckDB's ``json_valid`` / ``json_type``; on Spark Python's
+``json``: the two parsers agree on what JSON is except at its edges — DuckDB refuses a lone UTF-16
+surrogate escape that Python reads). Everything else is plain Ibis, compiled by each backend.
 
 Dates and date-times are matched against one pattern before they are cast (``YYYY-MM-DD`` or
 ``YYYY/MM/DD``, then optionally ``T`` or a blank, ``hh:mm[:ss[.fraction]]`` and an offset ``Z``,
@@ -89,6 +91,16 @@ class Engine:
         result: ir.TimestampValue = _convert_timezone("UTC", zone, utc)
         return result
 
+    def json_kind(self, value: ir.StringValue) -> ir.StringValue:
+        """``'object'``, ``'other'`` (valid JSON, not an object) or ``'invalid'``."""
+        if self.name == "duckdb":
+            result: ir.StringValue = ibis.cases(
+                (~_json_valid_duckdb(value), "invalid"),
+                (_json_type_duckdb(value) == "OBJECT", "object"), else_="other")
+            return result
+        spark: ir.StringValue = _json_kind_spark(value)
+        return spark
+
     def nfc(self, value: ir.StringValue) -> ir.StringValue:
         """``value`` in Unicode NFC."""
         if self.name == "duckdb":
@@ -97,16 +109,30 @@ class Engine:
         return _nfc_python(value)
 
 
-@ibis.udf.scalar.pandas(name="gw_nfc")  # type: ignore[untyped-decorator]
-def _nfc_pandas(value: str) -> str:  # pragma: no cover - runs in Spark's Python workers
-    import unicodedata
+@ibis.udf.scalar.builtin(name="gw_nfc")  # type: ignore[untyped-decorator,unused-ignore]
+def _nfc_spark(value: str) -> str:  # type: ignore[empty-body]
+    """NFC on Spark: a Python function the import registers in its session
+    (``spark_ingest.register_functions``)."""
 
-    return value.map(  # type: ignore[attr-defined,no-any-return]
-        lambda v: None if v is None else unicodedata.normalize("NFC", v))
+
+@ibis.udf.scalar.builtin(name="json_valid")  # type: ignore[untyped-decorator,unused-ignore]
+def _json_valid_duckdb(value: str) -> bool:  # type: ignore[empty-body]
+    """DuckDB's JSON check."""
+
+
+@ibis.udf.scalar.builtin(name="json_type")  # type: ignore[untyped-decorator,unused-ignore]
+def _json_type_duckdb(value: str) -> str:  # type: ignore[empty-body]
+    """DuckDB's JSON value type (``OBJECT``, ``ARRAY``, ...)."""
+
+
+@ibis.udf.scalar.builtin(name="gw_json_kind")  # type: ignore[untyped-decorator,unused-ignore]
+def _json_kind_spark(value: str) -> str:  # type: ignore[empty-body]
+    """On Spark: a Python function the import registers in its session
+    (``spark_ingest.register_functions``)."""
 
 
 def _nfc_python(value: ir.StringValue) -> ir.StringValue:
-    result: ir.StringValue = _nfc_pandas(value)
+    result: ir.StringValue = _nfc_spark(value)
     return result
 
 
@@ -180,8 +206,22 @@ class ColumnRule:
     reason: ir.StringValue
 
 
-def column_rule(raw: ir.StringValue, column: Input, shop: ShopSettings, engine: Engine) -> ColumnRule:
-    """The rule for ``column`` applied to ``raw`` (already :func:`trimmed`)."""
+def helpers(raw: ir.StringValue, column: Input, shop: ShopSettings, engine: Engine) -> dict[str, ir.Value]:
+    """Values a rule uses more than once, computed in a step of their own (``__<column>_<what>``)
+    so that no engine's plan repeats them: a date-time's UTC time and local date, an id's
+    canonical form."""
+    if column.kind == "datetime":
+        utc, local = _datetime(raw, shop.timezone, engine)
+        return {f"__{column.name}_utc": utc, f"__{column.name}_local": local}
+    if column.kind == "id":
+        return {f"__{column.name}_id": canonical_id(raw, engine)}
+    return {}
+
+
+def column_rule(raw: ir.StringValue, column: Input, shop: ShopSettings, engine: Engine,
+                parsed: ir.Table | None = None) -> ColumnRule:
+    """The rule for ``column`` applied to ``raw`` (already :func:`trimmed`); ``parsed`` holds
+    the column's :func:`helpers` when they were computed in a step before."""
     name = column.name
     checks: list[tuple[ir.BooleanValue, str]] = []
     typed: dict[str, ir.Value]
@@ -205,7 +245,10 @@ def column_rule(raw: ir.StringValue, column: Input, shop: ShopSettings, engine: 
             checks.append((number > column.max_value, f"must be at most {column.max_value}"))
         typed = {name: number}
     elif column.kind == "datetime":
-        utc, local = _datetime(raw, shop.timezone, engine)
+        if parsed is not None:
+            utc, local = parsed[f"__{name}_utc"], parsed[f"__{name}_local"]
+        else:
+            utc, local = _datetime(raw, shop.timezone, engine)
         checks = [
             (utc.isnull(), "not an ISO 8601 date or date-time (e.g. 2024-03-05 14:07:11+08:00)"),
             (~utc.between(_LOW, _HIGH), "year out of range 1970–2100"),
@@ -224,7 +267,9 @@ def column_rule(raw: ir.StringValue, column: Input, shop: ShopSettings, engine: 
         checks = [(~raw.lower().isin(ORDER_STATUSES), "not one of " + ", ".join(ORDER_STATUSES))]
         typed = {name: raw.lower()}
     elif column.kind == "json":
-        raise NotImplementedError("JSON columns are validated by the DuckDB import only")
+        kind = engine.json_kind(raw)
+        checks = [(kind == "invalid", "not valid JSON"), (kind != "object", "must be a JSON object")]
+        typed = {name: raw}
     elif name == "currency":
         checks = [(raw.upper() != shop.currency,
                    f"currency differs from the shop currency {shop.currency}")]
@@ -232,7 +277,7 @@ def column_rule(raw: ir.StringValue, column: Input, shop: ShopSettings, engine: 
     elif name == "channel":
         typed = {name: raw.lower()}
     elif column.kind == "id":
-        value = canonical_id(raw, engine)
+        value = parsed[f"__{name}_id"] if parsed is not None else canonical_id(raw, engine)
         checks = [(value.isnull(), MISSING)] if column.required else []
         checks.append((~value.re_search(_PLAIN) & value.re_search(ids._UNUSABLE_RE),
                        "contains a control or invisible character"))
@@ -278,10 +323,14 @@ def validate(raw: ir.Table, table: Table, shop: ShopSettings, engine: Engine) ->
     written (``_r_<column>``) and ``_ok`` (no value refused): ``ingest``'s ``gw_typed_0``."""
     clean = raw.select("_file", "_file_idx", "_row",
                        **{c.name: trimmed(raw[c.name].cast("string")) for c in table.inputs})
+    extra: dict[str, ir.Value] = {}
+    for column in table.inputs:
+        extra.update(helpers(clean[column.name], column, shop, engine))
+    clean = clean.mutate(**extra) if extra else clean
     items: dict[str, ir.Value] = {}
     errors: dict[str, ir.Value] = {}
     for column in table.inputs:
-        rule = column_rule(clean[column.name], column, shop, engine)
+        rule = column_rule(clean[column.name], column, shop, engine, clean)
         items.update(rule.typed)
         errors["_e_" + column.name] = rule.reason
     blamed = {name for name, _, _ in cross_checks(table)}
