@@ -118,7 +118,7 @@ def thresholds(orders: ir.Table, today: date, key: str | None) -> Thresholds:
 
 
 def product_cycles(orders: ir.Table, lines: ir.Table, today: date) -> pd.DataFrame:
-    """Each product's learned consumption cycle: ``sku``, ``learned`` (the median interval in days
+    """Each product's learned consumption cycle: ``sku``, ``learned`` (the exact median interval in days
     between consecutive purchase days of the product by one customer, paid orders up to
     ``today``) and ``n`` (how many intervals). One query: distinct (customer, sku, day), a lag
     window per (customer, sku), a median per sku."""
@@ -127,7 +127,7 @@ def product_cycles(orders: ir.Table, lines: ir.Table, today: date) -> pd.DataFra
         "customer_id", "sku", day="order_date").distinct()
     prev = bought.day.lag().over(group_by=[bought.customer_id, bought.sku], order_by=bought.day)
     gaps = bought.mutate(gap=bought.day.delta(prev, unit="day")).filter(lambda t: t.gap.notnull())
-    learned = gaps.group_by("sku").aggregate(learned=gaps.gap.approx_median(), n=gaps.count())
+    learned = gaps.group_by("sku").aggregate(learned=gaps.gap.median(), n=gaps.count())
     frame = learned.execute()
     return pd.DataFrame({"sku": frame["sku"].astype("string"), "learned": frame["learned"].astype("float64"),
                          "n": frame["n"].astype("int64")})

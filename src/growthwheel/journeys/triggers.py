@@ -233,7 +233,7 @@ def replenishment_trigger(orders: ir.Table, lines: ir.Table, products: ir.Table 
         else:
             prev = bought.day.lag().over(group_by=[bought.customer_id, bought.sku], order_by=bought.day)
             gaps = bought.mutate(gap=bought.day.delta(prev, unit="day")).filter(lambda t: t.gap.notnull())
-            learned = gaps.group_by("sku").aggregate(learned=gaps.gap.approx_median(), n=gaps.count())
+            learned = gaps.group_by("sku").aggregate(learned=gaps.gap.median(), n=gaps.count())
             learned = learned.filter(learned.n >= trig.min_repeats).select(l_sku="sku", learned="learned")
         cycled = last.left_join(learned, last.sku == learned.l_sku).drop("l_sku")
         if products is not None:
