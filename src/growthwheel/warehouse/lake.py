@@ -520,6 +520,8 @@ def vacuum(cfg: Settings, keep_seconds: float = KEEP_SECONDS, *, now: float | No
 
     Kept: the current snapshot, every snapshot published less than ``keep_seconds`` before
     ``now``, every snapshot a live process holds a lease on. Leases of dead processes are removed.
+    A file no snapshot ever named is kept while younger than ``keep_seconds``: an import on Spark
+    writes its files before it publishes them (``commit_partitions``).
     """
     root = cfg.spark_dir
     result = VacuumResult()
@@ -539,10 +541,12 @@ def vacuum(cfg: Settings, keep_seconds: float = KEEP_SECONDS, *, now: float | No
                 else:
                     path.unlink(missing_ok=True)
         keep: list[Snapshot] = [current]
+        published = {f for n in current.tables for f in current.files(n)}
         snap_dir = root / SNAPSHOTS_DIR
         if snap_dir.is_dir():
             for path in sorted(snap_dir.glob("*.json")):
                 found = _parse(json.loads(path.read_text(encoding="utf-8")), root, path)
+                published.update(f for n in found.tables for f in found.files(n))
                 if found.id == current.id or found.id in leased or now - found.published_at < keep_seconds:
                     keep.append(found)
                 else:
@@ -552,7 +556,8 @@ def vacuum(cfg: Settings, keep_seconds: float = KEEP_SECONDS, *, now: float | No
         referenced = {f for s in keep for n in s.tables for f in s.files(n)}
         referenced_dirs = {str(Path(f).parent) for f in referenced}
         for tmp in root.rglob("*.tmp"):
-            tmp.unlink(missing_ok=True)
+            if tmp.is_file():  # not the scratch directory ``.tmp``
+                tmp.unlink(missing_ok=True)
         for table_dir in root.iterdir():
             if (not table_dir.is_dir() or table_dir.name.startswith(".")
                     or table_dir.name in (SNAPSHOTS_DIR, LEASES_DIR)):
@@ -560,6 +565,8 @@ def vacuum(cfg: Settings, keep_seconds: float = KEEP_SECONDS, *, now: float | No
             for path in sorted(table_dir.rglob("*.parquet")):
                 rel = path.relative_to(root).as_posix()
                 if rel not in referenced:
+                    if rel not in published and now - path.stat().st_mtime < keep_seconds:
+                        continue  # written by an import still running (Spark writes, then commits)
                     result.bytes_removed += path.stat().st_size
                     path.unlink()
                     result.files_removed += 1
