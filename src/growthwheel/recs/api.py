@@ -73,7 +73,10 @@ def get_recommendations(principal: Annotated[Principal, Depends(require_scope("r
                         limit: Limit = 10) -> dict[str, Any]:
     """Ranked products (``reason``: replenish, bought_before, similar, popular); a customer without
     history gets the popular products (``source: popular``). Excluded SKUs are left out."""
-    return service.for_customer(session, customer_id, limit)
+    try:
+        return service.for_customer(session, customer_id, limit)
+    finally:
+        session.rollback()  # read only: the connection goes back here, not in one more thread hop
 
 
 @router.get("/products/{sku}/also-bought", summary="Products bought together with a SKU",
@@ -81,4 +84,7 @@ def get_recommendations(principal: Annotated[Principal, Depends(require_scope("r
 def get_also_bought(principal: Annotated[Principal, Depends(require_scope("read"))], session: DbSession,
                     sku: Sku, limit: Limit = 10) -> dict[str, Any]:
     """Co-purchased products with lift above 1, by confidence, with support and lift."""
-    return service.also_bought(session, sku, limit)
+    try:
+        return service.also_bought(session, sku, limit)
+    finally:
+        session.rollback()  # read only (as above)
