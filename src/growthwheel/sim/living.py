@@ -139,6 +139,8 @@ def bring_to_life(
         acting_selling.social(cfg, shop, rng, acted)
         tell("the win-back journey and its emails")
         acting_measures.journey(cfg, owner, shop, seed, acted)
+        tell("alerts over the history")
+        _alerts(cfg, owner, end, acted)
         from growthwheel.facts import service as facts
 
         drained = owner.run_serial(
@@ -152,6 +154,19 @@ def bring_to_life(
         sink.stop()
     acted.seconds = clock.perf_counter() - started
     return acted
+
+
+def _alerts(cfg: Settings, owner: WarehouseOwner, end: date, acted: Acted) -> None:
+    """The built-in alert rules judge the history's last 300 days (so the inbox shows the injected
+    incidents of ``ground_truth.json``'s ``anomalies`` on first open); the worker goes on daily."""
+    from datetime import timedelta
+
+    from growthwheel.alerts import service as alerts
+
+    with owner.read() as con, session_scope(cfg) as session:
+        alerts.ensure_builtin_rules(session, actor="demo")
+        done = alerts.evaluate(session, con, today=end, since=end - timedelta(days=300))
+    acted.add("alerts", done.new_alerts)
 
 
 # ---------------------------------------------------------------------------------------------
