@@ -119,6 +119,7 @@ def _read(spark: Any, table: Table, path: Path, file_idx: int,
     source = str(path.resolve())
     df = (spark.read.schema(schema).option("header", "true").option("mode", "PERMISSIVE")
           .option("columnNameOfCorruptRecord", "_corrupt").option("encoding", "UTF-8")
+          .option("escape", '"')  # RFC 4180, as DuckDB: "" inside quotes is one quote
           .option("multiLine", "false").csv(source))
     df = df.selectExpr("*", "spark_partition_id() AS _pid", "monotonically_increasing_id() AS _mid")
     counts = sorted((int(r[0]), int(r[1])) for r in df.groupBy("_pid").count().collect())
