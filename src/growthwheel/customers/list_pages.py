@@ -126,13 +126,19 @@ def _can_edit(user: Principal) -> bool:
     return "write" in user.scopes
 
 
-def _rows(rows: list[dict[str, Any]], t: Translator, currency: str, exponent: int) -> list[dict[str, Any]]:
+def _rows(rows: list[dict[str, Any]], t: Translator, currency: str, exponent: int, *,
+          can_see_pii: bool) -> list[dict[str, Any]]:
+    """The rows as shown; e-mail and phone masked unless ``can_see_pii`` (analysts never see them)."""
+    from growthwheel.accounts.service import mask_email, mask_phone
     from growthwheel.customers.pages import CHANNEL_KEYS, coded, customer_href
+
+    def contact(r: dict[str, Any]) -> tuple[Any, Any]:
+        return (r["email"], r["phone"]) if can_see_pii else (mask_email(r["email"]), mask_phone(r["phone"]))
 
     return [
         {
             "customer_id": r["customer_id"], "href": customer_href(r["customer_id"]), "name": r["name"],
-            "email": r["email"], "phone": r["phone"], "city": r["city"],
+            "email": contact(r)[0], "phone": contact(r)[1], "city": r["city"],
             "channel": coded(t, CHANNEL_KEYS, r["channel"]),
             "orders": format_count(int(r["orders"])),
             "net_revenue": format_money(_major(int(r["net_minor"]), exponent), currency, places=exponent),
@@ -199,7 +205,8 @@ def _list_context(request: Request, user: Principal, session: Any, page: int) ->
         "sort": query.sort, "dir": "desc" if query.descending else "",
         "channels": channels, "buyer_options": [{"value": v, "key": key} for v, key in BUYER_KEYS.items()],
         "sorts": sorts, "errors": errors,
-        "customers": _rows(rows, t, currency, exponent), "pii_masked": not user.can_see_pii,
+        "customers": _rows(rows, t, currency, exponent, can_see_pii=user.can_see_pii),
+        "pii_masked": not user.can_see_pii,
         "search_hint_key": k("customers.search_hint_pii") if user.can_see_pii else k("customers.search_hint"),
         "page": page, "pages": pages,
         "prev_href": _href("/customers", {**base, "page": str(page - 1)}) if page > 1 else None,
