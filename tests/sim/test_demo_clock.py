@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pyarrow.compute as pc
 
@@ -34,3 +35,29 @@ def test_a_history_ending_today_is_deterministic_and_recent() -> None:
     assert days[0] >= "2026-10-06"  # the 60 days before the end, in shop time
     assert days[-1] <= "2026-12-04"
     assert days[-1] >= "2026-11-28"  # orders up to the last days: a live tick finds active customers
+
+
+def test_a_demo_rebuilt_for_a_new_day_forgets_the_old_acting(tmp_path: Path) -> None:
+    """Another day's demo replaces the warehouse; the store that recorded the old acting (whose
+    facts were in that warehouse) goes with it, so the acting runs again on the new history."""
+    import json
+
+    from sqlalchemy import func, select
+
+    from growthwheel.alerts.models import AlertRule
+    from growthwheel.alerts.service import ensure_builtin_rules
+    from growthwheel.config import Settings
+    from growthwheel.sim import demo
+    from growthwheel.store.db import migrate, session_scope
+
+    cfg = Settings(data_dir=tmp_path, database_url=None)
+    migrate(cfg)
+    with session_scope(cfg) as session:
+        ensure_builtin_rules(session, actor="demo")
+    (tmp_path / demo.MARKER).write_text(json.dumps({"start": "2025-01-01"}), encoding="utf-8")
+    (tmp_path / "warehouse.duckdb").write_bytes(b"old")
+    assert demo._holds_other_data(cfg, {"start": "2025-12-05"}) is False
+    assert not (tmp_path / "warehouse.duckdb").exists()
+    migrate(cfg)
+    with session_scope(cfg) as session:
+        assert session.scalar(select(func.count()).select_from(AlertRule)) == 0

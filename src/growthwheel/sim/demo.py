@@ -68,9 +68,20 @@ def _holds_other_data(cfg: Settings, params: dict[str, object]) -> bool:
 
 
 def _wipe_demo(cfg: Settings) -> None:
-    for name in ("warehouse.duckdb", "warehouse.duckdb.wal", MARKER):
+    """Forget an earlier demo: its warehouse, files and, when it is this directory's own SQLite
+    file, its operational store too — the acting (checkout orders, coupons, journeys) wrote facts
+    into the warehouse being dropped, so it must run again on the new history (a new admin
+    password is made on every run anyway)."""
+    names = ["warehouse.duckdb", "warehouse.duckdb.wal", MARKER, "journeys-learned.json"]
+    if not cfg.database_url:
+        from growthwheel.store.db import engine
+
+        engine(cfg).dispose()
+        names += ["growthwheel.sqlite", "growthwheel.sqlite-wal", "growthwheel.sqlite-shm"]
+    for name in names:
         (cfg.data_dir / name).unlink(missing_ok=True)
     shutil.rmtree(cfg.data_dir / "demo-files", ignore_errors=True)
+    shutil.rmtree(cfg.data_dir / "demo-mailbox", ignore_errors=True)
     shutil.rmtree(cfg.spark_dir, ignore_errors=True)
 
 
