@@ -206,9 +206,13 @@ def test_a_job_never_runs_twice_at_once_and_is_taken_over_after_a_sigkill(
     assert [(k, p) for k, p, _t in lines[2:]] == [("start", victim_pid), ("start", survivor.pid),
                                                   ("end", survivor.pid)]
     assert lines[3][2] - started >= LEASE * 0.9  # not before the dead worker's lease expired
-    with session_scope(store_cfg) as session:
-        query = select(JobRun).where(JobRun.schedule == "slow").order_by(JobRun.started_at)
-        runs = session.scalars(query).all()
-        assert [r.status for r in runs] == ["succeeded", "lost", "succeeded"]
-        assert runs[1].worker == f"proc-{victim_pid}"
+    def statuses() -> list[tuple[str, str]]:
+        with session_scope(store_cfg) as session:
+            query = select(JobRun).where(JobRun.schedule == "slow").order_by(JobRun.started_at)
+            return [(r.status, r.worker) for r in session.scalars(query).all()]
+
+    # The survivor logs "end" just before it records the run: wait for the record, not the log.
+    _wait(lambda: [s for s, _w in statuses()] == ["succeeded", "lost", "succeeded"], 30,
+          "the runs to be recorded as succeeded, lost, succeeded")
+    assert statuses()[1][1] == f"proc-{victim_pid}"
     procs.stop(survivor)
