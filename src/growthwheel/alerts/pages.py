@@ -42,10 +42,15 @@ PERIOD_KEYS = {"day": k("alerts.period.day"), "week": k("alerts.period.week"),
 DIMENSION_KEYS = {"": k("alerts.dimension.none"), "channel": k("alerts.dimension.channel"),
                   "category": k("alerts.dimension.category"), "sku": k("alerts.dimension.sku")}
 COMPARE_KEYS = {"previous": k("alerts.compare.previous"), "last_year": k("alerts.compare.last_year")}
-BUILTIN_KEYS = {name: k(f"alerts.builtin.{name}") for name in service.BUILTIN_RULES}
+BUILTIN_KEYS = {"cac_up": k("alerts.builtin.cac_up"), "conversion_down": k("alerts.builtin.conversion_down"),
+                "refund_rate_up": k("alerts.builtin.refund_rate_up"),
+                "negative_reviews_up": k("alerts.builtin.negative_reviews_up")}
+assert set(BUILTIN_KEYS) == set(service.BUILTIN_RULES)
 NOTICE_KEYS = {"acknowledged": k("alerts.notice.acknowledged"), "resolved": k("alerts.notice.resolved"),
                "conflict": k("alerts.notice.conflict"), "created": k("alerts.notice.created"),
                "evaluated": k("alerts.notice.evaluated"), "deleted": k("alerts.notice.deleted")}
+CHANNEL_KEYS = {"email": k("alerts.channel.email"), "wecom": k("alerts.channel.wecom"),
+                "webhook": k("alerts.channel.webhook"), "sms": k("alerts.channel.sms")}
 MAX_EVALUATE_DAYS = 366
 
 
@@ -110,7 +115,7 @@ def alerts_page(request: Request, user: User, session: DbSession) -> HTMLRespons
         "status": status, "statuses": [(s, STATUS_KEYS[s]) for s in ALERT_STATUSES],
         "counts": service.counts(session), "alerts": rows, "rules": rule_rows, "metrics": metrics,
         "kinds": KIND_KEYS, "directions": DIRECTION_KEYS, "periods": PERIOD_KEYS, "compares": COMPARE_KEYS,
-        "dimensions": DIMENSION_KEYS, "can_edit": "write" in user.scopes,
+        "dimensions": DIMENSION_KEYS, "channels": CHANNEL_KEYS, "can_edit": "write" in user.scopes,
         "notice": NOTICE_KEYS.get(request.query_params.get("done") or ""),
         "error": request.query_params.get("error") or "",
     }, user=user)

@@ -46,6 +46,14 @@ from growthwheel.web.i18n import format_count, format_money, k
 from growthwheel.web.pages import page_language, render
 
 router = APIRouter(include_in_schema=False)
+#: The journey report's message columns, as headings.
+MESSAGE_KEYS = {
+    "queued": k("journeys.report.msg.queued"), "sent": k("journeys.report.msg.sent"),
+    "delivered": k("journeys.report.msg.delivered"), "opened": k("journeys.report.msg.opened"),
+    "clicked": k("journeys.report.msg.clicked"), "bounced": k("journeys.report.msg.bounced"),
+    "unsubscribed": k("journeys.report.msg.unsubscribed"), "skipped": k("journeys.report.msg.skipped"),
+    "failed": k("journeys.report.msg.failed"),
+}
 User = Annotated[Principal, Depends(current_user_page)]
 Ref = Annotated[str, Path(min_length=1, max_length=200)]
 
@@ -562,6 +570,7 @@ def _report_view(request: Request, report: dict[str, Any]) -> dict[str, Any]:
     return {"entered": format_count(report["entered"]), "treatment": side(report["treatment"]),
             "holdout": side(report["holdout"]), "groups": groups, "words": words, "uplift": numbers,
             "steps": steps, "statuses": statuses, "message_columns": MESSAGE_COUNTS,
+            "message_keys": MESSAGE_KEYS,
             "messages": [{**m, **{name: format_count(m[name]) for name in MESSAGE_COUNTS}}
                          for m in report.get("messages") or []]}
 
