@@ -176,10 +176,12 @@ def register_functions(spark: Any) -> None:
         count = expected + 1 if len(found) > expected else len(found)
         return f"unreadable row: Expected Number of Columns: {expected} Found: {count}"
 
-    spark.udf.register("gw_nfc", nfc, "string")
-    spark.udf.register("gw_json_kind", json_kind, "string")
-    spark.udf.register("gw_url_decode", url_decode, "string")
-    spark.udf.register("gw_csv_refusal", csv_refusal, "string")
+    from pyspark.sql.types import StringType
+
+    # A type object, not "string": Spark Connect parses a DDL string through an active session.
+    for name, function in (("gw_nfc", nfc), ("gw_json_kind", json_kind),
+                           ("gw_url_decode", url_decode), ("gw_csv_refusal", csv_refusal)):
+        spark.udf.register(name, function, StringType())
 
 
 def _frame(backend: Any, expr: Any) -> Any:
