@@ -482,7 +482,7 @@ def _rewrite(spark: Any, cfg: Settings, base: lake.Snapshot, name: str, drop: st
             f"AND NOT ({drop})").unionByName(out)
     rel = f"{name}/_spark-{version}"
     target = cfg.spark_dir / rel
-    (out.write.mode("errorifexists").option("compression", "zstd").partitionBy("_p")
+    (out.write.mode("error").option("compression", "zstd").partitionBy("_p")
      .parquet(gw_spark.spark_path(cfg, rel)))
     written: dict[str, list[str]] = {}
     if target.is_dir():
