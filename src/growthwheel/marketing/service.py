@@ -164,11 +164,15 @@ def budget_plan(request: BudgetRequest) -> dict[str, Any]:
     try:
         curves = [budget.Curve(c.channel, c.kind, c.beta, c.k, c.s, c.lower, c.upper) for c in request.curves]
         plan = budget.allocate(curves, request.total, reserve_share=request.reserve_share)
+        current = None
+        if all(c.current is not None for c in request.curves):
+            current = budget.evaluate(curves, [int(c.current or 0) for c in request.curves])
     except ValueError as exc:
         raise InvalidArgumentError(str(exc)) from None
-    current = None
-    if all(c.current is not None for c in request.curves):
-        current = budget.evaluate(curves, [int(c.current or 0) for c in request.curves])
+    except ArithmeticError:  # overflow / division by zero: curves whose scale floats cannot carry
+        raise InvalidArgumentError(
+            "curves: beta, k and s give response curves out of the range of floating point "
+            "(e.g. a half-saturation k far below the spends); use the curves' units") from None
     return {
         "total": plan.total, "reserve": plan.reserve, "allocated": plan.allocated,
         "outcome": plan.outcome, "marginal_return": plan.marginal_return,

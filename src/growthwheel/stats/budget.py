@@ -201,7 +201,7 @@ def allocate(curves: Sequence[Curve], total: int, *, reserve_share: float = 0.0)
             mu_lo = mid
         else:
             mu_hi = mid
-        if mu_hi / mu_lo - 1.0 < 1e-15:
+        if mu_lo <= 0.0 or mu_hi <= mu_lo * (1.0 + 1e-15):
             break
     floats = [c.clipped(mu_lo) for c in curves]
     # S-shaped curves jump from 0 to past the inflection: the part not taken at μ_lo goes, in
