@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,9 +20,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from growthwheel.cli.common import Column, escape_markup, money_text, parse_date, print_table
+from growthwheel.cli.common import Column, cli_errors, escape_markup, money_text, parse_date, print_table
 from growthwheel.config import settings
-from growthwheel.errors import GrowthwheelError, InvalidArgumentError
+from growthwheel.errors import InvalidArgumentError
 from growthwheel.kit.export import write_frame
 
 clv_app = typer.Typer(
@@ -47,15 +46,6 @@ class TimeUnit(StrEnum):
     day = "day"
     week = "week"
     month = "month"
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except GrowthwheelError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
-        raise typer.Exit(1) from None
 
 
 def _json(value: Any) -> None:
@@ -125,7 +115,7 @@ def fit_command(
     Works while the server runs (it computes the fit on its snapshot: ``analyst.run``)."""
     from growthwheel.analyst import run
 
-    with _errors():
+    with cli_errors():
         end = parse_date(calibration_end, "--calibration-end")
         result = run("clv_fit", {"model": model.value, "time_unit": time_unit.value,
                                  "calibration_end": end.isoformat() if end else None}, settings())
@@ -158,7 +148,7 @@ def validate_command(
     """Predicted vs actual purchase days in the holdout period, in total and by calibration frequency."""
     from growthwheel.insight import clv
 
-    with _errors():
+    with cli_errors():
         cal = parse_date(calibration_end, "--calibration-end")
         hold = parse_date(holdout_end, "--holdout-end")
         assert cal is not None
@@ -202,7 +192,7 @@ def score_command(
     customer_scores."""
     from growthwheel.insight import clv
 
-    with _errors():
+    with cli_errors():
         if out_file is not None and out_file.suffix.lower() not in (".csv", ".parquet"):
             raise InvalidArgumentError(f"--out: {out_file.name} must end in .csv or .parquet")
         end = parse_date(calibration_end, "--calibration-end")

@@ -19,17 +19,23 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from growthwheel.cli.common import Column, err, money_text, out, parse_date, print_json, print_table
+from growthwheel.cli.common import (
+    Column,
+    cli_errors,
+    money_text,
+    out,
+    parse_date,
+    print_json,
+    print_table,
+)
 from growthwheel.cli.common import settings as current_settings
-from growthwheel.errors import GrowthwheelError, InvalidArgumentError
+from growthwheel.errors import InvalidArgumentError
 
 marketing_app = typer.Typer(help="Marketing: ad spend, attribution and budget plans.", no_args_is_help=True)
 
@@ -54,15 +60,6 @@ class LevelChoice(StrEnum):
     influencer = "influencer"
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except GrowthwheelError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-
-
 def _models(names: list[str] | None) -> list[str]:
     chosen = names or list(MODEL_NAMES)
     unknown = [m for m in chosen if m not in MODEL_NAMES]
@@ -85,7 +82,7 @@ def import_spend(
     from growthwheel.warehouse.server import find_server
 
     result: dict[str, Any]
-    with _errors():
+    with cli_errors():
         cfg = current_settings()
         server = find_server(cfg) if (cfg.data_dir / "server.json").exists() else None
         if server is None:
@@ -154,7 +151,7 @@ def attribution(
     from growthwheel import analyst
     from growthwheel.kit.money import currency_exponent
 
-    with _errors():
+    with cli_errors():
         first, last = parse_date(start, "--from"), parse_date(end, "--to")
         assert first is not None
         assert last is not None
@@ -182,7 +179,7 @@ def paths(
     """Every attribution model over a path file (ChannelAttribution's layout, e.g. PathData.csv)."""
     from growthwheel.marketing import service
 
-    with _errors():
+    with cli_errors():
         request = service.read_path_file(file)
         request.models = _models(model)  # type: ignore[assignment]
         if markov_order < 1 or markov_order > 4:
@@ -210,7 +207,7 @@ def allocate(
     from growthwheel.marketing import service
     from growthwheel.marketing.schemas import BudgetRequest
 
-    with _errors():
+    with cli_errors():
         try:
             body = json.loads(request_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -288,7 +285,7 @@ def mmm_fit(
     from growthwheel import analyst
     from growthwheel.kit.money import currency_exponent
 
-    with _errors():
+    with cli_errors():
         first, last = _span(start, end)
         report = analyst.run("marketing_mmm", {"from": first, "to": last, "outcome": outcome.value,
                                                "grain": grain.value})
@@ -338,7 +335,7 @@ def mmm_plan(
     from growthwheel import analyst
     from growthwheel.kit.money import currency_exponent
 
-    with _errors():
+    with cli_errors():
         first, last = _span(start, end)
         exponent = currency_exponent(current_settings().shop().currency)
         if not 0 <= reserve_share < 1:

@@ -16,16 +16,13 @@ input prints one line naming the option and exits 1. Registered lazily in ``cli/
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
-from growthwheel.cli.common import Column, err, out, print_json, print_table
+from growthwheel.cli.common import Column, cli_errors, out, print_json, print_table
 from growthwheel.cli.common import settings as current_settings
-from growthwheel.errors import GrowthwheelError
 
 recommend_app = typer.Typer(help="Recommendations: evaluate models, refresh lists, co-purchase rules.",
                             no_args_is_help=True)
@@ -53,15 +50,6 @@ class Reason(StrEnum):
     not_for_sale = "not_for_sale"
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except GrowthwheelError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-
-
 def _f(value: Any, digits: int = 4) -> str:
     return "–" if value is None else f"{float(value):.{digits}f}"
 
@@ -74,7 +62,7 @@ def evaluate(
     """Every model and the chosen blend side by side, each customer's last order held out."""
     from growthwheel import analyst
 
-    with _errors():
+    with cli_errors():
         report = analyst.run("recs_evaluate", {"models": model or []})
     if as_json:
         print_json(report)
@@ -101,7 +89,7 @@ def refresh(
     from growthwheel.store import db
 
     cfg = current_settings()
-    with _errors():
+    with cli_errors():
         built = analyst.run("recs_build", {"evaluate": not skip_evaluation}, cfg)
         db.migrate(cfg)
         with db.session_scope(cfg) as session:
@@ -123,7 +111,7 @@ def copurchase(
     """Co-purchase rules (support, confidence, lift) or bundles with their basket uplift."""
     from growthwheel import analyst
 
-    with _errors():
+    with cli_errors():
         report = analyst.run("recs_copurchase", {"level": level.value, "size": size.value,
                                                  "min_support": min_support, "min_count": min_count,
                                                  "limit": limit})
@@ -172,7 +160,7 @@ def show(
     """A customer's stored recommendations, as the API answers them."""
     from growthwheel.recs import service
 
-    with _errors(), _session() as session:
+    with cli_errors(), _session() as session:
         body = service.for_customer(session, customer_id, limit)
     if as_json:
         print_json(body)
@@ -192,7 +180,7 @@ def also_bought(
     """Products bought together with a SKU, as the API answers them."""
     from growthwheel.recs import service
 
-    with _errors(), _session() as session:
+    with cli_errors(), _session() as session:
         body = service.also_bought(session, sku, limit)
     if as_json:
         print_json(body)
@@ -212,7 +200,7 @@ def exclude(
     from growthwheel.accounts.models import utcnow
     from growthwheel.recs import service
 
-    with _errors(), _session() as session:
+    with cli_errors(), _session() as session:
         service.set_exclusion(session, sku, reason.value, "cli", utcnow())
     out.print(f"{sku}: excluded ({reason.value})", highlight=False)
 
@@ -222,6 +210,6 @@ def include(sku: Annotated[str, typer.Argument(help="The product's SKU")]) -> No
     """Recommend an excluded SKU again."""
     from growthwheel.recs import service
 
-    with _errors(), _session() as session:
+    with cli_errors(), _session() as session:
         removed = service.clear_exclusion(session, sku)
     out.print(f"{sku}: " + ("included again" if removed else "was not excluded"), highlight=False)
