@@ -55,6 +55,10 @@ class SparkSettings(BaseModel):
     """How Spark names ``spark_dir`` when its executors see it elsewhere
     (``GROWTHWHEEL_SPARK__WAREHOUSE_URI``, e.g. ``hdfs://nn/gw/spark-warehouse`` or
     ``file:///mnt/shared/gw/spark-warehouse``); default: the absolute local path of ``spark_dir``."""
+    imports: Literal["duckdb", "spark"] = "duckdb"
+    """Where generic CSV imports are validated and merged (``GROWTHWHEEL_SPARK__IMPORTS``):
+    ``spark`` runs them on Spark itself (``warehouse/spark_ingest.py``; for histories bigger than
+    the server's memory); ``duckdb`` (default) validates and merges on the server, then publishes."""
 
 
 class ServerSettings(BaseModel):

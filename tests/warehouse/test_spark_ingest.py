@@ -153,7 +153,8 @@ def _counts(result: ingest.ImportResult) -> tuple[Any, ...]:
 
 def _both(tmp_path: Path, remote: str | None = None) -> tuple[Settings, Settings]:
     return (Settings(data_dir=tmp_path / "duck", warehouse="duckdb"),
-            Settings(data_dir=tmp_path / "spark", warehouse="spark", spark_remote=remote))
+            Settings(data_dir=tmp_path / "spark", warehouse="spark", spark_remote=remote,
+                     spark={"imports": "spark"}))
 
 
 def _same_warehouses(d_cfg: Settings, s_cfg: Settings, names: tuple[str, ...]) -> None:

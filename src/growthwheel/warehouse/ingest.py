@@ -676,7 +676,8 @@ def import_files(
         show = progress if sum(p.stat().st_size for p in files) > PROGRESS_BYTES else None
         if engine not in (None, "duckdb", "spark"):
             raise InvalidArgumentError(f"engine: {engine!r} is not duckdb or spark")
-        if engine != "duckdb" and cfg.warehouse == "spark":
+        on_spark = engine == "spark" or (engine is None and cfg.spark.imports == "spark")
+        if on_spark and cfg.warehouse == "spark":
             from growthwheel.warehouse import spark_ingest
 
             if spark_ingest.supported(cfg, table, fmt, files):
