@@ -8,6 +8,8 @@ from growthwheel.jobs import models as jobs_models  # noqa: F401
 from growthwheel.journeys import models as journeys_models  # noqa: F401
 from growthwheel.journeys.channels import models as channels_models  # noqa: F401
 from growthwheel.loyalty import models as loyalty_models  # noqa: F401
+from growthwheel.marketing.campaigns import models as campaigns_models  # noqa: F401
+from growthwheel.marketing.influencers import models as influencers_models  # noqa: F401
 from growthwheel.promotions import models as promotions_models  # noqa: F401
 from growthwheel.recs import models as recs_models  # noqa: F401
 from growthwheel.segments import models as segments_models  # noqa: F401
