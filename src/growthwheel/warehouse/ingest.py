@@ -55,7 +55,9 @@ from growthwheel.warehouse import db as wh
 from growthwheel.warehouse.formats import generic, shopify, taobao
 from growthwheel.warehouse.schema import (
     CHECKOUT_SOURCE,
+    DEFAULT_LOCATION,
     IMPORT_SOURCE,
+    INVENTORY_ONE_OF,
     ORDER_LINES,
     ORDER_STATUSES,
     ORDERS,
@@ -66,6 +68,9 @@ from growthwheel.warehouse.schema import (
 )
 
 FORMATS = ("generic", "shopify", "taobao")
+#: ``inventory``'s derived columns: the kind of row and the location (never NULL: both are keys).
+INVENTORY_KIND = "CASE WHEN received IS NULL THEN 'snapshot' ELSE 'receipt' END"
+INVENTORY_LOCATION = f"coalesce(location, '{DEFAULT_LOCATION}')"
 #: Files above this size get a progress bar.
 PROGRESS_BYTES = 4 * 1024 * 1024
 
@@ -230,6 +235,8 @@ def _cross_checks(table: Table) -> list[tuple[str, str, str]]:
     if table.name == "orders":
         return [("refunded_amount", "refunded_amount > total + coalesce(shipping, 0)",
                  "refunded_amount exceeds total + shipping")]
+    if table.name == "inventory":
+        return [("on_hand", "(on_hand IS NULL) = (received IS NULL)", INVENTORY_ONE_OF)]
     return []
 
 
@@ -353,7 +360,9 @@ def _hold_back_whole_orders(con: duckdb.DuckDBPyConnection, several_files: bool)
 def _latest_by_key(con: duckdb.DuckDBPyConnection, table: Table, select: str) -> str:
     """``select`` with one row per key: the last one written (files in order, then rows)."""
     keys = ", ".join(_q(k) for k in table.key)
-    if not _count(con, f"SELECT count(*) FROM (SELECT 1 FROM gw_typed GROUP BY {keys} HAVING count(*) > 1)"):
+    # keys as stored (derived ones included: ``inventory``'s kind, ``ad_spend``'s lower-cased channel)
+    twice = f"SELECT count(*) FROM (SELECT 1 FROM ({select}) GROUP BY {keys} HAVING count(*) > 1)"
+    if not _count(con, twice):
         return select  # the usual case: no key twice, no sort needed
     return (
         f"SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER (PARTITION BY {keys} "
@@ -414,6 +423,9 @@ def _assemble(con: duckdb.DuckDBPyConnection, table: Table, shop: ShopSettings,
         select = "SELECT * REPLACE (lower(channel) AS channel) FROM gw_typed"
     elif table.name == "reviews":
         select = "SELECT *, created_at__local_date AS review_date FROM gw_typed"
+    elif table.name == "inventory":
+        select = (f"SELECT * REPLACE ({INVENTORY_LOCATION} AS location), {INVENTORY_KIND} AS kind "
+                  "FROM gw_typed")
     else:  # pragma: no cover - every table is handled above
         raise AssertionError(table.name)
     latest = _latest_by_key(con, table, select)

@@ -36,7 +36,7 @@ import ibis.expr.types as ir
 from growthwheel.config import ShopSettings
 from growthwheel.kit import ids
 from growthwheel.kit.money import currency_exponent
-from growthwheel.warehouse.schema import ORDER_STATUSES, Input, Table
+from growthwheel.warehouse.schema import INVENTORY_ONE_OF, ORDER_STATUSES, Input, Table
 
 _NUMBER = r"^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)\z"
 _WHOLE = r"^[+-]?[0-9]+([.]0*)?\z"
@@ -297,6 +297,8 @@ def cross_checks(table: Table) -> list[tuple[str, str, str]]:
         return [("refunded_amount", "refund_le_line", "refunded_amount exceeds line_total")]
     if table.name == "orders":
         return [("refunded_amount", "refund_le_total", "refunded_amount exceeds total + shipping")]
+    if table.name == "inventory":
+        return [("on_hand", "inventory_one_of", INVENTORY_ONE_OF)]
     return []
 
 
@@ -306,6 +308,8 @@ def _cross_condition(t: ir.Table, check: str) -> ir.BooleanValue:
         result = t.customer_id.isnull() & t.anonymous_id.isnull()
     elif check == "refund_le_line":
         result = t.refunded_amount > t.line_total
+    elif check == "inventory_one_of":
+        result = t.on_hand.isnull() == t.received.isnull()
     else:
         result = t.refunded_amount > t.total + t.shipping.fill_null(0)
     return result

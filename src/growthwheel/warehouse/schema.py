@@ -359,8 +359,43 @@ REVIEWS = Table(
     ),
 )
 
+#: Why an ``inventory`` row without exactly one of ``on_hand`` and ``received`` is refused.
+INVENTORY_ONE_OF = "give either on_hand (a stock snapshot) or received (a receipt): exactly one per row"
+#: ``inventory.location`` when a row names none.
+DEFAULT_LOCATION = "default"
+
+INVENTORY = Table(
+    name="inventory",
+    doc=(
+        "Stock per SKU and day: a snapshot of the units on hand (`on_hand`) or a supplier receipt "
+        "(`received`, with its lead time), one of the two per row; keyed by SKU, date, kind "
+        "(`snapshot` or `receipt`) and location."
+    ),
+    key=("sku", "date", "kind", "location"),
+    inputs=(
+        Input("sku", "id", "product SKU", required=True),
+        Input("date", "date", "ISO date of the snapshot (end of day) or of the receipt", required=True),
+        Input("on_hand", "int", "units on hand at the end of the day (a snapshot)", min_value=0),
+        Input("received", "int", "units received from a supplier that day (a receipt)", min_value=0),
+        Input("lead_time_days", "int", "receipt: days from the purchase order to the receipt", min_value=0),
+        Input("unit_cost", "money", "unit cost, major units (for turnover at cost)"),
+        Input("location", "text", "warehouse or store (default `default`)"),
+    ),
+    stored=(
+        Stored("sku", "VARCHAR", "product SKU"),
+        Stored("date", "DATE", "shop-local date"),
+        Stored("kind", "VARCHAR", "`snapshot` (on hand) or `receipt` (received)"),
+        Stored("location", "VARCHAR", "warehouse or store"),
+        Stored("on_hand", "BIGINT", "units on hand at the end of the day"),
+        Stored("received", "BIGINT", "units received"),
+        Stored("lead_time_days", "BIGINT", "days from purchase order to receipt"),
+        Stored("unit_cost", "BIGINT", "unit cost, minor units"),
+    ),
+    aliases=("stock",),
+)
+
 TABLES: dict[str, Table] = {
-    t.name: t for t in (CUSTOMERS, PRODUCTS, ORDERS, ORDER_LINES, EVENTS, AD_SPEND, REVIEWS)
+    t.name: t for t in (CUSTOMERS, PRODUCTS, ORDERS, ORDER_LINES, EVENTS, AD_SPEND, REVIEWS, INVENTORY)
 }
 
 #: Bookkeeping tables of the import machinery.

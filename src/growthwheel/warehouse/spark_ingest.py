@@ -54,6 +54,7 @@ from growthwheel.warehouse import spark as gw_spark
 from growthwheel.warehouse.db import IMPORTS_TABLE, QUARANTINE_TABLE
 from growthwheel.warehouse.schema import (
     CHECKOUT_SOURCE,
+    DEFAULT_LOCATION,
     IMPORT_SOURCE,
     ORDER_LINES,
     ORDERS,
@@ -315,6 +316,9 @@ def _assemble(spark: Any, table: Table, currency: str, origin: str) -> None:
         derived = {"channel": "lower(channel)"}
     elif table.name == "reviews":
         derived = {"review_date": "created_at__local_date"}
+    elif table.name == "inventory":
+        derived = {"kind": "CASE WHEN received IS NULL THEN 'snapshot' ELSE 'receipt' END",
+                   "location": f"coalesce(location, {_lit(DEFAULT_LOCATION)})"}
     items = [f"CAST({derived.get(c.name, _q(c.name))} AS {gw_spark._spark_type(c.sql_type).simpleString()}) "
              f"AS {_q(c.name)}" for c in table.stored]
     keys = ", ".join(_q(k) for k in table.key)
