@@ -1,0 +1,1 @@
+"""Voice of the customer: reviews, their sentiment and aspects, the service queue."""
