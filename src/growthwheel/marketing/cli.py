@@ -365,3 +365,14 @@ def mmm_plan(
                  Column("expected"), Column("marginal per 1,000"), Column("bound", right=False)], rows)
     out.print(f"expected {plan['expected_outcome']:,.1f} vs {plan['current_split_outcome']:,.1f} with the "
               f"history's split ({plan['uplift']:+,.1f})")
+
+
+def _register_campaigns() -> None:
+    """``marketing campaigns …`` and ``marketing influencers …`` (``marketing/campaigns/cli.py``)."""
+    from growthwheel.marketing.campaigns.cli import campaigns_app, influencers_app
+
+    marketing_app.add_typer(campaigns_app, name="campaigns")
+    marketing_app.add_typer(influencers_app, name="influencers")
+
+
+_register_campaigns()
