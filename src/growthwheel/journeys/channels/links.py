@@ -12,6 +12,9 @@ client loads it, the message counts as opened.
 
 UTM tags (``utm_source``, ``utm_medium``, ``utm_campaign``, ``utm_content``) are set on the target
 before it is signed; the redirect (``/m/c/<token>``) records the click and answers 302.
+
+A survey link (``/s/<token>``, purpose ``survey``) opens the public answer page of an NPS survey
+(``surveys/public.py``) for the customer, channel and message it names.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ from growthwheel.errors import GrowthwheelError
 UNSUBSCRIBE = "unsubscribe"
 CLICK = "click"
 OPEN = "open"
+SURVEY = "survey"
 #: Path prefixes of the public routes (``journeys/api.py``).
 UNSUBSCRIBE_PATH = "/m/u/"
 CLICK_PATH = "/m/c/"
 OPEN_PATH = "/m/o/"
+SURVEY_PATH = "/s/"
 _MAC_BYTES = 16
 MAX_TOKEN = 4096
 
@@ -144,6 +149,12 @@ class LinkMaker:
                                                       "k": self.message_key})
         return f"{self.base_url.rstrip('/')}{UNSUBSCRIBE_PATH}{token}"
 
+    def survey(self, survey: str) -> str:
+        """The customer's answer page of the NPS survey ``survey`` (its id or name)."""
+        token = make_token(self.secret, SURVEY, {"c": self.customer_id, "ch": self.channel,
+                                                 "k": self.message_key, "s": str(survey)})
+        return f"{self.base_url.rstrip('/')}{SURVEY_PATH}{token}"
+
 
 def unsubscribe_headers(url: str) -> dict[str, str]:
     """RFC 8058 email headers: ``List-Unsubscribe: <url>`` and the one-click POST marker."""
@@ -186,6 +197,25 @@ def read_open(secret: bytes, token: str) -> UnsubscribeToken:
     data = read_token(secret, OPEN, token)
     try:
         return UnsubscribeToken(str(data["c"]), str(data["ch"]), str(data["k"]))
+    except KeyError as exc:
+        raise InvalidLinkError("this link is not valid (链接无效)") from exc
+
+
+@dataclass(frozen=True)
+class SurveyToken:
+    """What a survey token says: the survey (id or name) and who answers through which message."""
+
+    survey: str
+    customer_id: str
+    channel: str
+    message_key: str
+
+
+def read_survey(secret: bytes, token: str) -> SurveyToken:
+    """Check and decode a survey token."""
+    data = read_token(secret, SURVEY, token)
+    try:
+        return SurveyToken(str(data["s"]), str(data["c"]), str(data["ch"]), str(data["k"]))
     except KeyError as exc:
         raise InvalidLinkError("this link is not valid (链接无效)") from exc
 

@@ -10,6 +10,7 @@ What a template can use:
 - ``customer`` (personalisation: ``{{ customer.name or "朋友" }}``), ``shop``, any extra context;
 - ``link(url, content=None)``: the URL with UTM tags behind the signed click redirect;
 - ``unsubscribe_url``: the customer's one-click unsubscribe link for this channel;
+- ``survey_url(survey)``: the customer's signed answer page of an NPS survey (its id or name);
 - (an email's HTML ends with a 1×1 open pixel, ``links.LinkMaker.open_pixel``);
 - ``products``: a list of ``{"sku", "name", "price" (minor units), "url", "image"}`` and
   ``product_block(products)``: cards in HTML, one line each in text, every link tracked;
@@ -228,9 +229,12 @@ def render(template: MessageTemplate, recipient: Recipient, *, currency: str = "
     def link(url: str, content: str | None = None) -> str:
         return links.click(url, content) if links else url
 
+    def survey_url(survey: str) -> str:
+        return links.survey(survey) if links else ""
+
     base: dict[str, Any] = {
         "customer": dict(recipient.attributes), "shop": dict(shop or {}), "lang": lang,
-        "unsubscribe_url": unsubscribe_url, "link": link, **dict(context or {}),
+        "unsubscribe_url": unsubscribe_url, "link": link, "survey_url": survey_url, **dict(context or {}),
     }
     base.setdefault("products", [])
     text_ctx = {**base, "product_block": text_products, "money": money}

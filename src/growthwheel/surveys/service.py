@@ -1,0 +1,323 @@
+"""Surveys: create them, record answers once, and read NPS by period, channel and segment.
+
+Services never commit: the request, job or CLI command that calls them owns the transaction.
+
+* An answer is keyed by survey × customer × ``response_key`` (default ``""``: one answer per
+  customer). Sending the same answer again returns the stored one (``created`` false); sending a
+  *different* score or comment under a key already used is a 409 ``answer_conflict`` — the first
+  answer stands.
+* NPS per group comes from :mod:`growthwheel.surveys.nps` (adjusted Wald interval by default,
+  the Wald one beside it). Periods are the shop's local weeks (from Monday) or months.
+* ``channel`` of an answer: the message channel a survey link came through, else what the API
+  caller says, else the survey's own channel tag, else ``api``.
+* Reads that need the warehouse (segments, repurchase) live in :mod:`growthwheel.surveys.reads`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from growthwheel.errors import GrowthwheelError, InvalidArgumentError
+from growthwheel.surveys import nps
+from growthwheel.surveys.models import SOURCES, Survey, SurveyAnswer
+
+Period = Literal["week", "month"]
+PERIODS: tuple[Period, ...] = ("week", "month")
+DEFAULT_QUESTION = {
+    "zh": "您有多大可能把我们推荐给朋友或同事？（0 = 完全不可能，10 = 非常可能）",
+    "en": "How likely are you to recommend us to a friend or colleague? (0 = not at all, 10 = extremely)",
+}
+MAX_COMMENT = 2000
+MAX_ANSWERS_READ = 500_000
+
+
+class SurveyNotFoundError(GrowthwheelError):
+    """No survey with that id or name."""
+
+    code = "survey_not_found"
+    status = 404
+
+
+class SurveyExistsError(GrowthwheelError):
+    """A survey with that name exists already."""
+
+    code = "survey_exists"
+    status = 409
+
+
+class SurveyClosedError(GrowthwheelError):
+    """The survey no longer takes answers."""
+
+    code = "survey_closed"
+    status = 409
+
+
+class AnswerConflictError(GrowthwheelError):
+    """Another answer was recorded already under the same survey, customer and response key."""
+
+    code = "answer_conflict"
+    status = 409
+
+
+@dataclass(frozen=True)
+class SurveySpec:
+    """A survey as written by an operator."""
+
+    name: str
+    question_zh: str = DEFAULT_QUESTION["zh"]
+    question_en: str = DEFAULT_QUESTION["en"]
+    channel: str | None = None
+    campaign: str | None = None
+    journey: str | None = None
+
+
+@dataclass(frozen=True)
+class AnswerIn:
+    """One answer to record."""
+
+    customer_id: str
+    score: int
+    comment: str | None = None
+    response_key: str = ""
+    source: str = "api"
+    channel: str | None = None
+    message_key: str | None = None
+    answered_at: datetime | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _text(value: str | None, field: str, limit: int, *, required: bool = False) -> str | None:
+    text = (value or "").strip()
+    if not text:
+        if required:
+            raise InvalidArgumentError(f"{field}: must not be empty (不能为空)")
+        return None
+    if len(text) > limit:
+        raise InvalidArgumentError(f"{field}: at most {limit} characters (最多 {limit} 个字符)")
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Surveys
+# ---------------------------------------------------------------------------------------------
+
+
+def create_survey(session: Session, spec: SurveySpec, *, actor: str) -> Survey:
+    """Create a survey; 409 ``survey_exists`` when the name is taken, 422 naming a bad field."""
+    name = _text(spec.name, "name", 200, required=True)
+    assert name is not None
+    if session.scalar(select(Survey.id).where(Survey.name == name)) is not None:
+        raise SurveyExistsError(f"name: a survey named {name!r} exists already (问卷名称已存在)")
+    survey = Survey(name=name,
+                    question_zh=_text(spec.question_zh, "question_zh", 500) or DEFAULT_QUESTION["zh"],
+                    question_en=_text(spec.question_en, "question_en", 500) or DEFAULT_QUESTION["en"],
+                    channel=_text(spec.channel, "channel", 40),
+                    campaign=_text(spec.campaign, "campaign", 200),
+                    journey=_text(spec.journey, "journey", 200), active=True, created_by=actor,
+                    created_at=_now())
+    session.add(survey)
+    session.flush()
+    return survey
+
+
+def get_survey(session: Session, ref: str) -> Survey:
+    """The survey with id or name ``ref``; 404 otherwise."""
+    survey = session.get(Survey, ref) if len(ref) <= 32 else None
+    if survey is None:
+        survey = session.scalar(select(Survey).where(Survey.name == ref))
+    if survey is None:
+        raise SurveyNotFoundError(f"survey: no survey {ref!r} (找不到该问卷)")
+    return survey
+
+
+def list_surveys(session: Session) -> list[Survey]:
+    """Every survey, newest first."""
+    return list(session.scalars(select(Survey).order_by(Survey.created_at.desc(), Survey.name)))
+
+
+def set_active(session: Session, ref: str, active: bool) -> Survey:
+    """Open or close a survey for answers."""
+    survey = get_survey(session, ref)
+    survey.active = active
+    session.flush()
+    return survey
+
+
+def answer_counts(session: Session) -> dict[str, int]:
+    """Answers per survey id."""
+    rows = session.execute(select(SurveyAnswer.survey_id, func.count()).group_by(SurveyAnswer.survey_id))
+    return {str(sid): int(n) for sid, n in rows}
+
+
+def survey_out(survey: Survey, answers: int | None = None) -> dict[str, Any]:
+    """A survey as JSON."""
+    return {"id": survey.id, "name": survey.name, "question_zh": survey.question_zh,
+            "question_en": survey.question_en, "channel": survey.channel, "campaign": survey.campaign,
+            "journey": survey.journey, "active": survey.active, "created_by": survey.created_by,
+            "created_at": survey.created_at.isoformat(), "answers": answers}
+
+
+# ---------------------------------------------------------------------------------------------
+# Answers
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_answer(answer: AnswerIn) -> tuple[str, str | None, str]:
+    customer = _text(answer.customer_id, "customer_id", 200, required=True)
+    assert customer is not None
+    if isinstance(answer.score, bool) or not isinstance(answer.score, int) or not 0 <= answer.score <= 10:
+        raise InvalidArgumentError("score: a whole number from 0 to 10 (分数须为 0 到 10 的整数)")
+    comment = _text(answer.comment, "comment", MAX_COMMENT)
+    if answer.source not in SOURCES:
+        raise InvalidArgumentError(f"source: one of {', '.join(SOURCES)}")
+    if len(answer.response_key) > 200:
+        raise InvalidArgumentError("response_key: at most 200 characters (最多 200 个字符)")
+    return customer, comment, answer.response_key.strip()
+
+
+def find_answer(session: Session, survey_id: str, customer: str, key: str) -> SurveyAnswer | None:
+    """The answer recorded under survey × customer × response key, if any."""
+    return session.scalar(select(SurveyAnswer).where(
+        SurveyAnswer.survey_id == survey_id, SurveyAnswer.customer_id == customer,
+        SurveyAnswer.response_key == key))
+
+
+def _same(stored: SurveyAnswer, score: int, comment: str | None) -> SurveyAnswer:
+    if stored.score != score or (stored.comment or None) != comment:
+        raise AnswerConflictError(
+            f"response_key: this customer answered survey {stored.survey_id} under this key already, "
+            f"with score {stored.score} (该客户已用此键回答过该问卷)")
+    return stored
+
+
+def record_answer(session: Session, survey: Survey, answer: AnswerIn) -> tuple[SurveyAnswer, bool]:
+    """Record ``answer`` once; ``(answer, created)``. A repeat returns the stored answer; a different
+    answer under a used key is :class:`AnswerConflictError`; a closed survey :class:`SurveyClosedError`."""
+    customer, comment, key = _check_answer(answer)
+    stored = find_answer(session, survey.id, customer, key)
+    if stored is not None:
+        return _same(stored, answer.score, comment), False
+    if not survey.active:
+        raise SurveyClosedError(f"survey: {survey.name!r} no longer takes answers (该问卷已关闭)")
+    at = answer.answered_at or _now()
+    if at.tzinfo is None:
+        raise InvalidArgumentError("answered_at: give a time zone offset, e.g. Z or +08:00 (需要时区)")
+    row = SurveyAnswer(survey_id=survey.id, customer_id=customer, response_key=key, score=answer.score,
+                       comment=comment, source=answer.source,
+                       channel=_text(answer.channel, "channel", 40) or survey.channel or answer.source,
+                       message_key=_text(answer.message_key, "message_key", 400),
+                       answered_at=at.astimezone(UTC))
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:  # the same key recorded at the same moment by another request
+        stored = find_answer(session, survey.id, customer, key)
+        if stored is None:
+            raise
+        return _same(stored, answer.score, comment), False
+    return row, True
+
+
+def answer_out(row: SurveyAnswer) -> dict[str, Any]:
+    """An answer as JSON."""
+    return {"id": row.id, "survey_id": row.survey_id, "customer_id": row.customer_id,
+            "response_key": row.response_key, "score": row.score, "group": nps.group_of(row.score),
+            "comment": row.comment, "source": row.source, "channel": row.channel,
+            "message_key": row.message_key, "answered_at": row.answered_at.isoformat(),
+            "sentiment": row.sentiment, "aspects": row.aspects}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer as the reports read it."""
+
+    customer_id: str
+    score: int
+    channel: str
+    answered_at: datetime
+    comment: str | None
+    sentiment: float | None
+
+
+def answers(session: Session, survey_id: str, *, since: datetime | None = None,
+            until: datetime | None = None) -> list[Answer]:
+    """The answers of a survey, oldest first (``since`` inclusive, ``until`` exclusive)."""
+    q = select(SurveyAnswer.customer_id, SurveyAnswer.score, SurveyAnswer.channel, SurveyAnswer.answered_at,
+               SurveyAnswer.comment, SurveyAnswer.sentiment).where(SurveyAnswer.survey_id == survey_id)
+    if since is not None:
+        q = q.where(SurveyAnswer.answered_at >= since)
+    if until is not None:
+        q = q.where(SurveyAnswer.answered_at < until)
+    q = q.order_by(SurveyAnswer.answered_at, SurveyAnswer.id).limit(MAX_ANSWERS_READ)
+    return [Answer(str(c), int(s), str(ch or "api"), at, com, sen)
+            for c, s, ch, at, com, sen in session.execute(q)]
+
+
+def recent_comments(session: Session, survey_id: str, limit: int = 20) -> list[SurveyAnswer]:
+    """The latest answers with a comment."""
+    return list(session.scalars(select(SurveyAnswer).where(
+        SurveyAnswer.survey_id == survey_id, SurveyAnswer.comment.is_not(None))
+        .order_by(SurveyAnswer.answered_at.desc(), SurveyAnswer.id.desc()).limit(limit)))
+
+
+# ---------------------------------------------------------------------------------------------
+# NPS
+# ---------------------------------------------------------------------------------------------
+
+
+def period_start(at: datetime, period: Period, zone: ZoneInfo) -> date:
+    """The first day (shop-local) of the week (Monday) or month that ``at`` falls in."""
+    day = at.astimezone(zone).date()
+    return day - timedelta(days=day.weekday()) if period == "week" else day.replace(day=1)
+
+
+def check_options(period: str, confidence: float, method: str) -> None:
+    """422 naming the option when ``period``, ``confidence`` or ``method`` is not usable."""
+    if period not in PERIODS:
+        raise InvalidArgumentError("period: week or month (周或月)")
+    if not 0.5 <= confidence < 1:
+        raise InvalidArgumentError("confidence: from 0.5 to below 1, e.g. 0.95 (置信水平须在 0.5 到 1 之间)")
+    if method not in nps.METHODS:
+        raise InvalidArgumentError(f"method: one of {', '.join(nps.METHODS)}")
+
+
+def grouped(items: Iterable[tuple[str, int]], confidence: float, method: nps.Method,
+            order: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """NPS with its interval for each group of ``(group, score)`` pairs."""
+    scores: dict[str, list[int]] = {}
+    for key, score in items:
+        scores.setdefault(key, []).append(score)
+    keys = [k for k in order if k in scores] if order is not None else sorted(scores)
+    return [{"group": key, **nps.estimate(nps.Counts.of(scores[key]), confidence, method).as_dict()}
+            for key in keys]
+
+
+def report(session: Session, survey: Survey, *, zone: ZoneInfo, period: str = "week",
+           confidence: float = 0.95, method: str = "adjusted_wald", since: datetime | None = None,
+           until: datetime | None = None) -> dict[str, Any]:
+    """NPS of a survey overall, by period and by channel, each with its interval."""
+    check_options(period, confidence, method)
+    m: nps.Method = "wald" if method == "wald" else "adjusted_wald"
+    rows = answers(session, survey.id, since=since, until=until)
+    p: Period = "month" if period == "month" else "week"
+    overall = nps.estimate(nps.Counts.of(a.score for a in rows), confidence, m).as_dict()
+    by_period = grouped(((period_start(a.answered_at, p, zone).isoformat(), a.score) for a in rows),
+                        confidence, m)
+    by_channel = grouped(((a.channel, a.score) for a in rows), confidence, m)
+    scored = [a.sentiment for a in rows if a.sentiment is not None]
+    return {"survey": survey_out(survey, len(rows)), "period": p, "confidence": confidence, "method": m,
+            "overall": overall, "by_period": by_period, "by_channel": by_channel,
+            "comments": sum(1 for a in rows if a.comment), "comments_scored": len(scored),
+            "mean_sentiment": round(sum(scored) / len(scored), 4) if scored else None}
