@@ -15,3 +15,4 @@ from growthwheel.recs import models as recs_models  # noqa: F401
 from growthwheel.segments import models as segments_models  # noqa: F401
 from growthwheel.social import models as social_models  # noqa: F401
 from growthwheel.surveys import models as surveys_models  # noqa: F401
+from growthwheel.voice import models as voice_models  # noqa: F401
