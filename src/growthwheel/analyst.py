@@ -308,6 +308,11 @@ def _recs(name: str) -> Read:
     return read
 
 
+def _inventory_plan(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> Any:
+    from growthwheel.inventory import reads
+    return reads.plan(con, cfg, p)
+
+
 #: Every named read: ``name → fn(backend, settings, params) → JSON-able answer``.
 READS: dict[str, Read] = {
     "kpis": _kpis,
@@ -328,6 +333,7 @@ READS: dict[str, Read] = {
     "recs_build": _recs("build"),
     "recs_evaluate": _recs("evaluate"),
     "recs_copurchase": _recs("copurchase"),
+    "inventory_plan": _inventory_plan,
 }
 
 
