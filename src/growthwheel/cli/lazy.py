@@ -100,6 +100,8 @@ LAZY: dict[str, LazyCommand] = {
     "recommend": LazyCommand("growthwheel.recs.cli:recommend_app",
                              "Recommendations: evaluate models, refresh lists, co-purchase rules."),
     "alerts": LazyCommand("growthwheel.alerts.cli:alerts_app", "Alerts: KPI rules, anomalies and the inbox."),
+    "surveys": LazyCommand("growthwheel.surveys.cli:surveys_app",
+                           "NPS surveys: answers, NPS with its interval, segments and repurchase."),
     "warehouse": LazyCommand("growthwheel.cli.warehouse:warehouse_app",
                              "Upkeep of the Spark warehouse's files."),
 }
