@@ -23,6 +23,7 @@ from growthwheel.insight.funnels import (
     funnel_entrants_local,
     funnel_frame,
     funnel_steps,
+    identity_links,
     with_actor,
 )
 from growthwheel.warehouse import schema
@@ -238,6 +239,9 @@ def test_in_memory_matching_equals_the_warehouse_query(seed: int) -> None:
         steps = case.pop("steps", DEFAULT_STEPS)
         local = funnel_entrants_local(events, steps, **case).set_index("actor").sort_index()
         remote = funnel_entrants(events, steps, **case).execute().set_index("actor").sort_index()
+        # Links computed once (as the page remembers them per warehouse version): the same rows.
+        linked = funnel_entrants_local(events, steps, links=identity_links(events), **case)
+        pd.testing.assert_frame_equal(linked.set_index("actor").sort_index(), local)
         assert len(remote) > 5
         assert local.index.tolist() == remote.index.tolist()
         assert local["steps_reached"].tolist() == remote["steps_reached"].tolist()
@@ -256,3 +260,19 @@ def test_in_memory_matching_equals_the_warehouse_query(seed: int) -> None:
         assert sorted(mine["median_seconds_from_first"].dropna().astype(float).tolist()) == sorted(
             theirs["median_seconds_from_first"].dropna().astype(float).tolist()
         )
+
+
+def test_links_given_or_not_and_without_any_link() -> None:
+    """The identity links the page passes in give what the function finds itself; with no event
+    carrying both ids every anonymous visitor is their own entrant (``anon:<id>``)."""
+    events = make_events(shop_events())
+    links = identity_links(events)
+    assert links.to_pylist() == [{"anonymous_id": "d1", "customer_id": "c1"}]
+    given = funnel_frame(events, start=START, end=END, links=links)
+    assert given.equals(funnel_frame(events, start=START, end=END))
+    assert list(given["entrants"]) == [6, 5, 4, 2]
+    alone = make_events([r for r in shop_events() if r["customer_id"] is None])
+    assert identity_links(alone).num_rows == 0
+    people = funnel_entrants_local(alone, start=START, end=END)
+    assert sorted(people["actor"]) == ["anon:d1", "anon:d2", "anon:d3", "anon:d4", "anon:d5"]
+    assert people.set_index("actor").loc["anon:d1", "steps_reached"] == 2

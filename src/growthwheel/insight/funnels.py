@@ -182,6 +182,51 @@ def _candidate_rows(
     return ev.filter(ev.actor.notnull() & ev.occurred_at.notnull())
 
 
+def identity_links(events: ir.Table) -> pa.Table:
+    """Every anonymous id seen with a customer id, with that customer (the smallest when several):
+    an Arrow table (``anonymous_id``, ``customer_id``) over all of ``events``.
+
+    It changes only when events are added, so a caller that knows the warehouse's version (the
+    funnel page) computes it once per version and passes it to :func:`funnel_entrants_local`."""
+    links = events.filter(events.customer_id.notnull() & events.anonymous_id.notnull())
+    links = links.group_by("anonymous_id").aggregate(customer_id=links.customer_id.min())
+    return links.to_pyarrow()
+
+
+def _range_rows(
+    events: ir.Table, steps: Sequence[str], window: timedelta, start: date | None, end: date | None,
+    extra: Sequence[str],
+) -> pa.Table:
+    """The events that may fill a step (the steps' types, near the range, with a time and an id),
+    as Arrow: ``customer_id``, ``anonymous_id``, ``type``, ``occurred_at``, ``event_date`` and
+    ``extra``. The same rows as :func:`_candidate_rows`, before identities are resolved."""
+    rows = events.filter(
+        events.type.isin(list(set(steps))) & events.occurred_at.notnull()
+        & (events.customer_id.notnull() | events.anonymous_id.notnull())
+    )
+    low = _shifted(start, -_MARGIN)
+    high = _shifted(end, window, _MARGIN)
+    if low is not None:
+        rows = rows.filter(rows.occurred_at >= low)
+    if high is not None:
+        rows = rows.filter(rows.occurred_at < high)
+    return rows.select("customer_id", "anonymous_id", "type", "occurred_at", "event_date",
+                       *extra).to_pyarrow()
+
+
+def _actors(table: pa.Table, links: pa.Table) -> pa.DictionaryArray:
+    """The ``actor`` of each row (see the module docstring), resolved in memory from ``links``
+    (:func:`identity_links`), dictionary-encoded (an integer code per row)."""
+    anonymous = table.column("anonymous_id")
+    customer = table.column("customer_id")
+    value_set = links.column("anonymous_id").combine_chunks().cast(anonymous.type)
+    linked = links.column("customer_id").combine_chunks().cast(customer.type).take(
+        pc.index_in(anonymous, value_set=value_set)
+    )
+    own = pc.binary_join_element_wise(pa.scalar(ANONYMOUS_PREFIX), anonymous, "")
+    return pc.dictionary_encode(pc.coalesce(customer, linked, own)).combine_chunks()
+
+
 def funnel_entrants_local(
     events: ir.Table,
     steps: Sequence[str] = DEFAULT_STEPS,
@@ -190,21 +235,24 @@ def funnel_entrants_local(
     start: date | None = None,
     end: date | None = None,
     breakdown: str | None = None,
+    links: pa.Table | None = None,
 ) -> pd.DataFrame:
     """:func:`funnel_entrants` computed in memory: the same rows (as a DataFrame, ``at_k`` as
     ``datetime64[us]``), in actor order.
 
-    The backend only picks the candidate events and links identities; the matching is a sorted
-    search per step (the earliest event of the step's type at or after the previous step, per
-    actor), so it costs O(n log n) in the events instead of a range join per step. This is what
-    :func:`funnel_frame` uses on DuckDB, where the warehouse is on the same machine."""
+    The backend only picks the candidate events (and, unless ``links`` from
+    :func:`identity_links` is given, the identity links); identities are resolved and steps
+    matched in memory: a sorted search per step (the earliest event of the step's type at or after
+    the previous step, per actor) for the attempts still going, so it costs O(n log n) in the
+    events instead of a range join per step. This is what :func:`funnel_frame` uses on DuckDB,
+    where the warehouse is on the same machine."""
     _check(steps, window, breakdown)
     steps = list(steps)
-    ev = _candidate_rows(events, steps, window, start, end)
-    extra = ["event_id", breakdown] if breakdown else []
-    table = ev.select("actor", "type", "occurred_at", "event_date", *extra).to_pyarrow()
+    if links is None:
+        links = identity_links(events)
+    table = _range_rows(events, steps, window, start, end, ["event_id", breakdown] if breakdown else [])
     n_steps = len(steps)
-    actor_dict = pc.dictionary_encode(table.column("actor")).combine_chunks()
+    actor_dict = _actors(table, links)
     code = np.asarray(actor_dict.indices, dtype=np.int64)
     t = np.asarray(table.column("occurred_at").cast(pa.timestamp("us")).cast(pa.int64()),
                    dtype=np.int64)
@@ -228,21 +276,23 @@ def funnel_entrants_local(
     at = np.full((n_steps, len(idx)), -1, dtype=np.int64)  # microseconds, -1 none
     at[0] = t[idx]
     prev_rank = rank_of_time[idx]
-    alive = np.ones(len(idx), dtype=bool)
+    going = np.arange(len(idx))  # the attempts that reached step k so far
     limit = at[0] + min(int(window.total_seconds()) * 1_000_000, 2**62)  # no int64 overflow
     for k in range(1, n_steps):
         m = np.flatnonzero(of_type(steps[k]))
+        if not len(m) or not len(going):
+            break
         order = np.argsort(key[m], kind="stable")
         s_key, s_t = key[m][order], t[m][order]
-        q = a_code * span + prev_rank
+        g_code = a_code[going]
+        q = g_code * span + prev_rank[going]
         pos = np.searchsorted(s_key, q, side="right" if steps[k] in steps[:k] else "left")
-        ok = alive & (pos < len(s_key))
-        pos = np.minimum(pos, max(len(s_key) - 1, 0))
-        if len(s_key):
-            ok &= (s_key[pos] < (a_code + 1) * span) & (s_t[pos] <= limit)
-            at[k] = np.where(ok, s_t[pos], -1)
-            prev_rank = np.where(ok, s_key[pos] - a_code * span, prev_rank)
-        alive = ok
+        ok = pos < len(s_key)
+        pos = np.minimum(pos, len(s_key) - 1)
+        ok &= (s_key[pos] < (g_code + 1) * span) & (s_t[pos] <= limit[going])
+        going, pos = going[ok], pos[ok]
+        at[k, going] = s_t[pos]
+        prev_rank[going] = s_key[pos] - a_code[going] * span
     reached = (at >= 0).sum(axis=0)
     # Attempts of one actor starting at the same time reach the same steps at the same times;
     # the anchor's event id only decides which one's breakdown value counts.
@@ -280,13 +330,14 @@ def _step_table(
     start: date | None,
     end: date | None,
     breakdown: str | None,
+    links: pa.Table | None = None,
 ) -> pd.DataFrame:
     """What ``funnel_steps(funnel_entrants(...)).execute()`` returns, from
     :func:`funnel_entrants_local`: per step (and breakdown value) with entrants, their count and
     the median seconds from the first and the previous step (whole seconds crossed, as the
     warehouse's ``date_diff('second', …)`` counts them)."""
     people = funnel_entrants_local(
-        events, steps, window=window, start=start, end=end, breakdown=breakdown
+        events, steps, window=window, start=start, end=end, breakdown=breakdown, links=links
     )
     n = len(steps)
     secs = {
@@ -339,17 +390,20 @@ def funnel_frame(
     start: date | None = None,
     end: date | None = None,
     breakdown: str | None = None,
+    links: pa.Table | None = None,
 ) -> pd.DataFrame:
     """The funnel as a small table: one row per step (per breakdown value), dense.
 
     ``conversion_from_previous`` = entrants at this step / at the previous one, ``conversion_from_first``
     = / at the first; ``drop_off`` = entrants at the previous step who did not reach this one, and
     ``drop_off_rate`` = drop_off / previous (both null for step 1). Breakdown values are sorted by
-    entrants, largest first.
+    entrants, largest first. ``links`` (:func:`identity_links` of the same ``events``) saves
+    the DuckDB path from recomputing them; other engines ignore it.
     """
     steps = list(steps)
     if _backend_name(events) == "duckdb":
-        df = _step_table(events, steps, window=window, start=start, end=end, breakdown=breakdown)
+        df = _step_table(events, steps, window=window, start=start, end=end, breakdown=breakdown,
+                         links=links)
     else:
         entrants = funnel_entrants(
             events, steps, window=window, start=start, end=end, breakdown=breakdown

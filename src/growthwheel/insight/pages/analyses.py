@@ -47,7 +47,7 @@ from growthwheel.customers.pages import customer_href
 from growthwheel.errors import GrowthwheelError, NoDataError
 from growthwheel.insight import clv
 from growthwheel.insight.cohorts import MODES, acquisitions, retention_frame
-from growthwheel.insight.funnels import BREAKDOWNS, DEFAULT_STEPS, funnel_frame
+from growthwheel.insight.funnels import BREAKDOWNS, DEFAULT_STEPS, funnel_frame, identity_links
 from growthwheel.insight.kpis import FIRST_DAY
 from growthwheel.insight.lifecycle import NO_STAGE, STAGES, lifecycle_report, thresholds_for
 from growthwheel.insight.pages import drill, rfm
@@ -185,11 +185,11 @@ def _warehouse_version(con: BaseBackend) -> tuple[int, str]:
     return int(row["n"]), str(row["last"])
 
 
-def _remembered(request: Request, con: BaseBackend, question: tuple[Any, ...],
+def _remembered(request: Request, version: tuple[int, str], question: tuple[Any, ...],
                 compute: Callable[[], Any]) -> Any:
-    """``compute()``, remembered until the warehouse changes (coming back to the page or switching
-    language is then instant)."""
-    key = (str(request.app.state.cfg.data_dir), *question, _warehouse_version(con))
+    """``compute()``, remembered until the warehouse changes (``version``, from
+    :func:`_warehouse_version`): coming back to the page or switching language is then instant."""
+    key = (str(request.app.state.cfg.data_dir), *question, version)
     with _funnels_lock:
         if key in _funnels:
             _funnels.move_to_end(key)
@@ -253,8 +253,10 @@ def funnel_page(
         quick = None
     with warehouse(request).read() as con:
         events = con.table("events")
+        version = _warehouse_version(con)
         present, last_day = _remembered(
-            request, con, ("funnel-meta",), lambda: (event_types(events), _last_event_day(events))
+            request, version, ("funnel-meta",),
+            lambda: (event_types(events), _last_event_day(events)),
         )
         steps, error_key = funnel_steps_of(step or [], present)
         if quick is None and not start and not end:
@@ -264,14 +266,18 @@ def funnel_page(
         span = timedelta(days=window_days)
 
         def compute(split_by: str | None) -> Any:
+            # The identity links (a scan of every event) change only with the warehouse: found
+            # once per version for every range, window and breakdown asked (DuckDB's path).
+            links = (_remembered(request, version, ("funnel-links",), lambda: identity_links(events))
+                     if con.name == "duckdb" else None)
             return funnel_frame(events, steps, window=span, start=first_day, end=last,
-                                breakdown=split_by)
+                                breakdown=split_by, links=links)
 
         question = (tuple(steps), window_days, first_day, last)
-        frame = _remembered(request, con, ("funnel", *question, None), lambda: compute(None))
+        frame = _remembered(request, version, ("funnel", *question, None), lambda: compute(None))
         split = None
         if breakdown is not None and not frame.empty and frame["entrants"].iloc[0]:
-            split = _remembered(request, con, ("funnel", *question, breakdown),
+            split = _remembered(request, version, ("funnel", *question, breakdown),
                                 lambda: compute(breakdown))
     slots = [*steps, *[""] * max(0, min(MAX_FUNNEL_STEPS, len(steps) + 2) - len(steps))]
     carried = urlencode([("step", s) for s in steps] + [("window_days", window_days)]
