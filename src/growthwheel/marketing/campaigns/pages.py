@@ -1,0 +1,187 @@
+"""Console pages of campaigns and influencers.
+
+* ``GET /marketing/campaigns`` — every campaign with its days, targets, budget and overall pace
+  (GMV as of the last day with a paid order);
+* ``GET /marketing/campaigns/{id}`` — one campaign: pacing per phase (target, expected to date,
+  actual, pace, status) and the three-axis review (customers, products, operations), with a link
+  to the self-contained HTML report (``/api/v1/marketing/campaigns/{id}/report.html``);
+* ``GET /marketing/influencers`` — the registry and what each influencer brought over a period
+  (ranking by ROI, revenue, orders or new customers) and the tier pyramid.
+
+The figures are those of :mod:`.review` and :mod:`growthwheel.marketing.influencers.service`, the
+same as the API and the CLI. Visible strings come from ``i18n/<lang>/campaigns.json``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from growthwheel.api.deps import DbSession, PageUser
+from growthwheel.errors import GrowthwheelError
+from growthwheel.kit.money import currency_exponent
+from growthwheel.marketing.campaigns import review, service
+from growthwheel.marketing.influencers import service as influencers
+from growthwheel.web.i18n import format_money, format_ratio, k
+from growthwheel.web.pages import backend, render, shop_of
+
+router = APIRouter(include_in_schema=False)
+
+PHASE_KEYS = {"warm_up": k("campaigns.phase.warm_up"), "peak": k("campaigns.phase.peak"),
+              "after_glow": k("campaigns.phase.after_glow")}
+STATUS_KEYS = {
+    "not_started": k("campaigns.status.not_started"), "no_target": k("campaigns.status.no_target"),
+    "behind": k("campaigns.status.behind"), "on_track": k("campaigns.status.on_track"),
+    "ahead": k("campaigns.status.ahead"), "met": k("campaigns.status.met"),
+    "missed": k("campaigns.status.missed"),
+}
+TIER_KEYS = {"head": k("campaigns.tier.head"), "waist": k("campaigns.tier.waist"),
+             "tail": k("campaigns.tier.tail"), "koc": k("campaigns.tier.koc")}
+RANK_KEYS = {"roi": k("campaigns.rank.roi"), "revenue": k("campaigns.rank.revenue"),
+             "orders": k("campaigns.rank.orders"), "new_customers": k("campaigns.rank.new_customers")}
+DEFAULT_DAYS = 30
+
+
+class _Money:
+    def __init__(self, currency: str) -> None:
+        self.currency = currency
+        self.exponent = currency_exponent(currency)
+
+    def __call__(self, minor: float | None) -> str:
+        return "–" if minor is None else format_money(round(minor) / 10**self.exponent, self.currency)
+
+
+def _day(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def pct(value: float | None) -> str:
+    """A share as ``12.3%`` (``–`` when unknown)."""
+    return format_ratio(value, percent=True)
+
+
+@router.get("/marketing/campaigns", response_class=HTMLResponse)
+def campaigns_page(request: Request, user: PageUser, session: DbSession) -> HTMLResponse:
+    """Every campaign with its overall GMV pace."""
+    money = _Money(shop_of(request).currency)
+    rows = []
+    campaigns = service.list_all(session)
+    with backend(request) as con:
+        for c in campaigns:
+            phases = service.plan_phases(service.phases(session, c))
+            try:
+                pace = review.pace(con, c, phases)
+                status, ratio = pace["gmv"]["status"], pace["gmv"]["pace"]
+                actual = pace["gmv"]["actual"]
+            except GrowthwheelError:
+                status, ratio, actual = "no_target", None, None
+            rows.append({"id": c.id, "name": c.name, "from": phases[0].starts_on if phases else None,
+                         "to": phases[-1].ends_on if phases else None, "target": money(c.target_gmv),
+                         "budget": money(sum((c.budget or {}).values())), "gmv": money(actual),
+                         "pace": format_ratio(ratio, percent=True), "status": status})
+    return render(request, "marketing/campaigns.html.j2", {"rows": rows, "statuses": STATUS_KEYS}, user=user)
+
+
+@router.get("/marketing/campaigns/{campaign_id}", response_class=HTMLResponse)
+def campaign_page(campaign_id: str, request: Request, user: PageUser, session: DbSession) -> HTMLResponse:
+    """One campaign: pacing per phase and the three-axis review."""
+    money = _Money(shop_of(request).currency)
+    error_key: str | None = None
+    q = request.query_params
+    as_of = _day(q.get("as_of"))
+    if q.get("as_of") and as_of is None:
+        error_key = k("campaigns.error.date")
+    try:
+        campaign = service.get(session, campaign_id)
+    except GrowthwheelError:
+        return render(request, "marketing/campaign.html.j2", {"campaign": None, "error_key":
+                      k("campaigns.error.not_found")}, user=user, status=404)
+    phases = service.plan_phases(service.phases(session, campaign))
+    cost = service.influencer_cost(session, campaign)
+    with backend(request) as con:
+        pace = review.pace(con, campaign, phases, as_of=as_of)
+        body = review.review(con, campaign, phases, influencer_cost=cost, as_of=as_of)
+    phase_rows = [{
+        "kind": p["kind"], "kind_key": PHASE_KEYS[p["kind"]], "name": p["name"],
+        "days": f"{p['starts_on']} – {p['ends_on']}", "elapsed": f"{p['days_elapsed']}/{p['days']}",
+        "share": pct(p["share"]), "target": money(p["gmv"]["target"]),
+        "expected": money(p["gmv"]["expected"]),
+        "actual": money(p["gmv"]["actual"]), "pace": pct(p["gmv"]["pace"]),
+        "projected": money(p["gmv"]["projected"]), "new_buyers": f"{p['new_buyers']['actual']:,.0f}",
+        "status": p["gmv"]["status"],
+    } for p in pace["phases"]]
+    c, pr, o = body["customers"], body["products"], body["operations"]
+    axes = {
+        "customers": [(k("campaigns.fig.buyers"), f"{c['buyers']:,}"),
+                      (k("campaigns.fig.new_buyers"), f"{c['new_buyers']:,}"),
+                      (k("campaigns.fig.new_share"), pct(c["new_share"])),
+                      (k("campaigns.fig.repurchase"), pct(c["repurchase_rate"])),
+                      (k("campaigns.fig.acquired_value"), money(c["acquired_value_per_customer"]))],
+        "products": [(k("campaigns.fig.hero_contribution"), pct(pr["hero_contribution"])),
+                     (k("campaigns.fig.skus_sold"), f"{pr['skus_sold']:,} / {pr['catalogue_skus']:,}"),
+                     (k("campaigns.fig.active_sku_rate"), pct(pr["active_sku_rate"]))],
+        "operations": [(k("campaigns.fig.gmv"), money(o["gmv"])),
+                       (k("campaigns.fig.orders"), f"{o['orders']:,}"),
+                       (k("campaigns.fig.ad_spend"), money(o["ad_spend"])),
+                       (k("campaigns.fig.influencer_cost"), money(o["influencer_cost"])),
+                       (k("campaigns.fig.roi"), format_ratio(o["roi"], percent=False)),
+                       (k("campaigns.fig.cac"), money(o["cac"])),
+                       (k("campaigns.fig.cost_per_order"), money(o["cost_per_order"]))],
+    }
+    axis_keys = {"customers": k("campaigns.axis.customers"), "products": k("campaigns.axis.products"),
+                 "operations": k("campaigns.axis.operations")}
+    heroes = [{"sku": h["sku"], "name": h["name"] or "", "revenue": money(h["revenue"]),
+               "share": pct(h["share"])}
+              for h in pr["heroes"]]
+    budget = [{"channel": b["channel"], "budget": money(b["budget"]), "spend": money(b["spend"]),
+               "used": pct(b["used"])} for b in o["budget"]]
+    targets = [(k("campaigns.fig.gmv"), money(campaign.target_gmv), pct(body["attainment"]["gmv"])),
+               (k("campaigns.fig.new_buyers"), "–" if campaign.target_new_buyers is None
+                else f"{campaign.target_new_buyers:,}", pct(body["attainment"]["new_buyers"])),
+               (k("campaigns.fig.roi"), format_ratio(campaign.target_roi, percent=False),
+                pct(body["attainment"]["roi"]))]
+    return render(request, "marketing/campaign.html.j2", {
+        "campaign": campaign, "pace": pace, "review": body, "phases": phase_rows, "axes": axes,
+        "axis_keys": axis_keys, "heroes": heroes, "budget": budget, "targets": targets,
+        "statuses": STATUS_KEYS, "overall": pace["gmv"]["status"], "error_key": error_key,
+        "links": service.links(session, campaign),
+    }, user=user)
+
+
+@router.get("/marketing/influencers", response_class=HTMLResponse)
+def influencers_page(request: Request, user: PageUser, session: DbSession) -> HTMLResponse:
+    """The registry, the ranking and the pyramid over a period (default: the last 30 days of orders)."""
+    money = _Money(shop_of(request).currency)
+    q = request.query_params
+    error_key: str | None = None
+    start, end = _day(q.get("from")), _day(q.get("to"))
+    if (q.get("from") and start is None) or (q.get("to") and end is None):
+        error_key = k("campaigns.error.date")
+    rank_by = q.get("rank_by") or "roi"
+    if rank_by not in RANK_KEYS:
+        rank_by, error_key = "roi", k("campaigns.error.rank_by")
+    infs = influencers.list_all(session)
+    with backend(request) as con:
+        if end is None:
+            end = review.last_order_day(con) or datetime.now(UTC).date()
+        if start is None or start > end:
+            if start is not None:
+                error_key = k("campaigns.error.range")
+            start = end - timedelta(days=DEFAULT_DAYS - 1)
+        body = influencers.report(con, infs, start=start, end=end, rank_by=rank_by)
+    links = {i.code: influencers.utm_link(i) for i in infs}
+    rows = [{**r, "tier_key": TIER_KEYS[r["tier"]], "cost_text": money(r["cost"]),
+             "revenue_text": money(r["revenue"]), "roi_text": format_ratio(r["roi"], percent=False),
+             "cac_text": money(r["cac"]), "link": links.get(r["code"])} for r in body["rows"]]
+    pyramid = [{**t, "tier_key": TIER_KEYS[t["tier"]], "cost_text": money(t["cost"]),
+                "revenue_text": money(t["revenue"]), "roi_text": format_ratio(t["roi"], percent=False)}
+               for t in body["pyramid"]]
+    return render(request, "marketing/influencers.html.j2", {
+        "rows": rows, "pyramid": pyramid, "start": start.isoformat(), "end": end.isoformat(),
+        "rank_by": rank_by, "ranks": RANK_KEYS, "error_key": error_key,
+    }, user=user)

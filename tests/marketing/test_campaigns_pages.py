@@ -1,0 +1,87 @@
+"""Campaign and influencer console pages through the real app, signed in, in English and Chinese
+(the tiny shop of ``campaign_data``; figures worked out there)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from growthwheel.accounts.api import router as accounts_router
+from growthwheel.api.app import create_app
+from growthwheel.config import Settings
+from growthwheel.marketing.campaigns import service
+from growthwheel.marketing.campaigns.pages import router as campaign_pages
+from growthwheel.marketing.campaigns.schemas import CampaignIn, InfluencerIn
+from growthwheel.marketing.influencers import service as influencers
+from growthwheel.store import db
+from growthwheel.web.pages import router as pages_router
+
+from . import campaign_data as data
+
+pytestmark = pytest.mark.parametrize("store_cfg", ["sqlite"], indirect=True)
+
+
+@pytest.fixture
+def client(store_cfg: Settings, tmp_path: Path, make_user: Callable[..., Any],
+           log_in: Callable[..., None]) -> Iterator[TestClient]:
+    data.load(store_cfg, tmp_path)
+    with db.session_scope(store_cfg) as session:
+        ids = [influencers.create(session, InfluencerIn.model_validate(x), actor="t").id
+               for x in (data.KOL_A, data.KOC_B)]
+        service.create(session, CampaignIn.model_validate(data.campaign_body(ids)), actor="t")
+    app = create_app(store_cfg, routers=[accounts_router, pages_router, campaign_pages])
+    with TestClient(app) as test_client:
+        user = make_user("analyst")
+        log_in(test_client, user.email, user.password)
+        yield test_client
+
+
+def test_campaign_list_and_page(client: TestClient) -> None:
+    listing = client.get("/marketing/campaigns")
+    assert listing.status_code == 200
+    link = re.search(r'href="(/marketing/campaigns/[0-9a-f]{32})"', listing.text)
+    assert link is not None
+    assert 'data-status="missed"' in listing.text  # as of 20 Nov: ¥1,500 of ¥2,000
+    page = client.get(link.group(1), params={"as_of": "2024-11-04"})
+    assert page.status_code == 200
+    html = page.text
+    peak = re.search(r'<tr data-kind="peak" data-status="(\w+)">(.*?)</tr>', html, flags=re.S)
+    assert peak is not None
+    assert peak.group(1) == "behind"
+    assert "¥600.00" in peak.group(2)  # expected to date
+    assert "¥400.00" in peak.group(2)  # actual
+    assert "66.7%" in peak.group(2)
+    ops = re.search(r'data-axis="operations">(.*?)</section>', html, flags=re.S)
+    assert ops is not None
+    assert "¥300.00" in ops.group(1)  # douyin's spend (baidu is not in the budget)
+    assert "¥220.00" in ops.group(1)  # the two influencers' fees
+    zh = client.get(link.group(1), params={"lang": "zh", "as_of": "2024-11-04"}).text
+    assert "爆发/正式" in zh
+    assert "落后" in zh
+    assert "人：客户" in zh
+    bad = client.get(link.group(1), params={"as_of": "nope"})
+    assert bad.status_code == 200
+    assert "YYYY-MM-DD" in bad.text
+    assert client.get("/marketing/campaigns/none").status_code == 404
+
+
+def test_influencer_ranking_and_pyramid(client: TestClient) -> None:
+    page = client.get("/marketing/influencers", params={"from": "2024-11-01", "to": "2024-11-07"})
+    assert page.status_code == 200
+    html = page.text
+    assert html.index('data-code="KOC_B"') < html.index('data-code="KOL_A"')  # ROI 30 before 0.5
+    head = re.search(r'<tr data-tier="head">(.*?)</tr>', html, flags=re.S)
+    assert head is not None
+    assert "¥100.00" in head.group(1)
+    assert "utm_campaign=KOL_A" in html
+    zh = client.get("/marketing/influencers", params={"lang": "zh", "from": "2024-11-01", "to": "2024-11-07"})
+    assert "达人金字塔" in zh.text
+    assert "头部" in zh.text
+    bad = client.get("/marketing/influencers", params={"rank_by": "x"})
+    assert bad.status_code == 200
+    assert 'data-testid="influencers-error"' in bad.text
