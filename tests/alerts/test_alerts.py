@@ -208,12 +208,27 @@ def test_change_rule_against_previous_week(cfg: Settings, shop: Any) -> None:
         assert all(w.weekday() == 0 for w in weeks)
 
 
+def test_min_base_leaves_thin_days_unjudged(cfg: Settings, shop: Any) -> None:
+    """A ratio rule with ``min_base`` judges only the days whose base (orders for AOV) reaches it."""
+    since, today = date(2025, 4, 1), date(2025, 5, 1)
+    orders = service.daily_series(shop, "orders", None, since, today - timedelta(days=1))[""]
+    with session_scope(cfg) as session:
+        rule = _rule(session, name="big baskets", metric="aov", kind="threshold", period="day",
+                     params={"op": ">", "limit": 10, "min_base": 15})
+        service.evaluate(session, shop, today=today, since=since, rule_ids=[rule.id])
+        days = sorted(a.period_start for a in session.scalars(select(Alert).where(Alert.rule_id == rule.id)))
+    expected = [since + timedelta(days=i) for i, n in enumerate(orders) if n is not None and n >= 15]
+    assert 0 < len(expected) < len(orders)  # some days are thin, some are not
+    assert days == expected
+
+
 @pytest.mark.parametrize(("field", "spec"), [
     ("metric", {"metric": "nonsense"}),
     ("dimension", {"metric": "sessions", "dimension": "channel"}),
     ("params.op", {"kind": "threshold", "params": {"op": "~", "limit": 1}}),
     ("params.z", {"params": {"z": "many"}}),
     ("period", {"period": "week"}),
+    ("params.min_base", {"params": {"direction": "up", "min_base": 5}}),
     ("notify[0].recipient", {"notify": [{"channel": "email", "recipient": "nobody"}]}),
 ])
 def test_bad_rules_name_the_field(cfg: Settings, field: str, spec: dict[str, Any]) -> None:

@@ -39,7 +39,6 @@ from typing import Any
 
 import ibis
 from sqlalchemy import and_, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from growthwheel.accounts.models import new_id, utcnow
@@ -47,6 +46,7 @@ from growthwheel.alerts import detect
 from growthwheel.alerts.models import ALERT_STATUSES, Alert, AlertRule
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
 from growthwheel.insight import kpis
+from growthwheel.store.db import insert_for
 
 NEGATIVE_REVIEWS = "negative_reviews"
 #: Ratings that count as a negative review.
@@ -118,6 +118,18 @@ class RuleSpec:
     enabled: bool = True
 
 
+#: The base count of the ratio metrics a rule may guard with ``min_base``: a day (or period) whose
+#: base is below it is unknown rather than judged. A channel's CAC on a day with three new buyers
+#: moves by a third with one buyer more; judging it raises alarms that are only small numbers.
+RATIO_BASES: dict[str, str] = {
+    "cac": "new_buyers",
+    "session_conversion_rate": "sessions",
+    "refund_rate": "orders",
+    "aov": "orders",
+    "repurchase_rate": "buyers",
+}
+
+
 #: The plans' risks, as rules every shop starts with (notifying nobody until an operator adds a
 #: recipient). A campaign behind its target pace and stock-out risk need campaigns and inventory,
 #: which this version does not have yet.
@@ -165,6 +177,11 @@ def validate(spec: RuleSpec) -> RuleSpec:
         clean["at_least"] = _number(params, "at_least", None, 0.0, 100.0)
     if "min_value" in params:
         clean["min_value"] = _number(params, "min_value", None, 0.0, 1e15)
+    if "min_base" in params:
+        if spec.metric not in RATIO_BASES:
+            raise InvalidArgumentError(
+                f"params.min_base: only for {', '.join(sorted(RATIO_BASES))} (a ratio and its base)")
+        clean["min_base"] = _number(params, "min_base", None, 0.0, 1e15)
     unknown = set(params) - set(clean)
     if unknown:
         raise InvalidArgumentError(f"params: unknown parameter {sorted(unknown)[0]!r} for a {spec.kind} rule")
@@ -225,8 +242,7 @@ def ensure_builtin_rules(session: Session, *, actor: str = "system") -> int:
                   "dimension": ok.dimension, "kind": ok.kind, "period": ok.period, "params": dict(ok.params),
                   "notify": [dict(t) for t in ok.notify], "cooldown_hours": ok.cooldown_hours,
                   "enabled": True, "created_by": actor, "created_at": utcnow(), "updated_at": utcnow()}
-        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-        done = session.execute(insert(AlertRule).values(**values).on_conflict_do_nothing()
+        done = session.execute(insert_for(session)(AlertRule).values(**values).on_conflict_do_nothing()
                                .returning(AlertRule.id)).scalar()
         added += done is not None
     session.flush()
@@ -297,10 +313,11 @@ def _float(value: Any) -> float | None:
 
 
 def daily_series(con: Any, metric: str, dimension: str | None, start: date, end: date,
-                 *, exponent: int = 2) -> dict[str, list[float | None]]:
+                 *, exponent: int = 2, min_base: float | None = None) -> dict[str, list[float | None]]:
     """``metric`` per shop-local day from ``start`` to ``end`` (inclusive), one list per dimension
     value (``""`` without a dimension). Counts and money of a quiet day are 0; a ratio with nothing
-    to divide is ``None``. Money is in major units."""
+    to divide is ``None``, and so is a ratio whose base (:data:`RATIO_BASES`) is below
+    ``min_base``. Money is in major units."""
     n = (end - start).days + 1
     if n <= 0:
         return {}
@@ -316,8 +333,16 @@ def daily_series(con: Any, metric: str, dimension: str | None, start: date, end:
             continue
         key = "" if dimension is None else str(row.get(dimension) or kpis.NONE_LABEL)
         values = out.setdefault(key, [zero] * n)
-        values[(day - start).days] = _float(row.get(metric))
+        values[(day - start).days] = None if _thin(row, metric, min_base) else _float(row.get(metric))
     return out
+
+
+def _thin(row: Mapping[str, Any], metric: str, min_base: float | None) -> bool:
+    """Whether ``row``'s base for ``metric`` is below ``min_base`` (too few to judge the ratio)."""
+    if min_base is None or metric not in RATIO_BASES:
+        return False
+    base = _float(row.get(RATIO_BASES[metric]))
+    return base is None or base < min_base
 
 
 def _negative_reviews(con: Any, dimension: str | None, start: date, end: date
@@ -406,7 +431,7 @@ def _sum(values: Sequence[float | None]) -> float | None:
 
 
 def _period_values(con: Any, metric: str, dimension: str | None, period: str, first: date, last: date,
-                   exponent: int) -> dict[tuple[str, date], float | None]:
+                   exponent: int, min_base: float | None = None) -> dict[tuple[str, date], float | None]:
     """``metric`` for every complete ``period`` between ``first`` and ``last``, by dimension value."""
     if metric == NEGATIVE_REVIEWS:
         daily = _negative_reviews(con, dimension, first, last)
@@ -421,7 +446,7 @@ def _period_values(con: Any, metric: str, dimension: str | None, period: str, fi
     found: dict[tuple[str, date], float | None] = {}
     for row in frame.to_dict("records"):
         key = "" if dimension is None else str(row.get(dimension) or kpis.NONE_LABEL)
-        found[(key, row["period"])] = _float(row.get(metric))
+        found[(key, row["period"])] = None if _thin(row, metric, min_base) else _float(row.get(metric))
     return found
 
 
@@ -430,13 +455,14 @@ def find(con: Any, rule: AlertRule, *, since: date, yesterday: date, exponent: i
     warehouse only)."""
     params = rule.params or {}
     min_value = params.get("min_value")
+    min_base = None if params.get("min_base") is None else float(params["min_base"])
     out: list[Finding] = []
     if rule.kind == "anomaly":
         first = since - timedelta(days=HISTORY_DAYS)
         days = [first + timedelta(days=i) for i in range((yesterday - first).days + 1)]
         festivals = detect.festival_days(first, yesterday)
         for key, values in daily_series(con, rule.metric, rule.dimension, first, yesterday,
-                                        exponent=exponent).items():
+                                        exponent=exponent, min_base=min_base).items():
             for f in detect.seasonal_anomalies(days, values, judge_from=since, festivals=festivals,
                                                direction=params.get("direction", "both"),
                                                z=float(params.get("z", 4.0))):
@@ -448,7 +474,7 @@ def find(con: Any, rule: AlertRule, *, since: date, yesterday: date, exponent: i
         return out
     if rule.kind == "threshold":
         by_period = _period_values(con, rule.metric, rule.dimension, rule.period, windows[0][0],
-                                   windows[-1][1], exponent)
+                                   windows[-1][1], exponent, min_base)
         for (key, start), value in sorted(by_period.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             if value is None or not any(start == w[0] for w in windows):
                 continue
@@ -459,7 +485,8 @@ def find(con: Any, rule: AlertRule, *, since: date, yesterday: date, exponent: i
     compare = params.get("compare", "previous")
     refs = [_reference_window(s, e, rule.period, compare) for s, e in windows]
     lo = min(r[0] for r in refs)
-    found = _period_values(con, rule.metric, rule.dimension, rule.period, lo, windows[-1][1], exponent)
+    found = _period_values(con, rule.metric, rule.dimension, rule.period, lo, windows[-1][1], exponent,
+                           min_base)
     for (start, _end), (ref_start, _ref_end) in zip(windows, refs, strict=True):
         for (key, when), value in found.items():
             if when != start or value is None:
@@ -472,9 +499,6 @@ def find(con: Any, rule: AlertRule, *, since: date, yesterday: date, exponent: i
     return out
 
 
-def _insert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
 
 def record(session: Session, rule: AlertRule, finding: Finding, *, now: datetime,
            lang: str = "zh", console_url: str = "") -> tuple[Alert | None, bool]:
@@ -482,7 +506,7 @@ def record(session: Session, rule: AlertRule, finding: Finding, *, now: datetime
     unless the rule's cool-down holds. Returns (the new alert, whether it notified)."""
     key = f"{rule.id}|{finding.dimension_value}|{rule.period}|{finding.period_start.isoformat()}"
     alert_id = session.execute(
-        _insert(session)(Alert).values(
+        insert_for(session)(Alert).values(
             id=new_id(), rule_id=rule.id, dedup_key=key, metric=rule.metric, dimension=rule.dimension,
             dimension_value=finding.dimension_value, period=rule.period, period_start=finding.period_start,
             value=finding.value, reference=finding.reference, lower=finding.lower, upper=finding.upper,

@@ -41,6 +41,8 @@ __all__ = [
     "CurrentPrincipal",
     "DbSession",
     "LoginRequiredError",
+    "PageUser",
+    "PageWriter",
     "Principal",
     "check_csrf",
     "client_ip",
@@ -49,6 +51,7 @@ __all__ = [
     "current_user_page",
     "db_session",
     "install",
+    "page_writer",
     "require_role",
     "require_scope",
     "server_secret",
@@ -328,6 +331,10 @@ def current_user_page(request: Request, session: DbSession) -> Principal:
     return principal
 
 
+#: The logged-in user of a console page (anonymous visitors are sent to the login page).
+PageUser = Annotated[Principal, Depends(current_user_page)]
+
+
 # --------------------------------------------------------------------------------------------
 # CSRF
 # --------------------------------------------------------------------------------------------
@@ -374,6 +381,19 @@ async def check_csrf(request: Request) -> None:
         valid = service.valid_anonymous_csrf_token(secret, token)
     if not valid:
         raise CsrfError("the form's CSRF token is wrong or expired: reload the page and try again")
+
+
+async def page_writer(request: Request, user: PageUser) -> Principal:
+    """The user of a console form that changes something: the CSRF check has passed and the user
+    may write (an analyst gets the 403 page)."""
+    await check_csrf(request)
+    if "write" not in user.scopes:
+        raise PermissionDeniedError("analysts can read this page but not change it")
+    return user
+
+
+#: The logged-in user of a console form that changes something (:func:`page_writer`).
+PageWriter = Annotated[Principal, Depends(page_writer)]
 
 
 # --------------------------------------------------------------------------------------------

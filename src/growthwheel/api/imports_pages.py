@@ -10,17 +10,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import ibis
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from growthwheel.api.deps import Principal, check_csrf, current_user_page
+from growthwheel.api.deps import PageUser, Principal, check_csrf
 from growthwheel.api.imports import job_error, limited_form, shown_value, upload_names
 from growthwheel.api.warehouse import warehouse
 from growthwheel.config import Settings
@@ -43,7 +43,6 @@ from growthwheel.web.pages import (
 
 router = APIRouter(include_in_schema=False)
 
-User = Annotated[Principal, Depends(current_user_page)]
 
 #: Quarantined rows listed under a finished import.
 QUARANTINE_SHOWN = 200
@@ -207,7 +206,7 @@ def _imports_context(request: Request, user: Principal, form: Mapping[str, str],
 
 
 @router.get("/imports", response_class=HTMLResponse)
-def imports_page(request: Request, user: User) -> HTMLResponse:
+def imports_page(request: Request, user: PageUser) -> HTMLResponse:
     """The upload form and the latest imports."""
     return render(request, "imports/index.html.j2", _imports_context(request, user, {}, {}), user=user)
 
@@ -218,7 +217,7 @@ def _save_uploads(files: list[UploadFile], folder: Path) -> list[Path]:
 
 
 @router.post("/imports", response_class=HTMLResponse)
-async def submit_import(request: Request, user: User) -> Response:
+async def submit_import(request: Request, user: PageUser) -> Response:
     """Save the uploaded files in a folder of their own under ``<data dir>/uploads/``, hand them
     to the warehouse owner as a background import (named as uploaded; the folder goes when the
     import ends) and redirect to the job's progress page.
@@ -369,7 +368,7 @@ def _job_view(request: Request, job: ImportJob, can_see_pii: bool) -> _JobView:
 
 
 @router.get("/imports/{job_id}", response_class=HTMLResponse)
-def import_job_page(request: Request, user: User, job_id: str) -> HTMLResponse:
+def import_job_page(request: Request, user: PageUser, job_id: str) -> HTMLResponse:
     """An import's progress (HTMX polls the fragment every second until the job is finished),
     then its counts and quarantined rows."""
     job = warehouse(request).job(job_id[:200])

@@ -17,11 +17,11 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from growthwheel.api.deps import DbSession, Principal, check_csrf, current_user_page
+from growthwheel.api.deps import DbSession, PageUser, Principal, check_csrf
 from growthwheel.api.warehouse import warehouse
 from growthwheel.customers import listing
 from growthwheel.errors import GrowthwheelError
@@ -36,7 +36,6 @@ from growthwheel.web.pages import is_fragment, local_time, page_translator, rend
 
 router = APIRouter(include_in_schema=False)
 
-User = Annotated[Principal, Depends(current_user_page)]
 
 #: Customers per page of the list.
 PAGE_SIZE = 25
@@ -234,7 +233,7 @@ def _page_number(text: str | None) -> int:
 @router.get("/customers", response_class=HTMLResponse)
 def customers_page(
     request: Request,
-    user: User,
+    user: PageUser,
     session: DbSession,
     page: Annotated[str | None, Query(max_length=8)] = None,
 ) -> HTMLResponse:
@@ -276,13 +275,13 @@ def _export(request: Request, user: Principal, kind: str) -> Response:
 
 
 @router.get("/customers.csv")
-def customers_csv(request: Request, user: User) -> Response:
+def customers_csv(request: Request, user: PageUser) -> Response:
     """The list as CSV (every page, sorted as shown; contact masked for analysts)."""
     return _export(request, user, "csv")
 
 
 @router.get("/customers.xlsx")
-def customers_xlsx(request: Request, user: User) -> Response:
+def customers_xlsx(request: Request, user: PageUser) -> Response:
     """The list as an Excel workbook (cells escaped as in the CSV)."""
     return _export(request, user, "xlsx")
 
@@ -318,7 +317,7 @@ def _save(request: Request, session: Any, user: Principal,
 
 
 @router.post("/customers/save-segment", response_class=HTMLResponse)
-async def save_list_as_segment(request: Request, user: User, session: DbSession) -> Response:
+async def save_list_as_segment(request: Request, user: PageUser, session: DbSession) -> Response:
     """Save the filtered list as a segment (operators and admins) and refresh it as of the list's
     day; then open the segment's list with the actions on it."""
     await check_csrf(request)
@@ -345,7 +344,7 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 @router.post("/customers/act/coupons")
-async def issue_coupons_to_segment(request: Request, user: User) -> Response:
+async def issue_coupons_to_segment(request: Request, user: PageUser) -> Response:
     """Issue a coupon batch's codes to a saved segment's members in one step: the form (``batch``,
     ``segment``, CSRF token) goes on, as it is (307), to the batch's issue form handler, which
     warns first when the audience cannot redeem the batch or exceeds its budget."""

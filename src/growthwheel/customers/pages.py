@@ -6,15 +6,15 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from growthwheel.accounts.models import utcnow
-from growthwheel.api.deps import DbSession, Principal, current_user_page
+from growthwheel.api.deps import DbSession, PageUser
 from growthwheel.customers import list_pages, view360
 from growthwheel.customers import service as customers
 from growthwheel.customers.schemas import CustomerProfile, Money
@@ -36,7 +36,6 @@ from growthwheel.web.pages import (
 router = APIRouter(include_in_schema=False)
 router.include_router(list_pages.router)  # /customers (the list), its exports and actions
 
-User = Annotated[Principal, Depends(current_user_page)]
 
 #: Customers per page of the list.
 PAGE_SIZE = list_pages.PAGE_SIZE
@@ -157,7 +156,7 @@ def _meta(*items: tuple[str | None, str | None]) -> list[dict[str, str | None]]:
 
 
 @router.get("/customers/{customer_id:path}", response_class=HTMLResponse)
-def customer_page(request: Request, user: User, session: DbSession, customer_id: str) -> HTMLResponse:
+def customer_page(request: Request, user: PageUser, session: DbSession, customer_id: str) -> HTMLResponse:
     """A customer's profile (customer 360): attributes (contact masked for analysts), KPIs, RFM
     class, lifecycle stage and its history, predicted CLV and P(alive), tags, segments, coupons,
     tier and points, messages, every order (imported or committed through the checkout), events."""

@@ -22,14 +22,14 @@ from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from growthwheel.api.deps import DbSession, Principal, check_csrf, current_user_page
+from growthwheel.api.deps import DbSession, PageUser, Principal, check_csrf
 from growthwheel.api.errors import validation_message
 from growthwheel.api.warehouse import warehouse
 from growthwheel.errors import GrowthwheelError
@@ -48,7 +48,6 @@ from growthwheel.web.pages import code_translator, page_translator, render
 
 router = APIRouter(include_in_schema=False)
 
-User = Annotated[Principal, Depends(current_user_page)]
 Key = Annotated[str, Path(pattern=KEY_PATTERN, max_length=64)]
 
 #: Metrics the set-up form offers, by form value.
@@ -127,7 +126,7 @@ def _variants_text(exp: Experiment) -> str:
 
 
 @router.get("/experiments", response_class=HTMLResponse)
-def experiments_page(request: Request, user: User, session: DbSession) -> HTMLResponse:
+def experiments_page(request: Request, user: PageUser, session: DbSession) -> HTMLResponse:
     """Every experiment and hold-out, newest first."""
     zone = _zone(request)
     rows = [{"key": e.key, "href": experiment_href(e.key), "name": e.name, "kind_key": KIND_KEYS[e.kind],
@@ -165,7 +164,7 @@ _DEFAULT_FORM: dict[str, Any] = {
 
 
 @router.get("/experiments/new", response_class=HTMLResponse)
-def new_experiment_page(request: Request, user: User, session: DbSession) -> HTMLResponse:
+def new_experiment_page(request: Request, user: PageUser, session: DbSession) -> HTMLResponse:
     """The set-up form with sensible defaults (50/50, conversion as the primary metric)."""
     return _form_page(request, user, session, dict(_DEFAULT_FORM), {})
 
@@ -254,7 +253,7 @@ def _validation_field(exc: ValidationError, t: Translator) -> tuple[str, str]:
 
 
 @router.post("/experiments", response_class=HTMLResponse)
-async def create_experiment(request: Request, user: User, session: DbSession) -> Response:
+async def create_experiment(request: Request, user: PageUser, session: DbSession) -> Response:
     """Save the set-up as a draft and go to its page; a refused field is shown next to it."""
     await check_csrf(request)
     raw = await request.form()
@@ -315,7 +314,7 @@ def _srm_p(live: dict[str, Any] | None) -> str | None:
 
 
 @router.get("/experiments/{key}", response_class=HTMLResponse)
-def experiment_page(key: Key, request: Request, user: User, session: DbSession) -> HTMLResponse:
+def experiment_page(key: Key, request: Request, user: PageUser, session: DbSession) -> HTMLResponse:
     """The set-up and the live status: exposed units per variant against the planned split."""
     t = page_translator(request)
     exp = service.get_experiment(session, key)
@@ -353,13 +352,13 @@ async def _change(request: Request, user: Principal, session: Session, key: str,
 
 
 @router.post("/experiments/{key}/start", response_class=HTMLResponse)
-async def start_experiment(key: Key, request: Request, user: User, session: DbSession) -> Response:
+async def start_experiment(key: Key, request: Request, user: PageUser, session: DbSession) -> Response:
     """Start the draft and go back to its page."""
     return await _change(request, user, session, key, "start")
 
 
 @router.post("/experiments/{key}/stop", response_class=HTMLResponse)
-async def stop_experiment(key: Key, request: Request, user: User, session: DbSession) -> Response:
+async def stop_experiment(key: Key, request: Request, user: PageUser, session: DbSession) -> Response:
     """Stop the experiment and go back to its page."""
     return await _change(request, user, session, key, "stop")
 
@@ -445,7 +444,7 @@ def _warning_text(t: Translator, warning: dict[str, Any], names: dict[str, str])
 
 
 @router.get("/experiments/{key}/results", response_class=HTMLResponse)
-def results_page(key: Key, request: Request, user: User, session: DbSession) -> HTMLResponse:
+def results_page(key: Key, request: Request, user: PageUser, session: DbSession) -> HTMLResponse:
     """The results in plain words: warnings first, then every metric's effect with its interval."""
     t = page_translator(request)
     exp = service.get_experiment(session, key)

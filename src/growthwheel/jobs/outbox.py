@@ -49,7 +49,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 from sqlalchemy import Table, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from growthwheel.accounts.schemas import Principal
@@ -57,7 +56,7 @@ from growthwheel.accounts.service import audit
 from growthwheel.config import Settings
 from growthwheel.errors import InvalidArgumentError
 from growthwheel.jobs.models import OutboxRow
-from growthwheel.store.db import engine, session_scope
+from growthwheel.store.db import engine, insert_for, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +147,6 @@ def outbox_key(journey: str, step: str, customer: str, occurrence: str) -> str:
     return f"j|{journey}|{step}|{customer}|{occurrence}"
 
 
-def _insert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
 
 def enqueue(
     session: Session, *, key: str, channel: str, recipient: str, payload: Mapping[str, Any],
@@ -172,7 +168,7 @@ def enqueue(
         raise InvalidArgumentError("not_before: give a time zone")
     from growthwheel.accounts.models import new_id
 
-    statement = _insert(session)(OutboxRow).values(
+    statement = insert_for(session)(OutboxRow).values(
         id=new_id(), key=key, channel=channel, recipient=recipient, payload=dict(payload),
         customer_id=customer_id, journey_id=journey_id, step_id=step_id, occurrence=occurrence,
         status="pending", attempts=0, max_attempts=max_attempts, next_attempt_at=due, created_at=when,

@@ -9,23 +9,22 @@ button (form with CSRF token; operators and admins). Every visible string comes 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from growthwheel.api.deps import DbSession, Principal, check_csrf, current_user_page
+from growthwheel.api.deps import DbSession, PageUser, Principal, check_csrf
 from growthwheel.jobs import outbox
 from growthwheel.jobs.models import JobRun, JobSchedule, OutboxRow
 from growthwheel.web.i18n import k
 from growthwheel.web.pages import render
 
 router = APIRouter(include_in_schema=False)
-User = Annotated[Principal, Depends(current_user_page)]
 
 #: Runs and dead letters shown.
 RECENT = 50
@@ -73,7 +72,7 @@ def _context(session: Session, zone: ZoneInfo, user: Principal) -> dict[str, Any
 
 
 @router.get("/jobs", response_class=HTMLResponse)
-def jobs_page(request: Request, user: User, session: DbSession) -> HTMLResponse:
+def jobs_page(request: Request, user: PageUser, session: DbSession) -> HTMLResponse:
     """Schedules, recent runs (failures and retries), the outbox and its dead letters."""
     zone = ZoneInfo(request.app.state.cfg.shop().timezone)
     replayed = request.query_params.get("replayed")
@@ -83,7 +82,7 @@ def jobs_page(request: Request, user: User, session: DbSession) -> HTMLResponse:
 
 
 @router.post("/jobs/outbox/replay", response_class=HTMLResponse)
-async def replay_dead_letters(request: Request, user: User, session: DbSession) -> Response:
+async def replay_dead_letters(request: Request, user: PageUser, session: DbSession) -> Response:
     """Queue the chosen dead letters (or all of them) again and go back to the page."""
     await check_csrf(request)
     form = await request.form()

@@ -26,14 +26,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from growthwheel.accounts.service import PermissionDeniedError
-from growthwheel.api.deps import DbSession, Principal, check_csrf, current_user_page
+from growthwheel.api.deps import DbSession, PageUser, PageWriter, Principal
 from growthwheel.errors import GrowthwheelError
 from growthwheel.journeys import definition as d
 from growthwheel.journeys import repository, service
@@ -54,7 +53,6 @@ MESSAGE_KEYS = {
     "unsubscribed": k("journeys.report.msg.unsubscribed"), "skipped": k("journeys.report.msg.skipped"),
     "failed": k("journeys.report.msg.failed"),
 }
-User = Annotated[Principal, Depends(current_user_page)]
 Ref = Annotated[str, Path(min_length=1, max_length=200)]
 
 CHANNEL_KEYS = {
@@ -454,7 +452,7 @@ def _tallies(session: Session) -> dict[str, tuple[int, int]]:
 
 
 @router.get("/journeys", response_class=HTMLResponse)
-def journeys_page(request: Request, user: User, session: DbSession) -> HTMLResponse:
+def journeys_page(request: Request, user: PageUser, session: DbSession) -> HTMLResponse:
     """Every journey, newest first."""
     zone = _zone(request)
     tallies = _tallies(session)
@@ -484,7 +482,7 @@ def _builder(request: Request, user: Principal, form: dict[str, Any], editor: di
 
 
 @router.get("/journeys/new", response_class=HTMLResponse)
-def new_journey_page(request: Request, user: User, session: DbSession) -> HTMLResponse:
+def new_journey_page(request: Request, user: PageUser, session: DbSession) -> HTMLResponse:
     """The builder, starting from a win-back example; with ``?segment=<id>`` of a saved segment
     (the customer list's "enrol them in a journey"), triggered by entering that segment."""
     example = EXAMPLE
@@ -496,11 +494,8 @@ def new_journey_page(request: Request, user: User, session: DbSession) -> HTMLRe
 
 
 @router.post("/journeys/new", response_class=HTMLResponse)
-async def new_journey(request: Request, user: User, session: DbSession) -> Response:
+async def new_journey(request: Request, user: PageWriter, session: DbSession) -> Response:
     """Check, preview or save the builder's journey."""
-    await check_csrf(request)
-    if not _can_edit(user):
-        raise PermissionDeniedError("analysts cannot change journeys")
     raw = await request.form()
     name = str(raw.get("name") or "").strip()
     description = str(raw.get("description") or "")
@@ -607,7 +602,7 @@ def _detail(request: Request, user: Principal, session: Session, row: Journey, *
 
 
 @router.get("/journeys/{ref}", response_class=HTMLResponse)
-def journey_page(request: Request, ref: Ref, user: User, session: DbSession) -> HTMLResponse:
+def journey_page(request: Request, ref: Ref, user: PageUser, session: DbSession) -> HTMLResponse:
     """A journey: status, flow with per-step counts, report, audience preview (``?preview=days``)."""
     row = service.get_journey(session, ref)
     asked = request.query_params.get("preview")
@@ -621,11 +616,8 @@ def journey_page(request: Request, ref: Ref, user: User, session: DbSession) -> 
 
 
 @router.post("/journeys/{ref}/status", response_class=HTMLResponse)
-async def change_status(request: Request, ref: Ref, user: User, session: DbSession) -> Response:
+async def change_status(request: Request, ref: Ref, user: PageWriter, session: DbSession) -> Response:
     """Activate, pause or end (409 page when the status does not allow it)."""
-    await check_csrf(request)
-    if not _can_edit(user):
-        raise PermissionDeniedError("analysts cannot change journeys")
     action = str((await request.form()).get("action") or "")
 
     def work() -> Response:
@@ -636,11 +628,8 @@ async def change_status(request: Request, ref: Ref, user: User, session: DbSessi
 
 
 @router.post("/journeys/{ref}/definition", response_class=HTMLResponse)
-async def change_definition(request: Request, ref: Ref, user: User, session: DbSession) -> Response:
+async def change_definition(request: Request, ref: Ref, user: PageWriter, session: DbSession) -> Response:
     """Check, preview or save (a new version) the edited definition."""
-    await check_csrf(request)
-    if not _can_edit(user):
-        raise PermissionDeniedError("analysts cannot change journeys")
     raw = await request.form()
     action = str(raw.get("action") or "check")
     text = str(raw.get("definition") or "")

@@ -17,11 +17,11 @@ from typing import Any
 import ibis
 import pandas as pd
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from growthwheel.journeys import triggers
 from growthwheel.journeys.models import CustomerTrait, Enrolment, Journey, JourneyVersion, StepLog
+from growthwheel.store.db import insert_for
 from growthwheel.warehouse.schema import PAID_STATUSES
 
 # ---------------------------------------------------------------------------------------------
@@ -61,9 +61,6 @@ def version_definition(session: Session, journey_id: str, version: int) -> dict[
 # ---------------------------------------------------------------------------------------------
 
 
-def _insert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
 
 def insert_enrolments(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     """Insert enrolments; a (journey, customer, occurrence) already there is skipped by the database.
@@ -73,7 +70,7 @@ def insert_enrolments(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     added = 0
     for start in range(0, len(rows), 500):
         statement = (
-            _insert(session)(Enrolment)
+            insert_for(session)(Enrolment)
             .values(list(rows[start : start + 500]))
             .on_conflict_do_nothing(index_elements=["journey_id", "customer_id", "occurrence"])
             .returning(Enrolment.id)

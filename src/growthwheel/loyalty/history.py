@@ -31,13 +31,13 @@ from typing import Any
 import ibis
 from ibis.backends import BaseBackend
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from growthwheel.accounts.models import utcnow
 from growthwheel.loyalty import repository
 from growthwheel.loyalty.models import GrowthEntry, Member
 from growthwheel.loyalty.service import DEFAULT_PROGRAM, LoyaltyProgram, tier_for
+from growthwheel.store.db import insert_for
 from growthwheel.warehouse.schema import CHECKOUT_SOURCE, PAID_STATUSES
 
 #: Customers per store transaction.
@@ -119,9 +119,6 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def _upsert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
@@ -164,7 +161,7 @@ def sync_members(open_session: SessionFactory, people: dict[str, Person], growth
                                 "birthday": person.birthday, "joined_at": _aware(person.joined_at) or now,
                                 "tier_since": now if tier else None, "evaluated_at": now})
             table = Member.__table__
-            statement = _upsert(session)(table)
+            statement = insert_for(session)(table)
             ex = statement.excluded
             statement = statement.on_conflict_do_update(index_elements=[table.c.customer_id], set_={
                 "tier_code": ex.tier_code, "growth": ex.growth, "evaluated_at": ex.evaluated_at,

@@ -18,14 +18,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from growthwheel.accounts.models import utcnow
-from growthwheel.api.deps import DbSession, Principal, check_csrf, current_user_page
+from growthwheel.api.deps import DbSession, PageUser, Principal, check_csrf
 from growthwheel.customers.pages import customer_href
 from growthwheel.errors import GrowthwheelError
 from growthwheel.loyalty import repository
@@ -48,7 +48,6 @@ from growthwheel.web.pages import page_translator, render
 
 router = APIRouter(include_in_schema=False)
 
-User = Annotated[Principal, Depends(current_user_page)]
 Ref = Annotated[str, Path(min_length=1, max_length=64)]
 
 #: Members per page of the members list.
@@ -136,7 +135,7 @@ def _loyalty_page(request: Request, user: Principal, session: Session, *,
 
 
 @router.get("/loyalty", response_class=HTMLResponse)
-def loyalty_page(request: Request, user: User, session: DbSession) -> HTMLResponse:
+def loyalty_page(request: Request, user: PageUser, session: DbSession) -> HTMLResponse:
     """The tier ladder (editable by operators and admins) and the members (search by id prefix)."""
     return _loyalty_page(request, user, session, tier_rows=None, tier_error=None)
 
@@ -166,7 +165,7 @@ def tier_specs(rows: list[dict[str, Any]]) -> list[loyalty.TierSpec]:
 
 
 @router.post("/loyalty/tiers", response_class=HTMLResponse)
-async def save_tiers(request: Request, user: User, session: DbSession) -> Response:
+async def save_tiers(request: Request, user: PageUser, session: DbSession) -> Response:
     """Replace the tier ladder (operators and admins); every member is re-evaluated against it."""
     await check_csrf(request)
     raw = await request.form()
@@ -227,13 +226,13 @@ def _member_page(request: Request, user: Principal, session: Session, customer_i
 
 
 @router.get("/loyalty/members/{customer_id}", response_class=HTMLResponse)
-def member_page(request: Request, user: User, session: DbSession, customer_id: Ref) -> HTMLResponse:
+def member_page(request: Request, user: PageUser, session: DbSession, customer_id: Ref) -> HTMLResponse:
     """A member: tier, growth value and its history, points balance, lots with expiry, the ledger."""
     return _member_page(request, user, session, customer_id, form={"delta": "", "note": ""}, errors={})
 
 
 @router.post("/loyalty/members/{customer_id}/adjust", response_class=HTMLResponse)
-async def adjust_member_points(request: Request, user: User, session: DbSession,
+async def adjust_member_points(request: Request, user: PageUser, session: DbSession,
                                customer_id: Ref) -> Response:
     """Add (a new lot) or take (soonest-to-expire first) points with a reason (operators and admins)."""
     await check_csrf(request)

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from growthwheel.loyalty.models import (
@@ -24,11 +22,7 @@ from growthwheel.loyalty.models import (
     PointsLedgerEntry,
     PointsLot,
 )
-
-
-def _upsert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
+from growthwheel.store.db import insert_for
 
 # ---------------------------------------------------------------------------------------------
 # Membership
@@ -84,7 +78,8 @@ def lock_account(session: Session, customer_id: str) -> PointsAccount:
     creates the row or takes the existing row's lock (PostgreSQL waits for a holder as ``SELECT …
     FOR UPDATE`` does, then answers the committed row) and returns it, refreshed in the session.
     """
-    insert = _upsert(session)(PointsAccount).values(customer_id=customer_id, balance=0, updated_at=func.now())
+    insert = insert_for(session)(PointsAccount).values(customer_id=customer_id, balance=0,
+                                                       updated_at=func.now())
     statement = insert.on_conflict_do_update(
         index_elements=[PointsAccount.customer_id], set_={"balance": PointsAccount.balance},
     ).returning(PointsAccount)

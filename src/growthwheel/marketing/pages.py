@@ -15,12 +15,12 @@ thread (sync route). Visible strings come from ``i18n/<lang>/marketing.json``.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from growthwheel.api.deps import Principal, current_user_page
+from growthwheel.api.deps import PageUser
 from growthwheel.errors import GrowthwheelError, NoDataError
 from growthwheel.kit.money import currency_exponent
 from growthwheel.marketing import service
@@ -31,7 +31,6 @@ from growthwheel.web.pages import backend, page_translator, render, shop_of
 
 router = APIRouter(include_in_schema=False)
 
-User = Annotated[Principal, Depends(current_user_page)]
 
 MODEL_KEYS = {
     "first_touch": k("marketing.model.first_touch"), "last_touch": k("marketing.model.last_touch"),
@@ -79,13 +78,13 @@ def _day(text: str | None) -> date | None:
 
 
 @router.get("/marketing")
-def marketing_home(user: User) -> RedirectResponse:
+def marketing_home(user: PageUser) -> RedirectResponse:
     """The marketing section opens on attribution."""
     return RedirectResponse("/marketing/attribution", status_code=303)
 
 
 @router.get("/marketing/attribution", response_class=HTMLResponse)
-def attribution_page(request: Request, user: User) -> HTMLResponse:
+def attribution_page(request: Request, user: PageUser) -> HTMLResponse:
     """Attribution side by side (see the module docstring)."""
     q = request.query_params
     error_key: str | None = None
@@ -173,7 +172,7 @@ def _iv(d: dict[str, float], fmt: str, scale: float = 1.0) -> dict[str, str]:
 
 
 @router.get("/marketing/mix", response_class=HTMLResponse)
-def mix_page(request: Request, user: User) -> HTMLResponse:
+def mix_page(request: Request, user: PageUser) -> HTMLResponse:
     """The marketing-mix model: response curves, marginal ROAS per channel and a budget plan on the
     curves (``marketing/mix.py``, the same figures as ``GET /api/v1/marketing/mmm`` and
     ``POST /api/v1/marketing/mmm/plan``)."""

@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from growthwheel.promotions.models import (
@@ -32,6 +31,7 @@ from growthwheel.promotions.models import (
     CouponRedemption,
     Promotion,
 )
+from growthwheel.store.db import insert_for
 
 
 def begin_write(session: Session) -> None:
@@ -56,9 +56,6 @@ def _rowcount(result: Any) -> int:
     assert isinstance(result, CursorResult)
     return int(result.rowcount)
 
-
-def _upsert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,7 +194,7 @@ def insert_codes(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, 
     table = CouponCode.__table__
     inserted: dict[str, str | None] = {}
     for start in range(0, len(rows), _CHUNK):
-        statement = (_upsert(session)(table).values(list(rows[start:start + _CHUNK]))
+        statement = (insert_for(session)(table).values(list(rows[start:start + _CHUNK]))
                      .on_conflict_do_nothing().returning(table.c.code, table.c.customer_id))
         inserted.update({str(code): customer for code, customer in session.execute(statement)})
     return inserted
@@ -252,7 +249,7 @@ def take_customer_use(session: Session, batch_id: str, customer_id: str, limit: 
     """One of the customer's uses of the batch, if fewer than ``limit`` are used (insert or update
     in one statement, so two first uses at once cannot both insert)."""
     table = CouponCustomerUse.__table__
-    statement = _upsert(session)(table).values(batch_id=batch_id, customer_id=customer_id, used=1)
+    statement = insert_for(session)(table).values(batch_id=batch_id, customer_id=customer_id, used=1)
     statement = statement.on_conflict_do_update(
         index_elements=[table.c.batch_id, table.c.customer_id],
         set_={"used": table.c.used + 1},
@@ -309,7 +306,7 @@ def claim_order(session: Session, order: CheckoutOrder) -> bool:
     """
     table = CheckoutOrder.__table__
     values = {column.key: getattr(order, column.key) for column in table.columns}
-    statement = (_upsert(session)(table).values(**values)
+    statement = (insert_for(session)(table).values(**values)
                  .on_conflict_do_nothing(index_elements=[table.c.id]).returning(table.c.id))
     if session.execute(statement).first() is None:
         return False

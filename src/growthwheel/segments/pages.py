@@ -29,13 +29,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Message
 
-from growthwheel.api.deps import DbSession, Principal, check_csrf, current_user_page
+from growthwheel.api.deps import DbSession, PageUser, Principal, check_csrf
 from growthwheel.api.warehouse import warehouse
 from growthwheel.customers.pages import EVENT_KEYS, customer_href
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
@@ -49,7 +49,6 @@ from growthwheel.web.pages import page_translator, render
 
 router = APIRouter(include_in_schema=False)
 
-User = Annotated[Principal, Depends(current_user_page)]
 
 #: Customers shown in the live preview's sample.
 PREVIEW_SAMPLE = 10
@@ -212,7 +211,7 @@ def segment_href(segment_id: str) -> str:
 
 
 @router.get("/segments", response_class=HTMLResponse)
-def segments_page(request: Request, user: User, session: DbSession) -> HTMLResponse:
+def segments_page(request: Request, user: PageUser, session: DbSession) -> HTMLResponse:
     """Every saved segment by name: members and time of the last refresh, tag of a tag rule."""
     zone = _zone(request)
     rows = [
@@ -247,7 +246,7 @@ def _builder_page(request: Request, user: Principal, *, definition: Any, form: d
 @router.get("/segments/new", response_class=HTMLResponse)
 def new_segment_page(
     request: Request,
-    user: User,
+    user: PageUser,
     session: DbSession,
     start: Annotated[str | None, Query(alias="from", max_length=200)] = None,
 ) -> HTMLResponse:
@@ -318,7 +317,7 @@ async def _bounded_body(request: Request, limit: int) -> tuple[bytes | None, Req
 
 
 @router.post("/segments/preview")
-async def preview_segment(request: Request, user: User) -> Response:
+async def preview_segment(request: Request, user: PageUser) -> Response:
     """Count a definition (JSON ``{"definition": ...}``, CSRF token in ``X-CSRF-Token``): the count,
     the day it is as of and a sample (masked for analysts), or (``"ok": false``) the errors of the
     definition as drafted so far, each with its place. A body that is not such JSON is a 422."""
@@ -357,7 +356,7 @@ def _create(session: Session, user: Principal, form: dict[str, str],
 
 
 @router.post("/segments", response_class=HTMLResponse)
-async def save_segment(request: Request, user: User, session: DbSession) -> Response:
+async def save_segment(request: Request, user: PageUser, session: DbSession) -> Response:
     """Save the builder's definition under a name (operators and admins); with a tag it is a tag
     rule. Back to the builder with the errors next to their fields when it cannot be saved."""
     await check_csrf(request)
@@ -392,7 +391,7 @@ async def save_segment(request: Request, user: User, session: DbSession) -> Resp
 
 
 @router.get("/segments/{segment_id}", response_class=HTMLResponse)
-def segment_page(request: Request, user: User, session: DbSession, segment_id: str) -> HTMLResponse:
+def segment_page(request: Request, user: PageUser, session: DbSession, segment_id: str) -> HTMLResponse:
     """A saved segment: its definition (read-only builder), members after the last refresh, the
     refreshes that changed them (entered / left) and the CSV export."""
     t = page_translator(request)
@@ -440,7 +439,7 @@ def _refresh(request: Request, session: Session, user: Principal, segment_id: st
 
 
 @router.post("/segments/{segment_id}/refresh", response_class=HTMLResponse)
-async def refresh_segment(request: Request, user: User, session: DbSession, segment_id: str) -> Response:
+async def refresh_segment(request: Request, user: PageUser, session: DbSession, segment_id: str) -> Response:
     """Evaluate the segment now and store who entered and who left (operators and admins)."""
     await check_csrf(request)
     if not _can_edit(user):

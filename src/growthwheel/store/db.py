@@ -17,6 +17,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from growthwheel.config import Settings, settings
@@ -207,3 +208,9 @@ def session_scope(cfg: Settings | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def insert_for(session: Session) -> Any:
+    """The ``insert`` construct of ``session``'s dialect (PostgreSQL or SQLite), the one with
+    ``on_conflict_do_nothing`` / ``on_conflict_do_update`` for idempotent writes."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from growthwheel.api.deps import Principal, check_csrf, current_user_page
+from growthwheel.api.deps import PageUser, check_csrf
 from growthwheel.kit import export
 
 router = APIRouter(include_in_schema=False)
 
-User = Annotated[Principal, Depends(current_user_page)]
 
 #: Largest table a page may send (bytes of JSON), rows and columns.
 MAX_BODY = 8_000_000
@@ -53,7 +52,7 @@ def _number(text: str) -> Any:
 
 
 @router.post("/export/table")
-async def export_table(request: Request, user: User) -> Response:
+async def export_table(request: Request, user: PageUser) -> Response:
     """A page's table (JSON ``{"name", "format": "csv"|"xlsx", "header": [...], "rows": [[...]]}``,
     CSRF token in ``X-CSRF-Token``) as a file download; a 400 problem naming the field otherwise."""
     await check_csrf(request)

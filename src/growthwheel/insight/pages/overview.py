@@ -12,10 +12,10 @@ from datetime import date, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from growthwheel.api.deps import Principal, current_user_page
+from growthwheel.api.deps import PageUser
 from growthwheel.config import Settings
 from growthwheel.customers.pages import CHANNEL_KEYS, coded
 from growthwheel.insight import overview as ov
@@ -35,7 +35,6 @@ from growthwheel.web.pages import backend, page_translator, render, shop_of
 
 router = APIRouter(include_in_schema=False)
 
-User = Annotated[Principal, Depends(current_user_page)]
 
 #: Longest range the Overview computes (days).
 MAX_RANGE_DAYS = 1096
@@ -195,7 +194,7 @@ def _cached_options(request: Request, con: Any) -> tuple[list[str], list[str]]:
 @router.get("/", response_class=HTMLResponse)
 def overview_page(
     request: Request,
-    user: User,
+    user: PageUser,
     start: Annotated[str | None, Query(max_length=40)] = None,
     end: Annotated[str | None, Query(max_length=40)] = None,
     days: Annotated[int | None, Query(ge=1, le=MAX_RANGE_DAYS)] = None,

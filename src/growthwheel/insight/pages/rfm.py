@@ -11,10 +11,10 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from growthwheel.api.deps import Principal, current_user_page
+from growthwheel.api.deps import PageUser
 from growthwheel.api.warehouse import warehouse
 from growthwheel.customers.pages import CHANNEL_KEYS, coded
 from growthwheel.errors import NoDataError
@@ -28,7 +28,6 @@ from growthwheel.web.pages import page_language, page_translator, render
 
 router = APIRouter(include_in_schema=False)
 
-User = Annotated[Principal, Depends(current_user_page)]
 
 
 def segment_rows(rows: list[dict[str, Any]], *, scheme: str, lang: str, currency: str,
@@ -61,7 +60,7 @@ CUT_NOTE_KEYS = {"mean": k("insight.rfm.cut_note_mean"), "median": k("insight.rf
 @router.get("/insight/rfm", response_class=HTMLResponse)
 def rfm_page(
     request: Request,
-    user: User,
+    user: PageUser,
     as_of: Annotated[str | None, Query(max_length=40)] = None,
     cut: Annotated[str, Query(max_length=10)] = "mean",
     compare: Annotated[str, Query(max_length=20)] = "",

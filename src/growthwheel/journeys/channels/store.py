@@ -22,7 +22,6 @@ from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from growthwheel.journeys.channels import rules as rules_mod
@@ -38,14 +37,12 @@ from growthwheel.journeys.channels.models import (
     ChannelSuppression,
 )
 from growthwheel.journeys.channels.rules import Decision, Rules
+from growthwheel.store.db import insert_for
 
 ANY_CHANNEL = "*"
 _CHUNK = 500
 SUPPRESSION_REASONS = ("unsubscribed", "bounced", "complained", "manual", "imported")
 
-
-def _insert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def _rowcount(result: Any) -> int:
@@ -86,7 +83,7 @@ def set_consent(session: Session, customer_id: str, channel: str, granted: bool,
     table = ChannelConsent.__table__
     values = {"customer_id": customer_id, "channel": channel, "status": "granted" if granted else "revoked",
               "source": source[:32], "message_key": message_key, "updated_at": now}
-    statement = _insert(session)(table).values(**values)
+    statement = insert_for(session)(table).values(**values)
     statement = statement.on_conflict_do_update(
         index_elements=[table.c.customer_id, table.c.channel],
         set_={k: statement.excluded[k] for k in ("status", "source", "message_key", "updated_at")})
@@ -106,7 +103,7 @@ def suppress(session: Session, channel: str, address: str, reason: str, *, now: 
     table = ChannelSuppression.__table__
     from growthwheel.accounts.models import new_id
 
-    statement = _insert(session)(table).values(
+    statement = insert_for(session)(table).values(
         id=new_id(), channel=channel, address=normalize_address(channel, address), reason=reason,
         note=note, created_at=now).on_conflict_do_nothing(index_elements=[table.c.channel, table.c.address])
     return _rowcount(session.execute(statement)) == 1
@@ -150,7 +147,7 @@ def lock_customer(session: Session, customer_id: str, now: datetime) -> None:
     """Hold the customer's lock row until the transaction ends (created if missing)."""
     begin_write(session)
     table = ChannelCustomerLock.__table__
-    session.execute(_insert(session)(table).values(customer_id=customer_id, touched_at=now)
+    session.execute(insert_for(session)(table).values(customer_id=customer_id, touched_at=now)
                     .on_conflict_do_nothing(index_elements=[table.c.customer_id]))
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(ChannelCustomerLock.customer_id)
@@ -174,7 +171,7 @@ def sent_on(session: Session, channel: str, day: date) -> int:
 
 def _open_day(session: Session, channel: str, day: date) -> None:
     table = ChannelDailyCount.__table__
-    session.execute(_insert(session)(table).values(channel=channel, day=day, sent=0)
+    session.execute(insert_for(session)(table).values(channel=channel, day=day, sent=0)
                     .on_conflict_do_nothing(index_elements=[table.c.channel, table.c.day]))
 
 
@@ -237,7 +234,8 @@ def lock_customers(session: Session, customer_ids: Sequence[str], now: datetime)
     postgres = session.get_bind().dialect.name == "postgresql"
     for start in range(0, len(ids), _CHUNK):
         part = ids[start:start + _CHUNK]
-        session.execute(_insert(session)(table).values([{"customer_id": c, "touched_at": now} for c in part])
+        rows = [{"customer_id": c, "touched_at": now} for c in part]
+        session.execute(insert_for(session)(table).values(rows)
                         .on_conflict_do_nothing(index_elements=[table.c.customer_id]))
         if postgres:
             session.execute(select(table.c.customer_id).where(table.c.customer_id.in_(part))
@@ -383,7 +381,7 @@ def record_message_event(session: Session, *, message_key: str, kind: str, chann
     if kind not in MESSAGE_EVENT_KINDS:
         raise ValueError(f"kind must be one of {', '.join(MESSAGE_EVENT_KINDS)}")
     table = ChannelMessageEvent.__table__
-    statement = _insert(session)(table).values(
+    statement = insert_for(session)(table).values(
         message_key=message_key[:400], kind=kind, channel=channel[:16], customer_id=customer_id,
         at=now, source=source[:16], detail=(detail or None) and detail[:500],
     ).on_conflict_do_nothing(index_elements=[table.c.message_key, table.c.kind]).returning(table.c.kind)

@@ -11,12 +11,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, Path, Request
+from fastapi import Path, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from growthwheel.api.deps import Principal, check_csrf, current_user_page
+from growthwheel.api.deps import Principal, check_csrf
 from growthwheel.kit.money import currency_exponent, major_text, parse_major
 from growthwheel.promotions import rules
 from growthwheel.promotions.models import (
@@ -30,7 +30,6 @@ from growthwheel.web.i18n import (
 )
 from growthwheel.web.pages import render
 
-User = Annotated[Principal, Depends(current_user_page)]
 Ref = Annotated[str, Path(min_length=1, max_length=64)]
 
 #: Codes per page of a batch.

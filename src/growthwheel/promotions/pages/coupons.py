@@ -10,14 +10,14 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from growthwheel.accounts.models import utcnow
-from growthwheel.api.deps import DbSession, Principal, check_csrf, current_user_page
+from growthwheel.api.deps import DbSession, PageUser, Principal, check_csrf
 from growthwheel.api.warehouse import warehouse
 from growthwheel.customers.pages import customer_href
 from growthwheel.errors import GrowthwheelError
@@ -67,7 +67,6 @@ from growthwheel.web.pages import page_translator, render
 
 router = APIRouter(include_in_schema=False)
 
-User = Annotated[Principal, Depends(current_user_page)]
 Ref = Annotated[str, Path(min_length=1, max_length=64)]
 
 #: Codes per page of a batch.
@@ -123,7 +122,7 @@ def _batch_view(t: Translator, shop: _Shop, batch: CouponBatch, codes: int, now:
 
 
 @router.get("/coupons", response_class=HTMLResponse)
-def coupons_page(request: Request, user: User, session: DbSession) -> HTMLResponse:
+def coupons_page(request: Request, user: PageUser, session: DbSession) -> HTMLResponse:
     """Every coupon batch with its budget burn, newest first."""
     t, shop, now = page_translator(request), _shop(request), utcnow()
     counts = _code_counts(session)
@@ -139,7 +138,7 @@ def _coupon_form_page(request: Request, user: Principal, form: Mapping[str, Any]
 
 
 @router.get("/coupons/new", response_class=HTMLResponse)
-def new_coupon_page(request: Request, user: User) -> HTMLResponse:
+def new_coupon_page(request: Request, user: PageUser) -> HTMLResponse:
     """The form to generate a coupon batch: valid from now for 30 days, one use per customer."""
     shop = _shop(request)
     now = utcnow().replace(second=0, microsecond=0)
@@ -192,7 +191,7 @@ def _create_batch(session: Session, user: Principal, body: dict[str, Any], count
 
 
 @router.post("/coupons", response_class=HTMLResponse)
-async def create_coupon_batch(request: Request, user: User, session: DbSession) -> Response:
+async def create_coupon_batch(request: Request, user: PageUser, session: DbSession) -> Response:
     """Create the batch (and generate its codes) and go to its page; a refused field comes back."""
     await check_csrf(request)
     raw = await request.form()
@@ -340,7 +339,7 @@ def _batch_page(request: Request, user: Principal, session: Session, batch: Coup
 
 
 @router.get("/coupons/{batch_id}", response_class=HTMLResponse)
-def coupon_batch_page(request: Request, user: User, session: DbSession, batch_id: Ref,
+def coupon_batch_page(request: Request, user: PageUser, session: DbSession, batch_id: Ref,
                       page: Annotated[str | None, Query(max_length=8)] = None) -> HTMLResponse:
     """A batch: its rules, burn numbers and chart, its codes (paginated), generate and issue forms."""
     batch = repository.batch(session, batch_id)
@@ -380,7 +379,7 @@ def _csv_rows(session: Session, batch_id: str, zone: ZoneInfo) -> Iterator[str]:
 
 
 @router.get("/coupons/{batch_id}/codes.csv")
-def coupon_codes_csv(request: Request, user: User, session: DbSession, batch_id: Ref) -> Response:
+def coupon_codes_csv(request: Request, user: PageUser, session: DbSession, batch_id: Ref) -> Response:
     """Every code of the batch as CSV (operators and admins: codes are bearer vouchers)."""
     if not _can_edit(user):
         return _forbidden(request, user, f"/coupons/{batch_id}")
@@ -395,7 +394,8 @@ def coupon_codes_csv(request: Request, user: User, session: DbSession, batch_id:
 
 
 @router.post("/coupons/{batch_id}/generate", response_class=HTMLResponse)
-async def generate_coupon_codes(request: Request, user: User, session: DbSession, batch_id: Ref) -> Response:
+async def generate_coupon_codes(request: Request, user: PageUser, session: DbSession,
+                                batch_id: Ref) -> Response:
     """Generate bearer codes for a unique batch (operators and admins)."""
     back = f"/coupons/{batch_id}"
     opened = await _open_edit(request, user, lambda: repository.batch(session, batch_id), back, "/coupons")
@@ -437,7 +437,7 @@ def _issue(request: Request, session: Session, user: Principal, batch: CouponBat
 
 
 @router.post("/coupons/{batch_id}/issue", response_class=HTMLResponse)
-async def issue_coupon_codes(request: Request, user: User, session: DbSession, batch_id: Ref) -> Response:
+async def issue_coupon_codes(request: Request, user: PageUser, session: DbSession, batch_id: Ref) -> Response:
     """Give each listed customer, or each current member of a saved segment, their own code
     (operators and admins); a segment is served once (issue key ``segment:<id>``)."""
     back = f"/coupons/{batch_id}"

@@ -17,9 +17,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
+from growthwheel.api.deps import PageUser
 from growthwheel.api.warehouse import warehouse
 from growthwheel.kit.money import major_text
-from growthwheel.promotions.pages.common import User, _shop
+from growthwheel.promotions.pages.common import _shop
 from growthwheel.web.pages import page_translator
 
 router = APIRouter(include_in_schema=False)
@@ -60,7 +61,7 @@ def search_categories(backend: Any, words: str, limit: int = MAX_OPTIONS) -> lis
 @router.get("/promotions/picker", response_class=HTMLResponse)
 def picker(
     request: Request,
-    user: User,
+    user: PageUser,
     kind: Annotated[str, Query(pattern="^(sku|category)$")] = "sku",
     q: Annotated[str, Query(max_length=100)] = "",
 ) -> HTMLResponse:

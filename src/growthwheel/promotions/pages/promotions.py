@@ -6,13 +6,13 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from growthwheel.accounts.models import utcnow
-from growthwheel.api.deps import DbSession, Principal, check_csrf, current_user_page
+from growthwheel.api.deps import DbSession, PageUser, Principal, check_csrf
 from growthwheel.errors import GrowthwheelError
 from growthwheel.loyalty import repository as loyalty_repository
 from growthwheel.promotions import repository, service
@@ -55,7 +55,6 @@ from growthwheel.web.pages import page_translator, render
 
 router = APIRouter(include_in_schema=False)
 
-User = Annotated[Principal, Depends(current_user_page)]
 Ref = Annotated[str, Path(min_length=1, max_length=64)]
 
 #: Codes per page of a batch.
@@ -65,7 +64,7 @@ Ref = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 @router.get("/promotions", response_class=HTMLResponse)
-def promotions_page(request: Request, user: User, session: DbSession) -> HTMLResponse:
+def promotions_page(request: Request, user: PageUser, session: DbSession) -> HTMLResponse:
     """Every promotion, newest first, with its state, budget burn and flash-sale stock."""
     t, shop, now = page_translator(request), _shop(request), utcnow()
     rows = [_promotion_row(t, shop, p, now) for p in repository.all_promotions(session)]
@@ -138,7 +137,7 @@ def _promotion_form_page(request: Request, user: Principal, session: Session, fo
 
 
 @router.get("/promotions/new", response_class=HTMLResponse)
-def new_promotion_page(request: Request, user: User, session: DbSession) -> HTMLResponse:
+def new_promotion_page(request: Request, user: PageUser, session: DbSession) -> HTMLResponse:
     """The form to create and schedule a promotion (read-only users are told they cannot)."""
     return _promotion_form_page(request, user, session, dict(_PROMOTION_DEFAULTS), {})
 
@@ -194,7 +193,7 @@ def promotion_body(shop: _Shop, form: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @router.post("/promotions", response_class=HTMLResponse)
-async def create_promotion(request: Request, user: User, session: DbSession) -> Response:
+async def create_promotion(request: Request, user: PageUser, session: DbSession) -> Response:
     """Create the promotion and go to its page; a refused field comes back with its message."""
     await check_csrf(request)
     raw = await request.form()
@@ -271,7 +270,7 @@ def _promotion_page(request: Request, user: Principal, session: Session, row: Pr
 
 
 @router.get("/promotions/{promotion_id}", response_class=HTMLResponse)
-def promotion_page(request: Request, user: User, session: DbSession, promotion_id: Ref) -> HTMLResponse:
+def promotion_page(request: Request, user: PageUser, session: DbSession, promotion_id: Ref) -> HTMLResponse:
     """A promotion: definition, schedule, budget, status actions and the price-a-cart tryout."""
     row = repository.promotion(session, promotion_id)
     if row is None:
@@ -280,7 +279,7 @@ def promotion_page(request: Request, user: User, session: DbSession, promotion_i
 
 
 @router.post("/promotions/{promotion_id}/schedule", response_class=HTMLResponse)
-async def reschedule_promotion(request: Request, user: User, session: DbSession,
+async def reschedule_promotion(request: Request, user: PageUser, session: DbSession,
                                promotion_id: Ref) -> Response:
     """Move the promotion's start and end (operators and admins; an empty field keeps its time)."""
     back = f"/promotions/{promotion_id}"
@@ -309,7 +308,7 @@ async def reschedule_promotion(request: Request, user: User, session: DbSession,
 
 
 @router.post("/promotions/{promotion_id}/status", response_class=HTMLResponse)
-async def change_promotion_status(request: Request, user: User, session: DbSession,
+async def change_promotion_status(request: Request, user: PageUser, session: DbSession,
                                   promotion_id: Ref) -> Response:
     """Activate, pause or end the promotion (operators and admins), then back to its page."""
     back = f"/promotions/{promotion_id}"

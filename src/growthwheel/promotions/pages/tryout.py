@@ -7,10 +7,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Path
 from sqlalchemy.orm import Session
 
-from growthwheel.api.deps import Principal, current_user_page
 from growthwheel.kit.money import parse_major
 from growthwheel.promotions import repository, rules, service
 from growthwheel.promotions.models import (
@@ -32,7 +31,6 @@ from growthwheel.web.i18n import (
 
 router = APIRouter(include_in_schema=False)
 
-User = Annotated[Principal, Depends(current_user_page)]
 Ref = Annotated[str, Path(min_length=1, max_length=64)]
 
 #: Codes per page of a batch.
