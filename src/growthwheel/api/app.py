@@ -52,6 +52,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.surveys.api",
     "growthwheel.surveys.pages",
     "growthwheel.surveys.public",
+    "growthwheel.voice.api",
     "growthwheel.journeys.pages",
     "growthwheel.customers.pages",
     "growthwheel.web.table_export",

@@ -22,13 +22,14 @@ from growthwheel.voice.sentiment import Label, Lang, detect_lang, label, normali
 ASPECT_NAMES = ("quality", "price", "logistics", "packaging", "service", "size_fit", "taste",
                 "appearance", "performance")
 
-#: Keywords per aspect and language (lower case; en matched on word starts).
+#: Keywords per aspect and language (lower case; en: whole words, with a plural or past-tense
+#: ending; a trailing ``*`` matches any word starting so).
 ASPECTS: dict[str, dict[str, tuple[str, ...]]] = {
     "quality": {
         "zh": ("质量", "做工", "材质", "面料", "质感", "品质", "用料", "瑕疵", "粗糙", "线头", "坏了",
                "就坏", "耐用", "结实", "扎实", "掉色", "起球", "开胶", "异味", "假货", "正品"),
         "en": ("quality", "made", "build", "built", "material", "fabric", "broke", "broken",
-               "defect", "flaw", "durable", "sturdy", "stitch", "cheaply", "fake", "genuine"),
+               "defect*", "flaw", "durable", "sturdy", "stitch*", "cheaply", "fake", "genuine"),
     },
     "price": {
         "zh": ("价格", "价钱", "性价比", "便宜", "贵", "划算", "实惠", "值这个价", "不值", "活动价",
@@ -39,16 +40,16 @@ ASPECTS: dict[str, dict[str, tuple[str, ...]]] = {
     "logistics": {
         "zh": ("物流", "快递", "发货", "送货", "配送", "到货", "隔天就到", "运输", "顺丰", "派送",
                "才到", "收到货"),
-        "en": ("delivery", "deliver", "shipping", "shipped", "ship", "arrived", "arrive",
+        "en": ("deliver*", "shipping", "shipped", "ship", "arrived", "arrive",
                "courier", "parcel", "dispatch", "late"),
     },
     "packaging": {
         "zh": ("包装", "盒子", "破损", "封口", "泡沫", "漏液", "压坏", "外盒", "包裹"),
-        "en": ("packag", "box", "wrapped", "wrapping", "seal", "leak", "crushed", "dented"),
+        "en": ("packag*", "box", "wrapped", "wrapping", "seal", "leak", "crushed", "dented"),
     },
     "service": {
         "zh": ("客服", "服务", "态度", "售后", "回复", "退款", "退货", "换货", "商家", "卖家"),
-        "en": ("service", "support", "seller", "refund", "return", "repli", "reply",
+        "en": ("service", "support", "seller", "refund*", "return*", "repli*", "reply",
                "staff", "helpful"),
     },
     "size_fit": {
@@ -66,7 +67,7 @@ ASPECTS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "performance": {
         "zh": ("效果", "续航", "音质", "保湿", "好用", "充电", "连接", "信号", "功能"),
-        "en": ("works", "work", "battery", "sound", "moisturis", "moisturiz", "charge",
+        "en": ("works", "work", "battery", "sound", "moisturis*", "moisturiz*", "charg*",
                "connection", "performance", "effective"),
     },
 }
@@ -101,6 +102,11 @@ _NEG_EN = frozenset({"not", "no", "never", "hardly", "isn't", "wasn't", "aren't"
                      "doesn't", "didn't", "won't", "can't", "cannot"})
 _CLAUSES = re.compile(r"[,.;:!?~\n，。；：！？～、…]+|但是|不过|可是|然而|\bbut\b|\bhowever\b"
                       r"|\balthough\b|\bthough\b")
+_EN_KEYWORDS = {
+    w: re.compile(r"\b" + re.escape(w[:-1]) if w.endswith("*")
+                  else r"\b" + re.escape(w) + r"(?:s|es|d|ed)?\b")
+    for spec in ASPECTS.values() for w in spec["en"]
+}
 _EN_TOKEN = re.compile(r"[a-z0-9'-]+")
 
 Polarity = Literal["positive", "neutral", "negative"]
@@ -138,7 +144,7 @@ def _aspects_in(clause: str, lang: Lang) -> list[str]:
         if lang == "zh":
             hit = any(w in low for w in words)
         else:
-            hit = any(re.search(r"\b" + re.escape(w), low) for w in words)
+            hit = any(_EN_KEYWORDS[w].search(low) for w in words)
         if hit:
             found.append(name)
     return found
