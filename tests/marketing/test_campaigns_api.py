@@ -69,6 +69,16 @@ def test_campaign_pacing_review_and_influencers(client: TestClient) -> None:
     assert pace["gmv"]["actual"] == 60_000
     assert pace["gmv"]["status"] == "behind"
 
+    # The signal for alerts: on 4 Nov the peak and the campaign are behind on GMV; new buyers
+    # (1 of 6 × ½ expected in the peak) too. On 20 Nov nothing runs any more.
+    behind = ok(client.get("/api/v1/marketing/campaigns/signals/behind", params={"as_of": "2024-11-04"}))
+    got = {(s["scope"], s["metric"]): s for s in behind["signals"]}
+    assert set(got) == {("phase", "gmv"), ("campaign", "gmv"), ("phase", "new_buyers"),
+                        ("campaign", "new_buyers")}
+    assert got[("phase", "gmv")]["phase"] == "爆发"
+    assert got[("phase", "gmv")]["pace"] == pytest.approx(2 / 3)
+    assert ok(client.get("/api/v1/marketing/campaigns/signals/behind"))["signals"] == []
+
     # Review as of the last order (20 Nov).
     r = ok(client.get(f"/api/v1/marketing/campaigns/{c['id']}/review"))
     assert r["as_of"] == "2024-11-20"

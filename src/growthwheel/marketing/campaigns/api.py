@@ -49,6 +49,17 @@ def create_campaign(body: CampaignIn, principal: Editor, session: DbSession) -> 
     return service.campaign_out(session, campaign)
 
 
+@router.get("/signals/behind", summary="Campaigns behind their target pace", responses=_PROBLEMS)
+def get_behind(principal: Reader, session: DbSession, owner: Owner, as_of: AsOf = None,
+               tolerance: Annotated[float, Query(gt=0, lt=1)] = DEFAULT_TOLERANCE) -> dict[str, Any]:
+    """Running campaigns whose GMV or new buyers are below ``1 − tolerance`` of the expected pace,
+    in the current phase or overall (the signal the alerts domain can use)."""
+    from growthwheel.marketing.campaigns import signals
+
+    with owner.read() as con:
+        return {"signals": signals.behind_pace(session, con, as_of=as_of, tolerance=tolerance)}
+
+
 @router.get("/{key}", summary="One campaign", responses=_PROBLEMS)
 def get_campaign(key: Key, principal: Reader, session: DbSession) -> dict[str, Any]:
     """A campaign by id or name."""
