@@ -45,6 +45,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.marketing.campaigns.api",
     "growthwheel.marketing.influencers.api",
     "growthwheel.recs.api",
+    "growthwheel.inventory.api",
     "growthwheel.marketing.pages",
     "growthwheel.marketing.campaigns.pages",
     "growthwheel.alerts.api",

@@ -191,9 +191,10 @@ class Backtest:
     """A rolling-origin backtest.
 
     ``mae[method]`` and ``mase[method]`` are per SKU, averaged over every origin; ``chosen`` is each
-    SKU's method picked on every origin but the last, and ``holdout_mase`` / ``holdout_baseline``
-    judge that choice and seasonal naive on the last origin only (so the choice is not graded on the
-    data it was picked from). ``sigma`` is the per-period RMSE of the chosen method over all origins.
+    SKU's method picked on every origin but the last (by mean squared error), and ``holdout_mase`` /
+    ``holdout_baseline`` judge that choice and seasonal naive on the last origin only (so the choice
+    is not graded on the data it was picked from). ``sigma`` is the per-period RMSE of the chosen
+    method over all origins.
     """
 
     methods: tuple[str, ...]
@@ -228,8 +229,8 @@ def backtest(y: Matrix, h: int, m: int = 7, origins: int = 4,
     """Rolling-origin evaluation: forecast ``h`` periods from each of ``origins`` cut-offs spaced
     ``h`` apart at the end of the history; needs at least two seasons before the first cut-off.
 
-    ``choose``: ``sku`` picks a method per SKU, ``overall`` the one method with the lowest mean MASE
-    over SKUs (steadier when each SKU's history is short or noisy)."""
+    ``choose``: ``sku`` picks the method with the lowest squared error per SKU, ``overall`` the one
+    method with the lowest mean scaled RMSE over SKUs (steadier when histories are short or noisy)."""
     if choose not in ("sku", "overall"):
         raise ValueError("choose: sku or overall")
     y = _matrix(y)
@@ -258,14 +259,18 @@ def backtest(y: Matrix, h: int, m: int = 7, origins: int = 4,
             abs_err[name][:, k] = np.abs(test - pred).mean(axis=1)
             sq_err[name][:, k] = ((test - pred) ** 2).mean(axis=1)
             scaled[name][:, k] = abs_err[name][:, k] / scale
+    scale_all = mase_scale(y[:, :cuts[0]], m)
     mae = {name: abs_err[name].mean(axis=1) for name in names}
     mase = {name: _row_nanmean(scaled[name]) for name in names}
     # choose on every origin but the last (ties go to the order of ``names``: baseline first)
+    # Chosen by squared error, whose optimum is the mean: by absolute error a series that is mostly
+    # zeros is best forecast by zero (its median), which would plan no stock at all for it.
     if choose == "sku":
-        picking = np.stack([abs_err[name][:, :-1].mean(axis=1) for name in names], axis=1)
+        picking = np.stack([sq_err[name][:, :-1].mean(axis=1) for name in names], axis=1)
         best = np.argmin(picking, axis=1)
     else:
-        means = [_nanmean(_row_nanmean(scaled[name][:, :-1])) for name in names]
+        means = [_nanmean(_row_nanmean(np.sqrt(sq_err[name][:, :-1]) / scale_all[:, None]))
+                 for name in names]
         finite = [v if np.isfinite(v) else np.inf for v in means]
         best = np.full(n, int(np.argmin(finite)))
     chosen = [names[i] for i in best]

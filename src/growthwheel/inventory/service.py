@@ -259,7 +259,8 @@ def slow_movers(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 def at_risk(report: dict[str, Any], threshold: float = 0.5) -> list[dict[str, Any]]:
     """The items of a plan whose stock-out risk before ``until`` is at least ``threshold``."""
-    return [it for it in report["items"] if (it.get("stockout_risk") or 0.0) >= threshold]
+    return [it for it in report["items"]
+            if it.get("stockout_risk") is not None and it["stockout_risk"] >= threshold]
 
 
 def clearance_definition(skus: list[str], discount_percent: int) -> dict[str, Any]:
