@@ -313,6 +313,11 @@ def _inventory_plan(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> An
     return reads.plan(con, cfg, p)
 
 
+def _products_roles(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> Any:
+    from growthwheel.products import reads
+    return reads.product_roles(con, cfg, p)
+
+
 #: Every named read: ``name → fn(backend, settings, params) → JSON-able answer``.
 READS: dict[str, Read] = {
     "kpis": _kpis,
@@ -334,6 +339,7 @@ READS: dict[str, Read] = {
     "recs_evaluate": _recs("evaluate"),
     "recs_copurchase": _recs("copurchase"),
     "inventory_plan": _inventory_plan,
+    "products_roles": _products_roles,
 }
 
 
