@@ -25,8 +25,10 @@ of ``ROLES`` it meets):
   at least ``traffic_min_first_orders`` first orders, pull-through ≥ ``traffic_min_pull_through``;
 * ``profit_maker`` (利润款): among the SKUs that together make the first ``profit_margin_share`` of
   the period's gross margin (largest first), with a margin rate at least the shop's;
-* ``potential`` (潜力款): conversion's Wilson lower bound above the shop's conversion per view,
-  views at most the median viewed SKU's, and orders not falling (or launched in the period);
+* ``potential`` (潜力款): conversion's Wilson lower bound above ``potential_conversion_lift`` × the
+  shop's conversion per view, views at most the ``potential_max_views_quantile`` quantile of the
+  viewed SKUs', and a growing share: its orders rose by more than the shop's against the period
+  before (or it was launched in the period);
 * ``slow_mover`` (滞销款): on sale before the period began, units at most ``slow_units_ratio`` ×
   the median selling SKU's (zero included);
 * ``long_tail`` (长尾款): outside the SKUs that make the first ``1 − long_tail_share`` of revenue;
@@ -63,11 +65,12 @@ ROLE_NAMES = {
 class RoleRules:
     """Every threshold of the roles (see the module's documentation)."""
 
-    traffic_entry_lift: float = 3.0
+    traffic_entry_lift: float = 6.0
     traffic_min_first_orders: int = 10
     traffic_min_pull_through: float = 0.3
-    profit_margin_share: float = 0.5
+    profit_margin_share: float = 0.3
     potential_z: float = 1.96
+    potential_conversion_lift: float = 3.0
     potential_max_views_quantile: float = 0.5
     slow_units_ratio: float = 0.1
     long_tail_share: float = 0.2
@@ -76,6 +79,7 @@ class RoleRules:
         """Raise :class:`InvalidArgumentError` naming the first threshold out of range."""
         for name, low, high in (("traffic_entry_lift", 0.0, 1e6), ("traffic_min_pull_through", 0.0, 1.0),
                                 ("profit_margin_share", 0.0, 1.0), ("potential_z", 0.0, 10.0),
+                                ("potential_conversion_lift", 0.0, 1e6),
                                 ("potential_max_views_quantile", 0.0, 1.0),
                                 ("slow_units_ratio", 0.0, 1.0), ("long_tail_share", 0.0, 1.0)):
             value = getattr(self, name)
@@ -324,7 +328,7 @@ def classify(frame: pd.DataFrame, first_orders: int, period: Period,
     if shop_rate is not None:
         profit &= f["margin_rate"] >= shop_rate
 
-    # Potential: converts well from few views, not falling.
+    # Potential: converts well from few views, growing.
     viewed = f["views"].notna() & (f["views"] > 0)
     total_views = float(f.loc[viewed, "views"].sum())
     shop_conversion = (float(f.loc[viewed, "orders"].clip(upper=f.loc[viewed, "views"]).sum()) / total_views
@@ -338,9 +342,15 @@ def classify(frame: pd.DataFrame, first_orders: int, period: Period,
     launched = pd.to_datetime(f["launched_at"], errors="coerce") if "launched_at" in f else None
     new_in_period = (launched.dt.date >= period.start).fillna(False) if launched is not None else False
     f["growth"] = (f["orders"] / f["orders_before"].where(f["orders_before"] > 0) - 1.0)
-    not_falling = (f["orders"] >= f["orders_before"]) | new_in_period
-    potential = (viewed & selling & (f["views"] <= views_bar) & not_falling
-                 & (f["conversion_low"] > (shop_conversion or 1.0)))
+    orders_now = int(f["orders"].sum())
+    orders_then = int(f["orders_before"].sum())
+    shop_growth = orders_now / orders_then if orders_then else None
+    # Growing = gaining share: orders up by more than the shop's (or launched in the period).
+    growing = new_in_period | ((f["orders"] > f["orders_before"] * (shop_growth or 0.0))
+                               & (f["orders"] > f["orders_before"]))
+    conversion_bar = rules.potential_conversion_lift * (shop_conversion or 1.0)
+    potential = (viewed & selling & (f["views"] <= views_bar) & growing
+                 & (f["conversion_low"] > conversion_bar))
 
     # Slow movers and the long tail.
     median_units = float(f.loc[selling, "units"].median()) if n_selling else 0.0
@@ -360,7 +370,9 @@ def classify(frame: pd.DataFrame, first_orders: int, period: Period,
     refs = {
         "first_orders": first_orders, "selling_skus": n_selling, "mean_entry_share": mean_entry,
         "traffic_entry_bar": entry_bar, "margin_total": margin_total, "shop_margin_rate": shop_rate,
-        "shop_conversion": shop_conversion, "views_bar": views_bar, "median_units": median_units,
+        "shop_conversion": shop_conversion, "conversion_bar": conversion_bar,
+        "shop_order_growth": None if shop_growth is None else shop_growth - 1.0,
+        "views_bar": views_bar, "median_units": median_units,
         "slow_units_bar": rules.slow_units_ratio * median_units, "revenue_total": revenue_total,
     }
     return {"frame": f, "references": refs}
@@ -404,10 +416,12 @@ def explain(row: dict[str, Any], refs: dict[str, Any], rules: RoleRules, exponen
         growth = "new in the period" if row["growth"] is None else f"orders {_pct(row['growth'])} vs before"
         growth_zh = "本期新品" if row["growth"] is None else f"订单较上期 {_pct(row['growth'])}"
         en = (f"{row['orders']} orders from {row['views']} views: conversion {_pct(row['conversion'])}, "
-              f"at least {_pct(row['conversion_low'])} (Wilson lower bound) against the shop's "
-              f"{_pct(refs['shop_conversion'])}, with few views (≤ {refs['views_bar']:g}); {growth}")
+              f"at least {_pct(row['conversion_low'])} (Wilson lower bound) against a bar of "
+              f"{_pct(refs['conversion_bar'])} ({rules.potential_conversion_lift:g}× the shop's "
+              f"{_pct(refs['shop_conversion'])}), with few views (≤ {refs['views_bar']:g}); {growth}")
         zh = (f"{row['views']} 次浏览带来 {row['orders']} 单：转化率 {_pct(row['conversion'])}，"
-              f"下限 {_pct(row['conversion_low'])}（Wilson）高于全店 {_pct(refs['shop_conversion'])}，"
+              f"下限 {_pct(row['conversion_low'])}（Wilson）高于门槛 {_pct(refs['conversion_bar'])}"
+              f"（全店 {_pct(refs['shop_conversion'])} 的 {rules.potential_conversion_lift:g} 倍），"
               f"且浏览少（≤ {refs['views_bar']:g}）；{growth_zh}")
     elif role == "slow_mover":
         en = (f"{row['units']} units sold in the period while on sale throughout (bar "

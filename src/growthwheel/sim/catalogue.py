@@ -166,6 +166,8 @@ class Catalogue:
     view_appeal: Array  # relative weight of views while browsing
     poor_quality: Array  # bool
     category_start: Array  # first SKU index of each category, plus the end
+    entry_sku: Array | None = None  # per category: its traffic driver (``product_roles``)
+    designed: dict[str, list[int]] | None = None  # designed product roles → SKU indexes
 
     @property
     def size(self) -> int:

@@ -16,6 +16,7 @@ import numpy.typing as npt
 from growthwheel.sim import catalogue as cat
 from growthwheel.sim.behaviour import Transactions
 from growthwheel.sim.customers import CHANNEL_INDEX, REPEAT_CHANNEL_MIX
+from growthwheel.sim.product_roles import DRIVER_BONUS
 from growthwheel.sim.seasons import DAY, FESTIVALS, Calendar, seconds_of_day
 
 Array = npt.NDArray[Any]
@@ -133,8 +134,10 @@ def _baskets(
     day: Array,
     preferred: Array,
     staple: Array,
+    entry: bool = False,
 ) -> tuple[Array, Array, Array]:
-    """Lines (order index, sku, quantity) whose list value is close to ``target`` fen per order."""
+    """Lines (order index, sku, quantity) whose list value is close to ``target`` fen per order
+    (``entry``: first orders, whose first line prefers its category's traffic driver)."""
     n = len(target)
     # Small orders have one line, big ones enough lines for the catalogue's prices.
     lines = np.maximum(1 + rng.poisson(EXTRA_LINES, n), np.ceil(target / BIG_LINE).astype(np.int64))
@@ -157,12 +160,17 @@ def _baskets(
     staple_cat = np.asarray([c.staple_rebuy for c in cat.CATEGORIES])[catalogue.category[np.maximum(st, 0)]]
     use_staple = (rank == 0) & (st >= 0) & (rng.random(len(l_order)) < staple_cat)
     cand = np.concatenate([in_pref, anywhere, np.where(use_staple, st, in_pref[:, 0])[:, None]], axis=1)
+    drivers = catalogue.entry_sku if entry else None
+    if drivers is not None:  # the designed traffic drivers (sim/product_roles.py)
+        cand = np.concatenate([cand, drivers[preferred[l_order]][:, None]], axis=1)
     price = catalogue.price[cand].astype(float)
     max_q = catalogue.max_quantity()[cand]
     qty = np.clip(np.rint(t[:, None] / price), 1, max_q)
     err = np.abs(qty * price - t[:, None]) / t[:, None] + 0.01 * (qty - 1)
     err[:, half:] += 0.03
-    err[:, -1] = np.where(use_staple, err[:, -1] - 0.15, np.inf)
+    err[:, 2 * half] = np.where(use_staple, err[:, 2 * half] - 0.15, np.inf)
+    if drivers is not None:
+        err[:, -1] = np.where(rank == 0, err[:, -1] - DRIVER_BONUS, np.inf)
     err[catalogue.launched_day[cand] >= day[l_order][:, None]] = np.inf  # on sale the day after
     best = np.argmin(err, axis=1)
     rows = np.arange(len(l_order))
@@ -222,7 +230,8 @@ def make_orders(
     for is_first in (True, False):
         idx = np.flatnonzero(first == is_first)
         l_o, l_sku, l_q = _baskets(
-            rng, catalogue, target[idx], day[idx], preferred_category[cust[idx]], staple[cust[idx]]
+            rng, catalogue, target[idx], day[idx], preferred_category[cust[idx]], staple[cust[idx]],
+            entry=is_first,
         )
         l_o = idx[l_o]
         if is_first:

@@ -28,6 +28,7 @@ from growthwheel.sim import (
     catalogue,
     customers,
     orders,
+    product_roles,
     reviews,
     seasons,
     sessions,
@@ -103,7 +104,7 @@ def simulate(
     calendar = seasons.make_calendar(start, days)
 
     say("catalogue")
-    cat = catalogue.make_catalogue(rngs[0], days)
+    cat = product_roles.designate(catalogue.make_catalogue(rngs[0], days), days)
     say(f"acquiring {customers_count:,} customers")
     acq = customers.acquire(rngs[1], calendar, customers_count)
     prof = customers.profiles(rngs[2], customers_count, start.year)
@@ -344,6 +345,7 @@ def simulate(
         "acquisition": customers.describe(acq, calendar),
         "seasonality": seasons.describe(),
         "catalogue": catalogue.describe(cat),
+        "product_roles": product_roles.describe(cat),
         **orders.describe(od),
         "funnel": sessions.describe(ss),
         "reviews": reviews.describe(rv),
