@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
@@ -149,3 +150,33 @@ def test_the_alert_inbox_is_judged_over_the_history(shop: tuple[Settings, living
         alerts = session.scalars(select(Alert)).all()
     assert builtins == 4
     assert acted.counts["alerts"] == len(alerts)
+
+
+def test_the_demo_nps_intervals_cover_the_true_nps(shop: tuple[Settings, living.Acted]) -> None:
+    """The simulator's survey answers have a known true NPS per segment (``sim.surveys``): the
+    adjusted Wald interval of the answers covers it (99% per segment, so a fixed seed does not
+    make the test a coin toss; the overall one at 95%)."""
+    from growthwheel.surveys import reads, service
+    from growthwheel.warehouse import connect
+
+    cfg, acted = shop
+    truth = json.loads((cfg.data_dir / "ground_truth.json").read_text("utf-8"))["surveys"]
+    assert truth["overall"]["respondents"] == acted.counts["survey_answers"] > 100
+    backend = connect(cfg)
+    try:
+        with session_scope(cfg) as session:
+            survey = service.get_survey(session, truth["survey"])
+            overall = service.report(session, survey, zone=ZoneInfo(cfg.shop().timezone))["overall"]
+            by_segment = {r["group"]: r for r in reads.by_segment(session, backend, survey, confidence=0.99)}
+    finally:
+        backend.disconnect()
+    assert overall["low"] <= truth["overall"]["true_nps"] <= overall["high"]
+    checked = 0
+    for name, known in truth["segments"].items():
+        if known["respondents"] < 15:
+            continue
+        row = by_segment[name]
+        assert row["n"] == known["respondents"]
+        assert row["low"] <= known["true_nps"] <= row["high"], (name, row, known)
+        checked += 1
+    assert checked >= 2

@@ -25,7 +25,9 @@ first open:
 * **a win-back journey** — dormant customers enrolled 35 days before the history ends, a
   hold-out, a coupon and an email each through the real email channel to the demo's mail sink
   (:mod:`growthwheel.sim.mailsink`), the world's reaction (``sim.journeys``, a known effect)
-  imported, and the goal checked 31 days later.
+  imported, and the goal checked 31 days later;
+* **an NPS survey** — about a third of the customers answer through survey links, with a known true
+  NPS per latent class (``sim.surveys``; truth under ``surveys`` in ``ground_truth.json``).
 
 The acts live by concern in ``sim.acting_members`` (members, CLV, segments), ``sim.acting_selling``
 (promotions, coupons, social selling) and ``sim.acting_measures`` (experiment, journey).
@@ -139,6 +141,10 @@ def bring_to_life(
         acting_selling.social(cfg, shop, rng, acted)
         tell("the win-back journey and its emails")
         acting_measures.journey(cfg, owner, shop, seed, acted)
+        tell("NPS survey answers")
+        from growthwheel.sim import surveys as survey_sim
+
+        survey_sim.answer(cfg, owner, shop, seed, acted)
         tell("alerts over the history")
         _alerts(cfg, owner, end, acted)
         from growthwheel.facts import service as facts
