@@ -339,6 +339,11 @@ def _step_table(
     people = funnel_entrants_local(
         events, steps, window=window, start=start, end=end, breakdown=breakdown, links=links
     )
+    return _step_table_of(people, steps, breakdown)
+
+
+def _step_table_of(people: pd.DataFrame, steps: Sequence[str], breakdown: str | None) -> pd.DataFrame:
+    """:func:`_step_table` from the entrants already found."""
     n = len(steps)
     secs = {
         k: np.floor_divide(people[f"at_{k}"].to_numpy().astype("datetime64[us]").astype(np.int64),
@@ -409,6 +414,11 @@ def funnel_frame(
             events, steps, window=window, start=start, end=end, breakdown=breakdown
         )
         df = funnel_steps(entrants, len(steps), breakdown=breakdown).execute()
+    return _dense(df, steps, breakdown)
+
+
+def _dense(df: pd.DataFrame, steps: Sequence[str], breakdown: str | None) -> pd.DataFrame:
+    """The per-step table of :func:`funnel_frame` from the steps found (with rates, dense)."""
     groups: dict[Any, dict[int, dict[str, Any]]] = {}
     for found in df.to_dict(orient="records"):
         key = found[breakdown] if breakdown else None
@@ -439,3 +449,70 @@ def funnel_frame(
             previous = count
     columns = ([breakdown] if breakdown else []) + list(FRAME_COLUMNS)
     return pd.DataFrame(rows, columns=columns, dtype=object)
+
+
+def _is_customer(actor: ir.StringValue) -> ir.BooleanValue:
+    return ~actor.startswith(ANONYMOUS_PREFIX)
+
+
+def funnel_with_stops(
+    events: ir.Table,
+    steps: Sequence[str] = DEFAULT_STEPS,
+    *,
+    window: timedelta = DEFAULT_WINDOW,
+    start: date | None = None,
+    end: date | None = None,
+    links: pa.Table | None = None,
+) -> tuple[pd.DataFrame, list[int]]:
+    """:func:`funnel_frame` (no breakdown) and, per step k, how many entrants known as customers
+    got exactly as far as step k (reached it and not step k + 1; for the last step: completed the
+    funnel): the customers :func:`funnel_members` lists with ``exact=True``. Anonymous entrants
+    (``anon:<id>``) are in the frame's counts but cannot be listed. On DuckDB the entrants are
+    found once for both."""
+    steps = list(steps)
+    n = len(steps)
+    if _backend_name(events) == "duckdb":
+        people = funnel_entrants_local(events, steps, window=window, start=start, end=end,
+                                       links=links)
+        frame = _dense(_step_table_of(people, steps, None), steps, None)
+        known = people[~people["actor"].str.startswith(ANONYMOUS_PREFIX)]
+        counts = known["steps_reached"].value_counts().to_dict()
+        return frame, [int(counts.get(k, 0)) for k in range(1, n + 1)]
+    frame = funnel_frame(events, steps, window=window, start=start, end=end)
+    entrants = funnel_entrants(events, steps, window=window, start=start, end=end)
+    entrants = entrants.filter(_is_customer(entrants.actor))
+    per = entrants.group_by("steps_reached").aggregate(n=entrants.count()).to_pyarrow().to_pylist()
+    found = {int(r["steps_reached"]): int(r["n"]) for r in per}
+    return frame, [found.get(k, 0) for k in range(1, n + 1)]
+
+
+def funnel_members(
+    events: ir.Table,
+    steps: Sequence[str],
+    *,
+    reached: int,
+    exact: bool = True,
+    window: timedelta = DEFAULT_WINDOW,
+    start: date | None = None,
+    end: date | None = None,
+    links: pa.Table | None = None,
+) -> ir.Table:
+    """``customer_id`` of the entrants known as customers who reached step ``reached`` (1-based)
+    and, with ``exact``, no further: the customers behind a count of the funnel page (anonymous
+    entrants are left out: there is nobody to list). On DuckDB the entrants are found in memory
+    (:func:`funnel_entrants_local`) and the ids come back as a small in-memory table; other engines
+    get the Ibis expression (:func:`funnel_entrants`)."""
+    _check(steps, window, None)
+    if not 1 <= reached <= len(steps):
+        raise InvalidArgumentError(f"reached must be a step number, 1 to {len(steps)}")
+    if _backend_name(events) == "duckdb":
+        people = funnel_entrants_local(events, steps, window=window, start=start, end=end,
+                                       links=links)
+        at = people["steps_reached"]
+        chosen = people[(at == reached) if exact else (at >= reached)]
+        ids = sorted(a for a in chosen["actor"] if not str(a).startswith(ANONYMOUS_PREFIX))
+        return ibis.memtable(pa.table({"customer_id": pa.array(ids, type=pa.string())}))
+    e = funnel_entrants(events, steps, window=window, start=start, end=end)
+    e = e.filter(((e.steps_reached == reached) if exact else (e.steps_reached >= reached))
+                 & _is_customer(e.actor))
+    return e.select(customer_id=e.actor)

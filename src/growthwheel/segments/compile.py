@@ -9,7 +9,7 @@ pasted into SQL, so ``"'; DROP TABLE customers; --"`` is just a city nobody live
 How conditions compile:
 
 * ``attribute``: a comparison on the customer's column.
-* ``orders`` / ``events`` / ``tag`` / ``score``: the set of customers whose aggregate (or tag, or
+* ``orders`` / ``events`` / ``tag`` / ``score`` / ``funnel``: the set of customers whose aggregate (or tag, or
   score) satisfies the condition, as ``customer_id IN (subquery)``. Aggregates of customers
   without any matching row are 0: when the comparison holds at 0 (``= 0``, ``< 3``) the
   condition is compiled as ``NOT IN`` (the customers whose non-zero aggregate fails it), so
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import reduce
@@ -47,6 +47,7 @@ from growthwheel.segments.definition import (
     AnyGroup,
     AttributeCondition,
     EventsCondition,
+    FunnelCondition,
     Node,
     NotGroup,
     OrdersCondition,
@@ -87,6 +88,9 @@ class Sources:
     """``customer_id``, ``tag``: one row per tag a customer carries."""
     scores: ir.Table | None = None
     """``customer_id`` and score columns (``segments.scores``); needed only by score conditions."""
+    funnels: dict[str, ir.Table] = field(default_factory=dict)
+    """The customers of each funnel condition (:func:`funnel_key`), found when the sources are
+    loaded; a condition not found there compiles to the Ibis funnel expression."""
 
 
 def imported_tags(customers: ir.Table) -> ir.Table:
@@ -109,9 +113,22 @@ def customer_tags(backend: BaseBackend) -> ir.Table:
     return stored.select("customer_id", "tag").union(imported, distinct=False)
 
 
+def funnel_key(c: FunnelCondition) -> str:
+    """What identifies a funnel condition's customers in :attr:`Sources.funnels`."""
+    return c.model_dump_json(by_alias=True)
+
+
+def _funnel_members(events: ir.Table, c: FunnelCondition) -> ir.Table:
+    from growthwheel.insight.funnels import funnel_members
+
+    return funnel_members(events, c.steps, reached=c.reached, exact=c.exact,
+                          window=timedelta(days=c.window_days), start=c.start, end=c.end)
+
+
 def load_sources(backend: BaseBackend, node: Node | None = None, as_of: date | None = None) -> Sources:
     """The tables of ``backend``; the score table is resolved (``segments.scores``) only when
-    ``node`` has a score condition (and then ``as_of`` is required)."""
+    ``node`` has a score condition (and then ``as_of`` is required), the customers of funnel
+    conditions only when it has some (on DuckDB they are found in memory, once)."""
     everyone = people(backend)
     needs_scores = node is not None and any(isinstance(c, ScoreCondition) for c in conditions(node))
     found = None
@@ -119,7 +136,13 @@ def load_sources(backend: BaseBackend, node: Node | None = None, as_of: date | N
         if as_of is None:
             raise ValueError("score conditions need as_of")
         found = scores_module.score_table(backend, as_of)
+    funnels = {}
+    if node is not None:
+        for c in conditions(node):
+            if isinstance(c, FunnelCondition):
+                funnels[funnel_key(c)] = _funnel_members(backend.table("events"), c)
     return Sources(
+        funnels=funnels,
         customers=everyone,
         orders=backend.table("orders"),
         order_lines=backend.table("order_lines"),
@@ -280,6 +303,8 @@ class _Compiler:
             result = self.events(node)
         elif isinstance(node, TagCondition):
             result = self.tag(node)
+        elif isinstance(node, FunnelCondition):
+            result = self.funnel(node)
         else:
             result = self.score(node)
         return result.fill_null(False)
@@ -391,6 +416,11 @@ class _Compiler:
             return self.cust.customer_id.isin(tags.customer_id)
         counted = tags.group_by("customer_id").aggregate(n=tags.tag.nunique())
         return self.cust.customer_id.isin(counted.filter(counted.n == len(wanted)).customer_id)
+
+    def funnel(self, c: FunnelCondition) -> ir.BooleanValue:
+        found = self.src.funnels.get(funnel_key(c))
+        members = found if found is not None else _funnel_members(self.src.events, c)
+        return self.cust.customer_id.isin(members.customer_id)
 
     def score(self, c: ScoreCondition) -> ir.BooleanValue:
         table = self.src.scores

@@ -13,7 +13,9 @@ full description with examples):
     category / SKU) inside a time window, compared with a number;
   - ``events``: the count of the customer's behaviour events of one type inside a window;
   - ``tag``: the customer carries a tag (manual, from a tag rule, or imported);
-  - ``score``: an RFM / lifecycle / CLV score of the customer.
+  - ``score``: an RFM / lifecycle / CLV score of the customer;
+  - ``funnel``: how far the customer got in an ordered funnel entered between two days (the
+    funnel page's drill-down: ``insight.funnels``).
 
 Every condition is two-valued: a customer for whom a value is unknown (a null city, no score)
 simply does not match it, so ``{"not": c}`` is exactly the customers that ``c`` does not match.
@@ -365,6 +367,38 @@ class ScoreCondition(_Strict):
         return self
 
 
+#: Most steps a funnel condition takes (as the funnel page offers).
+MAX_FUNNEL_STEPS = 8
+
+
+class FunnelCondition(_Strict):
+    """The customer entered the ordered funnel ``steps`` (event types) with a first step on a
+    shop-local day between ``from`` and ``to`` and, within ``window_days`` of it, got as far as
+    step ``reached`` (1-based): exactly that far (``exact``, the default: reached it and not the
+    next step) or at least that far. The funnel is the one of the funnel page
+    (``insight.funnels``): the entrant's best attempt counts; anonymous browsing counts for the
+    customer the device was later seen with. ``as_of`` plays no part."""
+
+    TYPE: ClassVar[str] = "funnel"
+    type: Literal["funnel"]
+    steps: Annotated[list[Text], Field(min_length=2, max_length=MAX_FUNNEL_STEPS)]
+    window_days: int = Field(default=14, ge=1, le=365, description="Conversion window (days).")
+    start: date = Field(alias="from", description="First entry day (inclusive).")
+    end: date = Field(alias="to", description="Last entry day (inclusive).")
+    reached: int = Field(ge=1, le=MAX_FUNNEL_STEPS, description="Step number, 1-based.")
+    exact: bool = Field(default=True, description="Stopped at that step (true) or got at least that far.")
+
+    @model_validator(mode="after")
+    def _check(self) -> FunnelCondition:
+        if any(not s.strip() for s in self.steps):
+            raise ValueError("a funnel step is an event type, not blank")
+        if self.reached > len(self.steps):
+            raise ValueError(f"reached is a step number, 1 to {len(self.steps)}")
+        if self.start > self.end:
+            raise ValueError(f'"from" {self.start} is after "to" {self.end}')
+        return self
+
+
 class AllGroup(_Strict):
     """Every node matches (AND). An empty list matches every customer."""
 
@@ -386,7 +420,10 @@ class NotGroup(_Strict):
     not_: Node = Field(alias="not")
 
 
-Condition = AttributeCondition | OrdersCondition | EventsCondition | TagCondition | ScoreCondition
+Condition = (
+    AttributeCondition | OrdersCondition | EventsCondition | TagCondition | ScoreCondition
+    | FunnelCondition
+)
 _KINDS = ("all", "any", "not")
 
 
@@ -411,12 +448,13 @@ Node = Annotated[
         Annotated[EventsCondition, Tag("events")],
         Annotated[TagCondition, Tag("tag")],
         Annotated[ScoreCondition, Tag("score")],
+        Annotated[FunnelCondition, Tag("funnel")],
     ],
     Discriminator(
         _node_kind,
         custom_error_type="invalid_node",
         custom_error_message='a node is {"all": [...]}, {"any": [...]}, {"not": {...}} or a condition '
-        'whose "type" is attribute, orders, events, tag or score',
+        'whose "type" is attribute, orders, events, tag, score or funnel',
     ),
 ]
 
@@ -537,6 +575,6 @@ def definition_json_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Growthwheel segment definition",
         "description": "A group ({\"all\": [...]}, {\"any\": [...]}, {\"not\": {...}}) or a condition "
-        "(\"type\": attribute, orders, events, tag or score). See docs/segments.md.",
+        "(\"type\": attribute, orders, events, tag, score or funnel). See docs/segments.md.",
         **schema,
     }
