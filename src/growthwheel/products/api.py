@@ -40,6 +40,7 @@ def get_roles(
                                  description="YYYY-MM, YYYY-Qn, YYYY or lastN (N days to the last order).")
                       ] = "last90",
     traffic_entry_lift: Annotated[float | None, Query(gt=0, le=1e6)] = None,
+    traffic_min_first_orders: Annotated[int | None, Query(ge=0, le=10**9)] = None,
     profit_margin_share: Annotated[float | None, Query(gt=0, le=1)] = None,
     potential_conversion_lift: Annotated[float | None, Query(gt=0, le=1e6)] = None,
     format: Annotated[Literal["json", "csv", "xlsx"], Query(description="json, csv or xlsx.")] = "json",
@@ -50,6 +51,7 @@ def get_roles(
     segment definition of their buyers in the period (for ``POST /api/v1/segments``)."""
     cfg: Settings = request.app.state.cfg
     params: dict[str, Any] = {"period": period, "traffic_entry_lift": traffic_entry_lift,
+                              "traffic_min_first_orders": traffic_min_first_orders,
                               "profit_margin_share": profit_margin_share,
                               "potential_conversion_lift": potential_conversion_lift}
     with owner.read() as con:
