@@ -153,6 +153,10 @@ def bring_to_life(
             lambda: facts.drain_all(lambda: session_scope(cfg), facts.direct_importer(cfg))
         )
         acted.add("facts", drained.facts)
+        tell("a Double 11 campaign and its influencers")
+        from growthwheel.sim import campaigns as campaign_sim
+
+        campaign_sim.act(cfg, owner, shop, seed, acted)
         _writetruth(cfg, acted)
     finally:
         owner.stop()
