@@ -67,7 +67,9 @@ def open_cases(session: Session, reviews: Sequence[Mapping[str, Any]], *,
                now: datetime | None = None) -> int:
     """Open a case for each negative, unanswered review of ``reviews`` (warehouse columns:
     ``review_id``, ``sku``, ``rating``, ``created_at``, ``body``, optional ``title``, ``language``,
-    ``customer_id``, ``order_id``, ``replied``); return how many cases are new."""
+    ``customer_id``, ``order_id``; ``replied`` true: answered elsewhere, no case; ``reply``: the
+    answer a marketplace export carries, recorded as a replied case with no reply time); return
+    how many cases are new."""
     if not reviews:
         return 0
     now = now or utcnow()
@@ -79,6 +81,7 @@ def open_cases(session: Session, reviews: Sequence[Mapping[str, Any]], *,
         rating = int(review["rating"])
         if review.get("replied") or not is_negative(rating, analysis):
             continue
+        answer = str(review.get("reply") or "").strip()[:MAX_REPLY] or None
         written = _aware(review["created_at"])
         values = {
             "id": new_id(), "review_id": str(review["review_id"]), "sku": str(review["sku"]),
@@ -89,7 +92,8 @@ def open_cases(session: Session, reviews: Sequence[Mapping[str, Any]], *,
             "aspects": [{"aspect": m.aspect, "polarity": m.polarity, "clause": m.clause}
                         for m in analysis.aspects],
             "review_created_at": written, "due_at": written + timedelta(hours=SLA_HOURS),
-            "status": "open", "created_at": now, "updated_at": now,
+            "status": "replied" if answer else "open", "reply": answer,
+            "created_at": now, "updated_at": now,
         }
         done = session.execute(insert_for(session)(ReviewCase).values(**values)
                                .on_conflict_do_nothing(index_elements=["review_id"])
@@ -241,6 +245,8 @@ def _aware_db(value: datetime | None) -> datetime | None:
 
 def breached(case: ReviewCase, now: datetime) -> bool:
     """Answered after its due time, or unanswered past it (a closed case counts by its close)."""
+    if case.status == "replied" and case.replied_at is None:
+        return False  # answered in the marketplace before it reached us: its time is unknown
     due = _aware(case.due_at)
     done = _aware_db(case.replied_at) or _aware_db(case.closed_at)
     return (done or now) > due

@@ -1,0 +1,72 @@
+"""``growthwheel voice …`` on a data directory (no server running): the Taobao review export of
+``examples/`` imported through the import path, its negative unanswered reviews queued (answered
+ones recorded as replied), worked from the command line; feedback; one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from growthwheel.cli.main import app
+
+runner = CliRunner()
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "taobao" / "ExportRateList.csv"
+
+
+def test_taobao_reviews_into_the_queue_and_worked(tmp_path: Path) -> None:
+    base = ["--data-dir", str(tmp_path / "data"), "voice"]
+    done = runner.invoke(app, [*base, "import", str(EXAMPLE), "--format", "taobao", "--json"])
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.output)
+    assert result["import"]["rows_read"] == 12
+    assert result["import"]["rows_quarantined"] == 0
+    queue = json.loads(runner.invoke(app, [*base, "queue", "--status", "all", "--json"]).output)
+    by_review = {c["review_id"]: c for c in queue["cases"]}
+    # 差评 with no answer: queued; 差评 answered in the seller centre: recorded as replied
+    assert by_review["tb-3712345678901234501002"]["status"] == "open"
+    assert by_review["tb-3712345678901234509001"]["status"] == "open"
+    assert by_review["tb-3712345678901234513001"]["status"] == "open"
+    answered = by_review["tb-3712345678901234508001"]
+    assert answered["status"] == "replied"
+    assert answered["reply"].startswith("亲，非常抱歉")
+    assert answered["breached"] is False
+    # 好评 never queued; every case has its SKU as the order reports name it
+    assert "tb-3712345678901234501001" not in by_review
+    assert by_review["tb-3712345678901234501002"]["sku"] == "CUP-CEL-01"
+    assert by_review["tb-3712345678901234501002"]["suggested_template"] == "packaging"
+    # 2024 reviews: long past their 48 hours
+    assert all(c["breached"] for c in queue["cases"] if c["status"] == "open")
+    # importing the same file again opens nothing new
+    again = json.loads(runner.invoke(app, [*base, "import", str(EXAMPLE), "--format", "taobao",
+                                           "--json"]).output)
+    assert again["sync"]["opened"] == 0
+    claimed = runner.invoke(app, [*base, "claim", "--as", "amy@example.com"])
+    assert claimed.exit_code == 0, claimed.output
+    case_id = claimed.output.split()[0]
+    assert case_id == by_review["tb-3712345678901234501002"]["id"]  # due first
+    replied = runner.invoke(app, [*base, "reply", case_id, "--as", "amy@example.com",
+                                  "--template", "packaging"])
+    assert replied.exit_code == 0, replied.output
+    assert "replied" in replied.output
+    twice = runner.invoke(app, [*base, "reply", case_id, "--as", "amy@example.com", "--text", "again"])
+    assert twice.exit_code == 1
+    assert "replied" in twice.output
+    bad = runner.invoke(app, [*base, "import", str(EXAMPLE), "--format", "jd"])
+    assert bad.exit_code == 1
+    assert "--format" in bad.output
+    feedback = runner.invoke(app, [*base, "feedback", "--end", "2024-03-15", "--days", "14", "--json"])
+    assert feedback.exit_code == 0, feedback.output
+    assert json.loads(feedback.output)["start"] == "2024-03-02"
+
+
+def test_analyse_prints_sentiment_and_aspects() -> None:
+    done = runner.invoke(app, ["voice", "analyse", "物流太慢了，但是质量很好", "--json"])
+    assert done.exit_code == 0, done.output
+    row = json.loads(done.output)[0]
+    assert {(a["aspect"], a["polarity"]) for a in row["aspects"]} == {("logistics", "negative"),
+                                                                     ("quality", "positive")}
+    bad = runner.invoke(app, ["voice", "analyse", "x", "--lang", "fr"])
+    assert bad.exit_code == 1
+    assert "--lang" in bad.output
