@@ -106,8 +106,18 @@ def test_answers_are_recorded_once_per_customer_and_key(client: TestClient, surv
     other = ok(client.post(url, json={"customer_id": "c0", "score": 9, "response_key": "order-7",
                                       "comment": "物流很快"}), 201)
     assert other["channel"] == "email"  # the survey's channel tag
+    # the comment went through the voice domain's sentiment and aspects
+    assert other["sentiment"] > 0.5
+    assert other["aspects"]["mentions"][0]["aspect"] == "logistics"
+    assert other["aspects"]["mentions"][0]["polarity"] == "positive"
+    complaint = ok(client.post(url, json={"customer_id": "c60", "score": 2, "response_key": "order-8",
+                                          "comment": "包装破损，客服回复很慢"}), 201)
+    assert complaint["sentiment"] < 0.5
+    aspects = {r["aspect"]: r for r in ok(client.get(f"/api/v1/surveys/{survey['id']}/nps"))["aspects"]}
+    assert aspects["packaging"]["detractor_negative"] == 1
+    assert aspects["logistics"]["positive"] == 1
     listed = ok(client.get("/api/v1/surveys"))
-    assert [s["answers"] for s in listed if s["id"] == survey["id"]] == [61]
+    assert [s["answers"] for s in listed if s["id"] == survey["id"]] == [62]
 
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -231,6 +241,8 @@ def test_console_page_in_both_languages(app_cfg: Any, survey: dict[str, Any]) ->
         en = browser.get(f"/surveys/{survey['id']}", params={"lang": "en", "period": "month"})
         assert "NPS by period" in en.text
         assert "Promoters (9–10)" in en.text
+        assert "What the comments talk about" in en.text
+        assert "Packaging" in en.text
         assert browser.get("/surveys/nope").status_code == 404
         form_csrf = re.search(r'name="csrf_token" value="([^"]+)"', listing.text)
         assert form_csrf is not None

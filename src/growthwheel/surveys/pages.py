@@ -33,7 +33,24 @@ assert set(GROUP_KEYS) == set(nps.GROUPS)
 PERIOD_KEYS = {"week": k("surveys.period.week"), "month": k("surveys.period.month")}
 NOTICE_KEYS = {"created": k("surveys.notice.created"), "closed": k("surveys.notice.closed"),
                "opened": k("surveys.notice.opened")}
+CHANNEL_KEYS = {"email": k("surveys.channel.email"), "sms": k("surveys.channel.sms"),
+                "wecom": k("surveys.channel.wecom"), "webhook": k("surveys.channel.webhook"),
+                "push": k("surveys.channel.push"), "app": k("surveys.channel.app"),
+                "api": k("surveys.channel.api"), "link": k("surveys.channel.link")}
+ASPECT_KEYS = {"quality": k("surveys.aspect.quality"), "price": k("surveys.aspect.price"),
+               "logistics": k("surveys.aspect.logistics"), "packaging": k("surveys.aspect.packaging"),
+               "service": k("surveys.aspect.service"), "size_fit": k("surveys.aspect.size_fit"),
+               "taste": k("surveys.aspect.taste"), "appearance": k("surveys.aspect.appearance"),
+               "performance": k("surveys.aspect.performance")}
 DEFAULT_DAYS = 90
+
+
+def _channel(t: Any, raw: str | None) -> dict[str, Any]:
+    """A channel as shown: its name in the page's language, or the raw tag as code."""
+    if not raw:
+        return {"label": "–", "code": False}
+    key = CHANNEL_KEYS.get(raw)
+    return {"label": t(key), "code": False} if key else {"label": raw, "code": True}
 
 
 def _fmt(value: float | None) -> str:
@@ -50,8 +67,9 @@ def _rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @router.get("/surveys", response_class=HTMLResponse)
 def surveys_page(request: Request, user: User, session: DbSession) -> HTMLResponse:
     """Every survey with its answers, and the form for a new one."""
+    t = page_translator(request)
     counts = service.answer_counts(session)
-    rows = [{"id": s.id, "name": s.name, "channel": s.channel or "–", "campaign": s.campaign or "–",
+    rows = [{"id": s.id, "name": s.name, "channel": _channel(t, s.channel), "campaign": s.campaign or "–",
              "journey": s.journey or "–", "active": s.active, "answers": counts.get(s.id, 0)}
             for s in service.list_surveys(session)]
     return render(request, "surveys/index.html.j2", {
@@ -125,7 +143,7 @@ async def survey_page(request: Request, survey_id: str, user: User, session: DbS
             segments = reads.by_segment(session, con, survey)
             again = reads.repurchase(session, con, survey, days=days)
         comments = [{"at": local_time(a.answered_at, zone), "score": a.score,
-                     "group": t(GROUP_KEYS[nps.group_of(a.score)]), "channel": a.channel or "–",
+                     "group": t(GROUP_KEYS[nps.group_of(a.score)]), "channel": _channel(t, a.channel),
                      "comment": a.comment or "",
                      "sentiment": "–" if a.sentiment is None else f"{a.sentiment:.2f}"}
                     for a in service.recent_comments(session, survey.id)]
@@ -134,16 +152,21 @@ async def survey_page(request: Request, survey_id: str, user: User, session: DbS
                  "high": [r["high"] for r in data["by_period"]], "n": [r["n"] for r in data["by_period"]],
                  "labels": {"nps": t(k("surveys.chart.nps")), "band": t(k("surveys.chart.band")),
                             "n": t(k("surveys.chart.n"))}}
+        aspect_rows = [{**r, "label": t(ASPECT_KEYS[r["aspect"]]) if r["aspect"] in ASPECT_KEYS
+                        else r["aspect"]} for r in data["aspects"]]
         repurchase_rows = [{**g, "label": t(GROUP_KEYS[g["group"]]),
                             "share_text": "–" if g["share"] is None else f"{g['share'] * 100:.1f}%"}
                            for g in again["groups"]]
         return render(request, "surveys/detail.html.j2", {
             "survey": survey, "question": survey.question_en if lang == "en" else survey.question_zh,
             "overall": _rows([{"group": "", **data["overall"]}])[0], "by_period": _rows(data["by_period"]),
-            "by_channel": _rows(data["by_channel"]), "by_segment": _rows(segments), "chart": chart,
+            "by_channel": [{**r, **_channel(t, r["group"])} for r in _rows(data["by_channel"])],
+            "by_segment": [{**r, "label": r["group"], "code": False} for r in _rows(segments)],
+            "chart": chart,
             "period": period, "periods": PERIOD_KEYS, "days": days, "repurchase": repurchase_rows,
             "as_of": again["as_of"][:10] if again["as_of"] else "–", "comments": comments,
-            "comments_total": data["comments"], "comments_scored": data["comments_scored"],
+            "comments_total": data["comments"], "aspects": aspect_rows,
+            "comments_scored": data["comments_scored"],
             "mean_sentiment": "–" if data["mean_sentiment"] is None else f"{data['mean_sentiment']:.2f}",
             "can_edit": "write" in user.scopes, "variable": "{{ survey_url('" + survey.id + "') }}",
             "notice": NOTICE_KEYS.get(request.query_params.get("done") or ""),

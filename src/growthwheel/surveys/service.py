@@ -10,6 +10,9 @@ Services never commit: the request, job or CLI command that calls them owns the 
   the Wald one beside it). Periods are the shop's local weeks (from Monday) or months.
 * ``channel`` of an answer: the message channel a survey link came through, else what the API
   caller says, else the survey's own channel tag, else ``api``.
+* A comment goes through the voice domain's sentiment and aspects (``voice.aspects.analyse``:
+  the project's own zh/en model) when it is recorded: ``sentiment`` is P(positive), ``aspects``
+  holds the label, the language and each aspect mention with its polarity.
 * Reads that need the warehouse (segments, repurchase) live in :mod:`growthwheel.surveys.reads`.
 """
 
@@ -201,6 +204,19 @@ def _same(stored: SurveyAnswer, score: int, comment: str | None) -> SurveyAnswer
     return stored
 
 
+def analyse_comment(comment: str | None) -> tuple[float | None, dict[str, Any] | None]:
+    """Sentiment (P(positive)) and aspects of a comment; ``(None, None)`` without one."""
+    if not comment:
+        return None, None
+    from growthwheel.voice.aspects import analyse
+
+    found = analyse([comment])[0]
+    return round(float(found.score), 4), {
+        "label": found.label, "lang": found.lang,
+        "mentions": [{"aspect": m.aspect, "polarity": m.polarity, "clause": m.clause[:200]}
+                     for m in found.aspects]}
+
+
 def record_answer(session: Session, survey: Survey, answer: AnswerIn) -> tuple[SurveyAnswer, bool]:
     """Record ``answer`` once; ``(answer, created)``. A repeat returns the stored answer; a different
     answer under a used key is :class:`AnswerConflictError`; a closed survey :class:`SurveyClosedError`."""
@@ -210,6 +226,7 @@ def record_answer(session: Session, survey: Survey, answer: AnswerIn) -> tuple[S
         return _same(stored, answer.score, comment), False
     if not survey.active:
         raise SurveyClosedError(f"survey: {survey.name!r} no longer takes answers (该问卷已关闭)")
+    sentiment, aspects = analyse_comment(comment)
     at = answer.answered_at or _now()
     if at.tzinfo is None:
         raise InvalidArgumentError("answered_at: give a time zone offset, e.g. Z or +08:00 (需要时区)")
@@ -217,7 +234,7 @@ def record_answer(session: Session, survey: Survey, answer: AnswerIn) -> tuple[S
                        comment=comment, source=answer.source,
                        channel=_text(answer.channel, "channel", 40) or survey.channel or answer.source,
                        message_key=_text(answer.message_key, "message_key", 400),
-                       answered_at=at.astimezone(UTC))
+                       answered_at=at.astimezone(UTC), sentiment=sentiment, aspects=aspects)
     try:
         with session.begin_nested():
             session.add(row)
@@ -249,20 +266,22 @@ class Answer:
     answered_at: datetime
     comment: str | None
     sentiment: float | None
+    aspects: dict[str, Any] | None = None
 
 
 def answers(session: Session, survey_id: str, *, since: datetime | None = None,
             until: datetime | None = None) -> list[Answer]:
     """The answers of a survey, oldest first (``since`` inclusive, ``until`` exclusive)."""
     q = select(SurveyAnswer.customer_id, SurveyAnswer.score, SurveyAnswer.channel, SurveyAnswer.answered_at,
-               SurveyAnswer.comment, SurveyAnswer.sentiment).where(SurveyAnswer.survey_id == survey_id)
+               SurveyAnswer.comment, SurveyAnswer.sentiment, SurveyAnswer.aspects
+               ).where(SurveyAnswer.survey_id == survey_id)
     if since is not None:
         q = q.where(SurveyAnswer.answered_at >= since)
     if until is not None:
         q = q.where(SurveyAnswer.answered_at < until)
     q = q.order_by(SurveyAnswer.answered_at, SurveyAnswer.id).limit(MAX_ANSWERS_READ)
-    return [Answer(str(c), int(s), str(ch or "api"), at, com, sen)
-            for c, s, ch, at, com, sen in session.execute(q)]
+    return [Answer(str(c), int(s), str(ch or "api"), at, com, sen, asp)
+            for c, s, ch, at, com, sen, asp in session.execute(q)]
 
 
 def recent_comments(session: Session, survey_id: str, limit: int = 20) -> list[SurveyAnswer]:
@@ -320,4 +339,22 @@ def report(session: Session, survey: Survey, *, zone: ZoneInfo, period: str = "w
     return {"survey": survey_out(survey, len(rows)), "period": p, "confidence": confidence, "method": m,
             "overall": overall, "by_period": by_period, "by_channel": by_channel,
             "comments": sum(1 for a in rows if a.comment), "comments_scored": len(scored),
-            "mean_sentiment": round(sum(scored) / len(scored), 4) if scored else None}
+            "mean_sentiment": round(sum(scored) / len(scored), 4) if scored else None,
+            "aspects": aspect_summary(rows)}
+
+
+def aspect_summary(rows: Iterable[Answer]) -> list[dict[str, Any]]:
+    """Per aspect the comments mention: mentions, positive and negative ones, and the negative
+    mentions by detractors — what the unhappy customers complain about, most complaints first."""
+    table: dict[str, dict[str, Any]] = {}
+    for a in rows:
+        for m in (a.aspects or {}).get("mentions", []):
+            name = str(m["aspect"])
+            row = table.setdefault(name, {"aspect": name, "mentions": 0, "positive": 0, "negative": 0,
+                                          "detractor_negative": 0})
+            row["mentions"] += 1
+            if m["polarity"] in ("positive", "negative"):
+                row[m["polarity"]] += 1
+            if m["polarity"] == "negative" and nps.group_of(a.score) == "detractor":
+                row["detractor_negative"] += 1
+    return sorted(table.values(), key=lambda r: (-r["negative"], -r["mentions"], r["aspect"]))
