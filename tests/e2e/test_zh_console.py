@@ -238,7 +238,7 @@ PAGES = ("/", "/customers", "/segments", "/segments/new", "/experiments", "/expe
          "/journeys/new", "/jobs", "/imports", "/insight/rfm", "/insight/funnel", "/insight/cohorts",
          "/insight/lifecycle", "/insight/clv", "/experiments/pdp-gallery/results", "/marketing/attribution",
          "/marketing/mix",
-         "/alerts")
+         "/alerts", "/reviews", "/reviews/feedback")
 #: List page → a CSS selector of its rows' links: the first one's page is visited too.
 DETAILS = {
     "/customers": "table a[href^='/customers/']",

@@ -3,6 +3,7 @@ product feedback over the warehouse's reviews, and problems naming the field."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,11 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from growthwheel.accounts import service as accounts
+from growthwheel.accounts.api import router as accounts_router
 from growthwheel.api.app import create_app
 from growthwheel.config import Settings
 from growthwheel.store import db
 from growthwheel.voice.api import router as voice_router
+from growthwheel.voice.pages import router as voice_pages
 from growthwheel.warehouse import ingest
+from growthwheel.web.pages import router as shell_router
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 AppCfg = tuple[Any, Settings, str, str]
@@ -44,7 +48,8 @@ def app_cfg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppCfg]:
     with db.session_scope(cfg) as session:
         key, _row = accounts.create_api_key(session, "voice", ("read", "write"), created_by="tests")
         reader, _row = accounts.create_api_key(session, "voice-read", ("read",), created_by="tests")
-    app = create_app(cfg, routers=[voice_router])
+        accounts.create_user(session, "ops@example.com", "operator", "pw-operator-0123456789")
+    app = create_app(cfg, routers=[accounts_router, voice_router, voice_pages, shell_router])
     yield app, cfg, key, reader
     db.engine(cfg).dispose()
 
@@ -143,3 +148,45 @@ def test_reply_problems_and_scopes(app_cfg: AppCfg, client: TestClient) -> None:
     analysed = ok(client.post("/api/v1/reviews/analyse", json={"texts": ["包装破损了"]},
                               headers={"Authorization": f"Bearer {reader}"}))
     assert analysed[0]["aspects"][0]["aspect"] == "packaging"
+
+
+def test_console_queue_and_feedback_pages(app_cfg: AppCfg, client: TestClient) -> None:
+    app, cfg, _key, _reader = app_cfg
+    browser = TestClient(app)
+    token = accounts.anonymous_csrf_token(accounts.server_secret(cfg.data_dir))
+    logged = browser.post("/login", data={"email": "ops@example.com", "password": "pw-operator-0123456789",
+                                          "csrf_token": token}, follow_redirects=False)
+    assert logged.status_code == 303, logged.text
+    with browser:
+        zh = browser.get("/reviews?lang=zh&status=open")
+        assert zh.status_code == 200
+        assert "评价服务队列" in zh.text
+        assert "物流太慢了" in zh.text
+        assert "Review service queue" not in zh.text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', zh.text)
+        assert csrf is not None
+        synced = browser.post("/reviews/sync", data={"csrf_token": csrf.group(1)}, follow_redirects=False)
+        assert "done=synced" in synced.headers["location"]
+        took = browser.post("/reviews/claim-next", data={"csrf_token": csrf.group(1)}, follow_redirects=False)
+        assert "done=claimed" in took.headers["location"]
+        mine = browser.get("/reviews?status=claimed&lang=zh")
+        assert 'data-testid="reply-form"' in mine.text
+        case_id = re.search(r'action="/reviews/([^/]+)/move" class="stack"', mine.text)
+        assert case_id is not None
+        empty = browser.post(f"/reviews/{case_id.group(1)}/move", data={
+            "csrf_token": csrf.group(1), "action": "reply", "text": "x" * 2001}, follow_redirects=False)
+        assert "error=" in empty.headers["location"]
+        done = browser.post(f"/reviews/{case_id.group(1)}/move", data={
+            "csrf_token": csrf.group(1), "action": "reply", "template": "logistics", "text": ""},
+            follow_redirects=False)
+        assert "done=replied" in done.headers["location"]
+        again = browser.post(f"/reviews/{case_id.group(1)}/move", data={
+            "csrf_token": csrf.group(1), "action": "claim"}, follow_redirects=False)
+        assert "done=conflict" in again.headers["location"]
+        assert ok(client.get(f"/api/v1/reviews/cases/{case_id.group(1)}"))["template"] == "logistics"
+        en = browser.get("/reviews?lang=en&status=replied")
+        assert "Review service queue" in en.text
+        feedback = browser.get("/reviews/feedback?lang=zh&days=28")
+        assert feedback.status_code == 200
+        assert 'data-sku="SKU-A" data-aspect="logistics"' in feedback.text
+        assert "变差的维度" in feedback.text

@@ -54,6 +54,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.surveys.pages",
     "growthwheel.surveys.public",
     "growthwheel.voice.api",
+    "growthwheel.voice.pages",
     "growthwheel.journeys.pages",
     "growthwheel.customers.pages",
     "growthwheel.web.table_export",

@@ -211,8 +211,7 @@ def feedback_cmd(
         con = connect(current_settings())
         try:
             if last is None:
-                has = "reviews" in con.list_tables()
-                newest = con.table("reviews").review_date.max().execute() if has else None
+                newest = feedback.newest_day(con)
                 if newest is None:
                     raise InvalidArgumentError("--end: no reviews in the warehouse")
                 last = newest

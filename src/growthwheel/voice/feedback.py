@@ -12,10 +12,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from growthwheel.voice.aspects import analyse
+
+
+def as_date(value: Any) -> date | None:
+    """A warehouse date value (``date``, ``datetime`` or a pandas ``Timestamp``) as a ``date``."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    raise TypeError(f"not a date: {value!r}")
+
+
+def newest_day(con: Any) -> date | None:
+    """The day of the newest review in the warehouse (``None`` when there is none)."""
+    if "reviews" not in con.list_tables():
+        return None
+    return as_date(con.table("reviews").review_date.max().execute())
 
 
 @dataclass
@@ -55,12 +73,13 @@ def trends(reviews: Sequence[Mapping[str, Any]], start: date, end: date, *,
     optional ``title`` and ``language``; those outside the two periods are ignored)."""
     days = (end - start).days + 1
     prev_start = start - timedelta(days=days)
-    kept = [r for r in reviews if prev_start <= r["review_date"] <= end]
-    kept.sort(key=lambda r: (r["review_date"], str(r.get("review_id", ""))), reverse=True)
-    texts = [" ".join(filter(None, [str(r.get("title") or ""), str(r.get("body") or "")])) for r in kept]
+    dated = [(as_date(r["review_date"]), r) for r in reviews]
+    kept = [(d, r) for d, r in dated if d is not None and prev_start <= d <= end]
+    kept.sort(key=lambda dr: (dr[0], str(dr[1].get("review_id", ""))), reverse=True)
+    texts = [" ".join(filter(None, [str(r.get("title") or ""), str(r.get("body") or "")])) for _, r in kept]
     table: dict[tuple[str, str], AspectTrend] = {}
-    for review, analysis in zip(kept, analyse(texts), strict=True):
-        current = review["review_date"] >= start
+    for (day, review), analysis in zip(kept, analyse(texts), strict=True):
+        current = day >= start
         for m in analysis.aspects:
             row = table.setdefault((str(review["sku"]), m.aspect), AspectTrend(str(review["sku"]), m.aspect))
             bad = m.polarity == "negative"

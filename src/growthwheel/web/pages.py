@@ -72,6 +72,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/journeys", k("nav.journeys")),
     ("/marketing", k("nav.marketing")),
     ("/alerts", k("nav.alerts")),
+    ("/reviews", k("nav.reviews")),
     ("/surveys", k("nav.surveys")),
     ("/jobs", k("nav.jobs")),
     ("/imports", k("nav.imports")),
