@@ -36,6 +36,19 @@ from growthwheel.store import db
 # ---------------------------------------------------------------------------------------------
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``spark_connect`` run only when asked for by ``-m`` (``make test`` runs them in
+    a second pytest process): pyspark routes its functions to Spark Connect by a process-wide
+    switch, so one process cannot use Spark in process and Spark Connect side by side."""
+    if "spark_connect" in (config.getoption("markexpr", "") or ""):
+        return
+    skip = pytest.mark.skip(reason="Spark Connect tests run in a process of their own: "
+                                   "pytest -m spark_connect (make test runs them)")
+    for item in items:
+        if item.get_closest_marker("spark_connect") is not None:
+            item.add_marker(skip)
+
+
 def java_missing_reason() -> str | None:
     """Why Spark cannot start here (no Java), or ``None`` if a ``java`` executable is found."""
     java_home = os.environ.get("JAVA_HOME")

@@ -103,6 +103,8 @@ def spark_connect() -> Iterator[str]:
 
         for url in [u for u in spark._remote if u.endswith(f":{port}")]:
             spark._remote.pop(url).stop()
+        if not spark._remote:
+            os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
         process.terminate()
         try:
             process.wait(timeout=30)

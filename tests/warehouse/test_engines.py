@@ -39,7 +39,7 @@ EXPOSED_FROM = datetime(2025, 2, 1, tzinfo=UTC)
 ENGINES = [
     "duckdb",
     pytest.param("spark-local", marks=pytest.mark.spark),
-    pytest.param("spark-connect", marks=pytest.mark.spark),
+    pytest.param("spark-connect", marks=[pytest.mark.spark, pytest.mark.spark_connect]),
 ]
 
 
@@ -502,3 +502,23 @@ def test_unreachable_connect_server_fails_at_once(tmp_path: Path) -> None:
     # The address check answers (pyspark's own client would retry for about ten minutes).
     with pytest.raises(ConfigError, match=rf"sc://127.0.0.1:{port} \(.*\); check GROWTHWHEEL_SPARK_REMOTE"):
         db.connect(cfg)
+
+
+@pytest.mark.spark
+def test_one_process_uses_spark_in_process_or_spark_connect_not_both(spark_session: Any,
+                                                                       tmp_path: Path) -> None:
+    """pyspark routes its functions by a process-wide switch: asking for Spark Connect beside a
+    running local Spark is a clear error, not a failure deep inside a later query."""
+    import socket
+
+    from growthwheel.errors import ConfigError
+    from growthwheel.warehouse import spark
+
+    with socket.socket() as listener:  # answers the address check; no Connect server behind it
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        cfg = Settings(data_dir=tmp_path, warehouse="spark",
+                       spark_remote=f"sc://127.0.0.1:{listener.getsockname()[1]}")
+        with pytest.raises(ConfigError, match="Spark in process and Spark Connect side by side"):
+            spark.session(cfg)
+    assert spark.session(Settings(warehouse="spark")) is spark_session  # the local one still runs

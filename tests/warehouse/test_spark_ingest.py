@@ -290,6 +290,7 @@ def test_every_table_imports_on_spark_as_on_duckdb(spark_session: Any, tmp_path:
 
 
 @pytest.mark.spark
+@pytest.mark.spark_connect
 def test_imports_on_spark_through_spark_connect(spark_connect: str, tmp_path: Path) -> None:
     """Through a Spark Connect server too (the Python functions run in its workers): order lines
     with edge values and events with JSON properties and URL-encoded UTM parameters."""

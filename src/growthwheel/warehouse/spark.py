@@ -114,14 +114,7 @@ def _classic_session(cfg: Settings) -> SparkSession:
         conf |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
     for key, value in conf.items():
         builder = builder.config(key, value)
-    # A Spark Connect session opened earlier in this process (another data directory) makes
-    # pyspark route every builder to Connect; this one is meant to start Spark here.
-    connect_mode = os.environ.pop(_CONNECT_MODE_ENV, None)
-    try:
-        spark = builder.getOrCreate()
-    finally:
-        if connect_mode is not None:
-            os.environ[_CONNECT_MODE_ENV] = connect_mode
+    spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     _session = spark
     return spark
@@ -166,10 +159,21 @@ def session(cfg: Settings) -> SparkSession:
     Spark Connect server, one per URL; the server's owner sizes and configures Spark. Otherwise
     Spark runs in this process (``cfg.spark.master``): local mode gets a small driver (1 GB), no
     UI, 4 shuffle partitions and UTC everywhere, and the first call's settings win for the life of
-    the process. Both may be used in one process (for two data directories).
+    the process. One process uses one or the other: pyspark routes its functions to Spark Connect
+    by a process-wide switch, so asking for the second kind is a :class:`ConfigError`.
     """
     with _session_lock:
         first = _session is None and not _remote
+        local_running = _session is not None and _session.sparkContext._jsc is not None
+        if cfg.spark_remote and cfg.spark_remote not in _remote:
+            _check_reachable(cfg.spark_remote)
+        if (cfg.spark_remote and local_running) or (not cfg.spark_remote and _remote):
+            raise ConfigError(
+                "this process already uses "
+                + ("Spark in process" if local_running else "Spark Connect")
+                + "; pyspark cannot use Spark in process and Spark Connect side by side: run the "
+                "other in a process of its own (GROWTHWHEEL_SPARK_REMOTE set or unset for it)"
+            )
         if cfg.spark_remote:
             spark = _remote.get(cfg.spark_remote)
             if spark is None or spark.is_stopped:
@@ -219,6 +223,10 @@ def _connect_backend_class() -> type[Any]:
     """
     from ibis.backends.pyspark import Backend
 
+    # Loading the backend through ``ibis.pyspark`` registers ``ibis.options.pyspark``, which the
+    # compiler reads; a subclass used directly would skip that in a process without local Spark.
+    _ = ibis.pyspark
+
     class ConnectBackend(Backend):  # type: ignore[misc]
         def _create_cached_table(self, name: str, expr: Any) -> Any:
             frame = self._session.sql(self.compile(expr)).cache()
@@ -267,6 +275,7 @@ def stop_session() -> None:
         for spark in _remote.values():
             spark.stop()
         _remote.clear()
+        os.environ.pop(_CONNECT_MODE_ENV, None)
 
 
 def _spark_type(sql_type: str) -> Any:
