@@ -6,9 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.optimize import minimize
 
-from growthwheel.stats.budget import Curve, allocate, evaluate, reserve_amount
+from growthwheel.stats.budget import Curve, _integers, allocate, evaluate, reserve_amount
 
 
 def test_two_exponential_channels_closed_form() -> None:
@@ -117,3 +119,50 @@ def test_two_power_channels_with_one_elasticity_split_in_closed_form() -> None:
     assert abs(got.lines[0].spend - share_a * budget) <= 1
     with pytest.raises(ValueError, match=r"curves\[c\]\.s"):
         Curve("c", "power", 1.0, 1.0, s=1.0)
+
+
+def test_extreme_scales_and_budgets_are_placed_exactly() -> None:
+    """Curves that saturate long before the budget, and budgets at the API's limit (10^15 minor
+    units over 200 channels): the total is hit exactly and equal channels get equal shares. (The
+    one-unit-at-a-time placement of the leftover never finished on these.)"""
+    cases = [
+        ([Curve("a", "exponential", beta=1.0, k=1.0), Curve("b", "exponential", beta=2.0, k=1.0)], 10**12),
+        ([Curve(f"c{i}", "hill", beta=1.0 + i, k=1.0, s=0.5) for i in range(200)], 10**15),
+        ([Curve(f"c{i}", "hill", beta=1.0 + i, k=1.0, s=3.0) for i in range(200)], 10**15),
+        ([Curve(f"p{i}", "power", beta=1e-9, k=1e15, s=0.999) for i in range(3)], 10**15 - 1),
+    ]
+    for curves, total in cases:
+        result = allocate(curves, total)
+        assert result.allocated == total == sum(line.spend for line in result.lines)
+        assert all(line.spend >= 0 for line in result.lines)
+    same = allocate([Curve(f"s{i}", "exponential", beta=5.0, k=10.0) for i in range(7)], 10**13 + 3)
+    spends = [line.spend for line in same.lines]
+    assert max(spends) - min(spends) <= 1
+    assert spends == sorted(spends, reverse=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 50, allow_nan=False), st.integers(0, 20), st.integers(0, 30)),
+                min_size=1, max_size=6),
+       st.integers(0, 200))
+def test_leftover_is_placed_as_one_unit_per_channel_in_turn(spec: list[tuple[float, int, int]],
+                                                            budget: int) -> None:
+    """The whole-round placement equals the plain round robin: one unit per channel with room, in
+    largest-remainder order, round after round."""
+    curves = [Curve(f"c{i}", "exponential", beta=1.0, k=1.0, lower=lo, upper=lo + width)
+              for i, (_x, lo, width) in enumerate(spec)]
+    floats = [x for x, _lo, _w in spec]
+    if not sum(c.lower for c in curves) <= budget <= sum(c.upper or 0 for c in curves):
+        return
+    amounts = [max(math.floor(x), c.lower) for x, c in zip(floats, curves, strict=True)]
+    amounts = [min(a, c.upper or 0) for a, c in zip(amounts, curves, strict=True)]
+    left = budget - sum(amounts)
+    order = sorted(range(len(curves)), key=lambda i: (-(floats[i] - math.floor(floats[i])), i))
+    while left != 0:  # the reference: one unit at a time
+        for i in order:
+            c = curves[i]
+            if left > 0 and amounts[i] < (c.upper or 0):
+                amounts[i], left = amounts[i] + 1, left - 1
+            elif left < 0 and amounts[i] > c.lower:
+                amounts[i], left = amounts[i] - 1, left + 1
+    assert _integers(floats, budget, curves) == amounts

@@ -41,7 +41,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 CurveKind = Literal["hill", "exponential", "power"]
-_ITERATIONS = 200
+#: Bisection steps: a bracket within a factor of two of the answer reaches double precision in
+#: about 55 halvings; every loop below is bounded, so no input makes a request run for long.
+_ITERATIONS = 64
+#: Spend beyond any budget (minor units): inverse curves are held below it, never infinite.
+_SPEND_CAP = 1e30
 
 
 @dataclass(frozen=True)
@@ -105,21 +109,32 @@ class Curve:
         top = self.marginal(self.peak)
         if mu >= top:
             return 0.0
+        if mu <= 0:
+            return _SPEND_CAP
+        # In logarithms: tiny returns and scales would overflow a direct quotient.
+        log_mu, log_beta, log_k = math.log(mu), math.log(self.beta), math.log(self.k)
         if self.kind == "exponential":
-            return self.k * math.log(self.beta / (self.k * mu))
+            return min(self.k * (log_beta - log_k - log_mu), _SPEND_CAP)
         if self.kind == "power":
-            return self.k * math.pow(mu * self.k / (self.beta * self.s), 1 / (self.s - 1))
+            return _capped_exp(log_k + (log_mu + log_k - log_beta - math.log(self.s)) / (self.s - 1))
         if self.s == 1:
-            return math.sqrt(self.beta * self.k / mu) - self.k
-        lo, hi = self.peak, max(self.peak, self.k) * 2
-        while self.marginal(hi) > mu:
-            hi *= 2
+            return max(_capped_exp(0.5 * (log_beta + log_k - log_mu)) - self.k, 0.0)
+        # Far out the marginal is about beta·s·k^s·x^-(s+1): start the bracket there.
+        far = _capped_exp((log_beta + math.log(self.s) + self.s * log_k - log_mu) / (self.s + 1))
+        lo, hi = self.peak, max(self.peak, self.k, far) * 2
+        for _ in range(2100):  # doubling from 1e-300 reaches the cap within 1100 steps
+            if hi >= _SPEND_CAP or not self.marginal(hi) > mu:
+                break
+            lo, hi = hi, hi * 2
+        hi = min(hi, _SPEND_CAP)
         for _ in range(_ITERATIONS):
             mid = 0.5 * (lo + hi)
             if self.marginal(mid) > mu:
                 lo = mid
             else:
                 hi = mid
+            if hi - lo <= lo * 1e-15:
+                break
         return 0.5 * (lo + hi)
 
     def clipped(self, mu: float) -> float:
@@ -191,10 +206,10 @@ def allocate(curves: Sequence[Curve], total: int, *, reserve_share: float = 0.0)
     # μ_hi: no channel goes beyond its lower bound; μ_lo: the budget is reached.
     mu_hi = max(c.marginal(max(c.peak, float(c.lower), 1.0)) for c in curves) * 2.0
     mu_lo = mu_hi
-    for _ in range(4000):
-        if spent(mu_lo) >= budget:
-            break
-        mu_lo /= 2.0
+    for _ in range(120):  # a factor of 1024 a step: from the largest double to the smallest
+        if spent(mu_lo) >= budget or mu_lo / 1024.0 == 0.0:
+            break  # reached, or the curves are saturated: the rest is placed by _integers
+        mu_lo /= 1024.0
     for _ in range(_ITERATIONS):  # bisection in log space: spent() does not increase with μ
         mid = math.sqrt(mu_lo * mu_hi)
         if spent(mid) >= budget:
@@ -242,20 +257,26 @@ def _integers(floats: Sequence[float], budget: int, curves: Sequence[Curve]) -> 
     left = budget - sum(amounts)
     order = sorted(range(len(curves)), key=lambda i: (-(floats[i] - math.floor(floats[i])), i))
     step = 1 if left > 0 else -1
+    # Round robin over the channels with room, one unit each per round, in ``order``; whole
+    # rounds are taken at once (the same result in at most one pass per channel that fills up).
     while left != 0:
-        moved = False
-        for i in order:
-            if left == 0:
-                break
-            c = curves[i]
-            if step > 0 and (c.upper is None or amounts[i] < c.upper):
-                amounts[i] += 1
-                left -= 1
-                moved = True
-            elif step < 0 and amounts[i] > c.lower:
-                amounts[i] -= 1
-                left += 1
-                moved = True
-        if not moved:  # cannot happen once the bounds were checked
+        room = {i: (math.inf if curves[i].upper is None else curves[i].upper - amounts[i]) if step > 0
+                else amounts[i] - curves[i].lower for i in order}
+        open_ = [i for i in order if room[i] > 0]
+        if not open_:  # cannot happen once the bounds were checked
             raise ValueError("bounds: cannot place the budget within the bounds")
+        rounds = abs(left) // len(open_)
+        if rounds == 0:
+            for i in open_[:abs(left)]:
+                amounts[i] += step
+            break
+        for i in open_:
+            give = int(min(rounds, room[i]))
+            amounts[i] += step * give
+            left -= step * give
     return amounts
+
+
+def _capped_exp(x: float) -> float:
+    """``exp(x)`` held at :data:`_SPEND_CAP` instead of overflowing."""
+    return _SPEND_CAP if x >= math.log(_SPEND_CAP) else math.exp(x)
