@@ -47,7 +47,13 @@ from growthwheel.customers.pages import customer_href
 from growthwheel.errors import GrowthwheelError, NoDataError
 from growthwheel.insight import clv
 from growthwheel.insight.cohorts import MODES, acquisitions, retention_frame
-from growthwheel.insight.funnels import BREAKDOWNS, DEFAULT_STEPS, funnel_frame, identity_links
+from growthwheel.insight.funnels import (
+    BREAKDOWNS,
+    DEFAULT_STEPS,
+    funnel_frame,
+    funnel_with_stops,
+    identity_links,
+)
 from growthwheel.insight.kpis import FIRST_DAY
 from growthwheel.insight.lifecycle import NO_STAGE, STAGES, lifecycle_report, thresholds_for
 from growthwheel.insight.pages import drill, rfm
@@ -110,6 +116,8 @@ def window_days_of(text: str | None) -> int:
     return max(1, min(MAX_WINDOW_DAYS, days))
 
 
+#: Event types with a name in the catalogues (``event.<type>``); others show as they are.
+EVENT_NAMES = frozenset({"view", "search", "add_to_cart", "checkout", "purchase"})
 #: Most steps the funnel form offers.
 MAX_FUNNEL_STEPS = 8
 #: Breakdown values drawn in the breakdown chart (the table lists them all).
@@ -265,16 +273,22 @@ def funnel_page(
                                        last_day or datetime.now(UTC).date())
         span = timedelta(days=window_days)
 
-        def compute(split_by: str | None) -> Any:
+        def links() -> Any:
             # The identity links (a scan of every event) change only with the warehouse: found
             # once per version for every range, window and breakdown asked (DuckDB's path).
-            links = (_remembered(request, version, ("funnel-links",), lambda: identity_links(events))
-                     if con.name == "duckdb" else None)
+            return (_remembered(request, version, ("funnel-links",), lambda: identity_links(events))
+                    if con.name == "duckdb" else None)
+
+        def compute(split_by: str | None) -> Any:
+            if split_by is None:
+                return funnel_with_stops(events, steps, window=span, start=first_day, end=last,
+                                         links=links())
             return funnel_frame(events, steps, window=span, start=first_day, end=last,
-                                breakdown=split_by, links=links)
+                                breakdown=split_by, links=links())
 
         question = (tuple(steps), window_days, first_day, last)
-        frame = _remembered(request, version, ("funnel", *question, None), lambda: compute(None))
+        frame, stops = _remembered(request, version, ("funnel", *question, None),
+                                   lambda: compute(None))
         split = None
         if breakdown is not None and not frame.empty and frame["entrants"].iloc[0]:
             split = _remembered(request, version, ("funnel", *question, breakdown),
@@ -295,9 +309,21 @@ def funnel_page(
     }
     if frame.empty or not frame["entrants"].iloc[0]:
         return render(request, "insight/funnel.html.j2", {**base, "rows": None}, user=user)
+    t = page_translator(request)
+    names = {e: t(k(f"event.{e}")) if e in EVENT_NAMES else e for e in steps}
+    rows = funnel_rows(frame)
+    for i, row in enumerate(rows):
+        stopped = stops[i]
+        label = (t(k("insight.funnel.drill_label"), step=names[row["event"]], start=first_day.isoformat(),
+                   end=last.isoformat()) if i + 1 < len(steps) else
+                 t(k("insight.funnel.drill_label_done"), start=first_day.isoformat(), end=last.isoformat()))
+        row["stopped"] = format_count(stopped)
+        row["stopped_href"] = drill.customers_href(
+            drill.funnel_stop(steps, window_days, first_day, last, i + 1), last, label
+        ) if stopped else None
     context = {
         **base,
-        "rows": funnel_rows(frame),
+        "rows": rows,
         "entrants": [int(n) for n in frame["entrants"]],
         "events": [str(e) for e in frame["event"]],
         "split": breakdown_rows(split, breakdown, len(steps)) if split is not None and breakdown else None,

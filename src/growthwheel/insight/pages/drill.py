@@ -81,3 +81,11 @@ def cohort_cell(cohort: Any, by: str, period_start: Any = None) -> dict[str, Any
         parts.append({"type": "orders", "measure": "count", "op": ">=", "value": 1,
                       "window": {"from": start.isoformat(), "to": _period_end(start, by).isoformat()}})
     return {"all": parts}
+
+
+def funnel_stop(steps: list[str], window_days: int, first: date, last: date,
+                reached: int) -> dict[str, Any]:
+    """Customers whose furthest step of the funnel (entered between ``first`` and ``last``, with
+    ``window_days`` to convert) was step ``reached``: the funnel page's "stopped here" count."""
+    return {"type": "funnel", "steps": list(steps), "window_days": window_days,
+            "from": first.isoformat(), "to": last.isoformat(), "reached": reached, "exact": True}

@@ -204,6 +204,24 @@
     return group;
   }
 
+  /** A condition the builder cannot edit (a funnel drill-down): shown as a sentence, kept as it is. */
+  function fixedRow(cond) {
+    var row = el("div", { "class": "sb-node sb-cond sb-fixed", "data-kind": "fixed", "data-type": cond.type });
+    row.fixedCondition = cond;
+    var head = el("div", { "class": "sb-head" });
+    head.appendChild(el("strong", {}, [document.createTextNode(L["type_" + cond.type] || cond.type)]));
+    row.appendChild(head);
+    if (cond.type === "funnel") {
+      var values = { from: cond.from, to: cond.to, reached: cond.reached, steps: (cond.steps || []).length,
+                     window: cond.window_days || 14 };
+      var text = String(L[cond.exact === false ? "funnel_at_least" : "funnel_exact"] || "")
+        .replace(/\{(\w+)\}/g, function (m, name) { return name in values ? String(values[name]) : m; });
+      row.appendChild(el("div", { "class": "sb-fields muted" }, [document.createTextNode(text)]));
+    }
+    if (!data.readonly) { row.appendChild(button(L.remove, "remove")); }
+    return row;
+  }
+
   /** A definition node as a row: {"not": X} becomes a none-of group (of X's children when X is an any group). */
   function nodeRow(node, isRoot) {
     if (node && Array.isArray(node.all)) { return groupRow("all", node.all, isRoot); }
@@ -213,6 +231,7 @@
       return groupRow("none", inner && Array.isArray(inner.any) ? inner.any : [inner], isRoot);
     }
     if (isRoot) { return groupRow("all", [node], true); }
+    if (node && node.type && !FIELDS[node.type]) { return fixedRow(node); }
     return conditionRow(node || { type: "orders" });
   }
 
@@ -284,6 +303,7 @@
   function read(row, path) {
     row.setAttribute("data-path", path);
     if (row.getAttribute("data-kind") === "condition") { return readCondition(row); }
+    if (row.getAttribute("data-kind") === "fixed") { return row.fixedCondition; }
     var kind = row.querySelector(":scope > .sb-head [data-field=group]").value;
     var rows = Array.prototype.slice.call(row.querySelector(":scope > .sb-children").children);
     if (kind === "none") {
