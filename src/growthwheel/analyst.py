@@ -318,6 +318,20 @@ def _products_roles(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> An
     return reads.product_roles(con, cfg, p)
 
 
+def _surveys(name: str) -> Read:
+    def read(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> Any:
+        from growthwheel.store.db import migrate, session_scope
+        from growthwheel.surveys import reads, service
+
+        migrate(cfg)
+        with session_scope(cfg) as session:
+            survey = service.get_survey(session, str(p.get("survey") or ""))
+            if name == "segments":
+                return reads.by_segment(session, con, survey, confidence=float(p.get("confidence", 0.95)))
+            return reads.repurchase(session, con, survey, days=int(p.get("days", 90)))
+    return read
+
+
 #: Every named read: ``name → fn(backend, settings, params) → JSON-able answer``.
 READS: dict[str, Read] = {
     "kpis": _kpis,
@@ -338,6 +352,8 @@ READS: dict[str, Read] = {
     "recs_build": _recs("build"),
     "recs_evaluate": _recs("evaluate"),
     "recs_copurchase": _recs("copurchase"),
+    "surveys_segments": _surveys("segments"),
+    "surveys_repurchase": _surveys("repurchase"),
     "inventory_plan": _inventory_plan,
     "products_roles": _products_roles,
 }

@@ -50,7 +50,7 @@ ACCEPTED = {"GMV", "AOV", "RFM", "CLV", "KPI", "SKU", "UTM", "ROI", "ROAS", "CAC
 #: ... product and format names, names of methods and people, and standard codes.
 ACCEPTED |= {"Growthwheel", "Shopify", "Taobao", "Excel", "Parquet", "JSON", "ECharts", "WeChat",
              "Webhook", "SMS", "CUPED", "SRM", "Holm", "Pareto", "Gamma-Gamma", "Shapley", "Markov",
-             "CNY", "ID"}
+             "CNY", "ID", "Wald", "Rocks"}
 #: Units of measure in product names (``洗衣液3kg``).
 ACCEPTED |= {"kg", "g", "ml", "mm", "cm", "L", "XL", "XXL", "pcs"}
 #: Names of more than one word.
@@ -184,6 +184,17 @@ def _seed(cfg: Any, owner: Any, customers: list[str]) -> None:
         scores = clv.compute_scores(backend, horizon=12, time_unit="month", model="bgnbd",
                                     currency=cfg.shop().currency)
     owner.run_write(lambda con: clv.write_scores(con, scores))
+    from growthwheel.surveys import service as surveys
+
+    with session_scope(cfg) as session:  # an NPS survey answered by 40 customers over 80 days
+        survey = surveys.create_survey(session, surveys.SurveySpec(name="购后推荐度", channel="email"),
+                                       actor=ACTOR)
+        for i, customer in enumerate(customers[:40]):
+            comment = {0: "物流很快，质量很好", 4: "包装破损，客服回复很慢"}.get(i % 5)
+            surveys.record_answer(session, survey, surveys.AnswerIn(
+                customer_id=customer, score=(10, 9, 8, 7, 4)[i % 5], comment=comment,
+                channel=("email", "sms")[i % 2],
+                answered_at=datetime(2025, 1, 6, tzinfo=UTC) + timedelta(days=2 * i)))
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +249,7 @@ PAGES = ("/", "/customers", "/segments", "/segments/new", "/experiments", "/expe
          "/journeys/new", "/jobs", "/imports", "/insight/rfm", "/insight/funnel", "/insight/cohorts",
          "/insight/lifecycle", "/insight/clv", "/experiments/pdp-gallery/results", "/marketing/attribution",
          "/marketing/mix",
-         "/alerts", "/reviews", "/reviews/feedback")
+         "/alerts", "/reviews", "/reviews/feedback", "/surveys")
 #: List page → a CSS selector of its rows' links: the first one's page is visited too.
 DETAILS = {
     "/customers": "table a[href^='/customers/']",
@@ -248,6 +259,7 @@ DETAILS = {
     "/coupons": "table a[href^='/coupons/']",
     "/loyalty": "table a[href^='/loyalty/']",
     "/journeys": "table a[href^='/journeys/']",
+    "/surveys": "table a[href^='/surveys/']",
 }
 
 

@@ -4,7 +4,8 @@
 * ``surveys create NAME [--channel C] [--campaign X] [--journey J] [--question-zh Q] [--question-en Q]``
 * ``surveys answer SURVEY --customer ID --score 0..10 [--comment T] [--key K]`` — once per key.
 * ``surveys nps SURVEY [--period week|month] [--confidence 0.95] [--method adjusted_wald|wald] [--json]``
-* ``surveys segments SURVEY [--json]`` — NPS per saved segment (reads the warehouse).
+* ``surveys segments SURVEY [--json]`` — NPS per saved segment (reads the warehouse, through the
+  running server when one owns it: the named reads ``surveys_segments`` / ``surveys_repurchase``).
 * ``surveys repurchase SURVEY [--days 90] [--json]`` — repurchase within N days by NPS group.
 
 Registered lazily in ``cli/lazy.py``. Bad input prints one line naming the option and exits 1.
@@ -26,7 +27,6 @@ from growthwheel.cli.common import (
     print_table,
     settings,
     store_session,
-    warehouse_reader,
 )
 
 surveys_app = typer.Typer(help="NPS surveys: answers, NPS with its interval, segments and repurchase.",
@@ -136,10 +136,10 @@ def segments(
     as_json: JsonOpt = False,
 ) -> None:
     """NPS of each saved segment's current members who answered."""
-    from growthwheel.surveys import reads, service
+    from growthwheel import analyst
 
-    with cli_errors(), store_session() as session, warehouse_reader() as backend:
-        rows = reads.by_segment(session, backend, service.get_survey(session, survey), confidence=confidence)
+    with cli_errors():
+        rows = analyst.run("surveys_segments", {"survey": survey, "confidence": confidence}, settings())
     if as_json:
         print_json(rows)
         return
@@ -153,10 +153,10 @@ def repurchase(
     as_json: JsonOpt = False,
 ) -> None:
     """For promoters, passives and detractors: the share who bought again within --days days."""
-    from growthwheel.surveys import reads, service
+    from growthwheel import analyst
 
-    with cli_errors(), store_session() as session, warehouse_reader() as backend:
-        data = reads.repurchase(session, backend, service.get_survey(session, survey), days=days)
+    with cli_errors():
+        data = analyst.run("surveys_repurchase", {"survey": survey, "days": days}, settings())
     if as_json:
         print_json(data)
         return
