@@ -248,7 +248,7 @@ PAGES = ("/", "/customers", "/segments", "/segments/new", "/experiments", "/expe
          "/promotions", "/promotions/new", "/coupons", "/coupons/new", "/loyalty", "/journeys",
          "/journeys/new", "/jobs", "/imports", "/insight/rfm", "/insight/funnel", "/insight/cohorts",
          "/insight/lifecycle", "/insight/clv", "/experiments/pdp-gallery/results", "/marketing/attribution",
-         "/marketing/mix",
+         "/marketing/mix", "/products/roles",
          "/alerts", "/reviews", "/reviews/feedback", "/surveys")
 #: List page → a CSS selector of its rows' links: the first one's page is visited too.
 DETAILS = {

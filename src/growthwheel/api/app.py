@@ -46,6 +46,8 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.marketing.influencers.api",
     "growthwheel.recs.api",
     "growthwheel.inventory.api",
+    "growthwheel.products.api",
+    "growthwheel.products.pages",
     "growthwheel.marketing.pages",
     "growthwheel.marketing.campaigns.pages",
     "growthwheel.alerts.api",

@@ -420,7 +420,7 @@ def explain(row: dict[str, Any], refs: dict[str, Any], rules: RoleRules, exponen
               f"{_pct(refs['conversion_bar'])} ({rules.potential_conversion_lift:g}× the shop's "
               f"{_pct(refs['shop_conversion'])}), with few views (≤ {refs['views_bar']:g}); {growth}")
         zh = (f"{row['views']} 次浏览带来 {row['orders']} 单：转化率 {_pct(row['conversion'])}，"
-              f"下限 {_pct(row['conversion_low'])}（Wilson）高于门槛 {_pct(refs['conversion_bar'])}"
+              f"下限 {_pct(row['conversion_low'])}（威尔逊区间）高于门槛 {_pct(refs['conversion_bar'])}"
               f"（全店 {_pct(refs['shop_conversion'])} 的 {rules.potential_conversion_lift:g} 倍），"
               f"且浏览少（≤ {refs['views_bar']:g}）；{growth_zh}")
     elif role == "slow_mover":

@@ -71,6 +71,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/loyalty", k("nav.loyalty")),
     ("/journeys", k("nav.journeys")),
     ("/marketing", k("nav.marketing")),
+    ("/products/roles", k("nav.products")),
     ("/alerts", k("nav.alerts")),
     ("/reviews", k("nav.reviews")),
     ("/surveys", k("nav.surveys")),

@@ -39,6 +39,9 @@ STATUS_KEYS = {
 }
 TIER_KEYS = {"head": k("campaigns.tier.head"), "waist": k("campaigns.tier.waist"),
              "tail": k("campaigns.tier.tail"), "koc": k("campaigns.tier.koc")}
+LINK_KEYS = {"promotion": k("campaigns.link.promotion"), "coupon_batch": k("campaigns.link.coupon_batch"),
+             "segment": k("campaigns.link.segment"), "journey": k("campaigns.link.journey"),
+             "influencer": k("campaigns.link.influencer")}
 RANK_KEYS = {"roi": k("campaigns.rank.roi"), "revenue": k("campaigns.rank.revenue"),
              "orders": k("campaigns.rank.orders"), "new_customers": k("campaigns.rank.new_customers")}
 DEFAULT_DAYS = 30
@@ -149,7 +152,7 @@ def campaign_page(campaign_id: str, request: Request, user: PageUser, session: D
         "campaign": campaign, "pace": pace, "review": body, "phases": phase_rows, "axes": axes,
         "axis_keys": axis_keys, "heroes": heroes, "budget": budget, "targets": targets,
         "statuses": STATUS_KEYS, "overall": pace["gmv"]["status"], "error_key": error_key,
-        "links": service.links(session, campaign),
+        "links": service.links(session, campaign), "link_keys": LINK_KEYS,
     }, user=user)
 
 
