@@ -46,7 +46,8 @@ ERRORS_FILE = ROOT / "examples" / "generic" / "order_lines_with_errors.csv"
 WIDTH, HEIGHT = 1366, 900
 
 #: Words a Chinese page may show in Latin letters: the accepted abbreviations (issue 13) ...
-ACCEPTED = {"GMV", "AOV", "RFM", "CLV", "KPI", "SKU", "UTM", "ROI", "ROAS", "CAC", "NPS", "API", "CSV"}
+ACCEPTED = {"GMV", "AOV", "RFM", "CLV", "KPI", "SKU", "UTM", "ROI", "ROAS", "CAC", "NPS", "API", "CSV",
+            "KOL", "KOC"}
 #: ... product and format names, names of methods and people, and standard codes.
 ACCEPTED |= {"Growthwheel", "Shopify", "Taobao", "Excel", "Parquet", "JSON", "ECharts", "WeChat",
              "Webhook", "SMS", "CUPED", "SRM", "Holm", "Pareto", "Gamma-Gamma", "Shapley", "Markov",
@@ -195,6 +196,22 @@ def _seed(cfg: Any, owner: Any, customers: list[str]) -> None:
                 customer_id=customer, score=(10, 9, 8, 7, 4)[i % 5], comment=comment,
                 channel=("email", "sms")[i % 2],
                 answered_at=datetime(2025, 1, 6, tzinfo=UTC) + timedelta(days=2 * i)))
+    from growthwheel.marketing.campaigns import service as campaigns
+    from growthwheel.marketing.campaigns.schemas import CampaignIn, InfluencerIn
+    from growthwheel.marketing.influencers import service as influencers
+
+    with session_scope(cfg) as session:
+        kol = influencers.create(session, InfluencerIn.model_validate({
+            "code": "LJ_2025", "name": "李佳", "platform": "抖音", "followers": 1_200_000,
+            "cost_per_deal": 500_000, "landing_url": "https://shop.example.com/"}), actor=ACTOR)
+        campaigns.create(session, CampaignIn.model_validate({
+            "name": "年货节 2025", "target_gmv": 5_000_000, "target_new_buyers": 40, "target_roi": 3.0,
+            "budget": {"抖音": 300_000}, "links": [{"kind": "influencer", "ref_id": kol.id}],
+            "phases": [{"kind": "warm_up", "name": "蓄水", "starts_on": "2025-01-06",
+                        "ends_on": "2025-01-12"},
+                       {"kind": "peak", "name": "爆发", "starts_on": "2025-01-13", "ends_on": "2025-01-19"},
+                       {"kind": "after_glow", "name": "返场", "starts_on": "2025-01-20",
+                        "ends_on": "2025-01-24"}]}), actor=ACTOR)
 
 
 @pytest.fixture(scope="module")
@@ -248,8 +265,8 @@ PAGES = ("/", "/customers", "/segments", "/segments/new", "/experiments", "/expe
          "/promotions", "/promotions/new", "/coupons", "/coupons/new", "/loyalty", "/journeys",
          "/journeys/new", "/jobs", "/imports", "/insight/rfm", "/insight/funnel", "/insight/cohorts",
          "/insight/lifecycle", "/insight/clv", "/experiments/pdp-gallery/results", "/marketing/attribution",
-         "/marketing/mix", "/products/roles",
-         "/alerts", "/reviews", "/reviews/feedback", "/surveys")
+         "/marketing/mix", "/marketing/campaigns", "/marketing/influencers", "/products/roles",
+         "/alerts", "/surveys", "/reviews", "/reviews/feedback")
 #: List page → a CSS selector of its rows' links: the first one's page is visited too.
 DETAILS = {
     "/customers": "table a[href^='/customers/']",
@@ -259,6 +276,7 @@ DETAILS = {
     "/coupons": "table a[href^='/coupons/']",
     "/loyalty": "table a[href^='/loyalty/']",
     "/journeys": "table a[href^='/journeys/']",
+    "/marketing/campaigns": "table a[href^='/marketing/campaigns/']",
     "/surveys": "table a[href^='/surveys/']",
 }
 
