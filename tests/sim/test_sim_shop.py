@@ -91,7 +91,8 @@ def test_same_seed_gives_identical_files_and_another_seed_different_ones(
 
 
 def test_files_use_generic_columns_and_fill_the_required_ones(demo: Demo) -> None:
-    assert set(demo.paths) == {"products", "customers", "order_lines", "events", "ad_spend", "reviews"}
+    assert set(demo.paths) == {"products", "customers", "order_lines", "events", "ad_spend", "reviews",
+                               "inventory"}
     assert demo.paths["order_lines"].suffix == demo.paths["events"].suffix == ".parquet"
     for name, frame in demo.frames.items():
         table = TABLES[name]

@@ -131,9 +131,10 @@ def sba(y: Matrix, h: int, alpha: float = ALPHA) -> Matrix:
 
 def tsb(y: Matrix, h: int, alpha: float = ALPHA, beta: float = BETA) -> Matrix:
     """Teunter–Syntetos–Babai: probability of demand (smoothed every period, ``beta``) times the
-    demand size (smoothed at demands, ``alpha``); both started at the first demand."""
+    demand size (smoothed at demands, ``alpha``); both started at the first demand, the probability
+    at one over the periods up to it."""
     y = _matrix(y)
-    any_demand, size, _ = _first_demand(y)
+    any_demand, size, first_interval = _first_demand(y)
     started = np.zeros(y.shape[0], dtype=bool)
     z = size.copy()
     prob = np.zeros(y.shape[0])
@@ -141,7 +142,9 @@ def tsb(y: Matrix, h: int, alpha: float = ALPHA, beta: float = BETA) -> Matrix:
         demand = y[:, t]
         hit = demand > 0
         newly = hit & ~started
-        prob = np.where(newly, 1.0, np.where(started, prob + beta * (hit - prob), prob))
+        # started at one demand in the periods up to the first (as Croston's interval)
+        prob = np.where(newly, 1.0 / first_interval,
+                        np.where(started, prob + beta * (hit - prob), prob))
         z = np.where(hit & started, z + alpha * (demand - z), z)
         started |= hit
     rate = np.where(any_demand, prob * z, 0.0)
@@ -186,6 +189,16 @@ def mase_scale(y: Matrix, m: int) -> NDArray[np.float64]:
     return np.where(scale > 0, scale, np.nan)
 
 
+def rmsse_scale(y: Matrix, m: int) -> NDArray[np.float64]:
+    """In-sample root mean squared error of the seasonal naive forecast (NaN where it is 0)."""
+    y = _matrix(y)
+    m = max(1, m)
+    if y.shape[1] <= m:
+        return np.full(y.shape[0], np.nan)
+    scale = np.sqrt(((y[:, m:] - y[:, :-m]) ** 2).mean(axis=1))
+    return np.where(scale > 0, scale, np.nan)
+
+
 @dataclass(frozen=True)
 class Backtest:
     """A rolling-origin backtest.
@@ -195,6 +208,10 @@ class Backtest:
     ``holdout_baseline`` judge that choice and seasonal naive on the last origin only (so the choice
     is not graded on the data it was picked from). ``sigma`` is the per-period RMSE of the chosen
     method over all origins.
+
+    ``rmsse`` and ``holdout_rmsse`` / ``holdout_baseline_rmsse`` are the same with squared errors
+    (RMSE over the in-sample seasonal-naive RMSE, as in the M5 competition): for intermittent items
+    MASE rewards forecasting zero (the median of a mostly-zero series), RMSSE the mean.
     """
 
     methods: tuple[str, ...]
@@ -206,12 +223,22 @@ class Backtest:
     holdout_mase: NDArray[np.float64]
     holdout_baseline: NDArray[np.float64]
     sigma: NDArray[np.float64]
+    rmsse: dict[str, NDArray[np.float64]]
+    holdout_rmsse: NDArray[np.float64]
+    holdout_baseline_rmsse: NDArray[np.float64]
 
     def summary(self) -> dict[str, float]:
         """Mean MASE over SKUs for every method, plus ``selected`` and ``baseline`` on the hold-out."""
         out = {name: _nanmean(self.mase[name]) for name in self.methods}
         out["selected_holdout"] = _nanmean(self.holdout_mase)
         out["baseline_holdout"] = _nanmean(self.holdout_baseline)
+        return out
+
+    def summary_rmsse(self) -> dict[str, float]:
+        """:meth:`summary` with RMSSE instead of MASE."""
+        out = {name: _nanmean(self.rmsse[name]) for name in self.methods}
+        out["selected_holdout"] = _nanmean(self.holdout_rmsse)
+        out["baseline_holdout"] = _nanmean(self.holdout_baseline_rmsse)
         return out
 
     def overall(self) -> str:
@@ -251,15 +278,17 @@ def backtest(y: Matrix, h: int, m: int = 7, origins: int = 4,
     abs_err = {name: np.zeros((n, origins)) for name in names}
     sq_err = {name: np.zeros((n, origins)) for name in names}
     scaled = {name: np.zeros((n, origins)) for name in names}
+    scaled_sq = {name: np.zeros((n, origins)) for name in names}
     for k, cut in enumerate(cuts):
         train, test = y[:, :cut], y[:, cut:cut + h]
         scale = mase_scale(train, m)
+        scale_sq = rmsse_scale(train, m)
         for name in names:
             pred = np.maximum(METHODS[name](train, h, m), 0.0)
             abs_err[name][:, k] = np.abs(test - pred).mean(axis=1)
             sq_err[name][:, k] = ((test - pred) ** 2).mean(axis=1)
             scaled[name][:, k] = abs_err[name][:, k] / scale
-    scale_all = mase_scale(y[:, :cuts[0]], m)
+            scaled_sq[name][:, k] = np.sqrt(sq_err[name][:, k]) / scale_sq
     mae = {name: abs_err[name].mean(axis=1) for name in names}
     mase = {name: _row_nanmean(scaled[name]) for name in names}
     # choose on every origin but the last (ties go to the order of ``names``: baseline first)
@@ -269,8 +298,7 @@ def backtest(y: Matrix, h: int, m: int = 7, origins: int = 4,
         picking = np.stack([sq_err[name][:, :-1].mean(axis=1) for name in names], axis=1)
         best = np.argmin(picking, axis=1)
     else:
-        means = [_nanmean(_row_nanmean(np.sqrt(sq_err[name][:, :-1]) / scale_all[:, None]))
-                 for name in names]
+        means = [_nanmean(_row_nanmean(scaled_sq[name][:, :-1])) for name in names]
         finite = [v if np.isfinite(v) else np.inf for v in means]
         best = np.full(n, int(np.argmin(finite)))
     chosen = [names[i] for i in best]
@@ -278,7 +306,10 @@ def backtest(y: Matrix, h: int, m: int = 7, origins: int = 4,
     holdout = last_scaled[np.arange(n), best]
     sq_all = np.stack([sq_err[name].mean(axis=1) for name in names], axis=1)
     sigma = np.sqrt(sq_all[np.arange(n), best])
-    return Backtest(names, tuple(cuts), h, mae, mase, chosen, holdout, scaled[BASELINE][:, -1], sigma)
+    last_sq = np.stack([scaled_sq[name][:, -1] for name in names], axis=1)
+    rmsse = {name: _row_nanmean(scaled_sq[name]) for name in names}
+    return Backtest(names, tuple(cuts), h, mae, mase, chosen, holdout, scaled[BASELINE][:, -1], sigma,
+                    rmsse, last_sq[np.arange(n), best], scaled_sq[BASELINE][:, -1])
 
 
 def _row_nanmean(values: Matrix) -> NDArray[np.float64]:

@@ -242,6 +242,7 @@ def plan(con: Any, options: PlanOptions | None = None) -> dict[str, Any]:
         for name in result.chosen:
             counts[name] = counts.get(name, 0) + 1
         backtest = {"mase": {k: _finite(v, 4) for k, v in result.summary().items()},
+                    "rmsse": {k: _finite(v, 4) for k, v in result.summary_rmsse().items()},
                     "chosen": counts, "overall": result.overall(), "origins": len(result.origins),
                     "horizon": result.horizon, "season": season}
     return {

@@ -15,7 +15,7 @@ from growthwheel.errors import ConfigError
 from growthwheel.warehouse import db, ingest
 
 #: Import order: the catalogue and customers first, so facts can refer to them.
-IMPORT_ORDER = ("products", "customers", "order_lines", "events", "ad_spend", "reviews")
+IMPORT_ORDER = ("products", "customers", "order_lines", "events", "ad_spend", "reviews", "inventory")
 MARKER = "demo.json"
 DEMO_SHOP = ShopSettings(
     name="生长轮演示店", currency="CNY", timezone="Asia/Shanghai"

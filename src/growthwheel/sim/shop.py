@@ -32,6 +32,7 @@ from growthwheel.sim import (
     reviews,
     seasons,
     sessions,
+    stock,
     text,
 )
 from growthwheel.sim.seasons import DAY, Calendar
@@ -41,7 +42,7 @@ Array = npt.NDArray[Any]
 CURRENCY = "CNY"
 TIMEZONE = "Asia/Shanghai"
 SHOP_URL = "https://shop.example.cn"
-TABLES = ("products", "customers", "order_lines", "events", "ad_spend", "reviews")
+TABLES = ("products", "customers", "order_lines", "events", "ad_spend", "reviews", "inventory")
 PARQUET_TABLES = ("order_lines", "events")
 GENERATOR_VERSION = 1
 
@@ -319,6 +320,10 @@ def simulate(
         }
     )
 
+    say("stock")
+    line_day = np.asarray(od.ordered_at, dtype=np.int64)[od.line_order] // DAY
+    inventory, stock_truth = stock.simulate_stock(seed, start, days, cat, od.line_sku, line_day,
+                                                  od.line_quantity)
     tables = {
         "products": products,
         "customers": cust_table,
@@ -326,6 +331,7 @@ def simulate(
         "events": events,
         "ad_spend": ad_spend,
         "reviews": review_table,
+        "inventory": inventory,
     }
     truth: dict[str, Any] = {
         "generator": {
@@ -350,6 +356,7 @@ def simulate(
         "funnel": sessions.describe(ss),
         "reviews": reviews.describe(rv),
         "anomalies": anomalies.describe([cac_incident, drop_incident, review_incident]),
+        "inventory": stock_truth,
         "counts": {
             "customers": customers_count,
             "orders": n_o,
