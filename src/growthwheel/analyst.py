@@ -318,6 +318,13 @@ def _products_roles(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> An
     return reads.product_roles(con, cfg, p)
 
 
+def _voice_sync(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> Any:
+    from growthwheel.store.db import session_scope
+    from growthwheel.voice import service
+    with session_scope(cfg) as session:
+        return service.sync(session, con)
+
+
 def _surveys(name: str) -> Read:
     def read(con: BaseBackend, cfg: Settings, p: Mapping[str, Any]) -> Any:
         from growthwheel.store.db import migrate, session_scope
@@ -356,6 +363,7 @@ READS: dict[str, Read] = {
     "surveys_repurchase": _surveys("repurchase"),
     "inventory_plan": _inventory_plan,
     "products_roles": _products_roles,
+    "voice_sync": _voice_sync,
 }
 
 

@@ -70,3 +70,37 @@ def test_analyse_prints_sentiment_and_aspects() -> None:
     bad = runner.invoke(app, ["voice", "analyse", "x", "--lang", "fr"])
     assert bad.exit_code == 1
     assert "--lang" in bad.output
+
+
+def test_the_worker_job_queues_imported_reviews(tmp_path: Path) -> None:
+    """A generic review import, then ``voice.sync`` through the scheduler: the negative ones are
+    queued once; a second run finds nothing new."""
+    from datetime import UTC, datetime
+
+    from growthwheel.config import Settings
+    from growthwheel.jobs import scheduler, tasks
+    from growthwheel.store.db import migrate, session_scope
+    from growthwheel.voice import service
+    from growthwheel.warehouse import ingest
+
+    assert "voice.sync" in {s.kind for s in tasks.DEFAULT_SCHEDULES}
+    generic = Path(__file__).resolve().parents[2] / "examples" / "generic" / "reviews.csv"
+    cfg = Settings(data_dir=tmp_path / "data", database_url=None)
+    ingest.import_files("reviews", [generic], cfg=cfg)
+    migrate(cfg)
+    now = datetime(2024, 4, 1, 2, tzinfo=UTC)
+    with session_scope(cfg) as session:
+        scheduler.put_schedule(session, scheduler.ScheduleSpec("voice.sync", "voice.sync", every_seconds=300),
+                               now=now, timezone="Asia/Shanghai")
+    outcomes = scheduler.run_due(cfg, worker="w", clock=lambda: now, timezone="Asia/Shanghai")
+    assert [o.status for o in outcomes] == ["succeeded"], outcomes
+    with session_scope(cfg) as session:
+        cases = service.list_cases(session)
+        assert cases
+        assert all(c.rating <= 2 or c.sentiment < 0.5 for c in cases)
+        first = len(cases)
+    again = runner.invoke(app, ["--data-dir", str(cfg.data_dir), "voice", "sync"])
+    assert again.exit_code == 0, again.output
+    assert "0 new cases" in again.output
+    with session_scope(cfg) as session:
+        assert len(service.list_cases(session)) == first

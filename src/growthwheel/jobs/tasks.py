@@ -286,6 +286,20 @@ def alerts_evaluate(ctx: JobContext) -> dict[str, Any]:
     return found
 
 
+# ---------------------------------------------------------------------------------------------
+# Voice of the customer
+# ---------------------------------------------------------------------------------------------
+
+
+@job("voice.sync")
+def voice_sync(ctx: JobContext) -> dict[str, Any]:
+    """Open service-queue cases for the reviews imported since the last sync (negative, unanswered)."""
+    from growthwheel import analyst
+
+    done: dict[str, Any] = analyst.run("voice_sync", {}, ctx.cfg)
+    return done
+
+
 DEFAULT_SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec("loyalty.expire_points", "loyalty.expire_points", daily_at="00:05"),
     ScheduleSpec("loyalty.sync_members", "loyalty.sync_members", daily_at="00:10"),
@@ -299,6 +313,7 @@ DEFAULT_SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec("facts.drain", "facts.drain", every_seconds=10),
     ScheduleSpec("recs.refresh", "recs.refresh", daily_at="03:00"),
     ScheduleSpec("alerts.evaluate", "alerts.evaluate", daily_at="06:30"),
+    ScheduleSpec("voice.sync", "voice.sync", every_seconds=5 * MINUTE),
     ScheduleSpec("reports.review:week", "reports.review", daily_at="07:00", params={"period": "week"}),
     ScheduleSpec("reports.review:month", "reports.review", daily_at="07:00", params={"period": "month"}),
 ]

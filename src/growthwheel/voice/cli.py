@@ -3,7 +3,8 @@
 * ``voice analyse TEXT… [--lang zh|en|auto] [--json]`` — sentiment and aspects of texts.
 * ``voice import FILE [--format generic|taobao] [--json]`` — review file into the warehouse and its
   negative, unanswered reviews into the queue (the warehouse must not be held by a server).
-* ``voice sync`` — open the cases of reviews imported since the last sync.
+* ``voice sync`` — open the cases of reviews imported since the last sync (the worker's
+  ``voice.sync`` job does it every five minutes; through the server when one owns the warehouse).
 * ``voice queue [--status open|claimed|replied|closed|all] [--json]`` — the queue with time left.
 * ``voice claim --as EMAIL`` / ``voice reply ID --as EMAIL (--text T | --template K)`` /
   ``voice release ID --as EMAIL`` / ``voice close ID --as EMAIL`` — the moves.
@@ -81,20 +82,14 @@ def import_cmd(
 
 @voice_app.command("sync")
 def sync_cmd() -> None:
-    """Open the cases of reviews imported since the last sync."""
-    from growthwheel.store.db import migrate, session_scope
-    from growthwheel.voice import service
-    from growthwheel.warehouse import connect
+    """Open the cases of reviews imported since the last sync (beside a running server too)."""
+    from growthwheel import analyst
+    from growthwheel.store.db import migrate
 
     with cli_errors():
         cfg = current_settings()
         migrate(cfg)
-        con = connect(cfg)
-        try:
-            with session_scope(cfg) as session:
-                done = service.sync(session, con)
-        finally:
-            con.disconnect()
+        done = analyst.run("voice_sync", {}, cfg)
     out.print(f"{done['read']} reviews read, {done['opened']} new cases")
 
 
