@@ -274,4 +274,27 @@ def clearance_definition(skus: list[str], discount_percent: int) -> dict[str, An
             "conditions": {"skus": sorted(set(skus))}}
 
 
-__all__ = ["PlanOptions", "at_risk", "clearance_definition", "daily_demand", "plan", "slow_movers"]
+def save(session: Any, report: dict[str, Any], now: Any) -> Any:
+    """Store ``report`` as the latest plan (the caller owns the transaction); returns the row."""
+    from growthwheel.inventory.models import InventoryPlan
+
+    row = InventoryPlan(computed_at=now, as_of=report["as_of"], skus=report["skus"],
+                        reorder=sum(1 for it in report["items"] if it["reorder_now"]),
+                        at_risk=len(at_risk(report)), report=report)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def latest(session: Any) -> Any:
+    """The most recently stored plan, or ``None``."""
+    from sqlalchemy import select
+
+    from growthwheel.inventory.models import InventoryPlan
+
+    return session.execute(select(InventoryPlan).order_by(InventoryPlan.computed_at.desc(),
+                                                          InventoryPlan.id.desc()).limit(1)).scalar()
+
+
+__all__ = ["PlanOptions", "at_risk", "clearance_definition", "daily_demand", "latest", "plan", "save",
+           "slow_movers"]

@@ -271,6 +271,28 @@ def recs_refresh(ctx: JobContext) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Inventory
+# ---------------------------------------------------------------------------------------------
+
+
+@job("inventory.refresh")
+def inventory_refresh(ctx: JobContext) -> dict[str, Any]:
+    """Recompute the inventory plan (forecasts, safety stock, reorder points, risks, slow movers)
+    from the warehouse (read in the server when one owns it) and store it for the console."""
+    from growthwheel import analyst
+    from growthwheel.inventory import service
+
+    try:
+        report = analyst.run("inventory_plan", dict(ctx.params), ctx.cfg)
+    except NoDataError as exc:  # nothing sold or stocked yet: not a failure
+        return {"skipped": exc.message}
+    with ctx.transaction() as session:
+        row = service.save(session, report, ctx.now)
+        return {"plan": row.id, "as_of": row.as_of, "skus": row.skus, "reorder": row.reorder,
+                "at_risk": row.at_risk}
+
+
+# ---------------------------------------------------------------------------------------------
 # Alerts
 # ---------------------------------------------------------------------------------------------
 
@@ -312,6 +334,7 @@ DEFAULT_SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec("journeys.learn", "journeys.learn", daily_at="00:20"),
     ScheduleSpec("facts.drain", "facts.drain", every_seconds=10),
     ScheduleSpec("recs.refresh", "recs.refresh", daily_at="03:00"),
+    ScheduleSpec("inventory.refresh", "inventory.refresh", daily_at="03:30"),
     ScheduleSpec("alerts.evaluate", "alerts.evaluate", daily_at="06:30"),
     ScheduleSpec("voice.sync", "voice.sync", every_seconds=5 * MINUTE),
     ScheduleSpec("reports.review:week", "reports.review", daily_at="07:00", params={"period": "week"}),

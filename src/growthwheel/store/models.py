@@ -4,6 +4,7 @@ from growthwheel.accounts import models as accounts_models  # noqa: F401
 from growthwheel.alerts import models as alerts_models  # noqa: F401
 from growthwheel.experiments import models as experiments_models  # noqa: F401
 from growthwheel.facts import models as facts_models  # noqa: F401
+from growthwheel.inventory import models as inventory_models  # noqa: F401
 from growthwheel.jobs import models as jobs_models  # noqa: F401
 from growthwheel.journeys import models as journeys_models  # noqa: F401
 from growthwheel.journeys.channels import models as channels_models  # noqa: F401
