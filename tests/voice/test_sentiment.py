@@ -96,3 +96,28 @@ def test_negators_flip_opinion_words() -> None:
     assert aspects.lexicon_polarity("it isn't bad", "en") > 0
     assert analyse([""]) [0].aspects == []
     assert analyse([]) == []
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_aspects_of_the_simulators_sentences_match_how_they_were_written(lang: str) -> None:
+    """The demo's sentence pools carry their aspect by construction: every delivery complaint is a
+    negative logistics mention, and the aspect-specific praise and complaints land on their aspect."""
+    pools = sim_reviews._ZH if lang == "zh" else sim_reviews._EN
+    item = "东西" if lang == "zh" else "item"
+
+    def found(kind: str, i: int) -> set[tuple[str, str]]:
+        text = pools[kind][i].format(item=item)
+        return {(m.aspect, m.polarity) for m in analyse([text], lang)[0].aspects}
+
+    for i in range(len(pools["delivery_neg"])):
+        assert ("logistics", "negative") in found("delivery_neg", i)
+    for i in range(len(pools["delivery_mid"])):
+        assert ("logistics", "negative") in found("delivery_mid", i)
+    assert ("quality", "positive") in found("pos", 0)
+    assert ("packaging", "positive") in found("pos", 1)
+    assert ("price", "positive") in found("pos", 2)
+    assert ("service", "positive") in found("pos", 4)
+    assert ("logistics", "positive") in found("pos", 5)
+    assert {("quality", "negative"), ("price", "negative")} <= found("neg", 1)
+    assert ("quality", "negative") in found("neg", 2)
+    assert ("service", "negative") in found("neg", 3)

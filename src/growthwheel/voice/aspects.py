@@ -34,7 +34,7 @@ ASPECTS: dict[str, dict[str, tuple[str, ...]]] = {
     "price": {
         "zh": ("价格", "价钱", "性价比", "便宜", "贵", "划算", "实惠", "值这个价", "不值", "活动价",
                "优惠", "价位", "对得起这个价"),
-        "en": ("price", "value", "cheap", "expensive", "worth", "money", "overpriced", "deal",
+        "en": ("price", "value", "cheap", "expensive", "worth", "overpriced", "deal",
                "bargain", "cost"),
     },
     "logistics": {
@@ -78,7 +78,8 @@ OPINION: dict[str, dict[str, int]] = {
         **dict.fromkeys(("好", "很好", "不错", "满意", "喜欢", "快", "很快", "便宜", "划算", "实惠",
                          "用心", "完好", "精致", "精细", "舒服", "新鲜", "好吃", "好看", "好用",
                          "给力", "及时", "热情", "耐心", "值", "超值", "推荐", "结实", "扎实",
-                         "稳定", "合身", "标准", "显瘦", "服帖", "放心", "一致", "清晰"), 1),
+                         "稳定", "合身", "标准", "显瘦", "服帖", "放心", "一致", "清晰", "柔软",
+                         "舒适", "很新"), 1),
         **dict.fromkeys(("差", "慢", "太慢", "坏", "破损", "粗糙", "失望", "贵", "不值", "难吃",
                          "难用", "瑕疵", "漏", "色差", "偏大", "偏小", "拖", "差评", "敷衍",
                          "不符", "异味", "过期", "退款", "退货", "没解决", "不理", "变形", "等了",
@@ -89,12 +90,13 @@ OPINION: dict[str, dict[str, int]] = {
                          "love", "loves", "nice", "happy", "cheap", "cheaper", "value", "helpful",
                          "fresh", "tasty", "delicious", "comfortable", "sturdy", "solid",
                          "solidly", "well", "carefully", "flattering", "fine", "works",
-                         "recommend", "stable", "practical", "tidy"), 1),
+                         "recommend", "stable", "practical", "tidy", "soft"), 1),
         **dict.fromkeys(("bad", "poor", "slow", "late", "broke", "broken", "damaged", "defective",
                          "disappointed", "disappointing", "expensive", "overpriced", "cheaply",
                          "flaws", "flaw", "stale", "tight", "rude", "useless", "terrible",
                          "awful", "worst", "leaked", "leaking", "crushed", "refund",
-                         "returned", "chase", "different", "week", "weeks"), -1),
+                         "returned", "chase", "different", "week", "weeks", "took", "wait", "waited",
+                         "waiting"), -1),
     },
 }
 _NEG_ZH = ("不", "没", "没有", "别", "无", "未")
