@@ -137,7 +137,14 @@ def test_bad_input_is_a_4xx_naming_the_field(client: TestClient) -> None:
     body = data.campaign_body([])
     body["budget"] = {"douyin": -1}
     assert "budget" in problem(client.post("/api/v1/marketing/campaigns", json=body), 422)
+    body = data.campaign_body([])
+    body["phases"][0]["starts_on"] = "0001-01-01"  # type: ignore[index]
+    assert "starts_on" in problem(client.post("/api/v1/marketing/campaigns", json=body), 422)
     ok(client.post("/api/v1/marketing/campaigns", json=data.campaign_body([])), 201)
+    assert "as_of" in problem(client.get("/api/v1/marketing/campaigns/Double 11 2024/pacing",
+                                         params={"as_of": "0001-01-01"}), 422)
+    assert "to" in problem(client.get("/api/v1/marketing/influencers/report",
+                                      params={"from": "2024-11-01", "to": "9999-12-31"}), 422)
     assert "name" in problem(client.post("/api/v1/marketing/campaigns", json=data.campaign_body([])), 409)
     problem(client.get("/api/v1/marketing/campaigns/none/pacing"), 404)
     assert "followers" in problem(client.post("/api/v1/marketing/influencers",

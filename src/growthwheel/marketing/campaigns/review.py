@@ -31,6 +31,7 @@ from ibis import _
 
 from growthwheel.errors import InvalidArgumentError
 from growthwheel.marketing.campaigns import pacing
+from growthwheel.marketing.campaigns.schemas import check_day
 from growthwheel.warehouse.schema import PAID_STATUSES
 
 HEROES = 5
@@ -69,6 +70,13 @@ def last_order_day(con: Any) -> date | None:
     return value if isinstance(value, date) else None
 
 
+def _checked(as_of: date | None) -> date | None:
+    try:
+        return check_day(as_of, "as_of")
+    except ValueError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+
+
 def _window(phases: Sequence[pacing.Phase]) -> tuple[date, date]:
     return phases[0].starts_on, phases[-1].ends_on
 
@@ -84,7 +92,7 @@ def pace(con: Any, campaign: Any, phases: Sequence[pacing.Phase], *, as_of: date
     if not phases:
         raise InvalidArgumentError("phases: the campaign has none")
     start, end = _window(phases)
-    as_of = as_of or last_order_day(con) or start
+    as_of = _checked(as_of) or last_order_day(con) or start
     series = daily(con, start, end)
     history = None
     if campaign.profile == "last_year":
@@ -168,7 +176,7 @@ def review(con: Any, campaign: Any, phases: Sequence[pacing.Phase], *, influence
     if not phases:
         raise InvalidArgumentError("phases: the campaign has none")
     start, end = _window(phases)
-    as_of = as_of or last_order_day(con) or end
+    as_of = _checked(as_of) or last_order_day(con) or end
     window = _paid(con).filter((_.order_date >= start) & (_.order_date <= end))
     ops = _rows(window.aggregate(gmv=_.total_amount.sum(), orders=_.count(),
                                  discount=_.discount_amount.sum(), refunded=_.refunded_amount.sum()))[0]

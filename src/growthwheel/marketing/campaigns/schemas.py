@@ -13,6 +13,15 @@ PhaseKind = Literal["warm_up", "peak", "after_glow"]
 LinkKind = Literal["promotion", "coupon_batch", "segment", "journey", "influencer"]
 Profile = Literal["linear", "last_year"]
 MAX_DAYS = 366
+#: Days a campaign, a pacing date or a report may name (dates a year either side stay computable).
+MIN_DAY, MAX_DAY = date(2000, 1, 1), date(2100, 12, 31)
+
+
+def check_day(value: date | None, field: str) -> date | None:
+    """``value`` if between :data:`MIN_DAY` and :data:`MAX_DAY` (else a ValueError naming ``field``)."""
+    if value is not None and not MIN_DAY <= value <= MAX_DAY:
+        raise ValueError(f"{field}: between {MIN_DAY} and {MAX_DAY}")
+    return value
 
 
 class PhaseIn(BaseModel):
@@ -26,6 +35,8 @@ class PhaseIn(BaseModel):
 
     @model_validator(mode="after")
     def _days(self) -> PhaseIn:
+        check_day(self.starts_on, "starts_on")
+        check_day(self.ends_on, "ends_on")
         if self.ends_on < self.starts_on:
             raise ValueError("ends_on: on or after starts_on")
         return self

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError, NoDataError
-from growthwheel.marketing.campaigns.schemas import InfluencerIn
+from growthwheel.marketing.campaigns.schemas import InfluencerIn, check_day
 from growthwheel.marketing.influencers.models import Influencer
 from growthwheel.marketing.influencers.tiers import TIERS, tier_of
 
@@ -142,6 +142,11 @@ def report(con: Any, influencers: Sequence[Influencer], *, start: date, end: dat
         raise InvalidArgumentError(f"rank_by: one of {', '.join(RANK_BY)}")
     if end < start:
         raise InvalidArgumentError("to: must be on or after from")
+    for value, name in ((start, "from"), (end, "to")):
+        try:
+            check_day(value, name)
+        except ValueError as exc:
+            raise InvalidArgumentError(str(exc)) from None
     credited: dict[str, dict[str, Any]] = {}
     if influencers:
         codes = {inf.code: inf.code for inf in influencers}
