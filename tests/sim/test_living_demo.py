@@ -180,3 +180,34 @@ def test_the_demo_nps_intervals_cover_the_true_nps(shop: tuple[Settings, living.
         assert row["low"] <= known["true_nps"] <= row["high"], (name, row, known)
         checked += 1
     assert checked >= 2
+
+
+def test_the_review_queue_holds_the_demos_negative_reviews(shop: tuple[Settings, living.Acted]) -> None:
+    """Every 1–2-star review of the history is a case; the team's past answers are replied, some
+    late (breached); the last three days' cases are open; the bad batch shows as a quality (or
+    packaging) problem of its SKU in the product feedback."""
+    from datetime import UTC, datetime
+
+    from growthwheel.voice import feedback, service
+    from growthwheel.voice.models import ReviewCase
+    from growthwheel.warehouse import connect
+
+    cfg, acted = shop
+    truth = json.loads((cfg.data_dir / "ground_truth.json").read_text("utf-8"))
+    backend = connect(cfg)
+    try:
+        t = backend.table("reviews")
+        low = int(t.filter(t.rating <= 2).count().execute())
+        spike = next(a for a in truth["anomalies"] if a["kind"] == "negative_review_spike")
+        first, last = date.fromisoformat(spike["first_day"]), date.fromisoformat(spike["last_day"])
+        worse = feedback.trends(feedback.load(backend, first, last, spike["value"]), first, last)
+    finally:
+        backend.disconnect()
+    assert acted.counts["review_cases"] == count(cfg, ReviewCase) >= low > 0
+    with session_scope(cfg) as session:
+        now = datetime.now(UTC)
+        cases = [service.case_out(c, now=now) for c in service.list_cases(session, limit=100_000)]
+    replied = [c for c in cases if c["status"] == "replied"]
+    assert len(replied) == acted.counts["review_replies"] > 0
+    assert 0 < sum(c["breached"] for c in replied) < len(replied)
+    assert {a.aspect for a in worse} & {"quality", "packaging"}

@@ -28,6 +28,10 @@ first open:
   imported, and the goal checked 31 days later;
 * **an NPS survey** — about a third of the customers answer through survey links, with a known true
   NPS per latent class (``sim.surveys``; truth under ``surveys`` in ``ground_truth.json``).
+* **the review service queue** — the history's negative reviews become cases (``voice.service.sync``);
+  the service team answered those written before the last three days with the suggested template,
+  1–60 hours after the review (so about one in five breached the 48-hour deadline); the last
+  three days' cases are still open.
 
 The acts live by concern in ``sim.acting_members`` (members, CLV, segments), ``sim.acting_selling``
 (promotions, coupons, social selling) and ``sim.acting_measures`` (experiment, journey).
@@ -147,6 +151,8 @@ def bring_to_life(
         survey_sim.answer(cfg, owner, shop, seed, acted)
         tell("alerts over the history")
         _alerts(cfg, owner, end, acted)
+        tell("the review service queue")
+        _voice(cfg, owner, end, seed, acted)
         from growthwheel.facts import service as facts
 
         drained = owner.run_serial(
@@ -177,6 +183,39 @@ def _alerts(cfg: Settings, owner: WarehouseOwner, end: date, acted: Acted) -> No
         alerts.ensure_builtin_rules(session, actor="demo")
         done = alerts.evaluate(session, con, today=end, since=end - timedelta(days=300))
     acted.add("alerts", done.new_alerts)
+
+
+def _voice(cfg: Settings, owner: WarehouseOwner, end: date, seed: int, acted: Acted) -> None:
+    """Negative reviews into the queue; the team's past answers (see the module docstring)."""
+    from datetime import UTC, datetime, time, timedelta
+
+    from sqlalchemy import select, update
+
+    from growthwheel.voice import service as voice
+    from growthwheel.voice import templates
+    from growthwheel.voice.models import ReviewCase
+
+    with owner.read() as con, session_scope(cfg) as session:
+        opened = voice.sync(session, con)["opened"]
+    cutoff = datetime.combine(end - timedelta(days=3), time(), UTC)
+    rng = np.random.default_rng(seed + 1616)
+    with session_scope(cfg) as session:
+        rows = session.execute(select(ReviewCase.id, ReviewCase.review_created_at, ReviewCase.language,
+                                      ReviewCase.aspects)
+                               .where(ReviewCase.status == "open", ReviewCase.review_created_at < cutoff)
+                               .order_by(ReviewCase.id)).all()
+        hours = rng.uniform(1.0, 60.0, len(rows))
+        moves = []
+        for (case_id, written, lang, aspects), h in zip(rows, hours.tolist(), strict=True):
+            key = templates.suggest([a.get("aspect", "") for a in aspects if a.get("polarity") == "negative"])
+            at = written + timedelta(hours=h)
+            moves.append({"id": case_id, "status": "replied", "owner": "service@demo.example",
+                          "claimed_at": at - timedelta(minutes=20), "reply": templates.render(key, lang),
+                          "template": key, "replied_at": at, "updated_at": at})
+        if moves:
+            session.execute(update(ReviewCase), moves)
+    acted.add("review_cases", opened)
+    acted.add("review_replies", len(moves))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -73,13 +73,15 @@ def open_cases(session: Session, reviews: Sequence[Mapping[str, Any]], *,
     if not reviews:
         return 0
     now = now or utcnow()
+    # 4–5 stars never open a case, and neither does a review answered elsewhere: not analysed
+    reviews = [r for r in reviews if int(r["rating"]) <= 3 and not r.get("replied")]
     texts = [" ".join(filter(None, [str(r.get("title") or ""), str(r.get("body") or "")])) for r in reviews]
     langs = [r.get("language") if r.get("language") in ("zh", "en") else None for r in reviews]
     analyses = analyse(texts)
     opened = 0
     for review, analysis, lang in zip(reviews, analyses, langs, strict=True):
         rating = int(review["rating"])
-        if review.get("replied") or not is_negative(rating, analysis):
+        if not is_negative(rating, analysis):
             continue
         answer = str(review.get("reply") or "").strip()[:MAX_REPLY] or None
         written = _aware(review["created_at"])
