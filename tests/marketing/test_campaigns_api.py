@@ -105,6 +105,8 @@ def test_campaign_pacing_review_and_influencers(client: TestClient) -> None:
     assert html.status_code == 200
     assert "活动复盘" in html.text
     assert "Double 11 2024" in html.text
+    assert "My shop" in html.text  # the shop's name
+    assert 'data-kind="peak"' in html.text
     assert "https://" not in html.text.split("<script")[0]  # nothing fetched from a network
     assert "echarts" in html.text
 

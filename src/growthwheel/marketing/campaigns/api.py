@@ -119,4 +119,5 @@ def get_report(key: Key, request: Request, principal: Reader, session: DbSession
     with owner.read() as con:
         body = review.review(con, campaign, phases, influencer_cost=cost, as_of=as_of)
         pace = review.pace(con, campaign, phases, as_of=as_of)
-    return HTMLResponse(html_report.render(body, pace, currency=cfg.shop().currency))
+    shop = cfg.shop()
+    return HTMLResponse(html_report.render(body, pace, currency=shop.currency, shop_name=shop.name))

@@ -196,7 +196,8 @@ def review_cmd(key: Annotated[str, typer.Argument(help="Campaign id or name")],
             pace = review.pace(con, campaign, phases, as_of=day) if out_file else None
         if out_file is not None:
             assert pace is not None
-            html = report.render(body, pace, currency=current_settings().shop().currency)
+            shop = current_settings().shop()
+            html = report.render(body, pace, currency=shop.currency, shop_name=shop.name)
             try:
                 out_file.write_text(html, encoding="utf-8")
             except OSError as exc:
