@@ -104,3 +104,22 @@ def test_the_worker_job_queues_imported_reviews(tmp_path: Path) -> None:
     assert "0 new cases" in again.output
     with session_scope(cfg) as session:
         assert len(service.list_cases(session)) == first
+
+
+def test_a_late_import_of_older_reviews_is_not_skipped(tmp_path: Path) -> None:
+    """Sync follows the imports, not the reviews' dates: an export of last month's reviews imported
+    after today's API reviews still opens its cases; re-importing changes nothing."""
+    base = ["--data-dir", str(tmp_path / "data"), "voice"]
+    head = "review_id,sku,rating,created_at,body,language\n"
+    (tmp_path / "new.csv").write_text(head + "N1,S1,1,2026-03-10T10:00:00+08:00,质量太差了，很失望,zh\n",
+                                      encoding="utf-8")
+    (tmp_path / "old.csv").write_text(head + "O1,S1,2,2026-02-01T10:00:00+08:00,物流太慢了，等了十天,zh\n"
+                                      "O2,S1,5,2026-02-02T10:00:00+08:00,很好,zh\n", encoding="utf-8")
+    first = json.loads(runner.invoke(app, [*base, "import", str(tmp_path / "new.csv"), "--json"]).output)
+    assert first["sync"] == {"read": 1, "opened": 1}
+    late = json.loads(runner.invoke(app, [*base, "import", str(tmp_path / "old.csv"), "--json"]).output)
+    assert late["sync"] == {"read": 2, "opened": 1}
+    again = json.loads(runner.invoke(app, [*base, "import", str(tmp_path / "old.csv"), "--json"]).output)
+    assert again["sync"]["opened"] == 0
+    queue = json.loads(runner.invoke(app, [*base, "queue", "--json"]).output)
+    assert [c["review_id"] for c in queue["cases"]] == ["O1", "N1"]

@@ -105,27 +105,48 @@ def open_cases(session: Session, reviews: Sequence[Mapping[str, Any]], *,
 
 
 def sync(session: Session, con: Any, *, now: datetime | None = None) -> dict[str, int]:
-    """Open cases for the warehouse's reviews written after the last one synced (by
-    ``created_at``, then ``review_id``); return how many reviews were read and cases opened."""
+    """Open cases for the warehouse's reviews that arrived since the last sync; return how many
+    reviews were read and cases opened.
+
+    "Arrived" is told by the import that wrote each row (``_import_id``, committed in the order of
+    ``_imports.finished_at``), so a late import of old reviews is seen too; a warehouse without that
+    bookkeeping falls back to ``created_at`` order."""
     if "reviews" not in con.list_tables():
         return {"read": 0, "opened": 0}
     state = session.get(VoiceState, SYNC_KEY)
     t = con.table("reviews")
-    expr = t
-    if state is not None:
-        at, _, rid = state.value.partition("|")
-        since = datetime.fromisoformat(at)
-        expr = t.filter((t.created_at > since.replace(tzinfo=None))
-                        | ((t.created_at == since.replace(tzinfo=None)) & (t.review_id > rid)))
     cols = ["review_id", "sku", "rating", "created_at", "title", "body", "language", "customer_id",
             "order_id"]
-    rows = expr.select(*cols).order_by(["created_at", "review_id"]).to_pyarrow().to_pylist()
+    by_import = "_imports" in con.list_tables() and "_import_id" in t.columns
+    value: str | None = None
+    if by_import:
+        imports = con.table("_imports")
+        imports = imports.filter(imports.table_name == "reviews")
+        if state is not None and state.value.startswith("imp|"):
+            _, at, iid = state.value.split("|", 2)
+            since = datetime.fromisoformat(at).replace(tzinfo=None)
+            imports = imports.filter((imports.finished_at > since)
+                                     | ((imports.finished_at == since) & (imports.import_id > iid)))
+        done = (imports.select("import_id", "finished_at").order_by(["finished_at", "import_id"])
+                .to_pyarrow().to_pylist())
+        ids = [d["import_id"] for d in done]
+        rows = (t.filter(t._import_id.isin(ids)).select(*cols).order_by(["created_at", "review_id"])
+                .to_pyarrow().to_pylist()) if ids else []
+        if done:
+            value = f"imp|{_aware(done[-1]['finished_at']).isoformat()}|{done[-1]['import_id']}"
+    else:
+        expr = t
+        if state is not None and not state.value.startswith("imp|"):
+            at, _, rid = state.value.partition("|")
+            since = datetime.fromisoformat(at).replace(tzinfo=None)
+            expr = t.filter((t.created_at > since) | ((t.created_at == since) & (t.review_id > rid)))
+        rows = expr.select(*cols).order_by(["created_at", "review_id"]).to_pyarrow().to_pylist()
+        if rows:
+            value = f"{_aware(rows[-1]['created_at']).isoformat()}|{rows[-1]['review_id']}"
     opened = 0
     for start in range(0, len(rows), 2000):
         opened += open_cases(session, rows[start:start + 2000], now=now)
-    if rows:
-        last = rows[-1]
-        value = f"{_aware(last['created_at']).isoformat()}|{last['review_id']}"
+    if value is not None:
         if state is None:
             session.add(VoiceState(key=SYNC_KEY, value=value[:400], updated_at=now or utcnow()))
         else:
