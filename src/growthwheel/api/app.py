@@ -46,6 +46,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "growthwheel.marketing.influencers.api",
     "growthwheel.recs.api",
     "growthwheel.inventory.api",
+    "growthwheel.inventory.pages",
     "growthwheel.products.api",
     "growthwheel.products.pages",
     "growthwheel.marketing.pages",

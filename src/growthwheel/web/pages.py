@@ -72,6 +72,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/journeys", k("nav.journeys")),
     ("/marketing", k("nav.marketing")),
     ("/products/roles", k("nav.products")),
+    ("/inventory", k("nav.inventory")),
     ("/alerts", k("nav.alerts")),
     ("/reviews", k("nav.reviews")),
     ("/surveys", k("nav.surveys")),
