@@ -85,3 +85,51 @@ def test_influencer_ranking_and_pyramid(client: TestClient) -> None:
     bad = client.get("/marketing/influencers", params={"rank_by": "x"})
     assert bad.status_code == 200
     assert 'data-testid="influencers-error"' in bad.text
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
+
+
+def test_register_an_influencer_from_the_page(store_cfg: Settings, tmp_path: Path,
+                                              make_user: Callable[..., Any],
+                                              log_in: Callable[..., None]) -> None:
+    data.load(store_cfg, tmp_path)
+    app = create_app(store_cfg, routers=[accounts_router, pages_router, campaign_pages])
+    with TestClient(app) as client:
+        user = make_user("operator")
+        log_in(client, user.email, user.password)
+        page = client.get("/marketing/influencers")
+        form = {"csrf_token": _csrf(page.text), "code": "KOL_C", "name": "C", "platform": "Weibo",
+                "followers": "250000", "cost_per_deal": "1500.5", "deals": "2",
+                "landing_url": "https://shop.example.com/p"}
+        done = client.post("/marketing/influencers", data=form, follow_redirects=False)
+        assert done.status_code == 303, done.text
+        with db.session_scope(store_cfg) as session:
+            inf = influencers.get(session, "KOL_C")
+            got = (inf.platform, inf.followers, inf.cost_per_deal, inf.deals)
+        assert got == ("weibo", 250_000, 150_050, 2)
+        again = client.post("/marketing/influencers", data=form, follow_redirects=False)
+        assert again.status_code == 422
+        assert "another influencer has it" in again.text
+        bad = client.post("/marketing/influencers", data={**form, "code": "KOL_D", "cost_per_deal": "1.234"},
+                          follow_redirects=False)
+        assert bad.status_code == 422
+        assert "Fee per deal" in bad.text
+        assert 'value="KOL_D"' in bad.text  # the form keeps what was typed
+        bad = client.post("/marketing/influencers", data={**form, "code": "KOL_E", "followers": "-3"},
+                          follow_redirects=False)
+        assert "Followers" in bad.text
+        forged = client.post("/marketing/influencers", data={**form, "csrf_token": "x"},
+                             follow_redirects=False)
+        assert forged.status_code == 403
+        analyst = make_user("analyst")
+        client.cookies.clear()
+        log_in(client, analyst.email, analyst.password)
+        page = client.get("/marketing/influencers")
+        assert 'data-testid="influencer-add"' not in page.text
+        denied = client.post("/marketing/influencers", data={**form, "csrf_token": _csrf(page.text),
+                                                             "code": "KOL_F"}, follow_redirects=False)
+        assert denied.status_code == 403

@@ -15,14 +15,19 @@ same as the API and the CLI. Visible strings come from ``i18n/<lang>/campaigns.j
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 
-from growthwheel.api.deps import DbSession, PageUser
+from growthwheel.accounts.service import audit
+from growthwheel.api.deps import DbSession, PageUser, PageWriter
 from growthwheel.errors import GrowthwheelError
 from growthwheel.kit.money import currency_exponent
 from growthwheel.marketing.campaigns import review, service
+from growthwheel.marketing.campaigns.schemas import InfluencerIn
 from growthwheel.marketing.influencers import service as influencers
 from growthwheel.web.i18n import format_money, format_ratio, k
 from growthwheel.web.pages import backend, render, shop_of
@@ -156,9 +161,70 @@ def campaign_page(campaign_id: str, request: Request, user: PageUser, session: D
     }, user=user)
 
 
+FORM_FIELDS = ("code", "name", "platform", "followers", "cost_per_deal", "deals", "landing_url")
+FORM_ERROR_KEYS = {
+    "code": k("campaigns.form.error.code"), "name": k("campaigns.form.error.name"),
+    "platform": k("campaigns.form.error.platform"), "followers": k("campaigns.form.error.followers"),
+    "cost_per_deal": k("campaigns.form.error.cost_per_deal"), "deals": k("campaigns.form.error.deals"),
+    "landing_url": k("campaigns.form.error.landing_url"), "exists": k("campaigns.form.error.exists"),
+}
+
+
+def _influencer_form(form: dict[str, str], exponent: int) -> InfluencerIn:
+    """The registration form as :class:`InfluencerIn` (the fee is typed in major units)."""
+    values: dict[str, object] = {f: form.get(f, "").strip() for f in FORM_FIELDS}
+    try:
+        fee = Decimal(str(values["cost_per_deal"])) * 10**exponent
+    except InvalidOperation:
+        raise ValueError("cost_per_deal") from None
+    if fee != fee.to_integral_value() or fee < 0:
+        raise ValueError("cost_per_deal")
+    values["cost_per_deal"] = int(fee)
+    values["deals"] = values["deals"] or 1
+    values["landing_url"] = values["landing_url"] or None
+    return InfluencerIn.model_validate(values)
+
+
+@router.post("/marketing/influencers", response_class=HTMLResponse)
+async def add_influencer(request: Request, user: PageWriter, session: DbSession) -> Response:
+    """Register an influencer from the page's form; the page again with the field named on error."""
+    raw = await request.form()
+    form = {f: str(raw.get(f) or "") for f in FORM_FIELDS}
+    exponent = currency_exponent(shop_of(request).currency)
+
+    def work() -> Response:
+        field: str | None = None
+        try:
+            data = _influencer_form(form, exponent)
+        except ValidationError as exc:
+            field = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else "code"
+        except ValueError as exc:
+            field = str(exc)
+        if field is None:
+            try:
+                inf = influencers.create(session, data, actor=user.name)
+            except GrowthwheelError:
+                field = "exists"
+            else:
+                audit(session, user, "marketing.influencer_create", f"influencer:{inf.id}",
+                      {"code": inf.code})
+                return RedirectResponse("/marketing/influencers?done=added", status_code=303)
+        return influencers_view(request, user, session, form=form,
+                                form_error=FORM_ERROR_KEYS.get(field, FORM_ERROR_KEYS["code"]), status=422)
+
+    return await run_in_threadpool(work)
+
+
 @router.get("/marketing/influencers", response_class=HTMLResponse)
 def influencers_page(request: Request, user: PageUser, session: DbSession) -> HTMLResponse:
     """The registry, the ranking and the pyramid over a period (default: the last 30 days of orders)."""
+    return influencers_view(request, user, session)
+
+
+def influencers_view(request: Request, user: PageUser, session: DbSession, *,
+                     form: dict[str, str] | None = None, form_error: str | None = None,
+                     status: int = 200) -> HTMLResponse:
+    """The influencer page (with the registration form as typed, and its error, after a failed add)."""
     money = _Money(shop_of(request).currency)
     q = request.query_params
     error_key: str | None = None
@@ -187,4 +253,6 @@ def influencers_page(request: Request, user: PageUser, session: DbSession) -> HT
     return render(request, "marketing/influencers.html.j2", {
         "rows": rows, "pyramid": pyramid, "start": start.isoformat(), "end": end.isoformat(),
         "rank_by": rank_by, "ranks": RANK_KEYS, "error_key": error_key,
-    }, user=user)
+        "form": form or {}, "form_error": form_error, "can_write": "write" in user.scopes,
+        "added": q.get("done") == "added",
+    }, user=user, status=status)
