@@ -134,11 +134,13 @@ RATIO_BASES: dict[str, str] = {
 #: recipient). A campaign behind its target pace and stock-out risk need campaigns and inventory,
 #: which this version does not have yet.
 #: Their sensitivities come from the demo shop (``bench/alerts_bench.py``): a channel's daily CAC
-#: divides by a small count of new buyers and has a heavy right tail, so it needs z = 5; a SKU's
-#: negative reviews are counts near zero, so a spike needs at least five on the day.
+#: divides by a small count of new buyers and has a heavy right tail, so it needs z = 5 and is not
+#: judged on days with fewer than five new buyers (on the 20k-customer demo year the CAC rule's
+#: false alarms fell from 10 to 1, the injected CAC jump still found); a SKU's negative reviews
+#: are counts near zero, so a spike needs at least five on the day.
 BUILTIN_RULES: dict[str, RuleSpec] = {
     "cac_up": RuleSpec("CAC up / 获客成本上升", "cac", "anomaly", "channel",
-                       params={"direction": "up", "z": 5.0}),
+                       params={"direction": "up", "z": 5.0, "min_base": 5}),
     "conversion_down": RuleSpec("Conversion down / 转化率下降", "session_conversion_rate", "anomaly",
                                 params={"direction": "down", "z": 4.5}),
     "refund_rate_up": RuleSpec("Refund rate spike / 退款率飙升", "refund_rate", "anomaly",
