@@ -248,7 +248,9 @@ def test_login_then_overview_shows_kpis_and_drawn_charts(
     assert page.locator("[data-metric=gmv] .card-value").inner_text() == money_text(want["gmv"])
     assert page.locator("[data-metric=orders] .card-value").inner_text() == f"{want['orders']:,}"
     gmv_change = float(want["gmv"] - prev["gmv"]) / float(prev["gmv"])
-    assert page.locator("[data-metric=gmv] .chg").inner_text() == f"{gmv_change:+.1%}"
+    shown = f"{gmv_change:+.1%}"
+    assert page.locator("[data-metric=gmv] .chg").inner_text() == (
+        "0.0%" if shown in ("+0.0%", "-0.0%") else shown)  # a change that rounds to 0 has no sign
     assert page.locator("[data-metric=buyers] .card-value").inner_text() == f"{want['buyers']:,}"
 
     charts = {c["id"]: c for c in chart_state(page)}
@@ -288,9 +290,11 @@ def test_language_switch_shows_chinese_everywhere_and_is_remembered(
     page.wait_for_url(re.compile(r"lang=zh"))
     assert page.locator("html").get_attribute("lang") == "zh-CN"
     assert page.locator("h1").inner_text() == "概览"
-    nav = [a.inner_text() for a in page.locator(".mainnav a").all()]
-    assert nav[:2] == ["概览", "客户"]
-    assert nav == [i18n.catalogue("zh")[key] for _, key in pages.NAV]
+    nav = [(a.text_content() or "").strip() for a in page.locator(".mainnav a").all()]
+    assert nav[:3] == ["概览", "客户洞察", "客户"]
+    assert nav == [i18n.catalogue("zh")[key] for _, key, _menu in pages.NAV]
+    menus = [b.inner_text().strip() for b in page.locator(".navgroup-label").all()]
+    assert menus == ["客户", "增长运营", "商品", "反馈与预警", "数据"]
     assert page.locator("[data-metric=gmv] .card-label").inner_text() == "成交额 GMV"
     assert page.locator("[data-metric=repurchase_rate] .card-label").inner_text() == "复购率"
     charts = {c["id"]: c for c in chart_state(page)}
@@ -298,11 +302,23 @@ def test_language_switch_shows_chinese_everywhere_and_is_remembered(
     assert charts["chart-buyers"]["legend"] == ["新客", "老客"]
     page.screenshot(path=str(screenshots / "overview-zh.png"), full_page=True)
 
+    page.hover(".navgroup:has(a[href='/customers']) .navgroup-label")  # the menu opens on hover
     page.click(".mainnav a[href='/customers']")  # the choice is remembered (cookie gw_lang)
     assert page.locator("h1").inner_text() == "客户"
     assert page.locator("#customer-results th").first.inner_text() == "客户 ID"
     page.click(".topbar [data-lang=en]")
     assert page.locator("h1").inner_text() == "Customers"
+    # The top bar fits the common laptop widths in both languages: its links and menus end before
+    # the language switch and the user menu (overlap does not show as a scroll bar).
+    for width in (1280, 1366, 1440):
+        for lang in ("en", "zh"):
+            page.set_viewport_size({"width": width, "height": 800})
+            page.goto(console.url + f"/customers?lang={lang}")
+            nav_right, right_left = page.evaluate(
+                "[Math.max(...[...document.querySelectorAll('.mainnav > *')]"
+                ".map(e => e.getBoundingClientRect().right)),"
+                " document.querySelector('.topbar-right').getBoundingClientRect().left]")
+            assert nav_right <= right_left, (width, lang, nav_right, right_left)
 
 
 def test_upload_a_file_and_watch_it_import(page: Any, console: Console, screenshots: Path) -> None:
@@ -363,7 +379,8 @@ def test_upload_a_file_and_watch_it_import(page: Any, console: Console, screensh
     page.wait_for_timeout(1200)
     assert len(polls) == polls_when_done  # polling stops once the job is done
 
-    page.click("a[href='/imports']")
+    page.hover(".navgroup:has(a[href='/imports']) .navgroup-label")
+    page.click(".mainnav a[href='/imports']")
     recent = page.locator("[data-testid=recent-imports] tbody tr").first.inner_text()
     assert ERRORS_FILE.name in recent
     assert "Order lines" in recent

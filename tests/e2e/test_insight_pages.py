@@ -115,7 +115,7 @@ def test_rfm_page_shows_the_report_as_a_heatmap_and_two_tables(
     _log_in(page, insight, "/insight/rfm")
     last = max(pd.Timestamp(d).date() for d in _paid_until(insight, date(2100, 1, 1)).order_date)
     assert page.locator("input[name=as_of]").input_value() == last.isoformat()
-    assert page.locator(".mainnav-extra a.active").inner_text() == "Insight"
+    assert page.locator(".mainnav a.active").inner_text() == "Insight"
     report = _report(insight, last)
 
     # Totals worked out independently with pandas.
@@ -150,7 +150,7 @@ def test_rfm_page_shows_the_report_as_a_heatmap_and_two_tables(
     page.click(".topbar [data-lang=zh]")
     page.wait_for_url(re.compile(r"lang=zh"))
     assert page.locator("h1").inner_text() == "RFM 客户分层"
-    assert page.locator(".mainnav-extra a").inner_text() == "客户洞察"
+    assert page.locator(".mainnav a[href='/insight/rfm']").inner_text() == "客户洞察"
     assert page.locator("#rfm-classic tr[data-segment=Champions] .seg-name").inner_text() == "冠军客户"
     assert page.locator("#rfm-value tbody tr .seg-name").first.inner_text() == "重要价值"
     assert page.locator("#rfm-classic th").first.inner_text() == "分群"

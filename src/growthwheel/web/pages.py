@@ -61,24 +61,55 @@ CSP = (
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
 
-NAV: tuple[tuple[str, str], ...] = (
-    ("/", k("nav.overview")),
-    ("/customers", k("nav.customers")),
-    ("/segments", k("nav.segments")),
-    ("/experiments", k("nav.experiments")),
-    ("/promotions", k("nav.promotions")),
-    ("/coupons", k("nav.coupons")),
-    ("/loyalty", k("nav.loyalty")),
-    ("/journeys", k("nav.journeys")),
-    ("/marketing", k("nav.marketing")),
-    ("/products/roles", k("nav.products")),
-    ("/inventory", k("nav.inventory")),
-    ("/alerts", k("nav.alerts")),
-    ("/reviews", k("nav.reviews")),
-    ("/surveys", k("nav.surveys")),
-    ("/jobs", k("nav.jobs")),
-    ("/imports", k("nav.imports")),
+#: The console's pages in the top bar: ``(href, label key, menu key)``. Pages with a menu key are
+#: grouped under that menu (hover or focus opens it); ``None`` is a link of its own. A page is
+#: active when the path starts with its href ("/" only exactly); "/insight/…" pages are one link.
+NAV: tuple[tuple[str, str, str | None], ...] = (
+    ("/", k("nav.overview"), None),
+    ("/insight/rfm", k("nav.insight"), None),
+    ("/customers", k("nav.customers"), k("nav.group.customers")),
+    ("/segments", k("nav.segments"), k("nav.group.customers")),
+    ("/loyalty", k("nav.loyalty"), k("nav.group.customers")),
+    ("/promotions", k("nav.promotions"), k("nav.group.growth")),
+    ("/coupons", k("nav.coupons"), k("nav.group.growth")),
+    ("/journeys", k("nav.journeys"), k("nav.group.growth")),
+    ("/marketing", k("nav.marketing"), k("nav.group.growth")),
+    ("/experiments", k("nav.experiments"), k("nav.group.growth")),
+    ("/products/roles", k("nav.products"), k("nav.group.merchandise")),
+    ("/inventory", k("nav.inventory"), k("nav.group.merchandise")),
+    ("/reviews", k("nav.reviews"), k("nav.group.voice")),
+    ("/surveys", k("nav.surveys"), k("nav.group.voice")),
+    ("/alerts", k("nav.alerts"), k("nav.group.voice")),
+    ("/imports", k("nav.imports"), k("nav.group.data")),
+    ("/jobs", k("nav.jobs"), k("nav.group.data")),
 )
+
+
+def _nav_active(path: str, href: str) -> bool:
+    if href == "/":
+        return path == "/"
+    if href.startswith("/insight/"):
+        return path.startswith("/insight/")
+    return path.startswith(href)
+
+
+def nav_entries(path: str) -> list[dict[str, Any]]:
+    """The top bar for ``path``: links and menus (``{"key", "links", "active"}``) in NAV order."""
+    out: list[dict[str, Any]] = []
+    menus: dict[str, dict[str, Any]] = {}
+    for href, key, menu in NAV:
+        item = {"href": href, "key": key, "active": _nav_active(path, href)}
+        if menu is None:
+            out.append(item)
+            continue
+        if menu not in menus:
+            menus[menu] = {"key": menu, "links": [], "active": False}
+            out.append(menus[menu])
+        menus[menu]["links"].append(item)
+        menus[menu]["active"] = menus[menu]["active"] or item["active"]
+    return out
+
+
 ROLE_KEYS = {"admin": k("role.admin"), "operator": k("role.operator"), "analyst": k("role.analyst")}
 LANG_KEYS = {"zh": k("lang.zh"), "en": k("lang.en")}
 #: ``/login?error=<code>``: the accounts error codes a failed sign-in comes back with.
@@ -168,11 +199,7 @@ def render(
         "csrf": csrf_token(request),
         "user": user,
         "role_key": ROLE_KEYS.get(user.role or "", k("role.api_key")) if user else "",
-        "nav": [
-            {"href": href, "key": key,
-             "active": path == href if href == "/" else path.startswith(href)}
-            for href, key in NAV
-        ],
+        "nav": nav_entries(path),
         "shop_name": shop_of(request).name,
     }
     html = _ENV.get_template(template).render({**shared, **context})
