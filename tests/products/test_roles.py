@@ -121,7 +121,7 @@ def test_a_roles_buyers_are_a_valid_segment(matrix: dict[str, Any]) -> None:
     assert node.sku == ["T"]
 
 
-@pytest.mark.parametrize("period", ["2025-13", "2025-Q5", "yesterday", "last0", ""])
+@pytest.mark.parametrize("period", ["2025-13", "2025-Q5", "yesterday", "last0", "", "0001-01", "9999-Q4"])
 def test_bad_periods_name_the_field(period: str) -> None:
     with pytest.raises(InvalidArgumentError, match="period"):
         pr.parse_period(period, pr.date(2025, 3, 31))

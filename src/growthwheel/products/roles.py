@@ -118,6 +118,10 @@ def parse_period(text: str, last_day: date) -> Period:
     """``YYYY-MM``, ``YYYY-Qn``, ``YYYY`` or ``lastN`` (the N days ending on ``last_day``, the last
     order date); :class:`InvalidArgumentError` naming ``period`` otherwise."""
     value = text.strip()
+    year = value[:4]
+    if year.isdigit() and not 1900 <= int(year) <= 2999:
+        raise InvalidArgumentError(f"period: {text!r}: a year between 1900 and 2999 / "
+                                   "年份应在 1900 至 2999 之间")
     try:
         if m := _MONTH.match(value):
             y, mo = int(m[1]), int(m[2])
