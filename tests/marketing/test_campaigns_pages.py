@@ -133,3 +133,46 @@ def test_register_an_influencer_from_the_page(store_cfg: Settings, tmp_path: Pat
         denied = client.post("/marketing/influencers", data={**form, "csrf_token": _csrf(page.text),
                                                              "code": "KOL_F"}, follow_redirects=False)
         assert denied.status_code == 403
+
+
+def test_create_a_campaign_from_the_form(store_cfg: Settings, tmp_path: Path, make_user: Callable[..., Any],
+                                         log_in: Callable[..., None]) -> None:
+    data.load(store_cfg, tmp_path)
+    app = create_app(store_cfg, routers=[accounts_router, pages_router, campaign_pages])
+    with TestClient(app) as client:
+        user = make_user("operator")
+        log_in(client, user.email, user.password)
+        assert 'data-testid="campaign-new-link"' in client.get("/marketing/campaigns").text
+        page = client.get("/marketing/campaigns/new", params={"lang": "zh"})
+        assert "新建活动" in page.text
+        page = client.get("/marketing/campaigns/new", params={"lang": "en"})  # the language is remembered
+        form = {"csrf_token": _csrf(page.text), "name": "双11 2024", "target_gmv": "2,000",
+                "target_new_buyers": "10", "target_roi": "2.5", "profile": "linear",
+                "budget": "douyin = 500\nbaidu=100.50\n",
+                "warm_up_name": "蓄水", "warm_up_from": "2024-11-01", "warm_up_to": "2024-11-03",
+                "peak_name": "爆发", "peak_from": "2024-11-04", "peak_to": "2024-11-05",
+                "after_glow_from": "", "after_glow_to": ""}
+        done = client.post("/marketing/campaigns", data=form, follow_redirects=False)
+        assert done.status_code == 303, done.text
+        with db.session_scope(store_cfg) as session:
+            saved = service.get(session, "双11 2024")
+            assert (saved.target_gmv, saved.target_new_buyers, saved.target_roi) == (200_000, 10, 2.5)
+            assert saved.budget == {"douyin": 50_000, "baidu": 10_050}
+            assert [p.kind for p in service.phases(session, saved)] == ["warm_up", "peak"]
+        opened = client.get(done.headers["location"])
+        assert opened.status_code == 200
+        assert "双11 2024" in opened.text
+        for change, group in (({"name": "双11 2024"}, "another campaign has it"),
+                              ({"name": "x", "budget": "douyin 500"}, "Budget"),
+                              ({"name": "x", "target_gmv": "-1"}, "Targets"),
+                              ({"name": "x", "peak_from": "2024-11-02"}, "Phases"),
+                              ({"name": "x", "warm_up_from": "", "warm_up_to": "", "peak_from": "",
+                                "peak_to": ""}, "Phases")):
+            bad = client.post("/marketing/campaigns", data={**form, **change}, follow_redirects=False)
+            assert bad.status_code == 422, change
+            assert group in bad.text, change
+            assert 'name="warm_up_name"' in bad.text  # the form again, as typed
+        analyst = make_user("analyst")
+        client.cookies.clear()
+        log_in(client, analyst.email, analyst.password)
+        assert 'data-testid="campaign-new-link"' not in client.get("/marketing/campaigns").text

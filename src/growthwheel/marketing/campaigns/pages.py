@@ -27,7 +27,7 @@ from growthwheel.api.deps import DbSession, PageUser, PageWriter
 from growthwheel.errors import GrowthwheelError
 from growthwheel.kit.money import currency_exponent
 from growthwheel.marketing.campaigns import review, service
-from growthwheel.marketing.campaigns.schemas import InfluencerIn
+from growthwheel.marketing.campaigns.schemas import CampaignIn, InfluencerIn
 from growthwheel.marketing.influencers import service as influencers
 from growthwheel.web.i18n import format_money, format_ratio, k
 from growthwheel.web.pages import backend, render, shop_of
@@ -92,7 +92,99 @@ def campaigns_page(request: Request, user: PageUser, session: DbSession) -> HTML
                          "to": phases[-1].ends_on if phases else None, "target": money(c.target_gmv),
                          "budget": money(sum((c.budget or {}).values())), "gmv": money(actual),
                          "pace": format_ratio(ratio, percent=True), "status": status})
-    return render(request, "marketing/campaigns.html.j2", {"rows": rows, "statuses": STATUS_KEYS}, user=user)
+    return render(request, "marketing/campaigns.html.j2", {"rows": rows, "statuses": STATUS_KEYS,
+                                                           "can_write": "write" in user.scopes}, user=user)
+
+
+CAMPAIGN_ERROR_KEYS = {
+    "name": k("campaigns.new.error.name"), "targets": k("campaigns.new.error.targets"),
+    "budget": k("campaigns.new.error.budget"), "phases": k("campaigns.new.error.phases"),
+    "exists": k("campaigns.new.error.exists"),
+}
+PHASE_KINDS = ("warm_up", "peak", "after_glow")
+
+
+def _campaign_form(form: dict[str, str], exponent: int) -> CampaignIn:
+    """The new-campaign form as :class:`CampaignIn`: money in major units, the budget one
+    ``channel = amount`` a line, the three phases' first and last days (a blank phase is left out).
+    Raises ``ValueError`` naming the group at fault (name, targets, budget, phases)."""
+    def minor(text: str, group: str) -> int | None:
+        if not text.strip():
+            return None
+        try:
+            value = Decimal(text.strip().replace(",", "")) * 10**exponent
+        except InvalidOperation:
+            raise ValueError(group) from None
+        if value != value.to_integral_value() or value < 0:
+            raise ValueError(group)
+        return int(value)
+
+    budget: dict[str, int] = {}
+    for line in form.get("budget", "").splitlines():
+        if not line.strip():
+            continue
+        channel, sep, amount = line.partition("=")
+        got = minor(amount, "budget") if sep else None
+        if got is None or not channel.strip():
+            raise ValueError("budget")
+        budget[channel.strip()] = got
+    phases = []
+    for kind in PHASE_KINDS:
+        lo, hi = form.get(f"{kind}_from", "").strip(), form.get(f"{kind}_to", "").strip()
+        if lo or hi:
+            phases.append({"kind": kind, "name": form.get(f"{kind}_name", "").strip() or kind,
+                           "starts_on": lo, "ends_on": hi})
+    try:
+        new_buyers = int(form["target_new_buyers"]) if form.get("target_new_buyers", "").strip() else None
+        roi = float(form["target_roi"]) if form.get("target_roi", "").strip() else None
+    except ValueError:
+        raise ValueError("targets") from None
+    body = {"name": form.get("name", ""), "target_gmv": minor(form.get("target_gmv", ""), "targets"),
+            "target_new_buyers": new_buyers, "target_roi": roi, "budget": budget,
+            "profile": form.get("profile") or "linear", "phases": phases}
+    try:
+        return CampaignIn.model_validate(body)
+    except ValidationError as exc:
+        loc = exc.errors()[0]["loc"]
+        head = str(loc[0]) if loc else "phases"
+        groups = {"name": "name", "budget": "budget", "target_gmv": "targets", "profile": "phases",
+                  "target_new_buyers": "targets", "target_roi": "targets"}
+        raise ValueError(groups.get(head, "phases")) from None
+
+
+@router.get("/marketing/campaigns/new", response_class=HTMLResponse)
+def new_campaign_page(request: Request, user: PageUser) -> HTMLResponse:
+    """The form of a new campaign (warm-up, peak and after-glow rows, targets, budget)."""
+    return render(request, "marketing/campaign_new.html.j2", {"form": {}, "error_key": None,
+                                                              "phase_keys": PHASE_KEYS}, user=user)
+
+
+@router.post("/marketing/campaigns", response_class=HTMLResponse)
+async def create_campaign(request: Request, user: PageWriter, session: DbSession) -> Response:
+    """Save the new campaign and open its page; the form again, the group at fault named, on error."""
+    raw = await request.form()
+    form = {key: str(value) for key, value in raw.items() if isinstance(value, str)}
+    exponent = currency_exponent(shop_of(request).currency)
+
+    def work() -> Response:
+        try:
+            data = _campaign_form(form, exponent)
+        except ValueError as exc:
+            group = str(exc)
+        else:
+            try:
+                campaign = service.create(session, data, actor=user.name)
+            except GrowthwheelError:
+                group = "exists"
+            else:
+                audit(session, user, "marketing.campaign_create", f"campaign:{campaign.id}",
+                      {"name": campaign.name})
+                return RedirectResponse(f"/marketing/campaigns/{campaign.id}", status_code=303)
+        return render(request, "marketing/campaign_new.html.j2", {
+            "form": form, "error_key": CAMPAIGN_ERROR_KEYS.get(group, CAMPAIGN_ERROR_KEYS["phases"]),
+            "phase_keys": PHASE_KEYS}, user=user, status=422)
+
+    return await run_in_threadpool(work)
 
 
 @router.get("/marketing/campaigns/{campaign_id}", response_class=HTMLResponse)
