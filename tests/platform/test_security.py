@@ -27,6 +27,8 @@ PUBLIC = {
     ("GET", "/m/u/{token}"), ("POST", "/m/u/{token}"), ("GET", "/m/c/{token}"), ("GET", "/m/o/{token}"),
     # Providers' delivery / bounce callbacks: HMAC-signed with channels.json's status_secret.
     ("POST", "/m/status"),
+    # A survey link's answer page: no login, the signed token is the credential (tests/surveys).
+    ("GET", "/s/{token}"), ("POST", "/s/{token}"),
 }
 #: Loopback hand-off for other local processes; refused without the server.json token (tested below).
 INTERNAL = re.compile(r"^/api/v1/internal/")
