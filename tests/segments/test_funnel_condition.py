@@ -121,3 +121,28 @@ def test_funnel_members_checks_the_step(shop: BaseBackend) -> None:
 
     with pytest.raises(InvalidArgumentError):
         funnel_members(shop.table("events"), DEFAULT_STEPS, reached=9, window=timedelta(days=1))
+
+
+@pytest.mark.spark
+def test_on_spark_the_ibis_path_gives_the_same_customers(shop: BaseBackend, spark_session: Any) -> None:
+    """Spark has no in-memory path: the funnel condition and the page's counts are the Ibis
+    expression there, and must give what DuckDB's in-memory path gives."""
+    columns = ["event_id", "type", "occurred_at", "event_date", "customer_id", "anonymous_id"]
+    found = shop.table("events").select(*columns).to_pyarrow().to_pylist()
+    rows = [tuple(r[c] for c in columns) for r in found]
+    layout = ("event_id string, type string, occurred_at timestamp, event_date date, customer_id string, "
+              "anonymous_id string")  # the session's time zone is UTC: naive times are read as UTC
+    spark_session.createDataFrame(rows, schema=layout).createOrReplaceTempView("funnel_condition_events")
+    spark = ibis.pyspark.connect(spark_session)
+    on_spark = spark.table("funnel_condition_events")
+    here = shop.table("events")
+    frame, stops = funnel_with_stops(on_spark, DEFAULT_STEPS, start=START, end=END)
+    frame_here, stops_here = funnel_with_stops(here, DEFAULT_STEPS, start=START, end=END)
+    assert stops == stops_here == [1, 1, 1, 1]
+    assert list(frame["entrants"]) == list(frame_here["entrants"])
+    for k in range(1, 5):
+        for exact in (True, False):
+            got = funnel_members(on_spark, DEFAULT_STEPS, reached=k, exact=exact, start=START, end=END)
+            want = funnel_members(here, DEFAULT_STEPS, reached=k, exact=exact, start=START, end=END)
+            assert sorted(got.to_pyarrow().column("customer_id").to_pylist()) == sorted(
+                want.to_pyarrow().column("customer_id").to_pylist()), (k, exact)
