@@ -51,7 +51,7 @@ ACCEPTED = {"GMV", "AOV", "RFM", "CLV", "KPI", "SKU", "UTM", "ROI", "ROAS", "CAC
 #: ... product and format names, names of methods and people, and standard codes.
 ACCEPTED |= {"Growthwheel", "Shopify", "Taobao", "Excel", "Parquet", "JSON", "ECharts", "WeChat",
              "Webhook", "SMS", "CUPED", "SRM", "Holm", "Pareto", "Gamma-Gamma", "Shapley", "Markov",
-             "CNY", "ID", "Wald", "Rocks"}
+             "CNY", "ID", "Wald", "Rocks", "Type-C"}
 #: Units of measure in product names (``洗衣液3kg``).
 ACCEPTED |= {"kg", "g", "ml", "mm", "cm", "L", "XL", "XXL", "pcs"}
 #: Names of more than one word.

@@ -42,7 +42,8 @@ DIMENSION_KEYS = {"": k("alerts.dimension.none"), "channel": k("alerts.dimension
 COMPARE_KEYS = {"previous": k("alerts.compare.previous"), "last_year": k("alerts.compare.last_year")}
 BUILTIN_KEYS = {"cac_up": k("alerts.builtin.cac_up"), "conversion_down": k("alerts.builtin.conversion_down"),
                 "refund_rate_up": k("alerts.builtin.refund_rate_up"),
-                "negative_reviews_up": k("alerts.builtin.negative_reviews_up")}
+                "negative_reviews_up": k("alerts.builtin.negative_reviews_up"),
+                "stockout_risk": k("alerts.builtin.stockout_risk")}
 assert set(BUILTIN_KEYS) == set(service.BUILTIN_RULES)
 NOTICE_KEYS = {"acknowledged": k("alerts.notice.acknowledged"), "resolved": k("alerts.notice.resolved"),
                "conflict": k("alerts.notice.conflict"), "created": k("alerts.notice.created"),

@@ -49,6 +49,9 @@ from growthwheel.insight import kpis
 from growthwheel.store.db import insert_for
 
 NEGATIVE_REVIEWS = "negative_reviews"
+#: Probability that a SKU's stock runs out within the inventory plan's horizon (``inventory/``),
+#: judged for the latest day only (a risk is about the days ahead, not a past series).
+STOCKOUT_RISK = "stockout_risk"
 #: Ratings that count as a negative review.
 NEGATIVE_RATINGS = (1, 2)
 PERIODS = ("day", "week", "month")
@@ -76,13 +79,15 @@ class ConflictError(GrowthwheelError):
 
 def metric_names() -> list[str]:
     """Every metric a rule may watch."""
-    return [*kpis.METRICS, NEGATIVE_REVIEWS]
+    return [*kpis.METRICS, NEGATIVE_REVIEWS, STOCKOUT_RISK]
 
 
 def dimensions_for(metric: str) -> list[str | None]:
     """The breakdowns ``metric`` has a meaning for (``None``: the whole shop)."""
     if metric == NEGATIVE_REVIEWS:
         return [None, "sku"]
+    if metric == STOCKOUT_RISK:
+        return ["sku"]
     spec = kpis.METRICS.get(metric)
     if spec is None:
         raise InvalidArgumentError(f"metric: unknown metric {metric!r}; choose one of: "
@@ -94,6 +99,8 @@ def label(metric: str, lang: str) -> str:
     """The metric's name in ``lang`` (``zh`` or ``en``)."""
     if metric == NEGATIVE_REVIEWS:
         return "差评数" if lang == "zh" else "Negative reviews"
+    if metric == STOCKOUT_RISK:
+        return "缺货风险" if lang == "zh" else "Stock-out risk"
     spec = kpis.METRICS[metric]
     return spec.label_zh if lang == "zh" else spec.label_en
 
@@ -147,6 +154,8 @@ BUILTIN_RULES: dict[str, RuleSpec] = {
                                params={"direction": "up", "z": 4.5}),
     "negative_reviews_up": RuleSpec("Negative-review spike / 差评激增", NEGATIVE_REVIEWS, "anomaly", "sku",
                                     params={"direction": "up", "z": 4.0, "min_value": 5}),
+    "stockout_risk": RuleSpec("Stock-out risk / 缺货风险", STOCKOUT_RISK, "threshold", "sku",
+                              params={"op": ">=", "limit": 0.8}),
 }
 
 
@@ -161,6 +170,8 @@ def validate(spec: RuleSpec) -> RuleSpec:
         raise InvalidArgumentError(f"dimension: {spec.metric} can be broken down by {allowed}")
     if spec.kind not in ("threshold", "change", "anomaly"):
         raise InvalidArgumentError("kind: one of threshold, change, anomaly")
+    if spec.metric == STOCKOUT_RISK and (spec.kind != "threshold" or spec.period != "day"):
+        raise InvalidArgumentError("kind: stock-out risk rules are threshold rules on days")
     if spec.period not in PERIODS:
         raise InvalidArgumentError(f"period: one of {', '.join(PERIODS)}")
     params = dict(spec.params)
@@ -456,6 +467,8 @@ def find(con: Any, rule: AlertRule, *, since: date, yesterday: date, exponent: i
     """The periods in ``[since, yesterday]`` where ``rule`` fires (pure of the store: reads the
     warehouse only)."""
     params = rule.params or {}
+    if rule.metric == STOCKOUT_RISK:
+        return _stockout_findings(con, rule, yesterday)
     min_value = params.get("min_value")
     min_base = None if params.get("min_base") is None else float(params["min_base"])
     out: list[Finding] = []
@@ -500,6 +513,25 @@ def find(con: Any, rule: AlertRule, *, since: date, yesterday: date, exponent: i
                                        score=detect.relative_change(value, reference)))
     return out
 
+
+
+def _stockout_findings(con: Any, rule: AlertRule, yesterday: date) -> list[Finding]:
+    """SKUs whose probability of running out within the inventory plan's horizon, as of
+    ``yesterday``, crosses the rule's limit (none without sales or stock)."""
+    from growthwheel.errors import NoDataError
+    from growthwheel.inventory import service as inventory
+
+    params = rule.params or {}
+    try:
+        report = inventory.plan(con, inventory.PlanOptions(as_of=yesterday))
+    except NoDataError:
+        return []
+    out: list[Finding] = []
+    for item in report["items"]:
+        risk = item["stockout_risk"]
+        if risk is not None and detect.crosses(risk, params["op"], float(params["limit"])):
+            out.append(Finding(rule.id, item["sku"], yesterday, risk, float(params["limit"])))
+    return out
 
 
 def record(session: Session, rule: AlertRule, finding: Finding, *, now: datetime,
@@ -645,6 +677,8 @@ def drill_down(alert: Alert) -> str:
     start = end - timedelta(days=27)
     if alert.metric == NEGATIVE_REVIEWS:
         return f"/customers?start={start.isoformat()}&end={end.isoformat()}"
+    if alert.metric == STOCKOUT_RISK:
+        return "/inventory"
     return f"/?start={start.isoformat()}&end={end.isoformat()}"
 
 

@@ -56,6 +56,7 @@ TABLE_KEYS = {
     "events": k("table.events"),
     "ad_spend": k("table.ad_spend"),
     "reviews": k("table.reviews"),
+    "inventory": k("table.inventory"),
 }
 FORMAT_KEYS = {
     "generic": k("format.generic"),

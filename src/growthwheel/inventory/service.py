@@ -69,10 +69,16 @@ class PlanOptions:
 def _latest_day(con: Any) -> date | None:
     orders = con.table("orders")
     found = orders.filter(orders.status.isin(PAID_STATUSES)).order_date.max().execute()
-    inventory = con.table("inventory")
-    stock = inventory.filter(inventory.kind == "snapshot").date.max().execute()  # receipts may be due
+    stock = None
+    if _has_inventory(con):
+        inventory = con.table("inventory")
+        stock = inventory.filter(inventory.kind == "snapshot").date.max().execute()  # receipts may be due
     days = [pd.Timestamp(d).date() for d in (found, stock) if d is not None and not pd.isna(d)]
     return max(days) if days else None
+
+
+def _has_inventory(con: Any) -> bool:
+    return "inventory" in con.list_tables()
 
 
 def daily_demand(con: Any, first: date, last: date) -> pd.DataFrame:
@@ -92,10 +98,12 @@ def _stock(con: Any, as_of: date, until: date, turnover_first: date) -> dict[str
     to ``as_of``; sales after the snapshot are taken off by the caller), receipts due after
     ``as_of`` up to ``until``, lead times of past receipts, the last receipt's unit cost and the
     average units on hand over the turnover window."""
+    out: dict[str, dict[str, Any]] = {}
+    if not _has_inventory(con):  # a warehouse made before the inventory fact existed
+        return out
     inv = con.table("inventory")
     rows: pd.DataFrame = inv.filter(inv.date <= until).select(
         "sku", "date", "kind", "location", "on_hand", "received", "lead_time_days", "unit_cost").execute()
-    out: dict[str, dict[str, Any]] = {}
     if rows.empty:
         return out
     rows["date"] = pd.to_datetime(rows["date"]).dt.date
