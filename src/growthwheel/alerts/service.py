@@ -138,8 +138,8 @@ RATIO_BASES: dict[str, str] = {
 
 
 #: The plans' risks, as rules every shop starts with (notifying nobody until an operator adds a
-#: recipient). A campaign behind its target pace and stock-out risk need campaigns and inventory,
-#: which this version does not have yet.
+#: recipient). Stock-out risk is the inventory plan's probability that a SKU runs out within its
+#: horizon (14 days), at or above 0.8, judged for the latest day only.
 #: Their sensitivities come from the demo shop (``bench/alerts_bench.py``): a channel's daily CAC
 #: divides by a small count of new buyers and has a heavy right tail, so it needs z = 5 and is not
 #: judged on days with fewer than five new buyers (on the 20k-customer demo year the CAC rule's
