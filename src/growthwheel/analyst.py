@@ -527,6 +527,12 @@ class Shop:
                     "p_adjusted": comp.get("p_adjusted"), "significant": comp.get("significant")})
         return pd.DataFrame(rows)
 
+    def product_roles(self, period: str = "last90", **thresholds: float) -> pd.DataFrame:
+        """``growthwheel products roles --json``'s products: one row per product with its figures
+        (money in minor units), ``role``, every role it meets and why (``explanation``); any
+        threshold of ``growthwheel.products.roles.RoleRules`` may be given."""
+        return _frame(self.read("products_roles", period=period, **thresholds)["items"])
+
 
 def _frame(records: Any) -> pd.DataFrame:
     import pandas as pd

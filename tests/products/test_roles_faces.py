@@ -105,3 +105,14 @@ def test_cli_bad_input_is_one_line(data_dir: Path, tmp_path: Path) -> None:
         result = runner.invoke(cli_app, ["--data-dir", str(data_dir), "products", "roles", *args])
         assert result.exit_code == 1, result.output
         assert word in result.output
+
+
+def test_notebook_frame_matches_the_cli(data_dir: Path) -> None:
+    import growthwheel
+
+    frame = growthwheel.open(data_dir).product_roles("2025-03", traffic_entry_lift=2.0,
+                                                      traffic_min_first_orders=2)
+    assert dict(zip(frame["sku"], frame["role"], strict=True))["T"] == "traffic_driver"
+    answer = json.loads(_run(data_dir, "--period", "2025-03", "--json"))
+    assert sorted(frame["sku"]) == sorted(i["sku"] for i in answer["items"])
+    assert frame.set_index("sku").loc["P", "margin"] == 72_000
