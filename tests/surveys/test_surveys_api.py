@@ -125,6 +125,10 @@ def test_answers_are_recorded_once_per_customer_and_key(client: TestClient, surv
     ({"customer_id": "c1", "score": "7"}, "score"),
     ({"customer_id": "", "score": 7}, "customer_id"),
     ({"customer_id": "c1", "score": 7, "comment": "x" * 2001}, "comment"),
+    ({"customer_id": "c\u200b1", "score": 7}, "customer_id"),
+    ({"customer_id": "c1", "score": 7, "comment": "a\u0000b"}, "comment"),
+    ({"customer_id": "c1", "score": 7, "answered_at": "9999-12-31T23:00:00-05:00"}, "answered_at"),
+    ({"customer_id": "c1", "score": 7, "answered_at": "2999-01-01T00:00:00Z"}, "answered_at"),
 ])
 def test_bad_answers_are_422_naming_the_field(client: TestClient, survey: dict[str, Any],
                                               body: dict[str, Any], field: str) -> None:

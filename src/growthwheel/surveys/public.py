@@ -74,7 +74,7 @@ def answer_page(request: Request, token: Token, session: DbSession) -> HTMLRespo
     link, survey, state = _resolve(request, session, token)
     if link is None or survey is None:
         return _page(request, state, status=400 if state == "invalid" else 404)
-    if service.find_answer(session, survey.id, link.customer_id, link.message_key) is not None:
+    if service.find_answer(session, survey.id, link.customer_id, link.message_key[:200]) is not None:
         return _page(request, "already", survey)
     if not survey.active:
         return _page(request, "closed", survey, status=409)
@@ -100,7 +100,7 @@ async def answer(request: Request, token: Token, session: DbSession) -> HTMLResp
         if len(comment) > service.MAX_COMMENT:
             return _page(request, "form", survey, status=422, error="comment", score=int(raw_score),
                          comment=comment[:service.MAX_COMMENT])
-        if service.find_answer(session, survey.id, link.customer_id, link.message_key) is not None:
+        if service.find_answer(session, survey.id, link.customer_id, link.message_key[:200]) is not None:
             return _page(request, "already", survey)
         try:
             service.record_answer(session, survey, service.AnswerIn(

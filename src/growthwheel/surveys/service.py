@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
+from growthwheel.kit.ids import canonical_id
 from growthwheel.surveys import nps
 from growthwheel.surveys.models import SOURCES, Survey, SurveyAnswer
 
@@ -102,6 +103,8 @@ def _now() -> datetime:
 
 def _text(value: str | None, field: str, limit: int, *, required: bool = False) -> str | None:
     text = (value or "").strip()
+    if "\x00" in text or any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        raise InvalidArgumentError(f"{field}: contains a NUL or a lone surrogate (含有无效字符)")
     if not text:
         if required:
             raise InvalidArgumentError(f"{field}: must not be empty (不能为空)")
@@ -176,17 +179,30 @@ def survey_out(survey: Survey, answers: int | None = None) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
+def _answered_at(value: datetime | None) -> datetime:
+    now = _now()
+    at = value or now
+    if at.tzinfo is None:
+        raise InvalidArgumentError("answered_at: give a time zone offset, e.g. Z or +08:00 (需要时区)")
+    try:
+        at = at.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise InvalidArgumentError("answered_at: out of range (时间超出范围)") from exc
+    if at > now + timedelta(days=1) or at.year < 2000:
+        raise InvalidArgumentError("answered_at: not in the future nor before 2000 "
+                                   "(不能晚于现在或早于 2000 年)")
+    return at
+
+
 def _check_answer(answer: AnswerIn) -> tuple[str, str | None, str]:
-    customer = _text(answer.customer_id, "customer_id", 200, required=True)
-    assert customer is not None
+    customer = canonical_id(answer.customer_id or "", "customer_id", 200)
     if isinstance(answer.score, bool) or not isinstance(answer.score, int) or not 0 <= answer.score <= 10:
         raise InvalidArgumentError("score: a whole number from 0 to 10 (分数须为 0 到 10 的整数)")
     comment = _text(answer.comment, "comment", MAX_COMMENT)
     if answer.source not in SOURCES:
         raise InvalidArgumentError(f"source: one of {', '.join(SOURCES)}")
-    if len(answer.response_key) > 200:
-        raise InvalidArgumentError("response_key: at most 200 characters (最多 200 个字符)")
-    return customer, comment, answer.response_key.strip()
+    key = _text(answer.response_key, "response_key", 200) or ""
+    return customer, comment, key
 
 
 def find_answer(session: Session, survey_id: str, customer: str, key: str) -> SurveyAnswer | None:
@@ -221,20 +237,18 @@ def record_answer(session: Session, survey: Survey, answer: AnswerIn) -> tuple[S
     """Record ``answer`` once; ``(answer, created)``. A repeat returns the stored answer; a different
     answer under a used key is :class:`AnswerConflictError`; a closed survey :class:`SurveyClosedError`."""
     customer, comment, key = _check_answer(answer)
+    at = _answered_at(answer.answered_at)
     stored = find_answer(session, survey.id, customer, key)
     if stored is not None:
         return _same(stored, answer.score, comment), False
     if not survey.active:
         raise SurveyClosedError(f"survey: {survey.name!r} no longer takes answers (该问卷已关闭)")
     sentiment, aspects = analyse_comment(comment)
-    at = answer.answered_at or _now()
-    if at.tzinfo is None:
-        raise InvalidArgumentError("answered_at: give a time zone offset, e.g. Z or +08:00 (需要时区)")
     row = SurveyAnswer(survey_id=survey.id, customer_id=customer, response_key=key, score=answer.score,
                        comment=comment, source=answer.source,
                        channel=_text(answer.channel, "channel", 40) or survey.channel or answer.source,
                        message_key=_text(answer.message_key, "message_key", 400),
-                       answered_at=at.astimezone(UTC), sentiment=sentiment, aspects=aspects)
+                       answered_at=at, sentiment=sentiment, aspects=aspects)
     try:
         with session.begin_nested():
             session.add(row)
