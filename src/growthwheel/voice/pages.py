@@ -67,9 +67,13 @@ def queue_page(request: Request, user: PageUser, session: DbSession) -> HTMLResp
     status = request.query_params.get("status") or "open"
     if status not in (*CASE_STATUSES, "all"):
         status = "open"
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(request.app.state.cfg.shop().timezone)
     rows = []
     for case in service.list_cases(session, status=None if status == "all" else status, limit=200):
         c = service.case_out(case)
+        c["written"] = service.aware(case.review_created_at).astimezone(zone).strftime("%Y-%m-%d %H:%M")
         rows.append({**c, "status_label": t(STATUS_KEYS[c["status"]]),
                      "hours_left": _hours(c["time_left_seconds"]),
                      "mine": c["owner"] == user.name,

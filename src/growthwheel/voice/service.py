@@ -57,6 +57,11 @@ def is_negative(rating: int, analysis: Analysis) -> bool:
     return rating <= 2 or (rating == 3 and analysis.label == "negative")
 
 
+def aware(value: Any) -> datetime:
+    """``value`` as an aware datetime (a naive one is taken as UTC); 422 when it is not one."""
+    return _aware(value)
+
+
 def _aware(value: Any) -> datetime:
     if not isinstance(value, datetime):
         raise InvalidArgumentError("created_at: a date and time is required")
