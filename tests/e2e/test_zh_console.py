@@ -265,7 +265,8 @@ PAGES = ("/", "/customers", "/segments", "/segments/new", "/experiments", "/expe
          "/promotions", "/promotions/new", "/coupons", "/coupons/new", "/loyalty", "/journeys",
          "/journeys/new", "/jobs", "/imports", "/insight/rfm", "/insight/funnel", "/insight/cohorts",
          "/insight/lifecycle", "/insight/clv", "/experiments/pdp-gallery/results", "/marketing/attribution",
-         "/marketing/mix", "/marketing/campaigns", "/marketing/influencers", "/products/roles", "/inventory",
+         "/marketing/mix", "/marketing/campaigns", "/marketing/campaigns/new",
+         "/marketing/influencers", "/products/roles", "/inventory",
          "/alerts", "/surveys", "/reviews", "/reviews/feedback")
 #: List page → a CSS selector of its rows' links: the first one's page is visited too.
 DETAILS = {

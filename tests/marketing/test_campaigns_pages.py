@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,6 +61,12 @@ def test_campaign_list_and_page(client: TestClient) -> None:
     assert ops is not None
     assert "¥300.00" in ops.group(1)  # douyin's spend (baidu is not in the budget)
     assert "¥220.00" in ops.group(1)  # the two influencers' fees
+    chart = re.search(r'<script type="application/json" id="campaign-data">(.*?)</script>', html, flags=re.S)
+    assert chart is not None
+    series = json.loads(chart.group(1))
+    assert series["days"] == ["2024-11-01", "2024-11-02", "2024-11-03", "2024-11-04"]
+    assert series["actual"] == [200, 200, 200, 600]  # yuan, cumulative
+    assert series["expected"] == pytest.approx([133.33, 266.67, 400, 1000], abs=0.01)  # peak: 1,200 × ½
     zh = client.get(link.group(1), params={"lang": "zh", "as_of": "2024-11-04"}).text
     assert "爆发/正式" in zh
     assert "落后" in zh

@@ -26,11 +26,11 @@ from growthwheel.accounts.service import audit
 from growthwheel.api.deps import DbSession, PageUser, PageWriter
 from growthwheel.errors import GrowthwheelError
 from growthwheel.kit.money import currency_exponent
-from growthwheel.marketing.campaigns import review, service
+from growthwheel.marketing.campaigns import report, review, service
 from growthwheel.marketing.campaigns.schemas import CampaignIn, InfluencerIn
 from growthwheel.marketing.influencers import service as influencers
 from growthwheel.web.i18n import format_money, format_ratio, k
-from growthwheel.web.pages import backend, render, shop_of
+from growthwheel.web.pages import backend, page_translator, render, shop_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -203,6 +203,7 @@ def campaign_page(campaign_id: str, request: Request, user: PageUser, session: D
                       k("campaigns.error.not_found")}, user=user, status=404)
     phases = service.plan_phases(service.phases(session, campaign))
     cost = service.influencer_cost(session, campaign)
+    t = page_translator(request)
     with backend(request) as con:
         pace = review.pace(con, campaign, phases, as_of=as_of)
         body = review.review(con, campaign, phases, influencer_cost=cost, as_of=as_of)
@@ -245,7 +246,13 @@ def campaign_page(campaign_id: str, request: Request, user: PageUser, session: D
                 else f"{campaign.target_new_buyers:,}", pct(body["attainment"]["new_buyers"])),
                (k("campaigns.fig.roi"), format_ratio(campaign.target_roi, percent=False),
                 pct(body["attainment"]["roi"]))]
+    days, actual, expected = report.cumulative(pace)
+    exponent = money.exponent
+    chart = {"days": days, "actual": [v / 10**exponent for v in actual],
+             "expected": [None if v is None else v / 10**exponent for v in expected],
+             "names": [t(k("campaigns.chart.actual")), t(k("campaigns.chart.expected"))]}
     return render(request, "marketing/campaign.html.j2", {
+        "chart": chart,
         "campaign": campaign, "pace": pace, "review": body, "phases": phase_rows, "axes": axes,
         "axis_keys": axis_keys, "heroes": heroes, "budget": budget, "targets": targets,
         "statuses": STATUS_KEYS, "overall": pace["gmv"]["status"], "error_key": error_key,

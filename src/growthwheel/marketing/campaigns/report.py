@@ -19,27 +19,32 @@ STATUS_NAMES = {"not_started": ("not started", "未开始"), "no_target": ("no t
                 "met": ("met", "达成"), "missed": ("missed", "未达成")}
 
 
-def _chart(pace: dict[str, Any]) -> dict[str, Any]:
+def cumulative(pace: dict[str, Any]) -> tuple[list[str], list[int], list[int | None]]:
+    """Days of the campaign so far, cumulative GMV and the cumulative target pace (minor units;
+    the pace is linear inside each phase here, the tables carry the profile's figures)."""
     days = [d["day"] for d in pace["daily"]]
-    cum, total = [], 0.0
+    cum: list[int] = []
+    total = 0.0
     for d in pace["daily"]:
         total += d["gmv"]
         cum.append(round(total))
-    target = pace["gmv"]["target"]
-    expected: list[float | None] = []
-    if target:
-        # Expected cumulative GMV at the end of each day: phases' expected values up to that day.
-        by_phase = pace["phases"]
-        for day in days:
-            value = 0.0
-            for p in by_phase:
-                if day > p["ends_on"]:
-                    value += p["gmv"]["target"] or 0.0
-                elif day >= p["starts_on"] and p["days"]:
-                    # linear inside the phase for the chart; the table carries the profile's figure
-                    done = (_days_between(p["starts_on"], day) + 1) / p["days"]
-                    value += (p["gmv"]["target"] or 0.0) * done
-            expected.append(round(value))
+    expected: list[int | None] = []
+    for day in days:
+        if not pace["gmv"]["target"]:
+            expected.append(None)
+            continue
+        value = 0.0
+        for p in pace["phases"]:
+            if day > p["ends_on"]:
+                value += p["gmv"]["target"] or 0.0
+            elif day >= p["starts_on"] and p["days"]:
+                value += (p["gmv"]["target"] or 0.0) * (_days_between(p["starts_on"], day) + 1) / p["days"]
+        expected.append(round(value))
+    return days, cum, expected
+
+
+def _chart(pace: dict[str, Any]) -> dict[str, Any]:
+    days, cum, expected = cumulative(pace)
     return {
         "tooltip": {"trigger": "axis"},
         "legend": {"data": ["GMV 成交额", "Target pace 目标进度"]},
