@@ -279,7 +279,7 @@ def _preview(request: Request, user: Principal, definition: Any) -> tuple[int, d
     except SegmentDefinitionError as exc:
         return 200, {"ok": False, "errors": definition_errors(exc.message)}
     except GrowthwheelError as exc:
-        return 200, {"ok": False, "errors": [{"path": "", "message": exc.message}]}
+        return 200, {"ok": False, "errors": [{"path": "", "message": _reason(exc, t)}]}
     return 200, {
         "ok": True,
         "count": found.count,
@@ -342,19 +342,25 @@ async def preview_segment(request: Request, user: PageUser) -> Response:
     return JSONResponse(answer, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-def _create(session: Session, user: Principal, form: dict[str, str],
-            definition: Any) -> tuple[Segment | None, dict[str, str], list[dict[str, str]]]:
+def _reason(exc: GrowthwheelError, t: Translator) -> str:
+    """What went wrong, in the page's language when the error is coded (without the field name:
+    the page shows it next to its field)."""
+    return t(exc.key, **exc.params) if exc.key else exc.message
+
+
+def _create(session: Session, user: Principal, form: dict[str, str], definition: Any,
+            t: Translator) -> tuple[Segment | None, dict[str, str], list[dict[str, str]]]:
     """Save the segment, or say what is wrong: ``(segment, {}, [])`` or ``(None, {field: message},
-    definition problems)``."""
+    definition problems)``; messages in the language of ``t``."""
     try:
         seg = service.create_segment(session, form["name"], definition, principal=user,
                                      description=form["description"] or None, tag=form["tag"] or None)
     except SegmentDefinitionError as exc:
         return None, {"definition": exc.message}, definition_errors(exc.message)
     except SegmentExistsError as exc:
-        return None, {"name": exc.message}, []
+        return None, {"name": _reason(exc, t)}, []
     except InvalidArgumentError as exc:
-        return None, {"tag" if "is not a tag" in exc.message else "name": exc.message}, []
+        return None, {"tag" if exc.field == "tag" else "name": _reason(exc, t)}, []
     return seg, {}, []
 
 
@@ -380,7 +386,8 @@ async def save_segment(request: Request, user: PageUser, session: DbSession) -> 
             lambda: _builder_page(request, user, definition={"all": []}, form=form,
                                   errors={"definition": k("segments.error.json")},
                                   definition_problems=[], status=422))
-    seg, errors, problems = await run_in_threadpool(_create, session, user, form, definition)
+    seg, errors, problems = await run_in_threadpool(_create, session, user, form, definition,
+                                                    page_translator(request))
     if seg is not None:
         return RedirectResponse(segment_href(seg.id), status_code=303)
     return await run_in_threadpool(

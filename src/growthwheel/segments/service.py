@@ -100,7 +100,7 @@ def check_name(name: str) -> str:
     """A segment name as stored: trimmed, 1–200 characters, no control characters."""
     value = name.strip()
     if not value or len(value) > 200 or _CONTROL.search(value):
-        raise InvalidArgumentError("a segment name has 1 to 200 characters and no control characters")
+        raise InvalidArgumentError.coded("segments.error.name_rule", field="name")
     return value
 
 
@@ -109,7 +109,7 @@ def check_tag(tag: str) -> str:
     control characters."""
     value = tag.strip()
     if not value or len(value) > 64 or ";" in value or _CONTROL.search(value):
-        raise InvalidArgumentError(f"{tag!r} is not a tag: 1 to 64 characters, no ';' or control characters")
+        raise InvalidArgumentError.coded("segments.error.tag_rule", field="tag", tag=tag)
     return value
 
 
@@ -188,7 +188,7 @@ def create_segment(
         tag = check_tag(tag)
         _check_rule(node, tag)
     if repository.segment_by_name(session, name) is not None:
-        raise SegmentExistsError(f"a segment called {name!r} exists already")
+        raise SegmentExistsError.coded("segments.error.exists", field="name", name=name)
     creator = actor_name or (principal.name if principal else "system")
     row = Segment(
         name=name, description=(description or None), definition=definition_to_json(node), tag=tag,
@@ -205,7 +205,7 @@ def get_segment(session: Session, ref: str) -> Segment:
     """The segment whose id, else name, is ``ref``."""
     found = repository.segment_by_id(session, ref) or repository.segment_by_name(session, ref.strip())
     if found is None:
-        raise SegmentNotFoundError(f"no saved segment {ref!r}")
+        raise SegmentNotFoundError.coded("segments.error.not_found", ref=ref)
     return found
 
 
@@ -261,10 +261,7 @@ def refresh_segment(
 def member_rows(backend: BaseBackend, seg: Segment) -> Any:
     """The members of a refreshed segment with their profile, as an Arrow table sorted by id."""
     if seg.refreshed_at is None or not repository.has_table(backend, repository.MEMBERS_TABLE):
-        raise NotRefreshedError(
-            f"segment {seg.name!r} has not been refreshed yet: refresh it first "
-            f"(growthwheel segments refresh {seg.name!r})"
-        )
+        raise NotRefreshedError.coded("segments.error.not_refreshed", name=seg.name)
     table = repository.members(backend, seg.id)
     return table.select(*EXPORT_COLUMNS).order_by("customer_id").to_pyarrow()
 
@@ -316,16 +313,17 @@ def change_tag(
     tag = check_tag(tag)
     overlap = set(add) & set(remove)
     if overlap:
-        raise InvalidArgumentError(f"customers both added and removed: {', '.join(sorted(overlap)[:5])}")
+        raise InvalidArgumentError.coded("segments.error.add_and_remove", field="remove",
+                                         ids=", ".join(sorted(overlap)[:5]))
     if not add and not remove:
-        raise InvalidArgumentError("name at least one customer")
+        raise InvalidArgumentError.coded("segments.error.no_customers", field="add")
 
     def work(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
         unknown = repository.unknown_customers(con, [*add, *remove])
         if unknown:
             shown = ", ".join(repr(u) for u in unknown[:5])
-            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-            raise InvalidArgumentError(f"unknown customer(s): {shown}{more}; nothing was changed")
+            raise InvalidArgumentError.coded("segments.error.unknown_customers", field="add",
+                                             ids=shown, n=len(unknown))
         return repository.change_manual_tag(con, tag, add, remove, _now())
 
     added, removed = write(work)
