@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from growthwheel.config import Settings
@@ -19,8 +22,12 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict
     folder = tmp_path_factory.mktemp("roles-demo")
     files = build_demo_files(folder / "files", customers=3000, seed=7)
     cfg = Settings(data_dir=folder / "data", database_url=None)
-    for table in ("products", "order_lines", "events"):
+    for table in ("products", "order_lines"):
         ingest.import_files(table, [files.paths[table]], cfg=cfg)
+    events = pq.read_table(files.paths["events"])  # the matrix reads views and carts only
+    events = events.filter(pc.is_in(events["type"], pa.array(["view", "add_to_cart"])))
+    pq.write_table(events, folder / "views.parquet")
+    ingest.import_files("events", [folder / "views.parquet"], cfg=cfg)
     truth = json.loads(files.ground_truth.read_text("utf-8"))["product_roles"]
     con = connect(cfg)
     try:
