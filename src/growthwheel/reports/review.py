@@ -373,7 +373,7 @@ def render_review(
     (default: the last shop-local date with an order). Money is shown in ``currency``'s major
     units. Raises ``NoDataError`` when there is nothing to review.
     With ``cfg`` (the settings of the shop's data directory) the review
-    lists the alerts of the period from the operational store.
+    lists the alerts of the period from the operational store, and each survey's NPS.
     """
     context = review_context(con, period=period, as_of=as_of, shop_name=shop_name,
                              currency=currency)
@@ -381,5 +381,8 @@ def render_review(
         from growthwheel.alerts.service import report_rows
 
         context["alerts"] = report_rows(cfg, context["start"], context["end"])
+        from growthwheel.surveys.service import review_rows
+
+        context["nps"] = review_rows(cfg, context["start"], context["end"])
     template = _environment().get_template("review.html.j2")
     return template.render(**context, echarts_js=_echarts_source())

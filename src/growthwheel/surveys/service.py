@@ -372,3 +372,27 @@ def aspect_summary(rows: Iterable[Answer]) -> list[dict[str, Any]]:
             if m["polarity"] == "negative" and nps.group_of(a.score) == "detractor":
                 row["detractor_negative"] += 1
     return sorted(table.values(), key=lambda r: (-r["negative"], -r["mentions"], r["aspect"]))
+
+
+def review_rows(cfg: Any, start: date, end: date) -> list[dict[str, Any]]:
+    """For the periodic review: each survey's NPS (adjusted Wald 95% interval) over the answers of
+    the shop-local days ``start`` … ``end``. Empty when the store has no surveys table yet."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from growthwheel.store.db import session_scope
+
+    zone = ZoneInfo(cfg.shop().timezone)
+    since = datetime.combine(start, datetime.min.time(), zone).astimezone(UTC)
+    until = datetime.combine(end + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)
+    try:
+        with session_scope(cfg) as session:
+            out = []
+            for survey in list_surveys(session):
+                rows = answers(session, survey.id, since=since, until=until)
+                if rows:
+                    est = nps.estimate(nps.Counts.of(a.score for a in rows)).as_dict()
+                    out.append({"survey": survey.name, **est,
+                                "comments": sum(1 for a in rows if a.comment)})
+            return out
+    except SQLAlchemyError:
+        return []
