@@ -273,9 +273,11 @@ async def create_experiment(request: Request, user: PageUser, session: DbSession
         field, message = _validation_field(exc, page_translator(request))
         errors[field] = message
     except GrowthwheelError as exc:
-        field = exc.message.split(":", 1)[0] if ":" in exc.message else "key"
+        field = exc.field or (exc.message.split(":", 1)[0] if ":" in exc.message else "key")
         field = ERROR_FIELD.get(field, field)
-        errors[field if field in FORM_FIELDS else "key"] = exc.message
+        # a coded error in the page's language (without the field: it is shown next to it)
+        reason = page_translator(request)(exc.key, **exc.params) if exc.key else exc.message
+        errors[field if field in FORM_FIELDS else "key"] = reason
     if errors:
         return await run_in_threadpool(_form_page, request, user, session, form, errors, 422)
     return RedirectResponse(experiment_href(form["key"].strip()), status_code=303)

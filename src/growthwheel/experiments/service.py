@@ -112,7 +112,7 @@ def _segment_id(session: Session, ref: str | None) -> str | None:
         session, ref.strip()
     )
     if found is None:
-        raise InvalidArgumentError(f"segment: no saved segment {ref!r}")
+        raise InvalidArgumentError.coded("experiments.error.no_segment", field="segment", ref=ref)
     return found.id
 
 
@@ -122,7 +122,8 @@ def _check_metrics(
     labels = [m.label for m in (primary, *secondary, *guardrails)]
     repeated = sorted({x for x in labels if labels.count(x) > 1})
     if repeated:
-        raise InvalidArgumentError(f"metrics: {', '.join(repeated)} listed more than once")
+        raise InvalidArgumentError.coded("experiments.error.metrics_repeated", field="metrics",
+                                         metrics=", ".join(repeated))
 
 
 def create_experiment(
@@ -130,7 +131,7 @@ def create_experiment(
 ) -> Experiment:
     """Save a new experiment (or hold-out) as a draft; keys are unique."""
     if repository.by_key(session, body.key) is not None:
-        raise ExperimentExistsError(f"key: an experiment {body.key!r} exists already")
+        raise ExperimentExistsError.coded("experiments.error.exists", field="key", exp=body.key)
     _check_metrics(body.primary_metric, body.secondary_metrics, body.guardrail_metrics)
     row = Experiment(
         key=body.key, name=body.name.strip(), hypothesis=body.hypothesis or None, kind=body.kind,
@@ -175,10 +176,8 @@ def _claim_range(session: Session, exp: Experiment, traffic: float) -> None:
     found = free_range(taken, buckets_for(traffic), keep=keep)
     if found is None:
         used = sum(hi - lo for lo, hi in taken) / LAYER_BUCKETS
-        raise LayerFullError(
-            f"traffic: layer {exp.layer!r} has no free {traffic:.1%} of traffic left "
-            f"({used:.1%} is used by its other running experiments)"
-        )
+        raise LayerFullError.coded("experiments.error.layer_full", field="traffic", layer=exp.layer,
+                                   traffic=f"{traffic:.1%}", used=f"{used:.1%}")
     exp.bucket_start, exp.bucket_end = found
 
 
@@ -229,9 +228,8 @@ def start_experiment(
     if exp.status != "draft":
         raise ExperimentStateError(f"experiment {exp.key!r} is {exp.status}: only a draft can start")
     if needs_planned_units(exp):
-        raise PlannedUnitsRequiredError(
-            "planned_units: a fixed-horizon test needs its planned sample size (units) before it starts; "
-            "set it (PATCH the experiment) or choose method 'sequential'")
+        raise PlannedUnitsRequiredError.coded("experiments.error.planned_units_required",
+                                              field="planned_units")
     if exp.layer is not None:
         _claim_range(session, exp, exp.traffic)
     exp.status = "running"
