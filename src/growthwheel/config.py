@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from growthwheel.errors import ConfigError
@@ -61,6 +61,10 @@ class SparkSettings(BaseModel):
     the server's memory); ``duckdb`` (default) validates and merges on the server, then publishes."""
 
 
+#: ``server.concurrency`` on SQLite when not set (see :class:`ServerSettings`).
+SQLITE_CONCURRENCY = 8
+
+
 class ServerSettings(BaseModel):
     """How ``growthwheel serve`` takes load (``GROWTHWHEEL_SERVER__*``; README "Production").
 
@@ -74,7 +78,9 @@ class ServerSettings(BaseModel):
     workers: int = Field(default=1, ge=1, le=64)
     """Server processes (``serve --workers``); PostgreSQL only when above 1."""
     concurrency: int = Field(default=32, ge=1, le=1000)
-    """Requests using the store at once, per process."""
+    """Requests using the store at once, per process: 32 on PostgreSQL, 8 on SQLite unless set
+    (SQLite has one writer; more threads only wait for it and for the GIL — ``bench/crowd_bench.py``
+    with 200 clients answered faster and kept ``/health`` quicker at 8 than at 32)."""
     queue: int = Field(default=1000, ge=0, le=100_000)
     """Requests that may wait for admission; one more is answered 503 at once."""
     queue_timeout: float = Field(default=30.0, gt=0, le=600)
@@ -143,6 +149,13 @@ class Settings(BaseSettings):
                     f"GROWTHWHEEL_TRUSTED_PROXIES: {item!r} is not an IP address or network (e.g. 10.0.0.0/8)"
                 ) from None
         return networks
+
+    @model_validator(mode="after")
+    def _sqlite_concurrency(self) -> Settings:
+        """On SQLite, ``server.concurrency`` defaults to :data:`SQLITE_CONCURRENCY`."""
+        if not self.database_url and "concurrency" not in self.server.model_fields_set:
+            self.server = self.server.model_copy(update={"concurrency": SQLITE_CONCURRENCY})
+        return self
 
     @field_validator("spark_remote")
     @classmethod
