@@ -417,8 +417,9 @@ def explain(row: dict[str, Any], refs: dict[str, Any], rules: RoleRules, exponen
               f"{_pct(refs['shop_margin_rate'])}）；"
               f"属于贡献本期前 {_pct(rules.profit_margin_share)} 毛利的商品")
     elif role == "potential":
-        growth = "new in the period" if row["growth"] is None else f"orders {_pct(row['growth'])} vs before"
-        growth_zh = "本期新品" if row["growth"] is None else f"订单较上期 {_pct(row['growth'])}"
+        growth = ("no orders in the period before" if row["growth"] is None
+                  else f"orders {_pct(row['growth'])} against the period before")
+        growth_zh = "上期无订单" if row["growth"] is None else f"订单较上期 {_pct(row['growth'])}"
         en = (f"{row['orders']} orders from {row['views']} views: conversion {_pct(row['conversion'])}, "
               f"at least {_pct(row['conversion_low'])} (Wilson lower bound) against a bar of "
               f"{_pct(refs['conversion_bar'])} ({rules.potential_conversion_lift:g}× the shop's "
