@@ -114,6 +114,16 @@ TABLE_EDGES: dict[str, str] = {
         "RV4,,3,2024-03-05,,,,,en\n"
         "RV5,S1,0,2024-02-30T10:00,,,,,en\n"
     ),
+    "inventory": (
+        "sku,date,on_hand,received,lead_time_days,unit_cost,location\n"
+        "S1,2024-03-05,10,,,,\n"
+        "S1,2024-03-06,,20,9,12.50,北仓\n"
+        "S1,2024-03-07,5,5,,,\n"
+        "S2,2024-03-07,,,,,\n"
+        "S3,2024-03-07,-1,,,,\n"
+        "S4,2024-02-30,3,,,,\n"
+        "S5,2024-03-07,,4,2.5,1.234,\n"
+    ),
 }
 
 # A second version of some of them: one row as stored, one changed, one new.
