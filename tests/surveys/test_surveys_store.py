@@ -55,3 +55,23 @@ def test_the_database_refuses_a_score_out_of_range(store_cfg: Settings) -> None:
         with pytest.raises(IntegrityError):
             session.flush()
         session.rollback()
+
+
+def test_nul_and_lone_surrogates_are_refused_before_the_database(store_cfg: Settings) -> None:
+    """PostgreSQL cannot store a NUL: such input is a 404 / 422 naming the field, never a 500."""
+    from growthwheel.errors import InvalidArgumentError
+
+    with session_scope(store_cfg) as session:
+        survey = service.create_survey(session, service.SurveySpec(name="输入"), actor="tests")
+        with pytest.raises(service.SurveyNotFoundError):
+            service.get_survey(session, "ab\x00cd")
+        with pytest.raises(service.SurveyNotFoundError):
+            service.get_survey(session, "\ud800")
+        bad = (("comment", service.AnswerIn(customer_id="c1", score=5, comment="a\x00b")),
+               ("response_key", service.AnswerIn(customer_id="c1", score=5, response_key="\x00")),
+               ("customer_id", service.AnswerIn(customer_id="c\x001", score=5)))
+        for field, answer in bad:
+            with pytest.raises(InvalidArgumentError, match=field):
+                service.record_answer(session, survey, answer)
+        with pytest.raises(InvalidArgumentError, match="name"):
+            service.create_survey(session, service.SurveySpec(name="x\x00"), actor="tests")

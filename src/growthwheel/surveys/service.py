@@ -139,6 +139,8 @@ def create_survey(session: Session, spec: SurveySpec, *, actor: str) -> Survey:
 
 def get_survey(session: Session, ref: str) -> Survey:
     """The survey with id or name ``ref``; 404 otherwise."""
+    if not ref or len(ref) > 200 or "\x00" in ref or any(0xD800 <= ord(c) <= 0xDFFF for c in ref):
+        raise SurveyNotFoundError("survey: no such survey (找不到该问卷)")
     survey = session.get(Survey, ref) if len(ref) <= 32 else None
     if survey is None:
         survey = session.scalar(select(Survey).where(Survey.name == ref))
