@@ -104,11 +104,14 @@ _NEG_EN = frozenset({"not", "no", "never", "hardly", "isn't", "wasn't", "aren't"
                      "doesn't", "didn't", "won't", "can't", "cannot"})
 _CLAUSES = re.compile(r"[,.;:!?~\n，。；：！？～、…]+|但是|不过|可是|然而|\bbut\b|\bhowever\b"
                       r"|\balthough\b|\bthough\b")
-_EN_KEYWORDS = {
-    w: re.compile(r"\b" + re.escape(w[:-1]) if w.endswith("*")
-                  else r"\b" + re.escape(w) + r"(?:s|es|d|ed)?\b")
-    for spec in ASPECTS.values() for w in spec["en"]
-}
+def _en_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    parts = [re.escape(w[:-1]) if w.endswith("*") else re.escape(w) + r"(?:s|es|d|ed)?\b" for w in words]
+    return re.compile(r"\b(?:" + "|".join(parts) + ")")
+
+
+#: One pattern per aspect for English (whole words with an ending, or ``*`` prefixes).
+_EN_ASPECT = {name: _en_pattern(spec["en"]) for name, spec in ASPECTS.items()}
+_ZH_OPINION = re.compile("|".join(re.escape(w) for w in sorted(OPINION["zh"], key=len, reverse=True)))
 _EN_TOKEN = re.compile(r"[a-z0-9'-]+")
 
 Polarity = Literal["positive", "neutral", "negative"]
@@ -146,7 +149,7 @@ def _aspects_in(clause: str, lang: Lang) -> list[str]:
         if lang == "zh":
             hit = any(w in low for w in words)
         else:
-            hit = any(_EN_KEYWORDS[w].search(low) for w in words)
+            hit = _EN_ASPECT[name].search(low) is not None
         if hit:
             found.append(name)
     return found
@@ -158,17 +161,11 @@ def lexicon_polarity(clause: str, lang: Lang) -> int:
     total = 0
     if lang == "zh":
         words = OPINION["zh"]
-        i = 0
-        while i < len(low):
-            match = next((w for w in sorted(words, key=len, reverse=True)
-                          if low.startswith(w, i)), None)
-            if match is None:
-                i += 1
-                continue
+        for found in _ZH_OPINION.finditer(low):  # leftmost, longest word first
+            i, match = found.start(), found.group()
             negated = any(low[max(0, i - len(n)):i] == n for n in _NEG_ZH) or \
                 any(low[max(0, i - len(n) - 1):i - 1] == n for n in _NEG_ZH)
             total += -words[match] if negated else words[match]
-            i += len(match)
         return total
     tokens = _EN_TOKEN.findall(low)
     for i, tok in enumerate(tokens):
