@@ -202,6 +202,9 @@ def test_signed_link_answers_once_in_both_languages(app_cfg: Any, client: TestCl
     bad = anon.post(path, data={"csrf_token": csrf.group(1), "score": "12"})
     assert bad.status_code == 422
     assert "0 到 10" in bad.text
+    nul = anon.post(path, data={"csrf_token": csrf.group(1), "score": "9", "comment": "坏\x00字符"})
+    assert nul.status_code == 422
+    assert "无法保存的字符" in nul.text
     done = anon.post(path, data={"csrf_token": csrf.group(1), "score": "9", "comment": "很满意"})
     assert done.status_code == 200
     assert "谢谢" in done.text

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from growthwheel.accounts.service import CsrfError
 from growthwheel.api.deps import DbSession, check_csrf, server_secret
+from growthwheel.errors import InvalidArgumentError
 from growthwheel.journeys.channels.links import MAX_TOKEN, InvalidLinkError, SurveyToken, read_survey
 from growthwheel.surveys import service
 from growthwheel.surveys.models import Survey
@@ -113,6 +114,10 @@ async def answer(request: Request, token: Token, session: DbSession) -> HTMLResp
         except service.AnswerConflictError:
             session.rollback()
             return _page(request, "already", survey)
+        except InvalidArgumentError as exc:  # e.g. a comment with a NUL character
+            session.rollback()
+            return _page(request, "form", survey, status=422, score=int(raw_score),
+                         error="comment" if exc.message.startswith("comment") else "score")
         return _page(request, "done", survey)
 
     return await run_in_threadpool(work)
