@@ -104,6 +104,8 @@ def test_bad_options_and_empty_warehouse(con: Any) -> None:
         service.plan(con, service.PlanOptions(service_level=1.0))
     with pytest.raises(InvalidArgumentError, match="until"):
         service.plan(con, service.PlanOptions(as_of=AS_OF, until=AS_OF))
+    with pytest.raises(InvalidArgumentError, match="as_of"):
+        service.plan(con, service.PlanOptions(as_of=date(1, 1, 1)))  # no history before year 1
     with pytest.raises(NoDataError):
         service.plan(make_warehouse({}))
     assert service.clearance_definition(["B", "A", "A"], 20) == {

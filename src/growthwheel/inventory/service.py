@@ -22,6 +22,9 @@ from growthwheel.inventory import forecast as fc
 from growthwheel.inventory import policy
 from growthwheel.warehouse.schema import PAID_STATUSES
 
+#: The days a plan may be asked about (a history and a horizon of dates Python can hold).
+EARLIEST = date(1970, 1, 1)
+LATEST = date(2199, 12, 31)
 GRAINS = {"day": (1, 7), "week": (7, 52)}
 """Grain → (days per period, season length in periods)."""
 
@@ -62,6 +65,9 @@ class PlanOptions:
         for name, ok, rule in checks:
             if not ok:
                 raise InvalidArgumentError(f"{name}: {rule}")
+        for name, day in (("as_of", self.as_of), ("until", self.until)):
+            if day is not None and not EARLIEST <= day <= LATEST:
+                raise InvalidArgumentError(f"{name}: between {EARLIEST} and {LATEST}")
         if self.until is not None and self.as_of is not None and self.until <= self.as_of:
             raise InvalidArgumentError("until: after as_of")
 
