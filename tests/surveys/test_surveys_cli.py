@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sqlalchemy import update
 from typer.testing import CliRunner
 
 from growthwheel.cli.main import app
 from growthwheel.config import Settings
+from growthwheel.store.db import session_scope
+from growthwheel.surveys.models import SurveyAnswer
 from growthwheel.warehouse import ingest
 
 from .test_surveys_api import _orders_csv
@@ -53,5 +56,16 @@ def test_create_answer_nps_repurchase(tmp_path: Path) -> None:
     missing = runner.invoke(app, [*base, "segments", "nope"])
     assert missing.exit_code == 1
     assert "nope" in missing.output
+    # comments recorded before sentiment ran (here: wiped) are scored by `surveys score`
+    runner.invoke(app, [*base, "answer", "售后回访", "--customer", "c8", "--score", "2",
+                        "--comment", "物流太慢"])
+    with session_scope(Settings(data_dir=data, database_url=None)) as session:
+        session.execute(update(SurveyAnswer).values(sentiment=None, aspects=None))
+    scored = runner.invoke(app, [*base, "score"])
+    assert scored.exit_code == 0, scored.output
+    assert "scored 1 comments" in scored.output
+    after = json.loads(runner.invoke(app, [*base, "nps", "售后回访", "--json"]).output)
+    assert after["comments_scored"] == 1
+    assert after["aspects"][0]["aspect"] == "logistics"
     listed = runner.invoke(app, [*base, "list", "--json"])
-    assert [s["answers"] for s in json.loads(listed.output)] == [4]
+    assert [s["answers"] for s in json.loads(listed.output)] == [5]

@@ -3,6 +3,7 @@
 * ``surveys list [--json]`` — every survey and its number of answers.
 * ``surveys create NAME [--channel C] [--campaign X] [--journey J] [--question-zh Q] [--question-en Q]``
 * ``surveys answer SURVEY --customer ID --score 0..10 [--comment T] [--key K]`` — once per key.
+* ``surveys score [SURVEY]`` — sentiment and aspects for comments recorded without them.
 * ``surveys nps SURVEY [--period week|month] [--confidence 0.95] [--method adjusted_wald|wald] [--json]``
 * ``surveys segments SURVEY [--json]`` — NPS per saved segment (reads the warehouse, through the
   running server when one owns it: the named reads ``surveys_segments`` / ``surveys_repurchase``).
@@ -102,6 +103,18 @@ def answer(
         row, created = service.record_answer(session, found, service.AnswerIn(
             customer_id=customer, score=score, comment=comment, response_key=key))
         out.print(f"{'recorded' if created else 'already recorded'}: {row.customer_id} → {row.score}")
+
+
+@surveys_app.command("score")
+def score(
+    survey: Annotated[str | None, typer.Argument(help="The survey's id or name (default: all).")] = None,
+) -> None:
+    """Run sentiment and aspects over comments recorded without them."""
+    from growthwheel.surveys import service
+
+    with cli_errors(), store_session() as session:
+        survey_id = service.get_survey(session, survey).id if survey else None
+        out.print(f"scored {service.score_unscored(session, survey_id)} comments")
 
 
 @surveys_app.command("nps")

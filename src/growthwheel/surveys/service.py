@@ -229,10 +229,13 @@ def analyse_comment(comment: str | None) -> tuple[float | None, dict[str, Any] |
     from growthwheel.voice.aspects import analyse
 
     found = analyse([comment])[0]
-    return round(float(found.score), 4), {
-        "label": found.label, "lang": found.lang,
-        "mentions": [{"aspect": m.aspect, "polarity": m.polarity, "clause": m.clause[:200]}
-                     for m in found.aspects]}
+    return round(float(found.score), 4), _aspects_of(found)
+
+
+def _aspects_of(found: Any) -> dict[str, Any]:
+    return {"label": found.label, "lang": found.lang,
+            "mentions": [{"aspect": m.aspect, "polarity": m.polarity, "clause": m.clause[:200]}
+                         for m in found.aspects]}
 
 
 def record_answer(session: Session, survey: Survey, answer: AnswerIn) -> tuple[SurveyAnswer, bool]:
@@ -261,6 +264,26 @@ def record_answer(session: Session, survey: Survey, answer: AnswerIn) -> tuple[S
             raise
         return _same(stored, answer.score, comment), False
     return row, True
+
+
+def score_unscored(session: Session, survey_id: str | None = None, *, batch: int = 1000) -> int:
+    """Run sentiment and aspects over the comments recorded without them (e.g. before the voice
+    model was installed); how many were scored."""
+    from growthwheel.voice.aspects import analyse
+
+    q = select(SurveyAnswer).where(SurveyAnswer.comment.is_not(None), SurveyAnswer.sentiment.is_(None))
+    if survey_id is not None:
+        q = q.where(SurveyAnswer.survey_id == survey_id)
+    done = 0
+    while True:
+        rows = list(session.scalars(q.order_by(SurveyAnswer.id).limit(batch)))
+        if not rows:
+            return done
+        for row, found in zip(rows, analyse([r.comment or "" for r in rows]), strict=True):
+            row.sentiment = round(float(found.score), 4)
+            row.aspects = _aspects_of(found)
+        session.flush()
+        done += len(rows)
 
 
 def answer_out(row: SurveyAnswer) -> dict[str, Any]:
