@@ -40,9 +40,9 @@ VIEWS = {"T": 50, "A": 60, "P": 40, "B": 50, "N": 3, "X": 10}
 RULES = pr.RoleRules(traffic_entry_lift=2.0, traffic_min_first_orders=2)
 
 
-def _shop(folder: Path) -> Settings:
+def _shop(folder: Path, products: str = PRODUCTS) -> Settings:
     cfg = Settings(data_dir=folder, database_url=None)
-    (folder / "products.csv").write_text(PRODUCTS, encoding="utf-8")
+    (folder / "products.csv").write_text(products, encoding="utf-8")
     rows = ["order_id,customer_id,ordered_at,sku,quantity,line_total"]
     rows += [f"{o},{c},{d}T10:00:00,{s},1,{PRICE[s]}" for o, c, d, skus in ORDERS for s in skus]
     (folder / "lines.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
@@ -135,3 +135,18 @@ def test_periods() -> None:
     assert pr.parse_period("2024", last).previous().start == pr.date(2022, 12, 31)  # 366 days before
     with pytest.raises(InvalidArgumentError, match="long_tail_share"):
         pr.RoleRules(long_tail_share=2.0).check()
+
+
+def test_a_catalogue_without_launch_dates_or_costs(tmp_path: Path) -> None:
+    """Launch dates and costs are optional in an import: then nothing is new and nothing is a
+    profit maker, and the matrix still answers."""
+    bare = "\n".join(",".join(line.split(",")[:4]) for line in PRODUCTS.strip().splitlines()) + "\n"
+    con = connect(_shop(tmp_path, bare))
+    try:
+        m = pr.roles(con, "2025-03", RULES)
+    finally:
+        con.disconnect()
+    assert m["counts"]["profit_maker"] == 0
+    assert m["references"]["shop_margin_rate"] is None
+    assert all(i["margin"] is None for i in m["items"])
+    assert _item(m, "N")["role"] == "potential"  # more orders than before (none), converting well

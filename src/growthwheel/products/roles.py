@@ -344,7 +344,8 @@ def classify(frame: pd.DataFrame, first_orders: int, period: Period,
     views_bar = (float(f.loc[viewed, "views"].quantile(rules.potential_max_views_quantile))
                  if viewed.any() else 0.0)
     launched = pd.to_datetime(f["launched_at"], errors="coerce") if "launched_at" in f else None
-    new_in_period = (launched.dt.date >= period.start).fillna(False) if launched is not None else False
+    began = pd.Timestamp(period.start)
+    new_in_period = (launched >= began) if launched is not None else False  # NaT compares False
     f["growth"] = (f["orders"] / f["orders_before"].where(f["orders_before"] > 0) - 1.0)
     orders_now = int(f["orders"].sum())
     orders_then = int(f["orders_before"].sum())
@@ -358,7 +359,7 @@ def classify(frame: pd.DataFrame, first_orders: int, period: Period,
 
     # Slow movers and the long tail.
     median_units = float(f.loc[selling, "units"].median()) if n_selling else 0.0
-    on_sale_before = ~((launched.dt.date >= period.start).fillna(False)) if launched is not None else True
+    on_sale_before = ~(launched >= began) if launched is not None else True
     in_catalogue = f["name"].notna()
     slow = in_catalogue & on_sale_before & (f["units"] <= rules.slow_units_ratio * median_units)
     revenue_total = float(f.loc[selling, "revenue"].sum())
