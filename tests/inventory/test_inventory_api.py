@@ -71,6 +71,7 @@ def test_plan_risk_slow_movers_and_a_clearance_draft(
         assert sorted(stored.definition["conditions"]["skus"]) == ["GIFT-BOX-M", "POT-YX-200"]
 
 
+@pytest.mark.parametrize("store_cfg", ["sqlite"], indirect=True)  # no store write: one store is enough
 @pytest.mark.parametrize(("params", "field"), [
     ({"service_level": 1.2}, "service_level"),
     ({"grain": "month"}, "grain"),
