@@ -3,7 +3,8 @@
 Orders (shop time +08:00): o0 c2 10 Oct ¥100 (so c2 is not new); o1 c1 1 Nov P1×2 ¥200 (warm-up);
 o2 c2 4 Nov P2 ¥300, o3 c3 4 Nov P1 ¥100 (came through KOL_A's UTM link on 3 Nov), o4 c4 5 Nov
 P3×3 ¥600 with coupon code KOC_B (peak); o5 c5 6 Nov P2 ¥300 (after-glow); o6 c1 20 Nov P1 ¥100
-(a repurchase after the campaign). Catalogue P1–P4 (P4 never sells). Ad spend: douyin ¥100 on
+(a repurchase after the campaign); o2 and o4 had the promotion D11PROMO
+(¥30 and ¥60 off). Catalogue P1–P4 (P4 never sells). Ad spend: douyin ¥100 on
 1 Nov and ¥200 on 4 Nov, baidu ¥50 on 2 Nov.
 """
 
@@ -20,14 +21,14 @@ P2,Serum,300.00
 P3,Toner,200.00
 P4,Mask,50.00
 """
-LINES = """order_id,customer_id,ordered_at,sku,quantity,line_total,coupon_code
-o0,c2,2024-10-10T12:00:00+08:00,P1,1,100.00,
-o1,c1,2024-11-01T12:00:00+08:00,P1,2,200.00,
-o2,c2,2024-11-04T12:00:00+08:00,P2,1,300.00,
-o3,c3,2024-11-04T13:00:00+08:00,P1,1,100.00,
-o4,c4,2024-11-05T12:00:00+08:00,P3,3,600.00,KOC_B
-o5,c5,2024-11-06T12:00:00+08:00,P2,1,300.00,
-o6,c1,2024-11-20T12:00:00+08:00,P1,1,100.00,
+LINES = """order_id,customer_id,ordered_at,sku,quantity,line_total,coupon_code,discount,promotion_ids
+o0,c2,2024-10-10T12:00:00+08:00,P1,1,100.00,,,
+o1,c1,2024-11-01T12:00:00+08:00,P1,2,200.00,,,
+o2,c2,2024-11-04T12:00:00+08:00,P2,1,300.00,,30.00,D11PROMO
+o3,c3,2024-11-04T13:00:00+08:00,P1,1,100.00,,,
+o4,c4,2024-11-05T12:00:00+08:00,P3,3,600.00,KOC_B,60.00,D11PROMO;OTHER
+o5,c5,2024-11-06T12:00:00+08:00,P2,1,300.00,,,
+o6,c1,2024-11-20T12:00:00+08:00,P1,1,100.00,,,
 """
 EVENTS = """event_id,type,occurred_at,customer_id,session_id,utm_source,utm_medium,utm_campaign
 e1,view,2024-11-03T20:00:00+08:00,c3,s1,douyin,influencer,KOL_A

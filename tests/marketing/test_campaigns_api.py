@@ -164,3 +164,34 @@ def test_bad_input_is_a_4xx_naming_the_field(client: TestClient) -> None:
     problem(client.get("/api/v1/marketing/influencers/KOL_A"), 404)
     ok(client.delete("/api/v1/marketing/campaigns/Double 11 2024"), 204)
     assert ok(client.get("/api/v1/marketing/campaigns"))["campaigns"] == []
+
+
+def test_attached_promotions_and_coupon_batches_in_the_review(client: TestClient,
+                                                              store_cfg: Settings) -> None:
+    from datetime import UTC, datetime
+
+    from growthwheel.promotions import coupons
+    from growthwheel.promotions.models import Promotion
+    from growthwheel.store import db
+
+    with db.session_scope(store_cfg) as session:
+        session.add(Promotion(id="D11PROMO", name="双11 满300减30", layer="order", status="ended",
+                              definition={"reward": {"type": "spend_tiers", "tiers": [[30000, 3000]]}},
+                              created_by="tests"))
+        batch = coupons.create_batch(
+            session, name="双11 券", definition={"reward": {"type": "order_amount_off", "amount": 1000}},
+            valid_from=datetime(2024, 11, 1, tzinfo=UTC), valid_until=datetime(2024, 11, 30, tzinfo=UTC),
+            budget_count=10, actor_name="tests")
+        batch_id = batch.id
+    body = data.campaign_body([])
+    body["links"] = [{"kind": "promotion", "ref_id": "D11PROMO"},
+                     {"kind": "coupon_batch", "ref_id": batch_id}]
+    c = ok(client.post("/api/v1/marketing/campaigns", json=body), 201)
+    r = ok(client.get(f"/api/v1/marketing/campaigns/{c['id']}/review"))
+    assert r["operations"]["promotions"] == [{"id": "D11PROMO", "name": "双11 满300减30", "orders": 2,
+                                              "revenue": 90_000, "discount": 9_000}]
+    assert r["operations"]["discount"] == 9_000
+    assert r["operations"]["coupon_batches"] == [{"id": batch_id, "name": "双11 券", "issued": 0,
+                                                  "redeemed": 0, "discount": 0}]
+    html = client.get(f"/api/v1/marketing/campaigns/{c['id']}/report.html").text
+    assert "双11 满300减30" in html

@@ -102,9 +102,9 @@ def get_review(key: Key, principal: Reader, session: DbSession, owner: Owner, as
     ROI, CAC, cost per order and spend against budget."""
     campaign = service.get(session, key)
     phases = service.plan_phases(service.phases(session, campaign))
-    cost = service.influencer_cost(session, campaign)
+    inputs = service.review_inputs(session, campaign)
     with owner.read() as con:
-        return review.review(con, campaign, phases, influencer_cost=cost, as_of=as_of)
+        return review.review(con, campaign, phases, as_of=as_of, **inputs)
 
 
 @router.get("/{key}/report.html", summary="The review as one self-contained HTML page",
@@ -115,9 +115,9 @@ def get_report(key: Key, request: Request, principal: Reader, session: DbSession
     cfg: Settings = request.app.state.cfg
     campaign = service.get(session, key)
     phases = service.plan_phases(service.phases(session, campaign))
-    cost = service.influencer_cost(session, campaign)
+    inputs = service.review_inputs(session, campaign)
     with owner.read() as con:
-        body = review.review(con, campaign, phases, influencer_cost=cost, as_of=as_of)
+        body = review.review(con, campaign, phases, as_of=as_of, **inputs)
         pace = review.pace(con, campaign, phases, as_of=as_of)
     shop = cfg.shop()
     return HTMLResponse(html_report.render(body, pace, currency=shop.currency, shop_name=shop.name))

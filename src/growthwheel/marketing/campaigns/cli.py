@@ -139,15 +139,15 @@ def delete(key: Annotated[str, typer.Argument(help="Campaign id or name")]) -> N
     out.print(f"campaign {key} deleted")
 
 
-def _load(key: str) -> tuple[Any, list[Any], int]:
+def _load(key: str) -> tuple[Any, list[Any], dict[str, Any]]:
     from growthwheel.marketing.campaigns import service
 
     with store_session() as session:
         campaign = service.get(session, key)
         phases = service.plan_phases(service.phases(session, campaign))
-        cost = service.influencer_cost(session, campaign)
+        inputs = service.review_inputs(session, campaign)
         session.expunge(campaign)
-    return campaign, phases, cost
+    return campaign, phases, inputs
 
 
 @campaigns_app.command("pacing")
@@ -159,7 +159,7 @@ def pacing(key: Annotated[str, typer.Argument(help="Campaign id or name")],
 
     with cli_errors():
         day = parse_date(as_of, "--as-of")
-        campaign, phases, _cost = _load(key)
+        campaign, phases, _inputs = _load(key)
         with warehouse_reader() as con:
             body = review.pace(con, campaign, phases, as_of=day)
     if as_json:
@@ -190,9 +190,9 @@ def review_cmd(key: Annotated[str, typer.Argument(help="Campaign id or name")],
 
     with cli_errors():
         day = parse_date(as_of, "--as-of")
-        campaign, phases, cost = _load(key)
+        campaign, phases, inputs = _load(key)
         with warehouse_reader() as con:
-            body = review.review(con, campaign, phases, influencer_cost=cost, as_of=day)
+            body = review.review(con, campaign, phases, as_of=day, **inputs)
             pace = review.pace(con, campaign, phases, as_of=day) if out_file else None
         if out_file is not None:
             assert pace is not None

@@ -202,11 +202,11 @@ def campaign_page(campaign_id: str, request: Request, user: PageUser, session: D
         return render(request, "marketing/campaign.html.j2", {"campaign": None, "error_key":
                       k("campaigns.error.not_found")}, user=user, status=404)
     phases = service.plan_phases(service.phases(session, campaign))
-    cost = service.influencer_cost(session, campaign)
+    inputs = service.review_inputs(session, campaign)
     t = page_translator(request)
     with backend(request) as con:
         pace = review.pace(con, campaign, phases, as_of=as_of)
-        body = review.review(con, campaign, phases, influencer_cost=cost, as_of=as_of)
+        body = review.review(con, campaign, phases, as_of=as_of, **inputs)
     phase_rows = [{
         "kind": p["kind"], "kind_key": PHASE_KEYS[p["kind"]], "name": p["name"],
         "days": f"{p['starts_on']} – {p['ends_on']}", "elapsed": f"{p['days_elapsed']}/{p['days']}",
@@ -241,6 +241,10 @@ def campaign_page(campaign_id: str, request: Request, user: PageUser, session: D
               for h in pr["heroes"]]
     budget = [{"channel": b["channel"], "budget": money(b["budget"]), "spend": money(b["spend"]),
                "used": pct(b["used"])} for b in o["budget"]]
+    promos = [{"name": x["name"], "orders": f"{x['orders']:,}", "revenue": money(x["revenue"]),
+               "discount": money(x["discount"])} for x in o["promotions"]]
+    batches = [{"name": x["name"], "issued": f"{x['issued']:,}", "redeemed": f"{x['redeemed']:,}",
+                "discount": money(x["discount"])} for x in o["coupon_batches"]]
     targets = [(k("campaigns.fig.gmv"), money(campaign.target_gmv), pct(body["attainment"]["gmv"])),
                (k("campaigns.fig.new_buyers"), "–" if campaign.target_new_buyers is None
                 else f"{campaign.target_new_buyers:,}", pct(body["attainment"]["new_buyers"])),
@@ -252,7 +256,7 @@ def campaign_page(campaign_id: str, request: Request, user: PageUser, session: D
              "expected": [None if v is None else v / 10**exponent for v in expected],
              "names": [t(k("campaigns.chart.actual")), t(k("campaigns.chart.expected"))]}
     return render(request, "marketing/campaign.html.j2", {
-        "chart": chart,
+        "chart": chart, "promotions": promos, "coupon_batches": batches,
         "campaign": campaign, "pace": pace, "review": body, "phases": phase_rows, "axes": axes,
         "axis_keys": axis_keys, "heroes": heroes, "budget": budget, "targets": targets,
         "statuses": STATUS_KEYS, "overall": pace["gmv"]["status"], "error_key": error_key,

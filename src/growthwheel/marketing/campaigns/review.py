@@ -16,7 +16,8 @@ Definitions (shop-local ``order_date``; paid orders are ``orders.status`` in the
 * **operations axis** — **cost** = ad spend in the window on the budget's channels (every channel
   when the budget names none) + the attached influencers' cost (cost per deal × deals); **ROI** =
   GMV / cost (投入产出比, as the glossary); **CAC** = cost / new buyers; **cost per order**; spend
-  against budget per channel; the discount given.
+  against budget per channel; the discount given; each attached promotion's orders, revenue and
+  discount in the window (order lines naming it), each attached coupon batch's counters.
 """
 
 from __future__ import annotations
@@ -169,10 +170,31 @@ def _spend(con: Any, start: date, end: date) -> dict[str, int]:
             for r in _rows(spend.group_by("channel").aggregate(spend=_.spend.sum()))}
 
 
+def _promotions(con: Any, start: date, end: date,
+                promotions: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Orders and discount of each attached promotion in the window (lines that name it in
+    ``order_lines.promotion_ids``)."""
+    if not promotions:
+        return []
+    orders = _paid(con).filter((_.order_date >= start) & (_.order_date <= end)).select("order_id")
+    lines = con.table("order_lines").join(orders, "order_id")
+    out = []
+    for pid, name in promotions:
+        hit = lines.filter(lines.promotion_ids.notnull() & lines.promotion_ids.contains(pid))
+        row = _rows(hit.aggregate(orders=hit.order_id.nunique(), discount=hit.discount_amount.sum(),
+                                  revenue=hit.line_total.sum()))[0]
+        out.append({"id": pid, "name": name, "orders": int(row["orders"] or 0),
+                    "discount": int(row["discount"] or 0), "revenue": int(row["revenue"] or 0)})
+    return out
+
+
 def review(con: Any, campaign: Any, phases: Sequence[pacing.Phase], *, influencer_cost: int = 0,
-           as_of: date | None = None) -> dict[str, Any]:
+           as_of: date | None = None, promotions: Sequence[tuple[str, str]] = (),
+           coupon_batches: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """The three-axis review of ``campaign`` (customers, products, operations) as of ``as_of``
-    (default: the last day with a paid order), with the figures per phase."""
+    (default: the last day with a paid order), with the figures per phase. ``promotions`` (id,
+    name) are the attached promotions, measured in the window; ``coupon_batches`` the attached
+    batches' counters from the store, passed through."""
     if not phases:
         raise InvalidArgumentError("phases: the campaign has none")
     start, end = _window(phases)
@@ -214,6 +236,8 @@ def review(con: Any, campaign: Any, phases: Sequence[pacing.Phase], *, influence
             "budget_total": sum(budget.values()),
             "budget": [{"channel": ch, "budget": budget.get(ch), "spend": spent.get(ch, 0),
                         "used": _ratio(spent.get(ch, 0), budget.get(ch))} for ch in channels],
+            "promotions": _promotions(con, start, end, promotions),
+            "coupon_batches": list(coupon_batches),
         },
         "attainment": {"gmv": _ratio(gmv, campaign.target_gmv),
                        "new_buyers": _ratio(customers["new_buyers"], campaign.target_new_buyers),

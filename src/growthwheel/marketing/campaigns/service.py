@@ -165,3 +165,33 @@ def influencer_cost(session: Session, campaign: Campaign) -> int:
         return 0
     return int(sum(i.cost_per_deal * i.deals for i in session.scalars(select(Influencer)
                                                                       .where(Influencer.id.in_(ids)))))
+
+
+def attached_promotions(session: Session, campaign: Campaign) -> list[tuple[str, str]]:
+    """The attached promotions as (id, name), by name."""
+    from growthwheel.promotions.models import Promotion
+
+    ids = [x.ref_id for x in links(session, campaign) if x.kind == "promotion"]
+    if not ids:
+        return []
+    rows = session.scalars(select(Promotion).where(Promotion.id.in_(ids)).order_by(Promotion.name))
+    return [(p.id, p.name) for p in rows]
+
+
+def attached_coupon_batches(session: Session, campaign: Campaign) -> list[dict[str, Any]]:
+    """The attached coupon batches with their counters (issued, redeemed, discount given)."""
+    from growthwheel.promotions.models import CouponBatch
+
+    ids = [x.ref_id for x in links(session, campaign) if x.kind == "coupon_batch"]
+    if not ids:
+        return []
+    rows = session.scalars(select(CouponBatch).where(CouponBatch.id.in_(ids)).order_by(CouponBatch.name))
+    return [{"id": b.id, "name": b.name, "issued": b.issued_count, "redeemed": b.used_count,
+             "discount": b.used_amount} for b in rows]
+
+
+def review_inputs(session: Session, campaign: Campaign) -> dict[str, Any]:
+    """What :func:`.review.review` needs from the store besides the campaign and its phases."""
+    return {"influencer_cost": influencer_cost(session, campaign),
+            "promotions": attached_promotions(session, campaign),
+            "coupon_batches": attached_coupon_batches(session, campaign)}
