@@ -13,87 +13,22 @@ import csv
 import io
 import json
 import re
-import secrets
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
-
-
-@dataclass
-class Shop:
-    url: str
-    app: Any
-    cfg: Any
-    email: str
-    password: str
-    batch_id: str
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from served_demo_shop import Shop, log_in, served_demo_shop
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     """The whole app over a small demo shop with one active coupon batch, on 127.0.0.1."""
-    import uvicorn
-
-    from growthwheel.accounts import service as accounts
-    from growthwheel.api.app import create_app
-    from growthwheel.config import Settings
-    from growthwheel.promotions import coupons
-    from growthwheel.sim.demo import build_demo
-    from growthwheel.store.db import migrate, session_scope
-
-    cfg = Settings(data_dir=tmp_path_factory.mktemp("drill"))
-    build_demo(cfg, customers=160, days=90, seed=7, start=date(2025, 1, 1))
-    migrate(cfg)
-    email, password = "ops@example.com", secrets.token_urlsafe(12)
-    now = datetime.now(UTC)
-    with session_scope(cfg) as session:
-        accounts.create_user(session, email, "operator", password)
-        batch = coupons.create_batch(
-            session, name="Win-back 10 off",
-            definition={"reward": {"type": "order_amount_off", "amount": 1000}},
-            valid_from=now - timedelta(days=1), valid_until=now + timedelta(days=30),
-            actor_name="test")
-        batch_id = batch.id
-    app = create_app(cfg)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning",
-                                           lifespan="on"))
-    thread = threading.Thread(target=server.run, name="drill-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the server did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield Shop(f"http://127.0.0.1:{port}", app, cfg, email, password, batch_id)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
-def _log_in(page: Any, shop: Shop, then: str = "/customers") -> None:
-    """Sign in (the page's locale picks the language) and land on ``then``, not on the Overview,
-    which is computed on the request and takes seconds on a busy machine."""
-    page.goto(shop.url + "/login?" + urlencode({"next": then}))
-    page.fill("input[name=email]", shop.email)
-    page.fill("input[name=password]", shop.password)
-    page.click("form[action='/login'] button[type=submit]")
-    page.wait_for_url(re.compile(re.escape(shop.url + then.split("?")[0])))
+    with served_demo_shop(tmp_path_factory.mktemp("drill"), batch_name="Win-back 10 off",
+                          amount_off=1000) as served:
+        yield served
 
 
 def _rfm_members(shop: Shop, segment: str, as_of: str) -> set[str]:
@@ -115,7 +50,7 @@ def test_drill_from_an_rfm_cell_save_as_segment_and_issue_coupons(new_page: Any,
     from growthwheel.store.db import session_scope
 
     page = new_page()
-    _log_in(page, shop)
+    log_in(page, shop)
 
     page.goto(shop.url + "/insight/rfm")
     links = page.locator("#rfm-classic td[data-col=customers] a.drill")
@@ -176,7 +111,7 @@ def test_drill_from_an_rfm_cell_save_as_segment_and_issue_coupons(new_page: Any,
 
 def test_the_list_filters_sorts_and_names_a_bad_parameter(new_page: Any, shop: Shop) -> None:
     page = new_page(locale="zh-CN")
-    _log_in(page, shop)
+    log_in(page, shop)
     page.goto(shop.url + "/customers?buyers=yes&sort=net_revenue&dir=desc")
     rows = page.locator("[data-testid=customer-table] tbody tr")
     assert rows.count() > 1
@@ -246,7 +181,7 @@ def test_customer_360_shows_what_the_services_answer(new_page: Any, shop: Shop) 
         held = promotions_repository.customer_codes(session, cid)
 
     page = new_page()
-    _log_in(page, shop)
+    log_in(page, shop)
     page.goto(shop.url + f"/customers/{cid}")
     card = page.locator("[data-360] .card-value")
 
@@ -279,7 +214,7 @@ def test_every_table_exports_and_every_chart_downloads_as_png(new_page: Any, sho
     from openpyxl import load_workbook
 
     page = new_page(locale="zh-CN")
-    _log_in(page, shop)
+    log_in(page, shop)
     page.goto(shop.url + "/insight/rfm")
     page.wait_for_load_state("networkidle")
     table = page.locator("#rfm-classic")
@@ -338,7 +273,7 @@ def test_overview_narrows_to_a_channel_and_compares_with_last_year(new_page: Any
         buyers = int(paid.customer_id.nunique().to_pyarrow().as_py())
     page = new_page()
     page.set_default_timeout(90_000)  # the Overview is computed on the request (seconds under load)
-    _log_in(page, shop)
+    log_in(page, shop)
     page.goto(shop.url + "/?days=30")
     page.select_option("select[name=channel]", channels[0])
     page.click(".range-form button[type=submit]")
@@ -365,7 +300,7 @@ def test_cohort_cells_and_lifecycle_stages_open_the_customers_behind_them(new_pa
     retained = {(r["cohort"].strftime("%Y-%m"), int(r["period"])): int(r["customers"])
                 for r in frame.to_dict(orient="records")}
     page = new_page()
-    _log_in(page, shop)
+    log_in(page, shop)
     page.goto(shop.url + "/insight/cohorts?by=month")
     link = page.locator("td[data-period='1'] a.drill").first
     cohort = link.locator("xpath=ancestor::tr").get_attribute("data-cohort")
@@ -408,7 +343,7 @@ def test_enrol_a_saved_segment_in_a_journey_starts_from_its_trigger(new_page: An
         segments.refresh_segment(session, seg, ctx, owner.run_write, principal=None, actor_name="test")
         seg_id = seg.id
     page = new_page()
-    _log_in(page, shop, f"/customers?segment={seg_id}")
+    log_in(page, shop, f"/customers?segment={seg_id}")
     page.click("[data-testid=act-journey]")
     page.wait_for_url(re.compile(r"/journeys/new\?segment="))
     definition = json.loads(page.locator("[data-testid=definition]").input_value())
@@ -429,7 +364,7 @@ def test_rfm_narrowed_to_a_channel_and_compared_with_a_year_earlier(new_page: An
     expected = {r["segment"]: r["customers"] for r in report["segments"]}
     then = {r["segment"]: r["customers"] for r in before["segments"]}
     page = new_page()
-    _log_in(page, shop)
+    log_in(page, shop)
     page.goto(shop.url + "/insight/rfm?" + urlencode({"channel": channels[0], "compare": "last_year"}))
     rows = page.locator("#rfm-classic tbody tr")
     assert rows.count() == len(expected)

@@ -10,85 +10,22 @@ import csv
 import io
 import json
 import re
-import secrets
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
-
-@dataclass
-class Shop:
-    url: str
-    app: Any
-    cfg: Any
-    email: str
-    password: str
-    batch_id: str
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from served_demo_shop import Shop, log_in, served_demo_shop
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     """The whole app over a small demo shop with one active coupon batch, on 127.0.0.1."""
-    import uvicorn
-
-    from growthwheel.accounts import service as accounts
-    from growthwheel.api.app import create_app
-    from growthwheel.config import Settings
-    from growthwheel.promotions import coupons
-    from growthwheel.sim.demo import build_demo
-    from growthwheel.store.db import migrate, session_scope
-
-    cfg = Settings(data_dir=tmp_path_factory.mktemp("funnel-drill"))
-    build_demo(cfg, customers=160, days=90, seed=7, start=date(2025, 1, 1))
-    migrate(cfg)
-    email, password = "ops@example.com", secrets.token_urlsafe(12)
-    now = datetime.now(UTC)
-    with session_scope(cfg) as session:
-        accounts.create_user(session, email, "operator", password)
-        batch = coupons.create_batch(
-            session, name="Come back to your cart",
-            definition={"reward": {"type": "order_amount_off", "amount": 500}},
-            valid_from=now - timedelta(days=1), valid_until=now + timedelta(days=30),
-            actor_name="test")
-        batch_id = batch.id
-    app = create_app(cfg)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning",
-                                           lifespan="on"))
-    thread = threading.Thread(target=server.run, name="funnel-drill-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the server did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield Shop(f"http://127.0.0.1:{port}", app, cfg, email, password, batch_id)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
-def _log_in(page: Any, shop: Shop, then: str) -> None:
-    page.goto(shop.url + "/login?" + urlencode({"next": then}))
-    page.fill("input[name=email]", shop.email)
-    page.fill("input[name=password]", shop.password)
-    page.click("form[action='/login'] button[type=submit]")
-    page.wait_for_url(re.compile(re.escape(shop.url + then.split("?")[0])))
+    with served_demo_shop(tmp_path_factory.mktemp("funnel-drill"), batch_name="Come back to your cart",
+                          amount_off=500) as served:
+        yield served
 
 
 def _funnel_customers(shop: Shop, cond: dict[str, Any]) -> set[str]:
@@ -112,7 +49,7 @@ def test_from_a_funnel_step_to_its_customers_a_segment_and_a_coupon(new_page: An
     from growthwheel.store.db import session_scope
 
     page = new_page()
-    _log_in(page, shop, "/insight/funnel")
+    log_in(page, shop, "/insight/funnel")
     cells = page.locator("#funnel-steps td[data-col=stopped]")
     assert cells.count() == 4
     counts = [int(cells.nth(i).inner_text().replace(",", "")) for i in range(4)]
@@ -168,7 +105,7 @@ def test_from_a_funnel_step_to_its_customers_a_segment_and_a_coupon(new_page: An
 def test_the_stopped_column_in_chinese(new_page: Any, shop: Shop, screenshots: Path) -> None:
     page = new_page(locale="zh-CN")
     page.set_viewport_size({"width": 1366, "height": 900})
-    _log_in(page, shop, "/insight/funnel")
+    log_in(page, shop, "/insight/funnel")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.screenshot(path=str(screenshots / "insight-funnel-stopped-zh.png"), full_page=True)
     headers = page.locator("#funnel-steps th").all_inner_texts()
