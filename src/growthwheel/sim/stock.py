@@ -14,7 +14,8 @@ Designed cases, chosen without randomness:
 * **overstocked** — the :data:`OVERSTOCKED` slowest sellers on sale from the start get a year and a
   half of their demand up front and are never reordered: the plan's slow movers;
 * **at risk at the end** — the :data:`AT_RISK` best sellers' supplier stops delivering for the last
-  :data:`SUPPLIER_GAP` days: little stock and nothing inbound at the end.
+  :data:`SUPPLIER_GAP` days (a quarter of a shorter history): little stock and nothing inbound
+  at the end.
 
 A separate random stream (``[seed, 93]``) draws the lead times, so the other tables are unchanged.
 """
@@ -89,6 +90,7 @@ def simulate_stock(seed: int, start: date, days: int, cat: Catalogue, line_sku: 
     rec_day: list[int] = []
     rec_qty: list[int] = []
     rec_lead: list[int] = []
+    gap = min(SUPPLIER_GAP, max(1, days // 4))  # a short demo keeps three quarters of normal supply
     stockout_days = np.zeros(n, dtype=np.int64)
     never_reorder = np.zeros(n, dtype=bool)
     never_reorder[overstocked] = True
@@ -107,7 +109,7 @@ def simulate_stock(seed: int, start: date, days: int, cat: Catalogue, line_sku: 
         need = demand[:, day]
         stockout_days += (live & (need > on_hand)).astype(np.int64)
         on_hand = np.where(live, np.maximum(on_hand - need, 0.0), on_hand)
-        supplier_down = day >= days - SUPPLIER_GAP
+        supplier_down = day >= days - gap
         blocked = never_reorder.copy()
         if supplier_down:
             blocked[at_risk] = True
@@ -153,7 +155,7 @@ def simulate_stock(seed: int, start: date, days: int, cat: Catalogue, line_sku: 
         "holding_rate": HOLDING_RATE,
         "overstocked": [cat.sku[i] for i in overstocked],
         "at_risk_at_end": [cat.sku[i] for i in at_risk],
-        "supplier_gap_days": SUPPLIER_GAP,
+        "supplier_gap_days": gap,
         "demand_per_day": {cat.sku[i]: round(float(rate[i]), 4) for i in np.argsort(-rate)[:20]},
         "snapshots": len(s_sku),
         "receipts": len(r_sku),
