@@ -19,6 +19,7 @@ from growthwheel.marketing.campaigns import service
 from growthwheel.marketing.campaigns.pages import router as campaign_pages
 from growthwheel.marketing.campaigns.schemas import CampaignIn, InfluencerIn
 from growthwheel.marketing.influencers import service as influencers
+from growthwheel.promotions.models import Promotion
 from growthwheel.store import db
 from growthwheel.web.pages import router as pages_router
 
@@ -34,7 +35,12 @@ def client(store_cfg: Settings, tmp_path: Path, make_user: Callable[..., Any],
     with db.session_scope(store_cfg) as session:
         ids = [influencers.create(session, InfluencerIn.model_validate(x), actor="t").id
                for x in (data.KOL_A, data.KOC_B)]
-        service.create(session, CampaignIn.model_validate(data.campaign_body(ids)), actor="t")
+        session.add(Promotion(id="D11PROMO", name="双11 满300减30", layer="order", status="ended",
+                              definition={"reward": {"type": "spend_tiers", "tiers": [[30000, 3000]]}},
+                              created_by="tests"))
+        body = data.campaign_body(ids)
+        body["links"] = [*body["links"], {"kind": "promotion", "ref_id": "D11PROMO"}]  # type: ignore[misc]
+        service.create(session, CampaignIn.model_validate(body), actor="t")
     app = create_app(store_cfg, routers=[accounts_router, pages_router, campaign_pages])
     with TestClient(app) as test_client:
         user = make_user("analyst")
@@ -61,6 +67,11 @@ def test_campaign_list_and_page(client: TestClient) -> None:
     assert ops is not None
     assert "¥300.00" in ops.group(1)  # douyin's spend (baidu is not in the budget)
     assert "¥220.00" in ops.group(1)  # the two influencers' fees
+    promos = re.search(r'id="promotions-table">(.*?)</table>', html, flags=re.S)
+    assert promos is not None
+    assert "双11 满300减30" in promos.group(1)
+    assert "¥90.00" in promos.group(1)  # ¥30 + ¥60 off
+    assert "¥900.00" in promos.group(1)  # o2 + o4
     chart = re.search(r'<script type="application/json" id="campaign-data">(.*?)</script>', html, flags=re.S)
     assert chart is not None
     series = json.loads(chart.group(1))
