@@ -4,7 +4,9 @@ The seller centre's review export is a CSV with one row per reviewed item. Colum
 name (order does not matter; unknown columns are ignored); the file is read as UTF-8 with a BOM,
 else UTF-8, else GB18030, and values wrapped as ``="…"`` are unwrapped, like the order reports
 (``warehouse/formats/taobao.py``). The layout is documented with a realistic file in
-``examples/reviews/taobao_reviews.csv``.
+``examples/taobao/ExportRateList.csv``. Exports differ between versions and between Taobao and
+Tmall, hence the matching by name and the aliases (:data:`ALIASES`); the layout here was written
+from the seller centre's documented columns, not checked against a live shop's file.
 
 How each value is translated (decisions, so users know what they get):
 
