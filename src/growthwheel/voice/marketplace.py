@@ -6,7 +6,7 @@ else UTF-8, else GB18030, and values wrapped as ``="…"`` are unwrapped, like t
 (``warehouse/formats/taobao.py``). The layout is documented with a realistic file in
 ``examples/taobao/ExportRateList.csv``. Exports differ between versions and between Taobao and
 Tmall, hence the matching by name and the aliases (:data:`ALIASES`); the layout here was written
-from the seller centre's documented columns, not checked against a live shop's file.
+as a model of the seller centre's review export; it was not checked against a live shop's file.
 
 How each value is translated (decisions, so users know what they get):
 
