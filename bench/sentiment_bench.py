@@ -136,8 +136,9 @@ def main() -> None:
               f"(ratio {ours['accuracy'] / best:.3f})")
         texts = corpus.test_texts * max(1, 5000 // len(corpus.test_texts))
         score(texts[:10], corpus.lang)  # load once
-        rate = _rate(lambda: score(texts, corpus.lang), len(texts))
-        arate = _rate(lambda: analyse(texts, corpus.lang), len(texts))
+        lang = corpus.lang
+        rate = _rate(lambda t=texts, g=lang: score(t, g), len(texts))  # type: ignore[misc]
+        arate = _rate(lambda t=texts, g=lang: analyse(t, g), len(texts))  # type: ignore[misc]
         line = f"  throughput: score {rate:,.0f} reviews/s, analyse (with aspects) {arate:,.0f} reviews/s"
         if snow_rate is not None:
             line += f"; snownlp NB {snow_rate:,.0f} reviews/s (ratio {rate / snow_rate:.1f}x)"
