@@ -143,12 +143,13 @@ def test_acting_again_changes_nothing(shop: tuple[Settings, living.Acted]) -> No
 def test_the_alert_inbox_is_judged_over_the_history(shop: tuple[Settings, living.Acted]) -> None:
     """The built-in rules exist and judged the history; every alert recorded is one of theirs."""
     from growthwheel.alerts.models import Alert, AlertRule
+    from growthwheel.alerts.service import BUILTIN_RULES
 
     cfg, acted = shop
     with session_scope(cfg) as session:
         builtins = count(cfg, AlertRule, AlertRule.builtin.is_not(None))
         alerts = session.scalars(select(Alert)).all()
-    assert builtins == 4
+    assert builtins == len(BUILTIN_RULES)
     assert acted.counts["alerts"] == len(alerts)
 
 
