@@ -118,6 +118,8 @@ def test_answers_are_recorded_once_per_customer_and_key(client: TestClient, surv
     assert aspects["logistics"]["positive"] == 1
     listed = ok(client.get("/api/v1/surveys"))
     assert [s["answers"] for s in listed if s["id"] == survey["id"]] == [62]
+    [mine] = [s for s in listed if s["id"] == survey["id"]]
+    assert (mine["nps"]["promoters"], mine["nps"]["detractors"]) == (21, 21)
 
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -240,6 +242,9 @@ def test_console_page_in_both_languages(app_cfg: Any, survey: dict[str, Any]) ->
         listing = browser.get("/surveys", params={"lang": "zh"})
         assert listing.status_code == 200
         assert "购后 NPS" in listing.text
+        row = re.search(r'<tr data-survey="[^"]+">.*?</tr>', listing.text, re.S)
+        assert row is not None
+        assert "+" in row.group(0)  # the survey's NPS and interval beside its answers
         zh = browser.get(f"/surveys/{survey['id']}", params={"lang": "zh", "days": "30"})
         assert zh.status_code == 200
         assert "各周期 NPS" in zh.text

@@ -79,9 +79,10 @@ class ActiveIn(BaseModel):
 
 @router.get("", summary="Surveys", responses=_PROBLEMS)
 def list_surveys(session: DbSession, principal: Reader) -> list[dict[str, Any]]:
-    """Every survey with its number of answers."""
-    counts = service.answer_counts(session)
-    return [service.survey_out(s, counts.get(s.id, 0)) for s in service.list_surveys(session)]
+    """Every survey with its number of answers and its NPS over them (with the interval)."""
+    scores = service.nps_by_survey(session)
+    return [{**service.survey_out(s, int(scores[s.id]["n"]) if s.id in scores else 0),
+             "nps": scores.get(s.id)} for s in service.list_surveys(session)]
 
 
 @router.post("", summary="Create a survey", status_code=201, responses=_PROBLEMS)

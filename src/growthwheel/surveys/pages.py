@@ -68,10 +68,15 @@ def _rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def surveys_page(request: Request, user: User, session: DbSession) -> HTMLResponse:
     """Every survey with its answers, and the form for a new one."""
     t = page_translator(request)
-    counts = service.answer_counts(session)
-    rows = [{"id": s.id, "name": s.name, "channel": _channel(t, s.channel), "campaign": s.campaign or "–",
-             "journey": s.journey or "–", "active": s.active, "answers": counts.get(s.id, 0)}
-            for s in service.list_surveys(session)]
+    scores = service.nps_by_survey(session)
+    rows = []
+    for s in service.list_surveys(session):
+        est = scores.get(s.id) or {"n": 0, "nps": None, "low": None, "high": None}
+        rows.append({"id": s.id, "name": s.name, "channel": _channel(t, s.channel),
+                     "campaign": s.campaign or "–", "journey": s.journey or "–", "active": s.active,
+                     "answers": est["n"],
+                     "nps": _fmt(est["nps"]),
+                     "interval": "–" if est["low"] is None else f"{est['low']:+.1f} ~ {est['high']:+.1f}"})
     return render(request, "surveys/index.html.j2", {
         "surveys": rows, "can_edit": "write" in user.scopes, "default_question": service.DEFAULT_QUESTION,
         "notice": NOTICE_KEYS.get(request.query_params.get("done") or ""),

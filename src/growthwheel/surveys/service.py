@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -166,6 +166,17 @@ def answer_counts(session: Session) -> dict[str, int]:
     """Answers per survey id."""
     rows = session.execute(select(SurveyAnswer.survey_id, func.count()).group_by(SurveyAnswer.survey_id))
     return {str(sid): int(n) for sid, n in rows}
+
+
+def nps_by_survey(session: Session) -> dict[str, dict[str, Any]]:
+    """Every survey's NPS over all its answers (counts by group in SQL), for listing surveys side by
+    side — e.g. by their channel, campaign or journey tag."""
+    promoter = func.sum(case((SurveyAnswer.score >= 9, 1), else_=0))
+    detractor = func.sum(case((SurveyAnswer.score <= 6, 1), else_=0))
+    rows = session.execute(select(SurveyAnswer.survey_id, promoter, detractor, func.count())
+                           .group_by(SurveyAnswer.survey_id))
+    return {str(sid): nps.estimate(nps.Counts(int(p or 0), int(n) - int(p or 0) - int(d or 0), int(d or 0)))
+            .as_dict() for sid, p, d, n in rows}
 
 
 def survey_out(survey: Survey, answers: int | None = None) -> dict[str, Any]:
