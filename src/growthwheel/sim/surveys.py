@@ -8,8 +8,8 @@ Every customer belongs to one latent class, in this order of precedence:
 * else in ``沉睡客户`` (dormant) → 15% / 35% / 50% (true NPS −35);
 * else → 40% / 35% / 25% (true NPS +15).
 
-About 35% of the customers answer, once each, at a random moment in the history's last 150 days,
-through a survey link sent by email (60%) or SMS (40%) — the channel is independent of the
+About 35% of the customers (at most 3,000) answer, once each, at a random moment in the history's
+last 150 days, through a survey link sent by email (60%) or SMS (40%) — the channel is independent of the
 answer, so every channel's true NPS is the mix of its respondents. Scores are drawn per group
 (promoter 9–10, passive 7–8, detractor 0–6); a third of the answers carry a comment in Chinese
 that fits the score.
@@ -41,6 +41,8 @@ CLASSES: dict[str, tuple[float, float, float]] = {
     "other": (0.40, 0.35, 0.25),
 }
 RESPONSE_RATE = 0.35
+#: At most this many answers (a 50,000-customer demo would otherwise record ~17,500 one by one).
+MAX_RESPONDENTS = 3_000
 ANSWER_DAYS = 150
 COMMENT_SHARE = 1 / 3
 COMMENTS = {
@@ -92,6 +94,8 @@ def answer(cfg: Settings, owner: WarehouseOwner, shop: Shop, seed: int, acted: A
     rng = np.random.default_rng(seed + 2000)
     members = _members(cfg, owner)
     respondents = [c for c in shop.customers if rng.random() < RESPONSE_RATE]
+    if len(respondents) > MAX_RESPONDENTS:
+        respondents = sorted(str(c) for c in rng.choice(respondents, MAX_RESPONDENTS, replace=False))
     start = shop.end - timedelta(days=ANSWER_DAYS)
     classes: dict[str, str] = {}
     with session_scope(cfg) as session:
