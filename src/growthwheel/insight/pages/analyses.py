@@ -36,12 +36,12 @@ from urllib.parse import urlencode
 
 import ibis
 import pandas as pd
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from ibis.backends import BaseBackend
 from starlette.concurrency import run_in_threadpool
 
-from growthwheel.api.deps import Principal, check_csrf, current_user_page
+from growthwheel.api.deps import PageUser, Principal, check_csrf
 from growthwheel.api.warehouse import warehouse
 from growthwheel.customers.pages import customer_href
 from growthwheel.errors import GrowthwheelError, NoDataError
@@ -69,7 +69,6 @@ from growthwheel.web.pages import page_translator, render
 router = APIRouter(include_in_schema=False)
 router.include_router(rfm.router)  # /insight/rfm (rfm.py)
 
-User = Annotated[Principal, Depends(current_user_page)]
 
 #: Conversion window of the funnel page: default and longest (days).
 DEFAULT_WINDOW_DAYS = 14
@@ -235,7 +234,7 @@ def _last_event_day(events: Any) -> date | None:
 @router.get("/insight/funnel", response_class=HTMLResponse)
 def funnel_page(
     request: Request,
-    user: User,
+    user: PageUser,
     window: Annotated[str | None, Query(alias="window_days", max_length=20)] = None,
     step: Annotated[list[str] | None, Query(max_length=64)] = None,
     by: Annotated[str | None, Query(max_length=20)] = None,
@@ -425,7 +424,7 @@ def rolling_days_of(text: str | None) -> int | None:
 @router.get("/insight/cohorts", response_class=HTMLResponse)
 def cohorts_page(
     request: Request,
-    user: User,
+    user: PageUser,
     by: Annotated[str, Query(max_length=10)] = "month",
     mode: Annotated[str, Query(max_length=10)] = "calendar",
     window: Annotated[str | None, Query(alias="window_days", max_length=20)] = None,
@@ -500,7 +499,7 @@ def transition_matrix(moves: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @router.get("/insight/lifecycle", response_class=HTMLResponse)
 def lifecycle_page(
     request: Request,
-    user: User,
+    user: PageUser,
     as_of: Annotated[str | None, Query(max_length=40)] = None,
     start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
 ) -> HTMLResponse:
@@ -703,7 +702,7 @@ DEFAULT_CLV_FORM = {"horizon": "12", "time_unit": "month", "model": "bgnbd"}
 @router.get("/insight/clv", response_class=HTMLResponse)
 def clv_page(
     request: Request,
-    user: User,
+    user: PageUser,
     page: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> HTMLResponse:
     """Predicted lifetime value from the stored scores: histograms of CLV and P(alive), summary
@@ -743,7 +742,7 @@ def _score_and_store(request: Request, form: dict[str, str]) -> int:
 
 
 @router.post("/insight/clv", response_class=HTMLResponse)
-async def compute_clv(request: Request, user: User) -> Response:
+async def compute_clv(request: Request, user: PageUser) -> Response:
     """Compute the scores (operators and admins; the form carries the CSRF token): horizon,
     time unit and model as the CLI's ``clv score`` options. A shop whose data the models cannot
     fit (no repeat buyers, no positive spend) gets the reason on the page."""
