@@ -260,8 +260,7 @@ def _integers(floats: Sequence[float], budget: int, curves: Sequence[Curve]) -> 
     # Round robin over the channels with room, one unit each per round, in ``order``; whole
     # rounds are taken at once (the same result in at most one pass per channel that fills up).
     while left != 0:
-        room = {i: (math.inf if curves[i].upper is None else curves[i].upper - amounts[i]) if step > 0
-                else amounts[i] - curves[i].lower for i in order}
+        room = {i: _room(curves[i], amounts[i], step) for i in order}
         open_ = [i for i in order if room[i] > 0]
         if not open_:  # cannot happen once the bounds were checked
             raise ValueError("bounds: cannot place the budget within the bounds")
@@ -275,6 +274,13 @@ def _integers(floats: Sequence[float], budget: int, curves: Sequence[Curve]) -> 
             amounts[i] += step * give
             left -= step * give
     return amounts
+
+
+def _room(curve: Curve, amount: int, step: int) -> float:
+    """Units ``amount`` may still move by in the direction of ``step`` within the curve's bounds."""
+    if step < 0:
+        return amount - curve.lower
+    return math.inf if curve.upper is None else curve.upper - amount
 
 
 def _capped_exp(x: float) -> float:
