@@ -325,8 +325,26 @@ def _float(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+#: KPI frames computed during one evaluation, by (period, start, end, dimension, exponent): every
+#: rule on the same breakdown and window reads one frame (the catalogue's metrics come together).
+FrameMemo = dict[tuple[str, date, date, str | None, int], Any]
+
+
+def _frame(con: Any, period: str, start: date, end: date, dimension: str | None, exponent: int,
+           memo: FrameMemo | None) -> Any:
+    key = (period, start, end, dimension, exponent)
+    if memo is not None and key in memo:
+        return memo[key]
+    frame = kpis.kpi_frame(con, by=period, start=start, end=end, dimension=dimension,
+                           currency_exponent=exponent)
+    if memo is not None:
+        memo[key] = frame
+    return frame
+
+
 def daily_series(con: Any, metric: str, dimension: str | None, start: date, end: date,
-                 *, exponent: int = 2, min_base: float | None = None) -> dict[str, list[float | None]]:
+                 *, exponent: int = 2, min_base: float | None = None,
+                 memo: FrameMemo | None = None) -> dict[str, list[float | None]]:
     """``metric`` per shop-local day from ``start`` to ``end`` (inclusive), one list per dimension
     value (``""`` without a dimension). Counts and money of a quiet day are 0; a ratio with nothing
     to divide is ``None``, and so is a ratio whose base (:data:`RATIO_BASES`) is below
@@ -336,8 +354,7 @@ def daily_series(con: Any, metric: str, dimension: str | None, start: date, end:
         return {}
     if metric == NEGATIVE_REVIEWS:
         return _negative_reviews(con, dimension, start, end)
-    frame = kpis.kpi_frame(con, by="day", start=start, end=end, dimension=dimension,
-                           currency_exponent=exponent)
+    frame = _frame(con, "day", start, end, dimension, exponent, memo)
     zero: float | None = 0.0 if kpis.METRICS[metric].unit in ("count", "money") else None
     out: dict[str, list[float | None]] = {}
     for row in frame.to_dict("records"):
@@ -444,7 +461,8 @@ def _sum(values: Sequence[float | None]) -> float | None:
 
 
 def _period_values(con: Any, metric: str, dimension: str | None, period: str, first: date, last: date,
-                   exponent: int, min_base: float | None = None) -> dict[tuple[str, date], float | None]:
+                   exponent: int, min_base: float | None = None,
+                   memo: FrameMemo | None = None) -> dict[tuple[str, date], float | None]:
     """``metric`` for every complete ``period`` between ``first`` and ``last``, by dimension value."""
     if metric == NEGATIVE_REVIEWS:
         daily = _negative_reviews(con, dimension, first, last)
@@ -454,8 +472,7 @@ def _period_values(con: Any, metric: str, dimension: str | None, period: str, fi
                 lo, hi = (start - first).days, (end - first).days
                 out[(key, start)] = _sum(values[max(lo, 0):hi + 1])
         return out
-    frame = kpis.kpi_frame(con, by=period, start=first, end=last, dimension=dimension,
-                           currency_exponent=exponent)
+    frame = _frame(con, period, first, last, dimension, exponent, memo)
     found: dict[tuple[str, date], float | None] = {}
     for row in frame.to_dict("records"):
         key = "" if dimension is None else str(row.get(dimension) or kpis.NONE_LABEL)
@@ -463,9 +480,10 @@ def _period_values(con: Any, metric: str, dimension: str | None, period: str, fi
     return found
 
 
-def find(con: Any, rule: AlertRule, *, since: date, yesterday: date, exponent: int = 2) -> list[Finding]:
+def find(con: Any, rule: AlertRule, *, since: date, yesterday: date, exponent: int = 2,
+         memo: FrameMemo | None = None) -> list[Finding]:
     """The periods in ``[since, yesterday]`` where ``rule`` fires (pure of the store: reads the
-    warehouse only)."""
+    warehouse only). Rules judged together share KPI frames through ``memo``."""
     params = rule.params or {}
     if rule.metric == STOCKOUT_RISK:
         return _stockout_findings(con, rule, yesterday)
@@ -477,7 +495,7 @@ def find(con: Any, rule: AlertRule, *, since: date, yesterday: date, exponent: i
         days = [first + timedelta(days=i) for i in range((yesterday - first).days + 1)]
         festivals = detect.festival_days(first, yesterday)
         for key, values in daily_series(con, rule.metric, rule.dimension, first, yesterday,
-                                        exponent=exponent, min_base=min_base).items():
+                                        exponent=exponent, min_base=min_base, memo=memo).items():
             for f in detect.seasonal_anomalies(days, values, judge_from=since, festivals=festivals,
                                                direction=params.get("direction", "both"),
                                                z=float(params.get("z", 4.0))):
@@ -489,7 +507,7 @@ def find(con: Any, rule: AlertRule, *, since: date, yesterday: date, exponent: i
         return out
     if rule.kind == "threshold":
         by_period = _period_values(con, rule.metric, rule.dimension, rule.period, windows[0][0],
-                                   windows[-1][1], exponent, min_base)
+                                   windows[-1][1], exponent, min_base, memo)
         for (key, start), value in sorted(by_period.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             if value is None or not any(start == w[0] for w in windows):
                 continue
@@ -501,7 +519,7 @@ def find(con: Any, rule: AlertRule, *, since: date, yesterday: date, exponent: i
     refs = [_reference_window(s, e, rule.period, compare) for s, e in windows]
     lo = min(r[0] for r in refs)
     found = _period_values(con, rule.metric, rule.dimension, rule.period, lo, windows[-1][1], exponent,
-                           min_base)
+                           min_base, memo)
     for (start, _end), (ref_start, _ref_end) in zip(windows, refs, strict=True):
         for (key, when), value in found.items():
             if when != start or value is None:
@@ -589,10 +607,11 @@ def evaluate(session: Session, con: Any, *, today: date, since: date | None = No
     if rule_ids:
         query = select(AlertRule).where(AlertRule.id.in_(list(rule_ids)))
     result = Evaluation()
+    memo: FrameMemo = {}
     for rule in session.scalars(query).all():
         result.rules += 1
         try:
-            findings = find(con, rule, since=since, yesterday=yesterday, exponent=exponent)
+            findings = find(con, rule, since=since, yesterday=yesterday, exponent=exponent, memo=memo)
         except GrowthwheelError as exc:
             result.errors[rule.name] = exc.message
             continue
