@@ -38,12 +38,14 @@ DIRECTION_KEYS = {"up": k("alerts.direction.up"), "down": k("alerts.direction.do
 PERIOD_KEYS = {"day": k("alerts.period.day"), "week": k("alerts.period.week"),
                "month": k("alerts.period.month")}
 DIMENSION_KEYS = {"": k("alerts.dimension.none"), "channel": k("alerts.dimension.channel"),
-                  "category": k("alerts.dimension.category"), "sku": k("alerts.dimension.sku")}
+                  "category": k("alerts.dimension.category"), "sku": k("alerts.dimension.sku"),
+                  "campaign": k("alerts.dimension.campaign")}
 COMPARE_KEYS = {"previous": k("alerts.compare.previous"), "last_year": k("alerts.compare.last_year")}
 BUILTIN_KEYS = {"cac_up": k("alerts.builtin.cac_up"), "conversion_down": k("alerts.builtin.conversion_down"),
                 "refund_rate_up": k("alerts.builtin.refund_rate_up"),
                 "negative_reviews_up": k("alerts.builtin.negative_reviews_up"),
-                "stockout_risk": k("alerts.builtin.stockout_risk")}
+                "stockout_risk": k("alerts.builtin.stockout_risk"),
+                "campaign_behind": k("alerts.builtin.campaign_behind")}
 assert set(BUILTIN_KEYS) == set(service.BUILTIN_RULES)
 NOTICE_KEYS = {"acknowledged": k("alerts.notice.acknowledged"), "resolved": k("alerts.notice.resolved"),
                "conflict": k("alerts.notice.conflict"), "created": k("alerts.notice.created"),

@@ -52,6 +52,9 @@ NEGATIVE_REVIEWS = "negative_reviews"
 #: Probability that a SKU's stock runs out within the inventory plan's horizon (``inventory/``),
 #: judged for the latest day only (a risk is about the days ahead, not a past series).
 STOCKOUT_RISK = "stockout_risk"
+#: A running campaign's pace (actual / expected to date, of GMV or new buyers, in its current phase
+#: or overall; ``marketing/campaigns``), judged for the latest day: targets live in the store.
+CAMPAIGN_PACE = "campaign_pace"
 #: Ratings that count as a negative review.
 NEGATIVE_RATINGS = (1, 2)
 PERIODS = ("day", "week", "month")
@@ -79,7 +82,7 @@ class ConflictError(GrowthwheelError):
 
 def metric_names() -> list[str]:
     """Every metric a rule may watch."""
-    return [*kpis.METRICS, NEGATIVE_REVIEWS, STOCKOUT_RISK]
+    return [*kpis.METRICS, NEGATIVE_REVIEWS, STOCKOUT_RISK, CAMPAIGN_PACE]
 
 
 def dimensions_for(metric: str) -> list[str | None]:
@@ -88,6 +91,8 @@ def dimensions_for(metric: str) -> list[str | None]:
         return [None, "sku"]
     if metric == STOCKOUT_RISK:
         return ["sku"]
+    if metric == CAMPAIGN_PACE:
+        return ["campaign"]
     spec = kpis.METRICS.get(metric)
     if spec is None:
         raise InvalidArgumentError(f"metric: unknown metric {metric!r}; choose one of: "
@@ -101,6 +106,8 @@ def label(metric: str, lang: str) -> str:
         return "差评数" if lang == "zh" else "Negative reviews"
     if metric == STOCKOUT_RISK:
         return "缺货风险" if lang == "zh" else "Stock-out risk"
+    if metric == CAMPAIGN_PACE:
+        return "活动进度" if lang == "zh" else "Campaign pace"
     spec = kpis.METRICS[metric]
     return spec.label_zh if lang == "zh" else spec.label_en
 
@@ -156,6 +163,8 @@ BUILTIN_RULES: dict[str, RuleSpec] = {
                                     params={"direction": "up", "z": 4.0, "min_value": 5}),
     "stockout_risk": RuleSpec("Stock-out risk / 缺货风险", STOCKOUT_RISK, "threshold", "sku",
                               params={"op": ">=", "limit": 0.8}),
+    "campaign_behind": RuleSpec("Campaign behind pace / 活动进度落后", CAMPAIGN_PACE, "threshold", "campaign",
+                                params={"op": "<", "limit": 0.9}),
 }
 
 
@@ -172,6 +181,11 @@ def validate(spec: RuleSpec) -> RuleSpec:
         raise InvalidArgumentError("kind: one of threshold, change, anomaly")
     if spec.metric == STOCKOUT_RISK and (spec.kind != "threshold" or spec.period != "day"):
         raise InvalidArgumentError("kind: stock-out risk rules are threshold rules on days")
+    if spec.metric == CAMPAIGN_PACE and (spec.kind != "threshold" or spec.period != "day"
+                                         or dict(spec.params).get("op") not in ("<", "<=")):
+        raise InvalidArgumentError("kind: campaign pace rules are threshold rules on days, op < or <=")
+    if spec.metric == CAMPAIGN_PACE and not 0 < _number(spec.params, "limit", None, 0.0, 1.0) < 1:
+        raise InvalidArgumentError("params.limit: a pace between 0 and 1 (0.9: below 90 % of the pace)")
     if spec.period not in PERIODS:
         raise InvalidArgumentError(f"period: one of {', '.join(PERIODS)}")
     params = dict(spec.params)
@@ -487,6 +501,8 @@ def find(con: Any, rule: AlertRule, *, since: date, yesterday: date, exponent: i
     params = rule.params or {}
     if rule.metric == STOCKOUT_RISK:
         return _stockout_findings(con, rule, yesterday)
+    if rule.metric == CAMPAIGN_PACE:
+        return []  # needs the store's campaigns: judged by :func:`evaluate` (_campaign_findings)
     min_value = params.get("min_value")
     min_base = None if params.get("min_base") is None else float(params["min_base"])
     out: list[Finding] = []
@@ -531,6 +547,24 @@ def find(con: Any, rule: AlertRule, *, since: date, yesterday: date, exponent: i
                                        score=detect.relative_change(value, reference)))
     return out
 
+
+
+def _campaign_findings(session: Session, con: Any, rule: AlertRule, yesterday: date) -> list[Finding]:
+    """Campaigns running on ``yesterday`` whose pace (GMV or new buyers, in the current phase or
+    overall) crosses the rule's limit; the dimension value names campaign, metric and phase."""
+    from growthwheel.marketing.campaigns import signals
+
+    params = rule.params or {}
+    out: list[Finding] = []
+    limit = float(params["limit"])
+    # The signal's "behind" is pace < 1 − tolerance: ask a hair wider, then judge the rule exactly.
+    for item in signals.behind_pace(session, con, as_of=yesterday, tolerance=max(1e-9, 1 - limit - 1e-9)):
+        pace = item.get("pace")
+        if pace is None or not detect.crosses(float(pace), params["op"], limit):
+            continue
+        key = " · ".join(str(part) for part in (item["campaign"], item["metric"], item["phase"]) if part)
+        out.append(Finding(rule.id, key[:200], yesterday, float(pace), limit))
+    return out
 
 
 def _stockout_findings(con: Any, rule: AlertRule, yesterday: date) -> list[Finding]:
@@ -611,7 +645,8 @@ def evaluate(session: Session, con: Any, *, today: date, since: date | None = No
     for rule in session.scalars(query).all():
         result.rules += 1
         try:
-            findings = find(con, rule, since=since, yesterday=yesterday, exponent=exponent, memo=memo)
+            findings = (_campaign_findings(session, con, rule, yesterday) if rule.metric == CAMPAIGN_PACE
+                        else find(con, rule, since=since, yesterday=yesterday, exponent=exponent, memo=memo))
         except GrowthwheelError as exc:
             result.errors[rule.name] = exc.message
             continue
@@ -698,6 +733,8 @@ def drill_down(alert: Alert) -> str:
         return f"/customers?start={start.isoformat()}&end={end.isoformat()}"
     if alert.metric == STOCKOUT_RISK:
         return "/inventory"
+    if alert.metric == CAMPAIGN_PACE:
+        return "/marketing/campaigns"
     return f"/?start={start.isoformat()}&end={end.isoformat()}"
 
 
