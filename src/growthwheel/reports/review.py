@@ -373,10 +373,14 @@ def render_review(
     (default: the last shop-local date with an order). Money is shown in ``currency``'s major
     units. Raises ``NoDataError`` when there is nothing to review.
     With ``cfg`` (the settings of the shop's data directory) the review
-    lists the alerts of the period from the operational store, and each survey's NPS.
+    lists the alerts of the period from the operational store, and each survey's NPS. The voice of
+    the customer (reviews, negative share, SKUs and aspects getting worse) comes from the warehouse.
     """
     context = review_context(con, period=period, as_of=as_of, shop_name=shop_name,
                              currency=currency)
+    from growthwheel.voice.feedback import period_section
+
+    context["voice"] = period_section(con, context["start"], context["end"])
     if cfg is not None:
         from growthwheel.alerts.service import report_rows
 

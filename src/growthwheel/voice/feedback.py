@@ -127,3 +127,36 @@ def sku_summary(con: Any, start: date, end: date, sku: str | None = None,
     return [{"sku": r["sku"], "reviews": int(r["reviews"]),
              "mean_rating": round(float(r["mean_rating"]), 2), "negative": int(r["negative"] or 0)}
             for r in rows[:limit]]
+
+
+def period_section(con: Any, start: date, end: date, *, top: int = 5) -> dict[str, Any] | None:
+    """The voice of the customer for the periodic review over ``[start, end]``: reviews, mean
+    rating and negative (1–2 stars) share against the period before, the SKUs with the most
+    negative reviews, and the aspects getting worse with a quote each. ``None`` without reviews."""
+    if "reviews" not in con.list_tables():
+        return None
+    days = (end - start).days + 1
+    before = (start - timedelta(days=days), start - timedelta(days=1))
+    t = con.table("reviews")
+
+    def totals(lo: date, hi: date) -> dict[str, Any]:
+        expr = t.filter(t.review_date >= lo, t.review_date <= hi)
+        row = expr.aggregate(reviews=expr.count(), mean_rating=expr.rating.mean(),
+                             negative=(expr.rating <= 2).cast("int64").sum()).to_pyarrow().to_pylist()[0]
+        n = int(row["reviews"] or 0)
+        negative = int(row["negative"] or 0)
+        return {"reviews": n, "mean_rating": None if not n else round(float(row["mean_rating"]), 2),
+                "negative": negative, "negative_share": None if not n else negative / n}
+
+    now, previous = totals(start, end), totals(*before)
+    if now["reviews"] == 0 and previous["reviews"] == 0:
+        return None
+    worst = sorted((r for r in sku_summary(con, start, end, limit=10_000) if r["negative"]),
+                   key=lambda r: (-r["negative"], str(r["sku"])))[:top]
+    from growthwheel.web import i18n  # the aspects' names, as the console shows them
+
+    en, zh = i18n.catalogue("en"), i18n.catalogue("zh")
+    worse = [{**w.as_dict(), "label_en": en.get(f"voice.aspect.{w.aspect}", w.aspect),
+              "label_zh": zh.get(f"voice.aspect.{w.aspect}", w.aspect)}
+             for w in trends(load(con, start, end), start, end)[:top]]
+    return {"now": now, "previous": previous, "worst_skus": worst, "worse_aspects": worse}
