@@ -16,11 +16,10 @@ from growthwheel.accounts.api import router as accounts_router
 from growthwheel.alerts.api import router as alerts_router
 from growthwheel.alerts.pages import router as alerts_pages
 from growthwheel.alerts.service import BUILTIN_RULES, ensure_builtin_rules
-from growthwheel.api.app import create_app
 from growthwheel.config import Settings
 from growthwheel.store import db
-from growthwheel.warehouse import ingest
 from growthwheel.web.pages import router as shell_router
+from served_app import app_over
 
 FIRST = date(2025, 3, 3)  # a Monday
 SPIKE = date(2025, 4, 23)
@@ -42,18 +41,9 @@ def _orders_csv() -> str:
 
 @pytest.fixture(scope="module")
 def app_cfg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Settings, str, str]]:
-    folder = tmp_path_factory.mktemp("alerts")
-    cfg = Settings(data_dir=folder / "data", database_url=None)
-    (folder / "orders.csv").write_text(_orders_csv(), encoding="utf-8")
-    ingest.import_files("orders", [folder / "orders.csv"], cfg=cfg)
-    db.migrate(cfg)
-    with db.session_scope(cfg) as session:
-        key, _row = accounts.create_api_key(session, "alerts", ("read", "write"), created_by="tests")
-        reader, _row = accounts.create_api_key(session, "alerts-read", ("read",), created_by="tests")
-        accounts.create_user(session, "ops@example.com", "operator", "pw-operator-0123456789")
-    app = create_app(cfg, routers=[accounts_router, alerts_router, alerts_pages, shell_router])
-    yield app, cfg, key, reader
-    db.engine(cfg).dispose()
+    with app_over(tmp_path_factory.mktemp("alerts"), "alerts", {"orders": _orders_csv()},
+                  [accounts_router, alerts_router, alerts_pages, shell_router]) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

@@ -12,20 +12,18 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from growthwheel.accounts import service as accounts
 from growthwheel.accounts.api import router as accounts_router
-from growthwheel.api.app import create_app
 from growthwheel.config import Settings
 from growthwheel.journeys.channels.links import LinkMaker
 from growthwheel.journeys.channels.templates import MessageTemplate, Recipient, TemplateText, render
 from growthwheel.segments.models import Segment
 from growthwheel.segments.repository import MEMBERS_TABLE, ensure_tables
-from growthwheel.store import db
 from growthwheel.surveys.api import router as surveys_api
 from growthwheel.surveys.pages import router as surveys_pages
 from growthwheel.surveys.public import router as surveys_public
-from growthwheel.warehouse import connect, ingest
+from growthwheel.warehouse import connect
 from growthwheel.web.pages import router as shell_router
+from served_app import app_over
 
 # 60 customers answer on 2025-03-05: c0–c19 promoters (10), c20–c39 passives (8), c40–c59 detractors (3)
 PROMOTERS, PASSIVES, DETRACTORS = range(20), range(20, 40), range(40, 60)
@@ -46,30 +44,26 @@ def _orders_csv() -> str:
 
 @pytest.fixture(scope="module")
 def app_cfg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Settings, str, str, str]]:
-    folder = tmp_path_factory.mktemp("surveys")
-    cfg = Settings(data_dir=folder / "data", database_url=None)
-    (folder / "orders.csv").write_text(_orders_csv(), encoding="utf-8")
-    ingest.import_files("orders", [folder / "orders.csv"], cfg=cfg)
-    db.migrate(cfg)
-    with db.session_scope(cfg) as session:
-        key, _row = accounts.create_api_key(session, "surveys", ("read", "write"), created_by="tests")
-        reader, _row = accounts.create_api_key(session, "surveys-read", ("read",), created_by="tests")
-        accounts.create_user(session, "ops@example.com", "operator", "pw-operator-0123456789")
+    made: dict[str, str] = {}
+
+    def early_birds(session: Any, _cfg: Settings) -> None:
         seg = Segment(name="早鸟", definition={"all": []}, created_by="tests")
         session.add(seg)
         session.flush()
-        segment_id = seg.id
-    backend = connect(cfg, read_only=False)
-    con = backend.con
-    ensure_tables(con)
-    # the segment holds 10 promoters and 10 detractors: its NPS is 0
-    for i in [*range(10), *range(40, 50)]:
-        con.execute(f"INSERT INTO {MEMBERS_TABLE} VALUES (?, ?, TIMESTAMP '2025-03-01 00:00:00')",
-                    [segment_id, f"c{i}"])
-    backend.disconnect()
-    app = create_app(cfg, routers=[accounts_router, surveys_api, surveys_pages, surveys_public, shell_router])
-    yield app, cfg, key, reader, segment_id
-    db.engine(cfg).dispose()
+        made["segment"] = seg.id
+
+    with app_over(tmp_path_factory.mktemp("surveys"), "surveys", {"orders": _orders_csv()},
+                  [accounts_router, surveys_api, surveys_pages, surveys_public, shell_router],
+                  prepare=early_birds) as (app, cfg, key, reader):
+        backend = connect(cfg, read_only=False)
+        con = backend.con
+        ensure_tables(con)
+        # the segment holds 10 promoters and 10 detractors: its NPS is 0
+        for i in [*range(10), *range(40, 50)]:
+            con.execute(f"INSERT INTO {MEMBERS_TABLE} VALUES (?, ?, TIMESTAMP '2025-03-01 00:00:00')",
+                        [made["segment"], f"c{i}"])
+        backend.disconnect()
+        yield app, cfg, key, reader, made["segment"]
 
 
 @pytest.fixture(scope="module")

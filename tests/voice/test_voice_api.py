@@ -13,13 +13,11 @@ from fastapi.testclient import TestClient
 
 from growthwheel.accounts import service as accounts
 from growthwheel.accounts.api import router as accounts_router
-from growthwheel.api.app import create_app
 from growthwheel.config import Settings
-from growthwheel.store import db
 from growthwheel.voice.api import router as voice_router
 from growthwheel.voice.pages import router as voice_pages
-from growthwheel.warehouse import ingest
 from growthwheel.web.pages import router as shell_router
+from served_app import app_over
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 AppCfg = tuple[Any, Settings, str, str]
@@ -40,18 +38,9 @@ def _reviews_csv() -> str:
 
 @pytest.fixture(scope="module")
 def app_cfg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppCfg]:
-    folder = tmp_path_factory.mktemp("voice")
-    cfg = Settings(data_dir=folder / "data", database_url=None)
-    (folder / "reviews.csv").write_text(_reviews_csv(), encoding="utf-8")
-    ingest.import_files("reviews", [folder / "reviews.csv"], cfg=cfg)
-    db.migrate(cfg)
-    with db.session_scope(cfg) as session:
-        key, _row = accounts.create_api_key(session, "voice", ("read", "write"), created_by="tests")
-        reader, _row = accounts.create_api_key(session, "voice-read", ("read",), created_by="tests")
-        accounts.create_user(session, "ops@example.com", "operator", "pw-operator-0123456789")
-    app = create_app(cfg, routers=[accounts_router, voice_router, voice_pages, shell_router])
-    yield app, cfg, key, reader
-    db.engine(cfg).dispose()
+    with app_over(tmp_path_factory.mktemp("voice"), "voice", {"reviews": _reviews_csv()},
+                  [accounts_router, voice_router, voice_pages, shell_router]) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")
