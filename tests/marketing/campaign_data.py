@@ -39,12 +39,18 @@ SPEND = """date,channel,spend,utm_campaign
 2024-11-04,douyin,200.00,double11
 2024-11-02,baidu,50.00,brand
 """
+# Stock: P1 10 and P2 4 on hand on 31 Oct, one P2 received on 3 Nov; P3 and P4 never counted.
+INVENTORY = """sku,date,on_hand,received,lead_time_days,unit_cost,location
+P1,2024-10-31,10,,,,
+P2,2024-10-31,4,,,,
+P2,2024-11-03,,1,7,150.00,
+"""
 
 
 def load(cfg: Settings, folder: Path) -> None:
     """Import the tiny shop into ``cfg``'s warehouse."""
     for name, text in (("products", PRODUCTS), ("order_lines", LINES), ("events", EVENTS),
-                       ("ad_spend", SPEND)):
+                       ("ad_spend", SPEND), ("inventory", INVENTORY)):
         path = folder / f"{name}.csv"
         path.write_text(text, encoding="utf-8")
         result = ingest.import_files(name, [path], cfg=cfg)

@@ -92,6 +92,13 @@ def test_campaign_pacing_review_and_influencers(client: TestClient) -> None:
     assert [h["sku"] for h in pr["heroes"]] == ["P2", "P3", "P1"]  # ties broken by SKU
     assert pr["hero_contribution"] == pytest.approx(1.0)
     assert pr["active_sku_rate"] == pytest.approx(0.75)
+    # Sell-through at the campaign's end (7 Nov): P2 sold 2 of 4 + 1 received (3 left), P1 3 of
+    # 10 (7 left), P3 has no stock count; the heroes together: 5 / (5 + 10).
+    through = {h["sku"]: h["sell_through"] for h in pr["heroes"]}
+    assert through["P2"] == pytest.approx(0.4)
+    assert through["P1"] == pytest.approx(0.3)
+    assert through["P3"] is None
+    assert pr["sell_through"] == pytest.approx(1 / 3)
     assert (op["gmv"], op["orders"]) == (150_000, 5)
     assert op["ad_spend"] == 30_000  # douyin only: baidu is not in the budget
     assert op["influencer_cost"] == 22_000

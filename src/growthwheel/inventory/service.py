@@ -142,6 +142,24 @@ def _stock(con: Any, as_of: date, until: date, turnover_first: date) -> dict[str
     return out
 
 
+def on_hand_at(con: Any, day: date) -> dict[str, float]:
+    """Units on hand per SKU at the end of ``day``, counted as the plan counts them: each location's
+    latest snapshot up to ``day`` plus the receipts after it, less the units sold after the
+    snapshot day. SKUs without a snapshot up to ``day`` are left out (unknown, not zero)."""
+    stock = {sku: info for sku, info in _stock(con, day, day, day).items()
+             if info["on_hand"] is not None and info["snapshot_day"] is not None}
+    if not stock:
+        return {}
+    first = min(info["snapshot_day"] for info in stock.values()) + timedelta(days=1)
+    sold = daily_demand(con, first, day) if first <= day else pd.DataFrame(columns=["sku", "day", "units"])
+    sold["day"] = pd.to_datetime(sold["day"]).dt.date
+    out: dict[str, float] = {}
+    for sku, info in stock.items():
+        after = sold[(sold["sku"].astype(str) == sku) & (sold["day"] > info["snapshot_day"])]
+        out[sku] = max(0.0, float(info["on_hand"]) - float(after["units"].sum()))
+    return out
+
+
 def _costs(con: Any) -> dict[str, int]:
     products = con.table("products")
     frame = products.filter(products.cost.notnull()).select("sku", "cost").execute()

@@ -225,7 +225,8 @@ def campaign_page(campaign_id: str, request: Request, user: PageUser, session: D
                       (k("campaigns.fig.acquired_value"), money(c["acquired_value_per_customer"]))],
         "products": [(k("campaigns.fig.hero_contribution"), pct(pr["hero_contribution"])),
                      (k("campaigns.fig.skus_sold"), f"{pr['skus_sold']:,} / {pr['catalogue_skus']:,}"),
-                     (k("campaigns.fig.active_sku_rate"), pct(pr["active_sku_rate"]))],
+                     (k("campaigns.fig.active_sku_rate"), pct(pr["active_sku_rate"])),
+                     (k("campaigns.fig.sell_through"), pct(pr["sell_through"]))],
         "operations": [(k("campaigns.fig.gmv"), money(o["gmv"])),
                        (k("campaigns.fig.orders"), f"{o['orders']:,}"),
                        (k("campaigns.fig.ad_spend"), money(o["ad_spend"])),
@@ -237,7 +238,7 @@ def campaign_page(campaign_id: str, request: Request, user: PageUser, session: D
     axis_keys = {"customers": k("campaigns.axis.customers"), "products": k("campaigns.axis.products"),
                  "operations": k("campaigns.axis.operations")}
     heroes = [{"sku": h["sku"], "name": h["name"] or "", "revenue": money(h["revenue"]),
-               "share": pct(h["share"])}
+               "share": pct(h["share"]), "sell_through": pct(h["sell_through"])}
               for h in pr["heroes"]]
     budget = [{"channel": b["channel"], "budget": money(b["budget"]), "spend": money(b["spend"]),
                "used": pct(b["used"])} for b in o["budget"]]

@@ -11,8 +11,9 @@ Definitions (shop-local ``order_date``; paid orders are ``orders.status`` in the
 * **products axis** — revenue and units per SKU (order lines of the window's paid orders); the
   **heroes** are the top :data:`HEROES` SKUs by revenue and their **contribution** is their share of
   the window's line revenue; the **active-SKU rate** (动销率) is the share of the catalogue's SKUs
-  that sold at least one unit. Unit sell-through (sold / (sold + stock)) needs stock levels, which
-  the warehouse does not hold: it is not reported;
+  that sold at least one unit; a hero's **sell-through** (售罄率) is units sold in the window /
+  (units sold + units on hand at its end, from the ``inventory`` fact as the inventory plan counts
+  them), and the heroes' together the same over those with known stock (``None`` without stock);
 * **operations axis** — **cost** = ad spend in the window on the budget's channels (every channel
   when the budget names none) + the attached influencers' cost (cost per deal × deals); **ROI** =
   GMV / cost (投入产出比, as the glossary); **CAC** = cost / new buyers; **cost per order**; spend
@@ -155,13 +156,28 @@ def _products(con: Any, start: date, end: date) -> dict[str, Any]:
     total = float(sum(r["revenue"] or 0 for r in rows))
     catalogue = int(_rows(con.table("products").aggregate(n=_.count()))[0]["n"] or 0)
     sold = sum(1 for r in rows if (r["units"] or 0) > 0)
+    from growthwheel.inventory.service import on_hand_at
+
+    stock = on_hand_at(con, end)
     heroes = [{"sku": r["sku"], "name": r["name"], "revenue": int(r["revenue"] or 0),
-               "units": int(r["units"] or 0),
-               "share": _ratio(float(r["revenue"] or 0), total)} for r in rows[:HEROES]]
+               "units": int(r["units"] or 0), "share": _ratio(float(r["revenue"] or 0), total),
+               "on_hand": stock.get(str(r["sku"])),
+               "sell_through": _sell_through(int(r["units"] or 0), stock.get(str(r["sku"])))}
+              for r in rows[:HEROES]]
+    known = [h for h in heroes if h["on_hand"] is not None]
     return {"revenue": total, "skus_sold": sold, "catalogue_skus": catalogue,
             "active_sku_rate": _ratio(sold, catalogue) if catalogue else None,
             "hero_contribution": _ratio(float(sum(h["revenue"] for h in heroes)), total),
-            "heroes": heroes, "sell_through": None}
+            "heroes": heroes,
+            "sell_through": _sell_through(sum(h["units"] for h in known),
+                                          sum(h["on_hand"] for h in known) if known else None)}
+
+
+def _sell_through(units: int, on_hand: float | None) -> float | None:
+    """Units sold / (units sold + units left); ``None`` when the stock is unknown or both are 0."""
+    if on_hand is None or units + on_hand <= 0:
+        return None
+    return units / (units + on_hand)
 
 
 def _spend(con: Any, start: date, end: date) -> dict[str, int]:
