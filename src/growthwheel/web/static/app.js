@@ -6,19 +6,7 @@
   var PALETTE = ["#2f6fde", "#20a4a4", "#f59f00", "#e8590c", "#7048e8", "#2b8a3e",
                  "#c2255c", "#1098ad", "#868e96", "#5c940d", "#d6336c", "#364fc7"];
   var charts = [];
-  var still = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-
-  function readData(id) {
-    var el = document.getElementById(id);
-    if (!el) { return null; }
-    try { return JSON.parse(el.textContent || "null"); } catch (e) { return null; }
-  }
-
-  function esc(text) {
-    return String(text).replace(/[&<>"']/g, function (c) {
-      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
-    });
-  }
+  var readData = GW.readData, esc = GW.esc, emptyGraphic = GW.emptyGraphic;
 
   function money(symbol, value) {
     var n = Number(value || 0);
@@ -26,21 +14,14 @@
   }
 
   function init(id) {
-    var el = document.getElementById(id);
-    if (!el || !window.echarts) { return null; }
-    var chart = window.echarts.init(el, null, { renderer: "canvas" });
-    if (still) { chart.setOption({ animation: false }); }
+    var chart = GW.chart(id);
+    if (!chart) { return null; }
     // every chart downloads as PNG (ECharts' own toolbox, vendored: no CDN)
     var zh = (document.documentElement.lang || "").indexOf("zh") === 0;
     chart.setOption({ toolbox: { right: 4, top: 0, itemSize: 13, feature: { saveAsImage: {
       title: zh ? "下载图片" : "Download PNG", name: id, pixelRatio: 2, backgroundColor: "#fff" } } } });
     charts.push(chart);
     return chart;
-  }
-
-  function emptyGraphic(text) {
-    return { type: "text", left: "center", top: "middle",
-             style: { text: text, fill: "#66727f", fontSize: 14 } };
   }
 
   function drawTrend(data) {
@@ -310,9 +291,5 @@
     }, 120);
   });
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", drawAll);
-  } else {
-    drawAll();
-  }
+  GW.onReady(drawAll);
 })();

@@ -4,17 +4,11 @@
 (function () {
   "use strict";
 
-  var still = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-
   function draw() {
-    var holder = document.getElementById("campaign-data");
+    var data = GW.readData("campaign-data");
     var el = document.getElementById("chart-campaign");
-    if (!holder || !el || !window.echarts) { return; }
-    var data;
-    try { data = JSON.parse(holder.textContent || "null"); } catch (e) { return; }
-    if (!data) { return; }
-    var chart = window.echarts.init(el, null, { renderer: "canvas" });
-    if (still) { chart.setOption({ animation: false }); }
+    if (!data || !el || !window.echarts) { return; }
+    var chart = GW.chart(el);
     var series = [{ type: "line", name: data.names[0], data: data.actual, areaStyle: { opacity: 0.15 } }];
     if (data.expected.some(function (v) { return v !== null; })) {
       series.push({ type: "line", name: data.names[1], data: data.expected, lineStyle: { type: "dashed" } });
@@ -29,12 +23,8 @@
       series: series
     });
     el.setAttribute("data-series", String(series.length));
-    window.addEventListener("resize", function () { chart.resize(); });
+    GW.resizeWith(chart);
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", draw);
-  } else {
-    draw();
-  }
+  GW.onReady(draw);
 })();

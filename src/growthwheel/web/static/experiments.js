@@ -5,13 +5,6 @@
   "use strict";
 
   var GOOD = "#2b8a3e", NEUTRAL = "#868e96", GUARD = "#e8590c";
-  var still = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-
-  function readData(id) {
-    var el = document.getElementById(id);
-    if (!el) { return null; }
-    try { return JSON.parse(el.textContent || "null"); } catch (e) { return null; }
-  }
 
   function pct(v) {
     if (v === null || v === undefined) { return "–"; }
@@ -19,12 +12,11 @@
   }
 
   function draw() {
-    var data = readData("effects-data");
+    var data = GW.readData("effects-data");
     var el = document.getElementById("chart-effects");
     if (!data || !el || !window.echarts) { return; }
     var rows = (data.rows || []).filter(function (r) { return r.estimate !== null && r.low !== null; });
-    var chart = window.echarts.init(el, null, { renderer: "canvas" });
-    if (still) { chart.setOption({ animation: false }); }
+    var chart = GW.chart(el);
     var labels = rows.map(function (r) { return r.label; });
     var color = function (r) { return r.significant ? (r.role === "guardrail" ? GUARD : GOOD) : NEUTRAL; };
     chart.setOption({
@@ -63,12 +55,8 @@
       }]
     });
     el.setAttribute("data-rows", String(rows.length));
-    window.addEventListener("resize", function () { chart.resize(); });
+    GW.resizeWith(chart);
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", draw);
-  } else {
-    draw();
-  }
+  GW.onReady(draw);
 }());

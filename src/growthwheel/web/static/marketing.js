@@ -4,20 +4,11 @@
 (function () {
   "use strict";
 
-  var still = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-
-  function readData(id) {
-    var el = document.getElementById(id);
-    if (!el) { return null; }
-    try { return JSON.parse(el.textContent || "null"); } catch (e) { return null; }
-  }
-
   function draw() {
-    var data = readData("attribution-data");
+    var data = GW.readData("attribution-data");
     var el = document.getElementById("chart-attribution");
     if (!data || !el || !window.echarts) { return; }
-    var chart = window.echarts.init(el, null, { renderer: "canvas" });
-    if (still) { chart.setOption({ animation: false }); }
+    var chart = GW.chart(el);
     chart.setOption({
       grid: { left: 60, right: 20, top: 40, bottom: 60 },
       legend: { type: "scroll", top: 0 },
@@ -30,12 +21,8 @@
       })
     });
     el.setAttribute("data-series", String(data.series.length));
-    window.addEventListener("resize", function () { chart.resize(); });
+    GW.resizeWith(chart);
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", draw);
-  } else {
-    draw();
-  }
+  GW.onReady(draw);
 }());

@@ -4,14 +4,6 @@
 (function () {
   "use strict";
 
-  var still = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-
-  function readData(id) {
-    var el = document.getElementById(id);
-    if (!el) { return null; }
-    try { return JSON.parse(el.textContent || "null"); } catch (e) { return null; }
-  }
-
   function at(points, x) {
     for (var i = 1; i < points.length; i++) {
       if (points[i][0] >= x) {
@@ -24,11 +16,10 @@
   }
 
   function draw() {
-    var data = readData("mix-data");
+    var data = GW.readData("mix-data");
     var el = document.getElementById("chart-mix");
     if (!data || !el || !window.echarts) { return; }
-    var chart = window.echarts.init(el, null, { renderer: "canvas" });
-    if (still) { chart.setOption({ animation: false }); }
+    var chart = GW.chart(el);
     var palette = ["#5470c6", "#91cc75", "#fac858", "#ee6666", "#73c0de", "#3ba272", "#fc8452",
                    "#9a60b4", "#ea7ccc"];
     var series = [];
@@ -54,12 +45,8 @@
       series: series
     });
     el.setAttribute("data-series", String(data.series.length));
-    window.addEventListener("resize", function () { chart.resize(); });
+    GW.resizeWith(chart);
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", draw);
-  } else {
-    draw();
-  }
+  GW.onReady(draw);
 }());

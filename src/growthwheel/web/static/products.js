@@ -6,26 +6,13 @@
 (function () {
   "use strict";
 
-  var still = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-
-  function readData(id) {
-    var el = document.getElementById(id);
-    if (!el) { return null; }
-    try { return JSON.parse(el.textContent || "null"); } catch (e) { return null; }
-  }
-
-  function esc(text) {
-    return String(text).replace(/[&<>"']/g, function (c) {
-      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;" }[c];
-    });
-  }
+  var esc = GW.esc;
 
   function draw() {
-    var data = readData("roles-data");
+    var data = GW.readData("roles-data");
     var el = document.getElementById("chart-roles");
     if (!data || !el || !window.echarts) { return; }
-    var chart = window.echarts.init(el, null, { renderer: "canvas" });
-    if (still) { chart.setOption({ animation: false }); }
+    var chart = GW.chart(el);
     var series = data.series.map(function (s, n) {
       var one = { type: "scatter", name: s.name, data: s.points, color: s.color, symbolSize: 8 };
       if (n === 0 && data.shop_margin !== null) {
@@ -47,12 +34,8 @@
       series: series
     });
     el.setAttribute("data-series", String(data.series.length));
-    window.addEventListener("resize", function () { chart.resize(); });
+    GW.resizeWith(chart);
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", draw);
-  } else {
-    draw();
-  }
+  GW.onReady(draw);
 }());

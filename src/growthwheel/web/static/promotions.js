@@ -8,14 +8,6 @@
 (function () {
   "use strict";
 
-  var still = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-
-  function readData(id) {
-    var el = document.getElementById(id);
-    if (!el) { return null; }
-    try { return JSON.parse(el.textContent || "null"); } catch (e) { return null; }
-  }
-
   function toggle(selectId, attribute) {
     var select = document.getElementById(selectId);
     if (!select) { return; }
@@ -36,11 +28,10 @@
   }
 
   function drawBurn() {
-    var data = readData("burn-data");
+    var data = GW.readData("burn-data");
     var el = document.getElementById("chart-burn");
     if (!data || !el || !window.echarts) { return; }
-    var chart = window.echarts.init(el, null, { renderer: "canvas" });
-    if (still) { chart.setOption({ animation: false }); }
+    var chart = GW.chart(el);
     var byMoney = data.budget !== null || data.budget_count === null;
     var values = byMoney ? data.spent : data.redeemed;
     var budget = byMoney ? data.budget : data.budget_count;
@@ -66,12 +57,11 @@
       yAxis: { type: "value", min: 0, max: budget !== null ? function (v) { return Math.max(v.max, budget); } : null,
                axisLabel: { formatter: fmt } },
       series: [line],
-      graphic: data.days.length ? [] : [{ type: "text", left: "center", top: "middle",
-                                          style: { text: data.labels.empty, fill: "#868e96", fontSize: 14 } }]
+      graphic: data.days.length ? [] : [GW.emptyGraphic(data.labels.empty, "#868e96")]
     });
     el.setAttribute("data-points", String(data.days.length));
     el.setAttribute("data-last", data.days.length ? String(values[values.length - 1]) : "0");
-    window.addEventListener("resize", function () { chart.resize(); });
+    GW.resizeWith(chart);
   }
 
   /* Catalogue pickers: a search box with a <datalist> that HTMX fills from /promotions/picker.
@@ -138,9 +128,5 @@
     drawBurn();
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", start);
-  } else {
-    start();
-  }
+  GW.onReady(start);
 }());

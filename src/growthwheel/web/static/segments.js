@@ -480,9 +480,5 @@
     preview(definition);
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", start);
-  } else {
-    start();
-  }
+  GW.onReady(start);
 })();

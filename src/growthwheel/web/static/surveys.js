@@ -5,19 +5,13 @@
 
   function draw() {
     var el = document.getElementById("chart-nps");
-    var src = document.getElementById("nps-data");
-    if (!el || !src || !window.echarts) { return; }
-    var data;
-    try { data = JSON.parse(src.textContent || "null"); } catch (e) { return; }
-    if (!data || !data.periods) { return; }
-    var chart = window.echarts.init(el, null, { renderer: "canvas" });
-    var still = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    var data = GW.readData("nps-data");
+    if (!el || !data || !data.periods || !window.echarts) { return; }
     var zh = (document.documentElement.lang || "").indexOf("zh") === 0;
     var L = data.labels;
     // the band: an invisible base at the lower bound, the width stacked on top of it
     var width = data.high.map(function (v, i) { return v === null || data.low[i] === null ? null : v - data.low[i]; });
-    chart.setOption({
-      animation: !still,
+    var chart = GW.chart(el, {
       color: ["#2f6fde"],
       toolbox: { right: 4, top: 0, itemSize: 13, feature: { saveAsImage: {
         title: zh ? "下载图片" : "Download PNG", name: "nps", pixelRatio: 2, backgroundColor: "#fff" } } },
@@ -39,12 +33,8 @@
         { name: L.nps, type: "line", data: data.nps, symbolSize: 6, lineStyle: { width: 2 } }
       ]
     });
-    window.addEventListener("resize", function () { chart.resize(); });
+    GW.resizeWith(chart);
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", draw);
-  } else {
-    draw();
-  }
+  GW.onReady(draw);
 }());
