@@ -279,3 +279,35 @@ def test_two_concurrent_ticks_enqueue_exactly_once(store_cfg: Settings) -> None:
     assert len(per_customer) == treated
     assert set(per_customer.values()) == {1}
     assert set(logs.values()) == {1}
+
+
+def test_a_message_shows_the_customers_recommendations(store_cfg: Settings) -> None:
+    """A send step whose template names ``product_block(products)`` shows the customer's stored
+    recommendations (the popular list for someone without a personal one; excluded SKUs never)."""
+    from growthwheel.recs.models import RecCustomer, RecExclusion, RecRun
+
+    def definition(batch_id: str) -> dict[str, Any]:
+        body = winback(batch_id, holdout=0.0)
+        mail = next(s for s in body["steps"] if s["id"] == "mail")
+        mail["template"]["texts"]["zh"]["text"] = "为您推荐：\n{{ product_block(products) }}"
+        return body
+
+    con = warehouse(3)
+    with session_scope(store_cfg) as session:
+        run = RecRun(customers=1, products=3, popular=[["TEA-9", 5.0, "popular", "大红袍"],
+                                                        ["CUP-1", 4.0, "popular", "茶杯"]])
+        session.add(run)
+        session.flush()
+        session.add(RecCustomer(customer_id="c000", run_id=run.id, computed_at=NOW,
+                                items=[["TEA-1", 0.9, "repurchase", "龙井"],
+                                       ["TEA-2", 0.5, "cosine", "碧螺春"],
+                                       ["OUT-1", 0.4, "cosine", "断货茶"]]))
+        session.add(RecExclusion(sku="OUT-1", reason="out_of_stock", created_by="test", created_at=NOW))
+    setup_journey(store_cfg, definition)
+    service.tick(store_cfg, WarehouseView(ibis.duckdb.from_connection(con)), now=NOW, env=ENV)
+    with session_scope(store_cfg) as session:
+        texts = {m.customer_id: m.payload["text"] for m in session.scalars(select(OutboxRow))}
+    assert "- 龙井" in texts["c000"]
+    assert "- 碧螺春" in texts["c000"]
+    assert "断货茶" not in texts["c000"]  # excluded
+    assert "- 大红袍" in texts["c001"]  # no personal list: the popular one

@@ -75,6 +75,28 @@ def message_template(step: d.SendStep) -> Any:
     )
 
 
+#: Recommended products a message shows when its template names ``products`` / ``product_block``.
+PRODUCTS_SHOWN = 4
+
+
+def _mentions_products(step: d.SendStep) -> bool:
+    return any("product" in f"{t.subject} {t.text} {t.html or ''}" for t in step.template.texts.values())
+
+
+def recommended_products(session: Session, customer_id: str,
+                         limit: int = PRODUCTS_SHOWN) -> list[dict[str, Any]]:
+    """The customer's precomputed recommendations (``recs``; the popular list for a customer without
+    history, excluded SKUs left out) as the templates' ``products``; empty before the first refresh."""
+    from growthwheel.errors import GrowthwheelError
+    from growthwheel.recs.service import for_customer
+
+    try:
+        found = for_customer(session, customer_id, limit=limit)
+    except GrowthwheelError:  # nothing computed yet, or an id the recommendations cannot hold
+        return []
+    return [{"sku": i["sku"], "name": i["name"] or i["sku"]} for i in found["items"]]
+
+
 def _issue_key(e: Enrolment, step_id: str) -> str:
     digest = hashlib.sha256(f"{e.journey_id}|{step_id}|{e.occurrence}".encode()).hexdigest()[:40]
     return f"journey:{digest}"
@@ -218,6 +240,8 @@ def _send(
         utm=Utm("growthwheel", step.channel, journey_name[:100]),
     )
     extra = {**context, "journey": journey_name}
+    if "products" not in extra and _mentions_products(step):
+        extra["products"] = recommended_products(session, e.customer_id)
     if step.link:
         extra["shop_link"] = links.click(step.link, content=step.id)
     try:

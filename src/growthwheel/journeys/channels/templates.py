@@ -12,8 +12,10 @@ What a template can use:
 - ``unsubscribe_url``: the customer's one-click unsubscribe link for this channel;
 - ``survey_url(survey)``: the customer's signed answer page of an NPS survey (its id or name);
 - (an email's HTML ends with a 1×1 open pixel, ``links.LinkMaker.open_pixel``);
-- ``products``: a list of ``{"sku", "name", "price" (minor units), "url", "image"}`` and
-  ``product_block(products)``: cards in HTML, one line each in text, every link tracked;
+- ``products``: a list of ``{"sku", "name", "price" (minor units), "url", "image"}`` — in a journey's
+  messages the customer's recommendations (``recs``) unless the journey's context brings its own —
+  and ``product_block(products)``: cards in HTML, one line each in text, every link tracked (a
+  product without a price shows none);
 - filter ``money``: ``{{ 1990|money }}`` → ``¥19.90`` in the shop's currency.
 
 An email whose templates do not mention ``unsubscribe_url`` gets a footer with it (zh or en),
@@ -187,9 +189,11 @@ def _product_blocks(links: LinkMaker | None, money: Callable[..., str]
                    .format(image, item.get("name", ""))) if isinstance(image, str) and image else Markup("")
             name = escape(item.get("name", ""))
             title = Markup('<a href="{}">{}</a>').format(href, name) if href else name
+            price = item.get("price")
             cells.append(Markup('<td class="gw-product" style="padding:8px;vertical-align:top">{}'
-                                '<div>{}</div><div><strong>{}</strong></div></td>')
-                         .format(img, title, money(item.get("price"))))
+                                '<div>{}</div>{}</td>')
+                         .format(img, title, Markup("<div><strong>{}</strong></div>").format(money(price))
+                                 if price is not None else Markup("")))
         if not cells:
             return Markup("")
         return Markup('<table role="presentation" class="gw-products"><tr>{}</tr></table>').format(
@@ -199,7 +203,8 @@ def _product_blocks(links: LinkMaker | None, money: Callable[..., str]
         lines = []
         for n, item in enumerate(products or ()):
             href = target(item, n)
-            line = f"- {item.get('name', '')}  {money(item.get('price'))}"
+            price = item.get("price")
+            line = f"- {item.get('name', '')}" + (f"  {money(price)}" if price is not None else "")
             lines.append(f"{line}  {href}" if href else line)
         return "\n".join(lines)
 
