@@ -47,6 +47,9 @@ LINES = [
     ("o9", "c5", "2025-03-06T10:00:00Z", "D"),
 ]
 NOW = datetime(2025, 3, 7, 3, 0, tzinfo=UTC)
+# Stock on 1 March: one E (sold on 5 March: none left) and five D (two sold since).
+INVENTORY = ("sku,date,on_hand,received,lead_time_days,unit_cost,location\n"
+             "E,2025-03-01,1,,,,\nD,2025-03-01,5,,,,\n")
 
 
 def _warehouse(folder: Path) -> Settings:
@@ -57,6 +60,8 @@ def _warehouse(folder: Path) -> Settings:
     (folder / "lines.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     ingest.import_files("products", [folder / "products.csv"], cfg=cfg)
     ingest.import_files("order_lines", [folder / "lines.csv"], cfg=cfg)
+    (folder / "inventory.csv").write_text(INVENTORY, encoding="utf-8")
+    ingest.import_files("inventory", [folder / "inventory.csv"], cfg=cfg)
     return cfg
 
 
@@ -89,6 +94,20 @@ def test_build_lists_replenishment_just_bought_and_also_bought(built: dict[str, 
     assert also_a[0][3] == pytest.approx(4 / 9)
     assert also_a[0][4] == "滤纸"
     assert [p[0] for p in built["popular"]][:2] == ["A", "B"]
+    assert built["out_of_stock"] == ["E"]  # by the inventory fact at the last day
+
+
+def test_out_of_stock_exclusions_follow_the_stock(store_cfg: Settings, built: dict[str, Any]) -> None:
+    with db.session_scope(store_cfg) as session:
+        service.set_exclusion(session, "C", "not_for_sale", "ops@example.com", NOW)
+        service.save(session, built, NOW)
+        assert {x["sku"]: (x["reason"], x["created_by"]) for x in service.exclusions(session)} == {
+            "C": ("not_for_sale", "ops@example.com"), "E": ("out_of_stock", "inventory")}
+        assert "E" not in [i["sku"] for i in service.for_customer(session, "nobody", limit=5)["items"]]
+        # E back in stock, C now out of stock: E comes back; the operator's word on C stands.
+        service.sync_stock_exclusions(session, ["C"], NOW)
+        assert {x["sku"]: (x["reason"], x["created_by"]) for x in service.exclusions(session)} == {
+            "C": ("not_for_sale", "ops@example.com")}
 
 
 @pytest.fixture

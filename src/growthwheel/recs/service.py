@@ -160,9 +160,23 @@ def build(backend: Any, *, as_of: date | None = None, top: int = STORED, evaluat
     for pairs in also.values():
         for pair in pairs:
             pair.append(names.get(str(pair[0])))
-    return {"as_of": str(history.EPOCH + np.timedelta64(day_of, "D")), "weights": weights,
+    as_of_day = history.EPOCH + np.timedelta64(day_of, "D")
+    return {"as_of": str(as_of_day), "weights": weights,
             "evaluation": report, "customers": [str(c) for c in h.customers], "lists": lists,
-            "popular": popular, "products": also}
+            "popular": popular, "products": also,
+            "out_of_stock": out_of_stock(backend, date.fromisoformat(str(as_of_day)))}
+
+
+#: Who automatic out-of-stock exclusions are recorded as (an operator's own stay as they are).
+STOCK_ACTOR = "inventory"
+
+
+def out_of_stock(backend: Any, day: date) -> list[str]:
+    """SKUs with nothing on hand at the end of ``day`` by the ``inventory`` fact (as the inventory
+    plan counts stock); none when the shop imports no stock."""
+    from growthwheel.inventory.service import on_hand_at
+
+    return sorted(sku for sku, units in on_hand_at(backend, day).items() if units <= 0)
 
 
 def _lookup(m: sp.csr_matrix, rows: npt.NDArray[np.int64],
@@ -198,8 +212,21 @@ def save(session: Session, built: dict[str, Any], now: datetime, *, batch: int =
              for s, items in built["products"].items()]
     for start in range(0, len(prows), batch):
         session.execute(insert(RecProduct), prows[start:start + batch])
+    sync_stock_exclusions(session, built.get("out_of_stock") or [], now)
     return run
 
+
+def sync_stock_exclusions(session: Session, skus: list[str], now: datetime) -> None:
+    """Exclude ``skus`` as out of stock (recorded as :data:`STOCK_ACTOR`) and recommend again the
+    ones this excluded before that are back in stock; exclusions an operator set stay as they are."""
+    wanted = {s[:MAX_ID] for s in skus}
+    for row in session.scalars(select(RecExclusion).where(RecExclusion.created_by == STOCK_ACTOR)):
+        if row.sku not in wanted:
+            session.delete(row)
+    manual = set(session.scalars(select(RecExclusion.sku).where(RecExclusion.created_by != STOCK_ACTOR)))
+    for sku in sorted(wanted - manual):
+        set_exclusion(session, sku, "out_of_stock", STOCK_ACTOR, now)
+    session.flush()
 
 def _excluded(session: Session) -> set[str]:
     return set(session.scalars(select(RecExclusion.sku)))
