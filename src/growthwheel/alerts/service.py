@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import ibis
 from sqlalchemy import and_, func, select, update
@@ -339,21 +339,23 @@ def _float(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-#: KPI frames computed during one evaluation, by (period, start, end, dimension, exponent): every
-#: rule on the same breakdown and window reads one frame (the catalogue's metrics come together).
-FrameMemo = dict[tuple[str, date, date, str | None, int], Any]
+#: KPI frames computed during one evaluation, as rows, by (period, start, end, dimension,
+#: exponent): every rule on the same breakdown and window reads one frame (the catalogue's metrics
+#: come together).
+FrameMemo = dict[tuple[str, date, date, str | None, int], list[dict[str, Any]]]
 
 
-def _frame(con: Any, period: str, start: date, end: date, dimension: str | None, exponent: int,
-           memo: FrameMemo | None) -> Any:
+def _frame_rows(con: Any, period: str, start: date, end: date, dimension: str | None, exponent: int,
+                memo: FrameMemo | None) -> list[dict[str, Any]]:
     key = (period, start, end, dimension, exponent)
     if memo is not None and key in memo:
         return memo[key]
     frame = kpis.kpi_frame(con, by=period, start=start, end=end, dimension=dimension,
                            currency_exponent=exponent)
+    rows = cast(list[dict[str, Any]], frame.to_dict("records"))
     if memo is not None:
-        memo[key] = frame
-    return frame
+        memo[key] = rows
+    return rows
 
 
 def daily_series(con: Any, metric: str, dimension: str | None, start: date, end: date,
@@ -368,10 +370,10 @@ def daily_series(con: Any, metric: str, dimension: str | None, start: date, end:
         return {}
     if metric == NEGATIVE_REVIEWS:
         return _negative_reviews(con, dimension, start, end)
-    frame = _frame(con, "day", start, end, dimension, exponent, memo)
+    rows = _frame_rows(con, "day", start, end, dimension, exponent, memo)
     zero: float | None = 0.0 if kpis.METRICS[metric].unit in ("count", "money") else None
     out: dict[str, list[float | None]] = {}
-    for row in frame.to_dict("records"):
+    for row in rows:
         day = row["period"]
         if not isinstance(day, date) or not start <= day <= end:
             continue
@@ -486,9 +488,9 @@ def _period_values(con: Any, metric: str, dimension: str | None, period: str, fi
                 lo, hi = (start - first).days, (end - first).days
                 out[(key, start)] = _sum(values[max(lo, 0):hi + 1])
         return out
-    frame = _frame(con, period, first, last, dimension, exponent, memo)
+    rows = _frame_rows(con, period, first, last, dimension, exponent, memo)
     found: dict[tuple[str, date], float | None] = {}
-    for row in frame.to_dict("records"):
+    for row in rows:
         key = "" if dimension is None else str(row.get(dimension) or kpis.NONE_LABEL)
         found[(key, row["period"])] = None if _thin(row, metric, min_base) else _float(row.get(metric))
     return found
