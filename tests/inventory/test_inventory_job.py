@@ -5,11 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 
 from growthwheel.config import Settings
 from growthwheel.inventory import service
@@ -42,25 +37,3 @@ def test_the_daily_job_is_scheduled_and_stores_the_plan(tmp_path: Path) -> None:
         assert row.skus == len(row.report["items"]) >= 6
         assert row.report["backtest"]["mase"]["baseline_holdout"] is not None
     db.engine(cfg).dispose()
-
-
-def _table_of(diff: Any) -> str | None:
-    op = diff[0] if isinstance(diff, list) else diff
-    for item in op[1:]:
-        if isinstance(item, sa.Table):
-            return str(item.name)
-        if isinstance(item, sa.Index | sa.Constraint) and item.table is not None:
-            return str(item.table.name)
-    if op[0] in ("add_column", "remove_column") or op[0].startswith("modify_"):
-        return str(op[2])
-    return None
-
-
-def test_the_migration_creates_exactly_the_models_table(store_cfg: Settings) -> None:
-    from growthwheel.store import models as _models  # noqa: F401
-    from growthwheel.store.db import Base
-
-    with db.engine(store_cfg).connect() as conn:
-        assert "inventory_plans" in set(sa.inspect(conn).get_table_names())
-        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
-    assert [d for d in diffs if _table_of(d) == "inventory_plans"] == []

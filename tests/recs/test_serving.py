@@ -10,9 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
 
 from growthwheel.accounts.api import router as accounts_router
@@ -187,27 +184,3 @@ def test_the_worker_job_refreshes_the_store(tmp_path: Path) -> None:
         # The weights are the evaluation's choice here: the overdue coffee is in c2's list.
         assert "A" in [i["sku"] for i in service.for_customer(session, "c2")["items"]]
     db.engine(cfg).dispose()
-
-
-
-def _table_of(diff: Any) -> str | None:
-    op = diff[0] if isinstance(diff, list) else diff
-    for item in op[1:]:
-        if isinstance(item, sa.Table):
-            return str(item.name)
-        if isinstance(item, sa.Index | sa.Constraint) and item.table is not None:
-            return str(item.table.name)
-    if op[0] in ("add_column", "remove_column") or op[0].startswith("modify_"):
-        return str(op[2])
-    return None
-
-
-def test_the_migration_creates_exactly_the_models_tables(store_cfg: Settings) -> None:
-    from growthwheel.store import models as _models  # noqa: F401
-    from growthwheel.store.db import Base
-
-    ours = {"rec_customers", "rec_products", "rec_exclusions", "rec_runs"}
-    with db.engine(store_cfg).connect() as conn:
-        assert ours <= set(sa.inspect(conn).get_table_names())
-        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
-    assert [d for d in diffs if _table_of(d) in ours] == []
