@@ -11,7 +11,7 @@ so the API answers in the client's ``Accept-Language`` and the console in the pa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Self
 
 
@@ -65,6 +65,18 @@ class ImportFileError(GrowthwheelError):
 
     code = "import_file_error"
     status = 422
+
+
+class MissingColumnsError(ImportFileError):
+    """An input file lacks columns its table requires; ``file`` names it (as the import was given
+    it) and ``values`` holds ``missing`` and ``found`` for a message in the reader's language."""
+
+    code = "missing_columns"
+
+    def __init__(self, message: str, file: str, missing: Sequence[str], found: Sequence[str]) -> None:
+        super().__init__(message)
+        self.file = file
+        self.values = {"missing": ", ".join(missing), "found": ", ".join(found) or "–"}
 
 
 class NoDataError(GrowthwheelError):

@@ -343,6 +343,8 @@ def test_binary_and_non_utf8_files_get_a_clear_error_naming_the_file(
         ("unicode.csv", "customer_id\nc1\n".encode("utf-16"), "file_not_utf8", "it is UTF-16"),
         ("gbk.csv", "customer_id,name\nc1,张三\n".encode("gbk"), "file_not_utf8",
          "not UTF-8 text (first at row 1)"),
+        ("客户.csv", "邮箱,name\na@b.c,X\n".encode(), "missing_columns",
+         "missing required column(s) customer_id"),
     ]
     jobs = {}
     for name, content, code, words in cases:
@@ -358,6 +360,11 @@ def test_binary_and_non_utf8_files_get_a_clear_error_naming_the_file(
     log_in(app_client, admin.email, admin.password)
     zh = app_client.get(f"/imports/{jobs['报表.csv']}", params={"lang": "zh"}).text
     assert "“报表.csv”不是文本文件" in zh
+    # A file without the table's columns: the console says which, in the reader's language, and
+    # names the file as uploaded (not the server's copy).
+    page = app_client.get(f"/imports/{jobs['客户.csv']}", params={"lang": "zh"}).text
+    assert "“客户.csv”缺少这张表必需的列：customer_id。文件中的列：邮箱, name。" in page
+    assert str(store_cfg.data_dir) not in page
     en = app_client.get(f"/imports/{jobs['gbk.csv']}", params={"lang": "en"}).text
     assert "&#34;gbk.csv&#34; is not UTF-8 text" in en or '"gbk.csv" is not UTF-8 text' in en
 

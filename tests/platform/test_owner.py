@@ -173,7 +173,7 @@ def test_owner_runs_imports_as_jobs_and_announces_itself(tmp_path: Path) -> None
         assert first.result.tables["orders"].inserted == 2
         assert first.to_dict()["result"]["tables"]["orders"]["inserted"] == 2
         assert second.status == "failed"
-        assert second.error_code == "import_file_error"
+        assert second.error_code == "missing_columns"  # an import file error the console translates
         assert "missing required column(s) order_id, customer_id, ordered_at, total" in (second.error or "")
         assert [j.id for j in owner.jobs()] == [second.id, first.id]
         assert owner.job("nope") is None

@@ -95,6 +95,7 @@ UPLOAD_TABLES: tuple[str, ...] = tuple(TABLE_KEYS)
 IMPORT_ERROR_KEYS = {
     "file_not_text": k("imports.error.not_text"),
     "file_not_utf8": k("imports.error.not_utf8"),
+    "missing_columns": k("imports.error.missing_columns"),
 }
 
 #: Quarantine reasons the console explains in the reader's language: the ingest's reason text
@@ -308,7 +309,9 @@ def _job_error(request: Request, job: ImportJob) -> str | None:
     import's own message (files named as uploaded, never a server path)."""
     key = IMPORT_ERROR_KEYS.get(job.error_code or "")
     if key is not None and job.error_file:
-        return page_translator(request)(key, file=job.error_file)
+        shown = dict(zip(job.files, job.shown_files, strict=False))  # a server path → its upload's name
+        file = shown.get(job.error_file, Path(job.error_file).name)
+        return page_translator(request)(key, file=file, **job.error_values)
     return job_error(job)
 
 

@@ -39,7 +39,9 @@ class ImportJob:
     error_code: str | None = None
     error_status: int | None = None
     error_file: str | None = None
-    """The file a failure is about, as the client named it (when the error names one)."""
+    """The file a failure is about (when the error names one)."""
+    error_values: dict[str, str] = field(default_factory=dict)
+    """What a failure's message says besides the file (the missing columns …), for a translation."""
     names: list[str] = field(default_factory=list)
     """How clients see the files (an upload's names as given); empty: the files' own names."""
     submitted_at: datetime = field(default_factory=_now)

@@ -364,6 +364,7 @@ class WarehouseOwner:
         except GrowthwheelError as exc:
             job.error, job.error_code, job.error_status = exc.message, exc.code, exc.status
             job.error_file = getattr(exc, "file", None)
+            job.error_values = dict(getattr(exc, "values", None) or {})
             job.status = "failed"
         except Exception as exc:
             log.exception("import %s failed", job.id)

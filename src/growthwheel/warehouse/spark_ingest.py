@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from growthwheel.config import Settings
-from growthwheel.errors import ImportFileError
+from growthwheel.errors import ImportFileError, MissingColumnsError
 from growthwheel.warehouse import lake, rules
 from growthwheel.warehouse import spark as gw_spark
 from growthwheel.warehouse.db import IMPORTS_TABLE, QUARANTINE_TABLE
@@ -108,9 +108,9 @@ def _read(spark: Any, table: Table, path: Path, file_idx: int,
     by_lower = {h.strip().lower(): f"c{i}" for i, h in reversed(list(enumerate(header)))}
     missing = [c for c in table.required if c not in by_lower]
     if missing:
-        raise ImportFileError(
+        raise MissingColumnsError(
             f"{path}: missing required column(s) {', '.join(missing)} for table "
-            f"{table.name}; found {', '.join(header) or 'no columns'}")
+            f"{table.name}; found {', '.join(header) or 'no columns'}", str(path), missing, header)
     known = {c.name for c in table.inputs}
     extra = [h for h in header if h.strip().lower() not in known]
     if extra:

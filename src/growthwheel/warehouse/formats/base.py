@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from growthwheel.errors import ImportFileError
+from growthwheel.errors import ImportFileError, MissingColumnsError
 from growthwheel.warehouse.schema import Table
 
 Record = tuple[int, dict[str, str | None]]
@@ -67,9 +67,9 @@ def require_columns(path: Path, header: Sequence[str], required: Iterable[str]) 
     present = {h.strip() for h in header}
     missing = [r for r in required if r not in present]
     if missing:
-        raise ImportFileError(
-            f"{path}: missing required column(s) {', '.join(missing)}; found {', '.join(header)}"
-        )
+        raise MissingColumnsError(
+            f"{path}: missing required column(s) {', '.join(missing)}; found {', '.join(header)}",
+            str(path), missing, header)
 
 
 Row = tuple[int, dict[str, str]]

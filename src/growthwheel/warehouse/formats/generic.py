@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from growthwheel.errors import ImportFileError
+from growthwheel.errors import ImportFileError, MissingColumnsError
 from growthwheel.warehouse.schema import Table
 
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
@@ -94,10 +94,9 @@ def _stage_file(
     by_lower = {h.strip().lower(): h for h in header}
     missing = [c for c in table.required if c not in by_lower]
     if missing:
-        raise ImportFileError(
+        raise MissingColumnsError(
             f"{path}: missing required column(s) {', '.join(missing)} for table "
-            f"{table.name}; found {', '.join(header) or 'no columns'}"
-        )
+            f"{table.name}; found {', '.join(header) or 'no columns'}", str(path), missing, header)
     known = {c.name for c in table.inputs}
     ignored = [h for h in header if h.strip().lower() not in known]
     if ignored:
