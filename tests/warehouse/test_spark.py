@@ -353,3 +353,20 @@ def test_kpi_tables_identical_on_duckdb_and_spark(
     assert sum(monthly["gmv"]) * 100 == paid_gmv
     assert (monthly["sessions"] > 0).all()
     assert monthly["ad_spend"].notna().all()
+
+
+@pytest.mark.spark
+def test_closing_one_connection_leaves_spark_running_for_the_others(spark_session: Any,
+                                                                    tmp_path: Path) -> None:
+    """ibis's own ``disconnect`` stops the session, which stops the process's one SparkContext: a
+    server's other readers lost Spark (and tests after one that closed a connection failed)."""
+    from growthwheel.warehouse import spark as gw
+
+    cfg = Settings(data_dir=tmp_path, warehouse="spark")
+    first, second = gw.ibis_backend(gw.new_session(cfg)), gw.ibis_backend(gw.new_session(cfg))
+    second._session.createDataFrame([(1,), (2,)], ["x"]).createOrReplaceTempView("t")
+    first.disconnect()
+    assert second.table("t").x.sum().execute() == 3
+    second.disconnect()
+    assert "t" not in second.list_tables()  # its views are gone
+    assert spark_session.range(3).count() == 3  # Spark still runs

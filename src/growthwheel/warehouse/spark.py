@@ -241,12 +241,34 @@ def _connect_backend_class() -> type[Any]:
     return ConnectBackend
 
 
+def _local_backend_class() -> type[Any]:
+    """Ibis 12's PySpark backend for Spark in this process, whose ``disconnect`` leaves Spark running.
+
+    ibis's own ``disconnect`` stops the session, and stopping any session of a process stops its
+    one ``SparkContext``: every other connection (other requests of a server, other readers) would
+    lose Spark mid-query and the next one would start it again. Here ``disconnect`` drops the
+    connection's temporary views; :func:`stop_session` stops Spark at exit.
+    """
+    from ibis.backends.pyspark import Backend
+
+    _ = ibis.pyspark  # registers ``ibis.options.pyspark`` (the compiler reads it)
+
+    class LocalBackend(Backend):  # type: ignore[misc]
+        def disconnect(self) -> None:
+            with contextlib.suppress(Exception):
+                for table in self._session.catalog.listTables():
+                    if table.isTemporary:
+                        self._session.catalog.dropTempView(table.name)
+
+    return LocalBackend
+
+
 def ibis_backend(spark: Any) -> BaseBackend:
-    """``ibis.pyspark.connect(spark)`` with :data:`SESSION_CONF`; for a Spark Connect session the
-    backend also works around ibis's cache check and releases the server-side session once it is
-    garbage-collected (:func:`release_with`)."""
+    """``ibis.pyspark.connect(spark)`` with :data:`SESSION_CONF`, whose ``disconnect`` never stops the
+    process's Spark; for a Spark Connect session the backend also works around ibis's cache check
+    and releases the server-side session once it is garbage-collected (:func:`release_with`)."""
     if not type(spark).__module__.startswith("pyspark.sql.connect"):
-        backend: BaseBackend = ibis.pyspark.connect(spark, **SESSION_CONF)
+        backend: BaseBackend = _local_backend_class()().connect(spark, **SESSION_CONF)
         return backend
     remote: BaseBackend = _connect_backend_class()().connect(spark, **SESSION_CONF)
     release_with(remote, spark)
