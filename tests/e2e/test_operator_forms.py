@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,12 +20,22 @@ Console = Any  # conftest.Console
 
 
 @pytest.fixture(scope="module")
-def shop(console: Console) -> Console:
-    """The running console with the promotion pages mounted."""
+def shop(console: Console) -> Iterator[Console]:
+    """The running console with the promotion pages mounted. The store-wide promotions these tests
+    put live are ended afterwards: the console is shared with other browser tests, whose checkout
+    totals they would otherwise change."""
+    from growthwheel.promotions import service as promotion_service
+
     paths = {getattr(r, "path", "") for r in console.app.routes}
     if "/promotions" not in paths:
         console.app.include_router(promotion_pages.router)
-    return console
+    with session_scope(console.app.state.cfg) as session:
+        before = {p.id for p in repository.all_promotions(session)}
+    yield console
+    with session_scope(console.app.state.cfg) as session:
+        for row in repository.all_promotions(session):
+            if row.id not in before and row.status != "ended":
+                promotion_service.update_promotion(session, row, status="ended", actor_name="tests")
 
 
 @pytest.fixture(scope="module")
