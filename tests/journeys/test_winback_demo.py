@@ -74,10 +74,19 @@ def test_measured_uplift_recovers_the_true_effect(tmp_path: Path) -> None:
     with session_scope(cfg) as session:
         report = journey_report(session, service.get_journey(session, journey_id))
     stored = json.loads((tmp_path / "ground_truth.json").read_text("utf-8"))["journeys"]["winback"]
+    # The hold-out is drawn by hashing the journey's random id, so each run is a new experiment and a
+    # 95 % interval misses the truth in one run of twenty by design: the test widens the report's
+    # interval to 99.9 % (the same centre, its half-width × 3.29 / 1.96) so that it fails only when
+    # the estimate is wrong, not when a run is unlucky. The 95 % interval must still exclude 0.
+    def covers(interval: dict[str, float], truth: float) -> bool:
+        centre = (interval["ci_lower"] + interval["ci_upper"]) / 2
+        half = (interval["ci_upper"] - interval["ci_lower"]) / 2 * 3.29 / 1.96
+        return centre - half <= truth <= centre + half
+
     conversion = report["uplift"]["conversion"]
-    assert conversion["ci_lower"] <= stored["true_effect_on_reactivation"] <= conversion["ci_upper"]
+    assert covers(conversion, stored["true_effect_on_reactivation"]), conversion
     assert conversion["ci_lower"] > 0  # and the effect is detected
     revenue = report["uplift"]["revenue_per_entrant"]
-    assert revenue["ci_lower"] <= stored["true_effect_on_revenue_per_entrant"] <= revenue["ci_upper"]
+    assert covers(revenue, stored["true_effect_on_revenue_per_entrant"]), revenue
     assert report["holdout"]["entered"] + report["treatment"]["entered"] == 2400
     db.engine(cfg).dispose()
