@@ -29,7 +29,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from growthwheel.alerts import service
+from growthwheel.alerts import rules, service
 from growthwheel.alerts.models import Alert, AlertRule
 from growthwheel.config import Settings
 from growthwheel.insight import kpis
@@ -64,12 +64,12 @@ def main() -> None:
                 result = service.evaluate(session, con, today=start + timedelta(days=days),
                                           since=start + timedelta(days=56))
                 evaluated = time.perf_counter() - t2
-                rules = {r.id: r for r in session.query(AlertRule).all()}
-                every = [(rules[a.rule_id], a) for a in session.query(Alert).all()
-                         if rules[a.rule_id].builtin]
+                by_id = {r.id: r for r in session.query(AlertRule).all()}
+                every = [(by_id[a.rule_id], a) for a in session.query(Alert).all()
+                         if by_id[a.rule_id].builtin]
                 # the stock-out rule is judged against the designed supplier failure, not the anomalies
-                alerts = [(r, a) for r, a in every if r.metric != service.STOCKOUT_RISK]
-                stockouts = {a.dimension_value for r, a in every if r.metric == service.STOCKOUT_RISK}
+                alerts = [(r, a) for r, a in every if r.metric != rules.STOCKOUT_RISK]
+                stockouts = {a.dimension_value for r, a in every if r.metric == rules.STOCKOUT_RISK}
         finally:
             con.disconnect()
 

@@ -28,7 +28,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from growthwheel.alerts import service
+from growthwheel.alerts import evaluation, rules, service
 from growthwheel.alerts.models import AlertRule
 from growthwheel.config import Settings
 from growthwheel.insight import kpis
@@ -45,7 +45,7 @@ def run(cfg: Settings, today: date = START + timedelta(days=DAYS), alone: bool =
     try:
         lines = con.table("order_lines").count().execute()
         since = today - timedelta(days=JUDGED)
-        window = (since - timedelta(days=service.HISTORY_DAYS), today - timedelta(days=1))
+        window = (since - timedelta(days=evaluation.HISTORY_DAYS), today - timedelta(days=1))
         kpis.kpi_frame(con, by="day", start=window[0], end=window[1])  # warm: imports, caches
         t0 = time.perf_counter()
         kpis.kpi_frame(con, by="day", start=window[0], end=window[1])
@@ -53,22 +53,22 @@ def run(cfg: Settings, today: date = START + timedelta(days=DAYS), alone: bool =
         with session_scope(cfg) as session:
             ids = []
             for metric in kpis.METRICS:
-                for dimension in service.dimensions_for(metric):
-                    spec = service.RuleSpec(f"{metric} by {dimension or 'shop'}", metric, "anomaly",
-                                            dimension, params={"direction": "both", "z": 4.0})
+                for dimension in rules.dimensions_for(metric):
+                    spec = rules.RuleSpec(f"{metric} by {dimension or 'shop'}", metric, "anomaly",
+                                          dimension, params={"direction": "both", "z": 4.0})
                     ids.append(service.create_rule(session, spec, actor="bench").id)
-            rules = [session.get(AlertRule, i) for i in ids]
+            saved = [session.get(AlertRule, i) for i in ids]
             t1 = time.perf_counter()
-            for rule in rules if alone else []:
+            for rule in saved if alone else []:
                 assert rule is not None
-                service.find(con, rule, since=since, yesterday=today - timedelta(days=1))
+                evaluation.find(con, rule, since=since, yesterday=today - timedelta(days=1))
             seconds_alone = time.perf_counter() - t1
             t2 = time.perf_counter()
             result = service.evaluate(session, con, today=today, since=since, rule_ids=ids)
             together = time.perf_counter() - t2
             session.rollback()
         print(f"shop: {lines:,} order lines; {len(ids)} rules (every metric × its dimensions), "
-              f"{JUDGED} days judged with {service.HISTORY_DAYS} days of history; "
+              f"{JUDGED} days judged with {evaluation.HISTORY_DAYS} days of history; "
               f"{result.new_alerts} alerts, {len(result.errors)} rules with errors")
         print(f"one kpi_frame by day (baseline): {baseline:.2f} s")
         print(f"evaluation:     {together:.2f} s = {together / baseline:.1f}x the baseline")

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from crowds import crowd
-from growthwheel.alerts import detect, service
+from growthwheel.alerts import detect, evaluation, inbox, rules, series, service
 from growthwheel.alerts.models import Alert, AlertRule
 from growthwheel.config import Settings
 from growthwheel.jobs.models import OutboxRow
@@ -146,8 +146,8 @@ def cfg(tmp_path: Any) -> Settings:
 
 
 def _rule(session: Any, **kw: Any) -> AlertRule:
-    spec = service.RuleSpec(**{"name": "orders spike", "metric": "orders", "kind": "anomaly",
-                               "params": {"direction": "up"}, **kw})
+    spec = rules.RuleSpec(**{"name": "orders spike", "metric": "orders", "kind": "anomaly",
+                             "params": {"direction": "up"}, **kw})
     return service.create_rule(session, spec, actor="ops@example.com")
 
 
@@ -162,7 +162,7 @@ def test_anomaly_rule_finds_the_spike_once_and_notifies_once(cfg: Settings, shop
         assert [a.period_start for a in alerts] == [SPIKE]
         assert alerts[0].value > alerts[0].upper  # type: ignore[operator]
         assert alerts[0].notified
-        assert service.drill_down(alerts[0]) == "/?start=2025-03-19&end=2025-04-15"
+        assert inbox.drill_down(alerts[0]) == "/?start=2025-03-19&end=2025-04-15"
     with session_scope(cfg) as session:  # judged again: nothing new, nothing sent twice
         again = service.evaluate(session, shop, today=today, since=date(2025, 3, 1), now=now)
         assert again.new_alerts == 0
@@ -188,7 +188,7 @@ def test_cooldown_keeps_the_second_alert_quiet(cfg: Settings, shop: Any) -> None
 
 def test_negative_review_spike_by_sku(cfg: Settings, shop: Any) -> None:
     with session_scope(cfg) as session:
-        assert service.ensure_builtin_rules(session) == len(service.BUILTIN_RULES)
+        assert service.ensure_builtin_rules(session) == len(rules.BUILTIN_RULES)
         assert service.ensure_builtin_rules(session) == 0
         rule = session.scalar(select(AlertRule).where(AlertRule.builtin == "negative_reviews_up"))
         assert rule is not None
@@ -211,7 +211,7 @@ def test_change_rule_against_previous_week(cfg: Settings, shop: Any) -> None:
 def test_min_base_leaves_thin_days_unjudged(cfg: Settings, shop: Any) -> None:
     """A ratio rule with ``min_base`` judges only the days whose base (orders for AOV) reaches it."""
     since, today = date(2025, 4, 1), date(2025, 5, 1)
-    orders = service.daily_series(shop, "orders", None, since, today - timedelta(days=1))[""]
+    orders = series.daily_series(shop, "orders", None, since, today - timedelta(days=1))[""]
     with session_scope(cfg) as session:
         rule = _rule(session, name="big baskets", metric="aov", kind="threshold", period="day",
                      params={"op": ">", "limit": 10, "min_base": 15})
@@ -241,24 +241,24 @@ def test_acknowledge_and_resolve_race(store_cfg: Settings) -> None:
     """Eight operators acknowledge one alert at once: exactly one wins, the others get a 409."""
     with session_scope(store_cfg) as session:
         rule = _rule(session)
-        alert, _ = service.record(session, rule, service.Finding(rule.id, "", date(2025, 4, 15), 30.0),
-                                  now=datetime(2025, 4, 16, tzinfo=UTC))
+        alert, _ = inbox.record(session, rule, evaluation.Finding(rule.id, "", date(2025, 4, 15), 30.0),
+                                now=datetime(2025, 4, 16, tzinfo=UTC))
         assert alert is not None
         alert_id = alert.id
 
     def ack(i: int) -> str:
         with session_scope(store_cfg) as session:
-            return service.acknowledge(session, alert_id, actor=f"op{i}@example.com").status
+            return inbox.acknowledge(session, alert_id, actor=f"op{i}@example.com").status
 
     results = crowd(8, ack)
     assert results.count("acknowledged") == 1, results
     assert results.count("alert_conflict") == 7, results
     with session_scope(store_cfg) as session:
-        done = service.resolve(session, alert_id, actor="lead@example.com", note="supplier fixed")
+        done = inbox.resolve(session, alert_id, actor="lead@example.com", note="supplier fixed")
         assert done.status == "resolved"
         assert done.note == "supplier fixed"
-        with pytest.raises(service.ConflictError):
-            service.resolve(session, alert_id, actor="lead@example.com")
+        with pytest.raises(rules.ConflictError):
+            inbox.resolve(session, alert_id, actor="lead@example.com")
 
 
 def test_the_review_lists_the_period_alerts(cfg: Settings, shop: Any) -> None:

@@ -15,7 +15,8 @@ from growthwheel.accounts import service as accounts
 from growthwheel.accounts.api import router as accounts_router
 from growthwheel.alerts.api import router as alerts_router
 from growthwheel.alerts.pages import router as alerts_pages
-from growthwheel.alerts.service import BUILTIN_RULES, ensure_builtin_rules
+from growthwheel.alerts.rules import BUILTIN_RULES
+from growthwheel.alerts.service import ensure_builtin_rules
 from growthwheel.config import Settings
 from growthwheel.store import db
 from growthwheel.web.pages import router as shell_router

@@ -8,7 +8,7 @@ from pathlib import Path
 from test_alerts_api import SPIKE, _orders_csv
 from typer.testing import CliRunner
 
-from growthwheel.alerts import service
+from growthwheel.alerts import inbox, rules, service
 from growthwheel.cli.main import app
 from growthwheel.config import Settings
 from growthwheel.store.db import migrate, session_scope
@@ -24,12 +24,12 @@ def test_evaluate_list_ack_resolve(tmp_path: Path) -> None:
     cfg = Settings(data_dir=data, database_url=None)
     migrate(cfg)
     with session_scope(cfg) as session:
-        service.create_rule(session, service.RuleSpec(name="orders up", metric="orders", kind="anomaly",
-                                                       params={"direction": "up"}), actor="tests")
+        service.create_rule(session, rules.RuleSpec(name="orders up", metric="orders", kind="anomaly",
+                                                     params={"direction": "up"}), actor="tests")
     base = ["--data-dir", str(data), "alerts"]
-    rules = runner.invoke(app, [*base, "rules", "--json"])
-    assert rules.exit_code == 0, rules.output
-    assert {r["builtin"] for r in json.loads(rules.output)} >= {"cac_up", "negative_reviews_up"}
+    listed_rules = runner.invoke(app, [*base, "rules", "--json"])
+    assert listed_rules.exit_code == 0, listed_rules.output
+    assert {r["builtin"] for r in json.loads(listed_rules.output)} >= {"cac_up", "negative_reviews_up"}
     made = runner.invoke(app, [*base, "evaluate", "--since", "2025-04-01", "--today", "2025-05-10", "--json"])
     assert made.exit_code == 0, made.output
     assert json.loads(made.output)["today"] == "2025-05-10"
@@ -67,12 +67,12 @@ def test_the_worker_job_judges_yesterday(tmp_path: Path) -> None:
     migrate(cfg)
     now = datetime(SPIKE.year, SPIKE.month, SPIKE.day + 1, 2, tzinfo=UTC)
     with session_scope(cfg) as session:
-        service.create_rule(session, service.RuleSpec(name="orders up", metric="orders", kind="anomaly",
-                                                       params={"direction": "up"}), actor="tests")
+        service.create_rule(session, rules.RuleSpec(name="orders up", metric="orders", kind="anomaly",
+                                                     params={"direction": "up"}), actor="tests")
         spec = scheduler.ScheduleSpec("alerts.evaluate", "alerts.evaluate", every_seconds=86_400)
         scheduler.put_schedule(session, spec, now=now, timezone="Asia/Shanghai")
     outcomes = scheduler.run_due(cfg, worker="w", clock=lambda: now, timezone="Asia/Shanghai")
     assert [o.status for o in outcomes] == ["succeeded"], outcomes
     with session_scope(cfg) as session:
-        found = [(a.period_start, a.metric) for a in service.list_alerts(session)]
+        found = [(a.period_start, a.metric) for a in inbox.list_alerts(session)]
     assert found == [(SPIKE, "orders")]

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from tests.marketing import campaign_data as data
 
-from growthwheel.alerts import service
+from growthwheel.alerts import inbox, rules, service
 from growthwheel.alerts.models import Alert, AlertRule
 from growthwheel.config import Settings
 from growthwheel.marketing.campaigns import service as campaigns
@@ -40,7 +40,7 @@ def test_a_campaign_behind_its_pace_is_an_alert(tmp_path: Path) -> None:
             assert found["Double 11 2024 · gmv · 爆发"].value == pytest.approx(2 / 3)
             assert found["Double 11 2024 · gmv"].value == pytest.approx(0.6)
             assert all(a.period_start == date(2024, 11, 4) and a.value < 0.9 for a in found.values())
-            assert {service.drill_down(a) for a in found.values()} == {"/marketing/campaigns"}
+            assert {inbox.drill_down(a) for a in found.values()} == {"/marketing/campaigns"}
             later = service.evaluate(session, con, today=date(2024, 11, 21), since=date(2024, 11, 20),
                                      rule_ids=[rule.id])
             assert later.new_alerts == 0
@@ -49,7 +49,7 @@ def test_a_campaign_behind_its_pace_is_an_alert(tmp_path: Path) -> None:
 
 
 def test_campaign_pace_rules_are_thresholds_below_a_limit() -> None:
-    spec = service.RuleSpec("pace", service.CAMPAIGN_PACE, "threshold", "campaign",
-                            params={"op": ">", "limit": 1.2})
+    spec = rules.RuleSpec("pace", rules.CAMPAIGN_PACE, "threshold", "campaign",
+                          params={"op": ">", "limit": 1.2})
     with pytest.raises(Exception, match="op < or <="):
-        service.validate(spec)
+        rules.validate(spec)

@@ -143,7 +143,7 @@ def test_acting_again_changes_nothing(shop: tuple[Settings, living.Acted]) -> No
 def test_the_alert_inbox_is_judged_over_the_history(shop: tuple[Settings, living.Acted]) -> None:
     """The built-in rules exist and judged the history; every alert recorded is one of theirs."""
     from growthwheel.alerts.models import Alert, AlertRule
-    from growthwheel.alerts.service import BUILTIN_RULES
+    from growthwheel.alerts.rules import BUILTIN_RULES
 
     cfg, acted = shop
     with session_scope(cfg) as session:

@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from growthwheel.accounts.service import audit
-from growthwheel.alerts import service
+from growthwheel.alerts import inbox, rules, service
 from growthwheel.api.deps import DbSession, Principal, require_scope
 from growthwheel.api.warehouse import warehouse
 from growthwheel.warehouse.owner import WarehouseOwner
@@ -48,16 +48,16 @@ class RuleIn(BaseModel):
     dimension: Literal["channel", "category", "sku"] | None = None
     period: Literal["day", "week", "month"] = "day"
     params: dict[str, float | str] = Field(default_factory=dict, max_length=8)
-    notify: list[Target] = Field(default_factory=list, max_length=service.MAX_NOTIFY)
+    notify: list[Target] = Field(default_factory=list, max_length=rules.MAX_NOTIFY)
     cooldown_hours: int = Field(default=24, ge=0, le=24 * 90)
     enabled: bool = True
 
-    def spec(self) -> service.RuleSpec:
+    def spec(self) -> rules.RuleSpec:
         """The service's spec."""
-        return service.RuleSpec(name=self.name, metric=self.metric, kind=self.kind, dimension=self.dimension,
-                                period=self.period, params=dict(self.params),
-                                notify=[t.model_dump() for t in self.notify],
-                                cooldown_hours=self.cooldown_hours, enabled=self.enabled)
+        return rules.RuleSpec(name=self.name, metric=self.metric, kind=self.kind, dimension=self.dimension,
+                              period=self.period, params=dict(self.params),
+                              notify=[t.model_dump() for t in self.notify],
+                              cooldown_hours=self.cooldown_hours, enabled=self.enabled)
 
 
 class ResolveIn(BaseModel):
@@ -78,26 +78,26 @@ def list_alerts(session: DbSession, principal: Reader,
                 status: Annotated[Literal["open", "acknowledged", "resolved"] | None, Query()] = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
     """Alerts, newest period first, with how many are in each status."""
-    names = service.rule_names(session)
-    return {"counts": service.counts(session),
-            "alerts": [service.alert_out(a, names.get(a.rule_id))
-                       for a in service.list_alerts(session, status=status, limit=limit)]}
+    names = inbox.rule_names(session)
+    return {"counts": inbox.counts(session),
+            "alerts": [inbox.alert_out(a, names.get(a.rule_id))
+                       for a in inbox.list_alerts(session, status=status, limit=limit)]}
 
 
 @router.post("/{alert_id}/acknowledge", summary="Acknowledge an open alert", responses=_PROBLEMS)
 def acknowledge(alert_id: str, session: DbSession, principal: Writer) -> dict[str, Any]:
     """``open`` → ``acknowledged``; 409 when someone moved it first."""
-    alert = service.acknowledge(session, alert_id, actor=principal.name)
+    alert = inbox.acknowledge(session, alert_id, actor=principal.name)
     audit(session, principal, "alert.acknowledge", alert_id)
-    return service.alert_out(alert)
+    return inbox.alert_out(alert)
 
 
 @router.post("/{alert_id}/resolve", summary="Resolve an alert", responses=_PROBLEMS)
 def resolve(alert_id: str, body: ResolveIn, session: DbSession, principal: Writer) -> dict[str, Any]:
     """``open`` / ``acknowledged`` → ``resolved`` with a note; 409 when it is resolved already."""
-    alert = service.resolve(session, alert_id, actor=principal.name, note=body.note)
+    alert = inbox.resolve(session, alert_id, actor=principal.name, note=body.note)
     audit(session, principal, "alert.resolve", alert_id)
-    return service.alert_out(alert)
+    return inbox.alert_out(alert)
 
 
 @router.get("/rules", summary="Alert rules", responses=_PROBLEMS)

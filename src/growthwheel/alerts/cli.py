@@ -56,7 +56,7 @@ def list_alerts(
     wide: Annotated[bool, typer.Option("--wide", help="Every column, however wide.")] = False,
 ) -> None:
     """The inbox, newest period first."""
-    from growthwheel.alerts import service
+    from growthwheel.alerts import inbox
     from growthwheel.store.db import migrate, session_scope
 
     cfg = current_settings()
@@ -65,9 +65,9 @@ def list_alerts(
             raise InvalidArgumentError("--status: open, acknowledged, resolved or all")
         migrate(cfg)
         with session_scope(cfg) as session:
-            names = service.rule_names(session)
-            rows = [service.alert_out(a, names.get(a.rule_id))
-                    for a in service.list_alerts(session, status=None if status == "all" else status)]
+            names = inbox.rule_names(session)
+            rows = [inbox.alert_out(a, names.get(a.rule_id))
+                    for a in inbox.list_alerts(session, status=None if status == "all" else status)]
     if as_json:
         print_json(rows)
         return
@@ -102,7 +102,7 @@ def list_rules(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
 
 
 def _move(alert_id: str, action: str, note: str | None) -> None:
-    from growthwheel.alerts import service
+    from growthwheel.alerts import inbox
     from growthwheel.store.db import migrate, session_scope
 
     cfg = current_settings()
@@ -110,9 +110,9 @@ def _move(alert_id: str, action: str, note: str | None) -> None:
         migrate(cfg)
         with session_scope(cfg) as session:
             if action == "ack":
-                alert = service.acknowledge(session, alert_id, actor="cli")
+                alert = inbox.acknowledge(session, alert_id, actor="cli")
             else:
-                alert = service.resolve(session, alert_id, actor="cli", note=note)
+                alert = inbox.resolve(session, alert_id, actor="cli", note=note)
             out.print(f"{alert.id}: {alert.status}")
 
 

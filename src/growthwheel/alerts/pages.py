@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from growthwheel.alerts import service
+from growthwheel.alerts import inbox, rules, service
 from growthwheel.alerts.models import ALERT_STATUSES
 from growthwheel.api.deps import DbSession, PageUser, PageWriter
 from growthwheel.errors import GrowthwheelError
@@ -46,7 +46,7 @@ BUILTIN_KEYS = {"cac_up": k("alerts.builtin.cac_up"), "conversion_down": k("aler
                 "negative_reviews_up": k("alerts.builtin.negative_reviews_up"),
                 "stockout_risk": k("alerts.builtin.stockout_risk"),
                 "campaign_behind": k("alerts.builtin.campaign_behind")}
-assert set(BUILTIN_KEYS) == set(service.BUILTIN_RULES)
+assert set(BUILTIN_KEYS) == set(rules.BUILTIN_RULES)
 NOTICE_KEYS = {"acknowledged": k("alerts.notice.acknowledged"), "resolved": k("alerts.notice.resolved"),
                "conflict": k("alerts.notice.conflict"), "created": k("alerts.notice.created"),
                "evaluated": k("alerts.notice.evaluated"), "deleted": k("alerts.notice.deleted")}
@@ -90,31 +90,31 @@ def alerts_page(request: Request, user: PageUser, session: DbSession) -> HTMLRes
     if status not in (*ALERT_STATUSES, "all"):
         status = "open"
     service.ensure_builtin_rules(session)
-    rules = service.list_rules(session)
-    by_id = {r.id: r for r in rules}
+    saved = service.list_rules(session)
+    by_id = {r.id: r for r in saved}
     rows = []
-    for a in service.list_alerts(session, status=None if status == "all" else status):
+    for a in inbox.list_alerts(session, status=None if status == "all" else status):
         rule = by_id.get(a.rule_id)
         rows.append({
-            "id": a.id, "rule": _rule_name(rule, t) if rule else "", "metric": service.label(a.metric, lang),
+            "id": a.id, "rule": _rule_name(rule, t) if rule else "", "metric": rules.label(a.metric, lang),
             "dimension": t(DIMENSION_KEYS.get(a.dimension or "", DIMENSION_KEYS[""])),
             "value_of": a.dimension_value, "period": a.period_start.isoformat(),
             "period_kind": t(PERIOD_KEYS.get(a.period, PERIOD_KEYS["day"])), "value": _num(a.value),
             "band": (f"{_num(a.lower)} ~ {_num(a.upper)}" if a.lower is not None and a.upper is not None
                      else _num(a.reference)),
             "status": a.status, "status_label": t(STATUS_KEYS[a.status]), "notified": a.notified,
-            "link": service.drill_down(a), "note": a.note or "",
+            "link": inbox.drill_down(a), "note": a.note or "",
         })
-    rule_rows = [{"id": r.id, "name": _rule_name(r, t), "metric": service.label(r.metric, lang),
+    rule_rows = [{"id": r.id, "name": _rule_name(r, t), "metric": rules.label(r.metric, lang),
                   "dimension": t(DIMENSION_KEYS.get(r.dimension or "", DIMENSION_KEYS[""])),
                   "kind": t(KIND_KEYS[r.kind]), "summary": _rule_summary(r, t),
                   "period": t(PERIOD_KEYS.get(r.period, PERIOD_KEYS["day"])),
                   "notify": ", ".join(f"{n['channel']}: {n['recipient']}" for n in r.notify) or "–",
-                  "enabled": r.enabled, "builtin": bool(r.builtin)} for r in rules]
-    metrics = [(m, service.label(m, lang)) for m in service.metric_names()]
+                  "enabled": r.enabled, "builtin": bool(r.builtin)} for r in saved]
+    metrics = [(m, rules.label(m, lang)) for m in rules.metric_names()]
     return render(request, "alerts/index.html.j2", {
         "status": status, "statuses": [(s, STATUS_KEYS[s]) for s in ALERT_STATUSES],
-        "counts": service.counts(session), "alerts": rows, "rules": rule_rows, "metrics": metrics,
+        "counts": inbox.counts(session), "alerts": rows, "rules": rule_rows, "metrics": metrics,
         "kinds": KIND_KEYS, "directions": DIRECTION_KEYS, "periods": PERIOD_KEYS, "compares": COMPARE_KEYS,
         "dimensions": DIMENSION_KEYS, "channels": CHANNEL_KEYS, "can_edit": "write" in user.scopes,
         "notice": NOTICE_KEYS.get(request.query_params.get("done") or ""),
@@ -138,11 +138,11 @@ async def move_alert(request: Request, alert_id: str, user: PageWriter, session:
     def work() -> Response:
         try:
             if action == "acknowledge":
-                service.acknowledge(session, alert_id, actor=user.name)
+                inbox.acknowledge(session, alert_id, actor=user.name)
                 return _back("acknowledged")
-            service.resolve(session, alert_id, actor=user.name, note=note)
+            inbox.resolve(session, alert_id, actor=user.name, note=note)
             return _back("resolved")
-        except service.ConflictError:
+        except rules.ConflictError:
             session.rollback()
             return _back("conflict")
 
@@ -173,9 +173,9 @@ async def new_rule(request: Request, user: PageWriter, session: DbSession) -> Re
         cooldown = int(form.get("cooldown_hours") or 24)
     except ValueError:
         cooldown = -1
-    spec = service.RuleSpec(name=form.get("name", ""), metric=form.get("metric", ""), kind=kind,
-                            dimension=form.get("dimension") or None, period=form.get("period") or "day",
-                            params=params, notify=notify, cooldown_hours=cooldown)
+    spec = rules.RuleSpec(name=form.get("name", ""), metric=form.get("metric", ""), kind=kind,
+                          dimension=form.get("dimension") or None, period=form.get("period") or "day",
+                          params=params, notify=notify, cooldown_hours=cooldown)
 
     def work() -> Response:
         try:

@@ -382,7 +382,7 @@ def render_review(
 
     context["voice"] = period_section(con, context["start"], context["end"])
     if cfg is not None:
-        from growthwheel.alerts.service import report_rows
+        from growthwheel.alerts.inbox import report_rows
 
         context["alerts"] = report_rows(cfg, context["start"], context["end"])
         from growthwheel.surveys.service import review_rows
