@@ -313,3 +313,27 @@ def test_a_message_shows_the_customers_recommendations(store_cfg: Settings) -> N
     assert "- 碧螺春" in texts["c000"]
     assert "断货茶" not in texts["c000"]  # excluded
     assert "- 大红袍" in texts["c001"]  # no personal list: the popular one
+
+
+@pytest.mark.parametrize("held", [0, 1, 2])
+def test_the_report_of_a_journey_with_a_tiny_hold_out_explains_instead_of_failing(
+    store_cfg: Settings, held: int
+) -> None:
+    """One held-out entrant has no variance: the report (and so the journey page) says it needs
+    two per group rather than failing with the comparison's 'n must be at least 2'."""
+    journey_id = setup_journey(store_cfg, winback)
+    with session_scope(store_cfg) as session:
+        for i in range(5):
+            session.add(Enrolment(journey_id=journey_id, version=1, customer_id=f"c{i:03d}",
+                                  occurrence="once", held_out=i < held,
+                                  status="held_out" if i < held else "completed",
+                                  entered_at=NOW, triggered_at=NOW, goal_until=NOW + timedelta(days=30)))
+        session.flush()
+        report = journey_report(session, service.get_journey(session, journey_id))
+    assert (report["holdout"]["entered"], report["treatment"]["entered"]) == (held, 5 - held)
+    if held < 2:
+        assert report["uplift"] is None
+        assert "at least 2 entrants each" in report["uplift_words"]["en"]
+        assert "至少 2 位" in report["uplift_words"]["zh"]
+    else:
+        assert report["uplift"]["conversion"]["estimate"] == 0.0

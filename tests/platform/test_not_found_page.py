@@ -57,3 +57,32 @@ def test_api_and_static_addresses_keep_problem_json(client: TestClient, path: st
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "not_found"
+
+
+def _refuse() -> None:
+    from growthwheel.errors import InvalidArgumentError
+
+    raise InvalidArgumentError("variant 'holdout': n must be at least 2 (got 1)")
+
+
+@pytest.mark.parametrize(("language", "title"), [("en", "This page could not be shown"),
+                                                  ("zh-CN", "无法显示此页面")])
+def test_a_console_page_refused_by_the_domain_is_an_html_page_for_a_browser(
+    client: TestClient, language: str, title: str
+) -> None:
+    """A domain error raised while a browser opens a console page is a page in the reader's
+    language naming the status and the reason (not raw JSON, which also made Chromium ask for a
+    favicon that is not there); a script asking for JSON still gets problem+json."""
+    if not any(getattr(r, "path", "") == "/probe-refused" for r in client.app.routes):
+        client.app.add_api_route("/probe-refused", _refuse)  # type: ignore[attr-defined]
+    client.cookies.clear()  # an earlier test remembered a language
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", "Accept-Language": language}
+    page = client.get("/probe-refused", headers=browser)
+    assert page.status_code == 422
+    assert page.headers["content-type"].startswith("text/html")
+    assert f"<h1>{title}</h1>" in page.text
+    assert 'data-code="invalid_argument"' in page.text
+    assert "n must be at least 2 (got 1)" in page.text
+    script = client.get("/probe-refused", headers={"Accept": "application/json"})
+    assert script.status_code == 422
+    assert script.headers["content-type"] == "application/problem+json"

@@ -117,15 +117,19 @@ def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into problem+json."""
 
     @app.exception_handler(GrowthwheelError)
-    async def _domain(request: Request, exc: GrowthwheelError) -> JSONResponse:
+    async def _domain(request: Request, exc: GrowthwheelError) -> Response:
         if exc.status >= 500:
             log.warning("%s answered %d: %s", exc.code, exc.status, exc.message)
         if exc.key is None:
-            return problem(exc.status, exc.code, public_detail(exc.status, exc.message))
-        # Words from the catalogues: in the client's language, with the field they are about.
-        detail = exc.text(translator(request_language(request)))
-        extra = {"field": exc.field} if exc.field else {}
-        return problem(exc.status, exc.code, public_detail(exc.status, detail), **extra)
+            detail = public_detail(exc.status, exc.message)
+            extra: dict[str, Any] = {}
+        else:
+            # Words from the catalogues: in the client's language, with the field they are about.
+            detail = public_detail(exc.status, exc.text(translator(request_language(request))))
+            extra = {"field": exc.field} if exc.field else {}
+        if wants_page(request):
+            return problem_page(request, exc.status, exc.code, detail)
+        return problem(exc.status, exc.code, detail, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -158,6 +162,19 @@ def install(app: FastAPI) -> None:
 def is_console_path(path: str) -> bool:
     """A path a person opens in the browser: anything but the API (``/api``) and static files."""
     return not any(path == p or path.startswith(p + "/") for p in ("/api", "/static"))
+
+
+def wants_page(request: Request) -> bool:
+    """A browser opening a console page (not the API, a static file or a script's fetch)."""
+    return is_console_path(request.url.path) and "text/html" in request.headers.get("accept", "")
+
+
+def problem_page(request: Request, status: int, code: str, detail: str) -> Response:
+    """A refused console request as an HTML page in the reader's language (never raw JSON)."""
+    from growthwheel.web.pages import render  # the console shell imports the API's dependencies
+
+    return render(request, "problem.html.j2", {"status": status, "code": code, "detail": detail},
+                  status=status)
 
 
 def not_found_page(request: Request) -> Response:

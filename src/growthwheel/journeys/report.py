@@ -177,7 +177,7 @@ def journey_report(session: Session, row: Journey, *, currency: str = "CNY") -> 
         "messages": message_counts(session, row.id),
         "uplift": None,
     }
-    if treated and control:
+    if len(treated) >= ab.MIN_UNITS and len(control) >= ab.MIN_UNITS:
         conv = ab.compare(
             ab.ProportionStats("holdout", len(control), sum(1 for c, _ in control if c)),
             ab.ProportionStats("journey", len(treated), sum(1 for c, _ in treated if c)),
@@ -215,8 +215,9 @@ def journey_report(session: Session, row: Journey, *, currency: str = "CNY") -> 
         }
     else:
         words = {
-            "zh": "还没有同时包含旅程组和对照组的进入者，无法计算提升。",
-            "en": "No entrants in both the journey and the hold-out yet: no uplift to compute.",
+            "zh": f"旅程组和对照组各需至少 {ab.MIN_UNITS} 位进入者才能计算提升。",
+            "en": f"The journey and the hold-out need at least {ab.MIN_UNITS} entrants each before an "
+                  "uplift can be computed.",
         }
         out["uplift_words"] = words
     return out

@@ -67,6 +67,8 @@ METHODS: tuple[Method, ...] = ("fixed", "sequential")
 DEFAULT_TUNING = sequential.DEFAULT_TUNING
 #: SRM p-value below which the split is flagged as a sample-ratio mismatch (GrowthBook's default).
 SRM_THRESHOLD = 0.001
+#: The fewest units a variant may have for a comparison at all (a variance needs two).
+MIN_UNITS = 2
 #: Below this many units (or conversions / non-conversions) per arm the normal approximation is shaky.
 SMALL_SAMPLE = 30
 FEW_EVENTS = 5
@@ -374,8 +376,8 @@ def validate(stats: VariantStats) -> None:
             raise InvalidArgumentError(f"{label}: {f.name} must be finite (got {value!r})")
     if stats.n != int(stats.n):
         raise InvalidArgumentError(f"{label}: n must be a whole number (got {stats.n!r})")
-    if stats.n < 2:
-        raise InvalidArgumentError(f"{label}: n must be at least 2 (got {stats.n})")
+    if stats.n < MIN_UNITS:
+        raise InvalidArgumentError(f"{label}: n must be at least {MIN_UNITS} (got {stats.n})")
     n = stats.n
     if isinstance(stats, ProportionStats):
         if stats.conversions != int(stats.conversions):
