@@ -13,9 +13,12 @@ sender) are permanent.
 
 from __future__ import annotations
 
+import base64
 import io
+import random
 import smtplib
 import ssl
+import sys
 import threading
 from email.generator import BytesGenerator
 from email.header import Header
@@ -113,6 +116,60 @@ def build_email(message: Message, idempotency_key: str, *, sender: str, domain: 
     return email
 
 
+_QUICK_CRLF = _QUICK.clone(linesep="\r\n")
+_BOUNDARY_WIDTH = len(repr(sys.maxsize - 1))
+
+
+def _part(subtype: str, text: str) -> bytes:
+    """One ``MIMEText(text, subtype, "utf-8")`` as the generator writes it: its three headers, a
+    blank line, the UTF-8 bytes in base64 lines of 76 characters."""
+    body = base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
+    return (b'Content-Type: text/' + subtype.encode("ascii") + b'; charset="utf-8"\r\n'
+            b"MIME-Version: 1.0\r\nContent-Transfer-Encoding: base64\r\n\r\n" + body)
+
+
+def email_bytes(message: Message, idempotency_key: str, *, sender: str, domain: str,
+                date: str | None = None, boundary: str | None = None) -> tuple[bytes, str]:
+    """``wire_bytes(build_email(message, …))`` without building the MIME objects: the same bytes
+    (the headers folded by the same policy, the parts written as the generator writes a UTF-8
+    ``MIMEText``: base64 in 76-character lines), about ten times faster; returns them and the
+    ``Message-ID``. ``date`` and ``boundary`` are for tests (by default the current time and a
+    random boundary of the form the ``email`` package draws). Raises what :func:`build_email`
+    raises for bad input (the same checks)."""
+    require(message, "email")
+    _name, address = parseaddr(message.to)
+    if "@" not in address or any(c.isspace() for c in address) or "\n" in message.to:
+        raise PermanentChannelError(f"not an email address: {message.to!r}")
+    try:
+        plain = _part("plain", message.text or "")
+        html = _part("html", message.html) if message.html else None
+    except UnicodeEncodeError:  # (a lone surrogate: let the email package say what it says)
+        email = build_email(message, idempotency_key, sender=sender, domain=domain)
+        return wire_bytes(email), str(email["Message-ID"])
+    message_id = f"<{key_digest(idempotency_key)}@{domain}>"
+    headers: list[tuple[str, str]] = []
+    if html is not None:
+        if boundary is None:
+            boundary = "=" * 15 + f"{random.randrange(sys.maxsize):0{_BOUNDARY_WIDTH}d}" + "=="
+        headers.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
+        headers.append(("MIME-Version", "1.0"))
+    headers += [("From", _header(_address(sender))), ("To", _header(_address(message.to))),
+                ("Subject", _header(message.subject)),
+                ("Date", date or formatdate(localtime=False, usegmt=True)),
+                ("Message-ID", message_id), (KEY_HEADER, _header(idempotency_key))]
+    for name, value in message.headers.items():
+        if name.lower() in _RESERVED or any(c in name for c in ":\r\n "):
+            raise PermanentChannelError(f"header {name} is set by the channel")
+        headers.append((name, _header(value)))
+    head = b"".join(_QUICK_CRLF.fold_binary(name, value) for name, value in headers)
+    if html is None:  # a single text part: its own headers first, then ours, then the body
+        part_head, body = plain.split(b"\r\n\r\n", 1)
+        return part_head + b"\r\n" + head + b"\r\n" + body, message_id
+    dash = b"--" + (boundary or "").encode("ascii")
+    return (head + b"\r\n" + dash + b"\r\n" + plain + b"\r\n" + dash + b"\r\n" + html
+            + b"\r\n" + dash + b"--\r\n"), message_id
+
+
 class SmtpChannel:
     """Send email through one SMTP server (plain, STARTTLS or implicit TLS; optional login)."""
 
@@ -161,23 +218,29 @@ class SmtpChannel:
 
     def send(self, message: Message, idempotency_key: str) -> SendResult:
         """Deliver one email; see the module docstring for how failures are classified."""
-        email = build_email(message, idempotency_key, sender=self.sender, domain=self.domain)
         to_address = parseaddr(message.to)[1]
         envelope = ((self._from_address, to_address)
                     if self._from_address.isascii() and to_address.isascii() else None)
+        email: MIMEBase | None = None
+        if envelope is not None:  # ASCII addresses: the bytes made directly (the same bytes, faster)
+            data, message_id = email_bytes(message, idempotency_key, sender=self.sender, domain=self.domain)
+        else:  # (an international address: smtplib negotiates SMTPUTF8)
+            email = build_email(message, idempotency_key, sender=self.sender, domain=self.domain)
+            data, message_id = b"", str(email["Message-ID"])
         with self._lock:
             for attempt in (1, 2):
                 try:
                     if self._conn is None:
                         self._conn = self._connect()
-                    if envelope is not None:  # ASCII addresses: flattened here, faster (same bytes)
-                        refused = self._conn.sendmail(envelope[0], [envelope[1]], wire_bytes(email))
-                    else:  # (an international address: smtplib negotiates SMTPUTF8)
+                    if email is None:
+                        assert envelope is not None
+                        refused = self._conn.sendmail(envelope[0], [envelope[1]], data)
+                    else:
                         refused = self._conn.send_message(email)
                     if refused:  # some (here: the only) recipient refused without an exception
                         code, reply = next(iter(refused.values()))
                         raise smtplib.SMTPResponseException(code, reply)
-                    return SendResult(provider_id=str(email["Message-ID"]), detail="250")
+                    return SendResult(provider_id=message_id, detail="250")
                 except smtplib.SMTPServerDisconnected as exc:
                     self._drop()
                     if attempt == 2:
