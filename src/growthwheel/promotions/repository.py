@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, func, or_, select, update
+from sqlalchemy import CursorResult, Integer, String, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from growthwheel.promotions.models import (
@@ -109,14 +109,19 @@ def promotion_definitions(session: Session, ids: Sequence[str]) -> dict[str, dic
     return {str(pid): definition for pid, definition in rows}
 
 
-def take_promotion(session: Session, promotion_id: str, *, amount: int, units: int) -> bool:
-    """Count one order, ``amount`` of discount and ``units`` of flash-sale stock against the promotion,
-    atomically and only if every limit still allows it."""
-    row = Promotion
-    statement = (
-        update(Promotion)
+def _table(model: Any) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _take_promotion_statement() -> Any:
+    row = _table(Promotion).c
+    amount, units = bindparam("b_amount", type_=Integer), bindparam("b_units", type_=Integer)
+    return (
+        update(_table(Promotion))
         .where(
-            row.id == promotion_id,
+            row.id == bindparam("b_id", type_=String),
             or_(row.budget_count.is_(None), row.used_count + 1 <= row.budget_count),
             or_(row.budget_amount.is_(None), row.used_amount + amount <= row.budget_amount),
             or_(row.stock_limit.is_(None), row.stock_used + units <= row.stock_limit),
@@ -124,7 +129,18 @@ def take_promotion(session: Session, promotion_id: str, *, amount: int, units: i
         .values(used_count=row.used_count + 1, used_amount=row.used_amount + amount,
                 stock_used=row.stock_used + units)
     )
-    return _rowcount(session.execute(statement, execution_options=_NO_SYNC)) == 1
+
+
+# The checkout's conditional updates are built once (Core statements on the tables, parameters
+# bound per call): building an ORM ``update()`` for every call cost more than running it.
+_TAKE_PROMOTION = _take_promotion_statement()
+
+
+def take_promotion(session: Session, promotion_id: str, *, amount: int, units: int) -> bool:
+    """Count one order, ``amount`` of discount and ``units`` of flash-sale stock against the promotion,
+    atomically and only if every limit still allows it."""
+    params = {"b_id": promotion_id, "b_amount": amount, "b_units": units}
+    return _rowcount(session.execute(_TAKE_PROMOTION, params)) == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,26 +239,38 @@ def customer_codes(session: Session, customer_id: str) -> list[CouponCode]:
                                 .order_by(CouponCode.created_at, CouponCode.code)))
 
 
-def take_code(session: Session, code: str) -> bool:
-    """One use of a code, if it has a use left (shared codes have no per-code limit)."""
-    row = CouponCode
-    statement = (update(CouponCode)
-                 .where(row.code == code, or_(row.max_uses.is_(None), row.uses < row.max_uses))
-                 .values(uses=row.uses + 1))
-    return _rowcount(session.execute(statement, execution_options=_NO_SYNC)) == 1
+def _take_code_statement() -> Any:
+    row = _table(CouponCode).c
+    return (update(_table(CouponCode))
+            .where(row.code == bindparam("b_code", type_=String),
+                   or_(row.max_uses.is_(None), row.uses < row.max_uses))
+            .values(uses=row.uses + 1))
 
 
-def take_batch(session: Session, batch_id: str, amount: int) -> bool:
-    """One redemption and ``amount`` of discount against the batch budget, if it allows both."""
-    row = CouponBatch
-    statement = (
-        update(CouponBatch)
-        .where(row.id == batch_id,
+def _take_batch_statement() -> Any:
+    row = _table(CouponBatch).c
+    amount = bindparam("b_amount", type_=Integer)
+    return (
+        update(_table(CouponBatch))
+        .where(row.id == bindparam("b_id", type_=String),
                or_(row.budget_count.is_(None), row.used_count + 1 <= row.budget_count),
                or_(row.budget_amount.is_(None), row.used_amount + amount <= row.budget_amount))
         .values(used_count=row.used_count + 1, used_amount=row.used_amount + amount)
     )
-    return _rowcount(session.execute(statement, execution_options=_NO_SYNC)) == 1
+
+
+_TAKE_CODE = _take_code_statement()
+_TAKE_BATCH = _take_batch_statement()
+
+
+def take_code(session: Session, code: str) -> bool:
+    """One use of a code, if it has a use left (shared codes have no per-code limit)."""
+    return _rowcount(session.execute(_TAKE_CODE, {"b_code": code})) == 1
+
+
+def take_batch(session: Session, batch_id: str, amount: int) -> bool:
+    """One redemption and ``amount`` of discount against the batch budget, if it allows both."""
+    return _rowcount(session.execute(_TAKE_BATCH, {"b_id": batch_id, "b_amount": amount})) == 1
 
 
 def take_customer_use(session: Session, batch_id: str, customer_id: str, limit: int) -> bool:

@@ -184,19 +184,28 @@ _RULES_LIMIT = 20_000
 
 
 _LIVE: dict[tuple[Any, ...], tuple[list[rules.Promotion], dict[str, LivePromotion]]] = {}
-""":func:`live_rules` by the live heads as read (every column it uses, counters included): the same
-rows give the same answer, so a checkout reading unchanged rows skips building 200 objects."""
+""":func:`live_rules` by what it reads of the live heads (:func:`_live_key`): the same heads give
+the same answer, so a checkout reading unchanged rows skips building 200 objects."""
 _LIVE_LIMIT = 64
+
+
+def _live_key(row: Any) -> tuple[Any, ...]:
+    """What :func:`_live_rules` uses of a head: every column but the budget counters, which it reads
+    only through :func:`_within_budget`. Every order moves the counters of the promotions it used;
+    keyed on the counters themselves, each order would rebuild every live promotion for the next."""
+    return (row.id, row.name, row.layer, row.updated_at, row.starts_at, row.ends_at, _within_budget(row),
+            row.stock_limit, row.stock_used)
 
 
 def live_rules(session: Session, now: datetime) -> tuple[list[rules.Promotion], dict[str, LivePromotion]]:
     """The live promotions (active, in schedule, budget not spent) as the pricing core's objects."""
-    rows = tuple(repository.live_promotion_heads(session, now))
-    found = _LIVE.get(rows)
+    rows = repository.live_promotion_heads(session, now)
+    key = tuple(_live_key(row) for row in rows)
+    found = _LIVE.get(key)
     if found is None:
         if len(_LIVE) >= _LIVE_LIMIT:
             _LIVE.clear()
-        found = _LIVE[rows] = _live_rules(session, rows)
+        found = _LIVE[key] = _live_rules(session, tuple(rows))
     promos, live = found
     return list(promos), dict(live)  # the caller's own: quote() adds and leaves out promotions
 

@@ -1,0 +1,103 @@
+"""What one checkout costs the store (issue 10, throughput): the live promotions are not rebuilt
+because an order moved their counters, and an order runs a bounded number of SQL statements.
+
+Counts, never timings: the numbers here are the same on any machine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from growthwheel.accounts.models import utcnow
+from growthwheel.config import Settings
+from growthwheel.promotions import coupons, orders, service
+from growthwheel.promotions.models import CheckoutOrder, CouponBatch, Promotion
+from growthwheel.promotions.schemas import OrderIn
+from growthwheel.store import db
+from growthwheel.store.db import session_scope
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A SQLite store with a 10 % item discount with a budget of 3 orders, a flash sale of 5 units
+    and a shared coupon."""
+    cfg = Settings(data_dir=Path(tmp_path_factory.mktemp("checkout_cost")), database_url=None)
+    db.migrate(cfg)
+    now = utcnow()
+    with session_scope(cfg) as session:
+        service.create_promotion(session, name="tea 10%", status="active", budget_count=3, definition={
+            "reward": {"type": "percent_off", "rate_bp": 1000}, "conditions": {"skus": ["TEA-1"]}})
+        service.create_promotion(session, name="cup flash", status="active", stock=5, definition={
+            "reward": {"type": "flash_sale", "price": 5000}, "conditions": {"skus": ["CUP-1"]}})
+        coupons.create_batch(
+            session, name="5 off", code_mode="shared", shared_code="COST5",
+            definition={"reward": {"type": "order_amount_off", "amount": 500}},
+            valid_from=now - timedelta(days=1), valid_until=now + timedelta(days=1), per_customer_limit=100)
+    yield cfg
+    db.engine(cfg).dispose()
+
+
+def order(order_id: str, sku: str = "TEA-1", **extra: Any) -> OrderIn:
+    """A one-line order of 100.00 for customer ``c1``."""
+    return OrderIn(order_id=order_id, customer_id="c1",
+                   lines=[{"line_id": "1", "sku": sku, "unit_price": 10000, "quantity": 1}], **extra)
+
+
+def live(cfg: Settings) -> list[Any]:
+    """The live promotions as pricing gets them (the core's objects)."""
+    with session_scope(cfg) as session:
+        return service.live_rules(session, utcnow())[0]
+
+
+def test_live_promotions_are_reused_while_only_counters_move_and_rebuilt_when_a_limit_changes(
+        shop: Settings) -> None:
+    before = live(shop)
+    with session_scope(shop) as session:
+        orders.commit(session, order("reuse-1"), currency="CNY")  # moves the discount's counters
+    after = live(shop)
+    assert [p.id for p in after] == [p.id for p in before]
+    assert all(a is b for a, b in zip(after, before, strict=True))  # the same objects: not rebuilt
+
+    with session_scope(shop) as session:  # a flash-sale unit sold: its stock left is part of the rule
+        orders.commit(session, order("reuse-2", sku="CUP-1"), currency="CNY")
+    flash = next(p for p in live(shop) if p.name == "cup flash")
+    assert flash.reward.stock_left == 4
+
+    with session_scope(shop) as session:  # the discount's budget of 3 orders is spent: it leaves
+        for n in (3, 4):
+            orders.commit(session, order(f"reuse-{n}"), currency="CNY")
+        used = session.scalar(sa.select(Promotion.used_count).where(Promotion.name == "tea 10%"))
+    assert used == 3
+    assert "tea 10%" not in {p.name for p in live(shop)}
+    with session_scope(shop) as session:  # and the next order is priced without it, not refused
+        done = orders.commit(session, order("reuse-5"), currency="CNY")
+    assert done.order.total == 10000
+
+
+def test_an_order_runs_a_bounded_number_of_statements(shop: Settings) -> None:
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = db.engine(shop)
+    with session_scope(shop) as session:  # the customer's rows exist: the steady state of a shop
+        orders.commit(session, order("count-0", coupon_codes=["COST5"]), currency="CNY")
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        with session_scope(shop) as session:
+            done = orders.commit(session, order("count-1", coupon_codes=["COST5"]), currency="CNY")
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert done.order.coupons == ["COST5"]
+    # claim, price (promotions, tier, coupon, first order), points, growth, tier, lines, facts,
+    # social, coupon redemption.
+    assert len(statements) <= 30, "\n".join(statements)
+    with session_scope(shop) as session:
+        assert session.get(CheckoutOrder, "count-1") is not None
+        assert session.scalar(sa.select(CouponBatch.used_count)) == 2
