@@ -94,7 +94,30 @@ def test_weekly_grain(shop: tuple[TestClient, dict[str, int]]) -> None:
     assert sum(line["spend"] for line in plan["lines"]) == 1_000_000
 
 
+def test_days_left_out_of_the_fit(shop: tuple[TestClient, dict[str, int]]) -> None:
+    """A known incident's days (``exclude``) leave the fit and the figures: the channel's spend and
+    contribution cover the other days; the plan takes the same exclusion."""
+    client, spend = shop
+    full = {row["channel"]: row for row in ok(client.get("/api/v1/marketing/mmm", params=SPAN))["channels"]}
+    incident = ["抖音:2025-03-10..2025-03-16"]
+    body = ok(client.get("/api/v1/marketing/mmm", params={**SPAN, "exclude": incident}))
+    assert body["excluded"] == [{"channel": "抖音", "from": "2025-03-10", "to": "2025-03-16"}]
+    assert any("left out" in note for note in body["notes"])
+    by = {row["channel"]: row for row in body["channels"]}
+    assert by["抖音"]["spend"] < spend["抖音"]
+    assert by["抖音"]["contribution"]["mean"] < full["抖音"]["contribution"]["mean"]
+    assert by["百度"]["spend"] == spend["百度"]
+    plan = ok(client.post("/api/v1/marketing/mmm/plan",
+                          json={**SPAN, "total": 1_000_000, "exclude": ["2025-03-10..2025-03-16"]}))
+    assert sum(line["spend"] for line in plan["lines"]) == 1_000_000
+
+
 @pytest.mark.parametrize(("method", "url", "payload", "field"), [
+    ("get", "/api/v1/marketing/mmm", {**SPAN, "exclude": "抖音:2025-03-40"}, "exclude"),
+    ("get", "/api/v1/marketing/mmm", {**SPAN, "exclude": "微博:2025-03-10..2025-03-12"}, "exclude"),
+    ("get", "/api/v1/marketing/mmm", {**SPAN, "exclude": "2025-03-12..2025-03-10"}, "exclude"),
+    ("post", "/api/v1/marketing/mmm/plan", {**SPAN, "total": 1000, "exclude": ["2025-03-03..2025-05-25"]},
+     "exclude"),
     ("get", "/api/v1/marketing/mmm", {"from": "2025-03-03", "to": "2025-03-20"}, "from"),
     ("get", "/api/v1/marketing/mmm", {"from": "2025-05-01", "to": "2025-03-20"}, "to"),
     ("get", "/api/v1/marketing/mmm", {**SPAN, "outcome": "likes"}, "outcome"),

@@ -173,6 +173,8 @@ class MixPlanRequest(BaseModel):
     period_days: int | None = Field(None, ge=1, le=mix.MAX_DAYS,
                                     description="Length of the planned period (default: the history's).")
     bounds: dict[str, MixBound] = Field(default_factory=dict, description="Per channel spend bounds.")
+    exclude: list[str] = Field(default_factory=list, max_length=mix.MAX_EXCLUSIONS,
+                               description="Days left out of the fit: [channel:]YYYY-MM-DD..YYYY-MM-DD.")
 
 
 @router.get("/mmm", summary="Marketing-mix model: response per channel with intervals",
@@ -185,13 +187,16 @@ def get_mmm(
     end: Annotated[date, Query(alias="to", description="Last day (YYYY-MM-DD).")],
     outcome: Annotated[Literal["new_customers", "revenue"], Query()] = "new_customers",
     grain: Annotated[Literal["day", "week"], Query(description="Fit days, or whole weeks.")] = "day",
+    exclude: Annotated[list[str] | None, Query(
+        description="Days left out of the fit (a known incident, e.g. a bidding mistake): "
+                    "[channel:]YYYY-MM-DD..YYYY-MM-DD, repeatable.")] = None,
 ) -> dict[str, Any]:
     """Adstock, saturation, contribution, ROAS, spend elasticity and marginal ROAS per channel, with
     90 % intervals, and each channel's response curve; the model is ``stats/mmm.py``."""
     cfg: Settings = request.app.state.cfg
     with owner.read() as con:
         return mix.report(con, start=start, end=end, outcome=outcome, timezone=cfg.shop().timezone,
-                          grain=grain)
+                          grain=grain, exclude=[mix.parse_exclusion(e) for e in exclude or ()])
 
 
 @router.post("/mmm/plan", summary="Budget plan on the marketing-mix model's response curves",
@@ -209,4 +214,5 @@ def post_mmm_plan(
     with owner.read() as con:
         return mix.plan(con, start=body.start, end=body.end, total=body.total, outcome=body.outcome,
                         reserve_share=body.reserve_share, period_days=body.period_days, bounds=bounds,
-                        timezone=cfg.shop().timezone, grain=body.grain)
+                        timezone=cfg.shop().timezone, grain=body.grain,
+                        exclude=[mix.parse_exclusion(e) for e in body.exclude])

@@ -17,6 +17,7 @@ fen, or revenue per revenue) with ``per_1000`` copies for reading.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -124,7 +125,47 @@ def _local_days(values: Any, zone: ZoneInfo) -> list[date]:
     return [d.date() for d in stamps.dt.tz_convert(zone)]
 
 
-def _fit_of(data: dict[str, Any], outcome: str) -> mmm.Fit:
+#: A stretch of days left out of the model: (channel, or None for every channel; first; last day).
+Exclusion = tuple[str | None, date, date]
+MAX_EXCLUSIONS = 50
+
+
+def parse_exclusion(text: str) -> Exclusion:
+    """``[channel:]YYYY-MM-DD..YYYY-MM-DD`` (one day: ``[channel:]YYYY-MM-DD``) as an exclusion."""
+    channel, _, span = text.rpartition(":") if ":" in text else ("", "", text)
+    first, _, last = span.partition("..")
+    try:
+        lo = date.fromisoformat(first.strip())
+        hi = date.fromisoformat((last or first).strip())
+    except ValueError:
+        raise InvalidArgumentError(
+            f"exclude: [channel:]YYYY-MM-DD..YYYY-MM-DD, not {text[:60]!r}") from None
+    if hi < lo:
+        raise InvalidArgumentError("exclude: the last day is before the first")
+    return (channel.strip() or None, lo, hi)
+
+
+def _exclusion_mask(data: dict[str, Any], exclude: Sequence[Exclusion]) -> Any:
+    """Periods × channels to leave out (``None`` when nothing is); a week is left out when any of
+    its days is."""
+    if not exclude:
+        return None
+    if len(exclude) > MAX_EXCLUSIONS:
+        raise InvalidArgumentError(f"exclude: at most {MAX_EXCLUSIONS} stretches of days")
+    dates: list[date] = data["dates"]
+    step = (dates[1] - dates[0]).days if len(dates) > 1 else 1
+    mask = np.zeros((len(dates), len(data["channels"])), dtype=bool)
+    for channel, lo, hi in exclude:
+        if channel is not None and channel not in data["channels"]:
+            raise InvalidArgumentError(f"exclude: no channel {channel} with ad spend in the period")
+        rows = [i for i, d in enumerate(dates) if d <= hi and d + timedelta(days=step - 1) >= lo]
+        cols = [data["channels"].index(channel)] if channel is not None else list(range(mask.shape[1]))
+        mask[np.ix_(rows, cols)] = True
+    return mask
+
+
+def _fit_of(data: dict[str, Any], outcome: str, exclude: Sequence[Exclusion] = ()) -> mmm.Fit:
+    mask = _exclusion_mask(data, exclude)
     y = data["outcome"]
     if outcome == "new_customers":
         keep = [j for j in range(len(data["channels"]))
@@ -133,15 +174,16 @@ def _fit_of(data: dict[str, Any], outcome: str) -> mmm.Fit:
             raise NoDataError("no new customers from any channel with ad spend in the period")
         data = {**data, "channels": [data["channels"][j] for j in keep], "spend": data["spend"][:, keep],
                 "outcome": y[:, keep]}
+        mask = None if mask is None else mask[:, keep]
     try:
-        return mmm.fit(data["dates"], data["spend"], data["outcome"], data["channels"])
+        return mmm.fit(data["dates"], data["spend"], data["outcome"], data["channels"], exclude=mask)
     except ValueError as exc:
         raise InvalidArgumentError(str(exc)) from None
 
 
 @functools.lru_cache(maxsize=8)
 def _cached_fit(key: tuple[Any, ...], data_key: bytes, outcome: str, holder: Any) -> mmm.Fit:
-    return _fit_of(holder.data, outcome)
+    return _fit_of(holder.data, outcome, key[-1])
 
 
 class _Holder:
@@ -171,10 +213,12 @@ def weekly(data: dict[str, Any]) -> dict[str, Any]:
             "outcome": fold(data["outcome"])}
 
 
-def fitted(con: Any, *, start: date, end: date, outcome: str,
-           timezone: str, grain: str = "day") -> tuple[mmm.Fit, dict[str, Any]]:
+def fitted(con: Any, *, start: date, end: date, outcome: str, timezone: str, grain: str = "day",
+           exclude: Sequence[Exclusion] = ()) -> tuple[mmm.Fit, dict[str, Any]]:
     """The series and its fit; the same series is fitted once (an in-process cache keyed by a
-    digest of the numbers)."""
+    digest of the numbers). ``exclude``: stretches of days left out of the fit and the figures
+    (a known incident: a bidding mistake, a tracking outage — days where spend did not buy what
+    it usually buys, which a response curve would otherwise read as saturation)."""
     import hashlib
 
     if grain not in GRAINS:
@@ -186,15 +230,17 @@ def fitted(con: Any, *, start: date, end: date, outcome: str,
     digest.update(np.ascontiguousarray(data["spend"]).tobytes())
     digest.update(np.ascontiguousarray(data["outcome"]).tobytes())
     digest.update("|".join(data["channels"]).encode())
-    key = (start, end, outcome, grain)
+    key = (start, end, outcome, grain, tuple(sorted(exclude, key=lambda e: (e[0] or "", e[1], e[2]))))
     return _cached_fit(key, digest.digest(), outcome, _Holder(data)), data
 
 
 def report(con: Any, *, start: date, end: date, outcome: str = "new_customers",
-           timezone: str = "Asia/Shanghai", grain: str = "day") -> dict[str, Any]:
+           timezone: str = "Asia/Shanghai", grain: str = "day",
+           exclude: Sequence[Exclusion] = ()) -> dict[str, Any]:
     """The fitted model: per channel contribution, ROAS, elasticity, marginal ROAS and adstock with
     intervals, and each channel's response curve (0 to 2 × the period's spend)."""
-    fit, _ = fitted(con, start=start, end=end, outcome=outcome, timezone=timezone, grain=grain)
+    fit, _ = fitted(con, start=start, end=end, outcome=outcome, timezone=timezone, grain=grain,
+                    exclude=exclude)
     out = mmm.summary(fit)
     curves = []
     for j, ch in enumerate(fit.channels):
@@ -205,6 +251,8 @@ def report(con: Any, *, start: date, end: date, outcome: str = "new_customers",
             row[f"{name}_per_1000"] = {k: 1000 * v for k, v in row[name].items()}
     out.update({"from": start.isoformat(), "to": end.isoformat(), "outcome": outcome, "grain": grain,
                 "curves": curves,
+                "excluded": [{"channel": ch, "from": lo.isoformat(), "to": hi.isoformat()}
+                             for ch, lo, hi in exclude],
                 "model": "stats/mmm.py: geometric adstock, Hill saturation, trend, weekly and yearly "
                          "seasonality, 618 and Double 11; quasi-Poisson, Laplace intervals"})
     result: dict[str, Any] = _finite(out)
@@ -214,7 +262,8 @@ def report(con: Any, *, start: date, end: date, outcome: str = "new_customers",
 def plan(con: Any, *, start: date, end: date, total: int, outcome: str = "new_customers",
          reserve_share: float = 0.0, period_days: int | None = None,
          bounds: dict[str, tuple[int, int | None]] | None = None,
-         timezone: str = "Asia/Shanghai", grain: str = "day") -> dict[str, Any]:
+         timezone: str = "Asia/Shanghai", grain: str = "day",
+         exclude: Sequence[Exclusion] = ()) -> dict[str, Any]:
     """The allocator on the fitted curves: ``total`` (minor units) for a period of ``period_days``
     (default: as long as the fitted one), next to the split the period's spend had, scaled to the
     same total, with each split's expected outcome on the fitted curves."""
@@ -222,7 +271,8 @@ def plan(con: Any, *, start: date, end: date, total: int, outcome: str = "new_cu
         raise InvalidArgumentError("total: a positive amount in minor units")
     if period_days is not None and not 1 <= period_days <= MAX_DAYS:
         raise InvalidArgumentError(f"period_days: between 1 and {MAX_DAYS}")
-    fit, _ = fitted(con, start=start, end=end, outcome=outcome, timezone=timezone, grain=grain)
+    fit, _ = fitted(con, start=start, end=end, outcome=outcome, timezone=timezone, grain=grain,
+                    exclude=exclude)
     unknown = set(bounds or {}) - {c.channel for c in fit.channels}
     if unknown:
         raise InvalidArgumentError(f"bounds: no fitted channel {sorted(unknown)[0]}")
@@ -231,7 +281,7 @@ def plan(con: Any, *, start: date, end: date, total: int, outcome: str = "new_cu
         allocation = budget.allocate(curves, total, reserve_share=reserve_share)
     except ValueError as exc:
         raise InvalidArgumentError(str(exc)) from None
-    observed = [float(c.spend) for c in fit.channels]
+    observed = [float(fit.spend_series[:, j].sum()) for j in range(len(fit.channels))]
     scale = allocation.allocated / sum(observed) if sum(observed) > 0 else 0.0
     current = [x * scale for x in observed]
     current_outcome = budget.evaluate(curves, current)
@@ -264,7 +314,8 @@ def read_report(con: Any, cfg: Any, p: dict[str, Any]) -> dict[str, Any]:
     """:func:`report` as a named read (``analyst.READS``: the CLI, beside a running server too)."""
     return report(con, start=_param_day(p, "from"), end=_param_day(p, "to"),
                   outcome=str(p.get("outcome") or "new_customers"), timezone=cfg.shop().timezone,
-                  grain=str(p.get("grain") or "day"))
+                  grain=str(p.get("grain") or "day"),
+                  exclude=[parse_exclusion(str(e)) for e in p.get("exclude") or ()])
 
 
 def read_plan(con: Any, cfg: Any, p: dict[str, Any]) -> dict[str, Any]:
@@ -277,4 +328,5 @@ def read_plan(con: Any, cfg: Any, p: dict[str, Any]) -> dict[str, Any]:
                 outcome=str(p.get("outcome") or "new_customers"),
                 reserve_share=float(p.get("reserve_share") or 0.0),
                 period_days=None if p.get("period_days") is None else int(p["period_days"]),
-                bounds=bounds, timezone=cfg.shop().timezone, grain=str(p.get("grain") or "day"))
+                bounds=bounds, timezone=cfg.shop().timezone, grain=str(p.get("grain") or "day"),
+                exclude=[parse_exclusion(str(e)) for e in p.get("exclude") or ()])

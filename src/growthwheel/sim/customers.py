@@ -214,12 +214,23 @@ def paid_channels() -> list[Channel]:
     return [c for c in CHANNELS if c.paid]
 
 
-def response_truth(acq: Acquisition, j: int) -> dict[str, float]:
-    """The true response of paid channel ``j`` at the spend the simulator drew: spend elasticity,
-    ROAS and marginal ROAS in new customers per yuan (and per 1,000 yuan, rounded, for reading)."""
+def response_truth(acq: Acquisition, j: int, paid_fen: Array | None = None,
+                   keep: Array | None = None) -> dict[str, float]:
+    """The true response of paid channel ``j`` at the spend the shop paid: spend elasticity, ROAS
+    and marginal ROAS in new customers per yuan (and per 1,000 yuan, rounded, for reading).
+
+    ``paid_fen`` (days × paid channels) is what the shop paid and its ``ad_spend`` table says,
+    when it differs from the budget the customers responded to (``acq.spend_fen``): on the days
+    of the demo's bidding mistake (``sim/anomalies.py``) it paid three times the budget for the
+    budget's customers. ROAS is expected customers per yuan *paid*. The elasticity stays ``beta``:
+    multiplying every day's paid spend by ``λ`` multiplies every day's budget by ``λ`` (a mistake
+    day's budget is its paid spend / 3), so the year's expected customers become ``λ^beta`` times
+    as many. ``keep`` (booleans per day) limits the figures to those days."""
     c = paid_channels()[j]
-    expected = float(acq.expected[:, PAID][:, j].sum())
-    spend_cny = float(acq.spend_fen[:, j].sum()) / 100.0
+    rows = np.ones(acq.spend_fen.shape[0], dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+    paid = acq.spend_fen if paid_fen is None else paid_fen
+    expected = float(acq.expected[rows][:, PAID][:, j].sum())
+    spend_cny = float(paid[rows, j].sum()) / 100.0
     roas = expected / spend_cny
     return {
         "spend_elasticity": c.beta,
@@ -230,11 +241,13 @@ def response_truth(acq: Acquisition, j: int) -> dict[str, float]:
     }
 
 
-def describe(acq: Acquisition, calendar: Calendar) -> dict[str, Any]:
-    """Channel response parameters and realised acquisition for ``ground_truth.json``."""
+def describe(acq: Acquisition, calendar: Calendar, paid_fen: Array | None = None) -> dict[str, Any]:
+    """Channel response parameters and realised acquisition for ``ground_truth.json``
+    (``paid_fen``: the spend the shop paid, see :func:`response_truth`)."""
     counts = np.bincount(acq.channel, minlength=len(CHANNELS))
     paid_idx = np.flatnonzero(PAID)
-    spend_by_channel = acq.spend_fen.sum(axis=0)
+    paid = acq.spend_fen if paid_fen is None else paid_fen
+    spend_by_channel = paid.sum(axis=0)
     channels: dict[str, Any] = {}
     for i, c in enumerate(CHANNELS):
         entry: dict[str, Any] = {
@@ -253,14 +266,16 @@ def describe(acq: Acquisition, calendar: Calendar) -> dict[str, Any]:
                 ctr=c.ctr,
                 spend_cny=round(spend / 100.0, 2),
                 cac_cny=round(spend / 100.0 / max(1, int(counts[i])), 2),
-                **response_truth(acq, j),
+                budget_cny=round(float(acq.spend_fen[:, j].sum()) / 100.0, 2),
+                **response_truth(acq, j, paid),
             )
         else:
             entry["share_of_customers"] = c.share
         channels[c.name] = entry
     return {
         "response": "E[new customers on day d from paid channel c] = k_c * demand(d) * "
-        "spend_c(d)^beta_c, spend in CNY per day; unpaid channels: share_c * customers * "
+        "spend_c(d)^beta_c, spend in CNY per day (the budget; on the days of a bidding mistake, "
+        "anomalies → cac_jump, the shop paid spend_factor times it); unpaid channels: share_c * customers * "
         "demand(d) / sum(demand); counts are Poisson conditioned on the total (multinomial)",
         "demand": "seasonality.weekly_monday_to_sunday[weekday] * festival multiplier",
         "budget_scale": round(acq.budget_scale, 6),
@@ -270,7 +285,8 @@ def describe(acq: Acquisition, calendar: Calendar) -> dict[str, Any]:
         "response_curves": "a paid channel's expected new customers over the period when every day's "
         "spend is multiplied by λ: expected_new_customers · λ^beta; so its spend elasticity is beta at "
         "any spend, ROAS (new customers per yuan) at the observed spend is expected_new_customers / "
-        "spend_cny and the marginal ROAS beta times that; no carry-over (adstock 0)",
+        "spend_cny (what the shop paid, the ad_spend table; budget_cny is what bought customers) and "
+        "the marginal ROAS beta times that; no carry-over (adstock 0)",
         "channels": channels,
         "repeat_order_channel_mix": REPEAT_CHANNEL_MIX,
         "days": calendar.days,

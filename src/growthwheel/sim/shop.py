@@ -348,7 +348,7 @@ def simulate(
             "money": "files hold major units with two decimals",
         },
         **behaviour.describe(bg, gg, tx),
-        "acquisition": customers.describe(acq, calendar),
+        "acquisition": customers.describe(acq, calendar, reported_fen),
         "seasonality": seasons.describe(),
         "catalogue": catalogue.describe(cat),
         "product_roles": product_roles.describe(cat),

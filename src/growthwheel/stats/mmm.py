@@ -151,6 +151,14 @@ class Fit:
     theta: Array = field(repr=False)
     cov: Array = field(repr=False)
     fitted: Array = field(repr=False)
+    #: Periods (rows) × channels the fit used (False: left out, see ``fit``'s ``exclude``).
+    keep: Array | None = field(default=None, repr=False)
+
+    def kept(self, channel: int) -> Array:
+        """Which periods channel ``channel``'s figures cover (all, unless some were left out)."""
+        if self.keep is None:
+            return np.ones(self.periods, dtype=bool)
+        return np.asarray(self.keep[:, channel], dtype=bool)
 
     @property
     def spend_series(self) -> Array:
@@ -158,16 +166,18 @@ class Fit:
         return self.model.spend
 
     def response(self, channel: int, scale: float | Array, theta: Array | None = None) -> Array:
-        """``R_c(λ)``: channel ``channel``'s total contribution over the period at ``λ`` × its spend."""
+        """``R_c(λ)``: channel ``channel``'s total contribution over the period (the periods its
+        figures cover) at ``λ`` × its spend."""
         demand, _, params = self.model.unpack(self.theta if theta is None else theta)
         beta, k, s, decay = params[channel]
         lam = np.atleast_1d(np.asarray(scale, dtype=float))
         a = adstock(self.model.spend[:, channel], float(decay))[None, :] * lam[:, None]
-        return np.asarray((demand[None, :] * beta * _hill(a, k, s)).sum(axis=1))
+        keep = self.kept(channel)
+        return np.asarray((demand[None, keep] * beta * _hill(a[:, keep], k, s)).sum(axis=1))
 
     def curve(self, channel: int, spends: Sequence[float]) -> dict[str, list[float]]:
         """The response at each total spend of the period, with its interval (delta method)."""
-        total = float(self.model.spend[:, channel].sum())
+        total = float(self.model.spend[self.kept(channel), channel].sum())
         lam = np.asarray(spends, dtype=float) / total if total > 0 else np.zeros(len(spends))
         logs, half = _delta(lambda th: np.log(np.maximum(self.response(channel, lam, th), 1e-300)),
                             self.theta, self.cov, self.level)
@@ -408,11 +418,15 @@ def fit(
     *,
     holidays: Sequence[Holiday] | None = None,
     level: float = LEVEL,
+    exclude: Array | None = None,
 ) -> Fit:
     """Fit the model to ``spend`` (periods × channels, minor units) and ``outcome`` (per period).
 
-    ``dates`` are consecutive days or consecutive weeks (the first day of each). Bad input raises
-    ``ValueError`` naming the argument."""
+    ``dates`` are consecutive days or consecutive weeks (the first day of each). ``exclude``
+    (booleans, one per period or one per period and channel) leaves periods out of the fit and out
+    of every figure — days of a known incident where spend did not buy what it usually buys (a
+    bidding mistake, a tracking outage); their spend still feeds the adstock of later days. Bad
+    input raises ``ValueError`` naming the argument."""
     import time
 
     from threadpoolctl import threadpool_limits
@@ -420,12 +434,12 @@ def fit(
     started = time.perf_counter()
     with threadpool_limits(1):  # small matrices: threads only contend (10x slower on a busy machine)
         return _fit(dates, spend, outcome, channels, holidays=holidays, level=level,
-                    started=started)
+                    started=started, exclude=exclude)
 
 
 def _fit(dates: Sequence[date], spend: Array | Sequence[Sequence[float]], outcome: Array | Sequence[float],
          channels: Sequence[str], *, holidays: Sequence[Holiday] | None, level: float,
-         started: float) -> Fit:
+         started: float, exclude: Array | None = None) -> Fit:
     import time
 
     x = np.asarray(spend, dtype=float)
@@ -436,6 +450,7 @@ def _fit(dates: Sequence[date], spend: Array | Sequence[Sequence[float]], outcom
         raise ValueError("level: between 0.5 and 1 (exclusive)")
     if len(channels) != x.shape[1] or len(set(channels)) != len(channels):
         raise ValueError("channels: one distinct name per spend column")
+    keep = _keep_mask(exclude, x.shape)
     design, _names = demand_design(dates, holidays)
     model = _Model(design, x, y)
     prior_mean, prior_sd = model.priors()
@@ -443,13 +458,17 @@ def _fit(dates: Sequence[date], spend: Array | Sequence[Sequence[float]], outcom
     lo, hi = model.bounds()
 
     flat_y = y.ravel()
+    # One weight per residual: 0 for a period (or period and channel) left out.
+    weight = (keep if y.ndim == 2 else keep.all(axis=1)).ravel().astype(float)
+    if not weight.any() or (y.ndim == 2 and (keep.sum(axis=0) < 4).any()):
+        raise ValueError("exclude: every channel needs at least 4 periods left")
     prior_rows = np.diag(1.0 / prior_sd[has_prior]) if has_prior.any() else np.zeros((0, model.size))
     prior_jac = np.zeros((int(has_prior.sum()), model.size))
     prior_jac[:, has_prior] = prior_rows
 
     def residuals(theta: Array, scale: float) -> Array:
         mu = model.mu(theta).ravel()
-        dev = _deviance_residuals(flat_y, mu) / scale
+        dev = weight * _deviance_residuals(flat_y, mu) / scale
         return np.concatenate([dev, (theta[has_prior] - prior_mean[has_prior]) / prior_sd[has_prior]])
 
     def jacobian(theta: Array, scale: float) -> Array:
@@ -459,7 +478,7 @@ def _fit(dates: Sequence[date], spend: Array | Sequence[Sequence[float]], outcom
         root = np.sqrt(np.maximum(dev2, 0.0))
         with np.errstate(divide="ignore", invalid="ignore"):
             d_r = np.where(root > 1e-8, -np.abs(flat_y - mu) / (mu * root), -1.0 / np.sqrt(mu))
-        return np.vstack([d_r[:, None] * jac_mu / scale, prior_jac])
+        return np.vstack([(weight * d_r)[:, None] * jac_mu / scale, prior_jac])
 
     best = None
     iterations = 0
@@ -470,9 +489,9 @@ def _fit(dates: Sequence[date], spend: Array | Sequence[Sequence[float]], outcom
         if best is None or res.cost < best.cost:
             best = res
     assert best is not None
-    mu = model.mu(best.x)
-    dof = max(y.size - model.size, 1)
-    dispersion = float(np.sum((y - mu) ** 2 / np.maximum(mu, 1e-12)) / dof)
+    mu = model.mu(best.x).ravel()
+    dof = max(int(weight.sum()) - model.size, 1)
+    dispersion = float(np.sum(weight * (flat_y - mu) ** 2 / np.maximum(mu, 1e-12)) / dof)
     scale = math.sqrt(max(dispersion, 1e-12))
     res = least_squares(residuals, best.x, bounds=(lo, hi), args=(scale,), method="trf", jac=jacobian,
                         x_scale="jac", max_nfev=400)
@@ -494,7 +513,7 @@ def _fit(dates: Sequence[date], spend: Array | Sequence[Sequence[float]], outcom
         """Logs of the positive quantities (contribution, ROAS, elasticity, marginal ROAS per
         channel, then the baseline) and the decays as they are."""
         d_th, b_th, p_th = model.unpack(th)
-        per = _channel_numbers(d_th, model.adstocked(p_th), p_th, x)
+        per = _channel_numbers(d_th, model.adstocked(p_th), p_th, x, keep)
         logs = np.log(np.maximum(np.concatenate([per.ravel(), [float((d_th * b_th).sum())]]), 1e-300))
         return np.concatenate([logs, p_th[:, 3]])
 
@@ -517,13 +536,20 @@ def _fit(dates: Sequence[date], spend: Array | Sequence[Sequence[float]], outcom
         d_mid, d_half = float(values[c4 + 1 + j]), float(half[c4 + 1 + j])
         ivs.append(Interval(d_mid, max(d_mid - d_half, 0.0), min(d_mid + d_half, MAX_DECAY)))
         out.append(ChannelFit(
-            channel=name, spend=round(float(x[:, j].sum())), decay=ivs[4],
+            channel=name, spend=round(float(x[keep[:, j], j].sum())), decay=ivs[4],
             half_saturation=float(point[j, 1]), shape=float(point[j, 2]), ceiling=float(point[j, 0]),
             contribution=ivs[0], roas=ivs[1], elasticity=ivs[2], marginal_roas=ivs[3],
         ))
+    left_out = int((~keep.astype(bool)).any(axis=1).sum())
+    if left_out:
+        notes.append(f"{left_out} periods left out of the fit (exclude)")
+    rows = keep.any(axis=1) if y.ndim == 2 else keep.all(axis=1)
     if fitted.ndim == 2:
         fitted, y = fitted.sum(axis=1), y.sum(axis=1)
-    ss_res = float(np.sum((y - fitted) ** 2))
+        fitted_kept, y = (model.mu(theta) * keep).sum(axis=1)[rows], (model.outcome * keep).sum(axis=1)[rows]
+    else:
+        fitted_kept, y = fitted[rows], y[rows]
+    ss_res = float(np.sum((y - fitted_kept) ** 2))
     ss_tot = float(np.sum((y - y.mean()) ** 2)) or 1.0
     positive = y > 0
     return Fit(
@@ -531,21 +557,36 @@ def _fit(dates: Sequence[date], spend: Array | Sequence[Sequence[float]], outcom
         outcome_total=float(y.sum()),
         baseline=log_interval(c4),
         r_squared=1.0 - ss_res / ss_tot,
-        mape=float(np.mean(np.abs(y[positive] - fitted[positive]) / y[positive])) if positive.any() else 0.0,
+        mape=(float(np.mean(np.abs(y[positive] - fitted_kept[positive]) / y[positive])) if positive.any()
+              else 0.0),
         dispersion=dispersion, iterations=iterations, seconds=time.perf_counter() - started,
         level=level, notes=tuple(notes), model=model, theta=theta, cov=cov, fitted=fitted,
+        keep=keep if left_out else None,
     )
 
 
-def _channel_numbers(demand: Array, adstocked: Array, params: Array, spend: Array) -> Array:
-    """Per channel: contribution, ROAS, elasticity and marginal ROAS over the period."""
+def _keep_mask(exclude: Array | None, shape: tuple[int, ...]) -> Array:
+    """Periods × channels to fit: ``exclude`` (per period, or per period and channel) negated."""
+    if exclude is None:
+        return np.ones(shape, dtype=bool)
+    ex = np.asarray(exclude, dtype=bool)
+    if ex.shape == (shape[0],):
+        ex = np.repeat(ex[:, None], shape[1], axis=1)
+    if ex.shape != shape:
+        raise ValueError("exclude: one value per period, or one per period and channel")
+    return np.asarray(~ex)
+
+
+def _channel_numbers(demand: Array, adstocked: Array, params: Array, spend: Array, keep: Array) -> Array:
+    """Per channel: contribution, ROAS, elasticity and marginal ROAS over the periods kept."""
     out = np.zeros((params.shape[0], 4))
     for j in range(params.shape[0]):
         beta, k, s, _ = params[j]
-        h = _hill(adstocked[:, j], k, s)
-        contrib = float((demand * beta * h).sum())
-        total = float(spend[:, j].sum())
-        elasticity = float((demand * beta * h * s * (1.0 - h)).sum() / contrib) if contrib > 0 else 0.0
+        rows = keep[:, j]
+        h = _hill(adstocked[rows, j], k, s)
+        contrib = float((demand[rows] * beta * h).sum())
+        total = float(spend[rows, j].sum())
+        elasticity = float((demand[rows] * beta * h * s * (1.0 - h)).sum() / contrib) if contrib > 0 else 0.0
         roas = contrib / total if total > 0 else 0.0
         out[j] = (contrib, roas, elasticity, elasticity * roas)
     return out
@@ -558,12 +599,13 @@ def budget_curves(result: Fit, *, period_days: int | None = None,
     the largest relative error of that fit per channel. Assumes the period repeats the observed
     day-to-day pattern of spend and demand, scaled to its length."""
     days = result.periods * result.period_days
-    factor = (period_days or days) / days
     curves = []
     errors = []
     lam = np.geomspace(0.1, 3.0, 40)
     for j, ch in enumerate(result.channels):
-        total = float(result.spend_series[:, j].sum())
+        kept = result.kept(j)
+        factor = (period_days or days) / (int(kept.sum()) * result.period_days)
+        total = float(result.spend_series[kept, j].sum())
         target = result.response(j, lam)
         xs = lam * total
 
