@@ -9,6 +9,7 @@ import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from crowds import crowd
@@ -103,3 +104,31 @@ def test_a_batch_applies_caps_consent_and_suppression_like_single_sends(store_cf
     assert again == {"k-cy-1", "k-ed-1", "k-staff"}
     with session_scope(store_cfg) as session:
         assert set(session.scalars(select(ChannelSend.key))) == {"earlier", "k-cy-1", "k-ed-1"}
+
+
+def test_a_batch_takes_the_day_count_at_once_and_one_by_one_when_others_took_slots_meanwhile(
+    store_cfg: Settings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rules = Rules(timezone="Asia/Shanghai", daily_caps={"sms": 25})
+    day = NOW.astimezone(rules.zone).date()
+    batch = [(f"a{n}", f"c{n}", rules) for n in range(10)]
+    with session_scope(store_cfg) as session:
+        store.lock_customers(session, [c for _k, c, _r in batch], NOW)
+        decided = store.reserve_many(session, batch, channel="sms", now=NOW)
+    assert [d.action for d in decided.values()] == ["send"] * 10
+    # Another sender takes 10 more slots after this batch read the count (on PostgreSQL a
+    # concurrent transaction can; here the read is made stale on purpose): 20 of 25 are gone, the
+    # batch's 10 no longer fit at once, so each send is taken alone: 5 go, 5 wait for tomorrow.
+    with session_scope(store_cfg) as session:
+        assert store._take_daily(session, "sms", day, 25, slots=10)
+    stale = store.sent_on
+    monkeypatch.setattr(store, "sent_on", lambda session, channel, day: stale(session, channel, day) - 10)
+    second = [(f"b{n}", f"d{n}", rules) for n in range(10)]
+    with session_scope(store_cfg) as session:
+        store.lock_customers(session, [c for _k, c, _r in second], NOW)
+        decided = store.reserve_many(session, second, channel="sms", now=NOW)
+    assert [decided[k].action for k, _c, _r in second] == ["send"] * 5 + ["defer"] * 5
+    assert {decided[k].reason for k, _c, _r in second[5:]} == {"daily_cap"}
+    with session_scope(store_cfg) as session:
+        assert stale(session, "sms", day) == 25
+        assert session.scalar(select(func.count()).select_from(ChannelSend)) == 15

@@ -16,7 +16,7 @@ let through without counting again. :func:`release` gives a slot back when a sen
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
@@ -175,13 +175,17 @@ def _open_day(session: Session, channel: str, day: date) -> None:
                     .on_conflict_do_nothing(index_elements=[table.c.channel, table.c.day]))
 
 
-def _take_daily(session: Session, channel: str, day: date, limit: int, *, opened: bool = False) -> bool:
+def _take_daily(session: Session, channel: str, day: date, limit: int, *, opened: bool = False,
+                slots: int = 1) -> bool:
+    """Take ``slots`` sends of the day's count on ``channel``, all or none (False when they no
+    longer fit under ``limit``)."""
     if not opened:
         _open_day(session, channel, day)
     table = cast(Table, ChannelDailyCount.__table__)  # (Core: no ORM bookkeeping on this hot path)
     done = session.execute(update(table)
-                           .where(table.c.channel == channel, table.c.day == day, table.c.sent < limit)
-                           .values(sent=table.c.sent + 1))
+                           .where(table.c.channel == channel, table.c.day == day,
+                                  table.c.sent + slots <= limit)
+                           .values(sent=table.c.sent + slots))
     return _rowcount(done) == 1
 
 
@@ -277,8 +281,10 @@ def reserve_many(session: Session, requests: Sequence[tuple[str, str, Rules]], *
     customer id, the message's rules — they differ at most in the quiet-hours mode), in a handful
     of queries: the callers hold every customer's lock (:func:`lock_customers`), so reading each
     customer's history once and counting the batch's own reservations as they are made gives the
-    decisions :func:`reserve` would give one after the other. The day counter is still taken with
-    one conditional ``UPDATE`` per send (other customers' senders share it). Never commits."""
+    decisions :func:`reserve` would give one after the other. The day counter (other customers'
+    senders share it) is taken for the whole batch with one conditional ``UPDATE`` (``sent + n <=
+    limit``); when that no longer fits because other senders took slots since it was read, the
+    batch is decided again taking one slot per send, as before. Never commits."""
     if not requests:
         return {}
     keys = [key for key, _c, _r in requests]
@@ -303,31 +309,52 @@ def reserve_many(session: Session, requests: Sequence[tuple[str, str, Rules]], *
     today = sent_on(session, channel, day) if limit is not None else 0
     if limit is not None:
         _open_day(session, channel, day)
-    decisions: dict[str, Decision] = {}
-    fresh: list[dict[str, Any]] = []
-    for key, customer, rules in requests:
-        row = existing.get(key)
-        if key in decisions or (row is not None and row.status == "reserved"):
-            decisions[key] = rules_mod.SEND  # a repeat: let through, not counted again
-            continue
-        history_of = past.setdefault(customer, [])
-        decision = rules_mod.decide(now, channel, rules, history_of, today)
-        if not decision.allowed:
-            decisions[key] = decision
-            continue
-        counted = 0
-        if limit is not None:
-            if not _take_daily(session, channel, day, limit, opened=True):
-                decisions[key] = rules_mod.decide(now, channel, rules, history_of, limit)
+
+    def plan(take: Callable[[], bool] | None) -> tuple[dict[str, Decision], list[tuple[str, str, int]]]:
+        """The decisions in order, and the sends to count: ``(key, customer, counted daily)``.
+        ``take`` takes one slot of the day counter (``None``: counted here, taken in bulk after)."""
+        decisions: dict[str, Decision] = {}
+        counted_sends: list[tuple[str, str, int]] = []
+        histories = {customer: list(sends) for customer, sends in past.items()}
+        count = today
+        for key, customer, rules in requests:
+            row = existing.get(key)
+            if key in decisions or (row is not None and row.status == "reserved"):
+                decisions[key] = rules_mod.SEND  # a repeat: let through, not counted again
                 continue
-            counted, today = 1, today + 1
+            history_of = histories.setdefault(customer, [])
+            decision = rules_mod.decide(now, channel, rules, history_of, count)
+            if not decision.allowed:
+                decisions[key] = decision
+                continue
+            counted = 0
+            if limit is not None:
+                if take is not None and not take():  # another customer's sender took the last one
+                    decisions[key] = rules_mod.decide(now, channel, rules, history_of, limit)
+                    continue
+                counted, count = 1, count + 1
+            counted_sends.append((key, customer, counted))
+            history_of.append((channel, now))
+            decisions[key] = decision
+        return decisions, counted_sends
+
+    # Counted here and taken from the day counter with one conditional UPDATE; only when other
+    # senders took slots meanwhile (PostgreSQL) so that the batch no longer fits is it decided
+    # again, one conditional UPDATE per send, as each would have been alone.
+    decisions, sends = plan(None)
+    taken = sum(counted for _k, _c, counted in sends)
+    if limit is not None and taken and not _take_daily(session, channel, day, limit, opened=True,
+                                                       slots=taken):
+        cap = limit
+        decisions, sends = plan(lambda: _take_daily(session, channel, day, cap, opened=True))
+    fresh: list[dict[str, Any]] = []
+    for key, customer, counted in sends:
+        row = existing.get(key)
         if row is not None:  # released earlier, now sent again
             row.status, row.sent_at, row.local_day, row.counted_daily = "reserved", now, day, counted
         else:
             fresh.append({"key": key, "customer_id": customer, "channel": channel, "sent_at": now,
                           "local_day": day, "counted_daily": counted, "status": "reserved"})
-        history_of.append((channel, now))
-        decisions[key] = decision
     if fresh:
         session.execute(insert(cast(Table, ChannelSend.__table__)), fresh)
     session.flush()
