@@ -5,18 +5,15 @@ own entrants (the Ibis expression other engines run)."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-import duckdb
-import ibis
-import pyarrow as pa
 import pytest
 from ibis.backends import BaseBackend
+from tests.tiny_warehouse import copy_to_spark, make_warehouse
 
 from growthwheel.insight.funnels import DEFAULT_STEPS, funnel_entrants, funnel_members, funnel_with_stops
 from growthwheel.segments.compile import Context, Sources, load_sources, member_ids
 from growthwheel.segments.definition import SegmentDefinitionError, parse_definition
-from growthwheel.warehouse import schema
 
 START, END = date(2024, 1, 1), date(2024, 1, 31)
 CTX = Context(as_of=date(2024, 3, 1), timezone="UTC", currency_exponent=2)
@@ -47,16 +44,10 @@ def shop() -> BaseBackend:
         # an anonymous visitor (never signed in) stops at step 2: counted, but nobody to list.
         ("view", "2024-01-06 08:00:00", None, "d9"), ("add_to_cart", "2024-01-06 08:01:00", None, "d9"),
     ]
-    raw = duckdb.connect()
-    raw.execute("SET TimeZone = 'UTC'")
-    for table in schema.TABLES.values():
-        raw.execute(schema.ddl(table.name, table.stored))
-    events = [_event(i, *r) for i, r in enumerate(rows, start=1)]
-    raw.register("batch", pa.Table.from_pylist(events))
-    raw.execute('INSERT INTO "events" BY NAME SELECT * FROM batch')
-    raw.register("people", pa.table({"customer_id": [f"c{i}" for i in range(1, 6)]}))
-    raw.execute('INSERT INTO "customers" BY NAME SELECT * FROM people')
-    return ibis.duckdb.from_connection(raw)
+    return cast(BaseBackend, make_warehouse({
+        "events": [_event(i, *r) for i, r in enumerate(rows, start=1)],
+        "customers": [{"customer_id": f"c{i}"} for i in range(1, 6)],
+    }))
 
 
 def funnel(reached: int, exact: bool = True, **extra: Any) -> dict[str, Any]:
@@ -127,14 +118,7 @@ def test_funnel_members_checks_the_step(shop: BaseBackend) -> None:
 def test_on_spark_the_ibis_path_gives_the_same_customers(shop: BaseBackend, spark_session: Any) -> None:
     """Spark has no in-memory path: the funnel condition and the page's counts are the Ibis
     expression there, and must give what DuckDB's in-memory path gives."""
-    columns = ["event_id", "type", "occurred_at", "event_date", "customer_id", "anonymous_id"]
-    found = shop.table("events").select(*columns).to_pyarrow().to_pylist()
-    rows = [tuple(r[c] for c in columns) for r in found]
-    layout = ("event_id string, type string, occurred_at timestamp, event_date date, customer_id string, "
-              "anonymous_id string")  # the session's time zone is UTC: naive times are read as UTC
-    spark_session.createDataFrame(rows, schema=layout).createOrReplaceTempView("funnel_condition_events")
-    spark = ibis.pyspark.connect(spark_session)
-    on_spark = spark.table("funnel_condition_events")
+    on_spark = copy_to_spark(spark_session, shop, ["events"]).table("events")
     here = shop.table("events")
     frame, stops = funnel_with_stops(on_spark, DEFAULT_STEPS, start=START, end=END)
     frame_here, stops_here = funnel_with_stops(here, DEFAULT_STEPS, start=START, end=END)

@@ -12,6 +12,7 @@ import ibis
 import pandas as pd
 import pytest
 from sqlalchemy.orm import Session
+from tests.tiny_warehouse import copy_to_spark
 
 from growthwheel.config import Settings
 from growthwheel.segments.models import Segment
@@ -65,16 +66,10 @@ def test_the_same_answers_on_duckdb_and_spark(spark_session: Any, store: tuple[S
     duck = ibis.duckdb.connect()
     duck.create_table("orders", _orders())
     duck.create_table("segment_members", _members(segment_id))
-    spark_session.createDataFrame(_orders()).createOrReplaceTempView("orders")
-    spark_session.createDataFrame(_members(segment_id)).createOrReplaceTempView("segment_members")
-    try:
-        on_spark_backend = ibis.pyspark.connect(spark_session)
-        with session_scope(cfg) as session:
-            on_duck = _answers(session, duck, survey_id)
-            on_spark = _answers(session, on_spark_backend, survey_id)
-    finally:
-        spark_session.catalog.dropTempView("orders")
-        spark_session.catalog.dropTempView("segment_members")
+    spark = copy_to_spark(spark_session, duck, ("orders", "segment_members"))
+    with session_scope(cfg) as session:
+        on_duck = _answers(session, duck, survey_id)
+        on_spark = _answers(session, spark, survey_id)
     assert on_duck == on_spark
     segments, repurchase = on_duck
     assert [(r["group"], r["n"]) for r in segments] == [("偶数客户", 15)]
