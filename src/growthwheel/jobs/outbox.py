@@ -220,18 +220,21 @@ def claim(session: Session, *, worker: str, now: datetime, limit: int = DEFAULT_
     (a worker took them and died before handing them to a channel: plain pending work); ``sending``
     whose lease ran out (in doubt: handed to a channel, outcome unknown)."""
     begin_immediate(session)
-    expired = OutboxRow.lease_until < now
+    table = _OUTBOX  # (Core rows, not ORM objects: a claim reads up to a batch of rows each time)
+    expired = table.c.lease_until < now
     due = (
-        select(OutboxRow)
-        .where(OutboxRow.next_attempt_at <= now,
-               (OutboxRow.status == "pending")
-               | (OutboxRow.status.in_(("claimed", "sending")) & expired))
-        .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+        select(table.c.id, table.c.key, table.c.channel, table.c.recipient, table.c.payload,
+               table.c.customer_id, table.c.journey_id, table.c.step_id, table.c.occurrence,
+               table.c.status, table.c.attempts, table.c.max_attempts, table.c.created_at)
+        .where(table.c.next_attempt_at <= now,
+               (table.c.status == "pending")
+               | (table.c.status.in_(("claimed", "sending")) & expired))
+        .order_by(table.c.next_attempt_at, table.c.id)
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    rows = list(session.scalars(due))
+    rows = list(session.execute(due))
     if not rows:
         return []
     claimed: list[Claimed] = []
@@ -251,7 +254,6 @@ def claim(session: Session, *, worker: str, now: datetime, limit: int = DEFAULT_
     session.execute(
         update(OutboxRow).where(OutboxRow.id.in_([c.id for c in claimed if c.in_doubt]))
         .values(**lease).execution_options(synchronize_session=False))
-    session.expunge_all()
     return claimed
 
 
