@@ -9,11 +9,9 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import duckdb
-import ibis
 import pandas as pd
-import pyarrow as pa
 import pytest
+from tests.tiny_warehouse import make_warehouse
 
 from growthwheel.errors import InvalidArgumentError
 from growthwheel.insight.funnels import (
@@ -26,21 +24,13 @@ from growthwheel.insight.funnels import (
     identity_links,
     with_actor,
 )
-from growthwheel.warehouse import schema
 
 START, END = date(2024, 1, 1), date(2024, 1, 31)
 
 
 def make_events(rows: list[dict[str, Any]]) -> Any:
     """The ``events`` table of an in-memory DuckDB warehouse holding ``rows``."""
-    raw = duckdb.connect()
-    raw.execute("SET TimeZone = 'UTC'")
-    for table in schema.TABLES.values():
-        raw.execute(schema.ddl(table.name, table.stored))
-    cols = sorted({k for r in rows for k in r})
-    raw.register("batch", pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in rows]))
-    raw.execute('INSERT INTO "events" BY NAME SELECT * FROM batch')
-    return ibis.duckdb.from_connection(raw).table("events")
+    return make_warehouse({"events": rows}).table("events")
 
 
 _n = 0

@@ -8,10 +8,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-import duckdb
-import ibis
-import pyarrow as pa
 import pytest
+from tests.tiny_warehouse import make_warehouse
 
 from growthwheel.errors import InvalidArgumentError
 from growthwheel.insight.lifecycle import (
@@ -26,19 +24,11 @@ from growthwheel.insight.lifecycle import (
     thresholds_for,
     transitions,
 )
-from growthwheel.warehouse import schema
 
 
-def make_warehouse(orders: list[dict[str, Any]]) -> Any:
+def make_orders(orders: list[dict[str, Any]]) -> Any:
     """An in-memory DuckDB warehouse with the stored schema holding ``orders``, as Ibis."""
-    raw = duckdb.connect()
-    raw.execute("SET TimeZone = 'UTC'")
-    for table in schema.TABLES.values():
-        raw.execute(schema.ddl(table.name, table.stored))
-    cols = sorted({k for r in orders for k in r})
-    raw.register("batch", pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in orders]))
-    raw.execute('INSERT INTO "orders" BY NAME SELECT * FROM batch')
-    return ibis.duckdb.from_connection(raw)
+    return make_warehouse({"orders": orders})
 
 
 _count = 0
@@ -74,7 +64,7 @@ def shop() -> Any:
         order("c2", d(2024, 3, 2)),
         order("x", d(2024, 6, 1), "cancelled"),
     ]
-    return make_warehouse(rows)
+    return make_orders(rows)
 
 
 def test_stage_of_every_customer_as_of_a_date() -> None:
@@ -130,7 +120,7 @@ def test_thresholds_learned_from_the_shops_repeat_gaps() -> None:
     # Three orders on one day are one purchase: this customer has one gap, of 7 days (not 0, 0, 7).
     rows += [order("s", d(2024, 2, 1)), order("s", d(2024, 2, 1)), order("s", d(2024, 2, 1)),
              order("s", d(2024, 2, 8)), order("s", d(2024, 2, 9), "cancelled")]
-    con = make_warehouse(rows)
+    con = make_orders(rows)
     hist = repeat_gaps(con.table("orders")).execute()
     assert dict(zip(hist["gap_days"], hist["gaps"], strict=True)) == {7: 1, 10: 20, 100: 5}
     # 26 gaps. P80: the 21st smallest (ceil(0.8 · 26) = 21) is 10; P95: the 25th is 100.

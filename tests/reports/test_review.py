@@ -16,14 +16,11 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import duckdb
-import ibis
-import pyarrow as pa
 import pytest
+from tests.tiny_warehouse import make_warehouse
 
 from growthwheel.errors import InvalidArgumentError, NoDataError
 from growthwheel.reports.review import period_label, render_review, review_period
-from growthwheel.warehouse import schema
 
 SHOP_TZ = ZoneInfo("Asia/Shanghai")
 FIRST, LAST = date(2024, 1, 1), date(2024, 3, 31)
@@ -74,22 +71,10 @@ def _build() -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
     return data, paid
 
 
-def _warehouse(rows: dict[str, list[dict[str, Any]]]) -> Any:
-    raw = duckdb.connect()
-    raw.execute("SET TimeZone = 'UTC'")
-    for table in schema.TABLES.values():
-        raw.execute(schema.ddl(table.name, table.stored))
-    for name, records in rows.items():
-        raw.register("batch", pa.Table.from_pylist(records))
-        raw.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM batch')
-        raw.unregister("batch")
-    return ibis.duckdb.from_connection(raw)
-
-
 @pytest.fixture(scope="module")
 def shop() -> tuple[Any, list[dict[str, Any]]]:
     data, paid = _build()
-    return _warehouse(data), paid
+    return make_warehouse(data), paid
 
 
 def _monday(d: date) -> date:
@@ -204,11 +189,11 @@ def test_monthly_and_quarterly_reviews(shop: tuple[Any, list[dict[str, Any]]]) -
 
 
 def test_nothing_to_review() -> None:
-    empty = _warehouse({})
+    empty = make_warehouse({})
     with pytest.raises(NoDataError, match="no orders"):
         render_review(empty, period="week", shop_name="S", currency="CNY")
     data, _ = _build()
-    con = _warehouse(data)
+    con = make_warehouse(data)
     with pytest.raises(NoDataError, match="nothing to review"):
         render_review(con, period="week", as_of=date(2023, 6, 1), shop_name="S", currency="CNY")
     with pytest.raises(InvalidArgumentError, match="review period"):
