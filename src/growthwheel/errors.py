@@ -72,11 +72,13 @@ class MissingColumnsError(ImportFileError):
     it) and ``values`` holds ``missing`` and ``found`` for a message in the reader's language."""
 
     code = "missing_columns"
+    key = "imports.error.missing_columns"
 
     def __init__(self, message: str, file: str, missing: Sequence[str], found: Sequence[str]) -> None:
         super().__init__(message)
         self.file = file
         self.values = {"missing": ", ".join(missing), "found": ", ".join(found) or "–"}
+        self.params = {"file": file.replace("\\", "/").rsplit("/", 1)[-1], **self.values}
 
 
 class NoDataError(GrowthwheelError):

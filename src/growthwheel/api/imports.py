@@ -31,17 +31,20 @@ from starlette.types import Message
 
 from growthwheel.accounts.service import audit, mask_contacts, mask_email, mask_phone
 from growthwheel.api.deps import DbSession, Principal, check_csrf, require_scope
+from growthwheel.api.errors import request_language
 from growthwheel.api.warehouse import warehouse
 from growthwheel.config import Settings
 from growthwheel.errors import InvalidArgumentError, NoDataError
 from growthwheel.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, paginate
 from growthwheel.warehouse import uploads
 from growthwheel.warehouse.db import QUARANTINE_TABLE
+from growthwheel.warehouse.file_checks import FileTypeProblem
 from growthwheel.warehouse.formats.generic import CSV_SUFFIXES, JSON_SUFFIXES, PARQUET_SUFFIXES
 from growthwheel.warehouse.ingest import FORMATS
 from growthwheel.warehouse.jobs import ImportJob
 from growthwheel.warehouse.owner import WarehouseOwner
 from growthwheel.warehouse.schema import TABLES, resolve_table
+from growthwheel.web.i18n import DEFAULT_LANG, k, translator
 
 router = APIRouter(prefix="/api/v1", tags=["imports"])
 
@@ -82,6 +85,8 @@ class ImportResultOut(BaseModel):
     tables: dict[str, TableCountsOut]
     ignored_columns: dict[str, list[str]] = Field(default_factory=dict)
     seconds: float
+    header_only: list[str] = Field(default_factory=list, description=(
+        "Files with a header row and no data row: nothing was imported from them."))
 
 
 class QuarantineRow(BaseModel):
@@ -111,6 +116,12 @@ class ImportJobOut(BaseModel):
     files: list[str] = Field(description="The files, named as they were uploaded.")
     error: str | None = Field(default=None, description="Why the import failed.")
     error_code: str | None = Field(default=None, description="Stable code of the failure.")
+    error_file: str | None = Field(default=None, description="The file a failure is about, as uploaded.")
+    error_row: int | None = Field(default=None, description=(
+        "The data row a failure is about (1 = the first row after the header; 0 = the header)."))
+    problem: dict[str, Any] | None = Field(default=None, description=(
+        "A failure as RFC 9457 problem+json (`code`, `detail` in the client's `Accept-Language`, "
+        "`file`, `row`)."))
     submitted_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -176,14 +187,38 @@ def shown_value(column: str | None, value: str | None, can_see_pii: bool) -> str
     return mask_contacts(value)
 
 
-def _job_out(job: ImportJob, cfg: Settings) -> dict[str, Any]:
-    """The public fields of an owner's job (files named as uploaded, never by server path)."""
+def job_error_in(job: ImportJob, lang: str) -> str | None:
+    """A failed job's error in ``lang``: English as :func:`job_error` (``file: reason``), another
+    language from the catalogues when the failure's words are there (files named as uploaded)."""
+    if lang != DEFAULT_LANG:
+        translated = job.error_in(translator(lang))
+        if translated is not None:
+            return translated
+    return job_error(job)
+
+
+def _problem_of(job: ImportJob, lang: str) -> dict[str, Any] | None:
+    """A failed job's problem+json object (``detail`` in ``lang``)."""
+    if job.status != "failed" or job.error is None:
+        return None
+    code = job.error_code or "import_failed"
+    row = job.error_values.get("row")
+    return {"type": f"/problems/{code}", "title": code.replace("_", " ").capitalize(),
+            "status": job.error_status or 422, "code": code, "detail": job_error_in(job, lang),
+            "file": job.error_file_shown, "row": int(row) if row is not None else None}
+
+
+def _job_out(job: ImportJob, cfg: Settings, lang: str = DEFAULT_LANG) -> dict[str, Any]:
+    """The public fields of an owner's job (files named as uploaded, never by server path; a
+    failure in ``lang``)."""
     shown = job.shown_files
     result = None
     if job.result is not None:
         data = job.result.to_dict()
         result = {**data, "files": shown,
-                  "ignored_columns": {Path(k).name: v for k, v in job.result.ignored_columns.items()}}
+                  "ignored_columns": {Path(k).name: v for k, v in job.result.ignored_columns.items()},
+                  "header_only": [Path(n).name for n in job.result.header_only]}
+    row = job.error_values.get("row") if job.status == "failed" else None
     return {
         "id": job.id,
         "status": job.status,
@@ -192,8 +227,11 @@ def _job_out(job: ImportJob, cfg: Settings) -> dict[str, Any]:
         "table": job.table,
         "format": job.format,
         "files": shown,
-        "error": job_error(job),
+        "error": job_error_in(job, lang),
         "error_code": job.error_code,
+        "error_file": job.error_file_shown if job.status == "failed" else None,
+        "error_row": int(row) if row is not None else None,
+        "problem": _problem_of(job, lang),
         "submitted_at": job.submitted_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
@@ -391,7 +429,7 @@ async def create_import(
         await limited.close()  # the parsed form's temporary files
     audit(session, principal, "import.submit", f"import:{job_id}",
           {"table": table, "format": fmt, "files": names})
-    return _job_out(_job(owner, job_id), cfg)
+    return _job_out(_job(owner, job_id), cfg, request_language(request))
 
 
 def _upload_fields(form: FormData) -> tuple[str, str, list[UploadFile]]:
@@ -411,10 +449,12 @@ def _upload_fields(form: FormData) -> tuple[str, str, list[UploadFile]]:
         raise InvalidArgumentError("files: attach at least one file")
     if fmt == "generic":
         for upload in files:
-            if Path(upload.filename or "").suffix.lower() not in _GENERIC_SUFFIXES:
-                raise InvalidArgumentError(
-                    f"files: {upload.filename!r} is not a .csv, .parquet or .jsonl file"
-                )
+            suffix = Path(upload.filename or "").suffix.lower()
+            if suffix not in _GENERIC_SUFFIXES:
+                raise FileTypeProblem(
+                    f"files: {upload.filename!r} is not a .csv, .parquet or .jsonl file",
+                    uploads.display_name(upload.filename, 1), k("import_file.file_type"),
+                    suffix=suffix or "–")
     return table, fmt, files
 
 
@@ -427,7 +467,8 @@ def list_imports(
 ) -> dict[str, Any]:
     """The import jobs this server ran or is running, newest first."""
     cfg: Settings = request.app.state.cfg
-    return {"items": [_job_out(job, cfg) for job in owner.jobs()[:limit]]}
+    lang = request_language(request)
+    return {"items": [_job_out(job, cfg, lang) for job in owner.jobs()[:limit]]}
 
 
 @router.get(
@@ -444,7 +485,7 @@ def get_import(
 ) -> dict[str, Any]:
     """The job's status, phase and fraction; once done its counts and the rows it quarantined."""
     cfg: Settings = request.app.state.cfg
-    out = _job_out(_job(owner, job_id), cfg)
+    out = _job_out(_job(owner, job_id), cfg, request_language(request))
     result = out["result"]
     if result is not None:
         with owner.read() as con:

@@ -127,6 +127,10 @@ QUARANTINE_REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"refunded_amount exceeds total \+ shipping"), k("imports.reason.refund_order")),
     (re.compile(r"order (?P<order>.+) held back: its row (?P<row>\d+) was refused"),
      k("imports.reason.order_held")),
+    # Rows the CSV reader refused (``formats/generic.py``): DuckDB's words after the prefix.
+    (re.compile(r"unreadable row: Expected Number of Columns: (?P<expected>\d+) Found: (?P<found>\d+).*",
+                re.DOTALL), k("imports.reason.row_fields")),
+    (re.compile(r"unreadable row: .*", re.DOTALL), k("imports.reason.unreadable_row")),
 )
 
 
@@ -264,7 +268,7 @@ async def submit_import(request: Request, user: PageUser) -> Response:
         context = await run_in_threadpool(
             _imports_context, request, user, {"table": table, "format": fmt}, {}
         )
-        context["problem"] = exc.message
+        context["problem"] = exc.text(page_translator(request))
         return render(request, "imports/index.html.j2", context, user=user, status=422)
     except BaseException:
         uploads.discard(folder)
@@ -295,6 +299,7 @@ class _JobView:
     counts: list[dict[str, Any]] = field(default_factory=list)
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     quarantine_more: bool = False
+    notices: list[str] = field(default_factory=list)
 
 
 def _quarantine_of(con: Any, import_id: str) -> list[dict[str, Any]]:
@@ -307,6 +312,9 @@ def _quarantine_of(con: Any, import_id: str) -> list[dict[str, Any]]:
 def _job_error(request: Request, job: ImportJob) -> str | None:
     """A failed job's reason: in the reader's language for failures the console knows, else the
     import's own message (files named as uploaded, never a server path)."""
+    translated = job.error_in(page_translator(request))
+    if translated is not None:
+        return translated
     key = IMPORT_ERROR_KEYS.get(job.error_code or "")
     if key is not None and job.error_file:
         shown = dict(zip(job.files, job.shown_files, strict=False))  # a server path → its upload's name
@@ -333,6 +341,8 @@ def _job_view(request: Request, job: ImportJob, can_see_pii: bool) -> _JobView:
         error=_job_error(request, job),
     )
     if result is not None:
+        view.notices = [page_translator(request)(k("import_file.header_only"), file=Path(name).name)
+                        for name in result.header_only]
         main = result.tables.get("orders" if result.table == "order_lines" else result.table)
         counts = {
             "rows_read": result.rows_read,

@@ -36,8 +36,44 @@ def cli_errors() -> Iterator[None]:
     try:
         yield
     except GrowthwheelError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {error_text(exc)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+def cli_language() -> str:
+    """The CLI's language: ``GROWTHWHEEL_LANG`` (``zh`` or ``en``), else the locale's
+    (``LC_ALL``, ``LC_MESSAGES``, ``LANG``: ``zh_CN.UTF-8`` → ``zh``); English by default."""
+    import os
+
+    for name in ("GROWTHWHEEL_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name, "").strip().lower()
+        if value and value not in ("c", "posix", "c.utf-8"):
+            return "zh" if value.startswith("zh") else "en"
+    return "en"
+
+
+def error_text(exc: Exception) -> str:
+    """A domain error's one line in the CLI's language (its catalogue words when it has them)."""
+    from growthwheel.errors import GrowthwheelError
+
+    if not isinstance(exc, GrowthwheelError):
+        return str(exc)
+    lang = cli_language()
+    if lang == "en" or exc.key is None:
+        return exc.message
+    from growthwheel.web.i18n import translator
+
+    try:
+        return exc.text(translator(lang))
+    except (KeyError, IndexError, ValueError):  # a placeholder the error does not fill
+        return exc.message
+
+
+def cli_text(key: str, **values: object) -> str:
+    """A catalogue text in the CLI's language."""
+    from growthwheel.web.i18n import translator
+
+    return translator(cli_language())(key, **values)
 
 
 def parse_date(value: str | None, option: str) -> date | None:

@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from growthwheel import __version__
-from growthwheel.cli.common import Column, err, money_text, out, parse_date, print_json, print_table
+from growthwheel.cli.common import (
+    Column,
+    cli_text,
+    err,
+    error_text,
+    money_text,
+    out,
+    parse_date,
+    print_json,
+    print_table,
+)
 from growthwheel.cli.common import settings as settings
 from growthwheel.cli.lazy import LazyGroup
 from growthwheel.errors import GrowthwheelError
@@ -132,6 +142,9 @@ def _print_import(result: ingest.ImportResult) -> None:
     )
     for path, cols in result.ignored_columns.items():
         out.print(f"[yellow]{path}: ignored unknown column(s) {', '.join(cols)}[/yellow]")
+    for name in result.header_only:
+        out.print(f"[yellow]{cli_text('import_file.header_only', file=Path(name).name)}[/yellow]",
+                  highlight=False)
     if result.rows_quarantined:
         out.print(
             f"[yellow]{result.rows_quarantined:,} row(s) quarantined: "
@@ -522,5 +535,5 @@ def main() -> None:
     try:
         app()
     except GrowthwheelError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {error_text(exc)}", highlight=False, soft_wrap=True)
         sys.exit(1)

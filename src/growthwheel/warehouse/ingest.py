@@ -35,7 +35,6 @@ DuckDB on the examples and on edge values. ``engine="duckdb"`` forces it on a Sp
 
 from __future__ import annotations
 
-import codecs
 import threading
 import time
 import uuid
@@ -48,10 +47,13 @@ import duckdb
 import pyarrow as pa
 
 from growthwheel.config import Settings, ShopSettings, settings
-from growthwheel.errors import GrowthwheelError, ImportFileError, InvalidArgumentError
+from growthwheel.errors import GrowthwheelError, InvalidArgumentError
 from growthwheel.kit import ids
 from growthwheel.kit.money import currency_exponent
 from growthwheel.warehouse import db as wh
+from growthwheel.warehouse.file_checks import FileNotFoundProblem, check_text, renamed
+from growthwheel.warehouse.file_checks import FileNotTextError as FileNotTextError
+from growthwheel.warehouse.file_checks import FileNotUtf8Error as FileNotUtf8Error
 from growthwheel.warehouse.formats import generic, shopify, taobao
 from growthwheel.warehouse.schema import (
     CHECKOUT_SOURCE,
@@ -66,6 +68,7 @@ from growthwheel.warehouse.schema import (
     Table,
     resolve_table,
 )
+from growthwheel.web.i18n import k
 
 FORMATS = ("generic", "shopify", "taobao")
 #: ``inventory``'s derived columns: the kind of row and the location (never NULL: both are keys).
@@ -101,6 +104,8 @@ class ImportResult:
     tables: dict[str, TableCounts] = field(default_factory=dict)
     ignored_columns: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
+    header_only: list[str] = field(default_factory=list)
+    """Files (as named in ``files``) with a header row and no data row: nothing to import."""
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -631,8 +636,10 @@ def check_request(table_name: str, paths: Sequence[Path | str], fmt: str,
         return _check_request(table_name, paths, fmt)
     except GrowthwheelError as exc:
         if names is not None:
-            exc.message = _renamed(exc.message, {str(p): str(n) for p, n in zip(paths, names, strict=False)})
+            rename = {str(p): str(n) for p, n in zip(paths, names, strict=False)}
+            exc.message = _renamed(exc.message, rename)
             exc.args = (exc.message,)
+            renamed(exc, rename)
         raise
 
 
@@ -650,7 +657,7 @@ def _check_request(table_name: str, paths: Sequence[Path | str], fmt: str) -> tu
         raise InvalidArgumentError("no files given")
     for path in files:
         if not path.is_file():
-            raise ImportFileError(f"{path}: no such file")
+            raise FileNotFoundProblem(f"{path}: no such file", path, k("import_file.not_found"))
     return table, files
 
 
@@ -683,8 +690,8 @@ def import_files(
     rename = {str(p): n for p, n in zip(paths, shown, strict=True)}
     try:
         table, files = check_request(table_name, paths, fmt)
-        for path, name in zip(files, shown, strict=True):
-            check_text(path, name, fmt)
+        header_only = [name for path, name in zip(files, shown, strict=True)
+                       if "header_only" in check_text(path, name, fmt)]
         show = progress if sum(p.stat().st_size for p in files) > PROGRESS_BYTES else None
         if engine not in (None, "duckdb", "spark"):
             raise InvalidArgumentError(f"engine: {engine!r} is not duckdb or spark")
@@ -698,6 +705,7 @@ def import_files(
                 if show is not None:
                     show(f"importing {', '.join(Path(n).name for n in shown)} on Spark", None)
                 spark_ingest.run(cfg, table, files, shown, None if names is None else rename, result)
+                result.header_only = header_only
                 if show is not None:
                     show("done", 1.0)
                 return result
@@ -707,15 +715,18 @@ def import_files(
             result.ignored_columns = {rename.get(k, k): v for k, v in result.ignored_columns.items()}
             return staged
 
-        return _import(
+        done = _import(
             cfg, table, fmt, shown, stage,
             f"reading and validating {', '.join(Path(n).name for n in shown)}", show,
             rename=None if names is None else rename,
         )
+        done.header_only = header_only
+        return done
     except GrowthwheelError as exc:
         if names is not None:  # name the files as the client did, wherever the message says
             exc.message = _renamed(exc.message, rename)
             exc.args = (exc.message,)
+            renamed(exc, rename)
         raise
 
 
@@ -728,76 +739,11 @@ def _renamed(message: str, rename: dict[str, str]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Files that are not text: refused up front, naming the file.
+# Files that are not text: refused up front, naming the file (``file_checks.py``).
 # ---------------------------------------------------------------------------------------------
 
-#: Opening bytes of files people upload by mistake: (magic, what it is).
-_NOT_TEXT = (
-    (b"PK\x03\x04", "a ZIP archive or an Excel .xlsx workbook"),
-    (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook or another Office document"),
-    (b"%PDF", "a PDF document"),
-    (b"\x89PNG", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF8", "a GIF image"),
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"7z\xbc\xaf", "a 7-Zip archive"),
-    (b"Rar!", "a RAR archive"),
-)
-#: Bytes read to decide.
-_SNIFF_BYTES = 64 * 1024
 #: Raw rows (lines the CSV reader refused) are kept in quarantine up to this many characters.
 MAX_RAW_CHARS = 1000
-
-
-class FileNotTextError(ImportFileError):
-    """An input file meant to be CSV or JSON Lines is binary (a workbook, an archive, an image)."""
-
-    code = "file_not_text"
-
-    def __init__(self, message: str, file: str) -> None:
-        super().__init__(message)
-        self.file = file
-
-
-class FileNotUtf8Error(ImportFileError):
-    """A generic-format text file is not UTF-8."""
-
-    code = "file_not_utf8"
-
-    def __init__(self, message: str, file: str) -> None:
-        super().__init__(message)
-        self.file = file
-
-
-def check_text(path: Path, name: str, fmt: str) -> None:
-    """Refuse (naming the file as ``name``) a file that should be text and is not: a binary file
-    for any CSV or JSON input, and a file that is not UTF-8 for the generic format (shop exports
-    may be GBK). Parquet files are left to the Parquet reader."""
-    suffix = path.suffix.lower()
-    if fmt == "generic" and suffix not in generic.CSV_SUFFIXES | generic.JSON_SUFFIXES:
-        return
-    with path.open("rb") as handle:
-        head = handle.read(_SNIFF_BYTES)
-    shown = Path(name).name
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text"
-        raise FileNotUtf8Error(f"{name}: not UTF-8 text (it is UTF-16); save it as CSV UTF-8", shown)
-    for magic, what in _NOT_TEXT:
-        if head.startswith(magic):
-            raise FileNotTextError(
-                f"{name}: not a text file ({what}); save it as CSV (UTF-8) and upload that", shown)
-    if b"\x00" in head:
-        raise FileNotTextError(
-            f"{name}: not a text file (binary content); save it as CSV (UTF-8) and upload that", shown)
-    if fmt != "generic":
-        return
-    body = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(body, final=len(head) < _SNIFF_BYTES)
-    except UnicodeDecodeError as exc:
-        row = body[: exc.start].count(b"\n")  # the header is line 1, data row 1 is line 2
-        raise FileNotUtf8Error(
-            f"{name}: not UTF-8 text (first at row {row}); save it as UTF-8, "
-            "or import a Taobao export (GBK) with --format taobao", shown) from None
 
 
 def clip_raw(line: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +43,8 @@ class ImportJob:
     """The file a failure is about (when the error names one)."""
     error_values: dict[str, str] = field(default_factory=dict)
     """What a failure's message says besides the file (the missing columns …), for a translation."""
+    error_key: str | None = None
+    """The catalogue key of a failure's words (``web/i18n/<lang>/imports.json``), when it has one."""
     names: list[str] = field(default_factory=list)
     """How clients see the files (an upload's names as given); empty: the files' own names."""
     submitted_at: datetime = field(default_factory=_now)
@@ -61,6 +64,22 @@ class ImportJob:
         return list(self.names) if self.names else [Path(f).name for f in self.files]
 
     @property
+    def error_file_shown(self) -> str | None:
+        """The file a failure is about, as clients see it (never a server path)."""
+        if not self.error_file:
+            return None
+        shown = dict(zip(self.files, self.shown_files, strict=False))
+        return shown.get(self.error_file, Path(self.error_file).name)
+
+    def error_in(self, t: Callable[..., str]) -> str | None:
+        """A failure in the language of the translator ``t`` (``t(key, **values)``) when its words
+        are in the catalogues, naming the file as clients see it; else ``None``."""
+        file = self.error_file_shown
+        if self.error_key is None or file is None:
+            return None
+        return t(self.error_key, file=file, **self.error_values)
+
+    @property
     def paths(self) -> list[str]:
         """Same as ``files``."""
         return self.files
@@ -70,9 +89,10 @@ class ImportJob:
         data: dict[str, Any] = {
             name: getattr(self, name) for name in (
                 "id", "table", "format", "files", "status", "phase", "fraction", "error",
-                "error_code", "error_status",
+                "error_code", "error_status", "error_key", "error_values",
             )
         }
+        data["error_file"] = self.error_file_shown
         data["files"] = list(self.files)
         data["result"] = self.result.to_dict() if self.result is not None else None
         for name in ("submitted_at", "started_at", "finished_at"):

@@ -365,6 +365,7 @@ class WarehouseOwner:
             job.error, job.error_code, job.error_status = exc.message, exc.code, exc.status
             job.error_file = getattr(exc, "file", None)
             job.error_values = dict(getattr(exc, "values", None) or {})
+            job.error_key = exc.key if job.error_file else None
             job.status = "failed"
         except Exception as exc:
             log.exception("import %s failed", job.id)

@@ -167,8 +167,12 @@ def import_via_server(
             if body["status"] == "done":
                 return _result_from_dict(body["result"])
             if body["status"] == "failed":
-                raise ServerError(str(body.get("error")), str(body.get("error_code") or "server_error"),
-                                  int(body.get("error_status") or 500))
+                failure = ServerError(str(body.get("error")), str(body.get("error_code") or "server_error"),
+                                      int(body.get("error_status") or 500))
+                if body.get("error_key") and body.get("error_file"):  # words the CLI can translate
+                    failure.key = str(body["error_key"])
+                    failure.params = {**(body.get("error_values") or {}), "file": str(body["error_file"])}
+                raise failure
             time.sleep(poll)
     except OSError as exc:
         raise ServerError(

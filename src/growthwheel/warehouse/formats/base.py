@@ -24,7 +24,9 @@ import duckdb
 import pyarrow as pa
 
 from growthwheel.errors import ImportFileError, MissingColumnsError
+from growthwheel.warehouse.file_checks import EmptyFileError, FileNotUtf8Error, UnreadableFileError
 from growthwheel.warehouse.schema import Table
+from growthwheel.web.i18n import k
 
 Record = tuple[int, dict[str, str | None]]
 """One translated row: its 1-based data row number in the file and its generic-column values."""
@@ -82,7 +84,8 @@ def decode(data: bytes, path: Path) -> str:
         try:
             return data[3:].decode("utf-8")
         except UnicodeDecodeError:
-            raise ImportFileError(f"{path}: starts with a UTF-8 BOM but is not UTF-8") from None
+            raise FileNotUtf8Error(f"{path}: starts with a UTF-8 BOM but is not UTF-8", path,
+                                   k("import_file.bom_lies_somewhere")) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -90,7 +93,8 @@ def decode(data: bytes, path: Path) -> str:
     try:
         return data.decode("gb18030")
     except UnicodeDecodeError:
-        raise ImportFileError(f"{path}: not a text file in UTF-8 or GBK") from None
+        raise FileNotUtf8Error(f"{path}: not a text file in UTF-8 or GBK", path,
+                               k("import_file.not_utf8_gbk")) from None
 
 
 def read_rows(
@@ -105,14 +109,17 @@ def read_rows(
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ImportFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise UnreadableFileError(f"{path}: cannot read ({exc.strerror or exc})", path,
+                                  k("import_file.cannot_open")) from None
     reader = csv.reader(io.StringIO(decode(data, path), newline=""))
     try:
         records = list(reader)
     except csv.Error as exc:
-        raise ImportFileError(f"{path}: not a readable CSV file ({exc})") from None
+        raise UnreadableFileError(f"{path}: not a readable CSV file ({exc})", path,
+                                  k("import_file.unreadable_at.csv"),
+                                  row=max(reader.line_num - 1, 0), line=reader.line_num) from None
     if not records or not any(c.strip() for c in records[0]):
-        raise ImportFileError(f"{path}: the file is empty (no header row)")
+        raise EmptyFileError(f"{path}: the file is empty (no header row)", path, k("import_file.empty"))
     header = [header_name(h) for h in records[0]]
     rows: list[Row] = []
     for number, record in enumerate(records[1:], start=1):

@@ -10,14 +10,24 @@ read around them.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
-from growthwheel.errors import ImportFileError, MissingColumnsError
+from growthwheel.errors import MissingColumnsError
+from growthwheel.warehouse.file_checks import (
+    UNREADABLE,
+    UNREADABLE_AT,
+    FileNotUtf8Error,
+    FileTypeProblem,
+    UnreadableFileError,
+)
 from growthwheel.warehouse.schema import Table
+from growthwheel.web.i18n import k
 
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -63,9 +73,9 @@ def _source(path: Path, file_idx: int) -> tuple[str, str]:
             "maximum_depth = 1)",
             "json",
         )
-    raise ImportFileError(
-        f"{path}: unknown file type {suffix or '(none)'}; use .csv, .parquet or .jsonl"
-    )
+    raise FileTypeProblem(
+        f"{path}: unknown file type {suffix or '(none)'}; use .csv, .parquet or .jsonl", path,
+        k("import_file.file_type"), suffix=suffix or "–")
 
 
 def stage(
@@ -86,19 +96,28 @@ def _stage_file(
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
     except duckdb.Error as exc:
-        hint = " (generic CSV must be UTF-8; Taobao exports in GBK: --format taobao)" if (
-            "unicode" in str(exc).lower()
-        ) else ""
-        raise ImportFileError(f"{path}: cannot read as {kind}: {_first_line(exc)}{hint}") from exc
+        if "unicode" in str(exc).lower():
+            raise FileNotUtf8Error(
+                f"{path}: cannot read as {kind}: {_first_line(exc)} (generic CSV must be UTF-8; "
+                "Taobao exports in GBK: --format taobao)", path, k("import_file.not_utf8_somewhere"),
+            ) from exc
+        found = re.search(r"\bline (\d+)", str(exc))
+        line = _first_bad_json_line(path) if kind == "json" else int(found.group(1)) if found else None
+        if line is None:
+            raise UnreadableFileError(f"{path}: cannot read as {kind}: {_first_line(exc)}", path,
+                                      UNREADABLE[kind]) from exc
+        raise UnreadableFileError(  # JSON Lines have no header: line n is row n
+            f"{path}: cannot read as {kind} (at line {line}): {_first_line(exc)}", path,
+            UNREADABLE_AT[kind], row=line if kind == "json" else line - 1, line=line) from exc
     header = [str(row[0]) for row in described if row[0] != "file_row_number"]
-    by_lower = {h.strip().lower(): h for h in header}
+    by_lower = {_header_key(h): h for h in header}
     missing = [c for c in table.required if c not in by_lower]
     if missing:
         raise MissingColumnsError(
             f"{path}: missing required column(s) {', '.join(missing)} for table "
             f"{table.name}; found {', '.join(header) or 'no columns'}", str(path), missing, header)
     known = {c.name for c in table.inputs}
-    ignored = [h for h in header if h.strip().lower() not in known]
+    ignored = [h for h in header if _header_key(h) not in known]
     if ignored:
         staged.ignored_columns[str(path)] = ignored
     cols = []
@@ -160,10 +179,10 @@ def after_scan(con: duckdb.DuckDBPyConnection, staged: Staged, scanned: str) -> 
             f"SELECT min(line) - 1 FROM {rejects_table} WHERE error_type = 'INVALID ENCODING'"
         ).fetchone()
         if encoding and encoding[0] is not None:
-            raise ImportFileError(
+            raise FileNotUtf8Error(
                 f"{path}: not UTF-8 text (first at row {encoding[0]}); save it as UTF-8, "
-                "or import a Taobao export (GBK) with --format taobao"
-            )
+                "or import a Taobao export (GBK) with --format taobao", path,
+                k("import_file.not_utf8"), row=int(encoding[0]))
         rejects = con.execute(
             f"SELECT line - 1 AS row, any_value(csv_line), list(error_message)[1] "
             f"FROM {rejects_table} GROUP BY line ORDER BY line"
@@ -180,6 +199,31 @@ def after_scan(con: duckdb.DuckDBPyConnection, staged: Staged, scanned: str) -> 
             f"(SELECT count(*) FROM gw_offsets WHERE o < {_quote(scanned)}._row) "
             f"WHERE _file_idx = {file_idx}"
         )
+
+
+def _first_bad_json_line(path: Path) -> int | None:
+    """The first line of a JSON Lines file that is not one JSON object (1-based), if any (DuckDB's
+    own count is one off)."""
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line)
+                except ValueError:
+                    return number
+                if not isinstance(value, dict):
+                    return number
+    except OSError:
+        return None
+    return None
+
+
+def _header_key(name: str) -> str:
+    """A header as matched against the table's columns: blanks, any stray byte-order mark
+    (a file saved twice with one) and case ignored."""
+    return name.replace("\ufeff", "").strip().lower()
 
 
 def _first_line(exc: Exception) -> str:

@@ -55,8 +55,8 @@ from pathlib import Path
 
 import duckdb
 
-from growthwheel.errors import ImportFileError
 from growthwheel.kit.money import allocate, currency_exponent, major_text, parse_major
+from growthwheel.warehouse.file_checks import NotThisFormatError
 from growthwheel.warehouse.formats.base import (
     Record,
     Row,
@@ -66,6 +66,7 @@ from growthwheel.warehouse.formats.base import (
     stage_records,
 )
 from growthwheel.warehouse.schema import Table
+from growthwheel.web.i18n import k
 
 #: Headers an orders export must have to be read as order lines.
 LINE_HEADERS = (
@@ -394,9 +395,9 @@ def stage(
     elif table.name == "customers":
         required, translate = CUSTOMER_HEADERS, customer_records
     else:
-        raise ImportFileError(
-            f"the Shopify orders export holds order lines and customers, not {table.name}"
-        )
+        raise NotThisFormatError(
+            f"the Shopify orders export holds order lines and customers, not {table.name}", paths[0],
+            k("import_file.shop_table"), format="Shopify", table=table.name)
     files: list[tuple[Path, list[Record]]] = []
     for path in paths:
         header, rows = read_rows(path)

@@ -60,8 +60,8 @@ from pathlib import Path
 
 import duckdb
 
-from growthwheel.errors import ImportFileError
 from growthwheel.kit.money import allocate, major_text, parse_major
+from growthwheel.warehouse.file_checks import NotThisFormatError
 from growthwheel.warehouse.formats.base import (
     Record,
     parse_quantity,
@@ -70,6 +70,7 @@ from growthwheel.warehouse.formats.base import (
     stage_records,
 )
 from growthwheel.warehouse.schema import Table
+from growthwheel.web.i18n import k
 
 CURRENCY = "CNY"
 _EXP = 2  # fen
@@ -415,9 +416,9 @@ def stage(
 ) -> int:
     """Stage 订单报表 (+ 宝贝报表) files as generic ``order_lines`` or ``customers``."""
     if table.name not in ("order_lines", "customers"):
-        raise ImportFileError(
-            f"the Taobao order report holds order lines and customers, not {table.name}"
-        )
+        raise NotThisFormatError(
+            f"the Taobao order report holds order lines and customers, not {table.name}", paths[0],
+            k("import_file.shop_table"), format="Taobao", table=table.name)
     orders: list[Source] = []
     items: list[Source] = []
     order_files: list[tuple[Path, list[str]]] = []
@@ -427,10 +428,10 @@ def stage(
         if kind is None:
             present = set(header)
             lacks = [h for h in ORDER_HEADERS if h not in present]
-            raise ImportFileError(
+            raise NotThisFormatError(
                 f"{path}: not a Taobao 订单报表 (missing required column(s) {', '.join(lacks)}) "
-                f"nor a 宝贝报表 (it needs {', '.join(ITEM_HEADERS)}); found {', '.join(header)}"
-            )
+                f"nor a 宝贝报表 (it needs {', '.join(ITEM_HEADERS)}); found {', '.join(header)}",
+                path, k("import_file.not_taobao"), missing=", ".join(lacks), found=", ".join(header))
         if kind == "orders":
             require_columns(path, header, ORDER_HEADERS)
             order_files.append((path, header))
@@ -439,10 +440,10 @@ def stage(
             require_columns(path, header, ITEM_HEADERS)
             items.extend(Source(idx, n, v) for n, v in rows)
     if not order_files:
-        raise ImportFileError(
+        raise NotThisFormatError(
             f"{', '.join(str(p) for p in paths)}: no 订单报表 (order report, with 买家会员名) "
-            "among the files; a 宝贝报表 alone has no buyers or order times"
-        )
+            "among the files; a 宝贝报表 alone has no buyers or order times", paths[0],
+            k("import_file.no_taobao_orders"))
     if table.name == "customers":
         grouped = customer_records(orders, len(paths))
     else:
