@@ -6,7 +6,14 @@
   actual, pace, status) and the three-axis review (customers, products, operations), with a link
   to the self-contained HTML report (``/api/v1/marketing/campaigns/{id}/report.html``);
 * ``GET /marketing/influencers`` — the registry and what each influencer brought over a period
-  (ranking by ROI, revenue, orders or new customers) and the tier pyramid.
+  (ranking by ROI, revenue, orders or new customers) and the tier pyramid;
+* editing and deleting (writers only; an analyst sees no buttons and gets 403): ``…/{id}/edit``
+  (the create form, filled in; errors next to the field) and ``…/{id}/delete`` (a confirmation
+  page, then the POST) for campaigns and influencers. A campaign is deleted (phases and
+  attachments go with it; nothing else refers to a campaign). An influencer attached to a
+  campaign is not: its cost is part of that campaign's review and the dangling attachment would
+  stop the campaign from being saved again, so the confirmation names the campaigns to detach it
+  from first (the campaign's edit form has a keep box per attachment).
 
 The figures are those of :mod:`.review` and :mod:`growthwheel.marketing.influencers.service`, the
 same as the API and the CLI. Visible strings come from ``i18n/<lang>/campaigns.json``.
@@ -22,13 +29,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from growthwheel.accounts.service import audit
+from growthwheel.accounts.service import PermissionDeniedError, audit
 from growthwheel.api.deps import DbSession, PageUser, PageWriter
 from growthwheel.errors import GrowthwheelError
 from growthwheel.kit.money import currency_exponent
 from growthwheel.marketing.campaigns import report, review, service
+from growthwheel.marketing.campaigns.models import Campaign
 from growthwheel.marketing.campaigns.schemas import CampaignIn, InfluencerIn
 from growthwheel.marketing.influencers import service as influencers
+from growthwheel.marketing.influencers.models import Influencer
 from growthwheel.web.i18n import format_money, format_ratio, k
 from growthwheel.web.pages import backend, page_translator, render, shop_of
 
@@ -92,22 +101,25 @@ def campaigns_page(request: Request, user: PageUser, session: DbSession) -> HTML
                          "to": phases[-1].ends_on if phases else None, "target": money(c.target_gmv),
                          "budget": money(sum((c.budget or {}).values())), "gmv": money(actual),
                          "pace": format_ratio(ratio, percent=True), "status": status})
-    return render(request, "marketing/campaigns.html.j2", {"rows": rows, "statuses": STATUS_KEYS,
-                                                           "can_write": "write" in user.scopes}, user=user)
+    return render(request, "marketing/campaigns.html.j2", {
+        "rows": rows, "statuses": STATUS_KEYS, "can_write": "write" in user.scopes,
+        "deleted": request.query_params.get("done") == "deleted"}, user=user)
 
 
 CAMPAIGN_ERROR_KEYS = {
     "name": k("campaigns.new.error.name"), "targets": k("campaigns.new.error.targets"),
     "budget": k("campaigns.new.error.budget"), "phases": k("campaigns.new.error.phases"),
-    "exists": k("campaigns.new.error.exists"),
+    "exists": k("campaigns.new.error.exists"), "links": k("campaigns.edit.error.links"),
 }
 PHASE_KINDS = ("warm_up", "peak", "after_glow")
 
 
-def _campaign_form(form: dict[str, str], exponent: int) -> CampaignIn:
-    """The new-campaign form as :class:`CampaignIn`: money in major units, the budget one
-    ``channel = amount`` a line, the three phases' first and last days (a blank phase is left out).
-    Raises ``ValueError`` naming the group at fault (name, targets, budget, phases)."""
+def _campaign_form(form: dict[str, str], exponent: int, extra: dict[str, object] | None = None) -> CampaignIn:
+    """The campaign form as :class:`CampaignIn`: money in major units, the budget one
+    ``channel = amount`` a line, the three phases' first and last days (a blank phase is left out;
+    a hidden ``<kind>_share`` kept). ``extra`` (an edit: the description, the attachments kept,
+    phases the form cannot show) goes in as it is. Raises ``ValueError`` naming the group at fault
+    (name, targets, budget, phases)."""
     def minor(text: str, group: str) -> int | None:
         if not text.strip():
             return None
@@ -132,8 +144,9 @@ def _campaign_form(form: dict[str, str], exponent: int) -> CampaignIn:
     for kind in PHASE_KINDS:
         lo, hi = form.get(f"{kind}_from", "").strip(), form.get(f"{kind}_to", "").strip()
         if lo or hi:
+            share = form.get(f"{kind}_share", "").strip()
             phases.append({"kind": kind, "name": form.get(f"{kind}_name", "").strip() or kind,
-                           "starts_on": lo, "ends_on": hi})
+                           "starts_on": lo, "ends_on": hi, "share": share or None})
     try:
         new_buyers = int(form["target_new_buyers"]) if form.get("target_new_buyers", "").strip() else None
         roi = float(form["target_roi"]) if form.get("target_roi", "").strip() else None
@@ -141,7 +154,7 @@ def _campaign_form(form: dict[str, str], exponent: int) -> CampaignIn:
         raise ValueError("targets") from None
     body = {"name": form.get("name", ""), "target_gmv": minor(form.get("target_gmv", ""), "targets"),
             "target_new_buyers": new_buyers, "target_roi": roi, "budget": budget,
-            "profile": form.get("profile") or "linear", "phases": phases}
+            "profile": form.get("profile") or "linear", "phases": phases, **(extra or {})}
     try:
         return CampaignIn.model_validate(body)
     except ValidationError as exc:
@@ -155,7 +168,7 @@ def _campaign_form(form: dict[str, str], exponent: int) -> CampaignIn:
 @router.get("/marketing/campaigns/new", response_class=HTMLResponse)
 def new_campaign_page(request: Request, user: PageUser) -> HTMLResponse:
     """The form of a new campaign (warm-up, peak and after-glow rows, targets, budget)."""
-    return render(request, "marketing/campaign_new.html.j2", {"form": {}, "error_key": None,
+    return render(request, "marketing/campaign_new.html.j2", {"form": {}, "errors": {},
                                                               "phase_keys": PHASE_KEYS}, user=user)
 
 
@@ -181,8 +194,7 @@ async def create_campaign(request: Request, user: PageWriter, session: DbSession
                       {"name": campaign.name})
                 return RedirectResponse(f"/marketing/campaigns/{campaign.id}", status_code=303)
         return render(request, "marketing/campaign_new.html.j2", {
-            "form": form, "error_key": CAMPAIGN_ERROR_KEYS.get(group, CAMPAIGN_ERROR_KEYS["phases"]),
-            "phase_keys": PHASE_KEYS}, user=user, status=422)
+            "form": form, "errors": _group_error(group), "phase_keys": PHASE_KEYS}, user=user, status=422)
 
     return await run_in_threadpool(work)
 
@@ -193,6 +205,7 @@ def campaign_page(campaign_id: str, request: Request, user: PageUser, session: D
     money = _Money(shop_of(request).currency)
     error_key: str | None = None
     q = request.query_params
+    saved = q.get("done") == "saved"
     as_of = _day(q.get("as_of"))
     if q.get("as_of") and as_of is None:
         error_key = k("campaigns.error.date")
@@ -262,6 +275,7 @@ def campaign_page(campaign_id: str, request: Request, user: PageUser, session: D
         "axis_keys": axis_keys, "heroes": heroes, "budget": budget, "targets": targets,
         "statuses": STATUS_KEYS, "overall": pace["gmv"]["status"], "error_key": error_key,
         "links": service.links(session, campaign), "link_keys": LINK_KEYS,
+        "can_write": "write" in user.scopes, "saved": saved,
     }, user=user)
 
 
@@ -313,8 +327,8 @@ async def add_influencer(request: Request, user: PageWriter, session: DbSession)
                 audit(session, user, "marketing.influencer_create", f"influencer:{inf.id}",
                       {"code": inf.code})
                 return RedirectResponse("/marketing/influencers?done=added", status_code=303)
-        return influencers_view(request, user, session, form=form,
-                                form_error=FORM_ERROR_KEYS.get(field, FORM_ERROR_KEYS["code"]), status=422)
+        return influencers_view(request, user, session, form=form, form_errors=_field_error(field),
+                                status=422)
 
     return await run_in_threadpool(work)
 
@@ -326,7 +340,7 @@ def influencers_page(request: Request, user: PageUser, session: DbSession) -> HT
 
 
 def influencers_view(request: Request, user: PageUser, session: DbSession, *,
-                     form: dict[str, str] | None = None, form_error: str | None = None,
+                     form: dict[str, str] | None = None, form_errors: dict[str, str] | None = None,
                      status: int = 200) -> HTMLResponse:
     """The influencer page (with the registration form as typed, and its error, after a failed add)."""
     money = _Money(shop_of(request).currency)
@@ -357,6 +371,287 @@ def influencers_view(request: Request, user: PageUser, session: DbSession, *,
     return render(request, "marketing/influencers.html.j2", {
         "rows": rows, "pyramid": pyramid, "start": start.isoformat(), "end": end.isoformat(),
         "rank_by": rank_by, "ranks": RANK_KEYS, "error_key": error_key,
-        "form": form or {}, "form_error": form_error, "can_write": "write" in user.scopes,
-        "added": q.get("done") == "added",
+        "form": form or {}, "form_errors": form_errors or {}, "can_write": "write" in user.scopes,
+        "done_key": DONE_KEYS.get(q.get("done") or ""),
     }, user=user, status=status)
+
+
+# ---- editing and deleting (writers only) ------------------------------------------------------
+
+DONE_KEYS = {"added": k("campaigns.form.added"), "saved": k("campaigns.form.saved"),
+             "deleted": k("campaigns.form.deleted")}
+
+
+def _group_error(group: str) -> dict[str, str]:
+    """The campaign form's error as ``{group: message key}`` (a taken name shows by the name)."""
+    where = "name" if group == "exists" else group if group in CAMPAIGN_ERROR_KEYS else "phases"
+    return {where: CAMPAIGN_ERROR_KEYS.get(group, CAMPAIGN_ERROR_KEYS["phases"])}
+
+
+def _field_error(field: str | None) -> dict[str, str]:
+    """The influencer form's error as ``{field: message key}`` (a taken code shows by the code)."""
+    field = field or "code"
+    where = "code" if field == "exists" else field if field in FORM_FIELDS else "code"
+    return {where: FORM_ERROR_KEYS.get(field, FORM_ERROR_KEYS["code"])}
+
+
+def _writer(user: PageUser) -> None:
+    if "write" not in user.scopes:
+        raise PermissionDeniedError("analysts can read this page but not change it")
+
+
+def _major(minor: int | None, exponent: int) -> str:
+    """Minor units as the plain amount a form field takes (``2000.00``; blank for none)."""
+    return "" if minor is None else f"{Decimal(minor).scaleb(-exponent):f}"
+
+
+def _phases_fit(rows: list[object]) -> bool:
+    """Whether the form's three rows (one warm-up, one peak, one after-glow, in order) can show
+    the campaign's phases; other shapes (set through the API) are kept as they are."""
+    kinds = [str(getattr(p, "kind", "")) for p in rows]
+    return len(set(kinds)) == len(kinds) and kinds == [x for x in PHASE_KINDS if x in kinds]
+
+
+def _campaign_values(session: DbSession, campaign: Campaign, exponent: int) -> dict[str, str]:
+    form = {"name": campaign.name, "target_gmv": _major(campaign.target_gmv, exponent),
+            "target_new_buyers": "" if campaign.target_new_buyers is None
+            else str(campaign.target_new_buyers),
+            "target_roi": "" if campaign.target_roi is None else f"{campaign.target_roi:g}",
+            "profile": campaign.profile,
+            "budget": "".join(f"{ch} = {_major(v, exponent)}\n" for ch, v in (campaign.budget or {}).items())}
+    for p in service.phases(session, campaign):
+        form.update({f"{p.kind}_name": p.name, f"{p.kind}_from": p.starts_on.isoformat(),
+                     f"{p.kind}_to": p.ends_on.isoformat(),
+                     f"{p.kind}_share": "" if p.share is None else f"{p.share:g}"})
+    return form
+
+
+def _attachments(session: DbSession, campaign: Campaign) -> list[dict[str, str]]:
+    """The campaign's attachments with a readable label each (``kind:ref_id`` is the keep box)."""
+    out = []
+    for link in service.links(session, campaign):
+        row = session.get(service._link_model(link.kind), link.ref_id)
+        label = getattr(row, "name", None) or link.ref_id
+        if link.kind == "influencer" and row is not None:
+            label = f"{row.name} ({row.code})"
+        out.append({"kind": link.kind, "kind_key": LINK_KEYS[link.kind], "ref_id": link.ref_id,
+                    "label": str(label), "value": f"{link.kind}:{link.ref_id}"})
+    return out
+
+
+def _edit_view(request: Request, user: PageUser, session: DbSession, campaign: Campaign, *,
+               form: dict[str, str], kept: set[str] | None, errors: dict[str, str],
+               status: int = 200) -> HTMLResponse:
+    rows = service.phases(session, campaign)
+    attachments = _attachments(session, campaign)
+    for a in attachments:
+        a["checked"] = "1" if kept is None or a["value"] in kept else ""
+    locked = [] if _phases_fit(list(rows)) else [
+        {"kind_key": PHASE_KEYS[p.kind], "name": p.name, "days": f"{p.starts_on} – {p.ends_on}"}
+        for p in rows]
+    return render(request, "marketing/campaign_new.html.j2", {
+        "form": form, "errors": errors, "phase_keys": PHASE_KEYS, "campaign": campaign,
+        "attachments": attachments, "locked_phases": locked}, user=user, status=status)
+
+
+def _missing_campaign(request: Request, user: PageUser) -> HTMLResponse:
+    return render(request, "marketing/campaign.html.j2", {"campaign": None, "error_key":
+                  k("campaigns.error.not_found")}, user=user, status=404)
+
+
+@router.get("/marketing/campaigns/{campaign_id}/edit", response_class=HTMLResponse)
+def edit_campaign_page(campaign_id: str, request: Request, user: PageUser,
+                       session: DbSession) -> HTMLResponse:
+    """The campaign's form, filled in: name, targets, pace, phases, budget, attachments to keep."""
+    _writer(user)
+    try:
+        campaign = service.get(session, campaign_id)
+    except GrowthwheelError:
+        return _missing_campaign(request, user)
+    exponent = currency_exponent(shop_of(request).currency)
+    return _edit_view(request, user, session, campaign, form=_campaign_values(session, campaign, exponent),
+                      kept=None, errors={})
+
+
+@router.post("/marketing/campaigns/{campaign_id}/edit", response_class=HTMLResponse)
+async def edit_campaign(campaign_id: str, request: Request, user: PageWriter, session: DbSession) -> Response:
+    """Save the edited campaign (its description and the attachments left ticked are kept; phases
+    the form cannot show are kept as they are) and open its page; the form again on error."""
+    raw = await request.form()
+    form = {key: str(value) for key, value in raw.items() if isinstance(value, str)}
+    kept = {str(v) for v in raw.getlist("keep_link")}
+    exponent = currency_exponent(shop_of(request).currency)
+
+    def work() -> Response:
+        try:
+            campaign = service.get(session, campaign_id)
+        except GrowthwheelError:
+            return _missing_campaign(request, user)
+        rows = service.phases(session, campaign)
+        extra: dict[str, object] = {
+            "description": campaign.description,
+            "links": [{"kind": x.kind, "ref_id": x.ref_id} for x in service.links(session, campaign)
+                      if f"{x.kind}:{x.ref_id}" in kept]}
+        if not _phases_fit(list(rows)):
+            extra["phases"] = [{"kind": p.kind, "name": p.name, "starts_on": p.starts_on.isoformat(),
+                                "ends_on": p.ends_on.isoformat(), "share": p.share} for p in rows]
+        try:
+            data = _campaign_form(form, exponent, extra)
+        except ValueError as exc:
+            group = str(exc)
+        else:
+            try:
+                service.replace(session, campaign.id, data)
+            except GrowthwheelError as exc:
+                group = "exists" if exc.status == 409 else "links"
+            else:
+                audit(session, user, "marketing.campaign_update", f"campaign:{campaign.id}",
+                      {"name": campaign.name})
+                return RedirectResponse(f"/marketing/campaigns/{campaign.id}?done=saved", status_code=303)
+        session.rollback()
+        campaign = service.get(session, campaign_id)
+        return _edit_view(request, user, session, campaign, form=form, kept=kept,
+                          errors=_group_error(group), status=422)
+
+    return await run_in_threadpool(work)
+
+
+def _confirm(request: Request, user: PageUser, *, title: str, body: str, action: str, cancel: str,
+             confirm_key: str, blocked: str | None = None, status: int = 200) -> HTMLResponse:
+    return render(request, "marketing/confirm_delete.html.j2", {
+        "title": title, "body": body, "action": action, "cancel": cancel, "confirm_key": confirm_key,
+        "blocked": blocked}, user=user, status=status)
+
+
+@router.get("/marketing/campaigns/{campaign_id}/delete", response_class=HTMLResponse)
+def delete_campaign_page(campaign_id: str, request: Request, user: PageUser,
+                         session: DbSession) -> HTMLResponse:
+    """Ask before deleting: what goes (phases, targets, budget, attachments) and what stays."""
+    _writer(user)
+    try:
+        campaign = service.get(session, campaign_id)
+    except GrowthwheelError:
+        return _missing_campaign(request, user)
+    t = page_translator(request)
+    return _confirm(request, user, title=t(k("campaigns.delete.title"), name=campaign.name),
+                    body=t(k("campaigns.delete.body")), action=f"/marketing/campaigns/{campaign.id}/delete",
+                    cancel=f"/marketing/campaigns/{campaign.id}", confirm_key=k("campaigns.delete.confirm"))
+
+
+@router.post("/marketing/campaigns/{campaign_id}/delete", response_class=HTMLResponse)
+def delete_campaign(campaign_id: str, request: Request, user: PageWriter, session: DbSession) -> Response:
+    """Delete the campaign with its phases and attachments; back to the list."""
+    try:
+        campaign = service.get(session, campaign_id)
+    except GrowthwheelError:
+        return _missing_campaign(request, user)
+    name, cid = campaign.name, campaign.id
+    service.delete(session, cid)
+    audit(session, user, "marketing.campaign_delete", f"campaign:{cid}", {"name": name})
+    return RedirectResponse("/marketing/campaigns?done=deleted", status_code=303)
+
+
+def _influencer_values(inf: Influencer, exponent: int) -> dict[str, str]:
+    return {"code": inf.code, "name": inf.name, "platform": inf.platform, "followers": str(inf.followers),
+            "cost_per_deal": _major(inf.cost_per_deal, exponent), "deals": str(inf.deals),
+            "landing_url": inf.landing_url or ""}
+
+
+def _influencer_edit_view(request: Request, user: PageUser, inf: Influencer, *,
+                          form: dict[str, str], errors: dict[str, str], status: int = 200) -> HTMLResponse:
+    return render(request, "marketing/influencer_edit.html.j2", {
+        "influencer": inf, "form": form, "form_errors": errors}, user=user, status=status)
+
+
+def _missing_influencer(request: Request, user: PageUser) -> HTMLResponse:
+    return render(request, "marketing/influencer_edit.html.j2", {
+        "influencer": None, "error_key": k("campaigns.influencer.not_found")}, user=user, status=404)
+
+
+@router.get("/marketing/influencers/{influencer_id}/edit", response_class=HTMLResponse)
+def edit_influencer_page(influencer_id: str, request: Request, user: PageUser,
+                         session: DbSession) -> HTMLResponse:
+    """The influencer's registration form, filled in."""
+    _writer(user)
+    try:
+        inf = influencers.get(session, influencer_id)
+    except GrowthwheelError:
+        return _missing_influencer(request, user)
+    exponent = currency_exponent(shop_of(request).currency)
+    return _influencer_edit_view(request, user, inf, form=_influencer_values(inf, exponent), errors={})
+
+
+@router.post("/marketing/influencers/{influencer_id}/edit", response_class=HTMLResponse)
+async def edit_influencer(influencer_id: str, request: Request, user: PageWriter,
+                          session: DbSession) -> Response:
+    """Save the edited influencer (a new follower count re-tiers at once); the form again, the
+    field at fault named next to it, on error."""
+    raw = await request.form()
+    form = {f: str(raw.get(f) or "") for f in FORM_FIELDS}
+    exponent = currency_exponent(shop_of(request).currency)
+
+    def work() -> Response:
+        try:
+            inf = influencers.get(session, influencer_id)
+        except GrowthwheelError:
+            return _missing_influencer(request, user)
+        field: str | None = None
+        try:
+            data = _influencer_form(form, exponent)
+        except ValidationError as exc:
+            field = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else "code"
+        except ValueError as exc:
+            field = str(exc)
+        if field is None:
+            try:
+                influencers.update(session, inf.id, data)
+            except GrowthwheelError:
+                field = "exists"
+                session.rollback()
+                inf = influencers.get(session, influencer_id)
+            else:
+                audit(session, user, "marketing.influencer_update", f"influencer:{inf.id}",
+                      {"code": inf.code})
+                return RedirectResponse("/marketing/influencers?done=saved", status_code=303)
+        return _influencer_edit_view(request, user, inf, form=form, errors=_field_error(field), status=422)
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/marketing/influencers/{influencer_id}/delete", response_class=HTMLResponse)
+def delete_influencer_page(influencer_id: str, request: Request, user: PageUser,
+                           session: DbSession) -> HTMLResponse:
+    """Ask before removing; an influencer attached to campaigns cannot go (the campaigns named)."""
+    _writer(user)
+    try:
+        inf = influencers.get(session, influencer_id)
+    except GrowthwheelError:
+        return _missing_influencer(request, user)
+    t = page_translator(request)
+    names = influencers.campaigns_of(session, inf)
+    blocked = t(k("campaigns.influencer.in_use"), names="、".join(names)) if names else None
+    return _confirm(request, user, title=t(k("campaigns.influencer.delete_title"), code=inf.code),
+                    body=t(k("campaigns.influencer.delete_body")),
+                    action=f"/marketing/influencers/{inf.id}/delete", cancel="/marketing/influencers",
+                    confirm_key=k("campaigns.influencer.delete_confirm"), blocked=blocked)
+
+
+@router.post("/marketing/influencers/{influencer_id}/delete", response_class=HTMLResponse)
+def delete_influencer(influencer_id: str, request: Request, user: PageWriter, session: DbSession) -> Response:
+    """Remove the influencer; refused (409, the campaigns named) while a campaign has it attached."""
+    try:
+        inf = influencers.get(session, influencer_id)
+    except GrowthwheelError:
+        return _missing_influencer(request, user)
+    names = influencers.campaigns_of(session, inf)
+    if names:
+        t = page_translator(request)
+        return _confirm(request, user, title=t(k("campaigns.influencer.delete_title"), code=inf.code),
+                        body=t(k("campaigns.influencer.delete_body")),
+                        action=f"/marketing/influencers/{inf.id}/delete", cancel="/marketing/influencers",
+                        confirm_key=k("campaigns.influencer.delete_confirm"),
+                        blocked=t(k("campaigns.influencer.in_use"), names="、".join(names)), status=409)
+    code, iid = inf.code, inf.id
+    influencers.delete(session, iid)
+    audit(session, user, "marketing.influencer_delete", f"influencer:{iid}", {"code": code})
+    return RedirectResponse("/marketing/influencers?done=deleted", status_code=303)

@@ -25,7 +25,7 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Not authenticated (problem+json)."},
     403: {"description": "Missing scope (problem+json)."},
     404: {"description": "No such influencer (problem+json)."},
-    409: {"description": "Tracking code taken (problem+json)."},
+    409: {"description": "Tracking code taken, or (delete) attached to a campaign (problem+json)."},
     422: {"description": "Invalid field, named in the problem (problem+json)."},
 }
 

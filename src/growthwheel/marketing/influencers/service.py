@@ -43,6 +43,14 @@ class InfluencerExistsError(GrowthwheelError):
     status = 409
 
 
+class InfluencerInUseError(GrowthwheelError):
+    """The influencer is attached to campaigns: removing it would leave them a dangling attachment
+    (which a later save of the campaign refuses) and change their reviewed cost and ROI."""
+
+    code = "influencer_in_use"
+    status = 409
+
+
 def utm_link(influencer: Influencer, base_url: str | None = None) -> str | None:
     """The influencer's tracking link: the landing page with ``utm_source`` = platform,
     ``utm_medium=influencer`` and ``utm_campaign`` = code (existing query parameters kept)."""
@@ -102,9 +110,25 @@ def list_all(session: Session) -> list[Influencer]:
     return list(session.scalars(select(Influencer).order_by(Influencer.followers.desc(), Influencer.code)))
 
 
+def campaigns_of(session: Session, inf: Influencer) -> list[str]:
+    """Names of the campaigns the influencer is attached to, sorted."""
+    from growthwheel.marketing.campaigns.models import Campaign, CampaignLink
+
+    rows = session.scalars(select(Campaign.name).join(CampaignLink, CampaignLink.campaign_id == Campaign.id)
+                           .where(CampaignLink.kind == "influencer", CampaignLink.ref_id == inf.id))
+    return sorted(set(rows))
+
+
 def delete(session: Session, key: str) -> None:
-    """Remove an influencer from the registry (facts already credited stay in the warehouse)."""
-    session.delete(get(session, key))
+    """Remove an influencer from the registry (facts already credited stay in the warehouse).
+
+    Refused (409 ``influencer_in_use``) while a campaign has it attached: detach it there first."""
+    inf = get(session, key)
+    names = campaigns_of(session, inf)
+    if names:
+        raise InfluencerInUseError(f"influencer {inf.code!r} is attached to campaigns: {', '.join(names)}; "
+                                   "detach it there first")
+    session.delete(inf)
     session.flush()
 
 
