@@ -86,19 +86,27 @@ def live_promotions(session: Session, now: datetime) -> list[Promotion]:
     return list(session.scalars(query))
 
 
-def live_promotion_heads(session: Session, now: datetime) -> list[Any]:
-    """Like :func:`live_promotions` without the definitions (id, name, layer, updated_at, schedule,
-    budget and stock columns): what pricing needs on every cart, the definitions coming from a cache."""
-    query = select(
-        Promotion.id, Promotion.name, Promotion.layer, Promotion.updated_at, Promotion.starts_at,
-        Promotion.ends_at, Promotion.budget_count, Promotion.budget_amount, Promotion.used_count,
-        Promotion.used_amount, Promotion.stock_limit, Promotion.stock_used,
+def _live_heads_statement() -> Any:
+    row = _table(Promotion).c
+    now = bindparam("b_now", type_=row.starts_at.type)
+    return select(
+        row.id, row.name, row.layer, row.updated_at, row.starts_at, row.ends_at, row.stock_limit,
+        row.stock_used,
     ).where(
-        Promotion.status == "active",
-        or_(Promotion.starts_at.is_(None), Promotion.starts_at <= now),
-        or_(Promotion.ends_at.is_(None), Promotion.ends_at > now),
-    ).order_by(Promotion.id)
-    return list(session.execute(query))
+        row.status == "active",
+        or_(row.starts_at.is_(None), row.starts_at <= now),
+        or_(row.ends_at.is_(None), row.ends_at > now),
+        or_(row.budget_count.is_(None), row.used_count < row.budget_count),
+        or_(row.budget_amount.is_(None), row.used_amount < row.budget_amount),
+    ).order_by(row.id)
+
+
+def live_promotion_heads(session: Session, now: datetime) -> list[Any]:
+    """The live promotions within their budgets (active, in schedule, neither budget spent)
+    without their definitions: id, name, layer, updated_at, schedule and flash-sale stock — what
+    pricing needs on every cart, the definitions coming from a cache. The budget counters, which
+    every order moves, are compared here and not returned."""
+    return list(session.execute(_LIVE_HEADS, {"b_now": now}))
 
 
 def promotion_definitions(session: Session, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -113,6 +121,9 @@ def _table(model: Any) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+_LIVE_HEADS = _live_heads_statement()
 
 
 def _take_promotion_statement() -> Any:
@@ -368,8 +379,11 @@ def refunds_of_order(session: Session, order_id: str) -> list[CheckoutRefund]:
                                 .order_by(CheckoutRefund.created_at, CheckoutRefund.id)))
 
 
-def has_paid_order(session: Session, customer_id: str) -> bool:
-    """Whether the customer has a committed order that is not fully refunded (for first-order rules)."""
-    found = session.scalar(select(CheckoutOrder.id).where(
-        and_(CheckoutOrder.customer_id == customer_id, CheckoutOrder.status != "refunded")).limit(1))
-    return found is not None
+def has_paid_order(session: Session, customer_id: str, *, besides: str | None = None) -> bool:
+    """Whether the customer has a committed order that is not fully refunded (for first-order rules),
+    other than ``besides`` (the order being committed, whose id is claimed before it is priced)."""
+    query = select(CheckoutOrder.id).where(
+        and_(CheckoutOrder.customer_id == customer_id, CheckoutOrder.status != "refunded"))
+    if besides is not None:
+        query = query.where(CheckoutOrder.id != besides)
+    return session.scalar(query.limit(1)) is not None

@@ -47,9 +47,10 @@ from growthwheel.errors import InvalidArgumentError
 from growthwheel.experiments import repository as experiments_repository
 from growthwheel.experiments import service as experiments_service
 from growthwheel.experiments.models import Experiment
+from growthwheel.loyalty import repository as loyalty_repository
 from growthwheel.loyalty import service as loyalty
 from growthwheel.loyalty.errors import InsufficientPointsError
-from growthwheel.loyalty.models import MemberTier
+from growthwheel.loyalty.models import Member, MemberTier
 from growthwheel.promotions import coupons, repository, rules
 from growthwheel.promotions.definition import (
     Definition,
@@ -61,7 +62,7 @@ from growthwheel.promotions.definition import (
 )
 from growthwheel.promotions.errors import PromotionNotFoundError
 from growthwheel.promotions.models import CouponCode, CouponRedemption, Promotion
-from growthwheel.promotions.schemas import CartIn, PricedCartOut
+from growthwheel.promotions.schemas import CartIn, OrderIn, PricedCartOut
 from growthwheel.segments import repository as segments_repository
 from growthwheel.segments.service import NotRefreshedError
 
@@ -184,35 +185,26 @@ _RULES_LIMIT = 20_000
 
 
 _LIVE: dict[tuple[Any, ...], tuple[list[rules.Promotion], dict[str, LivePromotion]]] = {}
-""":func:`live_rules` by what it reads of the live heads (:func:`_live_key`): the same heads give
-the same answer, so a checkout reading unchanged rows skips building 200 objects."""
+""":func:`live_rules` by the live heads as read (every column it uses; the budget counters, which
+every order moves, stay in the database, which keeps only the heads within their budgets): the same
+heads give the same answer, so a checkout reading unchanged rows skips building 200 objects."""
 _LIVE_LIMIT = 64
-
-
-def _live_key(row: Any) -> tuple[Any, ...]:
-    """What :func:`_live_rules` uses of a head: every column but the budget counters, which it reads
-    only through :func:`_within_budget`. Every order moves the counters of the promotions it used;
-    keyed on the counters themselves, each order would rebuild every live promotion for the next."""
-    return (row.id, row.name, row.layer, row.updated_at, row.starts_at, row.ends_at, _within_budget(row),
-            row.stock_limit, row.stock_used)
 
 
 def live_rules(session: Session, now: datetime) -> tuple[list[rules.Promotion], dict[str, LivePromotion]]:
     """The live promotions (active, in schedule, budget not spent) as the pricing core's objects."""
-    rows = repository.live_promotion_heads(session, now)
-    key = tuple(_live_key(row) for row in rows)
-    found = _LIVE.get(key)
+    rows = tuple(repository.live_promotion_heads(session, now))
+    found = _LIVE.get(rows)
     if found is None:
         if len(_LIVE) >= _LIVE_LIMIT:
             _LIVE.clear()
-        found = _LIVE[key] = _live_rules(session, tuple(rows))
+        found = _LIVE[rows] = _live_rules(session, rows)
     promos, live = found
     return list(promos), dict(live)  # the caller's own: quote() adds and leaves out promotions
 
 
 def _live_rules(session: Session,
-                rows: tuple[Any, ...]) -> tuple[list[rules.Promotion], dict[str, LivePromotion]]:
-    heads = [h for h in rows if _within_budget(h)]
+                heads: tuple[Any, ...]) -> tuple[list[rules.Promotion], dict[str, LivePromotion]]:
     keys = {h.id: (h.id, h.updated_at, (h.stock_limit - h.stock_used) if h.stock_limit is not None else 0)
             for h in heads}
     missing = [h.id for h in heads if keys[h.id] not in _RULES]
@@ -232,11 +224,6 @@ def _live_rules(session: Session,
                                 holdout=_RULES[keys[h.id]][1])
             for h in heads}
     return found, live
-
-
-def _within_budget(row: Any) -> bool:
-    return ((row.budget_count is None or row.used_count < row.budget_count)
-            and (row.budget_amount is None or row.used_amount < row.budget_amount))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -371,6 +358,7 @@ class Quote:
     coupons: list[coupons.ResolvedCoupon]
     tier: MemberTier | None
     growth_to_earn: int
+    member: Member | None = None
 
     def to_out(self, customer_id: str) -> PricedCartOut:
         """The API answer."""
@@ -413,6 +401,9 @@ def quote(
     hold-out exposures go to ``holdouts.record``)."""
     now = now or utcnow()
     customer_id = request.customer_id
+    # Held by the Quote: the commit's tier evaluation finds the row in the session (its identity map
+    # holds rows weakly; let go, the row was read a second time).
+    member = loyalty_repository.member(session, customer_id)
     tier = loyalty.member_tier(session, customer_id)
     promos, live = live_rules(session, now)
     if tier is not None and tier.free_shipping:
@@ -424,7 +415,9 @@ def quote(
     needs_segments = any(p.conditions.segments for p in promos) or any(
         r.coupon.promotion.conditions.segments for r in resolved)
     segments = segments_of(customer_id) if segments_of is not None and needs_segments else frozenset()
-    first = not repository.has_paid_order(session, customer_id) and request.first_order is not False
+    committing = request.order_id if isinstance(request, OrderIn) else None  # claimed already: not "before"
+    first = (not repository.has_paid_order(session, customer_id, besides=committing)
+             and request.first_order is not False)
     points = None
     if request.points_to_use:
         available = loyalty.spendable(session, customer_id, now)
@@ -455,7 +448,7 @@ def quote(
         priced = replace(priced, not_applied=priced.not_applied + tuple(held))
     growth = loyalty.growth_for_payment(priced.totals.goods_total, program)
     return Quote(priced=priced, cart=cart, promotions=live, coupons=resolved,
-                 tier=tier, growth_to_earn=growth)
+                 tier=tier, growth_to_earn=growth, member=member)
 
 
 def _stored_holdout(definition: Any) -> str | None:

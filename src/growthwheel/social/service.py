@@ -61,6 +61,7 @@ from growthwheel.social.models import (
     ReferralReward,
 )
 from growthwheel.social.referral import ReferralPolicy, Reward
+from growthwheel.store.db import insert_for
 from growthwheel.warehouse.schema import PAID_STATUSES
 
 # --------------------------------------------------------------------------------------------
@@ -365,6 +366,16 @@ def bind(
     return BindOutcome(referral=referral, reason=reason, inviter_id=inviter_id)
 
 
+def _record_paid(session: Session, order_id: str, customer_id: str, paid_at: datetime) -> bool:
+    """Insert the paid order unless its id is known (``INSERT … ON CONFLICT DO NOTHING``); whether
+    it was inserted."""
+    table = PaidOrder.__table__
+    statement = (insert_for(session)(table)
+                 .values(order_id=order_id, customer_id=customer_id, paid_at=paid_at, refunded_at=None)
+                 .on_conflict_do_nothing(index_elements=[table.c.order_id]).returning(table.c.order_id))
+    return session.execute(statement).first() is not None
+
+
 def on_order_paid(
     session: Session, order_id: str, customer_id: str, paid_at: datetime,
     phone: str | None = None, address: str | None = None, device: str | None = None,
@@ -377,13 +388,10 @@ def on_order_paid(
     """
     _aware(paid_at, "paid_at")
     order_id, customer_id = canonical_id(order_id, "order_id"), canonical_id(customer_id)
-    if session.get(PaidOrder, order_id) is not None:
-        return None  # reported before: idempotent
-    try:
-        with session.begin_nested():
-            session.add(PaidOrder(order_id=order_id, customer_id=customer_id, paid_at=paid_at))
-    except IntegrityError:
-        return None  # reported at the same moment by another call
+    # One statement: reported before (or at the same moment by another call, which PostgreSQL
+    # waits for) inserts nothing, and the hook does nothing: idempotent.
+    if not _record_paid(session, order_id, customer_id, paid_at):
+        return None
     signals = referral_core.signal_digests(phone, address, device)
     referral = session.scalar(
         select(Referral).where(Referral.invitee_id == customer_id, Referral.status == "bound")
