@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from growthwheel.config import Settings
-from growthwheel.warehouse import db, ingest, lake, rules, spark_ingest
+from growthwheel.warehouse import db, ingest, ingest_validate, lake, rules, spark_ingest
 from growthwheel.warehouse.formats import generic
 from growthwheel.warehouse.schema import TABLES, resolve_table
 
@@ -189,7 +189,7 @@ def _rules_on_duckdb(table_name: str, paths: list[Path], tmp_path: Path) -> tupl
     con.execute(f"SET TimeZone = '{shop.timezone}'")
     staged = generic.stage(con, table, paths, "gw_raw")
     con.execute("CREATE TEMP TABLE raw_0 AS SELECT * FROM gw_raw")
-    ingest._validate(con, table, shop, len(paths) > 1, staged)
+    ingest_validate.validate(con, table, shop, len(paths) > 1, staged)
     expected = sorted(con.execute("SELECT _file, _row, column_name, value, reason FROM gw_bad "
                                   "WHERE column_name <> '(row)'").fetchall(), key=repr)
     for sql in rules.DUCKDB_MACROS:

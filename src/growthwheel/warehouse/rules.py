@@ -3,7 +3,7 @@
 Every input column of the generic format (``schema.Table.inputs``) arrives as text. For each,
 :func:`column_rule` gives the typed value(s) and the *first reason* the value is refused (``NULL``
 when it is accepted), with exactly the reasons and the order of checks of the DuckDB import
-(``ingest._column_sql``): required, then the kind's checks (money, whole numbers and their ranges,
+(``ingest_validate._column_sql``): required, then the kind's checks (money, whole numbers and their ranges,
 dates and date-times with the shop's time zone, booleans, statuses, the shop currency, the id rule
 of ``kit/ids.py``). :func:`validate` applies them to a raw table (``_file``, ``_file_idx``,
 ``_row`` and one string column per input) and adds the cross-column checks; :func:`refusals`

@@ -118,8 +118,9 @@ def find_server(cfg: Settings, wait: float = 10.0) -> ServerInfo | None:
 
 def _result_from_dict(data: Mapping[str, Any]) -> ingest.ImportResult:
     from growthwheel.warehouse import ingest
+    from growthwheel.warehouse.ingest_merge import TableCounts
 
-    tables = {k: ingest.TableCounts(**v) for k, v in data["tables"].items()}
+    tables = {k: TableCounts(**v) for k, v in data["tables"].items()}
     return ingest.ImportResult(**{**data, "tables": tables})
 
 

@@ -11,7 +11,7 @@ machine can be imported.
    CSV reader cannot split into the header's fields is quarantined whole, as on DuckDB.
 2. **Validate and quarantine** with the Ibis rules (``rules.validate``, ``rules.refusals`` and,
    for order lines, ``rules.hold_back_whole_orders``): the same checks and reasons as on DuckDB.
-3. **Assemble** the stored rows (Spark SQL, as ``ingest._assemble``): for order lines the lines
+3. **Assemble** the stored rows (Spark SQL, as ``ingest_merge.assemble``): for order lines the lines
    and the orders they make; for the other tables one row per key, the last one written.
 4. **Merge** by key: an incoming row equal to the stored one in every stored column (for an
    order, also in its set of lines) is unchanged; else updated (or new). Orders committed by the
@@ -276,21 +276,21 @@ def import_table(cfg: Settings, table: Table, files: list[Path], shown: list[str
 
 
 def generic_max_raw() -> int:
-    """Longest raw row kept in quarantine (``ingest.MAX_RAW_CHARS``)."""
-    from growthwheel.warehouse.ingest import MAX_RAW_CHARS
+    """Longest raw row kept in quarantine (``ingest_validate.MAX_RAW_CHARS``)."""
+    from growthwheel.warehouse.ingest_validate import MAX_RAW_CHARS
 
     return MAX_RAW_CHARS
 
 
 def _utm_from(column: str, url: str) -> str:
-    """``ingest._utm_from`` in Spark SQL: a UTM parameter read from the URL when not given."""
+    """``ingest_merge._utm_from`` in Spark SQL: a UTM parameter read from the URL when not given."""
     return (f"coalesce({column}, NULLIF(gw_url_decode(regexp_extract({url}, "
             f"'[?&]{column}=([^&#]*)', 1)), ''))")
 
 
 def _assemble(spark: Any, table: Table, currency: str, origin: str) -> None:
     """``gw_typed`` → ``gw_new`` (the stored columns, one row per key: the last written), as
-    ``ingest._assemble`` for every table but order lines."""
+    ``ingest_merge.assemble`` for every table but order lines."""
     cur = _lit(currency)
     channel = "coalesce(channel, lower(utm_source), 'direct')"
     derived: dict[str, str] = {}
@@ -333,7 +333,7 @@ def _assemble(spark: Any, table: Table, currency: str, origin: str) -> None:
 
 def _assemble_lines(spark: Any, several: bool, currency: str, origin: str) -> None:
     """``gw_typed`` → ``gw_lines`` (stored line columns) and ``gw_new_orders`` (stored order
-    columns), as ``ingest._assemble_lines``."""
+    columns), as ``ingest_merge._assemble_lines``."""
     source = "gw_typed"
     if several:
         source = ("(SELECT * FROM (SELECT *, max(_file_idx) OVER (PARTITION BY order_id) AS _f "
@@ -397,7 +397,7 @@ def _key_match(table: Table, left: str, right: str) -> str:
 
 def _merge(spark: Any, cfg: Settings, base: lake.Snapshot, table: Table, origin: str) -> dict[str, Any]:
     """Classify the incoming rows of a keyed table (``gw_cls``: the key and ``_cls``) and count."""
-    from growthwheel.warehouse.ingest import TableCounts
+    from growthwheel.warehouse.ingest_merge import TableCounts
 
     _stored(spark, cfg, base, table.name).createOrReplaceTempView("gw_stored")
     same = " AND ".join(f"s.{_q(c)} <=> n.{_q(c)}" for c in table.stored_names)
@@ -417,7 +417,7 @@ def _merge(spark: Any, cfg: Settings, base: lake.Snapshot, table: Table, origin:
 
 def _merge_orders(spark: Any, cfg: Settings, base: lake.Snapshot, origin: str) -> dict[str, Any]:
     """Classify the incoming orders of a lines import (``gw_cls``: order_id, _cls) and count."""
-    from growthwheel.warehouse.ingest import TableCounts
+    from growthwheel.warehouse.ingest_merge import TableCounts
 
     _stored(spark, cfg, base, "orders").createOrReplaceTempView("gw_stored_orders")
     _stored(spark, cfg, base, "order_lines").createOrReplaceTempView("gw_stored_lines")
