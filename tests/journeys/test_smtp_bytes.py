@@ -4,6 +4,7 @@ those ``smtplib.SMTP.send_message`` would send, for every kind of header it writ
 from __future__ import annotations
 
 import io
+import random
 import re
 from email.generator import BytesGenerator
 
@@ -95,3 +96,20 @@ def test_the_server_receives_the_same_message(smtp_server: tuple[int, Mailbox]) 
     html = got.get_body(preferencelist=("html",))
     assert html is not None
     assert "<b>WB-1</b>" in html.get_content()
+
+
+def test_plain_addresses_skip_the_parser_with_the_parsers_answer() -> None:
+    from email.utils import parseaddr
+
+    from growthwheel.journeys.channels.smtp import _SIMPLE, _parse
+
+    draw = random.Random(12)  # (a fixed seed: the same strings every run)
+    checked = 0
+    for _ in range(20_000):
+        text = "".join(draw.choice("aZ09._%+-@") for _n in range(draw.randint(1, 9)))
+        if _SIMPLE.fullmatch(text):
+            checked += 1
+            assert _parse(text) == parseaddr(text), text
+    assert checked > 500
+    for text in ("李娜 <li.na@example.com>", "Ann <a@example.com>", "a@b@c", "<a@example.com>"):
+        assert _parse(text) == parseaddr(text)

@@ -213,6 +213,21 @@ class Claimed:
     max_attempts: int
 
 
+_OUTBOX = cast(Table, OutboxRow.__table__)
+
+
+def _claim_statement(in_doubt: bool) -> Any:
+    """Take one row under a lease: ``claimed`` (in doubt: its state kept)."""
+    table = _OUTBOX
+    values: dict[str, Any] = {"lease_owner": bindparam("v_owner"), "lease_until": bindparam("v_until")}
+    if not in_doubt:
+        values["status"] = "claimed"
+    return update(table).where(table.c.id == bindparam("row_id")).values(**values)
+
+
+_CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}
+
+
 def claim(session: Session, *, worker: str, now: datetime, limit: int = DEFAULT_BATCH,
           lease_seconds: int = DEFAULT_LEASE_SECONDS) -> list[Claimed]:
     """Claim up to ``limit`` due rows for ``worker`` (in the caller's transaction; commit it before
@@ -247,13 +262,12 @@ def claim(session: Session, *, worker: str, now: datetime, limit: int = DEFAULT_
                 occurrence=row.occurrence, attempt=row.attempts + (0 if in_doubt else 1),
                 created_at=row.created_at),
             id=row.id, in_doubt=in_doubt, max_attempts=row.max_attempts))
-    lease = {"lease_owner": worker, "lease_until": now + timedelta(seconds=lease_seconds)}
-    session.execute(
-        update(OutboxRow).where(OutboxRow.id.in_([c.id for c in claimed if not c.in_doubt]))
-        .values(status="claimed", **lease).execution_options(synchronize_session=False))
-    session.execute(
-        update(OutboxRow).where(OutboxRow.id.in_([c.id for c in claimed if c.in_doubt]))
-        .values(**lease).execution_options(synchronize_session=False))
+    until = now + timedelta(seconds=lease_seconds)
+    for in_doubt in (False, True):  # (one statement, executed for each row: no IN list rendered per batch)
+        rows_of = [{"row_id": c.id, "v_owner": worker, "v_until": until}
+                   for c in claimed if c.in_doubt == in_doubt]
+        if rows_of:
+            session.connection().execute(_CLAIM[in_doubt], rows_of)
     return claimed
 
 
@@ -274,9 +288,6 @@ class DeliveryStats:
         return {"claimed": self.claimed, "sent": self.sent, "skipped": self.skipped,
                 "deferred": self.deferred, "retried": self.retried, "dead": self.dead,
                 "errors": self.errors[:20]}
-
-
-_OUTBOX = cast(Table, OutboxRow.__table__)
 
 
 def _done_statement(names: tuple[str, ...]) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import random
+import re
 import smtplib
 import ssl
 import sys
@@ -28,6 +29,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import Compat32
 from email.utils import formataddr, formatdate, parseaddr
+from functools import lru_cache
 from typing import Any
 
 from growthwheel.journeys.channels.base import (
@@ -55,10 +57,25 @@ def _header(value: str) -> str:
     return value
 
 
+_SIMPLE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+")
+
+
+def _parse(value: str) -> tuple[str, str]:
+    """``parseaddr(value)``, without parsing a plain ``local@domain`` of the usual characters
+    (what ``parseaddr`` gives for one: no name, the address itself)."""
+    return ("", value) if _SIMPLE.fullmatch(value) else parseaddr(value)
+
+
 def _address(value: str) -> str:
     """An address header (a non-ASCII display name RFC 2047-encoded)."""
-    name, addr = parseaddr(value)
+    name, addr = _parse(value)
     return formataddr((name, addr), charset="utf-8") if name else addr
+
+
+@lru_cache(maxsize=16)
+def _sender_header(sender: str) -> str:
+    """The ``From`` value of a channel's (constant) sender."""
+    return _header(_address(sender))
 
 
 class _QuickFolding(Compat32):
@@ -120,6 +137,18 @@ _QUICK_CRLF = _QUICK.clone(linesep="\r\n")
 _BOUNDARY_WIDTH = len(repr(sys.maxsize - 1))
 
 
+_PLACEHOLDER = ("=" * 15 + "0" * _BOUNDARY_WIDTH + "==").encode("ascii")
+
+
+@lru_cache(maxsize=1)
+def _multipart_head() -> bytes:
+    """The first two headers of a ``multipart/alternative`` email, folded, with a placeholder
+    boundary: every boundary drawn has the placeholder's length and characters (digits and ``=``,
+    no folding point), so it folds the same way."""
+    value = f'multipart/alternative; boundary="{_PLACEHOLDER.decode("ascii")}"'
+    return _QUICK_CRLF.fold_binary("Content-Type", value) + _QUICK_CRLF.fold_binary("MIME-Version", "1.0")
+
+
 def _part(subtype: str, text: str) -> bytes:
     """One ``MIMEText(text, subtype, "utf-8")`` as the generator writes it: its three headers, a
     blank line, the UTF-8 bytes in base64 lines of 76 characters."""
@@ -137,9 +166,10 @@ def email_bytes(message: Message, idempotency_key: str, *, sender: str, domain: 
     random boundary of the form the ``email`` package draws). Raises what :func:`build_email`
     raises for bad input (the same checks)."""
     require(message, "email")
-    _name, address = parseaddr(message.to)
+    name, address = _parse(message.to)
     if "@" not in address or any(c.isspace() for c in address) or "\n" in message.to:
         raise PermanentChannelError(f"not an email address: {message.to!r}")
+    to = formataddr((name, address), charset="utf-8") if name else address
     try:
         plain = _part("plain", message.text or "")
         html = _part("html", message.html) if message.html else None
@@ -148,12 +178,12 @@ def email_bytes(message: Message, idempotency_key: str, *, sender: str, domain: 
         return wire_bytes(email), str(email["Message-ID"])
     message_id = f"<{key_digest(idempotency_key)}@{domain}>"
     headers: list[tuple[str, str]] = []
+    head = b""
     if html is not None:
         if boundary is None:
             boundary = "=" * 15 + f"{random.randrange(sys.maxsize):0{_BOUNDARY_WIDTH}d}" + "=="
-        headers.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
-        headers.append(("MIME-Version", "1.0"))
-    headers += [("From", _header(_address(sender))), ("To", _header(_address(message.to))),
+        head = _multipart_head().replace(_PLACEHOLDER, boundary.encode("ascii"))
+    headers += [("From", _sender_header(sender)), ("To", _header(to)),
                 ("Subject", _header(message.subject)),
                 ("Date", date or formatdate(localtime=False, usegmt=True)),
                 ("Message-ID", message_id), (KEY_HEADER, _header(idempotency_key))]
@@ -161,7 +191,7 @@ def email_bytes(message: Message, idempotency_key: str, *, sender: str, domain: 
         if name.lower() in _RESERVED or any(c in name for c in ":\r\n "):
             raise PermanentChannelError(f"header {name} is set by the channel")
         headers.append((name, _header(value)))
-    head = b"".join(_QUICK_CRLF.fold_binary(name, value) for name, value in headers)
+    head = head + b"".join(_QUICK_CRLF.fold_binary(name, value) for name, value in headers)
     if html is None:  # a single text part: its own headers first, then ours, then the body
         part_head, body = plain.split(b"\r\n\r\n", 1)
         return part_head + b"\r\n" + head + b"\r\n" + body, message_id
@@ -218,7 +248,7 @@ class SmtpChannel:
 
     def send(self, message: Message, idempotency_key: str) -> SendResult:
         """Deliver one email; see the module docstring for how failures are classified."""
-        to_address = parseaddr(message.to)[1]
+        to_address = _parse(message.to)[1]
         envelope = ((self._from_address, to_address)
                     if self._from_address.isascii() and to_address.isascii() else None)
         email: MIMEBase | None = None
