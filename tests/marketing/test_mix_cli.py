@@ -55,7 +55,20 @@ def test_plan_with_reserve_and_bounds(data_dir: tuple[Path, dict[str, int]]) -> 
     assert "reserve" in table.stdout
 
 
+def test_fit_leaves_excluded_days_out(data_dir: tuple[Path, dict[str, int]]) -> None:
+    data, spend = data_dir
+    result = runner.invoke(app, ["--data-dir", str(data), "marketing", "mmm", "fit", *SPAN, "--json",
+                                 "--exclude", "抖音:2025-03-10..2025-03-16"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["excluded"] == [{"channel": "抖音", "from": "2025-03-10", "to": "2025-03-16"}]
+    by = {c["channel"]: c["spend"] for c in body["channels"]}
+    assert by["抖音"] < spend["抖音"]
+    assert by["百度"] == spend["百度"]
+
+
 @pytest.mark.parametrize(("args", "field"), [
+    (["fit", *SPAN, "--exclude", "2025-03-10..2025-03-99"], "--exclude"),
     (["plan", *SPAN, "--total", "abc"], "--total"),
     (["plan", *SPAN, "--total", "100", "--min", "nochannel"], "--min"),
     (["plan", *SPAN, "--total", "100", "--reserve-share", "2"], "--reserve-share"),

@@ -8,7 +8,8 @@
   (``path, total_conversions, total_conversion_value, total_null``), e.g. ``PathData.csv``.
 * ``marketing allocate REQUEST.json`` — split a budget (the API's request body, minor units).
 * ``marketing mmm fit --from D --to D`` — the marketing-mix model (``stats/mmm.py``): ROAS, spend
-  elasticity, marginal ROAS and adstock per channel with 90 % intervals.
+  elasticity, marginal ROAS and adstock per channel with 90 % intervals (``--exclude
+  [CHANNEL:]D..D`` leaves a known incident's days out, e.g. a bidding mistake).
 * ``marketing mmm plan --from D --to D --total AMOUNT`` — the allocator on its fitted curves
   (``--reserve-share``, ``--min``/``--max CHANNEL=AMOUNT``, ``--period-days``).
 
@@ -272,6 +273,18 @@ def _span(start: str, end: str) -> tuple[str, str]:
     return first.isoformat(), last.isoformat()
 
 
+def _exclusions(values: list[str] | None) -> list[str]:
+    """``--exclude`` values, checked here (one line naming the option when one is malformed)."""
+    from growthwheel.marketing import mix
+
+    for value in values or []:
+        try:
+            mix.parse_exclusion(value)
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError(f"--{exc}") from None
+    return list(values or [])
+
+
 @mmm_app.command("fit")
 def mmm_fit(
     start: Annotated[str, typer.Option("--from", help="First day of history (YYYY-MM-DD), at least 56 days")],
@@ -279,6 +292,8 @@ def mmm_fit(
     outcome: Annotated[OutcomeChoice, typer.Option(help="New customers per channel, or total revenue")]
     = OutcomeChoice.new_customers,
     grain: Annotated[GrainChoice, typer.Option(help="Fit days, or whole weeks")] = GrainChoice.day,
+    exclude: Annotated[list[str] | None, typer.Option(
+        help="[CHANNEL:]YYYY-MM-DD..YYYY-MM-DD left out of the fit (a known incident; repeat)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the model as JSON (with curves)")] = False,
 ) -> None:
     """Fit the marketing-mix model: ROAS, spend elasticity, marginal ROAS and adstock per channel."""
@@ -288,7 +303,7 @@ def mmm_fit(
     with cli_errors():
         first, last = _span(start, end)
         report = analyst.run("marketing_mmm", {"from": first, "to": last, "outcome": outcome.value,
-                                               "grain": grain.value})
+                                               "grain": grain.value, "exclude": _exclusions(exclude)})
         exponent = currency_exponent(current_settings().shop().currency)
     if as_json:
         print_json(report)
@@ -329,6 +344,8 @@ def mmm_plan(
     outcome: Annotated[OutcomeChoice, typer.Option(help="New customers per channel, or total revenue")]
     = OutcomeChoice.new_customers,
     grain: Annotated[GrainChoice, typer.Option(help="Fit days, or whole weeks")] = GrainChoice.day,
+    exclude: Annotated[list[str] | None, typer.Option(
+        help="[CHANNEL:]YYYY-MM-DD..YYYY-MM-DD left out of the fit (a known incident; repeat)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON")] = False,
 ) -> None:
     """Split a budget on the fitted response curves (total exact, reserve, bounds, equal marginals)."""
@@ -351,7 +368,8 @@ def mmm_plan(
         plan = analyst.run("marketing_mmm_plan", {
             "from": first, "to": last, "outcome": outcome.value, "grain": grain.value,
             "total": _minor(total, exponent, "--total"),
-            "reserve_share": reserve_share, "period_days": period_days, "bounds": bounds})
+            "reserve_share": reserve_share, "period_days": period_days, "bounds": bounds,
+            "exclude": _exclusions(exclude)})
     if as_json:
         print_json(plan)
         return
