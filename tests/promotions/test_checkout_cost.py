@@ -96,8 +96,8 @@ def test_an_order_runs_a_bounded_number_of_statements(shop: Settings) -> None:
         sa.event.remove(engine, "before_cursor_execute", count)
     assert done.order.coupons == ["COST5"]
     # claim, price (promotions, tier, coupon, first order), points, growth, tier, lines, facts,
-    # social, coupon redemption.
-    assert len(statements) <= 30, "\n".join(statements)
+    # social, coupon redemption: 30 statements before the throughput pass (issue 10), 26 after.
+    assert len(statements) <= 26, "\n".join(statements)
     with session_scope(shop) as session:
         assert session.get(CheckoutOrder, "count-1") is not None
         assert session.scalar(sa.select(CouponBatch.used_count)) == 2

@@ -27,6 +27,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from pydantic import BaseModel
 
 from growthwheel.api.deps import DbSession, Principal, require_scope
 from growthwheel.api.errors import request_language
@@ -99,6 +100,14 @@ def _cfg(request: Request) -> Settings:
 # row's lock, held by requests waiting for a thread to commit: a deadlock until pool timeouts.
 
 
+def _answer(model: BaseModel, status_code: int = status.HTTP_200_OK,
+            headers: dict[str, str] | None = None) -> Response:
+    """The checkout's answer, serialised once: a model built here from checked values is not
+    validated again against the route's ``response_model`` (which still documents it)."""
+    return Response(model.model_dump_json(), status_code=status_code, headers=headers,
+                    media_type="application/json")
+
+
 def _segments_of(owner: WarehouseOwner | RemoteWarehouse) -> service.SegmentsOf:
     if isinstance(owner, RemoteWarehouse):  # a worker of ``serve --workers`` asks the owner
         return owner.customer_segments
@@ -155,9 +164,8 @@ def _holdout_hooks(cfg: Settings, owner: WarehouseOwner | RemoteWarehouse) -> se
 
 @router.post("/carts/price", summary="Price a cart", response_model=PricedCartOut, responses=_CHECKOUT)
 def price_cart(
-    body: CartIn, request: Request, response: Response, _who: Reader, session: DbSession,
-    owner: CheckoutWarehouse,
-) -> PricedCartOut:
+    body: CartIn, request: Request, _who: Reader, session: DbSession, owner: CheckoutWarehouse,
+) -> Response:
     """Lines with allocated discounts, totals, applied promotions and near misses (the nudge to
     show at checkout), points used and points to earn. Nothing is taken."""
     cfg = _cfg(request)
@@ -165,7 +173,7 @@ def price_cart(
                           holdouts=_holdout_hooks(cfg, owner))
     session.commit()  # in this thread: see _commit_here
     out = quote.to_out(body.customer_id)
-    response.headers["Vary"] = "Accept-Language"
+    headers = {"Vary": "Accept-Language"}
     lang = request_language(request)
     if lang != DEFAULT_LANG:  # nudges and reasons in the client's language (English: the core's own)
         t = translator(lang)
@@ -175,16 +183,15 @@ def price_cart(
             missed.reason = reason_text(t, missed.code)
             if missed.nudge is not None:
                 missed.nudge.message = nudge_text(t, missed.nudge, cfg.shop().currency)
-        response.headers["Content-Language"] = HTML_LANG[lang]
-    return out
+        headers["Content-Language"] = HTML_LANG[lang]
+    return _answer(out, headers=headers)
 
 
 @router.post("/orders", summary="Commit an order", status_code=status.HTTP_201_CREATED,
              response_model=OrderOut, responses={**_CHECKOUT, 200: {"description": _REPLAYED}})
 def commit_order(
-    body: OrderIn, request: Request, response: Response, _who: Writer, session: DbSession,
-    owner: CheckoutWarehouse,
-) -> OrderOut:
+    body: OrderIn, request: Request, _who: Writer, session: DbSession, owner: CheckoutWarehouse,
+) -> Response:
     """Re-price the cart and take what it uses — promotion budgets, flash-sale stock, coupons,
     points — atomically; earn points and growth value. Idempotent on ``order_id``."""
     cfg = _cfg(request)
@@ -192,9 +199,8 @@ def commit_order(
                          holdouts=_holdout_hooks(cfg, owner))
     session.commit()  # in this thread: see _commit_here
     if done.replayed:
-        response.status_code = status.HTTP_200_OK
-        response.headers["Idempotent-Replayed"] = "true"
-    return done.order
+        return _answer(done.order, status.HTTP_200_OK, {"Idempotent-Replayed": "true"})
+    return _answer(done.order, status.HTTP_201_CREATED)
 
 
 @router.get("/orders/{order_id}", summary="A committed order", response_model=OrderOut, responses=_NOT_FOUND)
