@@ -61,7 +61,7 @@ def _fitted(start: date) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def demos() -> list[dict[str, Any]]:
-    """The demo built on 7 December 2025 (its history 6 Dec 2025 – 5 Dec 2026: the demo's history
+    """The demo built on 6 December 2026 (its history 6 Dec 2025 – 5 Dec 2026: the demo's history
     ends the day before it is built), then three other build days (the only four tried)."""
     return [_fitted(start) for start in STARTS]
 
