@@ -14,16 +14,26 @@ or a tier — a 10-line cart meets a handful of them, as in a real shop) and a s
    batch row, points earned, growth value, tier evaluation), every 20th sent twice as a retry;
 4. **baseline** for 3: the same order and line rows written by 50 threads straight into
    PostgreSQL with plain ``INSERT`` statements (no pricing, no limits, no HTTP); on SQLite by one
-   writer, its single-writer ceiling.
+   writer, its single-writer ceiling. One transaction per order (its row and its 10 line rows,
+   as the checkout commits them), on the same store with the same durability: the same
+   PostgreSQL cluster; on SQLite the server's own settings (WAL, ``synchronous=NORMAL``; before
+   issue 10's fourth pass the baseline ran with SQLite's default ``synchronous=FULL``, a sync per
+   commit the server does not pay: 275–398 orders/s against 1,800–1,950 with the server's
+   settings on the shared machine, which flattered the ratio about 5x).
 
-Printed: requests/s of each and the ratios; then a check that the store holds exactly one order
-per id and that the coupon batch counted exactly one redemption per order.
+Printed: requests/s of each and the ratios (``RATIO`` line: committed orders/s against the plain
+INSERT), the server process's CPU time per request (robust on a shared machine, where wall-clock
+rates move with the load), the load average before and after; then a check that the store holds
+exactly one order per id and that the coupon batch counted exactly one redemption per order.
 
 ``--before`` first runs the same measurements against a server with the settings it had before
-issue 10's third pass (no collector freeze): a baseline in the same run.
+issue 10's third pass (no collector freeze): a baseline in the same run. ``--before-src DIR``
+first runs them against a server running the code of another source tree (``DIR`` holds the
+``growthwheel`` package, e.g. ``git archive <commit> src | tar -x -C /tmp/old`` then
+``/tmp/old/src``): the checkout before a change, in the same run.
 
 Usage: ``python bench/orders_bench.py [--clients 50] [--seconds 8] [--workers N] [--store sqlite]
-[--before]``
+[--before] [--before-src DIR]``
 """
 
 from __future__ import annotations
@@ -206,16 +216,54 @@ def main() -> None:
     parser.add_argument("--before", action="store_true",
                         help="also run the server with its settings before issue 10's third pass (no "
                              "collector freeze), first: a baseline in the same run")
+    parser.add_argument("--before-src", type=Path, default=None,
+                        help="also run a server on the growthwheel package of this source tree first "
+                             "(the code before a change): a baseline in the same run")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # still stop the server and the cluster
     sys.path.insert(0, str(Path(__file__).parent))
     from crowd_bench import BEFORE, start_server, stop_server
 
     before = {k: v for k, v in BEFORE.items() if not k.endswith("CONCURRENCY")}
-    for env in ([before, {}] if args.before else [{}]):
-        if env:
-            print(f"server settings before the third pass: {env}")
+    runs: list[dict[str, str]] = [{}]
+    if args.before:
+        runs.insert(0, before)
+    if args.before_src is not None:
+        if not (args.before_src / "growthwheel" / "__init__.py").exists():
+            raise SystemExit(f"--before-src: no growthwheel package in {args.before_src}")
+        runs.insert(0, {"PYTHONPATH": str(args.before_src.resolve())})
+    for env in runs:
+        print(f"== server {'with ' + str(env) if env else 'as it is now'}; load average {load()}")
         bench_once(args, env, start_server, stop_server)
+        print(f"   load average after: {load()}")
+
+
+def load() -> str:
+    """The 1, 5 and 15 minute load averages (the machine may be shared)."""
+    return " ".join(f"{x:.1f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its waited-for children (Linux ``/proc``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds of the server: its process and every process of its session (``--workers``)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry.name)) == pid:
+                total += cpu_seconds(int(entry.name))
+        except OSError:
+            continue
+    return total
 
 
 def bench_once(args: argparse.Namespace, env: dict[str, str], start_server: Callable[..., Any],
@@ -228,13 +276,14 @@ def bench_once(args: argparse.Namespace, env: dict[str, str], start_server: Call
         process, base = start_server(data_dir, url, workers=args.workers, env=env)
         store_url = url or f"sqlite:///{data_dir / 'growthwheel.sqlite'}"
         try:
-            run(base, key, store_url, args.clients, args.seconds, args.workers)
+            run(base, key, store_url, args.clients, args.seconds, args.workers, pid=process.pid)
         finally:
             stop_server(process)
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def run(base: str, key: str, url: str, clients: int, seconds: float, workers: int = 1) -> None:
+def run(base: str, key: str, url: str, clients: int, seconds: float, workers: int = 1,
+        pid: int | None = None) -> None:
     headers = {"Authorization": f"Bearer {key}"}
     sessions = [httpx.Client(base_url=base, headers=headers, timeout=60) for _ in range(clients)]
     rngs = [random.Random(c) for c in range(clients)]
@@ -242,17 +291,25 @@ def run(base: str, key: str, url: str, clients: int, seconds: float, workers: in
     print(f"{clients} clients, {seconds:.0f} s per phase, {store}, growthwheel serve --workers {workers}"
           " on loopback")
 
+    def cpu_per(requests: int, before: float) -> str:
+        if pid is None or not requests:
+            return ""
+        return f"   server CPU {(server_cpu(pid) - before) / requests * 1000:.2f} ms/request"
+
+    started = server_cpu(pid) if pid else 0.0
     ok, bad, took = hammer(clients, seconds,
                            lambda c, n: sessions[c].get("/api/v1/health").status_code == 200)
     health = ok / took
-    print(f"  baseline  GET /health           {health:8.0f} req/s   ({ok} ok, {bad} failed)")
+    print(f"  baseline  GET /health           {health:8.0f} req/s   ({ok} ok, {bad} failed)"
+          + cpu_per(ok + bad, started))
 
     carts = [[cart(rngs[c], f"c{c}-{n}") for n in range(50)] for c in range(clients)]
+    started = server_cpu(pid) if pid else 0.0
     ok, bad, took = hammer(clients, seconds, lambda c, n: sessions[c].post(
         "/api/v1/carts/price", json=carts[c][n % 50]).status_code == 200)
     price = ok / took
     print(f"  POST /carts/price (10 lines, 200 promotions) {price:8.0f} req/s   ({ok} ok, {bad} failed)"
-          f"   = {price / health:.2f} × health")
+          f"   = {price / health:.2f} × health" + cpu_per(ok + bad, started))
 
     sent: set[str] = set()
     lock = threading.Lock()
@@ -265,28 +322,39 @@ def run(base: str, key: str, url: str, clients: int, seconds: float, workers: in
             sent.add(order_id)
         return response.status_code in (200, 201)
 
+    started = server_cpu(pid) if pid else 0.0
     ok, bad, took = hammer(clients, seconds, commit)
     orders = ok / took
     print(f"  POST /orders (commit)          {orders:8.0f} orders/s ({ok} ok incl. retries, {bad} failed)"
-          f"   = {orders / health:.2f} × health")
+          f"   = {orders / health:.2f} × health" + cpu_per(ok + bad, started))
 
-    rows = plain_inserts(url, clients, seconds)
-    threads = "one writer" if url.startswith("sqlite") else f"{clients} threads"
-    print(f"  baseline  plain INSERT of the order + 10 line rows ({threads}) {rows:8.0f} orders/s"
-          f"   → commit = {orders / rows:.2f} × plain insert")
+    rows, insert_cpu = plain_inserts(url, clients, seconds)
+    sqlite = url.startswith("sqlite")
+    threads = "one writer" if sqlite else f"{clients} threads"
+    settings = ("WAL, synchronous=NORMAL as the server" if sqlite
+                else "the same cluster as the server")
+    print(f"  baseline  plain INSERT, one transaction per order (its row + 10 line rows; {threads};"
+          f" {settings}) {rows:8.0f} orders/s   client CPU {insert_cpu * 1000:.2f} ms/order")
+    print(f"  RATIO     committed checkout orders/s ÷ plain INSERT orders/s = {orders / rows:.3f}"
+          " (aim 0.2)")
     for client in sessions:
         client.close()
     check(url, sent)
 
 
-def plain_inserts(url: str, clients: int, seconds: float) -> float:
+def plain_inserts(url: str, clients: int, seconds: float) -> tuple[float, float]:
     """Orders/s of plain INSERTs of an order row and 10 line rows per transaction (SQLite: one
-    writer thread, the single-writer ceiling; PostgreSQL: ``clients`` threads)."""
+    writer thread, the single-writer ceiling, with the server's WAL and ``synchronous=NORMAL``;
+    PostgreSQL: ``clients`` threads), and this process's CPU seconds per order."""
     import sqlalchemy as sa
 
     sqlite = url.startswith("sqlite")
     engine = (sa.create_engine(url, connect_args={"timeout": 30}) if sqlite
               else sa.create_engine(url, pool_size=clients, max_overflow=0))
+    if sqlite:  # the durability the server runs with (store/db.py), not SQLite's default FULL
+        from growthwheel.store.db import _sqlite_pragmas
+
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
     with engine.begin() as conn:
         for plain, table in (("plain_orders", "checkout_orders"), ("plain_lines", "checkout_order_lines")):
             conn.execute(sa.text(f"CREATE TABLE {plain} AS SELECT * FROM {table} WHERE 1 = 0" if sqlite
@@ -308,9 +376,11 @@ def plain_inserts(url: str, clients: int, seconds: float) -> float:
             conn.execute(line_sql, [{"o": f"p-{c}-{n}", "l": f"l{i}"} for i in range(10)])
         return True
 
+    cpu = time.process_time()
     ok, _bad, took = hammer(clients, seconds, insert)
+    cpu = time.process_time() - cpu
     engine.dispose()
-    return ok / took
+    return ok / took, cpu / max(ok, 1)
 
 
 def check(url: str, sent: set[str]) -> None:
