@@ -77,3 +77,24 @@ def test_bad_parameters_and_empty_period(client: TestClient) -> None:
     assert 'data-testid="mix-empty"' in empty.text
     attribution = client.get("/marketing/attribution").text
     assert 'href="/marketing/mix"' in attribution
+
+
+def test_days_left_out_of_the_model(client: TestClient) -> None:
+    """A known incident's days typed in the form leave the fit (the spend shown is the days kept);
+    a malformed or impossible one is named and the model shown without it."""
+    span = {"from": mix_data.START.isoformat(), "to": mix_data.END.isoformat()}
+    full = client.get("/marketing/mix", params=span).text
+    page = client.get("/marketing/mix", params={**span, "exclude": "抖音:2025-03-10..2025-03-16"})
+    assert page.status_code == 200
+    assert 'data-testid="mix-error"' not in page.text
+    assert "抖音: 2025-03-10 – 2025-03-16" in page.text
+    assert 'value="抖音:2025-03-10..2025-03-16"' in page.text
+    assert _cell(page.text, "data-channel", "抖音", "spend") != _cell(full, "data-channel", "抖音", "spend")
+    assert _cell(page.text, "data-channel", "百度", "spend") == _cell(full, "data-channel", "百度", "spend")
+    for bad in ("抖音:2025-03-99", "微博:2025-03-10..2025-03-12", "2025-03-03..2025-05-25"):
+        answer = client.get("/marketing/mix", params={**span, "exclude": bad, "lang": "zh"})
+        assert answer.status_code == 200, bad
+        assert "剔除日期的格式为" in answer.text, bad
+        assert 'data-testid="mix-excluded"' not in answer.text
+        spend = _cell(answer.text, "data-channel", "抖音", "spend")
+        assert spend == _cell(full, "data-channel", "抖音", "spend")

@@ -14,6 +14,7 @@ thread (sync route). Visible strings come from ``i18n/<lang>/marketing.json``.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from growthwheel.api.deps import PageUser
-from growthwheel.errors import GrowthwheelError, NoDataError
+from growthwheel.errors import GrowthwheelError, InvalidArgumentError, NoDataError
 from growthwheel.kit.money import currency_exponent
 from growthwheel.marketing import service
 from growthwheel.marketing.touchpoints import LEVELS
@@ -205,6 +206,12 @@ def mix_page(request: Request, user: PageUser) -> HTMLResponse:
             total_minor = int(amount.scaleb(exponent).to_integral_value())
         except InvalidOperation:
             error_key = k("marketing.mix.error.total")
+    exclude_text = (q.get("exclude") or "").strip()
+    exclude: list[mix.Exclusion] = []
+    try:
+        exclude = [mix.parse_exclusion(part) for part in re.split(r"[,，;\s]+", exclude_text) if part]
+    except GrowthwheelError:
+        exclude, error_key = [], k("marketing.mix.error.exclude")
     report: dict[str, Any] | None = None
     plan: dict[str, Any] | None = None
     with backend(request) as con:
@@ -215,10 +222,17 @@ def mix_page(request: Request, user: PageUser) -> HTMLResponse:
         if (end - start).days + 1 < mix.MIN_DAYS or start > end:
             start, error_key = end - timedelta(days=MIX_DAYS - 1), k("marketing.mix.error.range")
         try:
-            report = mix.report(con, start=start, end=end, outcome=outcome, timezone=shop.timezone)
+            try:
+                report = mix.report(con, start=start, end=end, outcome=outcome, timezone=shop.timezone,
+                                    exclude=exclude)
+            except InvalidArgumentError as exc:
+                if not exclude or not str(exc).startswith("exclude"):
+                    raise
+                exclude, error_key = [], k("marketing.mix.error.exclude")
+                report = mix.report(con, start=start, end=end, outcome=outcome, timezone=shop.timezone)
             total = total_minor or sum(c["spend"] for c in report["channels"])
             plan = mix.plan(con, start=start, end=end, outcome=outcome, total=total,
-                            reserve_share=reserve_pct / 100, timezone=shop.timezone)
+                            reserve_share=reserve_pct / 100, timezone=shop.timezone, exclude=exclude)
         except NoDataError:
             report = plan = None
         except GrowthwheelError:
@@ -269,6 +283,9 @@ def mix_page(request: Request, user: PageUser) -> HTMLResponse:
     return render(request, "marketing/mix.html.j2", {
         "start": start.isoformat(), "end": end.isoformat(), "outcome": outcome, "outcomes": OUTCOME_KEYS,
         "reserve": f"{reserve_pct:g}", "total": q.get("total") or total_text,
+        "exclude": exclude_text,
+        "excluded": [f"{ch + ': ' if ch else ''}{lo.isoformat()} – {hi.isoformat()}"
+                     for ch, lo, hi in exclude],
         "report": report, "plan": plan, "rows": rows, "plan_rows": plan_rows, "chart": chart,
         "error_key": error_key, "money_outcome": money_outcome,
         "reserve_money": "" if plan is None else format_money(plan["reserve"] / per, shop.currency),
