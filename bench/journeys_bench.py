@@ -18,12 +18,17 @@ same data, against how it was before. The target is under 10 s per tick for 1M c
 
 ``daily learning job`` (``journeys.learn``, 00:20 shop time, off the tick path): learns both once.
 
-    nice -n 5 .venv/bin/python bench/journeys_bench.py [customers]
+    nice -n 5 .venv/bin/python bench/journeys_bench.py [customers] [--ticks-only] [--repeat R]
+
+``--ticks-only`` leaves out the "before" variants and the pandas reference (the costliest parts:
+on a shared machine, the ticks alone), and times each tick ``R`` times (default 1; the best and
+worst are printed). The load average is printed with the results.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,7 +42,6 @@ from growthwheel.journeys import definition as d
 from growthwheel.journeys import learning, triggers
 from growthwheel.warehouse.schema import TABLES, ddl
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 
 
@@ -47,7 +51,9 @@ def timed(run: Any) -> tuple[float, Any]:
     return time.perf_counter() - start, found
 
 
-def main() -> None:
+def load(n: int) -> duckdb.DuckDBPyConnection:
+    """A warehouse of ``n`` customers: about 3 paid orders each over two years, one line each over
+    50 products."""
     con = duckdb.connect()
     for name, table in TABLES.items():
         con.execute(ddl(name, table.stored))
@@ -57,11 +63,55 @@ def main() -> None:
         "SELECT 'o' || i, 'c' || (hash(i) % ?), TIMESTAMP '2023-06-01' "
         "+ to_minutes(CAST(hash(i * 7) % 1051200 AS BIGINT)),"
         " NULL, 'paid', 1000 FROM range(?) t(i)",
-        [N, 3 * N],
+        [n, 3 * n],
     )
     con.execute("UPDATE orders SET order_date = CAST(ordered_at AS DATE)")
     con.execute("INSERT INTO order_lines (order_id, line_no, sku, quantity, line_total) "
-                "SELECT 'o' || i, 1, 'S' || (hash(i * 13) % 50), 1, 1000 FROM range(?) t(i)", [3 * N])
+                "SELECT 'o' || i, 1, 'S' || (hash(i * 13) % 50), 1, 1000 FROM range(?) t(i)", [3 * n])
+    return con
+
+
+def ticks_only(n: int, repeat: int) -> None:
+    """The daily learning job once, then each tick ``repeat`` times."""
+    started = time.perf_counter()
+    con = load(n)
+    load_s = time.perf_counter() - started
+    backend = ibis.duckdb.from_connection(con)
+    window = triggers.Window(NOW - timedelta(days=30), NOW, "UTC")
+    key = f"bench-job-{time.time_ns()}"
+    job_s, learned = timed(lambda: learning.learn_all(backend, window.today, key))
+    which = {"lifecycle dormant": d.LifecycleTrigger(kind="lifecycle", stage="dormant"),
+             "replenishment (learned cycles)": d.ReplenishmentTrigger(kind="replenishment", min_repeats=20,
+                                                                      days_before=3)}
+    print(f"customers={n:,} orders={3 * n:,} lines={3 * n:,} products=50 (loaded in {load_s:.1f} s)")
+    print(f"daily learning job (thresholds + {learned.get('products_with_cycles', 0)} product cycles): "
+          f"{job_s:.2f} s  [load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}]")
+    worst = 0.0
+    for name, trig in which.items():
+        times: list[float] = []
+        hits = 0
+        for _ in range(repeat):
+            seconds, found = timed(lambda trig=trig: triggers.evaluate_warehouse(backend, trig, window,
+                                                                                  cache_key=key))
+            times.append(seconds)
+            hits = len(found)
+        worst = max(worst, max(times))
+        print(f"{name} tick: {min(times):.2f}–{max(times):.2f} s over {repeat} run(s), {hits:,} entered  "
+              f"[load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}]")
+    print(f"target < 10 s per tick at 1M: {'met' if worst < 10 else 'MISSED'} (slowest tick {worst:.2f} s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("customers", nargs="?", type=int, default=1_000_000)
+    parser.add_argument("--ticks-only", action="store_true")
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    if args.ticks_only:
+        ticks_only(args.customers, args.repeat)
+        return
+    N = args.customers
+    con = load(N)
     backend = ibis.duckdb.from_connection(con)
     trig = d.LifecycleTrigger(kind="lifecycle", stage="dormant")
     window = triggers.Window(NOW - timedelta(days=30), NOW, "UTC")
