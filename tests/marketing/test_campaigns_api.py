@@ -131,6 +131,11 @@ def test_campaign_pacing_review_and_influencers(client: TestClient) -> None:
     assert pyramid["koc"]["revenue"] == 60_000
     assert pyramid["waist"]["influencers"] == 0
     assert pyramid["waist"]["roi"] is None
+    # Attached to the campaign: its cost is in the review, so it cannot be removed until detached.
+    assert "Double 11 2024" in problem(client.delete("/api/v1/marketing/influencers/KOL_A"), 409)
+    assert ok(client.get("/api/v1/marketing/influencers/KOL_A"))["code"] == "KOL_A"
+    ok(client.put("/api/v1/marketing/campaigns/Double 11 2024", json=data.campaign_body([b["id"]])))
+    ok(client.delete("/api/v1/marketing/influencers/KOL_A"), 204)
 
 
 def test_bad_input_is_a_4xx_naming_the_field(client: TestClient) -> None:
