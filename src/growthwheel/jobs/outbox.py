@@ -13,7 +13,10 @@ batches; SQLite: the same inside ``BEGIN IMMEDIATE``) and commits the claim. A c
 ``prepare(messages)`` method sees the batch first (the guard checks consent and caps for all of it
 in one transaction). Then, one message at a time, it marks the row ``sending`` (committed
 *before* the channel is called), hands it to its channel, and records the outcome right after
-the channel answers, in the same short transaction that marks the next row ``sending``:
+the channel answers, in the same short transaction that marks the next row ``sending`` (one
+transaction per message, two statements built once, on one connection the worker holds for the
+batch: about 0.4 ms on SQLite; the ``sending`` mark is what bounds a crash's doubt to one message,
+so it is not batched away):
 
 * ``sent`` → ``sent`` (with the provider's id);
 * ``skipped`` → ``skipped`` (the channel decided not to send: no consent, suppressed, capped);
