@@ -59,6 +59,8 @@ from growthwheel.config import Settings
 from growthwheel.errors import ConfigError, GrowthwheelError
 from growthwheel.warehouse.db import IMPORTS_TABLE, QUARANTINE_TABLE
 from growthwheel.warehouse.schema import IMPORTS_STORED, QUARANTINE_STORED, TABLES
+from growthwheel.warehouse.sqltext import lit as _lit
+from growthwheel.warehouse.sqltext import q as _q
 
 POINTER = "CURRENT.json"
 SNAPSHOTS_DIR = "snapshots"
@@ -106,14 +108,6 @@ class Snapshot:
     def files(self, table: str) -> list[str]:
         """Every file of ``table``, partition by partition."""
         return [f for part in sorted(self.tables.get(table, {})) for f in self.tables[table][part]]
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _parse(data: Mapping[str, object], root: Path, where: Path) -> Snapshot:
