@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from growthwheel.loyalty.models import (
@@ -29,9 +30,14 @@ from growthwheel.store.db import insert_for
 # ---------------------------------------------------------------------------------------------
 
 
+# Statements the checkout runs on every order are built once, their values bound per call
+# (building a statement cost about as much CPU as running it).
+_TIERS = select(MemberTier).order_by(MemberTier.min_growth)
+
+
 def tiers(session: Session) -> list[MemberTier]:
     """The tier ladder, lowest first."""
-    return list(session.scalars(select(MemberTier).order_by(MemberTier.min_growth)))
+    return list(session.scalars(_TIERS))
 
 
 def member(session: Session, customer_id: str, *, lock: bool = False) -> Member | None:
@@ -44,11 +50,15 @@ def member(session: Session, customer_id: str, *, lock: bool = False) -> Member 
     return session.scalars(select(Member).where(Member.customer_id == customer_id).with_for_update()).first()
 
 
+_GROWTH_IN_WINDOW = select(func.coalesce(func.sum(GrowthEntry.amount), 0)).where(
+    GrowthEntry.customer_id == bindparam("b_customer"),
+    GrowthEntry.effective_at > bindparam("b_start", type_=GrowthEntry.effective_at.type),
+    GrowthEntry.effective_at <= bindparam("b_end", type_=GrowthEntry.effective_at.type))
+
+
 def growth_in_window(session: Session, customer_id: str, start: datetime, end: datetime) -> int:
     """Growth value of entries with ``start < effective_at <= end``."""
-    total = session.scalar(select(func.coalesce(func.sum(GrowthEntry.amount), 0)).where(
-        GrowthEntry.customer_id == customer_id, GrowthEntry.effective_at > start,
-        GrowthEntry.effective_at <= end))
+    total = session.scalar(_GROWTH_IN_WINDOW, {"b_customer": customer_id, "b_start": start, "b_end": end})
     return int(total or 0)
 
 
@@ -78,13 +88,21 @@ def lock_account(session: Session, customer_id: str) -> PointsAccount:
     creates the row or takes the existing row's lock (PostgreSQL waits for a holder as ``SELECT …
     FOR UPDATE`` does, then answers the committed row) and returns it, refreshed in the session.
     """
-    insert = insert_for(session)(PointsAccount).values(customer_id=customer_id, balance=0,
-                                                       updated_at=func.now())
-    statement = insert.on_conflict_do_update(
-        index_elements=[PointsAccount.customer_id], set_={"balance": PointsAccount.balance},
-    ).returning(PointsAccount)
-    account: PointsAccount = session.scalars(statement, execution_options={"populate_existing": True}).one()
+    dialect = session.get_bind().dialect.name
+    statement = _LOCK_ACCOUNT.get(dialect)
+    if statement is None:
+        insert = insert_for(session)(PointsAccount).values(customer_id=bindparam("b_customer"), balance=0,
+                                                           updated_at=func.now())
+        statement = _LOCK_ACCOUNT[dialect] = insert.on_conflict_do_update(
+            index_elements=[PointsAccount.customer_id], set_={"balance": PointsAccount.balance},
+        ).returning(PointsAccount)
+    account: PointsAccount = session.scalars(statement, {"b_customer": customer_id},
+                                             execution_options={"populate_existing": True}).one()
     return account
+
+
+_LOCK_ACCOUNT: dict[str, Any] = {}
+"""The statement of :func:`lock_account` by dialect (``INSERT … ON CONFLICT`` is spelled per dialect)."""
 
 
 def account(session: Session, customer_id: str) -> PointsAccount | None:
@@ -101,11 +119,19 @@ def spendable_lots(session: Session, customer_id: str, now: datetime) -> list[Po
         .execution_options(populate_existing=True)))
 
 
+_DUE_LOTS_OF = (select(PointsLot)
+                .where(PointsLot.remaining > 0,
+                       PointsLot.expires_at <= bindparam("b_now", type_=PointsLot.expires_at.type),
+                       PointsLot.customer_id == bindparam("b_customer"))
+                .order_by(PointsLot.customer_id, PointsLot.expires_at, PointsLot.id)
+                .execution_options(populate_existing=True))
+
+
 def due_lots(session: Session, now: datetime, customer_id: str | None = None) -> list[PointsLot]:
     """Lots whose expiry has passed with points left (of one customer or everyone)."""
+    if customer_id is not None:  # the checkout's case, on every order
+        return list(session.scalars(_DUE_LOTS_OF, {"b_now": now, "b_customer": customer_id}))
     query = select(PointsLot).where(PointsLot.remaining > 0, PointsLot.expires_at <= now)
-    if customer_id is not None:
-        query = query.where(PointsLot.customer_id == customer_id)
     return list(session.scalars(query.order_by(PointsLot.customer_id, PointsLot.expires_at, PointsLot.id)
                                 .execution_options(populate_existing=True)))
 

@@ -52,9 +52,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import pairwise
+from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete
+from sqlalchemy import Table, delete, insert
 from sqlalchemy.orm import Session
 
 from growthwheel.accounts.models import utcnow
@@ -273,14 +274,18 @@ def recompute_tiers(session: Session, now: datetime,
 # ---------------------------------------------------------------------------------------------
 
 
+_LEDGER = cast(Table, PointsLedgerEntry.__table__)
+_INSERT_ENTRY = insert(_LEDGER).returning(_LEDGER.c.id)
+"""A ledger row, written at once (built once; the entry's id names its fact)."""
+
+
 def _entry(session: Session, customer_id: str, kind: str, points: int, now: datetime, *,
            lot_id: int | None = None, order_id: str | None = None, note: str | None = None) -> None:
     """One ledger move, and its ``points_moved`` fact for the warehouse (same transaction)."""
-    entry = PointsLedgerEntry(customer_id=customer_id, at=now, kind=kind, points=points, lot_id=lot_id,
-                              order_id=order_id, note=note)
-    session.add(entry)
-    session.flush()
-    facts.record_event(session, event_id=f"points_moved:{entry.id}", type="points_moved", occurred_at=now,
+    entry_id = session.scalar(_INSERT_ENTRY, {
+        "customer_id": customer_id, "at": now, "kind": kind, "points": points, "lot_id": lot_id,
+        "order_id": order_id, "note": note})
+    facts.record_event(session, event_id=f"points_moved:{entry_id}", type="points_moved", occurred_at=now,
                        customer_id=customer_id, order_id=order_id,
                        properties={"kind": kind, "points": points, "lot_id": lot_id})
 

@@ -176,10 +176,12 @@ def coupon_code(session: Session, code: str) -> CouponCode | None:
 
 def coupon_code_with_batch(session: Session, code: str) -> tuple[CouponCode, CouponBatch] | None:
     """A code row and its batch in one query (what a checkout resolves), or ``None``."""
-    found = session.execute(select(CouponCode, CouponBatch)
-                            .join(CouponBatch, CouponBatch.id == CouponCode.batch_id)
-                            .where(CouponCode.code == code)).first()
+    found = session.execute(_CODE_WITH_BATCH, {"b_code": code}).first()
     return None if found is None else (found[0], found[1])
+
+
+_CODE_WITH_BATCH = (select(CouponCode, CouponBatch).join(CouponBatch, CouponBatch.id == CouponCode.batch_id)
+                    .where(CouponCode.code == bindparam("b_code")))
 
 
 def existing_codes(session: Session, codes: Sequence[str]) -> set[str]:
@@ -287,14 +289,23 @@ def take_batch(session: Session, batch_id: str, amount: int) -> bool:
 def take_customer_use(session: Session, batch_id: str, customer_id: str, limit: int) -> bool:
     """One of the customer's uses of the batch, if fewer than ``limit`` are used (insert or update
     in one statement, so two first uses at once cannot both insert)."""
-    table = CouponCustomerUse.__table__
-    statement = insert_for(session)(table).values(batch_id=batch_id, customer_id=customer_id, used=1)
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.batch_id, table.c.customer_id],
-        set_={"used": table.c.used + 1},
-        where=table.c.used < limit,
-    ).returning(table.c.used)
-    return session.execute(statement).first() is not None
+    dialect = session.get_bind().dialect.name
+    statement = _TAKE_CUSTOMER_USE.get(dialect)
+    if statement is None:
+        table = _table(CouponCustomerUse)
+        statement = _TAKE_CUSTOMER_USE[dialect] = (
+            insert_for(session)(table)
+            .values(batch_id=bindparam("b_batch"), customer_id=bindparam("b_customer"), used=1)
+            .on_conflict_do_update(index_elements=[table.c.batch_id, table.c.customer_id],
+                                   set_={"used": table.c.used + 1},
+                                   where=table.c.used < bindparam("b_limit", type_=Integer))
+            .returning(table.c.used))
+    params = {"b_batch": batch_id, "b_customer": customer_id, "b_limit": limit}
+    return session.execute(statement, params).first() is not None
+
+
+_TAKE_CUSTOMER_USE: dict[str, Any] = {}
+"""The statement of :func:`take_customer_use` by dialect."""
 
 
 def give_back_use(session: Session, redemption: CouponRedemption) -> None:
@@ -343,15 +354,23 @@ def claim_order(session: Session, order: CheckoutOrder) -> bool:
     already serialises. No savepoint and no read before. A claimed ``order`` joins the session as
     persistent with the values just written (no re-read): later changes to it flush as ``UPDATE``.
     """
-    table = CheckoutOrder.__table__
+    table = _table(CheckoutOrder)
+    dialect = session.get_bind().dialect.name
+    statement = _CLAIM_ORDER.get(dialect)
+    if statement is None:
+        statement = _CLAIM_ORDER[dialect] = (insert_for(session)(table)
+                                             .on_conflict_do_nothing(index_elements=[table.c.id])
+                                             .returning(table.c.id))
     values = {column.key: getattr(order, column.key) for column in table.columns}
-    statement = (insert_for(session)(table).values(**values)
-                 .on_conflict_do_nothing(index_elements=[table.c.id]).returning(table.c.id))
-    if session.execute(statement).first() is None:
+    if session.execute(statement, values).first() is None:
         return False
     make_transient_to_detached(order)
     session.add(order)
     return True
+
+
+_CLAIM_ORDER: dict[str, Any] = {}
+"""The statement of :func:`claim_order` by dialect (the order's values bound per call)."""
 
 
 def order(session: Session, order_id: str, *, lock: bool = False) -> CheckoutOrder | None:
@@ -382,8 +401,11 @@ def refunds_of_order(session: Session, order_id: str) -> list[CheckoutRefund]:
 def has_paid_order(session: Session, customer_id: str, *, besides: str | None = None) -> bool:
     """Whether the customer has a committed order that is not fully refunded (for first-order rules),
     other than ``besides`` (the order being committed, whose id is claimed before it is priced)."""
-    query = select(CheckoutOrder.id).where(
-        and_(CheckoutOrder.customer_id == customer_id, CheckoutOrder.status != "refunded"))
-    if besides is not None:
-        query = query.where(CheckoutOrder.id != besides)
-    return session.scalar(query.limit(1)) is not None
+    if besides is None:
+        return session.scalar(_HAS_PAID_ORDER, {"b_customer": customer_id}) is not None
+    return session.scalar(_HAS_OTHER_PAID_ORDER, {"b_customer": customer_id, "b_order": besides}) is not None
+
+
+_HAS_PAID_ORDER = select(CheckoutOrder.id).where(
+    and_(CheckoutOrder.customer_id == bindparam("b_customer"), CheckoutOrder.status != "refunded")).limit(1)
+_HAS_OTHER_PAID_ORDER = _HAS_PAID_ORDER.where(CheckoutOrder.id != bindparam("b_order"))
