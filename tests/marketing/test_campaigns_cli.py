@@ -56,6 +56,12 @@ def test_influencers_campaign_pacing_review(tmp_path: Path) -> None:
     assert rep.index("KOC_B") < rep.index("KOL_A")  # ROI 30 before 0.5
     assert "pyramid" in rep
 
+    # Attached to Double 11 2024: removing it is refused with the campaign named, nothing removed.
+    refused = runner.invoke(app, ["--data-dir", str(folder), "marketing", "influencers", "remove", "KOC_B"])
+    assert refused.exit_code == 1
+    assert "Double 11 2024" in refused.output
+    assert len(json.loads(run(folder, "influencers", "list", "--json"))) == 2
+
 
 def test_bad_input_is_one_line_naming_the_option(tmp_path: Path) -> None:
     folder = tmp_path / "data"
