@@ -42,13 +42,15 @@ def _clean(console: Console) -> None:
 @pytest.fixture(scope="module")
 def shop(console: Console) -> Iterator[Console]:
     """The console with the campaign pages, an operator, two influencers (the first attached) and
-    a campaign over the demo's February–March; all removed when the module ends."""
+    a campaign over the demo's February; all removed (the operator disabled) when the module ends."""
     paths = {getattr(r, "path", "") for r in console.app.routes}
     if "/marketing/campaigns/{campaign_id}/edit" not in paths:
         console.app.include_router(campaign_pages.router)
     _clean(console)
     with session_scope(console.app.state.cfg) as session:
-        if OPERATOR[0] not in {u.email for u in accounts.list_users(session)}:
+        if OPERATOR[0] in {u.email for u in accounts.list_users(session)}:
+            accounts.set_active(session, OPERATOR[0], True, actor_name="tests")
+        else:
             accounts.create_user(session, OPERATOR[0], "operator", OPERATOR[1])
         kol = influencers.create(session, InfluencerIn(
             code=CODES[0], name="编辑测试达人", platform="douyin", followers=1_200_000,
@@ -64,6 +66,8 @@ def shop(console: Console) -> Iterator[Console]:
             "links": [{"kind": "influencer", "ref_id": kol.id}]}), actor="tests")
     yield console
     _clean(console)
+    with session_scope(console.app.state.cfg) as session:  # no extra account left signed in
+        accounts.set_active(session, OPERATOR[0], False, actor_name="tests")
 
 
 def _log_in(page: Any, console: Console, path: str) -> None:
