@@ -45,6 +45,22 @@ def _plain(value: Any, kind: Any) -> Any:
     return value
 
 
+def plain_value(value: Any) -> Any:
+    """A pandas cell as a plain Python value (``None`` for NaN / NaT, ``datetime``, ``int``), so
+    rows read from two engines compare with ``==``."""
+    import math
+
+    import pandas as pd
+
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
 def copy_to_spark(spark_session: Any, backend: Any, names: Iterable[str]) -> Any:
     """The tables ``names`` of the Ibis (DuckDB) ``backend`` copied into a new session of
     ``spark_session``, as an Ibis PySpark backend over it.

@@ -7,7 +7,6 @@ few values, with numbers worked out by hand.
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 from datetime import UTC, date, datetime, timedelta
@@ -16,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from tests.tiny_warehouse import plain_value
 
 from growthwheel.config import Settings
 from growthwheel.warehouse import db, ingest, lake, spark
@@ -52,17 +52,6 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def _plain(value: Any) -> Any:
-    """A pandas cell as a plain Python value, so both engines' rows compare with ``==``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    if hasattr(value, "item"):
-        return value.item()
-    return value
-
-
 def _rows(con: Any, table: str, key: list[str]) -> list[dict[str, Any]]:
     """The table's rows as plain values (dates as ``date``), sorted, without bookkeeping."""
     t = con.table(table)
@@ -70,7 +59,7 @@ def _rows(con: Any, table: str, key: list[str]) -> list[dict[str, Any]]:
     df = df[[c for c in df.columns if c not in UNSTABLE]].sort_values(key)
     dates = {name for name, typ in t.schema().items() if typ.is_date()}
     return [
-        {k: (_plain(v).date() if k in dates and _plain(v) is not None else _plain(v))
+        {k: (plain_value(v).date() if k in dates and plain_value(v) is not None else plain_value(v))
          for k, v in r.items()}
         for r in df.to_dict(orient="records")
     ]
@@ -316,7 +305,7 @@ def _shop_data(tmp: Path) -> tuple[dict[str, Path], int]:
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{str(k): _plain(v) for k, v in r.items()} for r in df.to_dict(orient="records")]
+    return [{str(k): plain_value(v) for k, v in r.items()} for r in df.to_dict(orient="records")]
 
 
 def test_kpi_tables_identical_on_duckdb_and_spark(

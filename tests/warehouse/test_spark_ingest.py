@@ -12,15 +12,14 @@ test session, a handful of imports per case, the example files and a few edge ro
 
 from __future__ import annotations
 
-import math
 import shutil
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import ibis
-import pandas as pd
 import pytest
+from tests.tiny_warehouse import plain_value
 
 from growthwheel.config import Settings
 from growthwheel.warehouse import db, ingest, ingest_validate, lake, rules, spark_ingest
@@ -139,20 +138,10 @@ SECOND = {
 }
 
 
-def _plain(value: Any) -> Any:
-    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    if hasattr(value, "item"):
-        return value.item()
-    return value
-
-
 def _table(con: Any, name: str) -> list[tuple[Any, ...]]:
     df = con.table(name).execute()
     cols = sorted(c for c in df.columns if c not in UNSTABLE)
-    return sorted((tuple(_plain(v) for v in row) for row in df[cols].itertuples(index=False)), key=repr)
+    return sorted((tuple(plain_value(v) for v in row) for row in df[cols].itertuples(index=False)), key=repr)
 
 
 def _counts(result: ingest.ImportResult) -> tuple[Any, ...]:
@@ -205,7 +194,7 @@ def _rules_on_duckdb(table_name: str, paths: list[Path], tmp_path: Path) -> tupl
     bad = rules.refusals(typed, table)
     if table.name == "order_lines":
         bad = ibis.union(bad, rules.hold_back_whole_orders(typed, bad, len(paths) > 1), distinct=False)
-    got = sorted((tuple(_plain(v) for v in r) for r in backend.execute(bad).itertuples(index=False)),
+    got = sorted((tuple(plain_value(v) for v in r) for r in backend.execute(bad).itertuples(index=False)),
                  key=repr)
     return expected, got
 
