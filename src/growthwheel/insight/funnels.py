@@ -227,33 +227,36 @@ def _actors(table: pa.Table, links: pa.Table) -> pa.DictionaryArray:
     return pc.dictionary_encode(pc.coalesce(customer, linked, own)).combine_chunks()
 
 
-def funnel_entrants_local(
-    events: ir.Table,
-    steps: Sequence[str] = DEFAULT_STEPS,
-    *,
-    window: timedelta = DEFAULT_WINDOW,
-    start: date | None = None,
-    end: date | None = None,
-    breakdown: str | None = None,
-    links: pa.Table | None = None,
-) -> pd.DataFrame:
-    """:func:`funnel_entrants` computed in memory: the same rows (as a DataFrame, ``at_k`` as
-    ``datetime64[us]``), in actor order.
+def _fast_actors(table: pa.Table, links: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's actor as an integer code (the same grouping as :func:`_actors`, other numbers)
+    and, per code, whether the actor is anonymous: without building an ``anon:<id>`` string per
+    row (customers' codes first, then the anonymous ids')."""
+    anonymous = table.column("anonymous_id")
+    customer = table.column("customer_id")
+    value_set = links.column("anonymous_id").combine_chunks().cast(anonymous.type)
+    linked = links.column("customer_id").combine_chunks().cast(customer.type).take(
+        pc.index_in(anonymous, value_set=value_set)
+    )
+    known = pc.dictionary_encode(pc.coalesce(customer, linked)).combine_chunks()
+    n_known = len(known.dictionary)
+    code = np.asarray(known.indices.fill_null(-1), dtype=np.int64)
+    unknown = np.flatnonzero(code < 0)
+    n_anonymous = 0
+    if len(unknown):
+        anon = pc.dictionary_encode(anonymous.take(pa.array(unknown))).combine_chunks()
+        n_anonymous = len(anon.dictionary)
+        code[unknown] = n_known + np.asarray(anon.indices, dtype=np.int64)
+    is_anonymous = np.zeros(n_known + n_anonymous, dtype=bool)
+    is_anonymous[n_known:] = True
+    return code, is_anonymous
 
-    The backend only picks the candidate events (and, unless ``links`` from
-    :func:`identity_links` is given, the identity links); identities are resolved and steps
-    matched in memory: a sorted search per step (the earliest event of the step's type at or after
-    the previous step, per actor) for the attempts still going, so it costs O(n log n) in the
-    events instead of a range join per step. This is what :func:`funnel_frame` uses on DuckDB,
-    where the warehouse is on the same machine."""
-    _check(steps, window, breakdown)
-    steps = list(steps)
-    if links is None:
-        links = identity_links(events)
-    table = _range_rows(events, steps, window, start, end, ["event_id", breakdown] if breakdown else [])
+
+def _match(table: pa.Table, code: np.ndarray, steps: Sequence[str], window: timedelta,
+           start: date | None, end: date | None, breakdown: str | None) -> tuple[Any, ...]:
+    """The matching of :func:`funnel_entrants_local` over candidate rows ``table`` whose actors
+    are ``code``: per entrant (in code order) its anchor row (``idx[pick]``), code, steps reached
+    and the times (µs, -1 for none) of each step. Returns ``(idx, pick, a_code, reached, at)``."""
     n_steps = len(steps)
-    actor_dict = _actors(table, links)
-    code = np.asarray(actor_dict.indices, dtype=np.int64)
     t = np.asarray(table.column("occurred_at").cast(pa.timestamp("us")).cast(pa.int64()),
                    dtype=np.int64)
     types = pc.dictionary_encode(table.column("type")).combine_chunks()
@@ -286,7 +289,11 @@ def funnel_entrants_local(
         s_key, s_t = key[m][order], t[m][order]
         g_code = a_code[going]
         q = g_code * span + prev_rank[going]
-        pos = np.searchsorted(s_key, q, side="right" if steps[k] in steps[:k] else "left")
+        # Searched in ascending order (numpy narrows each search from the previous one).
+        q_order = np.argsort(q, kind="stable")
+        pos = np.empty(len(q), dtype=np.int64)
+        pos[q_order] = np.searchsorted(s_key, q[q_order],
+                                       side="right" if steps[k] in steps[:k] else "left")
         ok = pos < len(s_key)
         pos = np.minimum(pos, len(s_key) - 1)
         ok &= (s_key[pos] < (g_code + 1) * span) & (s_t[pos] <= limit[going])
@@ -305,6 +312,37 @@ def funnel_entrants_local(
     first = np.ones(len(best), dtype=bool)
     first[1:] = a_code[best][1:] != a_code[best][:-1]
     pick = best[first]
+    return idx, pick, a_code, reached, at
+
+
+def funnel_entrants_local(
+    events: ir.Table,
+    steps: Sequence[str] = DEFAULT_STEPS,
+    *,
+    window: timedelta = DEFAULT_WINDOW,
+    start: date | None = None,
+    end: date | None = None,
+    breakdown: str | None = None,
+    links: pa.Table | None = None,
+) -> pd.DataFrame:
+    """:func:`funnel_entrants` computed in memory: the same rows (as a DataFrame, ``at_k`` as
+    ``datetime64[us]``), in actor order.
+
+    The backend only picks the candidate events (and, unless ``links`` from
+    :func:`identity_links` is given, the identity links); identities are resolved and steps
+    matched in memory: a sorted search per step (the earliest event of the step's type at or after
+    the previous step, per actor) for the attempts still going, so it costs O(n log n) in the
+    events instead of a range join per step. This is what :func:`funnel_frame` uses on DuckDB,
+    where the warehouse is on the same machine."""
+    _check(steps, window, breakdown)
+    steps = list(steps)
+    if links is None:
+        links = identity_links(events)
+    table = _range_rows(events, steps, window, start, end, ["event_id", breakdown] if breakdown else [])
+    n_steps = len(steps)
+    actor_dict = _actors(table, links)
+    code = np.asarray(actor_dict.indices, dtype=np.int64)
+    idx, pick, a_code, reached, at = _match(table, code, steps, window, start, end, breakdown)
     out: dict[str, Any] = {"actor": actor_dict.dictionary.take(pa.array(a_code[pick])).to_pylist()}
     if breakdown:
         values = table.column(breakdown).take(pa.array(idx[pick]))
@@ -340,6 +378,24 @@ def _step_table(
         events, steps, window=window, start=start, end=end, breakdown=breakdown, links=links
     )
     return _step_table_of(people, steps, breakdown)
+
+
+def _step_table_of_arrays(reached: np.ndarray, at: np.ndarray) -> pd.DataFrame:
+    """:func:`_step_table_of` without a breakdown, from the entrants' steps reached and step
+    times (µs, one row per step, as :func:`_match` gives them)."""
+    n = len(at)
+    secs = np.floor_divide(at, 1_000_000)
+    records: list[dict[str, Any]] = []
+    for k in range(1, n + 1):
+        m = reached >= k
+        records.append({
+            "step": k,
+            "entrants": int(m.sum()),
+            "median_seconds_from_first": _median(secs[k - 1][m] - secs[0][m]),
+            "median_seconds_from_previous": _median(secs[k - 1][m] - secs[max(k - 2, 0)][m]),
+        })
+    return pd.DataFrame(records, columns=["step", "entrants", "median_seconds_from_first",
+                                          "median_seconds_from_previous"])
 
 
 def _step_table_of(people: pd.DataFrame, steps: Sequence[str], breakdown: str | None) -> pd.DataFrame:
@@ -472,12 +528,18 @@ def funnel_with_stops(
     steps = list(steps)
     n = len(steps)
     if _backend_name(events) == "duckdb":
-        people = funnel_entrants_local(events, steps, window=window, start=start, end=end,
-                                       links=links)
-        frame = _dense(_step_table_of(people, steps, None), steps, None)
-        known = people[~people["actor"].str.startswith(ANONYMOUS_PREFIX)]
-        counts = known["steps_reached"].value_counts().to_dict()
-        return frame, [int(counts.get(k, 0)) for k in range(1, n + 1)]
+        # The entrants' actors are only grouped and told apart (anonymous or not): integer codes,
+        # no actor strings and no DataFrame of entrants.
+        _check(steps, window, None)
+        if links is None:
+            links = identity_links(events)
+        table = _range_rows(events, steps, window, start, end, [])
+        code, is_anonymous = _fast_actors(table, links)
+        _idx, pick, a_code, reached, at = _match(table, code, steps, window, start, end, None)
+        reached, at = reached[pick], at[:, pick]
+        frame = _dense(_step_table_of_arrays(reached, at), steps, None)
+        counts = np.bincount(reached[~is_anonymous[a_code[pick]]], minlength=n + 1)
+        return frame, [int(counts[k]) for k in range(1, n + 1)]
     frame = funnel_frame(events, steps, window=window, start=start, end=end)
     entrants = funnel_entrants(events, steps, window=window, start=start, end=end)
     entrants = entrants.filter(_is_customer(entrants.actor))
