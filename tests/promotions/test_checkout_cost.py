@@ -22,11 +22,23 @@ from growthwheel.store import db
 from growthwheel.store.db import session_scope
 
 
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """A SQLite store with a 10 % item discount with a budget of 3 orders, a flash sale of 5 units
-    and a shared coupon."""
-    cfg = Settings(data_dir=Path(tmp_path_factory.mktemp("checkout_cost")), database_url=None)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A store (SQLite, or a database of its own on the test PostgreSQL cluster) with a 10 % item
+    discount with a budget of 3 orders, a flash sale of 5 units and a shared coupon."""
+    data_dir = Path(tmp_path_factory.mktemp("checkout_cost"))
+    if request.param == "sqlite":
+        yield from _shop(Settings(data_dir=data_dir, database_url=None))
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    name = cluster.create_database()
+    try:
+        yield from _shop(Settings(data_dir=data_dir, database_url=cluster.url(name)))
+    finally:
+        cluster.drop_database(name)
+
+
+def _shop(cfg: Settings) -> Iterator[Settings]:
     db.migrate(cfg)
     now = utcnow()
     with session_scope(cfg) as session:

@@ -193,12 +193,13 @@ _LIVE_LIMIT = 64
 
 def live_rules(session: Session, now: datetime) -> tuple[list[rules.Promotion], dict[str, LivePromotion]]:
     """The live promotions (active, in schedule, budget not spent) as the pricing core's objects."""
-    rows = tuple(repository.live_promotion_heads(session, now))
-    found = _LIVE.get(rows)
-    if found is None:
+    found = _LIVE.get(tuple(repository.live_promotion_heads(session, now)))
+    if found is None:  # read again with the times converted, and keyed by what that read saw
+        heads = tuple(repository.live_promotion_heads(session, now, typed=True))
         if len(_LIVE) >= _LIVE_LIMIT:
             _LIVE.clear()
-        found = _LIVE[rows] = _live_rules(session, rows)
+        key = tuple(tuple(h[:repository.HEAD_KEY_COLUMNS]) for h in heads)
+        found = _LIVE[key] = _live_rules(session, heads)
     promos, live = found
     return list(promos), dict(live)  # the caller's own: quote() adds and leaves out promotions
 
