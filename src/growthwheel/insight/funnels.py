@@ -275,6 +275,9 @@ def _match(table: pa.Table, code: np.ndarray, steps: Sequence[str], window: time
     if end is not None:
         anchor &= np.asarray(pc.fill_null(pc.less_equal(day, pa.scalar(end)), False))
     idx = np.flatnonzero(anchor)
+    # Attempts in (actor, time) order: the first step's searches then go in ascending order
+    # (numpy narrows each search from the previous one), the later ones nearly so.
+    idx = idx[np.argsort(key[idx], kind="stable")]
     a_code = code[idx]
     at = np.full((n_steps, len(idx)), -1, dtype=np.int64)  # microseconds, -1 none
     at[0] = t[idx]
@@ -289,11 +292,7 @@ def _match(table: pa.Table, code: np.ndarray, steps: Sequence[str], window: time
         s_key, s_t = key[m][order], t[m][order]
         g_code = a_code[going]
         q = g_code * span + prev_rank[going]
-        # Searched in ascending order (numpy narrows each search from the previous one).
-        q_order = np.argsort(q, kind="stable")
-        pos = np.empty(len(q), dtype=np.int64)
-        pos[q_order] = np.searchsorted(s_key, q[q_order],
-                                       side="right" if steps[k] in steps[:k] else "left")
+        pos = np.searchsorted(s_key, q, side="right" if steps[k] in steps[:k] else "left")
         ok = pos < len(s_key)
         pos = np.minimum(pos, len(s_key) - 1)
         ok &= (s_key[pos] < (g_code + 1) * span) & (s_t[pos] <= limit[going])
@@ -307,12 +306,17 @@ def _match(table: pa.Table, code: np.ndarray, steps: Sequence[str], window: time
         ids = table.column("event_id").take(pa.array(idx))
         id_rank = np.asarray(pc.rank(ids, sort_keys="ascending", tiebreaker="first"))
         best = np.lexsort((id_rank, at[0], -reached, a_code))
-    else:
-        best = np.lexsort((at[0], -reached, a_code))
-    first = np.ones(len(best), dtype=bool)
-    first[1:] = a_code[best][1:] != a_code[best][:-1]
-    pick = best[first]
-    return idx, pick, a_code, reached, at
+        first = np.ones(len(best), dtype=bool)
+        first[1:] = a_code[best][1:] != a_code[best][:-1]
+        return idx, best[first], a_code, reached, at
+    # Per actor the attempt that got furthest, then the earliest: the smallest score (an
+    # attempt's time as its rank among the rows' times), without sorting the attempts again.
+    score = (n_steps - reached) * span + rank_of_time[idx]
+    smallest = np.full(int(a_code.max()) + 1 if len(a_code) else 0, np.iinfo(np.int64).max)
+    np.minimum.at(smallest, a_code, score)
+    chosen = np.flatnonzero(score == smallest[a_code])
+    _codes, first_of = np.unique(a_code[chosen], return_index=True)
+    return idx, chosen[first_of], a_code, reached, at
 
 
 def funnel_entrants_local(
