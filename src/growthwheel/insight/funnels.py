@@ -199,7 +199,9 @@ def _range_rows(
 ) -> pa.Table:
     """The events that may fill a step (the steps' types, near the range, with a time and an id),
     as Arrow: ``customer_id``, ``anonymous_id``, ``type``, ``occurred_at``, ``event_date`` and
-    ``extra``. The same rows as :func:`_candidate_rows`, before identities are resolved."""
+    ``extra``. The rows of :func:`_candidate_rows` that can take part, before identities are
+    resolved (the first step's events outside the range are left out when no later step has their
+    type: they start no attempt and fill no step)."""
     rows = events.filter(
         events.type.isin(list(set(steps))) & events.occurred_at.notnull()
         & (events.customer_id.notnull() | events.anonymous_id.notnull())
@@ -210,6 +212,14 @@ def _range_rows(
         rows = rows.filter(rows.occurred_at >= low)
     if high is not None:
         rows = rows.filter(rows.occurred_at < high)
+    if steps[0] not in steps[1:] and (start is not None or end is not None):
+        # The first step's events only start attempts: outside the range they fill nothing.
+        entry = rows.type == steps[0]
+        if start is not None:
+            entry &= rows.event_date >= start
+        if end is not None:
+            entry &= rows.event_date <= end
+        rows = rows.filter((rows.type != steps[0]) | entry)
     return rows.select("customer_id", "anonymous_id", "type", "occurred_at", "event_date",
                        *extra).to_pyarrow()
 
