@@ -230,9 +230,9 @@ def add_growth(session: Session, customer_id: str, amount: int, *, effective_at:
                order_id: str | None = None, now: datetime | None = None) -> None:
     """Record growth earned (positive) or clawed back (negative), dated ``effective_at``."""
     if amount:
-        session.add(GrowthEntry(customer_id=customer_id, effective_at=effective_at, amount=amount,
-                                kind=kind, order_id=order_id, recorded_at=now or utcnow()))
-        session.flush()
+        session.execute(_INSERT_GROWTH, {"customer_id": customer_id, "effective_at": effective_at,
+                                         "amount": amount, "kind": kind, "order_id": order_id,
+                                         "recorded_at": now or utcnow()})
 
 
 @dataclass(frozen=True)
@@ -274,6 +274,8 @@ def recompute_tiers(session: Session, now: datetime,
 # ---------------------------------------------------------------------------------------------
 
 
+_INSERT_GROWTH = insert(cast(Table, GrowthEntry.__table__))
+"""A growth entry, written at once (built once; nothing reads the row back)."""
 _LEDGER = cast(Table, PointsLedgerEntry.__table__)
 _INSERT_ENTRY = insert(_LEDGER).returning(_LEDGER.c.id)
 """A ledger row, written at once (built once; the entry's id names its fact)."""

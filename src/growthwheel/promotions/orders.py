@@ -40,8 +40,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from growthwheel.accounts.models import utcnow
@@ -68,6 +69,26 @@ def payload_hash(payload: Any) -> str:
         payload = payload.model_dump(mode="json")
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredLine:
+    """A ``checkout_order_lines`` row as a commit writes it (inserted in one statement, without
+    the ORM's unit of work: nothing in the commit reads the rows back)."""
+
+    order_id: str
+    line_id: str
+    sku: str
+    quantity: int
+    unit_price: int
+    subtotal: int
+    discount: int
+    paid: int
+    refunded_quantity: int
+    refunded_amount: int
+
+
+_INSERT_LINES = insert(cast(Table, CheckoutOrderLine.__table__))
 
 
 @dataclass(frozen=True)
@@ -138,13 +159,11 @@ def commit(
     order.points_earned = priced.points_to_earn
     order.growth_earned = quote.growth_to_earn
     lines = [
-        CheckoutOrderLine(order_id=order.id, line_id=line.line_id, sku=line.sku, quantity=line.quantity,
-                          unit_price=line.unit_price, subtotal=line.subtotal,
-                          discount=line.subtotal - line.paid, paid=line.paid, refunded_quantity=0,
-                          refunded_amount=0)
+        StoredLine(order_id=order.id, line_id=line.line_id, sku=line.sku, quantity=line.quantity,
+                   unit_price=line.unit_price, subtotal=line.subtotal, discount=line.subtotal - line.paid,
+                   paid=line.paid, refunded_quantity=0, refunded_amount=0)
         for line in priced.lines
     ]
-    session.add_all(lines)
     answer = OrderOut(
         order_id=order.id, customer_id=order.customer_id, status=order.status, currency=currency,
         total=order.total, refunded_amount=0, points_used=order.points_used,
@@ -154,6 +173,7 @@ def commit(
     )
     order.priced = answer.model_dump(mode="json")
     session.flush()
+    session.execute(_INSERT_LINES, [vars(line) for line in lines])  # one multi-row statement
     facts.record_order(session, order, lines, now=now)  # same transaction, rows as just written
     for code in redeemed:
         facts.record_event(session, event_id=f"coupon_redeemed:{order.id}:{code}", type="coupon_redeemed",
