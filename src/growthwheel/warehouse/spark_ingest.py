@@ -48,10 +48,11 @@ from pathlib import Path
 from typing import Any
 
 from growthwheel.config import Settings
-from growthwheel.errors import ImportFileError, MissingColumnsError
+from growthwheel.errors import MissingColumnsError
 from growthwheel.warehouse import lake, rules
 from growthwheel.warehouse import spark as gw_spark
 from growthwheel.warehouse.db import IMPORTS_TABLE, QUARANTINE_TABLE
+from growthwheel.warehouse.file_checks import UnreadableFileError
 from growthwheel.warehouse.schema import (
     CHECKOUT_SOURCE,
     DEFAULT_LOCATION,
@@ -60,6 +61,7 @@ from growthwheel.warehouse.schema import (
     ORDERS,
     Table,
 )
+from growthwheel.web.i18n import k
 
 #: Partition of a stored row, as Spark SQL (see ``lake.PARTITION_SQL``).
 PARTITION_SPARK: dict[str, str] = {
@@ -94,7 +96,8 @@ def _header(path: Path) -> list[str]:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             return next(csv.reader(fh), [])
     except (OSError, UnicodeDecodeError) as exc:
-        raise ImportFileError(f"{path}: cannot read as csv: {exc}") from exc
+        raise UnreadableFileError(f"{path}: cannot read as csv: {exc}", path,
+                                  k("import_file.unreadable.csv")) from exc
 
 
 def _read(spark: Any, table: Table, path: Path, file_idx: int,
