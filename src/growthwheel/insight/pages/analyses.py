@@ -184,10 +184,13 @@ _funnels: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _funnels_lock = threading.Lock()
 
 
-def _warehouse_version(con: BaseBackend) -> tuple[int, str]:
-    """Changes whenever the warehouse does: every write (imports and event flushes alike) goes
-    through the import path, which logs a row in ``_imports``."""
+def _warehouse_version(con: BaseBackend, table: str | None = None) -> tuple[int, str]:
+    """Changes whenever the warehouse does (or, with ``table``, that table): every write
+    (imports and event flushes alike) goes through the import path, which logs a row in
+    ``_imports`` naming the table it imported (only an ``events`` import writes events)."""
     log = con.table(warehouse_db.IMPORTS_TABLE)
+    if table is not None:
+        log = log.filter(log.table_name == table)
     row = log.aggregate(n=log.count(), last=log.finished_at.max()).to_pyarrow().to_pylist()[0]
     return int(row["n"]), str(row["last"])
 
@@ -260,7 +263,8 @@ def funnel_page(
         quick = None
     with warehouse(request).read() as con:
         events = con.table("events")
-        version = _warehouse_version(con)
+        # The funnel reads events only: an import of orders, customers … keeps what it remembers.
+        version = _warehouse_version(con, "events")
         present, last_day = _remembered(
             request, version, ("funnel-meta",),
             lambda: (event_types(events), _last_event_day(events)),
