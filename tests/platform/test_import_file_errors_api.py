@@ -144,3 +144,30 @@ def test_unreadable_rows_and_header_only_files_are_explained_in_both_languages(
     assert header_only["result"]["header_only"] == ["今日订单.csv"]
     notice = client.get(f"/imports/{header_only['id']}", params={"lang": "zh"}).text
     assert "“今日订单.csv”只有表头行" in notice
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "zh"),
+    [
+        ({"format": "generic"}, "table", "请指定要导入的表"),
+        ({"table": "invoices"}, "table", "没有名为 'invoices' 的表"),
+        ({"table": "customers", "format": "excel"}, "format", "请从以下格式中选择：generic"),
+    ],
+)
+def test_a_bad_upload_form_names_the_field_in_the_clients_language(
+    served: tuple[TestClient, dict[str, str], Settings], form: dict[str, str], field: str, zh: str
+) -> None:
+    client, headers, _cfg = served
+    client.cookies.delete("gw_lang")
+    files = [("files", ("a.csv", b"customer_id\nc1\n", "text/csv"))]
+    answers = {lang: client.post("/api/v1/imports", headers={**headers, "Accept-Language": lang},
+                                 data=form, files=files) for lang in ("zh-CN", "en")}
+    for response in answers.values():
+        assert response.status_code == 422
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["field"] == field
+    assert response.json()["code"] == "invalid_argument"
+    assert answers["zh-CN"].json()["detail"].startswith(f"{field}: ")
+    assert zh in answers["zh-CN"].json()["detail"]
+    assert answers["en"].json()["detail"].startswith(f"{field}: ")
+    assert not re.search(r"[\u4e00-\u9fff]", answers["en"].json()["detail"])

@@ -437,16 +437,18 @@ def _upload_fields(form: FormData) -> tuple[str, str, list[UploadFile]]:
     table_name = form.get("table")
     fmt = form.get("format") or "generic"
     if not isinstance(table_name, str) or not table_name:
-        raise InvalidArgumentError("table: give the table to import into")
+        raise InvalidArgumentError.coded("import_file.need_table", field="table")
     try:
         table = resolve_table(table_name).name
-    except KeyError as exc:
-        raise InvalidArgumentError(f"table: {exc.args[0]}") from None
+    except KeyError:
+        raise InvalidArgumentError.coded("import_file.unknown_table", field="table", table=table_name,
+                                         tables=", ".join(TABLES)) from None
     if not isinstance(fmt, str) or fmt not in FORMATS:
-        raise InvalidArgumentError(f"format: choose one of: {', '.join(FORMATS)}")
+        raise InvalidArgumentError.coded("import_file.unknown_format", field="format",
+                                         formats=", ".join(FORMATS))
     files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
     if not files:
-        raise InvalidArgumentError("files: attach at least one file")
+        raise InvalidArgumentError.coded("import_file.no_files", field="files")
     if fmt == "generic":
         for upload in files:
             suffix = Path(upload.filename or "").suffix.lower()
