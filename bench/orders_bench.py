@@ -11,7 +11,10 @@ or a tier — a 10-line cart meets a handful of them, as in a real shop) and a s
 1. ``GET /api/v1/health`` — **baseline**: the server's HTTP + auth-free floor in this run;
 2. ``POST /api/v1/carts/price`` — a 10-line cart (different customers, lines and quantities);
 3. ``POST /api/v1/orders`` — one order per request (re-priced, coupon redeemed on the one shared
-   batch row, points earned, growth value, tier evaluation), every 20th sent twice as a retry;
+   batch row, points earned, growth value, tier evaluation), every 20th a retry of an earlier one
+   (same id, same payload: answered from the stored order; the retries sent a different cart under
+   the same id before issue 10's fourth pass, a 409 ``order_conflict`` by design, unseen while no
+   client reached its 20th order); refusals are printed by status and code;
 4. **baseline** for 3: the same order and line rows written by 50 threads straight into
    PostgreSQL with plain ``INSERT`` statements (no pricing, no limits, no HTTP); on SQLite by one
    writer, its single-writer ceiling. One transaction per order (its row and its 10 line rows,
@@ -51,6 +54,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -312,14 +316,18 @@ def run(base: str, key: str, url: str, clients: int, seconds: float, workers: in
           f"   = {price / health:.2f} × health" + cpu_per(ok + bad, started))
 
     sent: set[str] = set()
+    refused: Counter[str] = Counter()
     lock = threading.Lock()
 
     def commit(c: int, n: int) -> bool:
-        order_id = f"ord-{c}-{n // 20 * 20 if n % 20 == 19 else n}"  # every 20th is a retry
-        body = {**carts[c][n % 50], "customer_id": f"cust-{c}", "order_id": order_id}
+        original = n // 20 * 20 if n % 20 == 19 else n  # every 20th is a retry of an earlier order:
+        order_id = f"ord-{c}-{original}"  # the same id and the same payload (another payload is a 409)
+        body = {**carts[c][original % 50], "customer_id": f"cust-{c}", "order_id": order_id}
         response = sessions[c].post("/api/v1/orders", json=body)
         with lock:
             sent.add(order_id)
+            if response.status_code not in (200, 201):
+                refused[f"{response.status_code} {response.json().get('code', '')}".strip()] += 1
         return response.status_code in (200, 201)
 
     started = server_cpu(pid) if pid else 0.0
@@ -327,6 +335,8 @@ def run(base: str, key: str, url: str, clients: int, seconds: float, workers: in
     orders = ok / took
     print(f"  POST /orders (commit)          {orders:8.0f} orders/s ({ok} ok incl. retries, {bad} failed)"
           f"   = {orders / health:.2f} × health" + cpu_per(ok + bad, started))
+    if refused:
+        print(f"            refused: {dict(refused)}")
 
     rows, insert_cpu = plain_inserts(url, clients, seconds)
     sqlite = url.startswith("sqlite")
