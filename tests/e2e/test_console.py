@@ -100,7 +100,8 @@ def _keys_in_use() -> set[str]:
         source = path.read_text(encoding="utf-8")
         used |= {m.group(2) for m in _CODED.finditer(source)}
         page_module = (path.name == "pages.py" or path.name.endswith("_pages.py")
-                       or path.parent.name == "pages" or "growthwheel.web.i18n import" in source)
+                       or path.parent.name == "pages" or "growthwheel.web.i18n import" in source
+                       or ("growthwheel.keys import k" in source and path.name != "i18n.py"))
         if (path.parent == WEB and path.name != "i18n.py") or page_module:
             used |= {m.group(2) for m in _K_CALL.finditer(source)}
             used |= {m.group(2) for m in _T_CALL.finditer(source)}

@@ -24,7 +24,7 @@ import codecs
 from pathlib import Path
 
 from growthwheel.errors import ImportFileError
-from growthwheel.web.i18n import k
+from growthwheel.keys import k
 
 #: Opening bytes of files people upload by mistake: (magic, catalogue key of what it is, English).
 NOT_TEXT = (

@@ -50,6 +50,7 @@ import pyarrow as pa
 
 from growthwheel.config import Settings, settings
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
+from growthwheel.keys import k
 from growthwheel.warehouse import db as wh
 from growthwheel.warehouse.file_checks import FileNotFoundProblem, check_text, renamed
 from growthwheel.warehouse.file_checks import FileNotTextError as FileNotTextError
@@ -66,7 +67,6 @@ from growthwheel.warehouse.schema import (
 from growthwheel.warehouse.sqltext import count as _count
 from growthwheel.warehouse.sqltext import lit as _lit
 from growthwheel.warehouse.sqltext import q as _q
-from growthwheel.web.i18n import k
 
 FORMATS = ("generic", "shopify", "taobao")
 #: Files above this size get a progress bar.

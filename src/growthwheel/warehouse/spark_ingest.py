@@ -49,6 +49,7 @@ from typing import Any
 
 from growthwheel.config import Settings
 from growthwheel.errors import MissingColumnsError
+from growthwheel.keys import k
 from growthwheel.warehouse import lake, rules
 from growthwheel.warehouse import spark as gw_spark
 from growthwheel.warehouse.db import IMPORTS_TABLE, QUARANTINE_TABLE
@@ -61,7 +62,6 @@ from growthwheel.warehouse.schema import (
     ORDERS,
     Table,
 )
-from growthwheel.web.i18n import k
 
 #: Partition of a stored row, as Spark SQL (see ``lake.PARTITION_SQL``).
 PARTITION_SPARK: dict[str, str] = {

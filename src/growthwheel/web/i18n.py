@@ -22,6 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from growthwheel.keys import k as k  # re-exported: pages mark their keys with it
+
 CATALOGUES = Path(__file__).resolve().parent / "i18n"
 #: Supported languages, in the order the switch shows them.
 LANGS: tuple[str, ...] = ("zh", "en")
@@ -31,11 +33,6 @@ COOKIE = "gw_lang"
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
 
 Translator = Callable[..., str]
-
-
-def k(key: str) -> str:
-    """Mark ``key`` as a catalogue key used from Python code (returns it unchanged)."""
-    return key
 
 
 @lru_cache(maxsize=4)

@@ -24,9 +24,9 @@ import duckdb
 import pyarrow as pa
 
 from growthwheel.errors import ImportFileError, MissingColumnsError
+from growthwheel.keys import k
 from growthwheel.warehouse.file_checks import EmptyFileError, FileNotUtf8Error, UnreadableFileError
 from growthwheel.warehouse.schema import Table
-from growthwheel.web.i18n import k
 
 Record = tuple[int, dict[str, str | None]]
 """One translated row: its 1-based data row number in the file and its generic-column values."""

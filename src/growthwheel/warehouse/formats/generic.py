@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from growthwheel.errors import MissingColumnsError
+from growthwheel.keys import k
 from growthwheel.warehouse.file_checks import (
     UNREADABLE,
     UNREADABLE_AT,
@@ -27,7 +28,6 @@ from growthwheel.warehouse.file_checks import (
     UnreadableFileError,
 )
 from growthwheel.warehouse.schema import Table
-from growthwheel.web.i18n import k
 
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}

@@ -55,6 +55,7 @@ from pathlib import Path
 
 import duckdb
 
+from growthwheel.keys import k
 from growthwheel.kit.money import allocate, currency_exponent, major_text, parse_major
 from growthwheel.warehouse.file_checks import NotThisFormatError
 from growthwheel.warehouse.formats.base import (
@@ -66,7 +67,6 @@ from growthwheel.warehouse.formats.base import (
     stage_records,
 )
 from growthwheel.warehouse.schema import Table
-from growthwheel.web.i18n import k
 
 #: Headers an orders export must have to be read as order lines.
 LINE_HEADERS = (

@@ -60,6 +60,7 @@ from pathlib import Path
 
 import duckdb
 
+from growthwheel.keys import k
 from growthwheel.kit.money import allocate, major_text, parse_major
 from growthwheel.warehouse.file_checks import NotThisFormatError
 from growthwheel.warehouse.formats.base import (
@@ -70,7 +71,6 @@ from growthwheel.warehouse.formats.base import (
     stage_records,
 )
 from growthwheel.warehouse.schema import Table
-from growthwheel.web.i18n import k
 
 CURRENCY = "CNY"
 _EXP = 2  # fen
