@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from growthwheel.loyalty.models import (
     GrowthEntry,
@@ -91,13 +93,24 @@ def lock_account(session: Session, customer_id: str) -> PointsAccount:
     dialect = session.get_bind().dialect.name
     statement = _LOCK_ACCOUNT.get(dialect)
     if statement is None:
-        insert = insert_for(session)(PointsAccount).values(customer_id=bindparam("b_customer"), balance=0,
-                                                           updated_at=func.now())
+        table = cast(Table, PointsAccount.__table__)
+        insert = insert_for(session)(table).values(customer_id=bindparam("b_customer"), balance=0,
+                                                   updated_at=func.now())
         statement = _LOCK_ACCOUNT[dialect] = insert.on_conflict_do_update(
-            index_elements=[PointsAccount.customer_id], set_={"balance": PointsAccount.balance},
-        ).returning(PointsAccount)
-    account: PointsAccount = session.scalars(statement, {"b_customer": customer_id},
-                                             execution_options={"populate_existing": True}).one()
+            index_elements=[table.c.customer_id], set_={"balance": table.c.balance},
+        ).returning(table.c.balance, table.c.updated_at)
+    # The row as returned, in the session (a Core statement: the ORM's insert-returning path cost
+    # more than the statement): the instance already there is refreshed, else one joins. The
+    # session's autoflush has written any change of that instance before the statement ran.
+    balance, updated_at = session.execute(statement, {"b_customer": customer_id}).one()
+    account = session.identity_map.get(identity_key(PointsAccount, customer_id))
+    if isinstance(account, PointsAccount):
+        set_committed_value(account, "balance", balance)
+        set_committed_value(account, "updated_at", updated_at)
+        return account
+    account = PointsAccount(customer_id=customer_id, balance=balance, updated_at=updated_at)
+    make_transient_to_detached(account)
+    session.add(account)
     return account
 
 
