@@ -70,18 +70,28 @@ def live(cfg: Settings) -> list[Any]:
 
 
 def test_live_promotions_are_reused_while_only_counters_move_and_rebuilt_when_a_limit_changes(
-        shop: Settings) -> None:
+        shop: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     before = live(shop)
+    builds: list[int] = []
+    build = service._live_rules
+
+    def counted(*args: Any) -> Any:
+        builds.append(1)
+        return build(*args)
+
+    monkeypatch.setattr(service, "_live_rules", counted)
     with session_scope(shop) as session:
         orders.commit(session, order("reuse-1"), currency="CNY")  # moves the discount's counters
     after = live(shop)
+    assert builds == []  # neither the order nor the next cart rebuilt the live set
     assert [p.id for p in after] == [p.id for p in before]
-    assert all(a is b for a, b in zip(after, before, strict=True))  # the same objects: not rebuilt
+    assert all(a is b for a, b in zip(after, before, strict=True))
 
     with session_scope(shop) as session:  # a flash-sale unit sold: its stock left is part of the rule
         orders.commit(session, order("reuse-2", sku="CUP-1"), currency="CNY")
     flash = next(p for p in live(shop) if p.name == "cup flash")
     assert flash.reward.stock_left == 4
+    assert builds == [1]
 
     with session_scope(shop) as session:  # the discount's budget of 3 orders is spent: it leaves
         for n in (3, 4):
