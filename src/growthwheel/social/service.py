@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ibis.backends import BaseBackend
-from sqlalchemy import case, literal, select, text, update
+from sqlalchemy import bindparam, case, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -369,11 +369,21 @@ def bind(
 def _record_paid(session: Session, order_id: str, customer_id: str, paid_at: datetime) -> bool:
     """Insert the paid order unless its id is known (``INSERT … ON CONFLICT DO NOTHING``); whether
     it was inserted."""
-    table = PaidOrder.__table__
-    statement = (insert_for(session)(table)
-                 .values(order_id=order_id, customer_id=customer_id, paid_at=paid_at, refunded_at=None)
-                 .on_conflict_do_nothing(index_elements=[table.c.order_id]).returning(table.c.order_id))
-    return session.execute(statement).first() is not None
+    dialect = session.get_bind().dialect.name
+    statement = _RECORD_PAID.get(dialect)
+    if statement is None:
+        table = PaidOrder.__table__
+        statement = _RECORD_PAID[dialect] = (
+            insert_for(session)(table).on_conflict_do_nothing(index_elements=[table.c.order_id])
+            .returning(table.c.order_id))
+    params = {"order_id": order_id, "customer_id": customer_id, "paid_at": paid_at, "refunded_at": None}
+    return session.execute(statement, params).first() is not None
+
+
+_RECORD_PAID: dict[str, Any] = {}
+"""The statement of :func:`_record_paid` by dialect (built once; the values bound per call)."""
+_BOUND_REFERRAL = select(Referral).where(Referral.invitee_id == bindparam("b_invitee"),
+                                         Referral.status == "bound")
 
 
 def on_order_paid(
@@ -393,9 +403,7 @@ def on_order_paid(
     if not _record_paid(session, order_id, customer_id, paid_at):
         return None
     signals = referral_core.signal_digests(phone, address, device)
-    referral = session.scalar(
-        select(Referral).where(Referral.invitee_id == customer_id, Referral.status == "bound")
-    )
+    referral = session.scalar(_BOUND_REFERRAL, {"b_invitee": customer_id})
     if referral is None:
         _remember_signals(session, customer_id, signals, paid_at)
         return None
