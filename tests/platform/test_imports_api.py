@@ -175,6 +175,10 @@ def test_too_large_upload_is_refused_and_not_kept(
                                headers={**ingest_key, "content-type": encoded.headers["content-type"]})
     assert streamed.status_code == 413
     assert streamed.json()["code"] == "too_large"
+    # in the client's language
+    zh = upload(app_client, {**ingest_key, "Accept-Language": "zh-CN"}, files=[("big.csv", big)])
+    assert zh.status_code == 413
+    assert zh.json()["detail"] == "上传的文件合计超过 2000 B：请少传几个文件，或拆成更小的文件"
     uploads = store_cfg.data_dir / "uploads"
     assert not uploads.exists()
     assert upload(app_client, ingest_key).status_code == 202  # a small one still goes through

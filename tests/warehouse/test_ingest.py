@@ -258,6 +258,14 @@ def test_cli_import_and_quarantine(tmp_path: Path) -> None:
     listed = subprocess.run([*exe, "quarantine", "list", "--json"], capture_output=True, text=True,
                             check=True)
     assert json.loads(listed.stdout)[0]["value"] == "bad"
+    # the table shows the reason in the reader's language, as the console does (JSON keeps the words)
+    wide = {**os.environ, "COLUMNS": "250"}
+    zh = subprocess.run([*exe, "quarantine", "list"], capture_output=True, text=True, check=True,
+                        env={**wide, "GROWTHWHEEL_LANG": "zh"})
+    assert "不是有效的日期或日期时间" in zh.stdout
+    en = subprocess.run([*exe, "quarantine", "list"], capture_output=True, text=True, check=True,
+                        env={**wide, "GROWTHWHEEL_LANG": "en"})
+    assert "not an ISO 8601 date or date-time" in en.stdout
     failed = subprocess.run([*exe, "import", "order_lines", str(tmp_path / "nope.csv")],
                             capture_output=True, text=True, check=False)
     assert failed.returncode == 1

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from starlette.datastructures import FormData, UploadFile
@@ -34,7 +34,7 @@ from growthwheel.api.deps import DbSession, Principal, check_csrf, require_scope
 from growthwheel.api.errors import request_language
 from growthwheel.api.warehouse import warehouse
 from growthwheel.config import Settings
-from growthwheel.errors import InvalidArgumentError, NoDataError
+from growthwheel.errors import GrowthwheelError, InvalidArgumentError, NoDataError
 from growthwheel.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, paginate
 from growthwheel.warehouse import uploads
 from growthwheel.warehouse.db import QUARANTINE_TABLE
@@ -305,6 +305,13 @@ def _quarantine_key(row: dict[str, Any]) -> tuple[str | int, ...]:
     return tuple(row[k] for k in ("_k_time", "_k_import", "_k_file", "_k_row", "_k_col", "_k_reason"))
 
 
+class UploadTooLargeError(GrowthwheelError):
+    """An upload larger than the server accepts (413; its words in the client's language)."""
+
+    code = "too_large"
+    status = 413
+
+
 async def limited_form(request: Request, limit: int | None = None) -> Request:
     """``request`` with its multipart form read, refusing (413) a body larger than ``limit`` bytes.
 
@@ -315,10 +322,8 @@ async def limited_form(request: Request, limit: int | None = None) -> Request:
     if limit is None:
         limit = int(getattr(request.app.state, "max_upload_bytes", MAX_UPLOAD_BYTES))
     length = request.headers.get("content-length")
-    size = f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit} bytes"
-    too_large = HTTPException(
-        413, f"the upload (all files together) is larger than {size}: upload fewer or smaller files"
-    )
+    size = f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit} B"
+    too_large = UploadTooLargeError.coded(k("import_file.too_large"), size=size)
     if length is not None and length.isdigit() and int(length) > limit:
         raise too_large
     received = 0

@@ -202,7 +202,10 @@ def quarantine_list(
     """Show quarantined rows: file, row, column, value and reason."""
     from rich.table import Table as RichTable
 
+    from growthwheel.cli.common import cli_language
     from growthwheel.warehouse import ingest
+    from growthwheel.warehouse.reasons import reason_text
+    from growthwheel.web.i18n import translator
 
     rows = ingest.quarantine_rows(table=table, limit=limit)
     if as_json:
@@ -214,9 +217,11 @@ def quarantine_list(
     view = RichTable(title="quarantined rows")
     for name in ("table_name", "file", "row_number", "column_name", "value", "reason"):
         view.add_column(name.replace("_name", "").replace("_number", ""))
+    t = translator(cli_language())  # reasons in the reader's language, as the console shows them
     for row in rows:
         view.add_row(*(str(row[k]) if row[k] is not None else "" for k in (
-            "table_name", "file", "row_number", "column_name", "value", "reason")))
+            "table_name", "file", "row_number", "column_name", "value")),
+                     reason_text(t, str(row["reason"] or ""))[0])
     out.print(view)
 
 
