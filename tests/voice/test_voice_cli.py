@@ -123,3 +123,22 @@ def test_a_late_import_of_older_reviews_is_not_skipped(tmp_path: Path) -> None:
     assert again["sync"]["opened"] == 0
     queue = json.loads(runner.invoke(app, [*base, "queue", "--json"]).output)
     assert [c["review_id"] for c in queue["cases"]] == ["O1", "N1"]
+
+
+def test_a_file_that_is_not_a_taobao_review_export_is_refused_in_the_readers_language(tmp_path: Path) -> None:
+    import pytest
+
+    from growthwheel.voice import marketplace
+    from growthwheel.warehouse.file_checks import NotThisFormatError
+    from growthwheel.web.i18n import translator
+
+    orders = tmp_path / "orders.csv"
+    orders.write_text("订单编号,买家会员名,订单状态\n1001,t**1,交易成功\n", encoding="utf-8")
+    with pytest.raises(NotThisFormatError) as refused:
+        marketplace.read_taobao(orders, "我的导出.csv")
+    assert refused.value.code == "file_format"
+    zh = refused.value.text(translator("zh"))
+    assert zh.startswith("“我的导出.csv”不是淘宝评价导出文件")
+    assert "宝贝ID / 商家编码" in zh
+    assert "文件中的列：订单编号, 买家会员名, 订单状态" in zh
+    assert refused.value.text(translator("en")).startswith('"我的导出.csv" is not a Taobao review export')

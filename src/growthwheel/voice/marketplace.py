@@ -32,7 +32,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from growthwheel.errors import ImportFileError
+from growthwheel.keys import k
+from growthwheel.warehouse.file_checks import NotThisFormatError
 from growthwheel.warehouse.formats.base import read_rows
 from growthwheel.warehouse.formats.taobao import clean, iso_timestamp
 from growthwheel.warehouse.schema import REVIEWS
@@ -56,10 +57,12 @@ def read_taobao(path: Path, name: str | None = None) -> tuple[pa.Table, list[dic
     shown = name or str(path)
     header, rows = read_rows(path, _header, clean)
     missing = [h for h in REQUIRED if h not in header]
-    if missing:
-        raise ImportFileError(f"{shown}: not a Taobao review export (missing {', '.join(missing)})")
     if not {"宝贝ID", "商家编码", "外部系统编号"} & set(header):
-        raise ImportFileError(f"{shown}: not a Taobao review export (missing 宝贝ID or 商家编码)")
+        missing.append("宝贝ID / 商家编码")
+    if missing:
+        raise NotThisFormatError(
+            f"{shown}: not a Taobao review export (missing {', '.join(missing)})", shown,
+            k("import_file.not_taobao_reviews"), missing=", ".join(missing), found=", ".join(header))
     out: dict[str, list[Any]] = {c.name: [] for c in REVIEWS.inputs}
     out["_file"], out["_row"] = [], []
     answered: list[dict[str, Any]] = []
