@@ -198,21 +198,3 @@ def test_warehouse_vacuum_and_compact_commands(cfg: Settings) -> None:
     refused = run("warehouse", "vacuum")
     assert refused.returncode == 1
     assert "Spark warehouse" in refused.stderr
-
-
-def test_a_snapshot_connection_can_spill_on_a_fresh_spark_warehouse(cfg: Settings) -> None:
-    """A connection over the lake spills to ``<spark dir>/.tmp/<id>`` once its work outgrows its
-    memory; on a warehouse without ``.tmp`` (a fresh one, or after a Spark import) DuckDB refused
-    with "Failed to create directory" (found by ``bench/engines_bench.py`` at 50M lines)."""
-    cfg.spark_dir.mkdir(parents=True, exist_ok=True)
-    assert not (cfg.spark_dir / ".tmp").exists()
-    con = lake.load_snapshot(cfg, [])
-    try:
-        con.execute("SET memory_limit = '64MB'")
-        con.execute("SET threads = 1")
-        con.execute("SET preserve_insertion_order = false")
-        con.execute("CREATE TABLE big AS SELECT i, md5(i::VARCHAR) AS h FROM range(3000000) t(i)")
-        done = con.execute("SELECT count(*), max(h) FROM (SELECT h FROM big ORDER BY h)").fetchone()
-        assert done == (3000000, "fffffe98d0963d27015c198262d97221")
-    finally:
-        con.close()

@@ -279,9 +279,6 @@ def load_snapshot(cfg: Settings, tables: Sequence[str],
     try:
         con.execute("SET TimeZone = 'UTC'")
         spill = cfg.spark_dir / ".tmp" / uuid.uuid4().hex[:12]
-        # DuckDB creates its spill directory when it first spills, but not the parents: without
-        # ``.tmp`` a publish larger than memory failed ("Failed to create directory").
-        spill.parent.mkdir(parents=True, exist_ok=True)
         con.execute(f"SET temp_directory = {_lit(str(spill))}")
         loaded: dict[str, dict[str, object]] = {}
         for name in dict.fromkeys(tables):
