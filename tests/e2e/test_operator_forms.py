@@ -120,6 +120,8 @@ def test_a_half_filled_row_is_refused_and_a_budget_needs_no_confirmation(
     rows.nth(0).locator("input[name=tier_at]").fill("100")
     form.locator("input[name=budget_amount]").fill("5000")
     page.click("[data-testid=save-promotion]")
+    # (is_visible does not wait: right after the click the answer's page may still be loading)
+    page.locator("[data-field=tiers]").wait_for(state="visible")
     assert page.locator("[data-field=tiers]").is_visible()
     assert page.locator("[data-testid=wide-warning]").count() == 0
     page.locator("[data-testid=tier-rows] .tier-row").nth(0).locator("input[name=tier_off]").fill("10")
