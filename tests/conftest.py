@@ -29,6 +29,7 @@ import pytest
 from growthwheel.accounts import service
 from growthwheel.config import Settings
 from growthwheel.store import db
+from served_app import log_client_in
 
 # ---------------------------------------------------------------------------------------------
 # Spark (tests marked ``spark``): one local Spark per test session, because it takes 10-30 s
@@ -246,14 +247,4 @@ def make_api_key(store_cfg: Settings) -> Callable[..., str]:
 def log_in() -> Callable[..., Any]:
     """``log_in(client, email, password)``: POST /login with a valid CSRF token; asserts success."""
 
-    def do(client: Any, email: str, password: str) -> None:
-        cfg: Settings = client.app.state.cfg
-        secret = service.server_secret(cfg.data_dir)
-        cookie = client.cookies.get("gw_session")
-        token = service.session_csrf_token(secret, cookie) if cookie else service.anonymous_csrf_token(secret)
-        response = client.post("/login", data={"email": email, "password": password, "csrf_token": token},
-                               follow_redirects=False)
-        assert response.status_code == 303, response.text
-        assert "gw_session" in client.cookies
-
-    return do
+    return log_client_in

@@ -17,6 +17,19 @@ from growthwheel.warehouse import ingest
 OPERATOR = ("ops@example.com", "pw-operator-0123456789")
 
 
+def log_client_in(client: Any, email: str, password: str) -> None:
+    """Log ``client`` (a ``TestClient`` of the whole app) in to the console: POST /login with a
+    valid CSRF token (the session's, if the client already holds one); asserts success."""
+    cfg: Settings = client.app.state.cfg
+    secret = accounts.server_secret(cfg.data_dir)
+    cookie = client.cookies.get("gw_session")
+    token = accounts.session_csrf_token(secret, cookie) if cookie else accounts.anonymous_csrf_token(secret)
+    response = client.post("/login", data={"email": email, "password": password, "csrf_token": token},
+                           follow_redirects=False)
+    assert response.status_code == 303, response.text
+    assert "gw_session" in client.cookies
+
+
 @contextmanager
 def app_over(folder: Path, name: str, files: Mapping[str, str], routers: Sequence[Any],
              prepare: Any = None) -> Iterator[tuple[Any, Settings, str, str]]:

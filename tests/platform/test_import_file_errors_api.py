@@ -20,6 +20,7 @@ from growthwheel.api.app import create_app
 from growthwheel.config import Settings
 from growthwheel.store import db
 from import_file_cases import BAD_FILES, BadFile
+from served_app import log_client_in
 
 ADMIN = ("admin@example.com", "pw-admin-0123456789")
 #: What a Chinese error may hold in Latin letters: file and column names, encodings, formats,
@@ -40,12 +41,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClien
         accounts.create_user(session, ADMIN[0], "admin", ADMIN[1])
     try:
         with TestClient(create_app(cfg)) as client:
-            secret = accounts.server_secret(cfg.data_dir)
-            done = client.post("/login", data={"email": ADMIN[0], "password": ADMIN[1],
-                                               "csrf_token": accounts.anonymous_csrf_token(secret)},
-                               follow_redirects=False)
-            assert done.status_code == 303, done.text
+            log_client_in(client, *ADMIN)
             # The client also holds the console's session: its uploads carry the session's token.
+            secret = accounts.server_secret(cfg.data_dir)
             token = accounts.session_csrf_token(secret, client.cookies["gw_session"])
             yield client, {"Authorization": f"Bearer {key}", "X-CSRF-Token": token}, cfg
     finally:
