@@ -26,9 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
@@ -56,12 +53,11 @@ from growthwheel.insight.funnels import (
 )
 from growthwheel.insight.kpis import FIRST_DAY
 from growthwheel.insight.lifecycle import NO_STAGE, STAGES, lifecycle_report, thresholds_for
-from growthwheel.insight.pages import drill, rfm
+from growthwheel.insight.pages import drill, funnel_cache, rfm
 from growthwheel.insight.pages.common import _pct, parse_day
 from growthwheel.insight.rfm import last_paid_day
 from growthwheel.kit.money import currency_exponent
 from growthwheel.stats.clv import TIME_UNITS, CannotFitError
-from growthwheel.warehouse import db as warehouse_db
 from growthwheel.warehouse.schema import STANDARD_EVENT_TYPES
 from growthwheel.web.i18n import format_count, format_money, k
 from growthwheel.web.pages import page_translator, render
@@ -178,38 +174,9 @@ FUNNEL_PRESETS: tuple[int, ...] = (30, 90, 365)
 DEFAULT_FUNNEL_DAYS = 30
 #: Longest range the funnel page computes (days).
 MAX_FUNNEL_RANGE_DAYS = 1096
-#: Funnel results kept in memory (keyed by data directory, question and warehouse version).
-FUNNEL_CACHE_SIZE = 32
-_funnels: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
-_funnels_lock = threading.Lock()
-
-
-def _warehouse_version(con: BaseBackend, table: str | None = None) -> tuple[int, str]:
-    """Changes whenever the warehouse does (or, with ``table``, that table): every write
-    (imports and event flushes alike) goes through the import path, which logs a row in
-    ``_imports`` naming the table it imported (only an ``events`` import writes events)."""
-    log = con.table(warehouse_db.IMPORTS_TABLE)
-    if table is not None:
-        log = log.filter(log.table_name == table)
-    row = log.aggregate(n=log.count(), last=log.finished_at.max()).to_pyarrow().to_pylist()[0]
-    return int(row["n"]), str(row["last"])
-
-
-def _remembered(request: Request, version: tuple[int, str], question: tuple[Any, ...],
-                compute: Callable[[], Any]) -> Any:
-    """``compute()``, remembered until the warehouse changes (``version``, from
-    :func:`_warehouse_version`): coming back to the page or switching language is then instant."""
-    key = (str(request.app.state.cfg.data_dir), *question, version)
-    with _funnels_lock:
-        if key in _funnels:
-            _funnels.move_to_end(key)
-            return _funnels[key]
-    value = compute()
-    with _funnels_lock:
-        _funnels[key] = value
-        while len(_funnels) > FUNNEL_CACHE_SIZE:
-            _funnels.popitem(last=False)
-    return value
+# What the page remembers (in memory per events version; the events' facts also on disk).
+_warehouse_version = funnel_cache.events_version
+_remembered = funnel_cache.remembered
 
 
 def funnel_range(start: date | None, end: date | None, days: int | None,
@@ -265,10 +232,22 @@ def funnel_page(
         events = con.table("events")
         # The funnel reads events only: an import of orders, customers … keeps what it remembers.
         version = _warehouse_version(con, "events")
-        present, last_day = _remembered(
-            request, version, ("funnel-meta",),
-            lambda: (event_types(events), _last_event_day(events)),
+        duckdb = con.name == "duckdb"
+
+        def facts() -> funnel_cache.EventFacts:
+            # The identity links (a scan of every event) change only with the events: found once
+            # per version for every range, window and breakdown asked (DuckDB's path), and kept on
+            # disk for the first visit after a restart.
+            return funnel_cache.EventFacts(
+                event_types(events), _last_event_day(events),
+                identity_links(events) if duckdb else None,
+            )
+
+        known = _remembered(
+            request, version, ("funnel-events",),
+            lambda: funnel_cache.event_facts(request.app.state.cfg.data_dir, con, facts),
         )
+        present, last_day = known.types, known.last_day
         steps, error_key = funnel_steps_of(step or [], present)
         if quick is None and not start and not end:
             quick = DEFAULT_FUNNEL_DAYS
@@ -276,18 +255,12 @@ def funnel_page(
                                        last_day or datetime.now(UTC).date())
         span = timedelta(days=window_days)
 
-        def links() -> Any:
-            # The identity links (a scan of every event) change only with the warehouse: found
-            # once per version for every range, window and breakdown asked (DuckDB's path).
-            return (_remembered(request, version, ("funnel-links",), lambda: identity_links(events))
-                    if con.name == "duckdb" else None)
-
         def compute(split_by: str | None) -> Any:
             if split_by is None:
                 return funnel_with_stops(events, steps, window=span, start=first_day, end=last,
-                                         links=links())
+                                         links=known.links)
             return funnel_frame(events, steps, window=span, start=first_day, end=last,
-                                breakdown=split_by, links=links())
+                                breakdown=split_by, links=known.links)
 
         question = (tuple(steps), window_days, first_day, last)
         frame, stops = _remembered(request, version, ("funnel", *question, None),

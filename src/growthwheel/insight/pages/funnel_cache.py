@@ -1,0 +1,189 @@
+"""What the funnel page (``/insight/funnel``) remembers, and for how long.
+
+* **In memory**, per data directory, question and version of the events (:func:`events_version`):
+  every answer, until the events change (:func:`remembered`). An import of other tables keeps them.
+* **On disk**, in the data directory's ``cache`` folder (:data:`FACTS_FILE`): the facts of the
+  events that every funnel question needs and that only an events import changes — the identity
+  links (:func:`growthwheel.insight.funnels.identity_links`, a scan of every event), the event
+  types present and the last day with events (:class:`EventFacts`). The first visit after a server
+  restart then reads a small file instead of scanning every event again.
+
+The file is trusted only for the exact state it was computed from: it carries a *stamp* (the
+engine, the events' version and their row count, :func:`events_stamp`) and is used only when the
+warehouse's stamp now is the same; anything else (another version, another data directory's file,
+a truncated or corrupt file, an unknown format) is ignored and the facts are computed again. It is
+written only when the stamp did not change while the facts were computed, to a temporary file that
+is renamed over the old one (a reader sees the old file or the new one, never half of one). A
+cache that cannot be written (read-only or full disk) costs the next restart a scan, nothing more.
+Only the local DuckDB path keeps the file: the identity links are used there only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from fastapi import Request
+from ibis.backends import BaseBackend
+
+from growthwheel.warehouse import db as warehouse_db
+
+log = logging.getLogger(__name__)
+
+#: Funnel results kept in memory (keyed by data directory, question and warehouse version).
+FUNNEL_CACHE_SIZE = 32
+#: The data directory's folder of files that can always be computed again.
+CACHE_FOLDER = "cache"
+#: The file of the events' facts, in :data:`CACHE_FOLDER`.
+FACTS_FILE = "funnel-events.arrow"
+#: Written in the file; a file of another format is ignored.
+FACTS_FORMAT = "growthwheel.funnel-events/1"
+_LINK_COLUMNS = ("anonymous_id", "customer_id")
+
+_funnels: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_funnels_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class EventFacts:
+    """What every funnel question needs from the events: the event types present (standard ones
+    in funnel order, then the others), the last shop-local day with events (``None`` without
+    events) and the identity links (``anonymous_id``, ``customer_id``; ``None`` off DuckDB)."""
+
+    types: list[str]
+    last_day: date | None
+    links: pa.Table | None
+
+
+def events_version(con: BaseBackend, table: str | None = None) -> tuple[int, str]:
+    """Changes whenever the warehouse does (or, with ``table``, that table): every write
+    (imports and event flushes alike) goes through the import path, which logs a row in
+    ``_imports`` naming the table it imported (only an ``events`` import writes events)."""
+    imports = con.table(warehouse_db.IMPORTS_TABLE)
+    if table is not None:
+        imports = imports.filter(imports.table_name == table)
+    row = imports.aggregate(n=imports.count(), last=imports.finished_at.max()).to_pyarrow().to_pylist()[0]
+    return int(row["n"]), str(row["last"])
+
+
+def remembered(request: Request, version: tuple[int, str], question: tuple[Any, ...],
+               compute: Callable[[], Any]) -> Any:
+    """``compute()``, remembered in memory until the warehouse changes (``version``, from
+    :func:`events_version`): coming back to the page or switching language is then instant."""
+    key = (str(request.app.state.cfg.data_dir), *question, version)
+    with _funnels_lock:
+        if key in _funnels:
+            _funnels.move_to_end(key)
+            return _funnels[key]
+    value = compute()
+    with _funnels_lock:
+        _funnels[key] = value
+        while len(_funnels) > FUNNEL_CACHE_SIZE:
+            _funnels.popitem(last=False)
+    return value
+
+
+def facts_file(data_dir: Path) -> Path:
+    """Where the events' facts of the data directory ``data_dir`` are kept."""
+    return Path(data_dir) / CACHE_FOLDER / FACTS_FILE
+
+
+def events_stamp(con: BaseBackend) -> str:
+    """The state of the events the facts were computed from: the engine, the events' version
+    (:func:`events_version`) and their row count, as text."""
+    version = events_version(con, "events")
+    rows = con.table("events").count().to_pyarrow().as_py()
+    return json.dumps([str(con.name), version[0], version[1], int(rows)])
+
+
+def load_facts(path: Path, stamp: str) -> EventFacts | None:
+    """The facts kept in ``path`` when they were computed from the state ``stamp``; ``None``
+    when there is no such file or it is of another state, another format, or unreadable."""
+    try:
+        with pa.OSFile(str(path), "rb") as source:
+            table = pa.ipc.open_file(source).read_all()
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # a truncated or foreign file: computed again
+        log.warning("ignoring the funnel cache %s: %s", path, exc)
+        return None
+    try:
+        meta = table.schema.metadata or {}
+        if meta.get(b"format") != FACTS_FORMAT.encode() or meta.get(b"stamp") != stamp.encode():
+            return None
+        types = json.loads(meta[b"event_types"])
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+            raise ValueError("event types are not a list of names")
+        day = meta[b"last_day"].decode()
+        has_links = meta[b"links"] == b"1"
+        if tuple(table.column_names) != _LINK_COLUMNS or not all(
+            pa.types.is_string(f.type) or pa.types.is_large_string(f.type) for f in table.schema
+        ):
+            raise ValueError(f"unexpected columns {table.schema}")
+        return EventFacts(
+            types=types,
+            last_day=date.fromisoformat(day) if day else None,
+            links=table.replace_schema_metadata(None) if has_links else None,
+        )
+    except Exception as exc:
+        log.warning("ignoring the funnel cache %s: %s", path, exc)
+        return None
+
+
+def save_facts(path: Path, stamp: str, facts: EventFacts) -> None:
+    """Keep ``facts`` (of the state ``stamp``) in ``path``: written to a temporary file in the same
+    folder, flushed to disk, then renamed over ``path``."""
+    empty = pa.array([], type=pa.string())
+    links = facts.links if facts.links is not None else pa.table(dict.fromkeys(_LINK_COLUMNS, empty))
+    table = links.select(list(_LINK_COLUMNS)).replace_schema_metadata({
+        "format": FACTS_FORMAT,
+        "stamp": stamp,
+        "event_types": json.dumps(list(facts.types)),
+        "last_day": facts.last_day.isoformat() if facts.last_day else "",
+        "links": "1" if facts.links is not None else "0",
+    })
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    data = sink.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(memoryview(data))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def event_facts(data_dir: Path, con: BaseBackend, compute: Callable[[], EventFacts]) -> EventFacts:
+    """The events' facts: on DuckDB read from the data directory's cache when they were kept for
+    the warehouse's present state, else ``compute()`` (and kept when the events did not change
+    meanwhile); on other engines ``compute()``."""
+    if con.name != "duckdb":
+        return compute()
+    path = facts_file(data_dir)
+    stamp = events_stamp(con)
+    found = load_facts(path, stamp)
+    if found is not None:
+        return found
+    facts = compute()
+    if events_stamp(con) == stamp:  # the events did not change while the facts were computed
+        try:
+            save_facts(path, stamp, facts)
+        except OSError as exc:
+            log.warning("could not keep the funnel cache in %s: %s", path, exc)
+    return facts
