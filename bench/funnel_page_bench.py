@@ -16,11 +16,19 @@ template) for the page. Times, each the best of ``--repeat``:
   warehouse last changed (a new conversion window each time: the links are known, the funnel is
   not): what an operator meets when trying ranges and windows;
 * **page, warm, after a write** — the same right after the warehouse changed (an import logs a
-  row in ``_imports``): every remembered result is stale;
-* **page, revisit** — the same question again (remembered until the warehouse changes).
+  row in ``_imports``): every remembered result is stale (the write only added an event: the
+  identity links are grown from the kept ones with the new event's, not found again);
+* **page, revisit** — the same question again (remembered until the warehouse changes);
+* **page, first visit after a restart** — a new server process on the same data directory (its own
+  Python, DuckDB buffers and memory empty) asked for the default page once, twice over: *with the
+  cache* (the events' facts the last server kept in the data directory's ``cache`` folder:
+  identity links, event types, last day) and *without* (the folder removed first: everything
+  computed from the events, as before the facts were kept on disk). Best of ``--repeat`` processes
+  each; the ratio between the two is the restart's saving.
 
 Prints wall and CPU seconds (CPU of the whole process: the page runs in the app's threads) and
-the ratio of each against the baseline, and the load average.
+the ratio of each against the baseline, and the load average. Run it with ``PYTHONPATH`` set to an
+older checkout's ``src`` to time that code the same way (it then has no cache to read).
 
 Usage::
 
@@ -32,6 +40,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -91,12 +100,55 @@ def _write(owner: Any, folder: Path, n: int) -> None:
     assert job.status == "done", job.error
 
 
+def _login(client: Any, cfg: Settings) -> None:
+    secret = accounts.server_secret(cfg.data_dir)
+    done = client.post("/login", data={"email": ADMIN[0], "password": ADMIN[1],
+                                       "csrf_token": accounts.anonymous_csrf_token(secret)},
+                       follow_redirects=False)
+    assert done.status_code == 303, done.text
+
+
+def visit_once(data_dir: Path) -> None:
+    """A new server on ``data_dir``: print the wall and CPU seconds of its first page."""
+    from fastapi.testclient import TestClient
+
+    from growthwheel.api.app import create_app
+
+    cfg = Settings(data_dir=data_dir, database_url=None)
+    with TestClient(create_app(cfg)) as client:
+        _login(client, cfg)
+        started, cpu = time.perf_counter(), time.process_time()
+        response = client.get("/insight/funnel", params={"days": "30"})
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        assert response.status_code == 200, response.text[:500]
+    print(f"VISIT {wall} {cpu}")
+
+
+def after_restart(data_dir: Path, repeat: int, *, keep_cache: bool) -> tuple[float, float]:
+    """Best wall and CPU seconds of the first page of ``repeat`` new server processes on
+    ``data_dir`` (with the cache folder the last server left, or removed before each)."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        if not keep_cache:
+            shutil.rmtree(data_dir / "cache", ignore_errors=True)
+        done = subprocess.run([sys.executable, __file__, "--visit", str(data_dir)], check=True,
+                              capture_output=True, text=True)
+        line = next(x for x in done.stdout.splitlines() if x.startswith("VISIT "))
+        walls.append(float(line.split()[1]))
+        cpus.append(float(line.split()[2]))
+    return min(walls), min(cpus)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--customers", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--db", type=Path, help="events warehouse to keep and reuse (as funnel_bench)")
+    parser.add_argument("--visit", type=Path, help=argparse.SUPPRESS)  # a restart's first visit
     args = parser.parse_args()
+    if args.visit:
+        visit_once(args.visit)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="funnel-page-bench-"))
     try:
         events_db = args.db or tmp / "events.duckdb"
@@ -122,11 +174,7 @@ def main() -> None:
 
         app = create_app(cfg)
         with TestClient(app) as client:
-            secret = accounts.server_secret(cfg.data_dir)
-            done = client.post("/login", data={"email": ADMIN[0], "password": ADMIN[1],
-                                               "csrf_token": accounts.anonymous_csrf_token(secret)},
-                               follow_redirects=False)
-            assert done.status_code == 303, done.text
+            _login(client, cfg)
             windows = iter(range(1, 31))
 
             def page(window: int | None = None) -> str:
@@ -170,14 +218,21 @@ def main() -> None:
             again = next(windows)
             page(again)
             revisit_t, revisit_c, _ = timed(lambda: page(again), args.repeat)
+        # New server processes (the warehouse is free once this server stopped).
+        kept_t, kept_c = after_restart(cfg.data_dir, args.repeat, keep_cache=True)
+        none_t, none_c = after_restart(cfg.data_dir, args.repeat, keep_cache=False)
         print(f"baseline  previous computation, 30 days, links known {base_t:7.3f} s "
               f"({base_c:5.2f} CPU)  [same frame and stops as now]")
         for name, wall, cpu in (("page, cold (first visit)", cold_t, cold_c),
                                 ("page, warm (new question)", warm_t, warm_c),
                                 ("page, warm, after a write", write_t, write_c),
-                                ("page, revisit", revisit_t, revisit_c)):
+                                ("page, revisit", revisit_t, revisit_c),
+                                ("page, first visit after a restart, with the cache", kept_t, kept_c),
+                                ("page, first visit after a restart, no cache", none_t, none_c)):
             print(f"{name:50s} {wall:7.3f} s ({cpu:5.2f} CPU)   {wall / base_t:5.2f}x the baseline "
                   f"(CPU {cpu / base_c if base_c else 0:5.2f}x)")
+        print(f"after a restart: with the cache {kept_t / none_t:5.2f}x the time without "
+              f"(CPU {kept_c / none_c if none_c else 0:5.2f}x)")
         print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

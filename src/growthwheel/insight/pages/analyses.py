@@ -234,14 +234,14 @@ def funnel_page(
         version = _warehouse_version(con, "events")
         duckdb = con.name == "duckdb"
 
-        def facts() -> funnel_cache.EventFacts:
+        def facts(links: Any) -> funnel_cache.EventFacts:
             # The identity links (a scan of every event) change only with the events: found once
-            # per version for every range, window and breakdown asked (DuckDB's path), and kept on
-            # disk for the first visit after a restart.
-            return funnel_cache.EventFacts(
-                event_types(events), _last_event_day(events),
-                identity_links(events) if duckdb else None,
-            )
+            # per version for every range, window and breakdown asked (DuckDB's path), kept on
+            # disk for the first visit after a restart, grown from the kept ones after an import
+            # that only added events (``links``).
+            if links is None and duckdb:
+                links = identity_links(events)
+            return funnel_cache.EventFacts(event_types(events), _last_event_day(events), links)
 
         known = _remembered(
             request, version, ("funnel-events",),

@@ -16,6 +16,12 @@ written only when the stamp did not change while the facts were computed, to a t
 is renamed over the old one (a reader sees the old file or the new one, never half of one). A
 cache that cannot be written (read-only or full disk) costs the next restart a scan, nothing more.
 Only the local DuckDB path keeps the file: the identity links are used there only.
+
+After an events import (or flush) that only *added* events (the imports log says none replaced
+a stored event, and the row count grew by exactly what they inserted, all found under their import
+ids), the links are *grown* from the kept ones with the links of the new rows only (an anonymous id's
+customer is the smallest seen, so the old smallest and the new rows' smallest give the new one),
+instead of scanning every event again; any other change computes them from all the events.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -36,6 +42,7 @@ import pyarrow as pa
 from fastapi import Request
 from ibis.backends import BaseBackend
 
+from growthwheel.insight import funnels
 from growthwheel.warehouse import db as warehouse_db
 
 log = logging.getLogger(__name__)
@@ -55,6 +62,15 @@ _funnels_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
+class _Import:
+    """One events import in the imports log."""
+
+    import_id: str
+    inserted: int
+    updated: int
+
+
+@dataclass(frozen=True)
 class EventFacts:
     """What every funnel question needs from the events: the event types present (standard ones
     in funnel order, then the others), the last shop-local day with events (``None`` without
@@ -63,6 +79,15 @@ class EventFacts:
     types: list[str]
     last_day: date | None
     links: pa.Table | None
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A cache file's content: the state it was computed from and the events imports it knew."""
+
+    stamp: str
+    imports: list[str]
+    facts: EventFacts
 
 
 def events_version(con: BaseBackend, table: str | None = None) -> tuple[int, str]:
@@ -106,9 +131,9 @@ def events_stamp(con: BaseBackend) -> str:
     return json.dumps([str(con.name), version[0], version[1], int(rows)])
 
 
-def load_facts(path: Path, stamp: str) -> EventFacts | None:
-    """The facts kept in ``path`` when they were computed from the state ``stamp``; ``None``
-    when there is no such file or it is of another state, another format, or unreadable."""
+def _read(path: Path) -> _Kept | None:
+    """The content of the cache file ``path``; ``None`` when there is none or it is unreadable,
+    of another format or of unexpected columns."""
     try:
         with pa.OSFile(str(path), "rb") as source:
             table = pa.ipc.open_file(source).read_all()
@@ -119,30 +144,40 @@ def load_facts(path: Path, stamp: str) -> EventFacts | None:
         return None
     try:
         meta = table.schema.metadata or {}
-        if meta.get(b"format") != FACTS_FORMAT.encode() or meta.get(b"stamp") != stamp.encode():
+        if meta.get(b"format") != FACTS_FORMAT.encode():
             return None
         types = json.loads(meta[b"event_types"])
-        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-            raise ValueError("event types are not a list of names")
+        imports = json.loads(meta[b"imports"])
+        for names in (types, imports):
+            if not isinstance(names, list) or not all(isinstance(t, str) for t in names):
+                raise ValueError("event types or imports are not a list of names")
         day = meta[b"last_day"].decode()
         has_links = meta[b"links"] == b"1"
         if tuple(table.column_names) != _LINK_COLUMNS or not all(
             pa.types.is_string(f.type) or pa.types.is_large_string(f.type) for f in table.schema
         ):
             raise ValueError(f"unexpected columns {table.schema}")
-        return EventFacts(
+        facts = EventFacts(
             types=types,
             last_day=date.fromisoformat(day) if day else None,
             links=table.replace_schema_metadata(None) if has_links else None,
         )
+        return _Kept(meta[b"stamp"].decode(), imports, facts)
     except Exception as exc:
         log.warning("ignoring the funnel cache %s: %s", path, exc)
         return None
 
 
-def save_facts(path: Path, stamp: str, facts: EventFacts) -> None:
-    """Keep ``facts`` (of the state ``stamp``) in ``path``: written to a temporary file in the same
-    folder, flushed to disk, then renamed over ``path``."""
+def load_facts(path: Path, stamp: str) -> EventFacts | None:
+    """The facts kept in ``path`` when they were computed from the state ``stamp``; ``None``
+    when there is no such file or it is of another state, another format, or unreadable."""
+    kept = _read(path)
+    return kept.facts if kept is not None and kept.stamp == stamp else None
+
+
+def save_facts(path: Path, stamp: str, facts: EventFacts, imports: Sequence[str] = ()) -> None:
+    """Keep ``facts`` (of the state ``stamp``, after the events imports ``imports``) in ``path``:
+    written to a temporary file in the same folder, flushed to disk, then renamed over ``path``."""
     empty = pa.array([], type=pa.string())
     links = facts.links if facts.links is not None else pa.table(dict.fromkeys(_LINK_COLUMNS, empty))
     table = links.select(list(_LINK_COLUMNS)).replace_schema_metadata({
@@ -151,6 +186,7 @@ def save_facts(path: Path, stamp: str, facts: EventFacts) -> None:
         "event_types": json.dumps(list(facts.types)),
         "last_day": facts.last_day.isoformat() if facts.last_day else "",
         "links": "1" if facts.links is not None else "0",
+        "imports": json.dumps(list(imports)),
     })
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema) as writer:
@@ -169,21 +205,61 @@ def save_facts(path: Path, stamp: str, facts: EventFacts) -> None:
         raise
 
 
-def event_facts(data_dir: Path, con: BaseBackend, compute: Callable[[], EventFacts]) -> EventFacts:
+def _events_imports(con: BaseBackend) -> list[_Import]:
+    """The events imports in the imports log."""
+    imports = con.table(warehouse_db.IMPORTS_TABLE)
+    imports = imports.filter(imports.table_name == "events")
+    rows = imports.select("import_id", "inserted", "updated").to_pyarrow().to_pylist()
+    return [_Import(str(r["import_id"]), int(r["inserted"] or 0), int(r["updated"] or 0)) for r in rows]
+
+
+def _grown_links(con: BaseBackend, kept: _Kept, stamp: str, imports: list[_Import]) -> pa.Table | None:
+    """The identity links now, from the ``kept`` ones and the events the imports since added
+    (see the module docstring); ``None`` when the events changed otherwise (or cannot be told)."""
+    before, now = json.loads(kept.stamp), json.loads(stamp)
+    known = set(kept.imports)
+    if (kept.facts.links is None or before[0] != now[0] or len(imports) != now[1]
+            or len(known) != before[1] or not known <= {i.import_id for i in imports}):
+        return None
+    new = [i for i in imports if i.import_id not in known]
+    added = sum(i.inserted for i in new)
+    if not new or any(i.updated for i in new) or int(before[3]) + added != int(now[3]):
+        return None
+    events = con.table("events")
+    rows = events.filter(events._import_id.isin([i.import_id for i in new]))
+    if int(rows.count().to_pyarrow().as_py()) != added:
+        return None
+    schema = pa.schema([(c, pa.string()) for c in _LINK_COLUMNS])
+    fresh = funnels.identity_links(rows).select(list(_LINK_COLUMNS)).cast(schema)
+    both = pa.concat_tables([kept.facts.links.select(list(_LINK_COLUMNS)).cast(schema), fresh])
+    smallest = both.group_by("anonymous_id").aggregate([("customer_id", "min")])
+    return smallest.rename_columns(list(_LINK_COLUMNS))
+
+
+def event_facts(data_dir: Path, con: BaseBackend,
+                compute: Callable[[pa.Table | None], EventFacts]) -> EventFacts:
     """The events' facts: on DuckDB read from the data directory's cache when they were kept for
-    the warehouse's present state, else ``compute()`` (and kept when the events did not change
-    meanwhile); on other engines ``compute()``."""
+    the warehouse's present state, else ``compute(links)`` (``links`` grown from the kept ones
+    when the events were only added to since, else ``None``: ``compute`` finds them), kept when
+    the events did not change meanwhile; on other engines ``compute(None)``."""
     if con.name != "duckdb":
-        return compute()
+        return compute(None)
     path = facts_file(data_dir)
     stamp = events_stamp(con)
-    found = load_facts(path, stamp)
-    if found is not None:
-        return found
-    facts = compute()
+    kept = _read(path)
+    if kept is not None and kept.stamp == stamp:
+        return kept.facts
+    imports = _events_imports(con)
+    links = None
+    if kept is not None:
+        try:
+            links = _grown_links(con, kept, stamp, imports)
+        except Exception as exc:  # an unexpected warehouse: all the events are read instead
+            log.warning("could not grow the funnel's identity links: %s", exc)
+    facts = compute(links)
     if events_stamp(con) == stamp:  # the events did not change while the facts were computed
         try:
-            save_facts(path, stamp, facts)
+            save_facts(path, stamp, facts, [i.import_id for i in imports])
         except OSError as exc:
             log.warning("could not keep the funnel cache in %s: %s", path, exc)
     return facts
