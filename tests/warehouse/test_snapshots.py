@@ -173,6 +173,47 @@ def test_run_write_saves_tags_on_spark_and_the_next_read_sees_them(
         owner.stop()
 
 
+@pytest.mark.spark
+def test_a_read_never_gets_a_snapshot_vacuumed_before_its_lease(
+    spark_session: Any, cfg: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server on Spark read the pointer, then leased that snapshot: an import and a vacuum
+    with no retention window that ran in between (on the owner's writer thread, while the reader
+    waited for another reader's backend) removed its files, and Spark failed with PATH_NOT_FOUND
+    (``tests/warehouse/test_spark_server.py`` failed once so). Here the import and the vacuum run
+    exactly there, from the reader's lease call: the read must get the newest snapshot."""
+    def lines(name: str, rows: list[tuple[str, str, str]]) -> None:
+        ingest.import_files("order_lines", [_orders(tmp_path, name, rows)], cfg=cfg, engine="duckdb")
+
+    lines("a.csv", [("A1", "2024-01-05", "paid")])
+    owner = WarehouseOwner(cfg, flush_seconds=3600, keep_seconds=0.0, maintain_seconds=3600)
+    owner.start()  # its first read leases the snapshot holding A1 (kept while the owner runs)
+    lines("b.csv", [("A2", "2024-01-06", "paid")])  # January: A1's file, A2's appended file
+    read_first = lake.read_pointer(cfg).id
+    real_lease = lake.take_lease
+    ran: list[str] = []
+
+    def lease_after_a_publish_and_a_vacuum(cfg_: Settings, snapshot_id: str) -> Path:
+        if snapshot_id == read_first and not ran:
+            ran.append(snapshot_id)
+            lines("c.csv", [("A2", "2024-01-06", "refunded")])  # January rewritten
+            assert lake.vacuum(cfg, keep_seconds=0).files_removed >= 1  # A2's appended file
+        return real_lease(cfg_, snapshot_id)
+
+    try:
+        monkeypatch.setattr(lake, "take_lease", lease_after_a_publish_and_a_vacuum)
+        with owner.read() as backend:
+            orders = backend.table("orders").order_by("order_id").execute()
+            assert list(zip(orders.order_id, orders.status, strict=True)) == [
+                ("A1", "paid"), ("A2", "refunded")]
+        assert ran == [read_first]
+        newest = lake.read_pointer(cfg).id
+        assert newest != read_first
+        assert newest in owner.snapshots_in_use()
+    finally:
+        owner.stop()
+    assert not any((cfg.spark_dir / lake.LEASES_DIR).iterdir())
+
 def test_warehouse_vacuum_and_compact_commands(cfg: Settings) -> None:
     for k in range(4):
         _flush(cfg, _events([f"c{k}"]))
@@ -198,3 +239,27 @@ def test_warehouse_vacuum_and_compact_commands(cfg: Settings) -> None:
     refused = run("warehouse", "vacuum")
     assert refused.returncode == 1
     assert "Spark warehouse" in refused.stderr
+
+
+def test_a_snapshot_connection_can_spill_on_a_fresh_spark_warehouse(cfg: Settings) -> None:
+    """A connection over the lake spills to ``<spark dir>/.tmp/<id>`` once its work outgrows its
+    memory; on a warehouse without ``.tmp`` (a fresh one, or after a Spark import removed it)
+    DuckDB refused with "Failed to create directory" (found by ``bench/engines_bench.py`` at 50M
+    lines). A vacuum meanwhile (another process's ``growthwheel warehouse vacuum``) leaves the
+    connection's spill files (``*.tmp``) alone."""
+    cfg.spark_dir.mkdir(parents=True, exist_ok=True)
+    assert not (cfg.spark_dir / ".tmp").exists()
+    con = lake.load_snapshot(cfg, [])
+    try:
+        con.execute("SET memory_limit = '32MB'")
+        con.execute("SET threads = 1")
+        con.execute("SET preserve_insertion_order = false")
+        con.execute("CREATE TABLE big AS SELECT i, md5(i::VARCHAR) AS h FROM range(1000000) t(i)")
+        spilled = [p for p in (cfg.spark_dir / ".tmp").rglob("*.tmp") if p.is_file()]
+        assert spilled, "the table did not outgrow 32 MB: nothing was spilled"
+        lake.vacuum(cfg, keep_seconds=0)
+        assert all(p.exists() for p in spilled)
+        done = con.execute("SELECT count(*), max(h) FROM (SELECT h FROM big ORDER BY h)").fetchone()
+        assert done == (1000000, "fffffe98d0963d27015c198262d97221")
+    finally:
+        con.close()

@@ -193,7 +193,7 @@ def test_crash_before_pointer_switch_leaves_previous_snapshot(
     assert result.tables["orders"].updated == 1
     lake.vacuum(s_cfg, keep_seconds=0)
     assert not any(p.exists() for p in orphans)
-    assert not list(s_cfg.spark_dir.glob("*.tmp"))
+    assert not [p for p in s_cfg.spark_dir.glob("*.tmp") if p.is_file()]  # (``.tmp``: scratch, a folder)
     current = lake.read_pointer(s_cfg)
     kept = {p.relative_to(s_cfg.spark_dir).as_posix() for p in s_cfg.spark_dir.rglob("*.parquet")}
     assert kept == {f for name in current.tables for f in current.files(name)}

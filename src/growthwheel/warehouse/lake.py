@@ -29,7 +29,8 @@ reader sees either the old or the new snapshot, and a crash leaves the old one i
 fails with :class:`SnapshotConflictError` (nothing is lost; run it again).
 
 **Retention.** A reader takes a *lease* on the snapshot it reads (:func:`lease`): a file naming the
-snapshot and its process. :func:`vacuum` deletes snapshots that are not current, were published
+snapshot and its process; :func:`lease_current` leases the snapshot in force without a window in
+which a vacuum could remove it first. :func:`vacuum` deletes snapshots that are not current, were published
 more than ``keep_seconds`` ago and are leased by no live process, then every file no kept snapshot
 references. It is run by the server's owner (every minute) and by ``growthwheel warehouse
 vacuum``.
@@ -279,6 +280,9 @@ def load_snapshot(cfg: Settings, tables: Sequence[str],
     try:
         con.execute("SET TimeZone = 'UTC'")
         spill = cfg.spark_dir / ".tmp" / uuid.uuid4().hex[:12]
+        # DuckDB creates its spill directory when it first spills, but not the parents: without
+        # ``.tmp`` a publish larger than memory failed ("Failed to create directory").
+        spill.parent.mkdir(parents=True, exist_ok=True)
         con.execute(f"SET temp_directory = {_lit(str(spill))}")
         loaded: dict[str, dict[str, object]] = {}
         for name in dict.fromkeys(tables):
@@ -489,6 +493,36 @@ def take_lease(cfg: Settings, snapshot_id: str) -> Path:
     return path
 
 
+#: How many times :func:`lease_current` follows a pointer that moved before giving up.
+LEASE_ATTEMPTS = 50
+
+
+def lease_current(cfg: Settings) -> tuple[Snapshot, Path | None]:
+    """The snapshot in force and a lease on it (no lease when nothing was ever published), taken
+    so that no :func:`vacuum` can have removed it or remove it later.
+
+    Reading the pointer and then leasing what it named left a window: a publish and a vacuum in
+    between (``keep_seconds`` 0, or a reader slower than it) removed the snapshot, and the reader
+    then opened files that were gone (Spark: PATH_NOT_FOUND). So the pointer is read again once
+    the lease file exists; if it moved, the lease moves to the newer snapshot. Every switch and
+    every vacuum holds the lake's lock and a vacuum keeps the snapshot in force, so a snapshot
+    still in force after its lease exists was kept by every vacuum that did not see the lease.
+    Raises :class:`SnapshotConflictError` if the pointer moves :data:`LEASE_ATTEMPTS` times in a row.
+    """
+    snapshot = read_pointer(cfg)
+    for _ in range(LEASE_ATTEMPTS):
+        if snapshot.id is None:
+            return snapshot, None
+        path = take_lease(cfg, snapshot.id)
+        now = read_pointer(cfg)
+        if now.id == snapshot.id:
+            return snapshot, path
+        path.unlink(missing_ok=True)
+        snapshot = now
+    raise SnapshotConflictError(
+        f"the warehouse published {LEASE_ATTEMPTS} snapshots while a reader was taking one; read again")
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -550,7 +584,9 @@ def vacuum(cfg: Settings, keep_seconds: float = KEEP_SECONDS, *, now: float | No
         referenced = {f for s in keep for n in s.tables for f in s.files(n)}
         referenced_dirs = {str(Path(f).parent) for f in referenced}
         for tmp in root.rglob("*.tmp"):
-            if tmp.is_file():  # not the scratch directory ``.tmp``
+            # Half-written manifests; not the scratch folder ``.tmp`` nor what is in it (the spill
+            # files of live DuckDB connections, ``duckdb_temp_storage*.tmp``; Spark's scratch).
+            if tmp.relative_to(root).parts[0] != ".tmp" and tmp.is_file():
                 tmp.unlink(missing_ok=True)
         for table_dir in root.iterdir():
             if (not table_dir.is_dir() or table_dir.name.startswith(".")

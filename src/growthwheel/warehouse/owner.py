@@ -239,29 +239,37 @@ class WarehouseOwner:
         if self.cfg.warehouse != "spark":
             yield self._backend()
             return
-        snapshot = lake.read_pointer(self.cfg)
-        entry = self._spark_entry(snapshot)
+        snapshot_id, entry = self._spark_entry()
         try:
             yield entry[0]
         finally:
             with self._lock:
                 entry[1] -= 1
-            self._retire(snapshot.id)
+            self._retire(snapshot_id)
 
-    def _spark_entry(self, snapshot: lake.Snapshot) -> list[Any]:
-        """The backend over ``snapshot`` with one more reader (built and leased on first use)."""
+    def _spark_entry(self) -> tuple[str | None, list[Any]]:
+        """The snapshot in force and its backend, with one more reader (built and leased on first
+        use).
+
+        A backend kept here holds a lease taken by :func:`lake.lease_current`, so its files stay
+        while it is kept; a new one is leased before the pointer is trusted (reading the pointer,
+        then leasing, let a publish and a vacuum remove the snapshot in between)."""
+        current = lake.read_pointer(self.cfg).id
         with self._lock:
-            entry = self._snapshots.get(snapshot.id)
+            entry = self._snapshots.get(current)
             if entry is not None:
                 entry[1] += 1
-                return entry
+                return current, entry
         with self._snapshot_lock:
+            snapshot, lease_file = lake.lease_current(self.cfg)
             with self._lock:
                 entry = self._snapshots.get(snapshot.id)
                 if entry is not None:
                     entry[1] += 1
-                    return entry
-            lease_file = lake.take_lease(self.cfg, snapshot.id) if snapshot.id else None
+            if entry is not None:  # built meanwhile (it holds a lease of its own)
+                if lease_file is not None:
+                    lease_file.unlink(missing_ok=True)
+                return snapshot.id, entry
             try:
                 from growthwheel.warehouse import spark
 
@@ -273,7 +281,7 @@ class WarehouseOwner:
             entry = [backend, 1, lease_file]
             with self._lock:
                 self._snapshots[snapshot.id] = entry
-            return entry
+            return snapshot.id, entry
 
     def _retire(self, newest: str | None) -> None:
         """Let go of backends over snapshots older than ``newest`` that no reader uses."""

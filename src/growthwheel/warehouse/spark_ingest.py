@@ -37,7 +37,6 @@ Spark one counts it updated (and stores it again, identically).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import shutil
 import time
@@ -273,9 +272,8 @@ def import_table(cfg: Settings, table: Table, files: list[Path], shown: list[str
     finally:
         odd.unpersist()
         raw.unpersist()
+        # Its own scratch only: ``.tmp`` stays, DuckDB connections spill beneath it (lake.py).
         shutil.rmtree(cfg.spark_dir / ".tmp" / scratch, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            (cfg.spark_dir / ".tmp").rmdir()  # when empty
 
 
 def generic_max_raw() -> int:
