@@ -18,10 +18,13 @@ into an empty DuckDB warehouse and into an empty Spark warehouse (``engine="spar
 quarantine and merge on Spark when ``warehouse.spark_ingest`` takes the file, else in DuckDB),
 with the rows imported and quarantined compared. Spark local's driver gets
 ``--spark-driver-memory`` (through ``PYSPARK_SUBMIT_ARGS``; Growthwheel's own default is 1 GB,
-too small for tens of millions of lines). Usage::
+too small for tens of millions of lines). ``--duckdb-memory 6GB`` caps every DuckDB connection
+of the run (DuckDB's default is 80% of the machine; beyond its limit it spills). Each step's raw
+figures are printed as it ends; the analytics run before the imports. Usage::
 
     python bench/engines_bench.py [--lines 1000000] [--remote sc://127.0.0.1:15002]
                                   [--import-lines N] [--spark-driver-memory 6g] [--skip-spark]
+                                  [--duckdb-memory 6GB]
 
 Orders are ``lines / 2.9``, customers ``lines / 10``, events ``lines / 2`` (the ratios of the
 10M-line KPI benchmark).
@@ -51,6 +54,26 @@ SEGMENT = {"all": [
     {"not": {"type": "events", "event": "view", "op": ">", "value": 0,
              "window": {"last": 30, "unit": "days"}}},
 ]}
+
+
+#: The ``--duckdb-memory`` of the run, handed to the step subprocesses.
+MEMORY_ENV = "GW_BENCH_DUCKDB_MEMORY"
+
+
+def limit_duckdb_memory(limit: str) -> None:
+    """Give every DuckDB connection this process opens (the generator's, the lake's, Ibis's)
+    ``memory_limit = limit`` unless it sets one, and pass it on to the step subprocesses."""
+    import duckdb
+
+    os.environ[MEMORY_ENV] = limit
+    connect = duckdb.connect
+
+    def limited(database: Any = ":memory:", read_only: bool = False,
+                config: dict[str, Any] | None = None) -> Any:
+        return connect(database=database, read_only=read_only,
+                       config={"memory_limit": limit, **(config or {})})
+
+    duckdb.connect = limited
 
 
 def publish_as_spark(duck_path: Path, data_dir: Path) -> float:
@@ -210,9 +233,14 @@ def main() -> None:
     parser.add_argument("--spark-driver-memory", default="6g",
                         help="Spark local's driver memory (Growthwheel's own default is 1g)")
     parser.add_argument("--skip-spark", action="store_true", help="time DuckDB only")
+    parser.add_argument("--duckdb-memory", default=os.environ.get(MEMORY_ENV),
+                        help="memory_limit of every DuckDB connection of the run (e.g. 6GB; "
+                             "DuckDB's own default is 80%% of the machine's memory)")
     parser.add_argument("--step", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--import-step", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.duckdb_memory:
+        limit_duckdb_memory(args.duckdb_memory)
     if args.step:
         engine, data_dir, remote = args.step
         print(json.dumps(step(engine, data_dir, remote or None)))
@@ -259,7 +287,17 @@ def run(work: Path, lines: int, remote: str | None, *, import_lines: int = 0,
     if not skip_spark:
         pub = publish_as_spark(duck_dir / "warehouse.duckdb", spark_dir)
         print(f"  published as a Spark snapshot in {pub:.1f} s", flush=True)
+    print(f"  peak RSS of the generating process: {_peak_mb('self'):,.0f} MiB", flush=True)
 
+    engines = ["duckdb"] + ([] if skip_spark else ["spark-local"]) + (["spark-connect"] if remote else [])
+    results: dict[str, dict[str, Any]] = {}
+    for engine in engines:
+        data_dir = duck_dir if engine == "duckdb" else spark_dir
+        print(f"  analytics on {engine} ({_load()}) ...", flush=True)
+        result = _subprocess(["--step", engine, str(data_dir), remote or ""], env)
+        if result is not None:
+            results[engine] = result
+            print(f"    {json.dumps(result)}", flush=True)
     imports: dict[str, dict[str, Any]] = {}
     if import_lines:
         csv_path = work / "order_lines.csv"
@@ -273,18 +311,11 @@ def run(work: Path, lines: int, remote: str | None, *, import_lines: int = 0,
             shutil.rmtree(target, ignore_errors=True)
             if result is not None:
                 imports[engine] = result
+                print(f"    {json.dumps(result)}", flush=True)
                 print(f"    {result['seconds']:.1f} s, {result['rows_read']:,} rows read, "
                       f"{result['quarantined']:,} quarantined", flush=True)
         csv_path.unlink()
 
-    engines = ["duckdb"] + ([] if skip_spark else ["spark-local"]) + (["spark-connect"] if remote else [])
-    results: dict[str, dict[str, Any]] = {}
-    for engine in engines:
-        data_dir = duck_dir if engine == "duckdb" else spark_dir
-        print(f"  analytics on {engine} ({_load()}) ...", flush=True)
-        result = _subprocess(["--step", engine, str(data_dir), remote or ""], env)
-        if result is not None:
-            results[engine] = result
     print(f"finished ({_load()})")
     if imports:
         base_import = imports.get("duckdb")
