@@ -349,7 +349,9 @@ def connect(cfg: Settings, snapshot: Snapshot | None = None) -> BaseBackend:
 
     Every table of ``lake.all_tables()`` and every derived table of the snapshot is a view over
     that snapshot's files; later publishes are seen by a new ``connect``. Keep the snapshot's files
-    while reading (``lake.lease``) if publishes and vacuums may run meanwhile.
+    while reading if publishes and vacuums may run meanwhile: ``lake.lease_current`` gives the
+    snapshot in force with a lease no vacuum can have missed (leasing what ``read_pointer`` named
+    earlier can be too late).
     """
     spark = new_session(cfg)
     snapshot = snapshot if snapshot is not None else read_pointer(cfg)
