@@ -9,19 +9,21 @@
   restart then reads a small file instead of scanning every event again.
 
 The file is trusted only for the exact state it was computed from: it carries a *stamp* (the
-engine, the events' version and their row count, :func:`events_stamp`) and is used only when the
-warehouse's stamp now is the same; anything else (another version, another data directory's file,
-a truncated or corrupt file, an unknown format) is ignored and the facts are computed again. It is
-written only when the stamp did not change while the facts were computed, to a temporary file that
-is renamed over the old one (a reader sees the old file or the new one, never half of one). A
-cache that cannot be written (read-only or full disk) costs the next restart a scan, nothing more.
-Only the local DuckDB path keeps the file: the identity links are used there only.
+engine, the events' version, their row count and a hash of their content, :func:`events_stamp`)
+and is used only when the warehouse's stamp now is the same; anything else (another version,
+another data directory's file, a truncated or corrupt file, an unknown format) is ignored and the
+facts are computed again. It is written only when the stamp did not change while the facts were
+computed, to a temporary file that is renamed over the old one (a reader sees the old file or the
+new one, never half of one). A cache that cannot be written (read-only or full disk) costs the
+next restart a scan, nothing more. Only the local DuckDB path keeps the file: the identity links
+are used there only.
 
-After an events import (or flush) that only *added* events (the imports log says none replaced
-a stored event, and the row count grew by exactly what they inserted, all found under their import
-ids), the links are *grown* from the kept ones with the links of the new rows only (an anonymous id's
-customer is the smallest seen, so the old smallest and the new rows' smallest give the new one),
-instead of scanning every event again; any other change computes them from all the events.
+After an events import (or flush) that only *added* events (the imports log says none replaced a
+stored event, the file knew every earlier events import, and the row count grew by exactly what
+the new ones inserted, all found under their import ids), the links are *grown* from the kept
+ones with the links of the new rows only (an anonymous id's customer is the smallest seen with
+it, so the smaller of the kept one and the new rows' one is the new one) instead of scanning
+every event again; any other change computes them from all the events.
 """
 
 from __future__ import annotations
@@ -124,11 +126,19 @@ def facts_file(data_dir: Path) -> Path:
 
 
 def events_stamp(con: BaseBackend) -> str:
-    """The state of the events the facts were computed from: the engine, the events' version
-    (:func:`events_version`) and their row count, as text."""
+    """The state of the events the facts were computed from, as text: the engine, the events'
+    version (:func:`events_version`), their row count and the exclusive or of their rows' hashes
+    (``_row_hash``, a hash of each row's content the imports store: another warehouse with the
+    same counts still differs)."""
     version = events_version(con, "events")
-    rows = con.table("events").count().to_pyarrow().as_py()
-    return json.dumps([str(con.name), version[0], version[1], int(rows)])
+    events = con.table("events")
+    measures: dict[str, Any] = {"rows": events.count()}
+    if "_row_hash" in events.columns:
+        measures["content"] = events._row_hash.bit_xor()
+    found = events.aggregate(**measures).to_pyarrow().to_pylist()[0]
+    content = found.get("content")
+    return json.dumps([str(con.name), version[0], version[1], int(found["rows"]),
+                       None if content is None else str(content)])
 
 
 def _read(path: Path) -> _Kept | None:
@@ -140,7 +150,7 @@ def _read(path: Path) -> _Kept | None:
     except FileNotFoundError:
         return None
     except Exception as exc:  # a truncated or foreign file: computed again
-        log.warning("ignoring the funnel cache %s: %s", path, exc)
+        log.warning("ignoring the funnel cache %s: %r", path, exc)
         return None
     try:
         meta = table.schema.metadata or {}
@@ -164,7 +174,7 @@ def _read(path: Path) -> _Kept | None:
         )
         return _Kept(meta[b"stamp"].decode(), imports, facts)
     except Exception as exc:
-        log.warning("ignoring the funnel cache %s: %s", path, exc)
+        log.warning("ignoring the funnel cache %s: %r", path, exc)
         return None
 
 
