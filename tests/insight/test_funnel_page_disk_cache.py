@@ -5,7 +5,9 @@ answer of the events as they are (computed again), never a stale one or a 500.""
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -280,3 +282,15 @@ def test_a_write_that_fails_half_way_leaves_the_old_file_whole(
     assert kept.links is not None
     assert kept.links.to_pylist() == [{"anonymous_id": "a1", "customer_id": "c1"}]
     assert funnel_cache.load_facts(path, "new") is None
+
+
+def test_a_dead_writers_temporary_file_is_removed_by_the_next_write(tmp_path: Path) -> None:
+    path = tmp_path / funnel_cache.FACTS_FILE
+    dead = tmp_path / f".{funnel_cache.FACTS_FILE}.dead.tmp"
+    live = tmp_path / f".{funnel_cache.FACTS_FILE}.live.tmp"  # another writer, still writing
+    for left in (dead, live):
+        left.write_bytes(b"half")
+    long_ago = time.time() - 2 * funnel_cache._LEFT_BEHIND_SECONDS
+    os.utime(dead, (long_ago, long_ago))
+    funnel_cache.save_facts(path, "stamp", funnel_cache.EventFacts(["view"], None, None))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, live.name])

@@ -28,11 +28,13 @@ every event again; any other change computes them from all the events.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -58,6 +60,8 @@ FACTS_FILE = "funnel-events.arrow"
 #: Written in the file; a file of another format is ignored.
 FACTS_FORMAT = "growthwheel.funnel-events/1"
 _LINK_COLUMNS = ("anonymous_id", "customer_id")
+#: A temporary file older than this is a dead writer's and is removed by the next write.
+_LEFT_BEHIND_SECONDS = 600
 
 _funnels: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _funnels_lock = threading.Lock()
@@ -187,7 +191,8 @@ def load_facts(path: Path, stamp: str) -> EventFacts | None:
 
 def save_facts(path: Path, stamp: str, facts: EventFacts, imports: Sequence[str] = ()) -> None:
     """Keep ``facts`` (of the state ``stamp``, after the events imports ``imports``) in ``path``:
-    written to a temporary file in the same folder, flushed to disk, then renamed over ``path``."""
+    written to a temporary file in the same folder, flushed to disk, then renamed over ``path``
+    (temporary files a writer that died left there long ago are removed)."""
     empty = pa.array([], type=pa.string())
     links = facts.links if facts.links is not None else pa.table(dict.fromkeys(_LINK_COLUMNS, empty))
     table = links.select(list(_LINK_COLUMNS)).replace_schema_metadata({
@@ -203,6 +208,10 @@ def save_facts(path: Path, stamp: str, facts: EventFacts, imports: Sequence[str]
         writer.write_table(table)
     data = sink.getvalue()
     path.parent.mkdir(parents=True, exist_ok=True)
+    for left in path.parent.glob(f".{path.name}.*.tmp"):  # of a writer that died half-way
+        with contextlib.suppress(OSError):
+            if time.time() - left.stat().st_mtime > _LEFT_BEHIND_SECONDS:
+                left.unlink()
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
