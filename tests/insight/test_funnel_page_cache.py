@@ -17,6 +17,7 @@ from growthwheel.config import Settings
 from growthwheel.insight.pages import analyses
 from growthwheel.store import db
 from growthwheel.warehouse.ingest import import_files
+from served_app import log_client_in
 
 ADMIN = ("funnel@example.com", "pw-funnel-0123456789")
 EVENTS = """event_id,type,occurred_at,customer_id,anonymous_id
@@ -43,11 +44,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClien
         accounts.create_user(session, ADMIN[0], "admin", ADMIN[1])
     try:
         with TestClient(create_app(cfg)) as client:
-            secret = accounts.server_secret(cfg.data_dir)
-            done = client.post("/login", data={"email": ADMIN[0], "password": ADMIN[1],
-                                               "csrf_token": accounts.anonymous_csrf_token(secret)},
-                               follow_redirects=False)
-            assert done.status_code == 303, done.text
+            log_client_in(client, *ADMIN)
             yield client, folder
     finally:
         db.engine(cfg).dispose()

@@ -26,6 +26,7 @@ from growthwheel.insight.funnels import identity_links
 from growthwheel.insight.pages import analyses, funnel_cache
 from growthwheel.store import db
 from growthwheel.warehouse.ingest import import_files
+from served_app import log_client_in
 
 ADMIN = ("funnel-disk@example.com", "pw-funnel-0123456789")
 HEADER = "event_id,type,occurred_at,customer_id,anonymous_id\n"
@@ -77,11 +78,7 @@ def _visit(cfg: Settings, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     once and stop it: the entrants of the first two steps the page's chart shows."""
     monkeypatch.setattr(funnel_cache, "_funnels", OrderedDict())
     with TestClient(create_app(cfg)) as client:
-        secret = accounts.server_secret(cfg.data_dir)
-        done = client.post("/login", data={"email": ADMIN[0], "password": ADMIN[1],
-                                           "csrf_token": accounts.anonymous_csrf_token(secret)},
-                           follow_redirects=False)
-        assert done.status_code == 303, done.text
+        log_client_in(client, *ADMIN)
         page = client.get("/insight/funnel", params={"days": "30"})
     assert page.status_code == 200, page.text[-2000:]
     found = re.search(r'"entrants": \[([^\]]*)\]', page.text)
