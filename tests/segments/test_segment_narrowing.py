@@ -107,7 +107,7 @@ TINY_CTX = Context(as_of=date(2025, 1, 31), timezone="UTC", currency_exponent=2)
 @pytest.fixture(scope="module")
 def tiny() -> BaseBackend:
     """k1, k2 customers; o1 buys without a customer row (twice); g1 is seen only in events;
-    k2 carries two tags; one order has no customer."""
+    k2 carries two tags; one order has no customer; lines with and without their own category."""
     day = datetime(2025, 1, 20, 12, tzinfo=UTC).replace(tzinfo=None)  # naive UTC, as stored
     order_rows = [
         {"order_id": "A1", "customer_id": "k1", "ordered_at": day, "order_date": day.date(),
@@ -126,10 +126,21 @@ def tiny() -> BaseBackend:
          "customer_id": who}
         for i, who in enumerate(["k1", "k1", "o1", "o1", "o1", "g1", "g1", "k2", "k2"])
     ]
+    line_rows = [  # a line's own category wins over its product's
+        {"order_id": "A1", "line_no": 1, "sku": "P2", "category": "Tea/Black", "quantity": 2,
+         "line_total": 1000},
+        {"order_id": "A2", "line_no": 1, "sku": "P1", "category": None, "quantity": 1, "line_total": 500},
+        {"order_id": "A3", "line_no": 1, "sku": "P1", "category": "Gift", "quantity": 5, "line_total": 700},
+        {"order_id": "A4", "line_no": 1, "sku": None, "category": None, "quantity": 1, "line_total": 900},
+        {"order_id": "A5", "line_no": 1, "sku": "P1", "category": None, "quantity": 1, "line_total": 300},
+    ]
     return cast(BaseBackend, make_warehouse({
         "customers": [{"customer_id": "k1", "channel": "douyin"},
                       {"customer_id": "k2", "channel": "wechat", "tags": "vip;new"}],
+        "products": [{"sku": "P1", "name": "Green", "category": "Tea/Green"},
+                     {"sku": "P2", "name": "Cup", "category": "Teaware"}],
         "orders": order_rows,
+        "order_lines": line_rows,
         "events": event_rows,
     }))
 
@@ -141,6 +152,12 @@ TINY_CASES: list[tuple[Any, set[str]]] = [
     ({"all": [orders(">=", 1, measure="amount"), events("view", ">=", 3)]}, {"o1"}),
     ({"all": [{"type": "tag", "tags": ["vip", "new"], "match": "all"}, events("view", ">=", 1)]}, {"k2"}),
     ({"all": [{"type": "tag", "tags": ["vip", "new"]}, orders(">=", 1)]}, set()),
+    # categories: A1 is Tea by its own category, A2 by its product's, A3 is a Gift (its own)
+    (orders(">=", 1, category=["Tea"]), {"k1", "o1"}),
+    (orders(">=", 2, category=["Tea"]), set()),
+    (orders(">=", 2, category=["Tea"], measure="units"), {"k1"}),
+    ({"all": [orders(">=", 5, category=["Tea"], measure="amount"), events("view", ">=", 3)]}, {"o1"}),
+    (orders(">=", 1, category=["Gift", "Teaware"]), {"o1"}),
 ]
 
 

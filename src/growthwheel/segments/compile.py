@@ -374,6 +374,18 @@ class _Compiler:
             return self._score_ids(node)
         return None
 
+    def _lines_maybe_in(self, lines: ir.Table, categories: Sequence[str]) -> ir.Table:
+        """The lines that can be in ``categories`` (a superset of those that are, each line once):
+        those whose own category matches, and those without one whose SKU is a product's in
+        ``categories``. Cheap to find: the engine filters the SKUs while scanning the lines, so
+        the exact test (:meth:`_line_categories`, a join with every product) sees few lines."""
+        p = self.src.products
+        skus = p.filter(_category_match(p.category, categories)).select(_c_sku="sku")
+        own = lines.filter(lines.category.notnull() & _category_match(lines.category, categories))
+        bare = lines.filter(lines.category.isnull())
+        bare = bare.semi_join(skus, bare.sku == skus._c_sku)
+        return own.union(bare)
+
     def _line_categories(self, lines: ir.Table) -> ir.Table:
         products = self.src.products.select(_p_sku="sku", _p_category="category")
         joined = lines.left_join(products, lines.sku == products._p_sku)
@@ -400,7 +412,7 @@ class _Compiler:
             if c.sku:
                 lines = lines.filter(lines.sku.isin([text_literal(v) for v in c.sku]))
             if c.category:
-                lines = self._line_categories(lines)
+                lines = self._line_categories(self._lines_maybe_in(lines, c.category))
                 lines = lines.filter(_category_match(lines._category, c.category))
             joined = lines.join(paid, lines.order_id == paid._order_id)
             grouped = joined.group_by(customer_id=joined._customer_id)
