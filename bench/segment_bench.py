@@ -11,17 +11,12 @@ path (operational store in SQLite, warehouse in DuckDB):
   some leave), each in one transaction, and times both;
 * times a preview (count + sample of 20) of the same definition;
 * baseline: the same membership in pandas over the needed columns loaded into memory (loading
-  timed separately), checked to give exactly the same customers;
-* with ``--unnarrowed-baseline``: the membership query alone, as refreshes compile it (an AND with
-  an activity condition evaluated over the customers who have it, ``segments.compile.segment``)
-  and filtering every customer (``narrow=False``, how it was compiled before), timed in the same
-  run and checked to give the same customers.
+  timed separately), checked to give exactly the same customers.
 
 Prints the numbers and the ratio refresh / pandas. Usage::
 
     python bench/segment_bench.py [--customers 1000000] [--orders 3000000] [--events 10000000]
                                   [--keep DIR] [--generate-only] [--pandas-prefilter]
-                                  [--unnarrowed-baseline]
 
 ``--keep DIR`` reuses the data in DIR when it is there (generate once with ``--generate-only``).
 """
@@ -187,36 +182,6 @@ def pandas_members(cfg: Settings, as_of: date, *, prefilter: bool = False
     return members, loaded, time.perf_counter() - started
 
 
-def unnarrowed_baseline(cfg: Settings) -> None:
-    """Time the benchmark segment's membership query narrowed and not (``narrow=False``), CPU
-    included, and check that both give the same customers."""
-    import ibis
-
-    from growthwheel.segments.compile import Context, load_sources, member_ids
-    from growthwheel.segments.definition import parse_definition
-    from growthwheel.warehouse.db import open_duckdb
-
-    con = open_duckdb(cfg, read_only=True)
-    try:
-        backend = ibis.duckdb.from_connection(con)
-        node = parse_definition(DEFINITION)
-        ctx = Context(as_of=LAST_DAY, timezone=cfg.shop().timezone)
-        found: dict[bool, set[str]] = {}
-        cpu: dict[bool, float] = {}
-        for narrow in (False, True):
-            expr = member_ids(node, load_sources(backend, node, LAST_DAY), ctx, narrow=narrow)
-            started, used = time.perf_counter(), time.process_time()
-            found[narrow] = set(expr.to_pyarrow().column("customer_id").to_pylist())
-            wall, cpu[narrow] = time.perf_counter() - started, time.process_time() - used
-            print(f"membership query {'narrowed' if narrow else 'over every customer'}: "
-                  f"{len(found[narrow]):,} members in {wall:.2f} s (CPU {cpu[narrow]:.2f} s; load "
-                  f"average {os.getloadavg()[0]:.1f})", flush=True)
-        assert found[True] == found[False], "the narrowed query and the reference disagree"
-        print(f"same customers: yes; CPU ratio narrowed / every customer: {cpu[True] / cpu[False]:.2f}")
-    finally:
-        con.close()
-
-
 def main() -> None:
     """Run the benchmark and print its numbers."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -230,9 +195,6 @@ def main() -> None:
                              "memory is the refresh's, not the generator's)")
     parser.add_argument("--pandas-prefilter", action="store_true",
                         help="the pandas baseline loads only the rows in the windows (large sizes)")
-    parser.add_argument("--unnarrowed-baseline", action="store_true",
-                        help="also time the membership query filtering every customer (narrow=False) "
-                             "against the narrowed one, in this run")
     args = parser.parse_args()
 
     import ibis
@@ -296,8 +258,6 @@ def main() -> None:
         finally:
             con.close()
         print(f"preview (count {shown.count:,} + sample of 20): {preview_seconds:.2f} s")
-        if args.unnarrowed_baseline:
-            unnarrowed_baseline(cfg)
         print(f"peak RSS of this process so far (refreshes and preview, DuckDB included): "
               f"{peak_rss_mb():,.0f} MiB", flush=True)
         cpu = time.process_time()

@@ -1,7 +1,7 @@
-"""A refresh of a narrowed definition (an AND with activity conditions) through the service, with
-the operational store on SQLite and on PostgreSQL: the same members, entered / left history,
-rule tags and counts recorded on the segment and in the audit log, worked out by hand from the tea
-shop (tea_shop.py)."""
+"""A refresh of a tag rule with an order-line category condition and an events condition through
+the service, with the operational store on SQLite and on PostgreSQL: the same members, entered /
+left history, rule tags and counts recorded on the segment and in the audit log, worked out by
+hand from the tea shop (tea_shop.py)."""
 
 from __future__ import annotations
 
