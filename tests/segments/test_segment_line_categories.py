@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 from ibis.backends import BaseBackend
-from tests.tiny_warehouse import make_warehouse
+from tests.tiny_warehouse import copy_to_spark, make_warehouse
 
 from growthwheel.segments.compile import Context, load_sources, member_ids, segment
 from growthwheel.segments.definition import parse_definition
@@ -100,3 +100,16 @@ def test_members_worked_out_by_hand(tiny: BaseBackend, case: int) -> None:
     rows = segment(node, sources, TINY_CTX).to_pyarrow().to_pylist()
     assert sorted(r["customer_id"] for r in rows) == sorted(expected)
     assert all(r["channel"] is None for r in rows if r["customer_id"] == "o1")  # no customer row
+
+
+@pytest.mark.spark
+def test_on_spark_the_category_conditions_find_the_same_customers(tiny: BaseBackend,
+                                                                  spark_session: Any) -> None:
+    on_spark = copy_to_spark(spark_session, tiny,
+                             ["customers", "orders", "order_lines", "products", "events"])
+    for definition, expected in TINY_CASES:
+        if "category" not in str(definition):
+            continue
+        node = parse_definition(definition)
+        got = member_ids(node, load_sources(on_spark, node, TINY_CTX.as_of), TINY_CTX).to_pyarrow()
+        assert sorted(got.column("customer_id").to_pylist()) == sorted(expected), definition
