@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,15 @@ def test_version_answers_without_a_command() -> None:
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == growthwheel.__version__
+
+
+@pytest.mark.parametrize("group", ["experiments", "promotions", "journeys", "segments"])
+def test_a_listing_command_imports_no_statistics_or_dataframes(group: str, tmp_path: Path) -> None:
+    """``<group> list`` reads the operational store only: it must not pay for scipy (the A/B
+    statistics) or pandas (1-2 s of a small command's start before these were imported lazily)."""
+    code = ("import sys\nfrom growthwheel.cli.main import app\n"
+            f"sys.argv = ['growthwheel', '--data-dir', {str(tmp_path / 'data')!r}, {group!r}, 'list']\n"
+            "try:\n    app()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code")
+    modules = _modules_after(code)
+    assert f"growthwheel.{group}.cli" in modules
+    assert [h for h in ("scipy", "pandas") if h in modules] == []

@@ -20,7 +20,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ibis.backends import BaseBackend
 from sqlalchemy.orm import Session
@@ -29,7 +29,7 @@ from growthwheel.accounts.models import utcnow
 from growthwheel.accounts.schemas import Principal
 from growthwheel.accounts.service import audit
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
-from growthwheel.experiments import metrics, repository
+from growthwheel.experiments import repository
 from growthwheel.experiments.assignment import (
     LAYER_BUCKETS,
     Assignment,
@@ -41,7 +41,10 @@ from growthwheel.experiments.assignment import (
 from growthwheel.experiments.models import Experiment
 from growthwheel.experiments.schemas import ExperimentCreate, ExperimentUpdate, MetricSpec, VariantIn
 from growthwheel.segments import repository as segments_repository
-from growthwheel.stats import ab
+
+if TYPE_CHECKING:  # imported where used: the statistics bring scipy, which listing does not need
+    from growthwheel.experiments import metrics
+    from growthwheel.stats import ab
 
 #: Reads the customer ids of a segment from the warehouse (called on a cache miss only).
 MemberReader = Callable[[str], frozenset[str]]
@@ -335,6 +338,8 @@ def assign_unit(
 def exposure_event(exp: Experiment, variant: str, *, customer_id: str | None, anonymous_id: str | None,
                    at: datetime | None = None) -> dict[str, Any]:
     """An ``experiment_exposure`` event (the events API's shape) for a unit shown ``variant``."""
+    from growthwheel.experiments import metrics
+
     when = (at or utcnow()).astimezone(UTC)
     event: dict[str, Any] = {
         "event_id": f"exposure-{uuid.uuid4().hex}",
@@ -390,6 +395,8 @@ def _naive(value: datetime) -> datetime:
 
 def window_of(exp: Experiment, as_of: datetime | None = None) -> metrics.Window:
     """Start → stop (or ``as_of``, default now) in naive UTC."""
+    from growthwheel.experiments import metrics
+
     if exp.started_at is None:
         raise InvalidArgumentError(f"experiment {exp.key!r} has not started: no results yet")
     end = exp.stopped_at or as_of or utcnow()
@@ -414,6 +421,9 @@ def live_status(backend: BaseBackend, exp: Experiment, *, as_of: datetime | None
                 first: Any = None) -> dict[str, Any]:
     """Exposed units per variant against the planned split, and the sample-ratio check
     (``first``: the experiment's ``metrics.first_exposures`` when the caller has them)."""
+    from growthwheel.experiments import metrics
+    from growthwheel.stats import ab
+
     window = window_of(exp, as_of)
     if first is None:
         first = metrics.first_exposures(backend, exp.key, exp.unit, window)
@@ -490,6 +500,9 @@ def results(backend: BaseBackend, exp: Experiment, *, as_of: datetime | None = N
     """Every metric's analysis (``growthwheel.stats.ab.analyse``) with the live status, p-values
     adjusted (Holm) across variants × primary and secondary metrics (guardrails as their own
     family), and the warnings a reader must see first (SRM, peeking, guardrails)."""
+    from growthwheel.experiments import metrics
+    from growthwheel.stats import ab
+
     window = window_of(exp, as_of)
     first = metrics.first_exposures(backend, exp.key, exp.unit, window).cache()  # read once, used twice
     try:

@@ -61,7 +61,6 @@ from typing import Any, Literal
 
 import ibis
 import ibis.expr.types as ir
-import pandas as pd
 
 from growthwheel.errors import InvalidArgumentError, NoDataError
 from growthwheel.warehouse.schema import PAID_STATUSES
@@ -141,6 +140,8 @@ def paid_orders(orders: ir.Table, *, end: date | None = None) -> ir.Table:
 
 def last_paid_day(orders: ir.Table) -> date:
     """The shop-local date of the latest paid order (runs one query); ``NoDataError`` if none."""
+    import pandas as pd  # here: modules importing this one to list things need no pandas
+
     value = paid_orders(orders).order_date.max().execute()
     if value is None or pd.isna(value):
         raise NoDataError("no paid orders in the warehouse: import some with `growthwheel import`")

@@ -26,11 +26,10 @@ import threading
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import ibis
 import ibis.expr.types as ir
-import pandas as pd
 
 from growthwheel.insight.lifecycle import Thresholds, thresholds_for
 from growthwheel.insight.rfm import paid_orders
@@ -41,6 +40,9 @@ CYCLE_COLUMNS = ("sku", "learned", "n")
 T = TypeVar("T")
 _MEMORY: dict[tuple[str, date], dict[str, Any]] = {}
 _LOCK = threading.Lock()
+
+if TYPE_CHECKING:  # pandas is imported where used: listing journeys does not need it
+    import pandas as pd
 
 
 def _file(key: str) -> Path | None:
@@ -129,6 +131,8 @@ def product_cycles(orders: ir.Table, lines: ir.Table, today: date) -> pd.DataFra
     gaps = bought.mutate(gap=bought.day.delta(prev, unit="day")).filter(lambda t: t.gap.notnull())
     learned = gaps.group_by("sku").aggregate(learned=gaps.gap.median(), n=gaps.count())
     frame = learned.execute()
+    import pandas as pd
+
     return pd.DataFrame({"sku": frame["sku"].astype("string"), "learned": frame["learned"].astype("float64"),
                          "n": frame["n"].astype("int64")})
 
@@ -140,6 +144,8 @@ def cycles(orders: ir.Table, lines: ir.Table, today: date, key: str | None) -> p
                 zip(frame["sku"].tolist(), frame["learned"].tolist(), frame["n"].tolist(), strict=True)]
 
     def decode(rows: list[list[Any]]) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame({"sku": pd.Series([r[0] for r in rows], dtype="string"),
                              "learned": pd.Series([r[1] for r in rows], dtype="float64"),
                              "n": pd.Series([r[2] for r in rows], dtype="int64")})
@@ -150,6 +156,8 @@ def cycles(orders: ir.Table, lines: ir.Table, today: date, key: str | None) -> p
 def cycles_table(frame: pd.DataFrame, *, min_repeats: int, skus: list[str] | None) -> ir.Table:
     """The learned cycles a trigger may use (at least ``min_repeats`` intervals; its ``skus``), as
     a table to join: ``l_sku``, ``learned``."""
+    import pandas as pd
+
     keep = frame[frame["n"] >= min_repeats]
     if skus:
         keep = keep[keep["sku"].isin(skus)]

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import ibis
-import pandas as pd
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
@@ -285,6 +284,8 @@ class WarehouseView:
         return triggers.evaluate_warehouse(self.backend, trig, window, cache_key=self.cache_key)
 
     def _ids(self, customers: Sequence[str]) -> Any:
+        import pandas as pd  # here: listing journeys needs no pandas
+
         return ibis.memtable(
             pd.DataFrame({"_cid": pd.Series(list(dict.fromkeys(customers)), dtype="string")})
         )
@@ -301,6 +302,8 @@ class WarehouseView:
         o = o.join(ids, o.customer_id == ids._cid)
         net = o.total_amount.fill_null(0) - o.refunded_amount.fill_null(0)
         frame = o.select("order_id", "customer_id", "ordered_at", amount=net).execute()
+        import pandas as pd
+
         return [
             OrderFact(str(i), str(c), pd.Timestamp(at).to_pydatetime().replace(tzinfo=UTC), int(a))
             for i, c, at, a in frame.itertuples(index=False, name=None)

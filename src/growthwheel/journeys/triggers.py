@@ -37,12 +37,11 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
 import ibis
 import ibis.expr.types as ir
-import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -52,6 +51,9 @@ from growthwheel.journeys import definition as d
 from growthwheel.journeys import learning
 
 CANDIDATE_COLUMNS = ("customer_id", "occurrence", "occurred_at")
+
+if TYPE_CHECKING:  # pandas is imported where used: listing journeys does not need it
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class Candidate:
 
 
 def _empty() -> ir.Table:
+    import pandas as pd
+
     return ibis.memtable(pd.DataFrame({"customer_id": pd.Series([], dtype="string"),
                                        "occurrence": pd.Series([], dtype="string"),
                                        "occurred_at": pd.Series([], dtype="datetime64[us]")}))
@@ -294,6 +298,8 @@ def warehouse_expression(backend: Any, trig: Any, w: Window, *, cache_key: str |
 
 def candidates_from(frame: pd.DataFrame) -> list[Candidate]:
     """Rows of an executed candidate table (one per customer and occurrence; the first one kept)."""
+    import pandas as pd
+
     frame = frame[list(CANDIDATE_COLUMNS)].drop_duplicates(["customer_id", "occurrence"])
     utc = pd.to_datetime(frame["occurred_at"], utc=True).dt.tz_localize(None)
     instants = cast("list[datetime]", utc.to_numpy(dtype="datetime64[us]").tolist())  # naive UTC
