@@ -6,6 +6,7 @@ and the median CPU time (user + system of the child) are printed with the ratio 
 
 * ``growthwheel --help`` (target: under 0.5 s);
 * ``growthwheel kpi`` and ``growthwheel rfm`` on a demo shop (target: under 2 s);
+* small commands, ``growthwheel experiments list`` and ``segments list`` (target: under 2 s);
 * the same two while ``growthwheel serve`` owns the warehouse (they are answered by the server).
 
 Usage::
@@ -31,7 +32,7 @@ import time
 from pathlib import Path
 
 GROWTHWHEEL = [sys.executable, "-m", "growthwheel.cli"]
-TARGETS = {"--help": 0.5, "kpi": 2.0, "rfm": 2.0}
+TARGETS = {"--help": 0.5, "kpi": 2.0, "rfm": 2.0, "experiments": 2.0, "segments": 2.0}
 
 
 def timed(args: list[str], repeat: int) -> tuple[float, float]:
@@ -100,7 +101,9 @@ def main() -> None:
         rows: list[tuple[str, float, float]] = []
         base_wall, base_cpu = timed([sys.executable, "-c", "pass"], options.repeat)
         rows.append(("python -c pass (baseline)", base_wall, base_cpu))
-        for name, args in (("--help", ["--help"]), ("kpi", [*shop, "kpi"]), ("rfm", [*shop, "rfm"])):
+        for name, args in (("--help", ["--help"]), ("kpi", [*shop, "kpi"]), ("rfm", [*shop, "rfm"]),
+                           ("experiments list", [*shop, "experiments", "list"]),
+                           ("segments list", [*shop, "segments", "list"])):
             rows.append((f"growthwheel {name}", *timed([*GROWTHWHEEL, *args], options.repeat)))
         server = serve(data_dir)
         try:

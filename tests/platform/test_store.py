@@ -89,6 +89,32 @@ def test_downgrade_then_upgrade_again(store_cfg: Settings) -> None:
         assert ACCOUNT_TABLES <= set(sa.inspect(conn).get_table_names())
 
 
+def test_a_store_at_the_newest_migration_is_not_migrated_again(store_cfg: Settings,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """``migrate`` skips Alembic when the store is at the head (``db.head_revision``, the same as
+    Alembic's), and still upgrades a store one migration behind."""
+    from alembic import command
+
+    assert db.head_revision() == ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    config = _alembic_config()
+    with db.engine(store_cfg).begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "-1")
+    calls: list[str] = []
+    real = command.upgrade
+
+    def upgrade(cfg: Config, revision: str, **kwargs: Any) -> None:
+        calls.append(revision)
+        real(cfg, revision, **kwargs)
+
+    monkeypatch.setattr(command, "upgrade", upgrade)
+    migrate(store_cfg)
+    assert calls == ["head"]
+    assert _schema(store_cfg)["version"] == [db.head_revision()]
+    migrate(store_cfg)
+    assert calls == ["head"]  # at the head: Alembic not called
+
+
 def test_times_are_stored_in_utc_and_read_back_aware(store_cfg: Settings) -> None:
     shanghai = timezone(timedelta(hours=8))
     at = datetime(2025, 6, 18, 0, 30, tzinfo=shanghai)  # 2025-06-17 16:30 UTC

@@ -14,9 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -181,12 +179,27 @@ def _engine_for(database_url: str | None, data_dir: Path, pool_size: int = 36,
     return _engine(Settings(data_dir=data_dir, database_url=database_url).store_url, pool_size, write_timeout)
 
 
+def head_revision() -> str:
+    """The newest migration's revision. Migrations are the files ``versions/NNNN_<name>.py`` of one
+    chain, each with revision ``NNNN`` (a test checks this against Alembic's own head)."""
+    return max(path.name[:4] for path in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
 def migrate(cfg: Settings | None = None) -> None:
-    """Bring the store's schema to the newest migration (idempotent)."""
+    """Bring the store's schema to the newest migration (idempotent). A store already at the
+    newest one is left without loading Alembic and its migration scripts (about 0.3 s of every
+    command's start)."""
     cfg = cfg or settings()
-    alembic_cfg = Config()
-    alembic_cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine(cfg).begin() as connection:
+        if inspect(connection).has_table("alembic_version"):
+            found = [row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))]
+            if found == [head_revision()]:
+                return
+        from alembic import command
+        from alembic.config import Config
+
+        alembic_cfg = Config()
+        alembic_cfg.set_main_option("script_location", str(MIGRATIONS))
         alembic_cfg.attributes["connection"] = connection
         command.upgrade(alembic_cfg, "head")
 
