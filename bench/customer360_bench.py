@@ -47,6 +47,7 @@ def main() -> None:
     from growthwheel.segments import service as segments
     from growthwheel.segments.definition import parse_definition
     from growthwheel.sim.demo import build_demo
+    from growthwheel.warehouse import db as warehouse_db
 
     cfg = Settings(data_dir=Path(tempfile.mkdtemp(prefix="c360-bench-")))
     build_demo(cfg, customers=args.customers, days=args.days, seed=7, start=date(2025, 1, 1))
@@ -56,7 +57,7 @@ def main() -> None:
     top = orders.group_by("customer_id").aggregate(n=orders.count()).order_by(ibis.desc("n")).limit(1)
     cid = str(top.to_pyarrow().to_pylist()[0]["customer_id"])
     n_orders = int(orders.count().to_pyarrow().as_py())
-    version = view360.warehouse_version(con)
+    version = warehouse_db.warehouse_version(con)
     key = ("bench", version)
 
     rows = []

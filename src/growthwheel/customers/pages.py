@@ -22,6 +22,7 @@ from growthwheel.customers.view360_pages import view360_context
 from growthwheel.kit.money import currency_exponent
 from growthwheel.recs import pages as recs_pages
 from growthwheel.segments import service as segments_service
+from growthwheel.warehouse import db as warehouse_db
 from growthwheel.web.i18n import Translator, format_count, format_money, k
 from growthwheel.web.pages import (
     backend,
@@ -172,7 +173,7 @@ def customer_page(request: Request, user: PageUser, session: DbSession, customer
             return error_page(request, user, 404, k("customer.not_found"),
                                k("customer.not_found_body"), "/customers")
         as_of = segments_service.default_as_of(request.app.state.cfg, con)
-        version = (str(request.app.state.cfg.data_dir), view360.warehouse_version(con))
+        version = (str(request.app.state.cfg.data_dir), warehouse_db.warehouse_version(con))
         wfacts = view360.warehouse_facts(con, profile.customer.customer_id, as_of, cache_key=version)
     sfacts = view360.store_facts(session, profile.customer.customer_id, utcnow(), wfacts.segment_ids)
     orders: list[dict[str, Any]] = [

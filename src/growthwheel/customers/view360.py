@@ -35,7 +35,6 @@ from growthwheel.promotions.models import CheckoutOrder, CouponBatch, CouponCode
 from growthwheel.segments import repository as segments_repository
 from growthwheel.segments.scores import SCORES_TABLE
 from growthwheel.segments.service import customer_tag_list
-from growthwheel.warehouse.db import IMPORTS_TABLE
 
 #: Months of lifecycle history on a profile (stage at each month's end, the latest first).
 HISTORY_MONTHS = 6
@@ -72,12 +71,6 @@ def _month_ends(as_of: date, months: int) -> list[date]:
     return days
 
 
-def warehouse_version(backend: BaseBackend) -> tuple[int, str]:
-    """Changes whenever the warehouse does (every write goes through the import path, which logs
-    a row in ``_imports``)."""
-    log = backend.table(IMPORTS_TABLE)
-    row = log.aggregate(n=log.count(), last=log.finished_at.max()).to_pyarrow().to_pylist()[0]
-    return int(row["n"]), str(row["last"])
 
 
 _RFM_COLUMNS = ("segment", "value_class", "rfm", "r_score", "f_score", "m_score", "recency_days",

@@ -67,3 +67,14 @@ def connect(cfg: Settings | None = None, *, read_only: bool = True) -> BaseBacke
     raw = open_duckdb(cfg, read_only=read_only)
     backend: Any = ibis.duckdb.from_connection(raw)
     return backend
+
+
+def warehouse_version(backend: BaseBackend, table: str | None = None) -> tuple[int, str]:
+    """Changes whenever the warehouse does (or, with ``table``, that table): every write
+    (imports and event flushes alike) goes through the import path, which logs a row in
+    ``_imports`` naming the table it imported. For what pages remember until the data changes."""
+    log = backend.table(IMPORTS_TABLE)
+    if table is not None:
+        log = log.filter(log.table_name == table)
+    row = log.aggregate(n=log.count(), last=log.finished_at.max()).to_pyarrow().to_pylist()[0]
+    return int(row["n"]), str(row["last"])

@@ -58,6 +58,7 @@ from growthwheel.insight.pages.common import _pct, parse_day
 from growthwheel.insight.rfm import last_paid_day
 from growthwheel.kit.money import currency_exponent
 from growthwheel.stats.clv import TIME_UNITS, CannotFitError
+from growthwheel.warehouse import db as warehouse_db
 from growthwheel.warehouse.schema import STANDARD_EVENT_TYPES
 from growthwheel.web.i18n import format_count, format_money, k
 from growthwheel.web.pages import page_translator, render
@@ -174,9 +175,6 @@ FUNNEL_PRESETS: tuple[int, ...] = (30, 90, 365)
 DEFAULT_FUNNEL_DAYS = 30
 #: Longest range the funnel page computes (days).
 MAX_FUNNEL_RANGE_DAYS = 1096
-# What the page remembers (in memory per events version; the events' facts also on disk).
-_warehouse_version = funnel_cache.events_version
-_remembered = funnel_cache.remembered
 
 
 def funnel_range(start: date | None, end: date | None, days: int | None,
@@ -231,7 +229,7 @@ def funnel_page(
     with warehouse(request).read() as con:
         events = con.table("events")
         # The funnel reads events only: an import of orders, customers … keeps what it remembers.
-        version = _warehouse_version(con, "events")
+        version = warehouse_db.warehouse_version(con, "events")
         duckdb = con.name == "duckdb"
 
         def facts(links: Any) -> funnel_cache.EventFacts:
@@ -243,7 +241,7 @@ def funnel_page(
                 links = identity_links(events)
             return funnel_cache.EventFacts(event_types(events), _last_event_day(events), links)
 
-        known = _remembered(
+        known = funnel_cache.remembered(
             request, version, ("funnel-events",),
             lambda: funnel_cache.event_facts(request.app.state.cfg.data_dir, con, facts),
         )
@@ -263,11 +261,11 @@ def funnel_page(
                                 breakdown=split_by, links=known.links)
 
         question = (tuple(steps), window_days, first_day, last)
-        frame, stops = _remembered(request, version, ("funnel", *question, None),
+        frame, stops = funnel_cache.remembered(request, version, ("funnel", *question, None),
                                    lambda: compute(None))
         split = None
         if breakdown is not None and not frame.empty and frame["entrants"].iloc[0]:
-            split = _remembered(request, version, ("funnel", *question, breakdown),
+            split = funnel_cache.remembered(request, version, ("funnel", *question, breakdown),
                                 lambda: compute(breakdown))
     slots = [*steps, *[""] * max(0, min(MAX_FUNNEL_STEPS, len(steps) + 2) - len(steps))]
     carried = urlencode([("step", s) for s in steps] + [("window_days", window_days)]

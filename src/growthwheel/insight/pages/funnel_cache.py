@@ -1,6 +1,6 @@
 """What the funnel page (``/insight/funnel``) remembers, and for how long.
 
-* **In memory**, per data directory, question and version of the events (:func:`events_version`):
+* **In memory**, per data directory, question and version of the events (``warehouse_version``):
   every answer, until the events change (:func:`remembered`). An import of other tables keeps them.
 * **On disk**, in the data directory's ``cache`` folder (:data:`FACTS_FILE`): the facts of the
   events that every funnel question needs and that only an events import changes — the identity
@@ -96,21 +96,11 @@ class _Kept:
     facts: EventFacts
 
 
-def events_version(con: BaseBackend, table: str | None = None) -> tuple[int, str]:
-    """Changes whenever the warehouse does (or, with ``table``, that table): every write
-    (imports and event flushes alike) goes through the import path, which logs a row in
-    ``_imports`` naming the table it imported (only an ``events`` import writes events)."""
-    imports = con.table(warehouse_db.IMPORTS_TABLE)
-    if table is not None:
-        imports = imports.filter(imports.table_name == table)
-    row = imports.aggregate(n=imports.count(), last=imports.finished_at.max()).to_pyarrow().to_pylist()[0]
-    return int(row["n"]), str(row["last"])
-
 
 def remembered(request: Request, version: tuple[int, str], question: tuple[Any, ...],
                compute: Callable[[], Any]) -> Any:
     """``compute()``, remembered in memory until the warehouse changes (``version``, from
-    :func:`events_version`): coming back to the page or switching language is then instant."""
+    ``warehouse_version``): coming back to the page or switching language is then instant."""
     key = (str(request.app.state.cfg.data_dir), *question, version)
     with _funnels_lock:
         if key in _funnels:
@@ -131,10 +121,10 @@ def facts_file(data_dir: Path) -> Path:
 
 def events_stamp(con: BaseBackend) -> str:
     """The state of the events the facts were computed from, as text: the engine, the events'
-    version (:func:`events_version`), their row count and the exclusive or of their rows' hashes
+    version (``warehouse_version``), their row count and the exclusive or of their rows' hashes
     (``_row_hash``, a hash of each row's content the imports store: another warehouse with the
     same counts still differs)."""
-    version = events_version(con, "events")
+    version = warehouse_db.warehouse_version(con, "events")
     events = con.table("events")
     measures: dict[str, Any] = {"rows": events.count()}
     if "_row_hash" in events.columns:

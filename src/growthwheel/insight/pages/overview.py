@@ -145,20 +145,13 @@ _overviews_lock = threading.Lock()
 OVERVIEW_CACHE_SIZE = 32
 
 
-def _warehouse_version(con: Any) -> tuple[int, str]:
-    """Changes whenever the warehouse does: every write (imports and event flushes alike) goes
-    through the import path, which logs a row in ``_imports``."""
-    log = con.table(warehouse_db.IMPORTS_TABLE)
-    row = log.aggregate(n=log.count(), last=log.finished_at.max()).to_pyarrow().to_pylist()[0]
-    return int(row["n"]), str(row["last"])
-
 
 def _cached_overview(request: Request, con: Any, start: date, end: date, exponent: int,
                      channel: str = "", category: str = "") -> ov.Overview:
     """:func:`overview.overview` (of the shop narrowed to ``channel`` / ``category``), remembered
     until the warehouse changes (switching language or coming back to the page is then instant)."""
     cfg: Settings = request.app.state.cfg
-    key = (str(cfg.data_dir), start, end, exponent, channel, category, _warehouse_version(con))
+    key = (str(cfg.data_dir), start, end, exponent, channel, category, warehouse_db.warehouse_version(con))
     with _overviews_lock:
         found = _overviews.get(key)
         if found is not None:
@@ -179,7 +172,7 @@ _options: dict[tuple[Any, ...], tuple[list[str], list[str]]] = {}
 def _cached_options(request: Request, con: Any) -> tuple[list[str], list[str]]:
     """:func:`overview.filter_options`, remembered until the warehouse changes."""
     cfg: Settings = request.app.state.cfg
-    key = (str(cfg.data_dir), _warehouse_version(con))
+    key = (str(cfg.data_dir), warehouse_db.warehouse_version(con))
     with _overviews_lock:
         found = _options.get(key)
     if found is None:
