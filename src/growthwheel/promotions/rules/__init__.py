@@ -28,9 +28,10 @@ each line's remaining amount (:func:`growthwheel.kit.money.allocate`), so line d
 order discount exactly; :func:`refund_amount` returns the exact paid amount of refunded units.
 
 The package is split by concern: :mod:`.model` (the data model: rewards, conditions, promotions, the
-cart and the result), :mod:`.search` (the search engine), :mod:`.reasons` (why a promotion did not
-apply, and checkout nudges), :mod:`.index` (:class:`PromotionIndex`) and :mod:`.pricing` (the entry
-points). Everything public is re-exported here.
+cart and the result), :mod:`.amounts` (candidates and what each reward takes), :mod:`.search` (the
+search engine), :mod:`.bounds` (its per-selection bounds), :mod:`.fallback` (the layer-by-layer
+fallback), :mod:`.reasons` (why a promotion did not apply, and checkout nudges), :mod:`.index`
+(:class:`PromotionIndex`) and :mod:`.pricing` (the entry points). Everything public is re-exported here.
 """
 
 from growthwheel.promotions.rules.index import PromotionIndex

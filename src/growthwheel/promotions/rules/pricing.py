@@ -40,6 +40,7 @@ from growthwheel.promotions.rules.search import (
     LayerOut,
     Offer,
     eligible_lines,
+    layered,
     line_item_discounts,
     order_amount,
 )
@@ -203,7 +204,7 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
 
     engine = Engine(cart, candidates, comp)
     found_exact = engine.exact()
-    (item_set, order_set, coupon_set), exact = found_exact if found_exact is not None else engine.layered()
+    (item_set, order_set, coupon_set), exact = found_exact if found_exact is not None else layered(engine)
     item_out = engine.item_layer(item_set)
     order_out = engine.order_layer(item_out.remaining, item_out.shipping_left, order_set)
     coupon_out = engine.order_layer(order_out.remaining, order_out.shipping_left, coupon_set)

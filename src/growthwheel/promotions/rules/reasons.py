@@ -5,6 +5,7 @@ No I/O; the messages are English text with a stable machine ``code`` beside them
 
 from __future__ import annotations
 
+from growthwheel.promotions.rules.amounts import Cand, order_amount
 from growthwheel.promotions.rules.model import (
     BASIS,
     ORDER_REWARDS,
@@ -26,7 +27,6 @@ from growthwheel.promotions.rules.model import (
     format_money,
     round_half_up_div,
 )
-from growthwheel.promotions.rules.search import Cand, order_amount
 
 
 def _percent_text(rate_bp: int) -> str:
