@@ -25,6 +25,7 @@ from growthwheel.promotions.rules.amounts import (
     line_item_discounts,
     order_amount,
 )
+from growthwheel.promotions.rules.bounds import MaskBounds, Taker
 from growthwheel.promotions.rules.fallback import LAYER_SEARCH_LIMIT, layered
 from growthwheel.promotions.rules.model import (
     BASIS,
@@ -48,6 +49,9 @@ __all__ = [
 #: order selection × a coupon selection); past it the engine restarts with the layer-by-layer
 #: fallback, which is deterministic too but not guaranteed optimal across layers.
 EXACT_SEARCH_LIMIT = 128
+#: In a branch, the exact search bounds this many item selections from their item layer, the rest
+#: from per-line memos (:class:`~.bounds.MaskBounds`; the same numbers, cheaper past a few selections).
+DIRECT_BOUNDS = 4
 #: The exact search splits the candidates into at most this many branches without a conflict across
 #: layers (:meth:`Engine.branches`); past it the fallback runs.
 EXACT_SEARCH_BRANCHES = 16
@@ -92,6 +96,10 @@ class Engine:
     by (what the previous layer left, selection), so the combinations sharing an item or an order
     selection — the prefix of the search — reuse it.
     """
+
+    #: Check every memoised bound of the exact search (:class:`MaskBounds`) against the item layer of
+    #: its selection (tests set it; an :class:`AssertionError` names the selection that differs).
+    check_bounds = False
 
     def __init__(self, cart: Cart, candidates: list[Cand], comp: list[int]) -> None:
         self.cart = cart
@@ -639,7 +647,7 @@ class Engine:
                 return None
             later = later_layers & universe
             waives = bool(later & self.waive_mask)
-            takers: list[tuple[Callable[[int, int], int], tuple[int, ...] | None, int]] = []
+            takers: list[Taker] = []
             most_off = 0  # what the later rewards can take at most, whatever the item layer leaves
             every_line = len(self.lines)
             for d in self.members(later & self.takers_mask):
@@ -653,6 +661,11 @@ class Engine:
             points_cap, share = ((0, 0) if use is None
                                  else (use.points * use.minor_per_point, use.max_share_bp))
             item_left_of = self.item_left
+            # The two bounds below read what the item layer leaves from per-line memos past a few
+            # selections (:class:`MaskBounds`: the same numbers, the item layer not built for
+            # selections that are cut anyway).
+            bounds: MaskBounds | None = None
+            direct = 0  # selections bounded from their item layer (before the memos pay)
             # Most item discount first, so that a good total is found early and prunes the rest.
             for minus_discount, item_mask in ranked:
                 if best is not None:
@@ -661,32 +674,45 @@ class Engine:
                         # Cannot win, not even on a tie; nor can any later selection (less discount
                         # and a best total that only falls): skipped like them, uncounted.
                         break
-                item_left = item_left_of(item_mask)
-                if best is not None:
                     # Two lower bounds of every total over this item-layer result: the later rewards
                     # at their most on the undiscounted lines, then each amount-taking later reward
                     # at what it gives on its lines as the item layer left them (the most it can:
                     # order rewards grow with their base, and a coupon's base is at most that);
                     # shipping waived if a later promotion may waive it, the most points used.
-                    goods = sum(item_left)
+                    item_left = None
+                    if bounds is None and direct < DIRECT_BOUNDS:
+                        direct += 1
+                        item_left = item_left_of(item_mask)
+                        goods = sum(item_left)
+                    else:
+                        if bounds is None:
+                            bounds = MaskBounds(ranked, self.line_mask, takers, item_left_of)
+                        goods = bounds.goods(item_mask)
                     most_points = goods * share // BASIS
                     if most_points > points_cap:
                         most_points = points_cap
                     rest = goods - most_off
                     if (rest if rest > 0 else 0) - most_points + shipping > best[0]:
                         continue
-                    off = 0
-                    for function, eligible, quantity in takers:
-                        if eligible is None:
-                            off += function(goods, quantity)
-                        else:
-                            base = 0
-                            for i in eligible:
-                                base += item_left[i]
-                            off += function(base, quantity)
+                    if item_left is not None:
+                        off = 0
+                        for function, eligible, quantity in takers:
+                            if eligible is None:
+                                off += function(goods, quantity)
+                            else:
+                                base = 0
+                                for i in eligible:
+                                    base += item_left[i]
+                                off += function(base, quantity)
+                    else:
+                        assert bounds is not None
+                        off = bounds.off(item_mask, goods)
+                        if self.check_bounds:
+                            self._check_bounds(item_mask, takers, goods, off)
                     rest = goods - off
                     if (rest if rest > 0 else 0) - most_points + shipping > best[0]:
                         continue
+                item_left = item_left_of(item_mask)
                 after_item = self.common(item_mask) & universe
                 order_sets = self.selections(self.layer_mask[Layer.ORDER] & after_item, free[Layer.ORDER],
                                              EXACT_SEARCH_LIMIT)
@@ -716,6 +742,18 @@ class Engine:
                             best, best_masks = rank, masks
         assert best is not None  # the empty selection is always there
         return tuple(self.members(mask) for mask in best_masks), True
+
+    def _check_bounds(self, mask: int, takers: list[Taker], goods: int, off: int) -> None:
+        """With :attr:`check_bounds`: the memoised bounds of a selection (:class:`MaskBounds`) against
+        the ones its item layer gives directly."""
+        item_left = self.item_left(mask)
+        direct = 0
+        for function, eligible, quantity in takers:
+            base = sum(item_left) if eligible is None else sum([item_left[i] for i in eligible])
+            direct += function(base, quantity)
+        if (sum(item_left), direct) != (goods, off):
+            raise AssertionError(f"selection {mask:#x}: memoised goods, off {(goods, off)} "
+                                 f"!= {(sum(item_left), direct)} of its item layer")
 
     def ranked_items(self, allowed: int, free: int) -> list[tuple[int, int]] | None:
         """The item selections of :meth:`selections` as ``(-item discount, mask)``, most discount first
