@@ -14,6 +14,7 @@ from growthwheel.kit.money import allocate
 from growthwheel.promotions.rules.model import (
     BASIS,
     ORDER_REWARDS,
+    PRICE_REWARDS,
     AmountOff,
     BundlePrice,
     Conditions,
@@ -57,6 +58,32 @@ def _kind_of(reward: object) -> int:
 
 
 
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the engine reads of a promotion, worked out once (:func:`facts_of`; a
+    :class:`~.index.PromotionIndex` keeps them for its promotions, a coupon's are worked out per cart)."""
+
+    #: 0 an item reward, 1 an order reward taking an amount, 2 free shipping, 3 a gift.
+    kind: int
+    #: An amount-taking order reward's amount as a function of ``(base, quantity)``
+    #: (:func:`amount_function`), else ``None``.
+    amount: Callable[[int, int], int] | None
+    is_price: bool  # a price reward (:data:`~.model.PRICE_REWARDS`): one price per unit
+    has_threshold: bool  # a minimum amount, 满减 tiers, 每满减
+    min_amount: int
+    sort_key: tuple[int, str, str]  # (-priority, id, coupon code or "")
+
+
+def facts_of(promo: Promotion, coupon_code: str | None = None) -> Facts:
+    """The :class:`Facts` of a promotion (brought by ``coupon_code``, if a coupon)."""
+    reward = promo.reward
+    kind = _kind_of(reward)
+    return Facts(kind, amount_function(reward) if kind == 1 and isinstance(reward, ORDER_REWARDS) else None,
+                 isinstance(reward, PRICE_REWARDS), promo.conditions.min_amount > 0
+                 or isinstance(reward, _THRESHOLD_REWARDS), promo.conditions.min_amount,
+                 (-promo.priority, promo.id, coupon_code or ""))
+
+
 @dataclass(eq=False, slots=True)
 class Cand:
     """A promotion that passed the static checks and competes in the search.
@@ -70,17 +97,18 @@ class Cand:
     eligible: tuple[int, ...]
     eligible_quantity: int
     item_discounts: tuple[int, ...]  # per cart line, on the undiscounted line amount (item layer)
+    facts: Facts
     #: A price reward's offer per cart line: ``(discount per unit, units)`` groups, largest first
     #: (empty for a line it does not touch, and for every line of a reward that is not a price).
     offers: tuple[Offer, ...] = ()
 
     @property
     def sort_key(self) -> tuple[int, str, str]:
-        return (-self.promo.priority, self.promo.id, self.coupon_code or "")
+        return self.facts.sort_key
 
     @property
     def has_threshold(self) -> bool:
-        return self.promo.conditions.min_amount > 0 or isinstance(self.promo.reward, _THRESHOLD_REWARDS)
+        return self.facts.has_threshold
 
     @property
     def rank_id(self) -> str:
@@ -110,9 +138,10 @@ def fill_units(quantity: int, offers: list[tuple[int, int, int]]) -> Fill:
     return tuple(out)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, slots=True)
 class LayerOut:
-    """What a layer leaves: remaining amount per line, per-promotion line amounts, shipping, gifts."""
+    """What a layer leaves: remaining amount per line, per-promotion line amounts, shipping, gifts
+    (shared by the engine's memos: never modified)."""
 
     inputs: tuple[int, ...]
     remaining: tuple[int, ...]

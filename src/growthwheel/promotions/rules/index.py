@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from growthwheel.promotions.rules.amounts import facts_of
 from growthwheel.promotions.rules.model import (
     LAYER_ORDER,
     BundlePrice,
@@ -101,6 +102,8 @@ class PromotionIndex:
             for pos, p in enumerate(self.promotions))
         #: Promotions every cart must look at: store-wide ones and ones with context conditions.
         self._always = tuple(pos for pos, record in enumerate(self._no_lines) if record is None)
+        #: What the search engine reads of each promotion, worked out once.
+        self._facts = tuple(facts_of(p) for p in self.promotions)
 
     def __len__(self) -> int:
         return len(self.promotions)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from growthwheel.kit.money import allocate
+from growthwheel.promotions.rules.amounts import facts_of
 from growthwheel.promotions.rules.index import LAYER_RANK, PromotionIndex
 from growthwheel.promotions.rules.model import (
     ITEM_REWARDS,
@@ -137,6 +138,7 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
     customer = cart.customer
 
     unconditional = index._unconditional
+    facts = index._facts
 
     def consider(pos: int, promo: Promotion, code: str | None, eligible: tuple[int, ...]) -> None:
         slots[pos] = None  # some line qualifies: the ready-made "no eligible lines" does not hold
@@ -163,7 +165,8 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
                 zero_code, reason = item_zero_reason(promo, cart, eligible)
                 slots[pos] = NotApplied(promo.id, promo.name, promo.layer, zero_code, reason, code)
                 return
-        candidates.append(Cand(len(candidates), promo, code, eligible, quantity, item_discounts, offers))
+        candidates.append(Cand(len(candidates), promo, code, eligible, quantity, item_discounts,
+                               facts[pos] if code is None else facts_of(promo, code), offers))
         sort_pos.append(pos)
 
     absent_bundles = index._absent_bundles

@@ -11,15 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from growthwheel.promotions.rules.amounts import (
-    _THRESHOLD_REWARDS,
     NO_AMOUNT,
     Cand,
     Fill,
     LayerOut,
     Offer,
-    _kind_of,
     _spread,
-    amount_function,
     eligible_lines,
     fill_units,
     line_item_discounts,
@@ -29,8 +26,6 @@ from growthwheel.promotions.rules.bounds import MaskBounds, Taker
 from growthwheel.promotions.rules.fallback import LAYER_SEARCH_LIMIT, layered
 from growthwheel.promotions.rules.model import (
     BASIS,
-    ORDER_REWARDS,
-    PRICE_REWARDS,
     Cart,
     EveryXOffY,
     FreeShipping,
@@ -87,6 +82,10 @@ def _bits(mask: int) -> list[int]:
     return out
 
 
+def _sort_key(c: Cand) -> tuple[int, str, str]:
+    return c.facts.sort_key
+
+
 class Engine:
     """One pricing run: the cart, the competing candidates and memoised layer evaluations.
 
@@ -118,9 +117,13 @@ class Engine:
         everyone = (1 << len(candidates)) - 1
         #: The candidates that clash with some other candidate (the rest combine with everyone).
         self.clashing = sum(1 << i for i, mask in enumerate(self.neighbours) if mask | 1 << i != everyone)
-        self.by_layer = {layer: sorted((c for c in candidates if c.promo.layer is layer),
-                                       key=lambda c: c.sort_key)
-                         for layer in (Layer.ITEM, Layer.ORDER, Layer.COUPON)}
+        facts = [c.facts for c in candidates]
+        by_layer: dict[Layer, list[Cand]] = {Layer.ITEM: [], Layer.ORDER: [], Layer.COUPON: []}
+        for c in candidates:
+            by_layer[c.promo.layer].append(c)
+        for cands in by_layer.values():
+            cands.sort(key=_sort_key)
+        self.by_layer = by_layer
         self.layer_mask = {layer: sum(1 << c.idx for c in cands) for layer, cands in self.by_layer.items()}
         masks: dict[tuple[int, ...], int] = {}  # many candidates share their lines (store-wide ones)
         self.line_mask = []
@@ -129,10 +132,9 @@ class Engine:
             if found is None:
                 found = masks[c.eligible] = sum([1 << i for i in c.eligible])
             self.line_mask.append(found)
-        self.is_price = [isinstance(c.promo.reward, PRICE_REWARDS) for c in candidates]
+        self.is_price = [f.is_price for f in facts]
         #: Per candidate, whether it has a threshold (a minimum amount, 满减 tiers, 每满减).
-        self.has_threshold = [c.promo.conditions.min_amount > 0
-                              or isinstance(c.promo.reward, _THRESHOLD_REWARDS) for c in candidates]
+        self.has_threshold = [f.has_threshold for f in facts]
         self._clique_cache: dict[tuple[int, int], list[int] | None] = {}
         self._common_cache: dict[int, int] = {}
         self._members_cache: dict[int, tuple[Cand, ...]] = {}
@@ -149,11 +151,9 @@ class Engine:
         self._peel_first = 0
         #: Per candidate: 0 an item reward, 1 an order reward taking an amount, 2 free shipping, 3 a
         #: gift; its minimum amount; the amount function of an amount-taking order reward.
-        self.kind = [_kind_of(c.promo.reward) for c in candidates]
-        self.min_amount = [c.promo.conditions.min_amount for c in candidates]
-        self.amount_of: list[Callable[[int, int], int] | None] = [
-            amount_function(c.promo.reward) if kind == 1 and isinstance(c.promo.reward, ORDER_REWARDS)
-            else None for c, kind in zip(candidates, self.kind, strict=True)]
+        self.kind = [f.kind for f in facts]
+        self.min_amount = [f.min_amount for f in facts]
+        self.amount_of: list[Callable[[int, int], int] | None] = [f.amount for f in facts]
         self.discount_total = [sum(c.item_discounts) for c in candidates]
         self._item_cache: dict[tuple[int, ...], LayerOut] = {}
         self._ranked_cache: dict[tuple[int, int], list[tuple[int, int]] | None] = {}
