@@ -281,10 +281,10 @@ def amount_function(reward: OrderReward) -> Callable[[int, int], int]:
     return lambda base, quantity: 0  # gift and free shipping take nothing off the lines
 
 
-def _spread(amount: int, weights: list[int]) -> list[int]:
-    """:func:`~growthwheel.kit.money.allocate` for the engine's hot path: ``0 < amount <= sum(weights)``,
-    weights not negative — the same largest-remainder parts (ties to the earlier line), no checks."""
-    total = sum(weights)
+def _spread(amount: int, weights: list[int], total: int) -> list[int]:
+    """:func:`~growthwheel.kit.money.allocate` for the engine's hot path: ``0 < amount <= total``, ``total``
+    the sum of the ``weights``, none negative — the same largest-remainder parts (ties to the earlier
+    line), no checks."""
     parts = [amount * w // total for w in weights]
     left = amount - sum(parts)
     if left:

@@ -329,14 +329,21 @@ class Engine:
         shipping: list[tuple[Cand, int]] = []
         gifts: list[Cand] = []
         gift_value = 0
-        zero = (0,) * len(inputs)
+        n = len(inputs)
+        zero = (0,) * n
         kinds, minimums, amount_of = self.kind, self.min_amount, self.amount_of
+        total_in = -1  # Σ inputs, for the rewards over every line (worked out once)
         for c in chosen:
             idx = c.idx
             eligible = c.eligible
-            base = 0
-            for i in eligible:
-                base += inputs[i]
+            if len(eligible) == n:
+                if total_in < 0:
+                    total_in = sum(inputs)
+                base = total_in
+            else:
+                base = 0
+                for i in eligible:
+                    base += inputs[i]
             kind = kinds[idx]
             if base < minimums[idx]:
                 allocations.append((c, zero))
@@ -354,15 +361,26 @@ class Engine:
             else:
                 function = amount_of[idx]
                 assert function is not None
-                weights = [current[i] for i in eligible]
                 amount = function(base, c.eligible_quantity)
+                if amount and len(eligible) == 1:  # one line: all of it there, as far as it goes
+                    i = eligible[0]
+                    if amount > current[i]:
+                        amount = current[i]
+                    if amount:
+                        parts = [0] * n
+                        parts[i] = amount
+                        current[i] -= amount
+                        allocations.append((c, tuple(parts)))
+                        continue
+                room = 0
                 if amount:
+                    weights = [current[i] for i in eligible]
                     room = sum(weights)
                     if amount > room:
                         amount = room
                 if amount:
-                    parts = [0] * len(inputs)
-                    for i, part in zip(eligible, _spread(amount, weights), strict=True):
+                    parts = [0] * n
+                    for i, part in zip(eligible, _spread(amount, weights, room), strict=True):
                         parts[i] = part
                         current[i] -= part
                     allocations.append((c, tuple(parts)))
