@@ -154,3 +154,35 @@ def test_the_memoised_bounds_give_the_item_layers_numbers_and_the_best_of_every_
                    for k in range(len(promos) + 1) for subset in combinations(promos, k)
                    for j in range(len(cart.coupons) + 1) for coupons in combinations(cart.coupons, j))
         assert total == best, seed
+
+
+def test_the_whole_set_is_not_searched_again_when_the_first_branch_had_too_many_contested(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # An exclusive 满减 splits the search into branches; when the first branch already has more
+    # contested candidates than the limit allows, the engine no longer retries the whole set in one
+    # piece: checked here by running that retry anyway and finding it past the limit too.
+    search = Engine.search
+    skipped: list[int] = []
+
+    def checked(self: Engine, universes: list[int], coarse_points: bool,
+                bases: dict[int, int]) -> object:
+        self._hopeless = False
+        found = search(self, universes, coarse_points, bases)
+        everything = (1 << len(self.candidates)) - 1
+        if found is None and self._hopeless and universes != [everything]:
+            assert search(self, [everything], coarse_points, bases) is None
+            skipped.append(len(universes))
+        return found
+
+    monkeypatch.setattr(Engine, "search", checked)
+    for seed in range(60):
+        cart, promos = _case(seed)
+        rnd = random.Random(seed)
+        extra = [Promotion(f"j{n}", f"more {n}", Layer.ITEM, PercentOff(rnd.choice([300, 700])),
+                           Conditions(skus=frozenset({line.sku})))
+                 for n, line in enumerate(cart.lines)]
+        near = sum(line.unit_price * line.quantity for line in cart.lines) * 9 // 10
+        solo = Promotion("x", "exclusive 满减", Layer.ORDER, SpendTiers(((near, near // 5),)), exclusive=True)
+        result = price_cart(cart, [*promos, *extra, solo])
+        assert result.totals.total <= sum(line.unit_price * line.quantity for line in cart.lines) + 800
+    assert len(skipped) >= 10

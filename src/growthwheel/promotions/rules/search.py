@@ -46,7 +46,7 @@ __all__ = [
 EXACT_SEARCH_LIMIT = 128
 #: In a branch, the exact search bounds this many item selections from their item layer, the rest
 #: from per-line memos (:class:`~.bounds.MaskBounds`; the same numbers, cheaper past a few selections).
-DIRECT_BOUNDS = 4
+DIRECT_BOUNDS = 1
 #: The exact search splits the candidates into at most this many branches without a conflict across
 #: layers (:meth:`Engine.branches`); past it the fallback runs.
 EXACT_SEARCH_BRANCHES = 16
@@ -160,6 +160,8 @@ class Engine:
         self._inner_cache: dict[int, int] = {}  # pool → its candidates clashing inside the pool
         self._order_cache: dict[tuple[tuple[int, ...], int, tuple[int, ...] | int], LayerOut] = {}
         self.most_alone: list[int] = []  # set by :meth:`exact`
+        #: Set by :meth:`search`: it stopped at its first branch, before pricing anything.
+        self._hopeless = False
         self.waive_mask = self.takers_mask = 0
 
     def members(self, mask: int) -> tuple[Cand, ...]:
@@ -623,10 +625,14 @@ class Engine:
         bases = self.min_bases()
         everything = (1 << len(self.candidates)) - 1
         universes = self.branches()
+        self._hopeless = False
         found = self.search(universes, coarse_points, bases) if universes is not None else None
-        if found is None and universes != [everything]:
+        if found is None and universes != [everything] and not self._hopeless:
             # Splitting can cost more than it frees (each branch repeats the contested candidates):
-            # the whole set in one piece, as if it had no cross-layer conflict to split on.
+            # the whole set in one piece, as if it had no cross-layer conflict to split on. Not when
+            # the first branch already had too many contested candidates: the whole set holds every
+            # one of them, and a candidate free in the whole set is free in each branch (its later
+            # thresholds and conflicts are fewer there), so it has at least as many.
             found = self.search([everything], coarse_points, bases)
         return found
 
@@ -654,11 +660,16 @@ class Engine:
                 ship = 0 if later & self.waive_mask else shipping_fee
                 if max(0, left - most) - points_most + ship > best[0]:
                     continue
-            free = {layer: self.free(layer, coarse_points, bases, universe) for layer in layers}
-            contested = sum((self.layer_mask[layer] & universe).bit_count() - free[layer].bit_count()
-                            for layer in layers)
-            if evaluated + 2 ** contested > EXACT_SEARCH_LIMIT:
-                return None
+            free: dict[Layer, int] = {}
+            contested = 0
+            for layer in layers:  # (a layer past the limit already spares the next ones)
+                free[layer] = layer_free = self.free(layer, coarse_points, bases, universe)
+                contested += (self.layer_mask[layer] & universe).bit_count() - layer_free.bit_count()
+                if evaluated + 2 ** contested > EXACT_SEARCH_LIMIT:
+                    # Before anything was priced, the whole set in one piece is past the limit too:
+                    # a larger universe never frees more of these candidates (:meth:`exact`).
+                    self._hopeless = not evaluated
+                    return None
             self._peel_first = self.layer_mask[Layer.ITEM] & universe & ~free[Layer.ITEM]
             ranked = self.ranked_items(self.layer_mask[Layer.ITEM] & universe, free[Layer.ITEM])
             if ranked is None:
