@@ -1,4 +1,5 @@
-"""Imported events are stored in time order (so that a window filter can skip old row groups)."""
+"""Imported events and orders are stored in time order (so that a window filter can skip old row
+groups)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,25 @@ def test_resending_events_changes_nothing_and_keeps_the_order(cfg: Settings, tmp
     assert again.tables["events"].inserted == 0
     assert again.tables["events"].unchanged == 4
     assert [e for e, _ in _stored(cfg)] == ["e0001", "e0003", "e0005", "e0009"]
+
+
+def test_orders_are_appended_in_time_order_too(cfg: Settings, tmp_path: Path) -> None:
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    numbers = [n for pair in zip(range(59, 29, -1), range(29, -1, -1), strict=True) for n in pair]
+    lines = tmp_path / "lines.csv"
+    lines.write_text("order_id,customer_id,ordered_at,sku,quantity,line_total\n" + "".join(
+        f"A{n:03d},c{n % 5},{(start + timedelta(hours=n)).isoformat()},S{n % 3},1,9.90\n"
+        f"A{n:03d},c{n % 5},{(start + timedelta(hours=n)).isoformat()},S9,2,1.00\n"
+        for n in numbers), encoding="utf-8")
+    result = import_files("order_lines", [lines], cfg=cfg)
+    assert result.tables["orders"].inserted == 60
+    assert result.tables["order_lines"].inserted == 120
+    con = duckdb.connect(str(cfg.warehouse_path), read_only=True)
+    try:
+        stored = [str(r[0]) for r in con.execute("SELECT order_id FROM orders ORDER BY rowid").fetchall()]
+        lines_per_order = con.execute(
+            "SELECT count(*), count(DISTINCT order_id) FROM order_lines").fetchone()
+    finally:
+        con.close()
+    assert stored == [f"A{n:03d}" for n in range(60)]
+    assert lines_per_order == (120, 60)

@@ -29,11 +29,12 @@ INVENTORY_KIND = "CASE WHEN received IS NULL THEN 'snapshot' ELSE 'receipt' END"
 INVENTORY_LOCATION = f"coalesce(location, '{DEFAULT_LOCATION}')"
 
 
-#: Tables whose new rows are appended in time order. Event streams arrive roughly in time order
-#: (exports are chronological, the server flushes what it captured), so sorting each batch keeps
-#: the stored table clustered by time: DuckDB's min/max per row group then lets a "last 30 days"
-#: filter skip the older row groups instead of reading 100M events (``bench/segment_bench.py``).
-TIME_ORDER = {"events": "occurred_at"}
+#: Tables whose new rows are appended in time order. Events and orders arrive roughly in time
+#: order (exports are chronological, the server flushes what it captured), so sorting each batch
+#: keeps the stored table clustered by time: DuckDB's min/max per row group then lets a "last 30
+#: days" filter skip the older row groups instead of reading 100M events or 30M orders
+#: (``bench/segment_bench.py``).
+TIME_ORDER = {"events": "occurred_at", "orders": "ordered_at"}
 
 
 @dataclass
