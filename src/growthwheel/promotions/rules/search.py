@@ -28,7 +28,6 @@ from growthwheel.promotions.rules.model import (
     BASIS,
     Cart,
     EveryXOffY,
-    FreeShipping,
     GiftWithPurchase,
     Layer,
     SpendTiers,
@@ -162,6 +161,10 @@ class Engine:
         self.most_alone: list[int] = []  # set by :meth:`exact`
         #: Set by :meth:`search`: it stopped at its first branch, before pricing anything.
         self._hopeless = False
+        #: Per layer, the candidates :meth:`watching` counts (``(bit, lines)``), for the bases
+        #: ``_watchers_of``.
+        self._watchers: dict[Layer, list[tuple[int, int]]] = {}
+        self._watchers_of: dict[int, int] | None = None
         self.waive_mask = self.takers_mask = 0
 
     def members(self, mask: int) -> tuple[Cand, ...]:
@@ -496,33 +499,45 @@ class Engine:
         bases: dict[int, int] = {}
         most = self.most_alone
         order_most = [(self.line_mask[o.idx], most[o.idx]) for o in self.by_layer[Layer.ORDER]]
+        total, every_line = sum(floor), len(floor)
         for d in self.by_layer[Layer.ORDER]:
-            bases[d.idx] = sum(floor[i] for i in d.eligible)
+            bases[d.idx] = total if len(d.eligible) == every_line else sum([floor[i] for i in d.eligible])
         for d in self.by_layer[Layer.COUPON]:
             mask = self.line_mask[d.idx]
-            taken = sum(most for lines, most in order_most if lines & mask)
-            bases[d.idx] = max(0, sum(floor[i] for i in d.eligible) - taken)
+            taken = sum([most for lines, most in order_most if lines & mask])
+            bases[d.idx] = max(0, (total if len(d.eligible) == every_line
+                                   else sum([floor[i] for i in d.eligible])) - taken)
         return bases
 
     def watching(self, layer: Layer, bases: dict[int, int], universe: int) -> int:
         """The lines a threshold of ``layer`` (among ``universe``) measures (``min_amount``, 满减 tiers,
         a 每满减 cap), leaving out the thresholds every selection clears: the base can never fall below
         the minimum amount, the top 满减 tier, or the amount at which the 每满减 cap is reached. Such a
-        reward is constant over every reachable base, like a plain amount off."""
+        reward is constant over every reachable base, like a plain amount off. Whether a candidate
+        watches does not depend on the universe: worked out once per ``bases``."""
+        if self._watchers_of is not bases:
+            self._watchers = {}
+            self._watchers_of = bases
+        watchers = self._watchers.get(layer)
+        if watchers is None:
+            watchers = self._watchers[layer] = []
+            has_threshold = self.has_threshold
+            for d in self.by_layer[layer]:
+                if not has_threshold[d.idx]:
+                    continue
+                base, reward = bases[d.idx], d.promo.reward
+                saturated = base >= d.promo.conditions.min_amount
+                if isinstance(reward, SpendTiers):
+                    saturated = saturated and base >= reward.tiers[-1][0]
+                elif isinstance(reward, EveryXOffY):
+                    cap = reward.cap
+                    saturated = saturated and cap is not None and base // reward.every * reward.off >= cap
+                if not saturated:
+                    watchers.append((1 << d.idx, self.line_mask[d.idx]))
         watched = 0
-        has_threshold = self.has_threshold
-        for d in self.by_layer[layer]:
-            if not universe >> d.idx & 1 or not has_threshold[d.idx]:
-                continue
-            base, reward = bases[d.idx], d.promo.reward
-            saturated = base >= d.promo.conditions.min_amount
-            if isinstance(reward, SpendTiers):
-                saturated = saturated and base >= reward.tiers[-1][0]
-            elif isinstance(reward, EveryXOffY):
-                cap = reward.cap
-                saturated = saturated and cap is not None and base // reward.every * reward.off >= cap
-            if not saturated:
-                watched |= self.line_mask[d.idx]
+        for bit, lines in watchers:
+            if universe & bit:
+                watched |= lines
         return watched
 
     def free(self, layer: Layer, coarse_points: bool, bases: dict[int, int], universe: int) -> int:
@@ -537,8 +552,9 @@ class Engine:
             return 0
         if layer is Layer.ITEM:
             coupon_watch = self.watching(Layer.COUPON, bases, universe)
-            spreading = [self.line_mask[d.idx] for d in self.by_layer[Layer.ORDER]
-                         if universe >> d.idx & 1 and not isinstance(d.promo.reward, NO_AMOUNT)]
+            kinds, line_mask = self.kind, self.line_mask
+            spreading = [line_mask[d.idx] for d in self.by_layer[Layer.ORDER]
+                         if universe >> d.idx & 1 and kinds[d.idx] == 1]  # (not NO_AMOUNT)
             grown = True
             while grown:
                 grown = False
@@ -612,16 +628,19 @@ class Engine:
         # most it can ever take (every order reward grows with its base); 0 for the others.
         self.most_alone = [0] * len(self.candidates)
         self.waive_mask = self.takers_mask = 0
+        amounts, kinds, every_line = self.amounts, self.kind, len(self.amounts)
+        total = sum(amounts)
         for d in self.candidates:
-            reward = d.promo.reward
-            if isinstance(reward, FreeShipping):
+            kind = kinds[d.idx]
+            if kind == 2:  # free shipping
                 self.waive_mask |= 1 << d.idx
-            elif self.kind[d.idx] == 1:
+            elif kind == 1:
                 self.takers_mask |= 1 << d.idx
                 function = self.amount_of[d.idx]
                 assert function is not None
-                self.most_alone[d.idx] = function(sum([self.amounts[i] for i in d.eligible]),
-                                                  d.eligible_quantity)
+                self.most_alone[d.idx] = function(
+                    total if len(d.eligible) == every_line else sum([amounts[i] for i in d.eligible]),
+                    d.eligible_quantity)
         bases = self.min_bases()
         everything = (1 << len(self.candidates)) - 1
         universes = self.branches()
