@@ -2,11 +2,12 @@
 
 Generates a synthetic shop with DuckDB SQL straight into a data directory with the stored warehouse
 schema (deterministic: pseudo-random numbers come from ``hash``): customers, 200 products in 20
-categories, orders with their lines over one year, behaviour events. The events are stored in time
-order, as a real shop's are: its exports are chronological, the server flushes what it captured,
-and every import appends its new events sorted by time (``warehouse.ingest_merge.TIME_ORDER``), so
-DuckDB's min/max per row group lets the 30-day window skip the older events (data generated before
-this, in random order, can be sorted once with ``--sort-events``). Then, through the real service
+categories, orders with their lines over one year, behaviour events. Events and orders are stored
+in time order, as a real shop's are: its exports are chronological, the server flushes what it
+captured, and every import appends its new events and orders sorted by time
+(``warehouse.ingest_merge.TIME_ORDER``), so DuckDB's min/max per row group lets the 30- and 90-day
+windows skip the older rows (data generated before this, in random order, can be sorted once with
+``--sort-by-time``). Then, through the real service
 path (operational store in SQLite, warehouse in DuckDB):
 
 * saves the segment "category 3 buyers (90 days) who viewed at least twice in the last 30 days and
@@ -20,7 +21,7 @@ path (operational store in SQLite, warehouse in DuckDB):
 Prints the numbers and the ratio refresh / pandas. Usage::
 
     python bench/segment_bench.py [--customers 1000000] [--orders 3000000] [--events 10000000]
-                                  [--keep DIR] [--generate-only] [--sort-events]
+                                  [--keep DIR] [--generate-only] [--sort-by-time]
                                   [--pandas-prefilter]
 
 ``--keep DIR`` reuses the data in DIR when it is there (generate once with ``--generate-only``).
@@ -107,6 +108,7 @@ def generate(cfg: Settings, customers: int, orders: int, events: int) -> float:
                s.total AS gross_amount
         FROM o JOIN (SELECT order_id, count(*) AS items, sum(line_total) AS total
                      FROM order_lines GROUP BY order_id) s ON s.order_id = 'O' || o.o
+        ORDER BY ordered_at
     """)
     con.execute(f"""
         INSERT INTO events BY NAME
@@ -127,19 +129,20 @@ def generate(cfg: Settings, customers: int, orders: int, events: int) -> float:
     return time.perf_counter() - started
 
 
-def sort_events(cfg: Settings) -> float:
-    """Rewrite the ``events`` table of the data directory in time order (data generated in random
-    order before the generator wrote it sorted); return the seconds it took."""
+def sort_by_time(cfg: Settings) -> float:
+    """Rewrite the ``events`` and ``orders`` tables of the data directory in time order (data
+    generated in random order before the generator wrote them sorted); return the seconds."""
     started = time.perf_counter()
     con = duckdb.connect(str(cfg.warehouse_path))
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute("DROP TABLE IF EXISTS events_sorted")
-        con.execute(schema.ddl("events_sorted", schema.TABLES["events"].stored))
-        con.execute("INSERT INTO events_sorted SELECT * FROM events ORDER BY occurred_at")
-        con.execute("DROP TABLE events")
-        con.execute("ALTER TABLE events_sorted RENAME TO events")
-        con.execute("CHECKPOINT")
+        for table, column in (("events", "occurred_at"), ("orders", "ordered_at")):
+            con.execute("DROP TABLE IF EXISTS sorted_rows")
+            con.execute(schema.ddl("sorted_rows", schema.TABLES[table].stored))
+            con.execute(f"INSERT INTO sorted_rows SELECT * FROM {table} ORDER BY {column}")
+            con.execute(f"DROP TABLE {table}")
+            con.execute(f"ALTER TABLE sorted_rows RENAME TO {table}")
+            con.execute("CHECKPOINT")
     finally:
         con.close()
     return time.perf_counter() - started
@@ -217,8 +220,8 @@ def main() -> None:
     parser.add_argument("--generate-only", action="store_true",
                         help="with --keep: generate the data and stop (so that a later run's peak "
                              "memory is the refresh's, not the generator's)")
-    parser.add_argument("--sort-events", action="store_true",
-                        help="with --keep: first rewrite the kept events in time order (data "
+    parser.add_argument("--sort-by-time", action="store_true",
+                        help="with --keep: rewrite the kept events and orders in time order (data "
                              "generated before the generator wrote them so), then stop")
     parser.add_argument("--pandas-prefilter", action="store_true",
                         help="the pandas baseline loads only the rows in the windows (large sizes)")
@@ -240,8 +243,8 @@ def main() -> None:
             for table in ("segment_members", "segment_membership_events", "customer_tags"):
                 con.execute(f"DROP TABLE IF EXISTS {table}")
             con.close()
-            if args.sort_events:
-                print(f"events rewritten in time order in {sort_events(cfg):.1f} s")
+            if args.sort_by_time:
+                print(f"events and orders rewritten in time order in {sort_by_time(cfg):.1f} s")
                 return
         else:
             seconds = generate(cfg, args.customers, args.orders, args.events)
