@@ -57,19 +57,27 @@ def test_mask_bounds_read_each_line_and_reward_from_the_contested_candidates_tou
     takers = [(lambda base, quantity: base // 10, (0, 1), 2),
               (lambda base, quantity: base // 5, (2,), 1),
               (lambda base, quantity: base // 20, None, 3)]
-    memo = MaskBounds(ranked, line_masks, takers, item_left)
+    lines_read: list[tuple[int, int, int]] = []
+
+    def line_left(base: int, key: int, i: int) -> int:
+        lines_read.append((base, key, i))
+        return item_left(base | key)[i]
+
+    memo = MaskBounds(ranked, line_masks, takers, item_left, line_left)
+    assert calls == [0b001]  # the base's item layer
     expected = {0b111: (700 + 1500 + 2900, 220 + 580), 0b101: (1000 + 1500 + 2900, 250 + 580),
                 0b011: (700 + 2000 + 3000, 270 + 600), 0b001: (1000 + 2000 + 3000, 300 + 600)}
     for mask, (goods, off) in expected.items():
         assert memo.goods(mask) == goods
         assert memo.off(mask, goods) == off + goods // 20
-    # Asked again (any order), from the memos alone: the item layer of the base and of the base with
-    # each contested candidate, never of a whole selection twice.
-    calls.clear()
+    # Each line read once per subset of the contested candidates touching it: line 0 with and without
+    # candidate 1, lines 1 and 2 with and without candidate 2; asked again (any order), from the memos.
+    assert sorted(lines_read) == [(1, 0, 0), (1, 0, 1), (1, 0, 2), (1, 2, 0), (1, 4, 1), (1, 4, 2)]
+    lines_read.clear()
     for mask in (0b001, 0b111, 0b011, 0b101):
         goods = memo.goods(mask)
         assert (goods, memo.off(mask, goods) - goods // 20) == expected[mask]
-    assert calls == []
+    assert lines_read == []
 
 
 def test_a_reward_on_lines_no_contested_candidate_touches_is_a_constant() -> None:
@@ -77,7 +85,8 @@ def test_a_reward_on_lines_no_contested_candidate_touches_is_a_constant() -> Non
     def item_left(mask: int) -> tuple[int, ...]:
         return (800 if mask & 2 else 1000, 5000)
 
-    memo = MaskBounds([(-200, 0b11), (0, 0b01)], [0b11, 0b01], [(lambda b, q: b // 10, (1,), 1)], item_left)
+    memo = MaskBounds([(-200, 0b11), (0, 0b01)], [0b11, 0b01], [(lambda b, q: b // 10, (1,), 1)], item_left,
+                      lambda base, key, i: item_left(base | key)[i])
     assert memo.const_off == 500
     assert memo.partial == []
     assert [memo.goods(0b11), memo.goods(0b01)] == [5800, 6000]

@@ -29,22 +29,24 @@ class MaskBounds:
     """The goods and the later rewards' amounts of the search's bounds, for the item selections of one
     branch (``ranked``: ``(-discount, mask)`` pairs), from per-line and per-reward memos.
 
-    ``item_left(mask)`` is the engine's :meth:`~.search.Engine.item_left`: each memo entry is read off
-    the item layer of the base plus the contested candidates that matter, so every value is the one
-    the item layer of the whole selection gives (a line's amount depends only on the candidates
-    touching it)."""
+    ``item_left(mask)`` is the engine's :meth:`~.search.Engine.item_left` (read for the base),
+    ``line_left(base, key, i)`` its :meth:`~.search.Engine.line_left`: ``item_left(base | key)[i]``. Each
+    memo entry is line ``i`` of the item layer of the base plus the contested candidates touching
+    it, which is what the item layer of the whole selection leaves there (a line's amount depends
+    only on the candidates touching it)."""
 
-    __slots__ = ("base", "const_off", "current", "fixed_goods", "item_left", "lines", "partial", "whole")
+    __slots__ = ("base", "const_off", "current", "fixed_goods", "line_left", "lines", "partial", "whole")
 
     def __init__(self, ranked: Sequence[tuple[int, int]], line_masks: Sequence[int], takers: Sequence[Taker],
-                 item_left: Callable[[int], tuple[int, ...]]) -> None:
+                 item_left: Callable[[int], tuple[int, ...]],
+                 line_left: Callable[[int, int, int], int]) -> None:
         base, span = -1, 0
         for _, mask in ranked:
             base &= mask
             span |= mask
         vary = span & ~base
         self.base = base
-        self.item_left = item_left
+        self.line_left = line_left
         left = item_left(base)
         n = len(left)
         #: Per line, the contested candidates touching it.
@@ -95,10 +97,7 @@ class MaskBounds:
             key = mask & touching
             amount = amounts.get(key)
             if amount is None:
-                left = self.item_left(self.base | key)
-                amount = amounts[key] = left[i]
-                for j, other, memo in self.lines:  # the same item layer gives the others' amounts too
-                    memo.setdefault(key & other, left[j])
+                amount = amounts[key] = self.line_left(self.base, key, i)
             current[i] = amount
             goods += amount
         return goods

@@ -275,6 +275,31 @@ class Engine:
             found = cache[m] = (best, other, fills)
         return found
 
+    def line_left(self, base: int, key: int, i: int) -> int:
+        """``item_left(base | key)[i]`` worked out for line ``i`` alone: ``key`` holds candidates touching
+        line ``i`` and none of ``base``. The other discounts add up; the price rewards fill the line's
+        units by largest discount, as :meth:`item_sums` does whatever the order."""
+        best_base, other_base, fills = self.item_sums(base)
+        other = other_base[i]
+        offers: list[tuple[int, int, int]] = []
+        candidates, is_price = self.candidates, self.is_price
+        rest = key
+        while rest:
+            low = rest & -rest
+            rest ^= low
+            j = low.bit_length() - 1
+            if is_price[j]:
+                offers.extend((d, j, units) for d, units in candidates[j].offers[i])
+            else:
+                other += candidates[j].item_discounts[i]
+        if offers:
+            offers.extend((d, idx, units) for idx, units, d in fills[i])
+            best = sum([units * d for _, units, d in fill_units(self.lines[i].quantity, offers)])
+        else:
+            best = best_base[i]
+        left = self.net_amounts[i] - best - other
+        return left if left > 0 else 0
+
     def item_layer(self, chosen: tuple[Cand, ...]) -> LayerOut:
         """Item rewards on the undiscounted lines, then the presale deposit credit."""
         key = tuple(c.idx for c in chosen)
@@ -734,7 +759,7 @@ class Engine:
                         goods = sum(item_left)
                     else:
                         if bounds is None:
-                            bounds = MaskBounds(ranked, self.line_mask, takers, item_left_of)
+                            bounds = MaskBounds(ranked, self.line_mask, takers, item_left_of, self.line_left)
                         goods = bounds.goods(item_mask)
                     most_points = goods * share // BASIS
                     if most_points > points_cap:
@@ -756,7 +781,7 @@ class Engine:
                         assert bounds is not None
                         off = bounds.off(item_mask, goods)
                         if self.check_bounds:
-                            self._check_bounds(item_mask, takers, goods, off)
+                            self._check_bounds(item_mask, takers, goods, off, bounds)
                     rest = goods - off
                     if (rest if rest > 0 else 0) - most_points + shipping > best[0]:
                         continue
@@ -791,16 +816,17 @@ class Engine:
         assert best is not None  # the empty selection is always there
         return tuple(self.members(mask) for mask in best_masks), True
 
-    def _check_bounds(self, mask: int, takers: list[Taker], goods: int, off: int) -> None:
-        """With :attr:`check_bounds`: the memoised bounds of a selection (:class:`MaskBounds`) against
-        the ones its item layer gives directly."""
+    def _check_bounds(self, mask: int, takers: list[Taker], goods: int, off: int, bounds: MaskBounds) -> None:
+        """With :attr:`check_bounds`: the memoised bounds of a selection (:class:`MaskBounds`), and its
+        memoised lines, against what its item layer gives directly."""
         item_left = self.item_left(mask)
         direct = 0
         for function, eligible, quantity in takers:
             base = sum(item_left) if eligible is None else sum([item_left[i] for i in eligible])
             direct += function(base, quantity)
-        if (sum(item_left), direct) != (goods, off):
-            raise AssertionError(f"selection {mask:#x}: memoised goods, off {(goods, off)} "
+        lines = [(i, bounds.current[i], item_left[i]) for i, _, _ in bounds.lines]
+        if (sum(item_left), direct) != (goods, off) or any(a != b for _, a, b in lines):
+            raise AssertionError(f"selection {mask:#x}: memoised goods, off {(goods, off)}, lines {lines} "
                                  f"!= {(sum(item_left), direct)} of its item layer")
 
     def ranked_items(self, allowed: int, free: int) -> list[tuple[int, int]] | None:
