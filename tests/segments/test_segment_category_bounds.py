@@ -10,7 +10,7 @@ from typing import Any, cast
 import ibis
 import pytest
 from ibis.backends import BaseBackend
-from tests.tiny_warehouse import make_warehouse
+from tests.tiny_warehouse import copy_to_spark, make_warehouse
 
 from growthwheel.segments.compile import Context, _category_bounds, _category_match, load_sources, member_ids
 from growthwheel.segments.definition import parse_definition
@@ -75,7 +75,7 @@ def units(op: str, value: int, categories: list[str]) -> dict[str, Any]:
     return {"type": "orders", "measure": "units", "op": op, "value": value, "category": categories}
 
 
-@pytest.mark.parametrize(("definition", "expected"), [
+CASES: list[tuple[dict[str, Any], set[str]]] = [
     (units(">=", 1, ["Tea"]), {"a", "b", "e"}),
     (units("=", 3, ["Tea"]), {"a"}),  # the line in its own category and its product's: once
     (units("=", 5, ["Tea"]), {"e"}),  # 1 + 4
@@ -83,9 +83,22 @@ def units(op: str, value: int, categories: list[str]) -> dict[str, Any]:
     (units(">=", 1, ["Teaware"]), {"f"}),  # c's lines say "Tea " and "Tea-x": not Teaware
     (units(">=", 1, ["Gift", "Tea"]), {"a", "b", "d", "e"}),
     (units("=", 0, ["Tea"]), {"c", "d", "f"}),
-])
+]
+
+
+@pytest.mark.parametrize(("definition", "expected"), CASES)
 def test_members_worked_out_by_hand(shop: BaseBackend, definition: dict[str, Any],
                                     expected: set[str]) -> None:
     node = parse_definition(definition)
     got = member_ids(node, load_sources(shop, node, CTX.as_of), CTX).to_pyarrow()
     assert sorted(got.column("customer_id").to_pylist()) == sorted(expected)
+
+
+@pytest.mark.spark
+def test_on_spark_the_same_members(shop: BaseBackend, spark_session: Any) -> None:
+    on_spark = copy_to_spark(spark_session, shop,
+                             ["customers", "orders", "order_lines", "products", "events"])
+    for definition, expected in CASES:
+        node = parse_definition(definition)
+        got = member_ids(node, load_sources(on_spark, node, CTX.as_of), CTX).to_pyarrow()
+        assert sorted(got.column("customer_id").to_pylist()) == sorted(expected), definition
