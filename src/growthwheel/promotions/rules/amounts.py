@@ -169,8 +169,10 @@ def line_item_discounts(reward: ItemReward, lines: tuple[Line, ...], eligible: t
     out = [0] * len(lines)
     offers: list[Offer] = [()] * len(lines)
     if isinstance(reward, PercentOff):
-        for i in eligible:
-            out[i] = round_half_up_div(lines[i].amount * reward.rate_bp, BASIS)
+        rate = reward.rate_bp
+        for i in eligible:  # round_half_up_div(amount × rate, BASIS)
+            line = lines[i]
+            out[i] = (2 * line.unit_price * line.quantity * rate + BASIS) // (2 * BASIS)
         return out, ()
     if isinstance(reward, AmountOff):
         for i in eligible:

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import cast
 
 from growthwheel.kit.money import allocate
 from growthwheel.promotions.rules.amounts import facts_of
 from growthwheel.promotions.rules.index import LAYER_RANK, PromotionIndex
 from growthwheel.promotions.rules.model import (
-    ITEM_REWARDS,
     ORDER_REWARDS,
     AppliedPromotion,
     BundlePrice,
     Cart,
     FreeShipping,
     GiftWithPurchase,
+    ItemReward,
     Layer,
     Line,
     LineDiscount,
@@ -156,17 +157,19 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
             return
         item_discounts: tuple[int, ...] = ()
         offers: tuple[Offer, ...] = ()
-        if isinstance(promo.reward, ITEM_REWARDS):
+        promo_facts = facts[pos] if code is None else facts_of(promo, code)
+        if not promo_facts.kind:  # an item reward
             incomplete = isinstance(promo.reward, BundlePrice) and not promo.reward.skus <= cart_skus
             if not incomplete:
-                found, offers = line_item_discounts(promo.reward, lines, eligible, customer.tier)
+                found, offers = line_item_discounts(cast(ItemReward, promo.reward), lines, eligible,
+                                                    customer.tier)
                 item_discounts = tuple(found)
             if not any(item_discounts):
                 zero_code, reason = item_zero_reason(promo, cart, eligible)
                 slots[pos] = NotApplied(promo.id, promo.name, promo.layer, zero_code, reason, code)
                 return
         candidates.append(Cand(len(candidates), promo, code, eligible, quantity, item_discounts,
-                               facts[pos] if code is None else facts_of(promo, code), offers))
+                               promo_facts, offers))
         sort_pos.append(pos)
 
     absent_bundles = index._absent_bundles

@@ -88,11 +88,17 @@ def _quantity_nudge(promo: Promotion, reward: QuantityTiers, base: int, quantity
     return None
 
 
+#: Rewards that can nudge once their minimum amount is reached (a next tier, the next 每满减 step).
+_NUDGING = (SpendTiers, EveryXOffY, QuantityTiers)
+
+
 def nudge_for(cand: Cand, base: int, currency: str) -> Nudge | None:
     """The checkout nudge of an order / coupon promotion on eligible lines worth ``base``."""
     promo, reward = cand.promo, cand.promo.reward
     quantity = cand.eligible_quantity
     minimum = promo.conditions.min_amount
+    if base >= minimum and not isinstance(reward, _NUDGING):
+        return None  # (the usual case: a reward without a next step, its minimum reached)
 
     def money(amount: int) -> str:
         return format_money(amount, currency)
