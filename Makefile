@@ -47,7 +47,7 @@ lint: install-dev
 	$(BIN)/mypy
 
 test: install-dev system-deps lint  ## the whole test suite
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=30 -m "not spark_connect" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=30 -m "not spark_connect" $(PYTEST_ARGS)
 	$(BIN)/python -m pytest --durations=10 -m spark_connect $(PYTEST_ARGS)
 
 bench: install-dev  ## benchmarks (print ratios against a baseline measured in the same run)

@@ -16,6 +16,7 @@ import glob
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -36,11 +37,58 @@ from served_app import log_client_in
 # to start. Tests ask for ``spark_session``; ``spark.connect(cfg)`` then reuses it.
 # ---------------------------------------------------------------------------------------------
 
+#: Spark defaults of the test suite (C1-only JIT: see the file), read by every Spark JVM the
+#: tests start, in process or in subprocesses (inherited environment). A SPARK_CONF_DIR already
+#: set wins.
+SPARK_CONF_DIR = Path(__file__).resolve().parent / "spark-conf"
+os.environ.setdefault("SPARK_CONF_DIR", str(SPARK_CONF_DIR))
+
+
+#: The test files that take longest (seconds per file on a 2-core machine, ``--durations``),
+#: longest first. ``make test`` runs the files on two xdist workers (``--dist loadfile
+#: --no-loadscope-reorder``) in the order of the collection; these start first so that no worker
+#: is left with a long file while the other has finished. A file missing here only runs later.
+LONGEST_FIRST = (
+    "tests/warehouse/test_spark_ingest.py",  # ~200 s
+    "tests/warehouse/test_engines.py",  # ~180 s
+    "tests/platform/test_security.py",  # ~160 s (the OpenAPI fuzz run)
+    "tests/journeys/test_crash_smtp.py",  # ~100 s (10,000 emails, twice)
+    "tests/e2e/test_zh_console.py",
+    "tests/segments/test_funnel_condition.py",
+    "tests/platform/test_crowd.py",
+    "tests/test_demo_cli.py",
+    "tests/segments/test_segment_line_categories.py",
+    "tests/jobs/test_crash.py",
+    "tests/warehouse/test_spark_server.py",
+    "tests/insight/test_clv_summary.py",
+    "tests/e2e/test_drill_to_action.py",
+    "tests/warehouse/test_spark.py",
+    "tests/insight/test_rfm.py",
+    "tests/platform/test_owner.py",
+    "tests/sim/test_living_demo.py",
+    "tests/cli/test_analyst.py",
+)
+
+
+def _longest_first(items: list[pytest.Item]) -> None:
+    """Order ``items`` by file: :data:`LONGEST_FIRST`, then the other files by their number of
+    tests, most first (xdist's own order); tests keep their order within a file."""
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    files = [item.nodeid.split("::", 1)[0] for item in items]
+    per_file: dict[str, int] = {}
+    for name in files:
+        per_file[name] = per_file.get(name, 0) + 1
+    keys = {id(item): (rank.get(name, len(rank)), -per_file[name], name)
+            for item, name in zip(items, files, strict=True)}
+    items.sort(key=lambda item: keys[id(item)])
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``spark_connect`` run only when asked for by ``-m`` (``make test`` runs them in
-    a second pytest process): pyspark routes its functions to Spark Connect by a process-wide
-    switch, so one process cannot use Spark in process and Spark Connect side by side."""
+    """The longest files first (:data:`LONGEST_FIRST`). Tests marked ``spark_connect`` run only
+    when asked for by ``-m`` (``make test`` runs them in a second pytest process): pyspark routes
+    its functions to Spark Connect by a process-wide switch, so one process cannot use Spark in
+    process and Spark Connect side by side."""
+    _longest_first(items)
     if "spark_connect" in (config.getoption("markexpr", "") or ""):
         return
     skip = pytest.mark.skip(reason="Spark Connect tests run in a process of their own: "
@@ -122,12 +170,27 @@ class PgCluster:
                              autocommit=True) as conn:
             conn.execute(sql)
 
-    def create_database(self) -> str:
-        """A new empty database; returns its name."""
+    _migrated: str | None = None
+
+    def create_database(self, *, migrated: bool = False) -> str:
+        """A new database; returns its name. Empty, or with ``migrated`` a copy of a store
+        migrated to the newest migration (:meth:`migrated_template`)."""
+        template = self.migrated_template() if migrated else None
         self._counter += 1
         name = f"gw_test_{os.getpid()}_{self._counter}"
-        self._admin(f'CREATE DATABASE "{name}"')
+        self._admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         return name
+
+    def migrated_template(self) -> str:
+        """A database migrated by ``db.migrate`` once (from empty, every migration), that
+        :meth:`create_database` copies: a copy takes ~0.2 s, a migration ~2 s."""
+        if self._migrated is None:
+            name = self.create_database()
+            cfg = Settings(data_dir=self.directory / "template", database_url=self.url(name))
+            db.migrate(cfg)
+            _dispose(cfg)  # a template must have no connections when it is copied
+            self._migrated = name
+        return self._migrated
 
     def drop_database(self, name: str) -> None:
         """Drop ``name`` even if connections are still open."""
@@ -186,17 +249,41 @@ def _dispose(cfg: Settings) -> None:
     db.engine(cfg).dispose()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite store migrated by ``db.migrate`` once (from empty, every migration), as one file
+    that ``store_cfg`` copies: a copy takes milliseconds, a migration ~0.5 s."""
+    cfg = Settings(data_dir=tmp_path_factory.mktemp("migrated-sqlite"), database_url=None)
+    db.migrate(cfg)
+    _dispose(cfg)
+    source = Path(cfg.store_url.removeprefix("sqlite:///"))
+    copy = source.with_name("template.sqlite")
+    live, out = sqlite3.connect(source), sqlite3.connect(copy)
+    try:
+        live.backup(out)  # one consistent file, whatever the WAL still held
+    finally:
+        live.close()
+        out.close()
+    return copy
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_cfg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    """Settings of a fresh, migrated operational store: SQLite in ``tmp_path`` or a new PG database."""
+    """Settings of a fresh, migrated operational store: SQLite in ``tmp_path`` or a new PG database.
+
+    Both start as a copy of a store migrated once per test session (every migration, from
+    empty); ``db.migrate`` then finds the copy at the newest migration, as on any start.
+    """
     if request.param == "sqlite":
         cfg = Settings(data_dir=tmp_path, database_url=None)
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"),
+                        cfg.store_url.removeprefix("sqlite:///"))
         db.migrate(cfg)
         yield cfg
         _dispose(cfg)
         return
     cluster: PgCluster = request.getfixturevalue("pg_cluster")
-    name = cluster.create_database()
+    name = cluster.create_database(migrated=True)
     cfg = Settings(data_dir=tmp_path, database_url=cluster.url(name))
     try:
         db.migrate(cfg)
