@@ -8,6 +8,7 @@ from growthwheel.promotions.rules.amounts import facts_of
 from growthwheel.promotions.rules.model import (
     LAYER_ORDER,
     BundlePrice,
+    Customer,
     GiftWithPurchase,
     Layer,
     Line,
@@ -17,6 +18,7 @@ from growthwheel.promotions.rules.model import (
     check,
     compatible,
 )
+from growthwheel.promotions.rules.reasons import context_code, context_reason
 
 LAYER_RANK = {layer: n for n, layer in enumerate(LAYER_ORDER)}
 
@@ -93,7 +95,7 @@ class PromotionIndex:
         self._exclusive = tuple(p for p in self.promotions if p.exclusive)
         self._gift_line_ids = {f"gift:{p.id}": p.id for p in self.promotions
                                if isinstance(p.reward, GiftWithPurchase)}
-        self._failures: dict[tuple[int, str, str], NotApplied] = {}
+        self._context_records: dict[tuple[int, str | None], NotApplied] = {}
         #: What a promotion that no line qualifies for and has no context condition reports; the
         #: starting point of every cart's "did not apply" slots (``None``: look at the promotion).
         self._no_lines: tuple[NotApplied | None, ...] = tuple(
@@ -122,11 +124,15 @@ class PromotionIndex:
                         found.append(i)
         return hits
 
-    def _failure(self, pos: int, code: str, reason: str) -> NotApplied:
-        """The (memoised, immutable) record of a promotion failing a check that needs no line."""
-        key = (pos, code, reason)
-        found = self._failures.get(key)
+    def _context_record(self, pos: int, customer: Customer) -> NotApplied:
+        """What a promotion no line qualifies for reports: its first failing context condition, else
+        "no eligible lines" (memoised by promotion and code: the reasons depend on its conditions)."""
+        code = context_code(self.promotions[pos].conditions, customer)
+        found = self._context_records.get((pos, code))
         if found is None:
             promo = self.promotions[pos]
-            found = self._failures[key] = NotApplied(promo.id, promo.name, promo.layer, code, reason)
+            code_text, reason = ((code, context_reason(promo.conditions, code)) if code is not None
+                                 else ("no_eligible_lines", "no product in the cart qualifies"))
+            found = self._context_records[pos, code] = NotApplied(promo.id, promo.name, promo.layer,
+                                                                  code_text, reason)
         return found

@@ -34,7 +34,7 @@ from growthwheel.promotions.rules.model import (
     new_priced_line,
     points_for_payment,
 )
-from growthwheel.promotions.rules.reasons import context_failure, item_zero_reason, nudge_for, static_failure
+from growthwheel.promotions.rules.reasons import item_zero_reason, nudge_for, static_failure
 from growthwheel.promotions.rules.search import (
     NO_AMOUNT,
     Cand,
@@ -101,6 +101,11 @@ def price_cart(cart: Cart,
 
 def _check_gift_ids(cart: Cart, index: PromotionIndex) -> None:
     """No cart line may use the id of a gift line (``gift:<promotion id>``)."""
+    for line in cart.lines:
+        if line.line_id.startswith("gift:"):
+            break
+    else:
+        return  # (the usual cart: no line id looks like a gift line's)
     gift_line_ids = dict(index._gift_line_ids)
     gift_line_ids.update((f"gift:{c.promotion.id}", c.promotion.id) for c in cart.coupons
                          if isinstance(c.promotion.reward, GiftWithPurchase))
@@ -182,9 +187,7 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
         found = hits.get(pos)
         if found is None and pos not in index._everywhere:
             # No line qualifies: only the context checks (which come first) can give another reason.
-            context = context_failure(promo.conditions, customer)
-            code, reason = context or ("no_eligible_lines", "no product in the cart qualifies")
-            slots[pos] = index._failure(pos, code, reason)
+            slots[pos] = index._context_record(pos, customer)
             continue
         consider(pos, promo, None, every_line if found is None else tuple(found))
     for n, coupon in enumerate(coupon_entries):

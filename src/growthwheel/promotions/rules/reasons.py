@@ -130,18 +130,42 @@ def nudge_for(cand: Cand, base: int, currency: str) -> Nudge | None:
     return None
 
 
+def context_code(cond: Conditions, customer: Customer) -> str | None:
+    """The code of the first failing condition on the customer or the moment (:func:`context_failure`
+    without its reason, which depends on the conditions alone: :func:`context_reason`)."""
+    if cond.starts_at is not None and customer.now < cond.starts_at:
+        return "not_started"
+    if cond.ends_at is not None and customer.now >= cond.ends_at:
+        return "ended"
+    if cond.channels and customer.channel not in cond.channels:
+        return "wrong_channel"
+    if cond.tiers and customer.tier not in cond.tiers:
+        return "wrong_tier"
+    if cond.segments and not cond.segments & customer.segments:
+        return "wrong_segment"
+    if cond.first_order_only and not customer.is_first_order:
+        return "not_first_order"
+    return None
+
+
+def context_reason(cond: Conditions, code: str) -> str:
+    """The reason given with a :func:`context_code`."""
+    if code == "not_started":
+        assert cond.starts_at is not None
+        return f"starts at {cond.starts_at.isoformat()}"
+    if code == "ended":
+        assert cond.ends_at is not None
+        return f"ended at {cond.ends_at.isoformat()}"
+    if code == "wrong_channel":
+        return f"only on channel {', '.join(sorted(cond.channels))}"
+    if code == "wrong_tier":
+        return f"only for membership tier {', '.join(sorted(cond.tiers))}"
+    if code == "wrong_segment":
+        return "only for selected customer segments"
+    return "only for a customer's first order"
+
+
 def context_failure(cond: Conditions, customer: Customer) -> tuple[str, str] | None:
     """The first failing condition on the customer or the moment (the start of :func:`static_failure`)."""
-    if cond.starts_at is not None and customer.now < cond.starts_at:
-        return "not_started", f"starts at {cond.starts_at.isoformat()}"
-    if cond.ends_at is not None and customer.now >= cond.ends_at:
-        return "ended", f"ended at {cond.ends_at.isoformat()}"
-    if cond.channels and customer.channel not in cond.channels:
-        return "wrong_channel", f"only on channel {', '.join(sorted(cond.channels))}"
-    if cond.tiers and customer.tier not in cond.tiers:
-        return "wrong_tier", f"only for membership tier {', '.join(sorted(cond.tiers))}"
-    if cond.segments and not cond.segments & customer.segments:
-        return "wrong_segment", "only for selected customer segments"
-    if cond.first_order_only and not customer.is_first_order:
-        return "not_first_order", "only for a customer's first order"
-    return None
+    code = context_code(cond, customer)
+    return None if code is None else (code, context_reason(cond, code))
