@@ -39,7 +39,6 @@ from growthwheel.promotions.rules.search import (
     NO_AMOUNT,
     Cand,
     Engine,
-    LayerOut,
     Offer,
     eligible_lines,
     layered,
@@ -231,9 +230,11 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
     # touches its eligible lines), built with the per-line records of what applied.
     line_discounts: list[list[LineDiscount]] = [[] for _ in lines]
     line_ids = [line.line_id for line in lines]
+    layer_totals: dict[Layer, int] = {}  # Σ of each layer's discounts (a promotion's parts are on its lines)
     for out, layer in layer_outs:
         shipping = {c.idx: amount for c, amount in out.shipping_discounts} if out.shipping_discounts else {}
         gift_ids = {c.idx for c in out.gifts} if out.gifts else ()
+        layer_total = 0
         for c, parts in out.allocations:
             per_line = []
             promo_id, coupon_code = c.promo.id, c.coupon_code
@@ -244,6 +245,7 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
                     per_line.append((line_ids[i], part))
                     total += part
                     line_discounts[i].append(new_line_discount(promo_id, layer, part, coupon_code))
+            layer_total += total
             if not per_line and c.idx not in shipping and c.idx not in gift_ids:
                 unused |= 1 << c.idx  # explained below with the candidates that lost
                 continue
@@ -252,6 +254,7 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
             applied.append(new_applied(
                 promo_id, c.promo.name, layer, total, tuple(per_line), coupon_code, shipping.get(c.idx, 0),
                 gift.sku if gift else None, gift.quantity if gift else 0))
+        layer_totals[layer] = layer_total
     if points_value:
         applied.append(new_applied(
             "points", "points", Layer.POINTS, points_value,
@@ -318,15 +321,12 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
             priced_lines.append(new_priced_line(f"gift:{c.promo.id}", reward.sku, 0, reward.quantity, 0, (),
                                                 0, 0, 0, is_gift=True))
 
-    def layer_total(out: LayerOut) -> int:
-        return sum(sum(parts) for _, parts in out.allocations)
-
     subtotal = sum(item_out.inputs)
     goods_total = sum(line.paid for line in priced_lines)
     shipping_left = coupon_out.shipping_left
     totals = Totals(
-        subtotal=subtotal, item_discount=layer_total(item_out), deposit_credit=sum(item_out.deposit),
-        order_discount=layer_total(order_out), coupon_discount=layer_total(coupon_out),
+        subtotal=subtotal, item_discount=layer_totals[Layer.ITEM], deposit_credit=sum(item_out.deposit),
+        order_discount=layer_totals[Layer.ORDER], coupon_discount=layer_totals[Layer.COUPON],
         points_discount=points_value, shipping_fee=cart.shipping_fee,
         shipping_discount=cart.shipping_fee - shipping_left, goods_total=goods_total,
         shipping=shipping_left, total=goods_total + shipping_left)
@@ -336,7 +336,7 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
     return PricedCart(
         currency=currency, lines=tuple(priced_lines), totals=totals,
         applied=tuple(sorted(applied, key=lambda a: (LAYER_RANK[a.layer], a.promotion_id))),
-        not_applied=tuple(record for record in slots if record is not None),
+        not_applied=tuple([record for record in slots if record is not None]),
         nudges=tuple(sorted(set(nudges), key=lambda n: (n.promotion_id, n.short_amount, n.short_quantity))),
         points_used=points_used, points_to_earn=earn, exact=exact), fills
 
