@@ -154,8 +154,8 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
                    else static_failure(promo, cart, eligible, quantity))
         if failure is not None:
             failure_code, reason, failure_nudge = failure
-            slots[pos] = NotApplied(promo.id, promo.name, promo.layer, failure_code, reason, code,
-                                    failure_nudge)
+            slots[pos] = new_not_applied(promo.id, promo.name, promo.layer, failure_code, reason, code,
+                                         failure_nudge)
             if failure_nudge is not None:
                 nudges.append(failure_nudge)
             return
@@ -170,7 +170,7 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
                 item_discounts = tuple(found)
             if not any(item_discounts):
                 zero_code, reason = item_zero_reason(promo, cart, eligible)
-                slots[pos] = NotApplied(promo.id, promo.name, promo.layer, zero_code, reason, code)
+                slots[pos] = new_not_applied(promo.id, promo.name, promo.layer, zero_code, reason, code)
                 return
         candidates.append(Cand(len(candidates), promo, code, eligible, quantity, item_discounts,
                                promo_facts, offers))
@@ -322,7 +322,7 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
                                                 0, 0, 0, is_gift=True))
 
     subtotal = sum(item_out.inputs)
-    goods_total = sum(line.paid for line in priced_lines)
+    goods_total = sum([line.paid for line in priced_lines])
     shipping_left = coupon_out.shipping_left
     totals = Totals(
         subtotal=subtotal, item_discount=layer_totals[Layer.ITEM], deposit_credit=sum(item_out.deposit),

@@ -115,7 +115,7 @@ class Engine:
         self.neighbours = [mask & ~(1 << i) for i, mask in enumerate(comp)]
         everyone = (1 << len(candidates)) - 1
         #: The candidates that clash with some other candidate (the rest combine with everyone).
-        self.clashing = sum(1 << i for i, mask in enumerate(self.neighbours) if mask | 1 << i != everyone)
+        self.clashing = sum([1 << i for i, mask in enumerate(self.neighbours) if mask | 1 << i != everyone])
         facts = [c.facts for c in candidates]
         by_layer: dict[Layer, list[Cand]] = {Layer.ITEM: [], Layer.ORDER: [], Layer.COUPON: []}
         for c in candidates:
@@ -123,7 +123,7 @@ class Engine:
         for cands in by_layer.values():
             cands.sort(key=_sort_key)
         self.by_layer = by_layer
-        self.layer_mask = {layer: sum(1 << c.idx for c in cands) for layer, cands in self.by_layer.items()}
+        self.layer_mask = {layer: sum([1 << c.idx for c in cands]) for layer, cands in self.by_layer.items()}
         masks: dict[tuple[int, ...], int] = {}  # many candidates share their lines (store-wide ones)
         self.line_mask = []
         for c in candidates:
@@ -172,7 +172,7 @@ class Engine:
         found = self._members_cache.get(mask)
         if found is None:
             cands = self.candidates
-            found = self._members_cache[mask] = tuple(cands[i] for i in _bits(mask))
+            found = self._members_cache[mask] = tuple([cands[i] for i in _bits(mask)])
         return found
 
     def common(self, mask: int) -> int:
@@ -267,7 +267,7 @@ class Engine:
                     else:
                         fills[i] = fill_units(quantity, [*((d, idx, units) for idx, units, d in held),
                                                          *((d, j, units) for d, units in offer)])
-                        best[i] = sum(units * d for _, units, d in fills[i])
+                        best[i] = sum([units * d for _, units, d in fills[i]])
             else:
                 other = list(other)
                 for i in cand.eligible:
@@ -302,7 +302,7 @@ class Engine:
 
     def item_layer(self, chosen: tuple[Cand, ...]) -> LayerOut:
         """Item rewards on the undiscounted lines, then the presale deposit credit."""
-        key = tuple(c.idx for c in chosen)
+        key = tuple([c.idx for c in chosen])
         cached = self._item_cache.get(key)
         if cached is not None:
             return cached
@@ -690,7 +690,8 @@ class Engine:
         evaluated = 0
         # Cheapest bound first: goods are at least the undiscounted goods minus every item discount
         # of the selection, points at most what the undiscounted goods allow.
-        net = sum(max(0, amount - credit) for amount, credit in zip(self.amounts, self.credits, strict=True))
+        net = sum([max(0, amount - credit)
+                   for amount, credit in zip(self.amounts, self.credits, strict=True)])
         points_most = self.most_points(net)
         later_layers = self.layer_mask[Layer.ORDER] | self.layer_mask[Layer.COUPON]
         # A floor under every total of a branch: its whole item layer at once, every later reward at
