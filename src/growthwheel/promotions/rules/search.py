@@ -615,17 +615,22 @@ class Engine:
         everything = (1 << len(self.candidates)) - 1
         others = {layer: everything & ~mask for layer, mask in self.layer_mask.items()}
         cross = [~self.comp[c.idx] & others[c.promo.layer] for c in self.candidates]
-        conflicted = [i for i, mask in enumerate(cross) if mask]
+        # Most conflicts first (ties by idx): a candidate with fewer conflicts in all than the pivot
+        # found has in the universe cannot be the pivot, nor can any after it.
+        counts = [mask.bit_count() for mask in cross]
+        conflicted = sorted([i for i, mask in enumerate(cross) if mask], key=lambda i: (-counts[i], i))
         done: list[int] = []
         todo = [(1 << len(self.candidates)) - 1]
         while todo:
             universe = todo.pop()
-            pivot, most = -1, 0
+            pivot, most = -1, 0  # the most conflicts in the universe, the lowest idx on a tie
             for i in conflicted:
+                if counts[i] < most:
+                    break
                 if not universe >> i & 1:
                     continue
                 count = (cross[i] & universe).bit_count()
-                if count > most:
+                if count > most or (count == most and count and i < pivot):
                     pivot, most = i, count
             if pivot < 0:
                 done.append(universe)
