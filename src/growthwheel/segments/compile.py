@@ -359,20 +359,20 @@ class _Compiler:
 
     def _lines_maybe_in(self, lines: ir.Table, categories: Sequence[str]) -> ir.Table:
         """The lines that can be in ``categories`` (a superset of those that are, each line once):
-        those whose SKU is a product's in ``categories``, and the others whose own category
-        matches. Cheap to find: the engine filters the SKUs while scanning the lines, and the own
-        categories are first bounded by a range (:func:`_category_bounds`), which the engine
-        checks against each row group's min/max, so lines without an own category are never
-        read for it; the exact test (:meth:`_line_categories`, a join with every product) then
-        sees few lines (at 60M lines: 0.3 CPU s to find them, not 0.9, and 3.8 CPU s before
-        the SKU filter)."""
+        those whose own category matches, and those without one whose SKU is a product's in
+        ``categories``. Cheap to find: the engine filters the SKUs while scanning the lines, and
+        the own categories are first bounded by a constant range (:func:`_category_bounds`) that
+        it checks against each row group's min/max, so row groups without an own category in
+        range are skipped (at 60M lines without one, 0.55 CPU s to scan them for nothing
+        before). The exact test (:meth:`_line_categories`, a join with every product) then sees
+        few lines (at 60M lines, a category condition took 3.8 CPU s instead of 6.0)."""
         p = self.src.products
-        skus = p.filter(p.sku.notnull() & _category_match(p.category, categories)).select(_c_sku="sku")
-        by_sku = lines.semi_join(skus, lines.sku == skus._c_sku)
+        skus = p.filter(_category_match(p.category, categories)).select(_c_sku="sku")
         own = lines.filter(_category_bounds(lines.category, categories)
                            & _category_match(lines.category, categories))
-        own = own.anti_join(skus, own.sku == skus._c_sku)  # a NULL SKU matches nothing: kept
-        return by_sku.union(own)
+        bare = lines.filter(lines.category.isnull())
+        bare = bare.semi_join(skus, bare.sku == skus._c_sku)
+        return own.union(bare)
 
     def _line_categories(self, lines: ir.Table) -> ir.Table:
         products = self.src.products.select(_p_sku="sku", _p_category="category")
