@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from growthwheel.promotions.rules.amounts import facts_of
+from growthwheel.promotions.rules.amounts import Facts
 from growthwheel.promotions.rules.model import (
     LAYER_ORDER,
     BundlePrice,
@@ -104,8 +104,9 @@ class PromotionIndex:
             for pos, p in enumerate(self.promotions))
         #: Promotions every cart must look at: store-wide ones and ones with context conditions.
         self._always = tuple(pos for pos, record in enumerate(self._no_lines) if record is None)
-        #: What the search engine reads of each promotion, worked out once.
-        self._facts = tuple(facts_of(p) for p in self.promotions)
+        #: What the search engine reads of each promotion, worked out the first time a cart needs it
+        #: (a memo, like ``_context_records``: an index built for one cart works out only its own).
+        self._facts: list[Facts | None] = [None] * len(self.promotions)
 
     def __len__(self) -> int:
         return len(self.promotions)

@@ -162,6 +162,8 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
         item_discounts: tuple[int, ...] = ()
         offers: tuple[Offer, ...] = ()
         promo_facts = facts[pos] if code is None else facts_of(promo, code)
+        if promo_facts is None:
+            promo_facts = facts[pos] = facts_of(promo)
         if not promo_facts.kind:  # an item reward
             incomplete = isinstance(promo.reward, BundlePrice) and not promo.reward.skus <= cart_skus
             if not incomplete:
