@@ -34,7 +34,8 @@ ratio comes from one run under the same load.
 Every scenario reports wall time and the CPU time of the pricing thread per cart (``thread_time``:
 on a loaded machine it leaves out the waits for a core). With ``--compare`` every cart's result of
 both cores must be identical (asserted, realistic and heavy-overlap carts), and ``--rounds N``
-repeats the interleaved timing N times and reports the medians.
+repeats the interleaved timing N times and reports the medians, and the mean CPU of the slowest 1 %
+of carts (by the old core's least CPU over the rounds: the carts the exact search works hardest on).
 
 Interpreter: like ``growthwheel serve`` once its application is loaded, the bench freezes what
 exists at start-up out of the garbage collector's sight (``growthwheel.kit.runtime``);
@@ -469,6 +470,7 @@ def compare(src: Path, runs: int, seed: int, rounds: int) -> None:
         print(f"before/after: {len(old_carts)} {name} carts priced identically by both cores (asserted)")
     per_round: list[tuple[float, ...]] = []
     exact = [0, 0]
+    before_cpu, after_cpu = [float("inf")] * runs, [float("inf")] * runs  # per cart, least over rounds
     for _ in range(rounds):
         for rules, index, carts in sides:
             for cart in carts[:50]:
@@ -484,14 +486,25 @@ def compare(src: Path, runs: int, seed: int, rounds: int) -> None:
                 cpu[side].append(time.thread_time() - started_cpu)
                 samples[side].append(time.perf_counter() - started)
         per_round.append(tuple(percentile(s, q) * 1e3 for s in (*samples, *cpu) for q in (0.5, 0.99)))
+        for n, t in enumerate(cpu[0]):
+            before_cpu[n] = min(before_cpu[n], t)
+        for n, t in enumerate(cpu[1]):
+            after_cpu[n] = min(after_cpu[n], t)
     medians = [statistics.median(r[k] for r in per_round) for k in range(8)]
     b50, b99, a50, a99, cb50, cb99, ca50, ca99 = medians
+    # The carts the exact search works hardest on: the slowest 1 % before, each at its least CPU over
+    # the rounds (what a cart costs, without the load's worst moments), before and after.
+    slowest = sorted(range(runs), key=before_cpu.__getitem__)[-max(1, runs // 100):]
+    tail_before = statistics.fmean(before_cpu[n] for n in slowest) * 1e3
+    tail_after = statistics.fmean(after_cpu[n] for n in slowest) * 1e3
     print(f"before/after, realistic, {runs} carts interleaved, median of {rounds} round(s): "
           f"before ({src}) exact {exact[0] / runs:.1%}, after exact {exact[1] / runs:.1%}")
     print(f"  wall: before p50 {b50:.3f} ms p99 {b99:.3f} ms; after p50 {a50:.3f} ms p99 {a99:.3f} ms "
           f"-> p50 x{a50 / b50:.2f}, p99 x{a99 / b99:.2f}")
     print(f"  cpu:  before p50 {cb50:.3f} ms p99 {cb99:.3f} ms; after p50 {ca50:.3f} ms p99 {ca99:.3f} ms "
           f"-> p50 x{ca50 / cb50:.2f}, p99 x{ca99 / cb99:.2f}")
+    print(f"  slowest 1 % of carts before ({len(slowest)}), least CPU of {rounds} round(s): before "
+          f"{tail_before:.3f} ms, after {tail_after:.3f} ms -> x{tail_after / tail_before:.2f}")
     if rounds > 1:
         print("  per round (wall before p50/p99, after p50/p99, cpu before p50/p99, after p50/p99): "
               + "; ".join("/".join(f"{v:.2f}" for v in r) for r in per_round))
