@@ -618,7 +618,8 @@ class Engine:
         # Most conflicts first (ties by idx): a candidate with fewer conflicts in all than the pivot
         # found has in the universe cannot be the pivot, nor can any after it.
         counts = [mask.bit_count() for mask in cross]
-        conflicted = sorted([i for i, mask in enumerate(cross) if mask], key=lambda i: (-counts[i], i))
+        conflicted = sorted([i for i, mask in enumerate(cross) if mask], key=counts.__getitem__,
+                            reverse=True)  # (stable: ties keep idx order)
         done: list[int] = []
         todo = [(1 << len(self.candidates)) - 1]
         while todo:
