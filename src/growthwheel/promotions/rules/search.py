@@ -810,11 +810,16 @@ class Engine:
                         evaluated += 1
                         if evaluated > EXACT_SEARCH_LIMIT:
                             return None
-                        coupon_out = self.order_layer(order_out.remaining, order_out.shipping_left,
-                                                      self.members(coupon_mask), coupon_mask)
-                        _, value = self.points(coupon_out.remaining)
-                        rank = (sum(coupon_out.remaining) - value + coupon_out.shipping_left,
-                                -(order_out.gift_value + coupon_out.gift_value),
+                        if coupon_mask:
+                            coupon_out = self.order_layer(order_out.remaining, order_out.shipping_left,
+                                                          self.members(coupon_mask), coupon_mask)
+                            remaining, shipping_left = coupon_out.remaining, coupon_out.shipping_left
+                            gift_value = order_out.gift_value + coupon_out.gift_value
+                        else:  # no coupon: the order layer's result as it is
+                            remaining, shipping_left = order_out.remaining, order_out.shipping_left
+                            gift_value = order_out.gift_value
+                        _, value = self.points(remaining)
+                        rank = (sum(remaining) - value + shipping_left, -gift_value,
                                 (item_mask | order_mask | coupon_mask).bit_count())
                         masks = (item_mask, order_mask, coupon_mask)
                         if (best is None or rank < best
