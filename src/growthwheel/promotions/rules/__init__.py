@@ -29,9 +29,10 @@ order discount exactly; :func:`refund_amount` returns the exact paid amount of r
 
 The package is split by concern: :mod:`.model` (the data model: rewards, conditions, promotions, the
 cart and the result), :mod:`.amounts` (candidates and what each reward takes), :mod:`.search` (the
-search engine), :mod:`.bounds` (its per-selection bounds), :mod:`.fallback` (the layer-by-layer
-fallback), :mod:`.reasons` (why a promotion did not apply, and checkout nudges), :mod:`.index`
-(:class:`PromotionIndex`) and :mod:`.pricing` (the entry points). Everything public is re-exported here.
+search engine), :mod:`.selection` (which selections it prices), :mod:`.bounds` (its per-selection
+bounds), :mod:`.fallback` (the layer-by-layer fallback), :mod:`.reasons` (why a promotion did not
+apply, and checkout nudges), :mod:`.index` (:class:`PromotionIndex`) and :mod:`.pricing` (the entry
+points). Everything public is re-exported here.
 """
 
 from growthwheel.promotions.rules.index import PromotionIndex

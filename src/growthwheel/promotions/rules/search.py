@@ -3,7 +3,8 @@
 :class:`Engine` prices selections of candidate promotions layer by layer (memoised on bit masks)
 and finds the cheapest compatible combination exactly (:meth:`Engine.exact`); past its bounds the
 caller runs the layer-by-layer fallback (:func:`.fallback.layered`). The candidates and reward amounts
-are in :mod:`.amounts`, the per-selection bounds of the exact search in :mod:`.bounds`. No I/O.
+are in :mod:`.amounts`, which selections are priced in :mod:`.selection`, the per-selection bounds of
+the exact search in :mod:`.bounds`. No I/O.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ from growthwheel.promotions.rules.model import (
     Layer,
     SpendTiers,
 )
+from growthwheel.promotions.rules.selection import (
+    EXACT_SEARCH_BRANCHES,
+    EXACT_SEARCH_LIMIT,
+    Selections,
+    _bits,
+)
 
 __all__ = [
     "EXACT_SEARCH_BRANCHES", "EXACT_SEARCH_LIMIT", "LAYER_SEARCH_LIMIT", "NO_AMOUNT", "Cand", "Engine",
@@ -39,53 +46,16 @@ __all__ = [
     "order_amount",
 ]
 
-#: The exhaustive search prices at most this many complete combinations (an item selection × an
-#: order selection × a coupon selection); past it the engine restarts with the layer-by-layer
-#: fallback, which is deterministic too but not guaranteed optimal across layers.
-EXACT_SEARCH_LIMIT = 128
 #: In a branch, the exact search bounds this many item selections from their item layer, the rest
 #: from per-line memos (:class:`~.bounds.MaskBounds`; the same numbers, cheaper past a few selections).
 DIRECT_BOUNDS = 1
-#: The exact search splits the candidates into at most this many branches without a conflict across
-#: layers (:meth:`Engine.branches`); past it the fallback runs.
-EXACT_SEARCH_BRANCHES = 16
-
-
-
-#: ``_BYTE_BITS[k][b]``: the positions of the set bits of byte ``b`` at byte ``k`` of a mask.
-_BYTE_BITS = [[tuple(8 * k + i for i in range(8) if b >> i & 1) for b in range(256)] for k in range(32)]
-
-
-def _subsets(bits: list[int], base: int) -> list[int]:
-    """``base`` with every subset of the positions ``bits`` added (``2 ** len(bits)`` masks)."""
-    out = [base]
-    for b in bits:
-        bit = 1 << b
-        out += [m | bit for m in out]
-    return out
-
-
-def _bits(mask: int) -> list[int]:
-    """The positions of the set bits of ``mask`` (not negative), lowest first (a byte at a time)."""
-    out: list[int] = []
-    k = 0
-    while mask:
-        byte = mask & 255
-        if byte:
-            if k < 32:
-                out.extend(_BYTE_BITS[k][byte])
-            else:
-                out.extend(8 * k + i for i in range(8) if byte >> i & 1)
-        mask >>= 8
-        k += 1
-    return out
 
 
 def _sort_key(c: Cand) -> tuple[int, str, str]:
     return c.facts.sort_key
 
 
-class Engine:
+class Engine(Selections):
     """One pricing run: the cart, the competing candidates and memoised layer evaluations.
 
     Selections are bit masks over the candidates' ``idx`` (a selection's promotions are always taken
@@ -433,88 +403,6 @@ class Engine:
 
     # ---- search ------------------------------------------------------------------------------
 
-    def selections(self, allowed: int, free: int, limit: int) -> list[int] | None:
-        """The compatible subsets of ``allowed`` worth pricing, as masks; ``None`` past ``limit``.
-
-        Every compatible subset of the candidates not in ``free`` (their absence can matter), each
-        completed by every *maximal* compatible set of the ``free`` candidates (Bron–Kerbosch with
-        pivot, on bit masks): adding a free candidate never costs anything later, so smaller free
-        sets are useless. Memoised by ``(allowed, free)``.
-        """
-        key = (allowed, free)
-        if key in self._clique_cache:
-            return self._clique_cache[key]
-        neighbours = self.neighbours
-        bound = _bits(allowed & ~free)
-        loose = allowed & free
-        if self._conflict_free(allowed):
-            # The usual case: nothing in ``allowed`` clashes, so the compatible subsets of the bound
-            # candidates are all of them, each completed by every free one (the one maximal set).
-            subsets = None if 1 << len(bound) > limit else _subsets(bound, loose)
-            self._clique_cache[key] = subsets
-            return subsets
-        found: list[int] = []
-
-        def maximal(r: int, p: int, x: int, out: list[int]) -> None:
-            if not p and not x:
-                out.append(r)
-                return
-            pivot, most = -1, -1
-            for u in _bits(p | x):  # the pivot with most neighbours in p leaves fewest branches
-                count = (p & neighbours[u]).bit_count()
-                if count > most:
-                    pivot, most = u, count
-            branch = p & ~neighbours[pivot]
-            while branch:
-                low = branch & -branch
-                branch ^= low
-                v = low.bit_length() - 1
-                maximal(r | low, p & neighbours[v], x & neighbours[v], out)
-                p &= ~low
-                x |= low
-                if len(out) > limit:
-                    return
-
-        inner_cache = self._inner_cache
-
-        def extend(start: int, chosen: int, ok: int) -> bool:
-            pool = loose & ok
-            # A candidate that combines with every other one of the pool is in every maximal set of
-            # the pool: only the ones clashing inside the pool need Bron–Kerbosch.
-            clashing = inner_cache.get(pool)
-            if clashing is None:
-                clashing = 0
-                for u in _bits(pool & self.clashing):
-                    if pool & ~neighbours[u] & ~(1 << u):
-                        clashing |= 1 << u
-                inner_cache[pool] = clashing
-            cliques = self._maximal_cache.get((clashing, limit))
-            if cliques is None:  # (a list cut at one limit must not serve another)
-                cliques = []
-                maximal(0, clashing, 0, cliques)
-                self._maximal_cache[clashing, limit] = cliques
-            common = chosen | (pool & ~clashing)
-            found.extend(common | clique for clique in cliques)
-            if len(found) > limit:
-                return False
-            for j in range(start, len(bound)):
-                b = bound[j]
-                if ok >> b & 1 and not extend(j + 1, chosen | 1 << b, ok & neighbours[b]):
-                    return False
-            return True
-
-        result = found if extend(0, 0, -1) else None
-        self._clique_cache[key] = result
-        return result
-
-    def _conflict_free(self, allowed: int) -> bool:
-        """Whether no two candidates of ``allowed`` clash."""
-        neighbours = self.neighbours
-        for u in _bits(allowed & self.clashing):
-            if allowed & ~neighbours[u] & ~(1 << u):
-                return False
-        return True
-
     def min_bases(self) -> dict[int, int]:
         """A lower bound of each ORDER / COUPON candidate's base (its eligible lines at its layer's
         input) over every selection: the item layer with every item candidate at once (more item
@@ -601,46 +489,6 @@ class Engine:
                     and self.comp[c.idx] & later == later):
                 free |= 1 << c.idx
         return free
-
-    def branches(self) -> list[int] | None:
-        """Sub-universes of candidates without a conflict across layers, which together hold every
-        compatible selection; ``None`` past :data:`EXACT_SEARCH_BRANCHES`.
-
-        An exclusive 满减 conflicts with every item promotion, so none of those is free (taking it
-        may lose the 满减). Split on the candidate ``v`` with most conflicts in other layers: every
-        compatible selection either leaves ``v`` out, or may hold ``v`` and then none of those
-        conflicts; repeat until no cross-layer conflict is left. Inside a branch, free candidates
-        (:meth:`free`) are found as if the conflicts did not exist.
-        """
-        everything = (1 << len(self.candidates)) - 1
-        others = {layer: everything & ~mask for layer, mask in self.layer_mask.items()}
-        cross = [~self.comp[c.idx] & others[c.promo.layer] for c in self.candidates]
-        # Most conflicts first (ties by idx): a candidate with fewer conflicts in all than the pivot
-        # found has in the universe cannot be the pivot, nor can any after it.
-        counts = [mask.bit_count() for mask in cross]
-        conflicted = sorted([i for i, mask in enumerate(cross) if mask], key=counts.__getitem__,
-                            reverse=True)  # (stable: ties keep idx order)
-        done: list[int] = []
-        todo = [(1 << len(self.candidates)) - 1]
-        while todo:
-            universe = todo.pop()
-            pivot, most = -1, 0  # the most conflicts in the universe, the lowest idx on a tie
-            for i in conflicted:
-                if counts[i] < most:
-                    break
-                if not universe >> i & 1:
-                    continue
-                count = (cross[i] & universe).bit_count()
-                if count > most or (count == most and count and i < pivot):
-                    pivot, most = i, count
-            if pivot < 0:
-                done.append(universe)
-                if len(done) > EXACT_SEARCH_BRANCHES:
-                    return None
-                continue
-            todo.append(universe & ~cross[pivot])  # v may apply: its conflicts may not
-            todo.append(universe & ~(1 << pivot))  # v does not apply
-        return done
 
     def exact(self) -> tuple[tuple[tuple[Cand, ...], ...], bool] | None:
         """The best selection over every combination, or ``None`` past :data:`EXACT_SEARCH_LIMIT`.
@@ -840,36 +688,6 @@ class Engine:
         if (sum(item_left), direct) != (goods, off) or any(a != b for _, a, b in lines):
             raise AssertionError(f"selection {mask:#x}: memoised goods, off {(goods, off)}, lines {lines} "
                                  f"!= {(sum(item_left), direct)} of its item layer")
-
-    def ranked_items(self, allowed: int, free: int) -> list[tuple[int, int]] | None:
-        """The item selections of :meth:`selections` as ``(-item discount, mask)``, most discount first
-        (ties by mask); ``None`` past the limit. Memoised by ``(allowed, free)``."""
-        key = (allowed, free)
-        if key in self._ranked_cache:
-            return self._ranked_cache[key]
-        found: list[tuple[int, int]] | None
-        if self._conflict_free(allowed):
-            # Every subset of the bound candidates with every free one (:meth:`selections`), the
-            # discounts summed along as the subsets are built.
-            bound = _bits(allowed & ~free)
-            found = None
-            if 1 << len(bound) <= EXACT_SEARCH_LIMIT:
-                totals = self.discount_total
-                loose = allowed & free
-                ranked = [(-sum([totals[i] for i in _bits(loose)]), loose)]
-                for b in bound:
-                    bit, total = 1 << b, totals[b]
-                    ranked += [(minus - total, mask | bit) for minus, mask in ranked]
-                found = sorted(ranked)
-            self._ranked_cache[key] = found
-            return found
-        masks = self.selections(allowed, free, EXACT_SEARCH_LIMIT)
-        found = None
-        if masks is not None:
-            discount = self.item_discount
-            found = sorted([(-discount(mask), mask) for mask in masks])
-        self._ranked_cache[key] = found
-        return found
 
     def most_points(self, goods: int) -> int:
         """The most the customer's points can pay on goods worth at most ``goods``."""
