@@ -16,7 +16,7 @@ from tea_shop import AS_OF, EVERYONE, doc_examples
 from growthwheel.config import Settings
 from growthwheel.errors import NoDataError
 from growthwheel.segments import scores
-from growthwheel.segments.compile import Context, load_sources, member_ids, window_days
+from growthwheel.segments.compile import Context, load_sources, member_ids, segment, window_days
 from growthwheel.segments.definition import SegmentDefinitionError, Window, parse_definition
 from growthwheel.segments.service import default_as_of, preview
 from growthwheel.warehouse import connect
@@ -264,6 +264,23 @@ def test_preview_counts_and_samples_with_masking(shop: BaseBackend) -> None:
     assert (one.count, len(one.sample)) == (6, 1)
     assert preview(shop, {"all": []}, ctx, sample=0).sample == []
 
+
+
+def test_preview_reads_count_and_sample_from_one_run_of_the_segment_and_drops_it(shop: BaseBackend) -> None:
+    """On DuckDB the members are kept in a temporary table for the count and the sample: the same
+    answer as running the segment's query twice, and nothing is left behind."""
+    ctx = Context(as_of=AS_OF)
+    temporary = "SELECT count(*) FROM duckdb_tables() WHERE temporary"
+    before = shop.raw_sql(temporary).fetchone()
+    for definition, size in ((doc_examples()["recent-signups"], 10), ({"all": []}, 3), ({"all": []}, 6)):
+        node = parse_definition(definition)
+        table = segment(node, load_sources(shop, node, AS_OF), ctx)
+        twice = table.count().execute(), table.order_by([table.customer_id.hash(), table.customer_id]).limit(
+            size).customer_id.execute().tolist()
+        found = preview(shop, definition, ctx, sample=size)
+        assert (found.count, [s.customer_id for s in found.sample]) == twice
+    assert shop.raw_sql(temporary).fetchone() == before == (0,)
+    assert preview(shop, {"all": []}, ctx, sample=0).count == 6  # a count alone: no temporary table
 
 def test_default_as_of(tea_shop: Settings) -> None:
     backend = connect(tea_shop)
