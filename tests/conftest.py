@@ -37,12 +37,6 @@ from served_app import log_client_in
 # to start. Tests ask for ``spark_session``; ``spark.connect(cfg)`` then reuses it.
 # ---------------------------------------------------------------------------------------------
 
-#: Spark defaults of the test suite (C1-only JIT: see the file), read by every Spark JVM the
-#: tests start, in process or in subprocesses (inherited environment). A SPARK_CONF_DIR already
-#: set wins.
-SPARK_CONF_DIR = Path(__file__).resolve().parent / "spark-conf"
-os.environ.setdefault("SPARK_CONF_DIR", str(SPARK_CONF_DIR))
-
 
 #: The test files that take longest (seconds per file on a 2-core machine, ``--durations``),
 #: longest first. ``make test`` runs the files on two xdist workers (``--dist loadfile
