@@ -46,16 +46,11 @@ lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-# Lint and the Spark Connect tests run side by side (mypy takes one core, the Connect tests about
-# one), their output one after the other; then, if both passed, the rest of the suite on two
-# workers, the longest files first (tests/conftest.py: LONGEST_FIRST).
-test: install-dev system-deps  ## lint and the whole test suite
-	@mkdir -p test-artifacts
-	@$(MAKE) --no-print-directory lint > test-artifacts/lint.log 2>&1 & lint=$$!; \
-	$(BIN)/python -m pytest --durations=10 -m spark_connect $(PYTEST_ARGS); connect=$$?; \
-	wait $$lint; linted=$$?; cat test-artifacts/lint.log; \
-	[ $$linted -eq 0 ] && [ $$connect -eq 0 ]
+# The suite on two workers, the longest files first (tests/conftest.py: LONGEST_FIRST), then the
+# Spark Connect tests in a process of their own.
+test: install-dev system-deps lint  ## the whole test suite
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=30 -m "not spark_connect" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=10 -m spark_connect $(PYTEST_ARGS)
 
 bench: install-dev  ## benchmarks (print ratios against a baseline measured in the same run)
 	$(BIN)/python bench/import_bench.py
