@@ -39,14 +39,14 @@ which the likelihood is flat, gets no standard error (NaN) and the fit's ``messa
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import optimize, special
+from scipy import special
 
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
 from growthwheel.stats.mle import Problem, solve, std_errors
