@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import ibis.expr.types as ir
 import pytest
 from ibis.backends import BaseBackend
 from tea_shop import AS_OF, EVERYONE, doc_examples
@@ -266,9 +267,19 @@ def test_preview_counts_and_samples_with_masking(shop: BaseBackend) -> None:
 
 
 
-def test_preview_reads_count_and_sample_from_one_run_of_the_segment_and_drops_it(shop: BaseBackend) -> None:
+def test_preview_reads_count_and_sample_from_one_run_of_the_segment_and_drops_it(
+    shop: BaseBackend, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """On DuckDB the members are kept in a temporary table for the count and the sample: the same
     answer as running the segment's query twice, and nothing is left behind."""
+    cached: list[object] = []
+    real_cache = ir.Table.cache
+
+    def cache(table: ir.Table) -> ir.Table:  # the real cache, counted
+        cached.append(table)
+        return real_cache(table)
+
+    monkeypatch.setattr(ir.Table, "cache", cache)
     ctx = Context(as_of=AS_OF)
     temporary = "SELECT count(*) FROM duckdb_tables() WHERE temporary"
     before = shop.raw_sql(temporary).fetchone()
@@ -279,8 +290,10 @@ def test_preview_reads_count_and_sample_from_one_run_of_the_segment_and_drops_it
             size).customer_id.execute().tolist()
         found = preview(shop, definition, ctx, sample=size)
         assert (found.count, [s.customer_id for s in found.sample]) == twice
+    assert len(cached) == 3  # one temporary table per preview with a sample
     assert shop.raw_sql(temporary).fetchone() == before == (0,)
     assert preview(shop, {"all": []}, ctx, sample=0).count == 6  # a count alone: no temporary table
+    assert len(cached) == 3
 
 def test_default_as_of(tea_shop: Settings) -> None:
     backend = connect(tea_shop)
