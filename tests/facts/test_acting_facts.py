@@ -15,11 +15,13 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from growthwheel.accounts.models import utcnow
 from growthwheel.api.app import create_app
 from growthwheel.config import Settings
 from growthwheel.facts import service as facts
 from growthwheel.facts.models import FactRow
 from growthwheel.jobs import warehouse_access
+from growthwheel.store import db
 from growthwheel.store.db import session_scope
 from growthwheel.warehouse.ingest import import_files
 
@@ -285,3 +287,61 @@ def test_message_statuses_and_clicks_become_events_once(store_cfg: Settings) -> 
     assert found == [("ann", "message_clicked", None), ("ann", "message_delivered", "j1"),
                      ("ann", "message_queued", "j1"), ("ann", "message_sent", "j1"),
                      ("bo", "message_queued", "j1")]
+
+
+def _fact_inserts(cfg: Settings, work: Callable[[Any], None]) -> tuple[list[str], int]:
+    """The ``fact_outbox`` INSERT statements ``work(session)`` ran, and the rows it left."""
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO FACT_OUTBOX"):
+            seen.append(statement)
+
+    engine = db.engine(cfg)
+    before = pending(cfg)
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        try:
+            with session_scope(cfg) as session:
+                work(session)
+        except RuntimeError:
+            pass
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    return seen, pending(cfg) - before
+
+
+def _event(session: Any, n: int) -> None:
+    facts.record_event(session, event_id=f"points_moved:batch-{n}", type="points_moved",
+                       occurred_at=utcnow(), customer_id="alice", properties={"n": n})
+
+
+def test_batched_facts_are_written_in_one_statement_in_order_and_not_at_all_on_an_exception(
+        store_cfg: Settings) -> None:
+    def three(session: Any) -> None:
+        with facts.batched(session):
+            _event(session, 1)
+            with facts.batched(session):  # nested: the outer block writes
+                _event(session, 2)
+            _event(session, 3)
+
+    inserts, rows = _fact_inserts(store_cfg, three)
+    assert (len(inserts), rows) == (1, 3)
+    with session_scope(store_cfg) as session:
+        keys = list(session.scalars(sa.select(FactRow.key).order_by(FactRow.id)))
+    assert keys == [f"points_moved:batch-{n}" for n in (1, 2, 3)]
+
+    def fails(session: Any) -> None:
+        with facts.batched(session):
+            _event(session, 4)
+            raise RuntimeError("the act fails")
+
+    inserts, rows = _fact_inserts(store_cfg, fails)
+    assert (inserts, rows) == ([], 0)
+
+    def unbatched(session: Any) -> None:
+        _event(session, 5)
+        _event(session, 6)
+
+    inserts, rows = _fact_inserts(store_cfg, unbatched)
+    assert (len(inserts), rows) == (2, 2)

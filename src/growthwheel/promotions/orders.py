@@ -2,13 +2,16 @@
 
 **Commit** (:func:`commit`), in one transaction: claim the order id; re-price the cart exactly as
 ``POST /carts/price`` does; if the shop sent ``expected_total`` and the price moved, stop
-(``price_changed``); take each applied promotion's budget and flash-sale stock, redeem each
-applied coupon (code use, batch budget, per-customer allowance), spend the points used — every
-one an atomic conditional update (``promotions.repository``) that fails with a clear 409 when
-another order got there first, which rolls the whole transaction back; then earn points and
-growth value, re-evaluate the tier and store the lines with their allocated discounts; last, tell
-social selling that the customer paid (a referred customer's first paid order starts the referral's
-refund window, or cancels it as a self-referral — ``social.service.on_order_paid``).
+(``price_changed``); spend the points used, earn points and growth value, re-evaluate the tier and
+store the order and its lines with their allocated discounts — the customer's own rows; record the
+order's facts (one multi-row ``INSERT``, ``facts.batched``) and tell social selling that the
+customer paid (a referred customer's first paid order starts the referral's refund window, or
+cancels it as a self-referral — ``social.service.on_order_paid``); last, take what the order uses
+of the rows every buyer shares: each applied promotion's budget and flash-sale stock, each applied
+coupon's code use, batch budget and per-customer allowance. Every take is an atomic conditional
+update (``promotions.repository``) that fails with a clear 409 when another order got there first,
+which rolls the whole transaction back; taken last, their row locks are held for the fewest
+statements (see :func:`_take_shared_limits`).
 
 **Idempotency.** The order id is the key. A retry with the same payload returns the stored answer
 (nothing is taken twice); the same id with a different payload is ``409 order_conflict``. Two
@@ -137,51 +140,53 @@ def commit(
     applied = {a.promotion_id: a for a in priced.applied}
     # Coupons given but not applicable (explained in not_applied) are not consumed.
     redeemed = [r.coupon.code for r in quote.coupons if r.coupon.promotion.id in applied]
-    if priced.points_used:
-        loyalty.spend_points(session, request.customer_id, priced.points_used, now, order_id=request.order_id)
-    try:  # a balance past its maximum refuses the whole order (the request rolls everything back)
-        loyalty.earn_points(session, request.customer_id, priced.points_to_earn, now,
-                            order_id=request.order_id, program=program)
-        loyalty.add_growth(session, request.customer_id, quote.growth_to_earn, effective_at=now, kind="earn",
-                           order_id=request.order_id, now=now)
-        _old, tier_after = loyalty.evaluate_member(session, request.customer_id, now, program)
-        loyalty.check_growth(session, request.customer_id)
-    except loyalty.BalanceLimitError as exc:
-        raise loyalty.BalanceLimitError(
-            f"lines: the order would take the customer past a limit ({exc.message})") from None
+    with facts.batched(session):  # the order's facts in one INSERT, before the shared rows
+        if priced.points_used:
+            loyalty.spend_points(session, request.customer_id, priced.points_used, now,
+                                 order_id=request.order_id)
+        try:  # a balance past its maximum refuses the whole order (the request rolls everything back)
+            loyalty.earn_points(session, request.customer_id, priced.points_to_earn, now,
+                                order_id=request.order_id, program=program)
+            loyalty.add_growth(session, request.customer_id, quote.growth_to_earn, effective_at=now,
+                               kind="earn", order_id=request.order_id, now=now)
+            _old, tier_after = loyalty.evaluate_member(session, request.customer_id, now, program)
+            loyalty.check_growth(session, request.customer_id)
+        except loyalty.BalanceLimitError as exc:
+            raise loyalty.BalanceLimitError(
+                f"lines: the order would take the customer past a limit ({exc.message})") from None
 
-    totals = priced.totals
-    order.subtotal = totals.subtotal
-    order.discount = totals.subtotal - totals.goods_total
-    order.shipping = totals.shipping
-    order.total = totals.total
-    order.points_used = priced.points_used
-    order.points_earned = priced.points_to_earn
-    order.growth_earned = quote.growth_to_earn
-    lines = [
-        StoredLine(order_id=order.id, line_id=line.line_id, sku=line.sku, quantity=line.quantity,
-                   unit_price=line.unit_price, subtotal=line.subtotal, discount=line.subtotal - line.paid,
-                   paid=line.paid, refunded_quantity=0, refunded_amount=0)
-        for line in priced.lines
-    ]
-    answer = OrderOut(
-        order_id=order.id, customer_id=order.customer_id, status=order.status, currency=currency,
-        total=order.total, refunded_amount=0, points_used=order.points_used,
-        points_earned=order.points_earned, growth_earned=order.growth_earned, coupons=redeemed,
-        tier_after=tier_after, committed_at=now,
-        priced=quote.to_out(request.customer_id),
-    )
-    order.priced = answer.model_dump(mode="json")
-    session.flush()
-    session.execute(_INSERT_LINES, [vars(line) for line in lines])  # one multi-row statement
-    facts.record_order(session, order, lines, now=now)  # same transaction, rows as just written
-    for code in redeemed:
-        facts.record_event(session, event_id=f"coupon_redeemed:{order.id}:{code}", type="coupon_redeemed",
-                           occurred_at=now, customer_id=order.customer_id, order_id=order.id,
-                           properties={"code": code})
-    # A referred customer's first paid order starts the referral's refund window (social selling).
-    social.on_order_paid(session, order.id, order.customer_id, now, phone=request.contact_phone,
-                         address=request.shipping_address, device=request.device_id)
+        totals = priced.totals
+        order.subtotal = totals.subtotal
+        order.discount = totals.subtotal - totals.goods_total
+        order.shipping = totals.shipping
+        order.total = totals.total
+        order.points_used = priced.points_used
+        order.points_earned = priced.points_to_earn
+        order.growth_earned = quote.growth_to_earn
+        lines = [
+            StoredLine(order_id=order.id, line_id=line.line_id, sku=line.sku, quantity=line.quantity,
+                       unit_price=line.unit_price, subtotal=line.subtotal, discount=line.subtotal - line.paid,
+                       paid=line.paid, refunded_quantity=0, refunded_amount=0)
+            for line in priced.lines
+        ]
+        answer = OrderOut(
+            order_id=order.id, customer_id=order.customer_id, status=order.status, currency=currency,
+            total=order.total, refunded_amount=0, points_used=order.points_used,
+            points_earned=order.points_earned, growth_earned=order.growth_earned, coupons=redeemed,
+            tier_after=tier_after, committed_at=now,
+            priced=quote.to_out(request.customer_id),
+        )
+        order.priced = answer.model_dump(mode="json")
+        session.flush()
+        session.execute(_INSERT_LINES, [vars(line) for line in lines])  # one multi-row statement
+        facts.record_order(session, order, lines, now=now)  # same transaction, rows as just written
+        for code in redeemed:
+            facts.record_event(session, event_id=f"coupon_redeemed:{order.id}:{code}", type="coupon_redeemed",
+                               occurred_at=now, customer_id=order.customer_id, order_id=order.id,
+                               properties={"code": code})
+        # A referred customer's first paid order starts the referral's refund window (social selling).
+        social.on_order_paid(session, order.id, order.customer_id, now, phone=request.contact_phone,
+                             address=request.shipping_address, device=request.device_id)
     _take_shared_limits(session, quote, applied, request, now)
     return Committed(answer, replayed=False)
 
@@ -194,19 +199,19 @@ def _take_shared_limits(session: Session, quote: service.Quote, applied: dict[st
     On PostgreSQL each conditional ``UPDATE`` holds its row's lock until the commit, and every
     other buyer of that promotion or coupon waits for it: taken last, the lock is held for these
     few statements and the commit, not for the points, growth and order rows written before
-    (several times more orders per second on one shared coupon). The order (promotions by id,
+    (several times more orders per second on one shared coupon). The promotions are taken in two
+    statements however many there are (``repository.take_promotions``). The order (promotions by id,
     then coupons; the customer's own rows before) is the same for every order and refund, so two
     transactions never wait for each other in a cycle.
     """
-    for promotion_id, row in sorted(quote.promotions.items()):
-        if promotion_id not in applied:
-            continue
-        amount = applied[promotion_id].amount + applied[promotion_id].shipping_discount
-        units = quote.flash_units(promotion_id)
-        if not repository.take_promotion(session, promotion_id, amount=amount, units=units):
-            if units and row.stock_limit is not None:
-                raise FlashSaleSoldOutError.coded("err.order.sold_out", field="lines", name=row.name)
-            raise PromotionBudgetExhaustedError.coded("err.order.budget_spent", name=row.name)
+    takes = [(pid, applied[pid].amount + applied[pid].shipping_discount, quote.flash_units(pid))
+             for pid in quote.promotions if pid in applied]
+    refused = repository.take_promotions(session, takes)
+    if refused is not None:
+        row = quote.promotions[refused]
+        if quote.flash_units(refused) and row.stock_limit is not None:
+            raise FlashSaleSoldOutError.coded("err.order.sold_out", field="lines", name=row.name)
+        raise PromotionBudgetExhaustedError.coded("err.order.budget_spent", name=row.name)
     for resolved in quote.coupons:
         hit = applied.get(resolved.coupon.promotion.id)
         if hit is not None:

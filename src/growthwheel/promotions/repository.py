@@ -25,14 +25,14 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    cast,
     func,
     or_,
     select,
-    type_coerce,
+    text,
     update,
 )
 from sqlalchemy.orm import Session, make_transient_to_detached
-from sqlalchemy.types import NullType
 
 from growthwheel.promotions.models import (
     CheckoutOrder,
@@ -99,37 +99,59 @@ def live_promotions(session: Session, now: datetime) -> list[Promotion]:
     return list(session.scalars(query))
 
 
-def _live_heads_statement(*, typed: bool) -> Any:
+def _table(model: Any) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _live_heads_statement(*, digest_only: bool) -> Any:
     row = _table(Promotion).c
     now = bindparam("b_now", type_=row.starts_at.type)
-    times = (row.updated_at, row.starts_at, row.ends_at)
-    # The times as the driver gives them (no conversion: 600 of them per cart cost more than the
-    # query); with ``typed``, converted as well, after them.
-    raw = [type_coerce(column, NullType()).label(f"raw_{column.key}") for column in times]
-    return select(
-        row.id, row.name, row.layer, *raw, row.stock_limit, row.stock_used, *(times if typed else ()),
-    ).where(
+
+    def text_of(column: Any) -> Any:
+        return func.coalesce(cast(column, String), "")
+
+    # Every column the pricing core's objects are built from, one line per promotion, in id order
+    # (a window in id order: the same order in the digest's read and in the heads' read); the name
+    # goes with its length, so no name can pass for a line boundary.
+    line = (row.id + "|" + row.layer + "|" + text_of(func.length(row.name)) + ":" + row.name
+            + "|" + text_of(row.updated_at) + "|" + text_of(row.starts_at) + "|" + text_of(row.ends_at)
+            + "|" + text_of(row.stock_limit) + "|" + text_of(row.stock_used))
+    digest = func.aggregate_strings(line, "\n").over(order_by=row.id, rows=(None, None)).label("digest")
+    columns = (digest,) if digest_only else (
+        row.id, row.name, row.layer, row.updated_at, row.starts_at, row.ends_at, row.stock_limit,
+        row.stock_used, digest)
+    statement = select(*columns).where(
         row.status == "active",
         or_(row.starts_at.is_(None), row.starts_at <= now),
         or_(row.ends_at.is_(None), row.ends_at > now),
         or_(row.budget_count.is_(None), row.used_count < row.budget_count),
         or_(row.budget_amount.is_(None), row.used_amount < row.budget_amount),
     ).order_by(row.id)
+    return statement.limit(1) if digest_only else statement
 
 
-HEAD_KEY_COLUMNS = 8
-"""The leading columns of a :func:`live_promotion_heads` row that identify it (id, name, layer,
-the three times as stored, stock limit and used)."""
+def live_promotions_digest(session: Session, now: datetime) -> str | None:
+    """What identifies the live promotions within their budgets (active, in schedule, neither budget
+    spent) as one text, ``None`` when none is live: every column pricing builds them from (id, layer,
+    name, the three times, stock limit and used), a line per promotion. One row whatever the number
+    of promotions: pricing recognises the set it priced with last without reading every row. The
+    budget counters, which every order moves, are compared here and are not part of it."""
+    found = session.scalar(_LIVE_DIGEST, {"b_now": now})
+    return None if found is None else str(found)
 
 
-def live_promotion_heads(session: Session, now: datetime, *, typed: bool = False) -> list[Any]:
-    """The live promotions within their budgets (active, in schedule, neither budget spent)
-    without their definitions: id, name, layer, the times as stored (``raw_updated_at``,
-    ``raw_starts_at``, ``raw_ends_at``), stock limit and used — what pricing needs to recognise the
-    set it priced with last, the definitions coming from a cache — and with ``typed`` the times as
-    UTC datetimes too (``updated_at``, ``starts_at``, ``ends_at``) to build the set. The budget
-    counters, which every order moves, are compared here and not returned."""
-    return list(session.execute(_LIVE_HEADS_TYPED if typed else _LIVE_HEADS, {"b_now": now}))
+def live_promotion_heads(session: Session, now: datetime) -> tuple[str | None, list[Any]]:
+    """The live promotions (as :func:`live_promotions_digest` selects them) without their
+    definitions — id, name, layer, the three times, stock limit and used — and their digest, read in
+    one statement (so the digest names exactly these rows)."""
+    rows = list(session.execute(_LIVE_HEADS, {"b_now": now}))
+    return (str(rows[0].digest) if rows else None), rows
+
+
+_LIVE_DIGEST = _live_heads_statement(digest_only=True)
+_LIVE_HEADS = _live_heads_statement(digest_only=False)
 
 
 def promotion_definitions(session: Session, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -140,14 +162,6 @@ def promotion_definitions(session: Session, ids: Sequence[str]) -> dict[str, dic
     return {str(pid): definition for pid, definition in rows}
 
 
-def _table(model: Any) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-_LIVE_HEADS = _live_heads_statement(typed=False)
-_LIVE_HEADS_TYPED = _live_heads_statement(typed=True)
 
 
 def _take_promotion_statement() -> Any:
@@ -176,6 +190,45 @@ def take_promotion(session: Session, promotion_id: str, *, amount: int, units: i
     atomically and only if every limit still allows it."""
     params = {"b_id": promotion_id, "b_amount": amount, "b_units": units}
     return _rowcount(session.execute(_TAKE_PROMOTION, params)) == 1
+
+
+def take_promotions(session: Session, takes: Sequence[tuple[str, int, int]]) -> str | None:
+    """:func:`take_promotion` for each ``(promotion id, amount, units)`` of one order, in id order;
+    returns the first promotion (by id) a limit refused, or ``None`` when every one was taken (the
+    caller then rolls back what was taken).
+
+    On PostgreSQL two statements whatever the number of promotions: the rows are locked in id order
+    (``SELECT … ORDER BY id FOR UPDATE``: two orders never wait for each other in a cycle), then one
+    ``UPDATE … FROM unnest(…)`` takes from every row whose limits allow it. Each statement is a round
+    trip made while the rows every buyer of these promotions shares are held, so fewer of them hold
+    those rows for less time. On SQLite, whose one writer holds the whole store anyway, one
+    statement per promotion."""
+    ordered = sorted(takes)
+    if session.get_bind().dialect.name != "postgresql" or len(ordered) < 2:
+        for promotion_id, amount, units in ordered:
+            if not take_promotion(session, promotion_id, amount=amount, units=units):
+                return promotion_id
+        return None
+    ids = [t[0] for t in ordered]
+    session.execute(_LOCK_PROMOTIONS, {"ids": ids})
+    taken = set(session.scalars(_TAKE_PROMOTIONS, {
+        "ids": ids, "amounts": [t[1] for t in ordered], "units": [t[2] for t in ordered]}))
+    return next((promotion_id for promotion_id in ids if promotion_id not in taken), None)
+
+
+_LOCK_PROMOTIONS = text(
+    "SELECT id FROM promotions WHERE id = ANY(CAST(:ids AS VARCHAR[])) ORDER BY id FOR UPDATE")
+_TAKE_PROMOTIONS = text("""
+UPDATE promotions
+SET used_count = promotions.used_count + 1, used_amount = promotions.used_amount + v.amount,
+    stock_used = promotions.stock_used + v.units
+FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:amounts AS BIGINT[]), CAST(:units AS INTEGER[]))
+     AS v(id, amount, units)
+WHERE promotions.id = v.id
+  AND (promotions.budget_count IS NULL OR promotions.used_count + 1 <= promotions.budget_count)
+  AND (promotions.budget_amount IS NULL OR promotions.used_amount + v.amount <= promotions.budget_amount)
+  AND (promotions.stock_limit IS NULL OR promotions.stock_used + v.units <= promotions.stock_limit)
+RETURNING promotions.id""")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -184,22 +184,23 @@ is kept beside the core's promotion)."""
 _RULES_LIMIT = 20_000
 
 
-_LIVE: dict[tuple[Any, ...], tuple[list[rules.Promotion], dict[str, LivePromotion]]] = {}
-""":func:`live_rules` by the live heads as read (every column it uses; the budget counters, which
-every order moves, stay in the database, which keeps only the heads within their budgets): the same
-heads give the same answer, so a checkout reading unchanged rows skips building 200 objects."""
+_LIVE: dict[str | None, tuple[list[rules.Promotion], dict[str, LivePromotion]]] = {}
+""":func:`live_rules` by the digest of the live promotions as read (every column it uses; the
+budget counters, which every order moves, stay in the database, which keeps only the promotions
+within their budgets): the same digest gives the same answer, so a checkout reading unchanged rows
+reads one row and skips building 200 objects."""
 _LIVE_LIMIT = 64
 
 
 def live_rules(session: Session, now: datetime) -> tuple[list[rules.Promotion], dict[str, LivePromotion]]:
     """The live promotions (active, in schedule, budget not spent) as the pricing core's objects."""
-    found = _LIVE.get(tuple(repository.live_promotion_heads(session, now)))
-    if found is None:  # read again with the times converted, and keyed by what that read saw
-        heads = tuple(repository.live_promotion_heads(session, now, typed=True))
+    digest = repository.live_promotions_digest(session, now)
+    found = _LIVE.get(digest)
+    if found is None:  # read the rows, with their digest from the same read (a change in between is seen)
+        digest, heads = repository.live_promotion_heads(session, now)
         if len(_LIVE) >= _LIVE_LIMIT:
             _LIVE.clear()
-        key = tuple(tuple(h[:repository.HEAD_KEY_COLUMNS]) for h in heads)
-        found = _LIVE[key] = _live_rules(session, heads)
+        found = _LIVE[digest] = _live_rules(session, tuple(heads))
     promos, live = found
     return list(promos), dict(live)  # the caller's own: quote() adds and leaves out promotions
 
@@ -416,9 +417,14 @@ def quote(
     needs_segments = any(p.conditions.segments for p in promos) or any(
         r.coupon.promotion.conditions.segments for r in resolved)
     segments = segments_of(customer_id) if segments_of is not None and needs_segments else frozenset()
-    committing = request.order_id if isinstance(request, OrderIn) else None  # claimed already: not "before"
-    first = (not repository.has_paid_order(session, customer_id, besides=committing)
-             and request.first_order is not False)
+    # Whether this is the customer's first order matters only to a first-order promotion or coupon
+    # (新人券): without one among the live ones, the store is not asked.
+    first = False
+    if request.first_order is not False and (
+            any(p.conditions.first_order_only for p in promos)
+            or any(r.coupon.promotion.conditions.first_order_only for r in resolved)):
+        committing = request.order_id if isinstance(request, OrderIn) else None  # claimed already
+        first = not repository.has_paid_order(session, customer_id, besides=committing)
     points = None
     if request.points_to_use:
         available = loyalty.spendable(session, customer_id, now)
