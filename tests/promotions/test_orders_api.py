@@ -214,3 +214,40 @@ def test_issuing_warns_first_about_repeat_buyers_and_the_redemption_cap(
     issued = ok(client.post(url, json=audience))  # the operator goes ahead: issued, warned again
     assert sorted(issued["issued"]) == ["c1", "c2", "c3"]
     assert "first orders only" in {w["code"]: w for w in issued["warnings"]}["repeat_buyers"]["message"]
+
+
+def test_the_answer_names_the_promotions_that_concern_the_cart_and_counts_the_rest_elsewhere(
+        client: TestClient) -> None:
+    shop(client)
+    ok(client.post("/api/v1/promotions", json={"name": "鞋 9 折", "status": "active", "definition": {
+        "reward": {"type": "percent_off", "rate_bp": 1000}, "conditions": {"skus": ["SHOE-1"]}}}), 201)
+    small = {**CART, "coupon_codes": []}
+    short = ok(client.post("/api/v1/carts/price", json=small))
+    full = ok(client.post("/api/v1/carts/price", json={**small, "explain_all": True}))
+    assert short["totals"] == full["totals"]
+    assert short["not_applied_elsewhere"] == 1
+    assert full["not_applied_elsewhere"] == 0
+    assert {m["code"] for m in full["not_applied"]} - {m["code"] for m in short["not_applied"]} == {
+        "no_eligible_lines"}
+    order = ok(client.post("/api/v1/orders", json={**small, "order_id": "elsewhere-1"}), 201)
+    assert ok(client.get("/api/v1/orders/elsewhere-1"))["priced"] == order["priced"]
+    assert order["priced"]["not_applied_elsewhere"] == 1
+    assert ok(client.post("/api/v1/orders", json={**small, "order_id": "elsewhere-1"}))["order_id"] == (
+        "elsewhere-1")  # the retry (explain_all left out) is the same payload
+
+
+def test_an_order_hash_is_the_one_stored_before_explain_all_existed() -> None:
+    """A retry of an order committed before ``explain_all`` was added still matches its hash."""
+    import hashlib
+    import json
+
+    from growthwheel.promotions.orders import payload_hash
+    from growthwheel.promotions.schemas import OrderIn
+
+    body = {**CART, "order_id": "old-1"}
+    dumped = OrderIn.model_validate(body).model_dump(mode="json")
+    dumped.pop("explain_all")
+    before = hashlib.sha256(json.dumps(dumped, sort_keys=True, separators=(",", ":"),
+                                       ensure_ascii=False).encode()).hexdigest()
+    assert payload_hash(OrderIn.model_validate(body)) == before
+    assert payload_hash(OrderIn.model_validate({**body, "explain_all": True})) != before

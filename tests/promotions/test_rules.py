@@ -5,6 +5,7 @@ Amounts are in 分 (CNY minor units): 12000 = 120.00 yuan.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -375,3 +376,31 @@ def test_bad_input_names_the_field() -> None:
     promo = Promotion("p", "p", Layer.ITEM, PercentOff(1000))
     with pytest.raises(PricingInputError, match="duplicate promotion id 'p'"):
         price_cart(make_cart(Line("a", "A", 100, 1)), [promo, promo])
+
+
+def test_without_explain_all_the_promotions_no_product_of_the_cart_is_for_are_only_counted() -> None:
+    """A checkout's answer names what concerns the cart: a 200-promotion shop's ``not_applied``
+    would otherwise list nearly every promotion ("no product in the cart qualifies")."""
+    ten = PercentOff(1000)
+    promos = [
+        Promotion("tea", "tea 10%", Layer.ITEM, ten, Conditions(skus=frozenset({"TEA"}))),  # applies
+        Promotion("shoes", "shoes 10%", Layer.ITEM, ten, Conditions(skus=frozenset({"SHOE"}))),
+        Promotion("app-shoes", "app shoes", Layer.ITEM, ten,  # a context condition, no product either
+                  Conditions(skus=frozenset({"SHOE"}), channels=frozenset({"app"}))),
+        Promotion("bundle", "camera + card", Layer.ITEM, BundlePrice(frozenset({"camera", "sd"}), 99900)),
+        Promotion("app-all", "app 5% off everything", Layer.ORDER, OrderPercentOff(500),  # concerns it
+                  Conditions(channels=frozenset({"app"}))),
+        Promotion("cup-min", "cups, 3 or more", Layer.ITEM, ten,  # a product is for it: the near miss
+                  Conditions(skus=frozenset({"CUP"}), min_quantity=3)),
+    ]
+    cart = make_cart(Line("1", "TEA", 10000, 1), Line("2", "CUP", 2000, 1), channel="web")
+    everything = price_cart(cart, promos)
+    concerned = price_cart(replace(cart, explain_all=False), promos)
+    assert not_applied(everything) == {"shoes": "no_eligible_lines", "app-shoes": "wrong_channel",
+                                       "bundle": "incomplete_bundle", "app-all": "wrong_channel",
+                                       "cup-min": "below_min_quantity"}
+    assert everything.elsewhere == 0
+    assert not_applied(concerned) == {"app-all": "wrong_channel", "cup-min": "below_min_quantity"}
+    assert concerned.elsewhere == 3
+    assert (concerned.totals, concerned.applied, concerned.nudges) == (
+        everything.totals, everything.applied, everything.nudges)

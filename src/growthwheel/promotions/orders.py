@@ -70,6 +70,8 @@ def payload_hash(payload: Any) -> str:
     """SHA-256 of a request's canonical JSON (how retries are recognised)."""
     if hasattr(payload, "model_dump"):
         payload = payload.model_dump(mode="json")
+        if payload.get("explain_all") is False:  # (added later: an earlier order's retry still matches)
+            del payload["explain_all"]
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 

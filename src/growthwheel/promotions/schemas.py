@@ -59,6 +59,10 @@ class CartIn(_In):
     first_order: bool | None = None
     """The shop may say the customer is not new (``false``); ``true`` is only believed if no order
     of the customer was committed here."""
+    explain_all: bool = Field(default=False, description=(
+        "List in not_applied every live promotion, also those no product of the cart is for (the "
+        "answer then names nearly every promotion of the shop); by default they are only counted, "
+        "in not_applied_elsewhere."))
 
     @field_validator("lines")
     @classmethod
@@ -203,6 +207,9 @@ class PricedCartOut(BaseModel):
     points_to_earn: int
     growth_to_earn: int
     exact: bool
+    not_applied_elsewhere: int = Field(default=0, description=(
+        "Live promotions left out of not_applied because no product of the cart is one they are for "
+        "(send explain_all to list them)."))
 
 
 class OrderOut(BaseModel):

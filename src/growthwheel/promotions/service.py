@@ -369,7 +369,7 @@ class Quote:
             currency=p.currency, customer_id=customer_id, tier=self.tier.code if self.tier else None,
             lines=p.lines, totals=p.totals, applied=p.applied, not_applied=p.not_applied,
             nudges=p.nudges, points_used=p.points_used, points_to_earn=p.points_to_earn,
-            growth_to_earn=self.growth_to_earn, exact=p.exact,
+            growth_to_earn=self.growth_to_earn, exact=p.exact, not_applied_elsewhere=p.elsewhere,
         )
 
     def flash_units(self, promotion_id: str) -> int:
@@ -446,7 +446,7 @@ def quote(
                                    member_prices=dict(line.member_prices), deposit_paid=line.deposit_paid,
                                    deposit_credit=line.deposit_credit) for line in request.lines),
             coupons=tuple(r.coupon for r in resolved), points=points, earn=earn,
-            shipping_fee=request.shipping_fee,
+            shipping_fee=request.shipping_fee, explain_all=request.explain_all,
         )
     except rules.PricingInputError as exc:
         raise InvalidArgumentError(exc.message) from None

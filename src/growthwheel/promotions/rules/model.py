@@ -440,6 +440,10 @@ class Cart:
     points: PointsUse | None = None
     earn: EarnRule | None = None
     shipping_fee: int = 0
+    explain_all: bool = True
+    """List in ``not_applied`` the promotions no product of the cart is for too (``False``: count
+    them in :attr:`PricedCart.elsewhere` instead — a checkout's answer, which would otherwise name
+    nearly every promotion of the shop)."""
 
     def __post_init__(self) -> None:
         try:
@@ -568,6 +572,7 @@ class PricedCart:
 
     ``exact`` tells whether the best combination was found by the exhaustive search (True) or by the
     layer-by-layer fallback (False, only for very large sets of applicable promotions).
+    ``not_applied`` is in the order of the promotion index, then the coupons.
     """
 
     currency: str
@@ -579,6 +584,9 @@ class PricedCart:
     points_used: int
     points_to_earn: int
     exact: bool
+    elsewhere: int = 0
+    """Promotions left out of ``not_applied`` because no product of the cart is one they are for
+    (only with ``Cart.explain_all`` off)."""
 
 
 #: Minor-unit digits per currency code, looked up once per code (:func:`format_money`).
