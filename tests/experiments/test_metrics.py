@@ -17,7 +17,13 @@ import pytest
 from growthwheel.config import Settings
 from growthwheel.experiments import metrics
 from growthwheel.experiments.schemas import MetricSpec
-from growthwheel.stats.ab import CupedMeanStats, CupedRatioStats, MeanStats, ProportionStats, RatioStats
+from growthwheel.stats.sufficient import (
+    CupedMeanStats,
+    CupedRatioStats,
+    MeanStats,
+    ProportionStats,
+    RatioStats,
+)
 from growthwheel.warehouse.db import open_duckdb
 
 WINDOW = metrics.Window(datetime(2025, 3, 1, tzinfo=UTC).replace(tzinfo=None),

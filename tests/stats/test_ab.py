@@ -21,16 +21,13 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
 from growthwheel.errors import InvalidArgumentError
-from growthwheel.stats.ab import (
+from growthwheel.stats.ab import analyse, compare, correct_analyses, srm_check
+from growthwheel.stats.sufficient import (
     CupedMeanStats,
     CupedRatioStats,
     MeanStats,
     ProportionStats,
     RatioStats,
-    analyse,
-    compare,
-    correct_analyses,
-    srm_check,
 )
 
 # GrowthBook's Welch reference case (gbstats tests/frequentist/test_tests.py, TestTwoSidedTTest).

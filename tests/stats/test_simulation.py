@@ -17,15 +17,8 @@ import math
 import numpy as np
 import pytest
 
-from growthwheel.stats.ab import (
-    Comparison,
-    CupedMeanStats,
-    MeanStats,
-    ProportionStats,
-    RatioStats,
-    VariantStats,
-    compare,
-)
+from growthwheel.stats.ab import Comparison, compare
+from growthwheel.stats.sufficient import CupedMeanStats, MeanStats, ProportionStats, RatioStats, VariantStats
 
 ALPHA = 0.05
 SIMS = 2000

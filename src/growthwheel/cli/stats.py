@@ -27,7 +27,17 @@ from rich.table import Table
 from growthwheel.cli.common import cli_errors, out, print_json
 from growthwheel.errors import InvalidArgumentError
 from growthwheel.stats import ab, power
-from growthwheel.stats.ab import Analysis, Comparison, Effect, VariantStats
+from growthwheel.stats.ab import Analysis, Comparison, Effect
+from growthwheel.stats.sufficient import (
+    KINDS,
+    CupedMeanStats,
+    CupedRatioStats,
+    MeanStats,
+    ProportionStats,
+    RatioStats,
+    VariantStats,
+    validate,
+)
 
 stats_app = typer.Typer(
     help="A/B test calculators: compare variants, size a test.", no_args_is_help=True
@@ -55,11 +65,11 @@ class FormulaChoice(StrEnum):
 
 #: Field sets that identify each kind of statistics in the input (extra "name" allowed).
 _SHAPES: tuple[tuple[type[Any], tuple[str, ...]], ...] = (
-    (ab.CupedRatioStats, tuple(f for f in ab.CupedRatioStats.__dataclass_fields__ if f != "name")),
-    (ab.RatioStats, tuple(f for f in ab.RatioStats.__dataclass_fields__ if f != "name")),
-    (ab.CupedMeanStats, tuple(f for f in ab.CupedMeanStats.__dataclass_fields__ if f != "name")),
-    (ab.ProportionStats, ("n", "conversions")),
-    (ab.MeanStats, ("n", "sum", "sum_squares")),
+    (CupedRatioStats, tuple(f for f in CupedRatioStats.__dataclass_fields__ if f != "name")),
+    (RatioStats, tuple(f for f in RatioStats.__dataclass_fields__ if f != "name")),
+    (CupedMeanStats, tuple(f for f in CupedMeanStats.__dataclass_fields__ if f != "name")),
+    (ProportionStats, ("n", "conversions")),
+    (MeanStats, ("n", "sum", "sum_squares")),
 )
 
 
@@ -95,8 +105,9 @@ def parse_variants(data: Any) -> list[VariantStats]:
     """Variants from the decoded ``--input`` JSON: a list of objects, control first.
 
     Each object is ``{"name", "n", "sum", "sum_squares"}`` (mean), ``{"name", "n", "conversions"}``
-    (conversion), or carries the fields of :class:`~growthwheel.stats.ab.RatioStats`,
-    :class:`~growthwheel.stats.ab.CupedMeanStats` or :class:`~growthwheel.stats.ab.CupedRatioStats`.
+    (conversion), or carries the fields of :class:`~growthwheel.stats.sufficient.RatioStats`,
+    :class:`~growthwheel.stats.sufficient.CupedMeanStats` or
+    :class:`~growthwheel.stats.sufficient.CupedRatioStats`.
     Errors name the variant's position (1 = control) and the field.
     """
     if not isinstance(data, list):
@@ -128,17 +139,17 @@ def parse_variants(data: Any) -> list[VariantStats]:
         unknown = sorted(keys - set(required))
         if unknown:
             raise InvalidArgumentError(
-                f"{label}: unknown field {unknown[0]!r} for a {ab.KINDS[shape]} metric"
+                f"{label}: unknown field {unknown[0]!r} for a {KINDS[shape]} metric"
             )
         if kind is not None and shape is not kind:
             raise InvalidArgumentError(
-                f"{label}: is a {ab.KINDS[shape]} metric but the control is a {ab.KINDS[kind]} metric"
+                f"{label}: is a {KINDS[shape]} metric but the control is a {KINDS[kind]} metric"
             )
         kind = shape
         values = {f: _number(item[f], label, f, whole=f in ("n", "conversions")) for f in required}
         stats = shape(name=name, **values)
         try:
-            ab.validate(stats)
+            validate(stats)
         except InvalidArgumentError as exc:
             raise InvalidArgumentError(exc.message.replace(f"variant {name!r}", label, 1)) from None
         variants.append(stats)

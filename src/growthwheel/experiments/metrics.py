@@ -43,7 +43,7 @@ from ibis.backends import BaseBackend
 
 from growthwheel.events.service import identities
 from growthwheel.experiments.schemas import MetricSpec
-from growthwheel.stats.ab import (
+from growthwheel.stats.sufficient import (
     CupedMeanStats,
     CupedRatioStats,
     MeanStats,

@@ -28,6 +28,7 @@ from growthwheel.journeys.channels.models import ChannelClick, ChannelMessageEve
 from growthwheel.journeys.models import Journey
 from growthwheel.kit.money import currency_exponent, major_text
 from growthwheel.stats import ab
+from growthwheel.stats.sufficient import MIN_UNITS, MeanStats, ProportionStats
 
 
 def _pct(x: float) -> str:
@@ -177,20 +178,20 @@ def journey_report(session: Session, row: Journey, *, currency: str = "CNY") -> 
         "messages": message_counts(session, row.id),
         "uplift": None,
     }
-    if len(treated) >= ab.MIN_UNITS and len(control) >= ab.MIN_UNITS:
+    if len(treated) >= MIN_UNITS and len(control) >= MIN_UNITS:
         conv = ab.compare(
-            ab.ProportionStats("holdout", len(control), sum(1 for c, _ in control if c)),
-            ab.ProportionStats("journey", len(treated), sum(1 for c, _ in treated if c)),
+            ProportionStats("holdout", len(control), sum(1 for c, _ in control if c)),
+            ProportionStats("journey", len(treated), sum(1 for c, _ in treated if c)),
             bayesian=False,
         )
         rev = ab.compare(
-            ab.MeanStats(
+            MeanStats(
                 "holdout",
                 len(control),
                 float(sum(r for _, r in control)),
                 float(sum(r * r for _, r in control)),
             ),
-            ab.MeanStats(
+            MeanStats(
                 "journey",
                 len(treated),
                 float(sum(r for _, r in treated)),
@@ -215,8 +216,8 @@ def journey_report(session: Session, row: Journey, *, currency: str = "CNY") -> 
         }
     else:
         words = {
-            "zh": f"旅程组和对照组各需至少 {ab.MIN_UNITS} 位进入者才能计算提升。",
-            "en": f"The journey and the hold-out need at least {ab.MIN_UNITS} entrants each before an "
+            "zh": f"旅程组和对照组各需至少 {MIN_UNITS} 位进入者才能计算提升。",
+            "en": f"The journey and the hold-out need at least {MIN_UNITS} entrants each before an "
                   "uplift can be computed.",
         }
         out["uplift_words"] = words
