@@ -39,7 +39,6 @@ which the likelihood is flat, gets no standard error (NaN) and the fit's ``messa
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -49,6 +48,7 @@ import pandas as pd
 from scipy import special
 
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
+from growthwheel.stats import clv_likelihood as likelihood
 from growthwheel.stats.mle import Problem, solve, std_errors
 
 Array = npt.NDArray[np.float64]
@@ -74,11 +74,6 @@ def _check_unit(time_unit: str) -> None:
 # --------------------------------------------------------------------------------------------
 # Inputs
 # --------------------------------------------------------------------------------------------
-
-
-def _wsum(w: Array, v: Array) -> float:
-    """``Σ w·v`` without BLAS: a threaded ``dot`` collapses when other processes hold the cores."""
-    return float(np.add.reduce(w * v))
 
 
 def _as_array(name: str, values: Any) -> Array:
@@ -327,168 +322,15 @@ class Fit(Generic[P]):
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Rows:
-    """Fitting data with the distinct frequencies pre-indexed (x-only terms are computed once each)."""
-
-    x: Array
-    t_x: Array
-    big_t: Array
-    w: Array
-    xu: Array
-    xi: IntArray
-    repeat: npt.NDArray[np.bool_]
-
-    @classmethod
-    def of(cls, x: Array, t_x: Array, big_t: Array, w: Array) -> _Rows:
-        xu, xi = np.unique(x, return_inverse=True)
-        return cls(x, t_x, big_t, w, xu.astype(np.float64), xi.astype(np.intp), x > 0)
-
-
-def _bgnbd_ll_rows(theta: Array | Sequence[float], d: _Rows
-                   ) -> tuple[Array, Array, Array, Array, Array]:
-    """Per-row BG/NBD log-likelihood, with the pieces its gradient reuses."""
-    r, alpha, a, b = (float(v) for v in theta)
-    xu = d.xu
-    # Terms that depend on x only: gammaln(r+x) - gammaln(r) + betaln(a, b+x) - betaln(a, b).
-    base_u = (special.gammaln(r + xu) - special.gammaln(r) + special.gammaln(a + b)
-              + special.gammaln(b + xu) - special.gammaln(b) - special.gammaln(a + b + xu))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_b_x1_u = np.where(xu > 0, np.log(b + xu - 1), 0.0)
-    x = d.x
-    log_at = np.log(alpha + d.big_t)
-    log_atx = np.log(alpha + d.t_x)
-    a3 = -(r + x) * log_at
-    a4 = np.where(d.repeat, math.log(a) - log_b_x1_u[d.xi] - (r + x) * log_atx, -np.inf)
-    lae = np.logaddexp(a3, a4)
-    return base_u[d.xi] + r * math.log(alpha) + lae, a4, lae, log_at, log_atx
-
-
-def _bgnbd_ll_grad(theta: Array, d: _Rows, grad: bool = True) -> tuple[float, Array]:
-    """Sum of weighted BG/NBD log-likelihoods and its gradient with respect to (r, alpha, a, b)."""
-    r, alpha, a, b = (float(v) for v in theta)
-    ll, a4, lae, log_at, log_atx = _bgnbd_ll_rows(theta, d)
-    value = _wsum(d.w, ll)
-    if not grad:
-        return value, np.zeros(4)
-    x, xu = d.x, d.xu
-    w4 = np.exp(a4 - lae)  # share of the "dropped out right after t_x" term
-    w3 = 1.0 - w4
-    dr_u = special.digamma(r + xu) - special.digamma(r)
-    da_u = special.digamma(a + b) - special.digamma(a + b + xu)
-    db_u = da_u + special.digamma(b + xu) - special.digamma(b)
-    with np.errstate(divide="ignore"):
-        inv_b_x1_u = np.where(xu > 0, 1.0 / (b + xu - 1), 0.0)
-    dr = dr_u[d.xi] + math.log(alpha) - w3 * log_at - w4 * log_atx
-    dalpha = r / alpha - (r + x) * (w3 / (alpha + d.big_t) + w4 / (alpha + d.t_x))
-    da = da_u[d.xi] + w4 / a
-    db = db_u[d.xi] - w4 * inv_b_x1_u[d.xi]
-    g = np.array([_wsum(d.w, dr), _wsum(d.w, dalpha), _wsum(d.w, da), _wsum(d.w, db)])
-    return value, g
-
-
-def _log1mexp(v: Array) -> Array:
-    """``log(1 - exp(v))`` for ``v <= 0``, accurate near 0 and for very negative ``v``."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(v > -math.log(2.0), np.log(-np.expm1(v)), np.log1p(-np.exp(v)))
-
-
-def _log_hyp2f1(a: Array, b: Array, c: Array, z: Array) -> Array:
-    """``log 2F1(a, b; c; z)`` for ``0 <= z < 1``, via Euler's transformation where the direct
-    evaluation overflows or fails."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        direct = np.log(special.hyp2f1(a, b, c, z))
-        bad = ~np.isfinite(direct)
-        if np.any(bad):
-            ab, bb, cb, zb = (np.broadcast_to(v, direct.shape)[bad] for v in (a, b, c, z))
-            euler = np.log(special.hyp2f1(cb - ab, cb - bb, cb, zb)) + (cb - ab - bb) * np.log1p(-zb)
-            direct = direct.copy()
-            direct[bad] = euler
-    return np.asarray(direct, dtype=np.float64)
-
-
-def _pnbd_log_a0(r: float, alpha: float, s: float, beta: float, x: Array, t_x: Array,
-                 big_t: Array) -> Array:
-    """``log A0`` of the Pareto/NBD likelihood (Fader & Hardie 2005 note, eq. 4); ``-inf`` when
-    ``t_x == T`` (no time in which the customer could have dropped out unseen)."""
-    k = r + s + x
-    hi = max(alpha, beta)
-    second = np.full_like(x, s + 1.0) if alpha >= beta else r + x
-    diff = abs(alpha - beta)
-    log_f_tx = _log_hyp2f1(k, second, k + 1.0, diff / (hi + t_x)) - k * np.log(hi + t_x)
-    log_f_t = _log_hyp2f1(k, second, k + 1.0, diff / (hi + big_t)) - k * np.log(hi + big_t)
-    # A0 = F(t_x) - F(T) >= 0; computed as F(t_x) * (1 - F(T)/F(t_x)).
-    return np.asarray(log_f_tx + _log1mexp(np.minimum(log_f_t - log_f_tx, 0.0)), dtype=np.float64)
-
-
-def _pnbd_terms(theta: Array | Sequence[float], x: Array, t_x: Array, big_t: Array
-                ) -> tuple[Array, Array, Array]:
-    """Per row: the log-likelihood, ``log L1`` (alive at T) and ``log L2`` (dropped out in (t_x, T])
-    without the common factor, and the common factor ``log Γ(r+x) α^r β^s / Γ(r)``."""
-    r, alpha, s, beta = (float(v) for v in theta)
-    common = special.gammaln(r + x) - special.gammaln(r) + r * math.log(alpha) + s * math.log(beta)
-    log_l1 = -(r + x) * np.log(alpha + big_t) - s * np.log(beta + big_t)
-    log_l2 = math.log(s) - np.log(r + s + x) + _pnbd_log_a0(r, alpha, s, beta, x, t_x, big_t)
-    return common + np.logaddexp(log_l1, log_l2), log_l1, log_l2
-
-
-def _pnbd_ll(theta: Array, d: _Rows) -> float:
-    ll, _, _ = _pnbd_terms(theta, d.x, d.t_x, d.big_t)
-    return _wsum(d.w, ll)
-
-
-@dataclass(frozen=True)
-class _SpendRows:
-    """Gamma-Gamma data (scaled spends) with the sums that do not depend on the parameters."""
-
-    x: Array
-    m: Array
-    w: Array
-    xu: Array
-    wu: Array  # total weight per distinct x
-    sum_w: float
-    sum_wx_log_xm: float  # Σ w x (log x + log m)
-    sum_w_log_m: float  # Σ w log m
-
-    @classmethod
-    def of(cls, x: Array, m: Array, w: Array) -> _SpendRows:
-        xu, xi = np.unique(x, return_inverse=True)
-        wu = np.bincount(xi, weights=w, minlength=len(xu)).astype(np.float64)
-        log_m = np.log(m)
-        return cls(x, m, w, xu.astype(np.float64), wu, float(w.sum()),
-                   float(_wsum(w, x * (np.log(x) + log_m))), _wsum(w, log_m))
-
-
-def _gg_ll_grad(theta: Array, d: _SpendRows, grad: bool = True) -> tuple[float, Array]:
-    """Sum of weighted Gamma-Gamma log-likelihoods of mean spends ``m`` over ``x`` purchases:
-    ``log Γ(px+q) − log Γ(px) − log Γ(q) + q log v + (px−1) log m + px log x − (px+q) log(v+mx)``."""
-    p, q, v = (float(t) for t in theta)
-    pxu = p * d.xu
-    log_vmx = np.log(v + d.m * d.x)
-    weighted_log_vmx = d.w * log_vmx
-    sum_log_vmx = float(weighted_log_vmx.sum())
-    sum_x_log_vmx = _wsum(weighted_log_vmx, d.x)
-    value = (_wsum(d.wu, special.gammaln(pxu + q) - special.gammaln(pxu))
-             + d.sum_w * (q * math.log(v) - special.gammaln(q))
-             + p * d.sum_wx_log_xm - d.sum_w_log_m - p * sum_x_log_vmx - q * sum_log_vmx)
-    if not grad:
-        return value, np.zeros(3)
-    psi_u = special.digamma(pxu + q)
-    dp = float(_wsum(d.wu, d.xu * (psi_u - special.digamma(pxu)))) + d.sum_wx_log_xm - sum_x_log_vmx
-    dq = _wsum(d.wu, psi_u) - d.sum_w * special.digamma(q) + d.sum_w * math.log(v) - sum_log_vmx
-    dv = d.sum_w * q / v - _wsum(d.w, (p * d.x + q) / (v + d.m * d.x))
-    return value, np.array([dp, dq, dv])
-
-
 def bgnbd_log_likelihood(params: BgNbdParams, data: RfmData) -> Array:
     """Per-row BG/NBD log-likelihood (not weighted by counts)."""
-    rows = _Rows.of(data.frequency, data.recency, data.age, data.weights)
-    return _bgnbd_ll_rows([params.r, params.alpha, params.a, params.b], rows)[0]
+    rows = likelihood.Rows.of(data.frequency, data.recency, data.age, data.weights)
+    return likelihood.bgnbd_ll_rows([params.r, params.alpha, params.a, params.b], rows)[0]
 
 
 def paretonbd_log_likelihood(params: ParetoNbdParams, data: RfmData) -> Array:
     """Per-row Pareto/NBD log-likelihood (not weighted by counts)."""
-    ll, _, _ = _pnbd_terms([params.r, params.alpha, params.s, params.beta], data.frequency,
+    ll, _, _ = likelihood.pnbd_terms([params.r, params.alpha, params.s, params.beta], data.frequency,
                            data.recency, data.age)
     return ll
 
@@ -498,25 +340,25 @@ def paretonbd_log_likelihood(params: ParetoNbdParams, data: RfmData) -> Array:
 # --------------------------------------------------------------------------------------------
 
 
-def _purchase_rows(data: RfmData) -> tuple[_Rows, float, float]:
+def _purchase_rows(data: RfmData) -> tuple[likelihood.Rows, float, float]:
     """Compressed rows with durations divided by the mean age; returns (rows, time scale, Σ w x)."""
     n = data.n_customers
     if n == 0:
         raise CannotFitError("no customers to fit: the calibration period holds no purchases")
     compact, _ = compress(data)
     w = compact.weights
-    repeats = _wsum(w, compact.frequency)
+    repeats = likelihood.wsum(w, compact.frequency)
     if repeats == 0:
         raise CannotFitError(
             f"no repeat buyers: all {n:,} customers bought on a single day in the calibration period, "
             "so the repeat-purchase rate cannot be estimated (use a later calibration end or more history)"
         )
-    scale = float(_wsum(w, compact.age) / w.sum())
+    scale = float(likelihood.wsum(w, compact.age) / w.sum())
     if scale <= 0:
         raise CannotFitError(
             f"no customer has been observed for any time (every age T is 0 across {n:,} customers)"
         )
-    rows = _Rows.of(compact.frequency, compact.recency / scale, compact.age / scale, w)
+    rows = likelihood.Rows.of(compact.frequency, compact.recency / scale, compact.age / scale, w)
     return rows, scale, repeats
 
 
@@ -524,11 +366,11 @@ def fit_bgnbd(data: RfmData) -> Fit[BgNbdParams]:
     """Fit BG/NBD ``r, alpha, a, b`` by maximum likelihood (see the module notes)."""
     rows, scale, repeats = _purchase_rows(data)
     w_total = float(rows.w.sum())
-    rate = repeats / _wsum(rows.w, rows.big_t)  # repeat purchases per scaled time unit
+    rate = repeats / likelihood.wsum(rows.w, rows.big_t)  # repeat purchases per scaled time unit
     guesses = ((1.0, 1.0, 1.0), (0.3, 0.8, 2.5), (3.0, 2.0, 6.0))
     starts = [np.array([r, r / rate, a, b]) for r, a, b in guesses]
-    problem = Problem(BgNbdParams.names, lambda th: _bgnbd_ll_grad(th, rows, grad=False)[0],
-                       lambda th: _bgnbd_ll_grad(th, rows), w_total, starts)
+    problem = Problem(BgNbdParams.names, lambda th: likelihood.bgnbd_ll_grad(th, rows, grad=False)[0],
+                       lambda th: likelihood.bgnbd_ll_grad(th, rows), w_total, starts)
     sol = solve(problem)
     scales = np.array([1.0, scale, 1.0, 1.0])
     r, alpha, a, b = sol.theta * scales
@@ -546,17 +388,17 @@ def fit_paretonbd(data: RfmData) -> Fit[ParetoNbdParams]:
     """Fit Pareto/NBD ``r, alpha, s, beta`` by maximum likelihood (see the module notes)."""
     rows, scale, repeats = _purchase_rows(data)
     w_total = float(rows.w.sum())
-    rate = repeats / _wsum(rows.w, rows.big_t)
+    rate = repeats / likelihood.wsum(rows.w, rows.big_t)
     starts = [np.array([r, r / rate, s, s * beta]) for r, s, beta in ((1.0, 1.0, 1.0), (0.5, 0.5, 2.0))]
     # The purchase process is BG/NBD's: start from its (cheap) fit, with a lifetime rate equal to
     # its drop-out rate per unit of time, (r / alpha) * a / (a + b).
-    bg = solve(Problem(BgNbdParams.names, lambda th: _bgnbd_ll_grad(th, rows, grad=False)[0],
-                         lambda th: _bgnbd_ll_grad(th, rows), w_total, [starts[0].copy()]),
+    bg = solve(Problem(BgNbdParams.names, lambda th: likelihood.bgnbd_ll_grad(th, rows, grad=False)[0],
+                         lambda th: likelihood.bgnbd_ll_grad(th, rows), w_total, [starts[0].copy()]),
                 hessian=False)
     r0, alpha0, a0, b0 = bg.theta
     dropout = r0 / alpha0 * a0 / (a0 + b0)
     starts += [np.array([r0, alpha0, s0, s0 / max(dropout, 1e-6)]) for s0 in (1.0, 0.5)]
-    problem = Problem(ParetoNbdParams.names, lambda th: _pnbd_ll(th, rows), None, w_total, starts)
+    problem = Problem(ParetoNbdParams.names, lambda th: likelihood.pnbd_ll(th, rows), None, w_total, starts)
     sol = solve(problem)
     scales = np.array([1.0, scale, 1.0, scale])
     r, alpha, s, beta = sol.theta * scales
@@ -606,12 +448,12 @@ def fit_gamma_gamma(data: RfmData) -> Fit[GammaGammaParams]:
         )
     x, m, w = data.frequency[usable], data.monetary[usable], data.weights[usable]
     w_total = float(w.sum())
-    scale = float(_wsum(w, m) / w_total)
+    scale = float(likelihood.wsum(w, m) / w_total)
     ms = m / scale
     starts = [np.array([p, q, (q - 1) / p]) for p, q in ((1.0, 2.0), (5.0, 3.0), (2.0, 6.0))]
-    rows = _SpendRows.of(x, ms, w)
-    problem = Problem(GammaGammaParams.names, lambda th: _gg_ll_grad(th, rows, grad=False)[0],
-                       lambda th: _gg_ll_grad(th, rows), w_total, starts)
+    rows = likelihood.SpendRows.of(x, ms, w)
+    problem = Problem(GammaGammaParams.names, lambda th: likelihood.gg_ll_grad(th, rows, grad=False)[0],
+                       lambda th: likelihood.gg_ll_grad(th, rows), w_total, starts)
     sol = solve(problem)
     scales = np.array([1.0, 1.0, scale])
     p, q, v = sol.theta * scales
@@ -659,7 +501,7 @@ def p_alive(params: PurchaseParams, frequency: Any, recency: Any, age: Any) -> A
             log_odds = (math.log(a) - np.log(b + x - 1)
                         + (r + x) * (np.log(alpha + big_t) - np.log(alpha + t_x)))
         return np.where(x > 0, special.expit(-log_odds), 1.0)
-    _, log_l1, log_l2 = _pnbd_terms([params.r, params.alpha, params.s, params.beta], x, t_x, big_t)
+    _, log_l1, log_l2 = likelihood.pnbd_terms([params.r, params.alpha, params.s, params.beta], x, t_x, big_t)
     return np.asarray(special.expit(log_l1 - log_l2), dtype=np.float64)
 
 
@@ -684,7 +526,7 @@ def _bgnbd_rate(params: BgNbdParams, t: Array, x: Array, big_t: Array) -> Array:
     c = a + b + x - 1
     z = t / (alpha + big_t + t)
     log_ratio = (r + x) * (np.log(alpha + big_t) - np.log(alpha + big_t + t))
-    log_hyp = _log_hyp2f1(r + x, b + x, c, z)
+    log_hyp = likelihood.log_hyp2f1(r + x, b + x, c, z)
     with np.errstate(invalid="ignore"):
         second = -np.expm1(log_hyp + log_ratio)
     bad = ~np.isfinite(second)
