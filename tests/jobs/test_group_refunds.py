@@ -16,7 +16,7 @@ from growthwheel.loyalty import service as loyalty
 from growthwheel.promotions import orders
 from growthwheel.promotions.models import CheckoutRefund
 from growthwheel.promotions.schemas import OrderIn
-from growthwheel.social import service
+from growthwheel.social import deals
 from growthwheel.store.db import session_scope
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -29,7 +29,7 @@ def _worker(cfg: Settings, at: datetime) -> Worker:
 
 def test_a_failed_group_refunds_its_paid_members_through_the_checkout_once(store_cfg: Settings) -> None:
     with session_scope(store_cfg) as session:
-        deal = service.create_deal(session, principal=None, name="Oolong 拼团", sku="TEA-OOLONG",
+        deal = deals.create_deal(session, principal=None, name="Oolong 拼团", sku="TEA-OOLONG",
                                    currency="CNY", list_price=9900, group_price=6900, group_size=3,
                                    time_limit_minutes=60)
         deal_id = deal.id
@@ -41,8 +41,8 @@ def test_a_failed_group_refunds_its_paid_members_through_the_checkout_once(store
         committed = orders.commit(session, order, currency="CNY", now=T0)
         assert committed.order.total == 6900 + 3000
         earned = committed.order.points_earned
-        group_id = service.open_group(session, deal_id, "leader", now=T0, order_id="o-lead", paid=True).id
-        service.join_group(session, group_id, "friend", now=T0 + timedelta(minutes=5), order_id="o-ext",
+        group_id = deals.open_group(session, deal_id, "leader", now=T0, order_id="o-lead", paid=True).id
+        deals.join_group(session, group_id, "friend", now=T0 + timedelta(minutes=5), order_id="o-ext",
                            paid=True)  # paid in the shop's own system, unknown to the checkout
     assert earned > 0
 
@@ -57,7 +57,7 @@ def test_a_failed_group_refunds_its_paid_members_through_the_checkout_once(store
     with session_scope(store_cfg) as session:
         refunded = orders.get_order(session, "o-lead")
         assert (refunded.status, refunded.refunded_amount) == ("partially_refunded", 6900)  # the cups stay
-        refund = session.get(CheckoutRefund, f"group-{service.group_members(session, group_id)[0].id}")
+        refund = session.get(CheckoutRefund, f"group-{deals.group_members(session, group_id)[0].id}")
         assert refund is not None
         assert refund.amount == 6900
         # the points earned on the refunded part went back with it

@@ -19,7 +19,7 @@ from growthwheel.config import Settings
 from growthwheel.errors import InvalidArgumentError
 from growthwheel.kit.ids import Id, canonical_id, canonical_id_sql, unusable_sql
 from growthwheel.promotions import coupons
-from growthwheel.social import service
+from growthwheel.social import deals, service
 from growthwheel.social.api import request_time
 from growthwheel.social.api import router as social_router
 from growthwheel.store.db import session_scope
@@ -102,11 +102,11 @@ def test_services_apply_the_rule_for_every_face(store_cfg: Settings) -> None:
         assert (again.already, list(again.issued)) == (["C0000031"], ["c0000031"])
         with pytest.raises(InvalidArgumentError, match=r"^customer_ids\[1\]: "):
             coupons.issue(session, batch, ["ok", "C00\u200b00031"], now=T0)
-        offer = service.create_offer(session, name="pot", sku="POT", currency="CNY", start_price=1000,
+        offer = deals.create_offer(session, name="pot", sku="POT", currency="CNY", start_price=1000,
                                      floor_price=500, cuts=3, duration_minutes=60, principal=None)
-        service.start_bargain(session, offer.id, "C0000031", now=T0)
-        with pytest.raises(service.BargainExistsError):
-            service.start_bargain(session, offer.id, "C0000031\u00a0", now=T0)
+        deals.start_bargain(session, offer.id, "C0000031", now=T0)
+        with pytest.raises(deals.BargainExistsError):
+            deals.start_bargain(session, offer.id, "C0000031\u00a0", now=T0)
 
 
 @pytest.mark.parametrize("store_cfg", ["sqlite"], indirect=True)  # the HTTP face; services cover PostgreSQL
@@ -114,9 +114,9 @@ def test_the_api_refuses_invisible_characters_naming_the_field(
     store_cfg: Settings, make_api_key: Callable[..., str],
 ) -> None:
     with session_scope(store_cfg) as session:
-        deal = service.create_deal(session, name="拼团", sku="TEA", currency="CNY", group_price=100,
+        deal = deals.create_deal(session, name="拼团", sku="TEA", currency="CNY", group_price=100,
                                    group_size=3, time_limit_minutes=60, principal=None)
-        group = service.open_group(session, deal.id, "leader", now=T0)
+        group = deals.open_group(session, deal.id, "leader", now=T0)
         code = service.invite_code(session, "alice", now=T0).code
     app = create_app(store_cfg, routers=[social_router])
     app.dependency_overrides[request_time] = lambda: T0

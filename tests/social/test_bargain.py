@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from growthwheel.config import Settings
 from growthwheel.errors import InvalidArgumentError
-from growthwheel.social import bargain, service
+from growthwheel.social import bargain, deals
 from growthwheel.store.db import session_scope
 
 T0 = datetime(2026, 6, 18, 12, 0, tzinfo=UTC)
@@ -86,39 +86,39 @@ def make_offer(cfg: Settings, **overrides: object) -> str:
                                  "start_price": 19900, "floor_price": 9900, "cuts": 5,
                                  "duration_minutes": 24 * 60, **overrides}
     with session_scope(cfg) as session:
-        return service.create_offer(session, principal=None, **fields).id  # type: ignore[arg-type]
+        return deals.create_offer(session, principal=None, **fields).id  # type: ignore[arg-type]
 
 
 def test_cuts_follow_the_sequence_one_per_helper_and_stop_at_the_floor(store_cfg: Settings) -> None:
     offer_id = make_offer(store_cfg)
     with session_scope(store_cfg) as session:
-        row = service.start_bargain(session, offer_id, "owner", now=T0)
+        row = deals.start_bargain(session, offer_id, "owner", now=T0)
         bargain_id, seed = row.id, row.seed
-        with pytest.raises(service.BargainExistsError):
-            service.start_bargain(session, offer_id, "owner", now=T0)
+        with pytest.raises(deals.BargainExistsError):
+            deals.start_bargain(session, offer_id, "owner", now=T0)
     expected = bargain.cut_sequence(19900, 9900, 5, seed)
     with session_scope(store_cfg) as session, pytest.raises(InvalidArgumentError, match=r"^helper_id:"):
-        service.cut(session, bargain_id, "owner", now=T0)
+        deals.cut(session, bargain_id, "owner", now=T0)
     for n in range(1, 6):
         with session_scope(store_cfg) as session:
-            done = service.cut(session, bargain_id, f"friend-{n}", now=T0 + timedelta(minutes=n))
+            done = deals.cut(session, bargain_id, f"friend-{n}", now=T0 + timedelta(minutes=n))
             assert (done.seq, done.amount) == (n, expected[n - 1])
             assert done.price_after == 19900 - sum(expected[:n])
         if n == 2:
-            with session_scope(store_cfg) as session, pytest.raises(service.AlreadyCutError):
-                service.cut(session, bargain_id, "friend-2", now=T0 + timedelta(minutes=n))
+            with session_scope(store_cfg) as session, pytest.raises(deals.AlreadyCutError):
+                deals.cut(session, bargain_id, "friend-2", now=T0 + timedelta(minutes=n))
     with session_scope(store_cfg) as session:
-        row = service.get_bargain(session, bargain_id)
+        row = deals.get_bargain(session, bargain_id)
         assert (row.status, row.current_price, row.cuts_done) == ("reached", 9900, 5)
         assert row.reached_at == T0 + timedelta(minutes=5)
-        with pytest.raises(service.BargainClosedError, match="reached"):
-            service.cut(session, bargain_id, "friend-6", now=T0 + timedelta(minutes=6))
+        with pytest.raises(deals.BargainClosedError, match="reached"):
+            deals.cut(session, bargain_id, "friend-6", now=T0 + timedelta(minutes=6))
 
 
 def test_concurrent_helpers_never_overshoot_the_floor(store_cfg: Settings) -> None:
     offer_id = make_offer(store_cfg, cuts=8)
     with session_scope(store_cfg) as session:
-        row = service.start_bargain(session, offer_id, "owner", now=T0)
+        row = deals.start_bargain(session, offer_id, "owner", now=T0)
         bargain_id, seed = row.id, row.seed
     helpers = [f"h{n}" for n in range(20)] + ["h0", "h1", "h2", "h3"]  # four try to cut twice
     barrier = threading.Barrier(len(helpers))
@@ -129,9 +129,9 @@ def test_concurrent_helpers_never_overshoot_the_floor(store_cfg: Settings) -> No
         barrier.wait()
         try:
             with session_scope(store_cfg) as session:
-                done = service.cut(session, bargain_id, helper, now=T0 + timedelta(minutes=1))
+                done = deals.cut(session, bargain_id, helper, now=T0 + timedelta(minutes=1))
                 outcome: object = (done.seq, done.amount)
-        except (service.BargainClosedError, service.AlreadyCutError) as exc:
+        except (deals.BargainClosedError, deals.AlreadyCutError) as exc:
             outcome = exc.code
         except BaseException as exc:  # a defect: shown by the assertion below
             outcome = repr(exc)
@@ -151,9 +151,9 @@ def test_concurrent_helpers_never_overshoot_the_floor(store_cfg: Settings) -> No
     winners = [h for h, o in results if isinstance(o, tuple)]
     assert len(set(winners)) == len(winners)  # nobody cut twice
     with session_scope(store_cfg) as session:
-        row = service.get_bargain(session, bargain_id)
+        row = deals.get_bargain(session, bargain_id)
         assert (row.status, row.current_price, row.cuts_done) == ("reached", 9900, 8)
-        recorded = service.bargain_cuts(session, bargain_id)
+        recorded = deals.bargain_cuts(session, bargain_id)
         assert sum(c.amount for c in recorded) == 10000
         assert min(c.price_after for c in recorded) == 9900
 
@@ -161,18 +161,18 @@ def test_concurrent_helpers_never_overshoot_the_floor(store_cfg: Settings) -> No
 def test_an_expired_bargain_takes_no_cut(store_cfg: Settings) -> None:
     offer_id = make_offer(store_cfg, duration_minutes=60)
     with session_scope(store_cfg) as session:
-        bargain_id = service.start_bargain(session, offer_id, "owner", now=T0).id
-        service.cut(session, bargain_id, "friend", now=T0 + timedelta(minutes=59))
+        bargain_id = deals.start_bargain(session, offer_id, "owner", now=T0).id
+        deals.cut(session, bargain_id, "friend", now=T0 + timedelta(minutes=59))
     with session_scope(store_cfg) as session:
-        with pytest.raises(service.BargainClosedError, match="expired"):
-            service.cut(session, bargain_id, "late", now=T0 + timedelta(minutes=60))
+        with pytest.raises(deals.BargainClosedError, match="expired"):
+            deals.cut(session, bargain_id, "late", now=T0 + timedelta(minutes=60))
     with session_scope(store_cfg) as session:
-        assert service.expire_bargains(session, T0 + timedelta(minutes=59)) == 0
-        assert service.expire_bargains(session, T0 + timedelta(minutes=61)) == 1
+        assert deals.expire_bargains(session, T0 + timedelta(minutes=59)) == 0
+        assert deals.expire_bargains(session, T0 + timedelta(minutes=61)) == 1
     with session_scope(store_cfg) as session:
-        row = service.get_bargain(session, bargain_id)
+        row = deals.get_bargain(session, bargain_id)
         assert row.status == "expired"
         assert row.cuts_done == 1
-        assert row.current_price == 19900 - service.bargain_cuts(session, bargain_id)[0].amount
+        assert row.current_price == 19900 - deals.bargain_cuts(session, bargain_id)[0].amount
         # the customer may start a new bargain on the offer once the old one is over
-        assert service.start_bargain(session, offer_id, "owner", now=T0 + timedelta(hours=2)).status == "open"
+        assert deals.start_bargain(session, offer_id, "owner", now=T0 + timedelta(hours=2)).status == "open"

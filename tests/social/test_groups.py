@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from growthwheel.config import Settings
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
-from growthwheel.social import service
+from growthwheel.social import deals, service
 from growthwheel.social.models import Group, GroupDeal, GroupMember
 from growthwheel.store.db import session_scope
 
@@ -24,18 +24,18 @@ def make_deal(cfg: Settings, **overrides: object) -> str:
         "group_price": 6900, "group_size": 5, "time_limit_minutes": 24 * 60, **overrides,
     }
     with session_scope(cfg) as session:
-        return service.create_deal(session, principal=None, **fields).id  # type: ignore[arg-type]
+        return deals.create_deal(session, principal=None, **fields).id  # type: ignore[arg-type]
 
 
 def test_last_seat_goes_to_exactly_one_of_50_concurrent_joiners(store_cfg: Settings) -> None:
     deal_id = make_deal(store_cfg)
     with session_scope(store_cfg) as session:
-        group_id = service.open_group(session, deal_id, "leader", now=T0, order_id="o-leader", paid=True).id
+        group_id = deals.open_group(session, deal_id, "leader", now=T0, order_id="o-leader", paid=True).id
     for i in range(1, 4):
         with session_scope(store_cfg) as session:
-            service.join_group(session, group_id, f"early-{i}", now=T0 + timedelta(minutes=i))
+            deals.join_group(session, group_id, f"early-{i}", now=T0 + timedelta(minutes=i))
     with session_scope(store_cfg) as session:
-        assert service.get_group(session, group_id).seats_taken == 4
+        assert deals.get_group(session, group_id).seats_taken == 4
 
     racers = 50
     barrier = threading.Barrier(racers)
@@ -48,11 +48,11 @@ def test_last_seat_goes_to_exactly_one_of_50_concurrent_joiners(store_cfg: Setti
         barrier.wait()
         try:
             with session_scope(store_cfg) as session:
-                service.join_group(session, group_id, f"racer-{n}", now=T0 + timedelta(hours=1),
+                deals.join_group(session, group_id, f"racer-{n}", now=T0 + timedelta(hours=1),
                                    order_id=f"o-{n}", paid=True)
             with lock:
                 winners.append(f"racer-{n}")
-        except service.GroupFullError as exc:
+        except deals.GroupFullError as exc:
             with lock:
                 refusals.append(exc.code)
         except BaseException as exc:  # anything else is a defect the test must show
@@ -69,10 +69,10 @@ def test_last_seat_goes_to_exactly_one_of_50_concurrent_joiners(store_cfg: Setti
     assert len(winners) == 1
     assert refusals == ["group_full"] * (racers - 1)
     with session_scope(store_cfg) as session:
-        group = service.get_group(session, group_id)
+        group = deals.get_group(session, group_id)
         assert (group.status, group.seats_taken) == ("complete", 5)
         assert group.completed_at == T0 + timedelta(hours=1)
-        members = service.group_members(session, group_id)
+        members = deals.group_members(session, group_id)
         assert members[0].customer_id == "leader"
         assert sorted(m.customer_id for m in members) == sorted(
             ["leader", "early-1", "early-2", "early-3", winners[0]])
@@ -82,60 +82,60 @@ def test_last_seat_goes_to_exactly_one_of_50_concurrent_joiners(store_cfg: Setti
 def test_a_timed_out_group_fails_releases_members_and_lists_refunds(store_cfg: Settings) -> None:
     deal_id = make_deal(store_cfg, group_size=3, time_limit_minutes=60, max_groups=1)
     with session_scope(store_cfg) as session:
-        group_id = service.open_group(session, deal_id, "leader", now=T0, order_id="o-1", paid=True).id
-        service.join_group(session, group_id, "friend", now=T0 + timedelta(minutes=10))  # held, not paid
+        group_id = deals.open_group(session, deal_id, "leader", now=T0, order_id="o-1", paid=True).id
+        deals.join_group(session, group_id, "friend", now=T0 + timedelta(minutes=10))  # held, not paid
     with session_scope(store_cfg) as session:  # the only slot is taken
-        with pytest.raises(service.DealUnavailableError, match="max_groups"):
-            service.open_group(session, deal_id, "someone", now=T0 + timedelta(minutes=20))
+        with pytest.raises(deals.DealUnavailableError, match="max_groups"):
+            deals.open_group(session, deal_id, "someone", now=T0 + timedelta(minutes=20))
 
     with session_scope(store_cfg) as session:  # before the deadline nothing expires
-        assert service.expire_groups(session, T0 + timedelta(minutes=59)) == []
+        assert deals.expire_groups(session, T0 + timedelta(minutes=59)) == []
     late = T0 + timedelta(minutes=61)
     with session_scope(store_cfg) as session:  # past it, but before the job: joiners are refused
-        with pytest.raises(service.GroupClosedError, match="is expired"):
-            service.join_group(session, group_id, "latecomer", now=late)
+        with pytest.raises(deals.GroupClosedError, match="is expired"):
+            deals.join_group(session, group_id, "latecomer", now=late)
     with session_scope(store_cfg) as session:
-        refunds = service.expire_groups(session, late)
+        refunds = deals.expire_groups(session, late)
     assert [(r.customer_id, r.order_id, r.amount, r.currency) for r in refunds] == [
         ("leader", "o-1", 6900, "CNY")]  # the friend only held a seat: nothing to refund
     with session_scope(store_cfg) as session:
-        group = service.get_group(session, group_id)
+        group = deals.get_group(session, group_id)
         assert (group.status, group.failed_at) == ("failed", late)
-        members = {m.customer_id: m for m in service.group_members(session, group_id)}
+        members = {m.customer_id: m for m in deals.group_members(session, group_id)}
         assert {c: (m.status, m.refund_amount) for c, m in members.items()} == {
             "leader": ("released", 6900), "friend": ("released", 0)}
-        assert service.get_deal(session, deal_id).groups_open == 0  # the slot came back
+        assert deals.get_deal(session, deal_id).groups_open == 0  # the slot came back
     with session_scope(store_cfg) as session:
-        with pytest.raises(service.GroupClosedError, match="is failed"):
-            service.join_group(session, group_id, "latecomer", now=late)
+        with pytest.raises(deals.GroupClosedError, match="is failed"):
+            deals.join_group(session, group_id, "latecomer", now=late)
     with session_scope(store_cfg) as session:  # a second run finds nothing more to do
-        assert service.expire_groups(session, late + timedelta(hours=1)) == []
-        assert service.open_group(session, deal_id, "someone", now=late).status == "open"
+        assert deals.expire_groups(session, late + timedelta(hours=1)) == []
+        assert deals.open_group(session, deal_id, "someone", now=late).status == "open"
 
 
 def test_a_complete_group_does_not_expire_and_refuses_more(store_cfg: Settings) -> None:
     deal_id = make_deal(store_cfg, group_size=2, time_limit_minutes=30)
     with session_scope(store_cfg) as session:
-        group_id = service.open_group(session, deal_id, "a", now=T0).id
-        service.join_group(session, group_id, "b", now=T0 + timedelta(minutes=5))
+        group_id = deals.open_group(session, deal_id, "a", now=T0).id
+        deals.join_group(session, group_id, "b", now=T0 + timedelta(minutes=5))
     with session_scope(store_cfg) as session:
-        assert service.expire_groups(session, T0 + timedelta(days=1)) == []
-        assert service.get_group(session, group_id).status == "complete"
-        with pytest.raises(service.GroupFullError):
-            service.join_group(session, group_id, "c", now=T0 + timedelta(minutes=6))
+        assert deals.expire_groups(session, T0 + timedelta(days=1)) == []
+        assert deals.get_group(session, group_id).status == "complete"
+        with pytest.raises(deals.GroupFullError):
+            deals.join_group(session, group_id, "c", now=T0 + timedelta(minutes=6))
 
 
 @pytest.mark.parametrize("store_cfg", ["sqlite"], indirect=True)
 def test_one_seat_per_customer_and_unknown_groups(store_cfg: Settings) -> None:
     deal_id = make_deal(store_cfg)
     with session_scope(store_cfg) as session:
-        group_id = service.open_group(session, deal_id, "leader", now=T0).id
+        group_id = deals.open_group(session, deal_id, "leader", now=T0).id
     with session_scope(store_cfg) as session:
-        with pytest.raises(service.AlreadyJoinedError):
-            service.join_group(session, group_id, "leader", now=T0)
+        with pytest.raises(deals.AlreadyJoinedError):
+            deals.join_group(session, group_id, "leader", now=T0)
     with session_scope(store_cfg) as session:
         with pytest.raises(service.SocialNotFoundError):
-            service.join_group(session, "nope", "x", now=T0)
+            deals.join_group(session, "nope", "x", now=T0)
         assert session.scalar(select(func.count()).select_from(GroupMember)) == 1
         assert session.scalar(select(Group.seats_taken)) == 1
 
@@ -144,9 +144,9 @@ def test_one_seat_per_customer_and_unknown_groups(store_cfg: Settings) -> None:
 def test_deal_window_and_group_deadline_capped_by_the_deal_end(store_cfg: Settings) -> None:
     deal_id = make_deal(store_cfg, starts_at=T0, ends_at=T0 + timedelta(hours=2), time_limit_minutes=24 * 60)
     with session_scope(store_cfg) as session:
-        with pytest.raises(service.DealUnavailableError, match="not running"):
-            service.open_group(session, deal_id, "early", now=T0 - timedelta(seconds=1))
-        group = service.open_group(session, deal_id, "leader", now=T0 + timedelta(hours=1))
+        with pytest.raises(deals.DealUnavailableError, match="not running"):
+            deals.open_group(session, deal_id, "early", now=T0 - timedelta(seconds=1))
+        group = deals.open_group(session, deal_id, "leader", now=T0 + timedelta(hours=1))
         assert group.expires_at == T0 + timedelta(hours=2)  # not 24 h: the deal ends first
         assert session.get(GroupDeal, deal_id).groups_open == 1  # type: ignore[union-attr]
 
@@ -167,4 +167,4 @@ def test_bad_deals_are_refused_naming_the_field(store_cfg: Settings, field: str,
 def test_naive_times_are_refused(store_cfg: Settings) -> None:
     deal_id = make_deal(store_cfg)
     with session_scope(store_cfg) as session, pytest.raises(GrowthwheelError, match=r"^now:"):
-        service.open_group(session, deal_id, "x", now=datetime(2026, 1, 1))  # noqa: DTZ001
+        deals.open_group(session, deal_id, "x", now=datetime(2026, 1, 1))  # noqa: DTZ001

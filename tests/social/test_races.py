@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from crowds import crowd
 from growthwheel.api.app import create_app
 from growthwheel.config import Settings
-from growthwheel.social import service
+from growthwheel.social import deals, service
 from growthwheel.social.api import request_time
 from growthwheel.social.api import router as social_router
 from growthwheel.social.models import Bargain, Referral
@@ -40,14 +40,14 @@ T0 = datetime(2026, 6, 18, 12, 0, tzinfo=UTC)
 
 def make_offer(cfg: Settings) -> str:
     with session_scope(cfg) as session:
-        return service.create_offer(session, name="Teapot 砍价", sku="POT-1", currency="CNY",
+        return deals.create_offer(session, name="Teapot 砍价", sku="POT-1", currency="CNY",
                                     start_price=19900, floor_price=9900, cuts=5, duration_minutes=60,
                                     principal=None).id
 
 
 def start(cfg: Settings, offer_id: str, customer: str, now: datetime = T0) -> str:
     with session_scope(cfg) as session:
-        return service.start_bargain(session, offer_id, customer, now=now).id
+        return deals.start_bargain(session, offer_id, customer, now=now).id
 
 
 def open_bargains(cfg: Settings, offer_id: str) -> list[str]:
@@ -66,7 +66,7 @@ def test_a_crowd_starting_one_bargain_gets_one(store_cfg: Settings) -> None:
 def test_a_bargain_whose_time_ran_out_does_not_block_a_new_one(store_cfg: Settings) -> None:
     offer_id = make_offer(store_cfg)
     first = start(store_cfg, offer_id, "alice")
-    with pytest.raises(service.BargainExistsError):
+    with pytest.raises(deals.BargainExistsError):
         start(store_cfg, offer_id, "alice", T0 + timedelta(minutes=59))
     second = start(store_cfg, offer_id, "alice", T0 + timedelta(minutes=61))  # the job has not run yet
     with session_scope(store_cfg) as session:
@@ -76,24 +76,24 @@ def test_a_bargain_whose_time_ran_out_does_not_block_a_new_one(store_cfg: Settin
 
 def test_one_customer_joining_a_group_many_times_at_once_takes_one_seat(store_cfg: Settings) -> None:
     with session_scope(store_cfg) as session:
-        deal = service.create_deal(session, name="拼团", sku="TEA", currency="CNY", group_price=100,
+        deal = deals.create_deal(session, name="拼团", sku="TEA", currency="CNY", group_price=100,
                                    group_size=5, time_limit_minutes=60, principal=None)
-        group_id = service.open_group(session, deal.id, "leader", now=T0).id
+        group_id = deals.open_group(session, deal.id, "leader", now=T0).id
 
     def join(_i: int) -> str:
         # a caller that records the refusal and commits its unit of work anyway
         with session_scope(store_cfg) as session:
             try:
-                service.join_group(session, group_id, "alice", now=T0)
-            except service.AlreadyJoinedError as exc:
+                deals.join_group(session, group_id, "alice", now=T0)
+            except deals.AlreadyJoinedError as exc:
                 return exc.code
             return "joined"
 
     results = crowd(8, join)
     assert sorted(results) == ["already_joined"] * 7 + ["joined"], results
     with session_scope(store_cfg) as session:
-        group = service.get_group(session, group_id)
-        assert (group.seats_taken, len(service.group_members(session, group_id))) == (2, 2)
+        group = deals.get_group(session, group_id)
+        assert (group.seats_taken, len(deals.group_members(session, group_id))) == (2, 2)
 
 
 def test_one_helper_cutting_many_times_at_once_takes_one_cut(store_cfg: Settings) -> None:
@@ -103,17 +103,17 @@ def test_one_helper_cutting_many_times_at_once_takes_one_cut(store_cfg: Settings
     def cut(_i: int) -> str:
         with session_scope(store_cfg) as session:  # commits even after a refusal
             try:
-                service.cut(session, bargain_id, "helper", now=T0)
-            except service.AlreadyCutError as exc:
+                deals.cut(session, bargain_id, "helper", now=T0)
+            except deals.AlreadyCutError as exc:
                 return exc.code
             return "cut"
 
     results = crowd(8, cut)
     assert sorted(results) == ["already_cut"] * 7 + ["cut"], results
     with session_scope(store_cfg) as session:
-        bargain = service.get_bargain(session, bargain_id)
-        assert bargain.cuts_done == len(service.bargain_cuts(session, bargain_id)) == 1
-        assert bargain.current_price == service.bargain_cuts(session, bargain_id)[0].price_after
+        bargain = deals.get_bargain(session, bargain_id)
+        assert bargain.cuts_done == len(deals.bargain_cuts(session, bargain_id)) == 1
+        assert bargain.current_price == deals.bargain_cuts(session, bargain_id)[0].price_after
 
 
 def test_spellings_of_one_id_joining_at_once_take_one_seat(store_cfg: Settings) -> None:
@@ -121,18 +121,18 @@ def test_spellings_of_one_id_joining_at_once_take_one_seat(store_cfg: Settings) 
     spellings = ["C0000031", " C0000031", "C0000031\u3000", "\u00a0C0000031\t", "\ufeffC0000031",
                  "C0000031 ", "\u3000C0000031", "C0000031\u00a0"]
     with session_scope(store_cfg) as session:
-        deal = service.create_deal(session, name="拼团", sku="TEA", currency="CNY", group_price=100,
+        deal = deals.create_deal(session, name="拼团", sku="TEA", currency="CNY", group_price=100,
                                    group_size=20, time_limit_minutes=60, principal=None)
-        group_id = service.open_group(session, deal.id, "leader", now=T0).id
+        group_id = deals.open_group(session, deal.id, "leader", now=T0).id
 
     def join(i: int) -> str:
         with session_scope(store_cfg) as session:
-            return service.join_group(session, group_id, spellings[i], now=T0).customer_id
+            return deals.join_group(session, group_id, spellings[i], now=T0).customer_id
 
     results = crowd(len(spellings), join)
     assert sorted(results) == ["C0000031"] + ["already_joined"] * 7, results
     with session_scope(store_cfg) as session:
-        members = [m.customer_id for m in service.group_members(session, group_id)]
+        members = [m.customer_id for m in deals.group_members(session, group_id)]
         assert members == ["leader", "C0000031"]
 
 

@@ -12,7 +12,7 @@ from growthwheel.cli.main import app
 from growthwheel.config import Settings, set_settings
 from growthwheel.errors import InvalidArgumentError
 from growthwheel.loyalty import service as loyalty
-from growthwheel.social import service
+from growthwheel.social import deals, service
 from growthwheel.store.db import session_scope
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -24,12 +24,12 @@ def test_jobs_settle_expire_and_refuse_a_naive_time(store_cfg: Settings) -> None
         code = service.invite_code(session, "alice", now=T0).code
         assert service.bind(session, "bob", code, now=T0).bound
         service.on_order_paid(session, "o1", "bob", T0)
-        deal = service.create_deal(session, name="2 人团", sku="S", currency="CNY", group_price=990,
+        deal = deals.create_deal(session, name="2 人团", sku="S", currency="CNY", group_price=990,
                                    group_size=2, time_limit_minutes=30, principal=None)
-        service.open_group(session, deal.id, "leader", now=T0, order_id="o-l", paid=True)
-        offer = service.create_offer(session, name="砍价", sku="S", currency="CNY", start_price=1000,
+        deals.open_group(session, deal.id, "leader", now=T0, order_id="o-l", paid=True)
+        offer = deals.create_offer(session, name="砍价", sku="S", currency="CNY", start_price=1000,
                                      floor_price=500, cuts=2, duration_minutes=60, principal=None)
-        service.start_bargain(session, offer.id, "c", now=T0)
+        deals.start_bargain(session, offer.id, "c", now=T0)
     runner = CliRunner()
     set_settings(store_cfg)
     try:

@@ -140,10 +140,10 @@ def refund_failed_groups(session: Session, now: datetime) -> dict[str, Any]:
 @job("social.expire_groups")
 def expire_groups(ctx: JobContext) -> dict[str, Any]:
     """Fail the groups past their deadline and refund their paid members through the checkout."""
-    from growthwheel.social import service
+    from growthwheel.social import deals
 
     with ctx.transaction() as session:
-        failed = service.expire_groups(session, ctx.now)
+        failed = deals.expire_groups(session, ctx.now)
         refunds = refund_failed_groups(session, ctx.now)
     if refunds["problems"]:
         # The groups' expiry is committed; the refunds that could not be made fail the run so it
@@ -158,10 +158,10 @@ def expire_groups(ctx: JobContext) -> dict[str, Any]:
 @job("social.expire_bargains")
 def expire_bargains(ctx: JobContext) -> dict[str, Any]:
     """Mark the bargains past their time as expired."""
-    from growthwheel.social import service
+    from growthwheel.social import deals
 
     with ctx.transaction() as session:
-        return {"expired": service.expire_bargains(session, ctx.now)}
+        return {"expired": deals.expire_bargains(session, ctx.now)}
 
 
 @job("social.settle_referrals")

@@ -197,7 +197,7 @@ def coupons(
 
 
 def social(cfg: Settings, shop: Shop, rng: np.random.Generator, acted: Acted) -> None:
-    from growthwheel.social import service
+    from growthwheel.social import deals
 
     sku, price, _category = shop.products[len(shop.products) // 3]
     now = utcnow()
@@ -206,7 +206,7 @@ def social(cfg: Settings, shop: Shop, rng: np.random.Generator, acted: Acted) ->
         for i in rng.choice(len(shop.customers), size=min(60, len(shop.customers)), replace=False)
     ]
     with session_scope(cfg) as session:
-        deal = service.create_deal(
+        deal = deals.create_deal(
             session,
             name=f"两人拼团 · {sku}",
             sku=sku,
@@ -218,7 +218,7 @@ def social(cfg: Settings, shop: Shop, rng: np.random.Generator, acted: Acted) ->
             principal=None,
         )
         deal_id = deal.id
-        offer = service.create_offer(
+        offer = deals.create_offer(
             session,
             name=f"好友砍价 · {sku}",
             sku=sku,
@@ -234,16 +234,16 @@ def social(cfg: Settings, shop: Shop, rng: np.random.Generator, acted: Acted) ->
     with session_scope(cfg) as session:
         for k in range(8):  # six complete groups, two still waiting for a friend
             at = now - timedelta(hours=20 - 2 * k)
-            group = service.open_group(session, deal_id, people[2 * k], now=at)
+            group = deals.open_group(session, deal_id, people[2 * k], now=at)
             if k < 6:
-                service.join_group(session, group.id, people[2 * k + 1], now=at + timedelta(minutes=30))
+                deals.join_group(session, group.id, people[2 * k + 1], now=at + timedelta(minutes=30))
             groups += 1
         for k in range(6):  # bargains with 1 to 5 friends' cuts (a full one reaches the floor)
             at = now - timedelta(hours=10 - k)
-            bargain = service.start_bargain(session, offer_id, people[20 + k], now=at)
+            bargain = deals.start_bargain(session, offer_id, people[20 + k], now=at)
             session.flush()
             for j in range(k % 5 + 1):
-                service.cut(
+                deals.cut(
                     session,
                     bargain.id,
                     people[30 + (k * 5 + j) % 30],

@@ -21,7 +21,7 @@ first open:
   exposed through the event path, the treatment's extra orders (``sim.experiment``, a known lift)
   imported, stopped: its results page has numbers to read;
 * **group buys and bargains** — a 2-person group deal with completed groups and open ones, a
-  bargain offer with bargains cut by friends (``social.service``);
+  bargain offer with bargains cut by friends (``social.deals``);
 * **a win-back journey** — dormant customers enrolled 35 days before the history ends, a
   hold-out, a coupon and an email each through the real email channel to the demo's mail sink
   (:mod:`growthwheel.sim.mailsink`), the world's reaction (``sim.journeys``, a known effect)

@@ -19,7 +19,7 @@ from growthwheel.accounts.models import utcnow
 from growthwheel.api.deps import DbSession, Principal, require_scope
 from growthwheel.api.errors import problem
 from growthwheel.api.warehouse import warehouse
-from growthwheel.social import groups, service
+from growthwheel.social import deals, groups, service
 from growthwheel.social.grants import promotions_granter
 from growthwheel.social.models import Bargain, Group
 from growthwheel.social.referral import ReferralPolicy, Reward
@@ -197,7 +197,7 @@ def post_settle(_who: Editor, session: DbSession, now: Now) -> SettleOut:
 
 
 def _group_out(session: Session, group: Group, now: datetime) -> GroupOut:
-    deal = service.get_deal(session, group.deal_id)
+    deal = deals.get_deal(session, group.deal_id)
     return GroupOut(
         id=group.id, deal_id=group.deal_id, sku=deal.sku, currency=deal.currency,
         group_price=deal.group_price,
@@ -205,7 +205,7 @@ def _group_out(session: Session, group: Group, now: datetime) -> GroupOut:
         status=groups.shown_status(group.status, group.expires_at, now),
         opened_at=group.opened_at, expires_at=group.expires_at, completed_at=group.completed_at,
         failed_at=group.failed_at,
-        members=[MemberOut.model_validate(m) for m in service.group_members(session, group.id)],
+        members=[MemberOut.model_validate(m) for m in deals.group_members(session, group.id)],
     )
 
 
@@ -213,7 +213,7 @@ def _group_out(session: Session, group: Group, now: datetime) -> GroupOut:
              response_model=GroupDealOut, responses=_PROBLEMS)
 def post_deal(body: GroupDealCreate, principal: Editor, session: DbSession) -> GroupDealOut:
     """A deal: ``group_size`` buyers within ``time_limit_minutes`` get ``group_price``."""
-    deal = service.create_deal(session, principal=principal, **body.model_dump())
+    deal = deals.create_deal(session, principal=principal, **body.model_dump())
     return GroupDealOut.model_validate(deal)
 
 
@@ -221,14 +221,14 @@ def post_deal(body: GroupDealCreate, principal: Editor, session: DbSession) -> G
             responses=_NOT_FOUND)
 def get_deal(deal_id: _Id, _who: Reader, session: DbSession) -> GroupDealOut:
     """The deal, with how many of its groups are open or complete."""
-    return GroupDealOut.model_validate(service.get_deal(session, deal_id))
+    return GroupDealOut.model_validate(deals.get_deal(session, deal_id))
 
 
 @router.post("/group-deals/{deal_id}/groups", summary="Open a group", status_code=status.HTTP_201_CREATED,
              response_model=GroupOut, responses=_CONFLICT)
 def post_group(deal_id: _Id, body: SeatRequest, _who: Editor, session: DbSession, now: Now) -> GroupOut:
     """The leader opens a group and takes its first seat."""
-    group = service.open_group(session, deal_id, body.customer_id, now=now, order_id=body.order_id,
+    group = deals.open_group(session, deal_id, body.customer_id, now=now, order_id=body.order_id,
                                paid=body.paid)
     return _group_out(session, group, now)
 
@@ -236,7 +236,7 @@ def post_group(deal_id: _Id, body: SeatRequest, _who: Editor, session: DbSession
 @router.get("/groups/{group_id}", summary="A group's status", response_model=GroupOut, responses=_NOT_FOUND)
 def get_group(group_id: _Id, _who: Reader, session: DbSession, now: Now) -> GroupOut:
     """Seats taken and left, the deadline and the members."""
-    return _group_out(session, service.get_group(session, group_id), now)
+    return _group_out(session, deals.get_group(session, group_id), now)
 
 
 @router.post("/groups/{group_id}/members", summary="Join a group", status_code=status.HTTP_201_CREATED,
@@ -244,8 +244,8 @@ def get_group(group_id: _Id, _who: Reader, session: DbSession, now: Now) -> Grou
 def post_member(group_id: _Id, body: SeatRequest, _who: Editor, session: DbSession, now: Now) -> GroupOut:
     """Take a seat; the last seat goes to exactly one buyer and completes the group (others get
     409 ``group_full``)."""
-    service.join_group(session, group_id, body.customer_id, now=now, order_id=body.order_id, paid=body.paid)
-    return _group_out(session, service.get_group(session, group_id), now)
+    deals.join_group(session, group_id, body.customer_id, now=now, order_id=body.order_id, paid=body.paid)
+    return _group_out(session, deals.get_group(session, group_id), now)
 
 
 @router.post("/jobs/expire-groups", summary="Fail the groups whose time ran out",
@@ -253,7 +253,7 @@ def post_member(group_id: _Id, body: SeatRequest, _who: Editor, session: DbSessi
 def post_expire_groups(_who: Editor, session: DbSession, now: Now) -> ExpireGroupsOut:
     """Run ``social.groups.expire(now)``: release the seats of every group past its deadline and
     list the refunds to issue to its paid members."""
-    refunds = service.expire_groups(session, now)
+    refunds = deals.expire_groups(session, now)
     return ExpireGroupsOut(refunds=[GroupRefundOut(**r.__dict__) for r in refunds])
 
 
@@ -267,9 +267,9 @@ def _bargain_out(session: Session, row: Bargain, now: datetime) -> BargainOut:
         id=row.id, offer_id=row.offer_id, customer_id=row.customer_id, currency=row.currency,
         start_price=row.start_price, floor_price=row.floor_price, current_price=row.current_price,
         cuts_total=row.cuts_total, cuts_done=row.cuts_done,
-        status=service.shown_bargain_status(row, now),
+        status=deals.shown_bargain_status(row, now),
         started_at=row.started_at, expires_at=row.expires_at, reached_at=row.reached_at,
-        cuts=[CutOut.model_validate(c) for c in service.bargain_cuts(session, row.id)],
+        cuts=[CutOut.model_validate(c) for c in deals.bargain_cuts(session, row.id)],
     )
 
 
@@ -277,7 +277,7 @@ def _bargain_out(session: Session, row: Bargain, now: datetime) -> BargainOut:
              response_model=BargainOfferOut, responses=_PROBLEMS)
 def post_offer(body: BargainOfferCreate, principal: Editor, session: DbSession) -> BargainOfferOut:
     """An offer: helpers cut ``start_price`` down to ``floor_price`` in exactly ``cuts`` cuts."""
-    offer = service.create_offer(session, principal=principal, **body.model_dump())
+    offer = deals.create_offer(session, principal=principal, **body.model_dump())
     return BargainOfferOut.model_validate(offer)
 
 
@@ -285,21 +285,21 @@ def post_offer(body: BargainOfferCreate, principal: Editor, session: DbSession) 
             responses=_NOT_FOUND)
 def get_offer(offer_id: _Id, _who: Reader, session: DbSession) -> BargainOfferOut:
     """The offer."""
-    return BargainOfferOut.model_validate(service.get_offer(session, offer_id))
+    return BargainOfferOut.model_validate(deals.get_offer(session, offer_id))
 
 
 @router.post("/bargain-offers/{offer_id}/bargains", summary="Start a bargain",
              status_code=status.HTTP_201_CREATED, response_model=BargainOut, responses=_CONFLICT)
 def post_bargain(offer_id: _Id, body: BargainStart, _who: Editor, session: DbSession, now: Now) -> BargainOut:
     """The customer starts a bargain at the offer's start price (one open bargain per offer)."""
-    return _bargain_out(session, service.start_bargain(session, offer_id, body.customer_id, now=now), now)
+    return _bargain_out(session, deals.start_bargain(session, offer_id, body.customer_id, now=now), now)
 
 
 @router.get("/bargains/{bargain_id}", summary="A bargain's status", response_model=BargainOut,
             responses=_NOT_FOUND)
 def get_bargain(bargain_id: _Id, _who: Reader, session: DbSession, now: Now) -> BargainOut:
     """The current price, the cuts so far and the deadline."""
-    return _bargain_out(session, service.get_bargain(session, bargain_id), now)
+    return _bargain_out(session, deals.get_bargain(session, bargain_id), now)
 
 
 @router.post("/bargains/{bargain_id}/cuts", summary="Cut a bargain", status_code=status.HTTP_201_CREATED,
@@ -307,8 +307,8 @@ def get_bargain(bargain_id: _Id, _who: Reader, session: DbSession, now: Now) -> 
 def post_cut(bargain_id: _Id, body: CutRequest, _who: Editor, session: DbSession, now: Now) -> CutResult:
     """A helper cuts once; the amount is the next one of the bargain's sequence, so the floor is
     reached exactly at the last cut."""
-    done = service.cut(session, bargain_id, body.helper_id, now=now)
-    row = service.get_bargain(session, bargain_id)
+    done = deals.cut(session, bargain_id, body.helper_id, now=now)
+    row = deals.get_bargain(session, bargain_id)
     session.refresh(row)
     return CutResult(cut=CutOut.model_validate(done), bargain=_bargain_out(session, row, now))
 
@@ -317,4 +317,4 @@ def post_cut(bargain_id: _Id, body: CutRequest, _who: Editor, session: DbSession
              response_model=ExpireBargainsOut, responses=_PROBLEMS)
 def post_expire_bargains(_who: Editor, session: DbSession, now: Now) -> ExpireBargainsOut:
     """Mark every open bargain past its deadline ``expired``."""
-    return ExpireBargainsOut(expired=service.expire_bargains(session, now))
+    return ExpireBargainsOut(expired=deals.expire_bargains(session, now))

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from growthwheel.cli.common import parse_now, print_json, store_session
-from growthwheel.social import service
+from growthwheel.social import deals, service
 from growthwheel.social.grants import promotions_granter
 
 social_app = typer.Typer(help="Referral, group-buying and bargain jobs.", no_args_is_help=True)
@@ -48,7 +48,7 @@ def settle_referrals(
 def expire_groups(now: NowOption = None) -> None:
     """Fail the groups whose time ran out; print the refunds to issue to their paid members."""
     with store_session() as session:
-        refunds = service.expire_groups(session, parse_now(now))
+        refunds = deals.expire_groups(session, parse_now(now))
         print_json({"refunds": [r.__dict__ for r in refunds]})
 
 
@@ -56,4 +56,4 @@ def expire_groups(now: NowOption = None) -> None:
 def expire_bargains(now: NowOption = None) -> None:
     """Mark the bargains whose time ran out as expired."""
     with store_session() as session:
-        print_json({"expired": service.expire_bargains(session, parse_now(now))})
+        print_json({"expired": deals.expire_bargains(session, parse_now(now))})
