@@ -162,8 +162,6 @@ def promotion_definitions(session: Session, ids: Sequence[str]) -> dict[str, dic
     return {str(pid): definition for pid, definition in rows}
 
 
-
-
 def _take_promotion_statement() -> Any:
     row = _table(Promotion).c
     amount, units = bindparam("b_amount", type_=Integer), bindparam("b_units", type_=Integer)
