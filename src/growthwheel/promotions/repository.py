@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     cast,
     func,
     or_,
@@ -118,10 +119,11 @@ def _live_heads_statement(*, digest_only: bool) -> Any:
     line = (row.id + "|" + row.layer + "|" + text_of(func.length(row.name)) + ":" + row.name
             + "|" + text_of(row.updated_at) + "|" + text_of(row.starts_at) + "|" + text_of(row.ends_at)
             + "|" + text_of(row.stock_limit) + "|" + text_of(row.stock_used))
-    digest = func.aggregate_strings(line, "\n").over(order_by=row.id, rows=(None, None)).label("digest")
-    columns = (digest,) if digest_only else (
+    digest = func.aggregate_strings(line, "\n").over(order_by=row.id, rows=(None, None))
+    columns = (digest.label("digest"),) if digest_only else (
         row.id, row.name, row.layer, row.updated_at, row.starts_at, row.ends_at, row.stock_limit,
-        row.stock_used, digest)
+        row.stock_used,  # the digest on the first row only (not 200 copies of it)
+        case((func.row_number().over(order_by=row.id) == 1, digest)).label("digest"))
     statement = select(*columns).where(
         row.status == "active",
         or_(row.starts_at.is_(None), row.starts_at <= now),

@@ -134,6 +134,9 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
     # with what each promotion that did not apply reports; the untouched slots of promotions no line
     # qualifies for come ready-made from the index.
     slots: list[NotApplied | None] = [*index._no_lines, *(None for _ in cart.coupons)]
+    # Whether a product of the cart is one the promotion (or coupon) is for: only these are reported
+    # when the cart does not ask to explain every promotion (Cart.explain_all).
+    concerned = [False] * len(slots)
     nudges: list[Nudge] = []
     candidates: list[Cand] = []
     sort_pos: list[int] = []  # per candidate
@@ -147,6 +150,7 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
 
     def consider(pos: int, promo: Promotion, code: str | None, eligible: tuple[int, ...]) -> None:
         slots[pos] = None  # some line qualifies: the ready-made "no eligible lines" does not hold
+        concerned[pos] = True
         quantity = 0
         for i in eligible:
             quantity += lines[i].quantity
@@ -179,19 +183,16 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
         sort_pos.append(pos)
 
     absent_bundles = index._absent_bundles
-    elsewhere: list[int] = []  # promotions no product of the cart is for, beyond the index's ready-made
     for pos in sorted(hits.keys() | index._always):  # candidates are numbered in the result's order
         promo = index.promotions[pos]
         bundle = absent_bundles.get(pos)
         if bundle is not None and not bundle[0] & cart_skus:
             slots[pos] = bundle[1]  # none of its skus in the cart (what pricing it would report)
-            elsewhere.append(pos)
             continue
         found = hits.get(pos)
         if found is None and pos not in index._everywhere:
             # No line qualifies: only the context checks (which come first) can give another reason.
             slots[pos] = index._context_record(pos, customer)
-            elsewhere.append(pos)
             continue
         consider(pos, promo, None, every_line if found is None else tuple(found))
     for n, coupon in enumerate(coupon_entries):
@@ -338,21 +339,12 @@ def _price(cart: Cart, index: PromotionIndex) -> tuple[PricedCart, PriceFills]:
     earn = points_for_payment(goods_total, cart.earn) if cart.earn is not None else 0
     fills = tuple(tuple((candidates[idx].promo.id, units, per_unit) for idx, units, per_unit in line_fills)
                   for line_fills in item_out.fills)
-    not_applied: list[NotApplied] = []
-    left_out = 0
-    away = set() if cart.explain_all else set(elsewhere)
-    ready = () if cart.explain_all else index._no_lines  # ready-made: no product is for it
-    for pos, record in enumerate(slots):
-        if record is None:
-            continue
-        if pos in away or (pos < len(ready) and record is ready[pos]):
-            left_out += 1
-        else:
-            not_applied.append(record)
+    reported = [(pos, record) for pos, record in enumerate(slots) if record is not None]
+    not_applied = [record for pos, record in reported if cart.explain_all or concerned[pos]]
     return PricedCart(
         currency=currency, lines=tuple(priced_lines), totals=totals,
         applied=tuple(sorted(applied, key=lambda a: (LAYER_RANK[a.layer], a.promotion_id))),
-        not_applied=tuple(not_applied), elsewhere=left_out,
+        not_applied=tuple(not_applied), elsewhere=len(reported) - len(not_applied),
         nudges=tuple(sorted(set(nudges), key=lambda n: (n.promotion_id, n.short_amount, n.short_quantity))),
         points_used=points_used, points_to_earn=earn, exact=exact), fills
 
