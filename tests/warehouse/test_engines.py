@@ -392,8 +392,9 @@ def _write_everything(cfg: Settings) -> None:
             service.create_segment(session, "recent", SEGMENTS["bought_recently"], principal=None,
                                    actor_name="tests")
         for as_of, at in ((AS_OF - timedelta(days=30), FIRST_REFRESH), (AS_OF, SECOND_REFRESH)):
-            with session_scope(cfg) as session, owner.read() as backend:
+            with owner.read() as backend:  # a write may not be asked for inside a read block
                 ctx = service.context(cfg, backend, as_of)
+            with session_scope(cfg) as session:
                 for name in ("regulars", "recent"):
                     service.refresh_segment(session, service.get_segment(session, name), ctx,
                                             owner.run_write, principal=None, actor_name="tests", at=at)

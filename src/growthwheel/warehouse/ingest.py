@@ -56,6 +56,7 @@ from growthwheel.warehouse.file_checks import FileNotFoundProblem, check_text, r
 from growthwheel.warehouse.file_checks import FileNotTextError as FileNotTextError
 from growthwheel.warehouse.file_checks import FileNotUtf8Error as FileNotUtf8Error
 from growthwheel.warehouse.formats import generic, shopify, taobao
+from growthwheel.warehouse.gate import gate_for
 from growthwheel.warehouse.ingest_merge import TableCounts, assemble, classify, write
 from growthwheel.warehouse.ingest_validate import validate
 from growthwheel.warehouse.schema import (
@@ -356,7 +357,11 @@ def _import(
             _run(con, lambda: counts.update(write(con, import_id, names)), "writing", show)
             result.tables = counts
             _record(con, result, import_id, files, rename)
-            con.execute("COMMIT")
+            if cfg.warehouse == "duckdb":  # no read of this process may run during the COMMIT
+                with gate_for(cfg.warehouse_path).committing():
+                    con.execute("COMMIT")
+            else:
+                con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise

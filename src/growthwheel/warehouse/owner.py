@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import duckdb
 import ibis
@@ -54,6 +54,7 @@ from growthwheel.config import Settings
 from growthwheel.errors import ConfigError, GrowthwheelError
 from growthwheel.warehouse import db as wh
 from growthwheel.warehouse import ingest, lake, uploads
+from growthwheel.warehouse.gate import CommitGate, ReadInCommitError, gate_for
 from growthwheel.warehouse.jobs import ImportJob, JobNotFoundError, JobStatus
 from growthwheel.warehouse.schema import EVENTS, TABLES
 from growthwheel.warehouse.server import (
@@ -86,6 +87,27 @@ def _sql_text(text: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class _CommitGated:
+    """The cursor a :meth:`WarehouseOwner.run_write` function gets: its ``COMMIT`` goes through
+    the commit gate; everything else goes straight to the cursor."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, gate: CommitGate) -> None:
+        self._cursor, self._gate = cursor, gate
+
+    def execute(self, query: str, parameters: Any = None) -> duckdb.DuckDBPyConnection:
+        if query.strip().rstrip(";").upper() in ("COMMIT", "COMMIT TRANSACTION", "END", "END TRANSACTION"):
+            with self._gate.committing():
+                return self._cursor.execute(query)
+        return self._cursor.execute(query, parameters)
+
+    def commit(self) -> duckdb.DuckDBPyConnection:
+        with self._gate.committing():
+            return self._cursor.commit()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
 
 
 class WarehouseOwner:
@@ -128,6 +150,7 @@ class WarehouseOwner:
         self._flush_queued = False
         self._jobs: OrderedDict[str, ImportJob] = OrderedDict()
         self._generation = 0
+        self._gate = gate_for(cfg.warehouse_path)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -232,12 +255,15 @@ class WarehouseOwner:
     def read(self) -> Iterator[BaseBackend]:
         """An Ibis backend for reading; use one ``read`` for a whole request.
 
-        DuckDB: this thread's own cursor (never waits for writes; MVCC gives it the last
-        committed state). Spark: the snapshot in force when the block starts, for the whole block
-        (a lease keeps its files); the next ``read`` sees the newest snapshot.
+        DuckDB: this thread's own cursor; the block holds a share of the commit gate
+        (:mod:`growthwheel.warehouse.gate`), so it never sees part of a commit and waits for none
+        but the ``COMMIT`` statements themselves. Spark: the snapshot in force when the block
+        starts, for the whole block (a lease keeps its files); the next ``read`` sees the newest
+        snapshot.
         """
         if self.cfg.warehouse != "spark":
-            yield self._backend()
+            with self._gate.reading():
+                yield self._backend()
             return
         snapshot_id, entry = self._spark_entry()
         try:
@@ -442,7 +468,7 @@ class WarehouseOwner:
             cursor = self._con.cursor()
             try:
                 cursor.execute("SET TimeZone = 'UTC'")
-                return fn(cursor)
+                return fn(cast(duckdb.DuckDBPyConnection, _CommitGated(cursor, self._gate)))
             finally:
                 cursor.close()
 
@@ -477,6 +503,8 @@ class WarehouseOwner:
         """Queue ``fn`` on the writer thread, wait for it and hand back its result or exception."""
         if not self.running:
             raise ConfigError("the warehouse owner is not running")
+        if self._gate.held():  # the writer's commit would wait for this thread, and it for the writer
+            raise ReadInCommitError(f"{what} was asked for inside a read block; leave the block first")
         box: list[T] = []
         failure: list[BaseException] = []
         finished = threading.Event()
