@@ -184,10 +184,28 @@ class Settings(BaseSettings):
         return self.data_dir / "spark-warehouse"
 
     def shop(self) -> ShopSettings:
-        """The shop's settings: ``shop.json`` in the data directory, then environment overrides."""
+        """The shop's settings: ``shop.json`` in the data directory, then environment overrides.
+
+        Read again only when the file changes (its size and time of change; :meth:`save_shop`
+        replaces it whole): the checkout asks on every order."""
         path = self.data_dir / SHOP_FILE
+        try:
+            found = os.stat(path)
+            stamp: tuple[int, int, int] | None = (found.st_mtime_ns, found.st_size, found.st_ino)
+        except FileNotFoundError:
+            stamp = None
+        key = (str(path), stamp, self.shop_currency, self.shop_timezone)
+        cached = _SHOPS.get(key)
+        if cached is None:
+            cached = self._read_shop(path, exists=stamp is not None)
+            if len(_SHOPS) > 64:
+                _SHOPS.clear()
+            _SHOPS[key] = cached
+        return cached.model_copy()
+
+    def _read_shop(self, path: Path, *, exists: bool) -> ShopSettings:
         data: dict[str, str] = {}
-        if path.exists():
+        if exists:
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as exc:
@@ -210,6 +228,9 @@ class Settings(BaseSettings):
         os.replace(tmp, path)
         return path
 
+
+_SHOPS: dict[tuple[str, tuple[int, int, int] | None, str | None, str | None], ShopSettings] = {}
+""":meth:`Settings.shop` answers by file and overrides (see there)."""
 
 _current: Settings | None = None
 

@@ -117,6 +117,28 @@ def test_tiers_follow_growth_over_a_rolling_365_day_window(store_cfg: Settings) 
         assert [(c.old, c.new) for c in changes] == [("silver", None)]
 
 
+def test_the_tier_a_growth_reaches_is_chosen_in_sql_as_tier_for_does(store_cfg: Settings) -> None:
+    from growthwheel.loyalty import repository
+
+    start, end = at("2025-01-01"), at("2025-12-31")
+    with session_scope(store_cfg) as s:
+        _ladder(s)
+        ladder = repository.tiers(s)
+        growths = []
+        for amount in [999, 1, 4000, -6000, 999, 1, 4999, 1, 7000]:
+            loyalty.add_growth(s, "dave", amount, effective_at=at("2025-03-01"), kind="earn")
+            growth, code = repository.growth_and_tier(s, "dave", start, end)
+            assert code == loyalty.tier_for(ladder, growth)
+            growths.append(growth)
+        assert growths == [999, 1000, 5000, -1000, -1, 0, 4999, 5000, 12000]
+        seen = [repository.growth_and_tier(s, "dave", start, end)]
+        loyalty.add_growth(s, "erin", 5000, effective_at=at("2025-12-31"), kind="earn")
+        loyalty.add_growth(s, "erin", 9000, effective_at=at("2025-01-01"), kind="earn")  # not in (start, end]
+        seen.append(repository.growth_and_tier(s, "erin", start, end))
+        seen.append(repository.growth_and_tier(s, "nobody", start, end))
+    assert seen == [(12000, "gold"), (5000, "gold"), (0, None)]
+
+
 def test_a_tier_ladder_must_rise(store_cfg: Settings) -> None:
     with pytest.raises(TierConfigError, match="strictly increasing"), session_scope(store_cfg) as s:
         loyalty.set_tiers(s, [TierSpec("a", "A", 100), TierSpec("b", "B", 100)])

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -52,16 +52,27 @@ def member(session: Session, customer_id: str, *, lock: bool = False) -> Member 
     return session.scalars(select(Member).where(Member.customer_id == customer_id).with_for_update()).first()
 
 
-_GROWTH_IN_WINDOW = select(func.coalesce(func.sum(GrowthEntry.amount), 0)).where(
-    GrowthEntry.customer_id == bindparam("b_customer"),
-    GrowthEntry.effective_at > bindparam("b_start", type_=GrowthEntry.effective_at.type),
-    GrowthEntry.effective_at <= bindparam("b_end", type_=GrowthEntry.effective_at.type))
+def _growth_and_tier() -> Any:
+    window = select(func.coalesce(func.sum(GrowthEntry.amount), 0).label("growth")).where(
+        GrowthEntry.customer_id == bindparam("b_customer"),
+        GrowthEntry.effective_at > bindparam("b_start", type_=GrowthEntry.effective_at.type),
+        GrowthEntry.effective_at <= bindparam("b_end", type_=GrowthEntry.effective_at.type)).subquery("w")
+    reached = (select(MemberTier.code).where(MemberTier.min_growth <= window.c.growth)
+               .order_by(MemberTier.min_growth.desc()).limit(1).scalar_subquery())
+    return select(window.c.growth, reached)
 
 
-def growth_in_window(session: Session, customer_id: str, start: datetime, end: datetime) -> int:
-    """Growth value of entries with ``start < effective_at <= end``."""
-    total = session.scalar(_GROWTH_IN_WINDOW, {"b_customer": customer_id, "b_start": start, "b_end": end})
-    return int(total or 0)
+_GROWTH_AND_TIER = _growth_and_tier()
+
+
+def growth_and_tier(session: Session, customer_id: str, start: datetime,
+                    end: datetime) -> tuple[int, str | None]:
+    """The growth value of a customer's entries with ``start < effective_at <= end`` and the code
+    of the highest tier it reaches (``None`` below the lowest), in one statement (thresholds are
+    unique)."""
+    growth, code = session.execute(_GROWTH_AND_TIER, {"b_customer": customer_id, "b_start": start,
+                                                      "b_end": end}).one()
+    return int(growth or 0), code
 
 
 def members_with_tier(session: Session) -> list[str]:
@@ -116,6 +127,80 @@ def lock_account(session: Session, customer_id: str) -> PointsAccount:
 
 _LOCK_ACCOUNT: dict[str, Any] = {}
 """The statement of :func:`lock_account` by dialect (``INSERT … ON CONFLICT`` is spelled per dialect)."""
+
+
+_ACCOUNTS = cast(Table, PointsAccount.__table__)
+_MOVE_BALANCE = (update(_ACCOUNTS).where(_ACCOUNTS.c.customer_id == bindparam("b_customer"))
+                 .values(balance=_ACCOUNTS.c.balance + bindparam("b_delta", type_=_ACCOUNTS.c.balance.type),
+                         updated_at=bindparam("b_now", type_=_ACCOUNTS.c.updated_at.type)))
+
+
+def move_balance(session: Session, account: PointsAccount, delta: int, now: datetime) -> None:
+    """Add ``delta`` to a locked account's balance, in SQL (one Core ``UPDATE``; the instance
+    takes the new values as committed, so the session does not write them again)."""
+    session.execute(_MOVE_BALANCE, {"b_customer": account.customer_id, "b_delta": delta, "b_now": now})
+    set_committed_value(account, "balance", account.balance + delta)
+    set_committed_value(account, "updated_at", now)
+
+
+_LOTS = cast(Table, PointsLot.__table__)
+_LEDGER = cast(Table, PointsLedgerEntry.__table__)
+_LEDGER_COLUMNS = ("customer_id", "at", "kind", "points", "lot_id", "order_id", "note")
+
+
+def _typed(name: str, table: Table, column: str) -> Any:
+    return bindparam(name, type_=table.c[column].type)
+
+
+_INSERT_LOT = insert(_LOTS).values(
+    customer_id=_typed("b_customer", _LOTS, "customer_id"), earned_at=_typed("b_at", _LOTS, "earned_at"),
+    expires_at=_typed("b_expires", _LOTS, "expires_at"), points=_typed("b_points", _LOTS, "points"),
+    remaining=_typed("b_points", _LOTS, "remaining"), source=_typed("b_kind", _LOTS, "source"),
+    order_id=_typed("b_order", _LOTS, "order_id"),
+).returning(_LOTS.c.id)
+_INSERT_LEDGER = insert(_LEDGER).values(
+    customer_id=_typed("b_customer", _LEDGER, "customer_id"), at=_typed("b_at", _LEDGER, "at"),
+    kind=_typed("b_kind", _LEDGER, "kind"), points=_typed("b_points", _LEDGER, "points"),
+    lot_id=_typed("b_lot", _LEDGER, "lot_id"), order_id=_typed("b_order", _LEDGER, "order_id"),
+    note=_typed("b_note", _LEDGER, "note"),
+).returning(_LEDGER.c.id)
+
+
+def _lot_with_entry() -> Any:
+    """PostgreSQL: the lot's ``INSERT`` in a CTE, its ledger row inserted from what it returns."""
+    lot = _INSERT_LOT.cte("new_lot")
+    rows = select(_typed("b_customer", _LEDGER, "customer_id"), _typed("b_at", _LEDGER, "at"),
+                  _typed("b_kind", _LEDGER, "kind"), _typed("b_points", _LEDGER, "points"), lot.c.id,
+                  _typed("b_order", _LEDGER, "order_id"), _typed("b_note", _LEDGER, "note"))
+    return (insert(_LEDGER).from_select(list(_LEDGER_COLUMNS), rows.select_from(lot))
+            .returning(_LEDGER.c.lot_id, _LEDGER.c.id))
+
+
+_LOT_WITH_ENTRY = _lot_with_entry()
+
+
+def add_lot(session: Session, customer_id: str, points: int, at: datetime, expires_at: datetime, *,
+            kind: str, order_id: str | None, note: str | None) -> tuple[int, int]:
+    """A new lot of ``points`` and the ledger row that credits it; returns (lot id, entry id).
+
+    PostgreSQL: one statement (the lot's ``INSERT`` in a CTE feeds the ledger's); SQLite: two.
+    """
+    values = {"b_customer": customer_id, "b_at": at, "b_expires": expires_at, "b_points": points,
+              "b_kind": kind, "b_order": order_id, "b_note": note}
+    if session.get_bind().dialect.name == "postgresql":
+        lot_id, entry_id = session.execute(_LOT_WITH_ENTRY, values).one()
+        return int(lot_id), int(entry_id)
+    lot_id = int(session.execute(_INSERT_LOT, values).scalar_one())
+    return lot_id, add_entry(session, customer_id, kind, points, at, lot_id=lot_id, order_id=order_id,
+                             note=note)
+
+
+def add_entry(session: Session, customer_id: str, kind: str, points: int, at: datetime, *,
+              lot_id: int | None, order_id: str | None, note: str | None) -> int:
+    """A ledger row (one Core ``INSERT``); returns its id (which names its fact)."""
+    return int(session.execute(_INSERT_LEDGER, {
+        "b_customer": customer_id, "b_at": at, "b_kind": kind, "b_points": points, "b_lot": lot_id,
+        "b_order": order_id, "b_note": note}).scalar_one())
 
 
 def account(session: Session, customer_id: str) -> PointsAccount | None:

@@ -52,7 +52,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import pairwise
-from typing import cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, delete, insert
@@ -70,12 +70,11 @@ from growthwheel.loyalty.models import (
     Member,
     MemberTier,
     PointsAccount,
-    PointsLedgerEntry,
-    PointsLot,
 )
 from growthwheel.loyalty.schemas import LedgerOut, LotOut, MemberOut
 from growthwheel.promotions import coupons
 from growthwheel.promotions import repository as promotions_repository
+from growthwheel.store.db import write_through
 
 
 @dataclass(frozen=True)
@@ -194,14 +193,13 @@ def evaluate_member(session: Session, customer_id: str, now: datetime,
                     program: LoyaltyProgram = DEFAULT_PROGRAM) -> tuple[str | None, str | None]:
     """Recompute a member's window growth and tier as of ``now``; returns (old tier, new tier)."""
     row = ensure_member(session, customer_id, now=now)
-    growth = repository.growth_in_window(session, customer_id, now - timedelta(days=program.window_days), now)
-    new = tier_for(repository.tiers(session), growth)
+    start = now - timedelta(days=program.window_days)
+    growth, new = repository.growth_and_tier(session, customer_id, start, now)
     old = row.tier_code
-    row.growth = growth
-    row.evaluated_at = now
+    values: dict[str, Any] = {"growth": growth, "evaluated_at": now}
     if new != old:
-        row.tier_code = new
-        row.tier_since = now
+        values |= {"tier_code": new, "tier_since": now}
+    write_through(session, row, values)  # one Core UPDATE now (the checkout evaluates every order)
     return old, new
 
 
@@ -276,17 +274,19 @@ def recompute_tiers(session: Session, now: datetime,
 
 _INSERT_GROWTH = insert(cast(Table, GrowthEntry.__table__))
 """A growth entry, written at once (built once; nothing reads the row back)."""
-_LEDGER = cast(Table, PointsLedgerEntry.__table__)
-_INSERT_ENTRY = insert(_LEDGER).returning(_LEDGER.c.id)
-"""A ledger row, written at once (built once; the entry's id names its fact)."""
 
 
 def _entry(session: Session, customer_id: str, kind: str, points: int, now: datetime, *,
            lot_id: int | None = None, order_id: str | None = None, note: str | None = None) -> None:
     """One ledger move, and its ``points_moved`` fact for the warehouse (same transaction)."""
-    entry_id = session.scalar(_INSERT_ENTRY, {
-        "customer_id": customer_id, "at": now, "kind": kind, "points": points, "lot_id": lot_id,
-        "order_id": order_id, "note": note})
+    entry_id = repository.add_entry(session, customer_id, kind, points, now, lot_id=lot_id,
+                                    order_id=order_id, note=note)
+    _moved(session, entry_id, customer_id, kind, points, now, lot_id=lot_id, order_id=order_id)
+
+
+def _moved(session: Session, entry_id: int, customer_id: str, kind: str, points: int, now: datetime, *,
+           lot_id: int | None, order_id: str | None) -> None:
+    """The ``points_moved`` fact of ledger entry ``entry_id``."""
     facts.record_event(session, event_id=f"points_moved:{entry_id}", type="points_moved", occurred_at=now,
                        customer_id=customer_id, order_id=order_id,
                        properties={"kind": kind, "points": points, "lot_id": lot_id})
@@ -295,23 +295,23 @@ def _entry(session: Session, customer_id: str, kind: str, points: int, now: date
 def _credit(
     session: Session, customer_id: str, points: int, now: datetime, *, kind: str, expires_at: datetime,
     order_id: str | None = None, note: str | None = None, field: str | None = None,
-) -> PointsLot:
-    """Add a lot; with ``field`` (the caller's argument) refuse to pass :data:`MAX_POINTS_BALANCE`."""
+) -> int:
+    """Add a lot and return its id; with ``field`` (the caller's argument) refuse to pass
+    :data:`MAX_POINTS_BALANCE`.
+
+    Core statements, not ORM flushes (the checkout credits points on every order): the lot and its
+    ledger row (one statement on PostgreSQL), then the balance moved in SQL."""
     account = repository.lock_account(session, customer_id)
     _expire_held(session, customer_id, now, account)
     if field is not None and account.balance + points > MAX_POINTS_BALANCE:
         raise BalanceLimitError(
             f"{field}: customer {customer_id!r} holds {account.balance:,} points; {points:,} more would pass "
             f"the largest balance of {MAX_POINTS_BALANCE:,}")
-    lot = PointsLot(customer_id=customer_id, earned_at=now, expires_at=expires_at, points=points,
-                    remaining=points, source=kind, order_id=order_id)
-    session.add(lot)
-    session.flush()
-    _entry(session, customer_id, kind, points, now, lot_id=lot.id, order_id=order_id, note=note)
-    account.balance += points
-    account.updated_at = now
-    session.flush()
-    return lot
+    lot_id, entry_id = repository.add_lot(session, customer_id, points, now, expires_at, kind=kind,
+                                          order_id=order_id, note=note)
+    _moved(session, entry_id, customer_id, kind, points, now, lot_id=lot_id, order_id=order_id)
+    repository.move_balance(session, account, points, now)
+    return lot_id
 
 
 def _expire_locked(session: Session, customer_id: str, now: datetime) -> int:
@@ -366,8 +366,9 @@ def _debit(session: Session, customer_id: str, points: int, now: datetime, *, ki
 def earn_points(
     session: Session, customer_id: str, points: int, now: datetime, *, order_id: str | None = None,
     program: LoyaltyProgram = DEFAULT_PROGRAM,
-) -> PointsLot | None:
-    """Credit earned points as a lot expiring ``points_expiry_days`` from ``now``."""
+) -> int | None:
+    """Credit earned points as a lot expiring ``points_expiry_days`` from ``now``; returns the
+    lot's id (``None`` for no points)."""
     if points < 0:
         raise InvalidArgumentError("points: earned points must not be negative")
     if points == 0:

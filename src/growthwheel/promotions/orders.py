@@ -64,6 +64,7 @@ from growthwheel.promotions.errors import (
 from growthwheel.promotions.models import CheckoutOrder, CheckoutOrderLine, CheckoutRefund
 from growthwheel.promotions.schemas import OrderIn, OrderOut, RefundIn, RefundLineIn, RefundOut
 from growthwheel.social import service as social
+from growthwheel.store.db import write_through
 
 
 def payload_hash(payload: Any) -> str:
@@ -158,13 +159,6 @@ def commit(
                 f"lines: the order would take the customer past a limit ({exc.message})") from None
 
         totals = priced.totals
-        order.subtotal = totals.subtotal
-        order.discount = totals.subtotal - totals.goods_total
-        order.shipping = totals.shipping
-        order.total = totals.total
-        order.points_used = priced.points_used
-        order.points_earned = priced.points_to_earn
-        order.growth_earned = quote.growth_to_earn
         lines = [
             StoredLine(order_id=order.id, line_id=line.line_id, sku=line.sku, quantity=line.quantity,
                        unit_price=line.unit_price, subtotal=line.subtotal, discount=line.subtotal - line.paid,
@@ -173,13 +167,16 @@ def commit(
         ]
         answer = OrderOut(
             order_id=order.id, customer_id=order.customer_id, status=order.status, currency=currency,
-            total=order.total, refunded_amount=0, points_used=order.points_used,
-            points_earned=order.points_earned, growth_earned=order.growth_earned, coupons=redeemed,
+            total=totals.total, refunded_amount=0, points_used=priced.points_used,
+            points_earned=priced.points_to_earn, growth_earned=quote.growth_to_earn, coupons=redeemed,
             tier_after=tier_after, committed_at=now,
             priced=quote.to_out(request.customer_id),
         )
-        order.priced = answer.model_dump(mode="json")
-        session.flush()
+        write_through(session, order, {  # one Core UPDATE of the claimed row
+            "subtotal": totals.subtotal, "discount": totals.subtotal - totals.goods_total,
+            "shipping": totals.shipping, "total": totals.total, "points_used": priced.points_used,
+            "points_earned": priced.points_to_earn, "growth_earned": quote.growth_to_earn,
+            "priced": answer.model_dump(mode="json")})
         session.execute(_INSERT_LINES, [vars(line) for line in lines])  # one multi-row statement
         facts.record_order(session, order, lines, now=now)  # same transaction, rows as just written
         for code in redeemed:

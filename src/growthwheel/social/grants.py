@@ -23,8 +23,8 @@ def promotions_granter(session: Session, reward: ReferralReward, now: datetime) 
     if reward.kind == "points":
         if not reward.points:
             raise InvalidArgumentError("points: the reward has no points to grant")
-        lot = loyalty.earn_points(session, reward.customer_id, reward.points, now)
-        return f"points_lot:{lot.id}" if lot is not None else "points_lot:none"
+        lot_id = loyalty.earn_points(session, reward.customer_id, reward.points, now)
+        return f"points_lot:{lot_id}" if lot_id is not None else "points_lot:none"
     if not reward.coupon_batch_id:
         raise InvalidArgumentError("coupon_batch_id: the reward names no coupon batch")
     batch = coupons.get_batch(session, reward.coupon_batch_id)
