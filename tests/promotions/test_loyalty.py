@@ -139,6 +139,23 @@ def test_the_tier_a_growth_reaches_is_chosen_in_sql_as_tier_for_does(store_cfg: 
     assert seen == [(12000, "gold"), (5000, "gold"), (0, None)]
 
 
+def test_growth_earned_at_checkout_counts_at_once_in_the_window(store_cfg: Settings) -> None:
+    # earn_growth is add_growth + evaluate_member (one statement on PostgreSQL): the new entry is
+    # counted although the query's snapshot cannot see it, and entries older than 365 days are not.
+    program = loyalty.DEFAULT_PROGRAM
+    with session_scope(store_cfg) as s:
+        _ladder(s)
+        loyalty.add_growth(s, "gina", 4000, effective_at=at("2024-01-01"), kind="earn")  # left the window
+        steps = [loyalty.earn_growth(s, "gina", amount, at(day), order_id=f"g{n}", program=program)
+                 for n, (amount, day) in enumerate([(0, "2025-02-01"), (999, "2025-02-02"), (1, "2025-02-03"),
+                                                     (4000, "2025-02-04"), (-4001, "2025-02-05")])]
+        member = loyalty.ensure_member(s, "gina")
+        entries = s.scalar(sa.text("SELECT count(*) FROM growth_entries WHERE customer_id = 'gina'"))
+    assert steps == [(None, None), (None, None), (None, "silver"), ("silver", "gold"), ("gold", None)]
+    assert member.growth == 999
+    assert entries == 5  # the zero amount wrote no entry
+
+
 def test_a_tier_ladder_must_rise(store_cfg: Settings) -> None:
     with pytest.raises(TierConfigError, match="strictly increasing"), session_scope(store_cfg) as s:
         loyalty.set_tiers(s, [TierSpec("a", "A", 100), TierSpec("b", "B", 100)])

@@ -52,17 +52,46 @@ def member(session: Session, customer_id: str, *, lock: bool = False) -> Member 
     return session.scalars(select(Member).where(Member.customer_id == customer_id).with_for_update()).first()
 
 
-def _growth_and_tier() -> Any:
-    window = select(func.coalesce(func.sum(GrowthEntry.amount), 0).label("growth")).where(
-        GrowthEntry.customer_id == bindparam("b_customer"),
-        GrowthEntry.effective_at > bindparam("b_start", type_=GrowthEntry.effective_at.type),
-        GrowthEntry.effective_at <= bindparam("b_end", type_=GrowthEntry.effective_at.type)).subquery("w")
+_GROWTH = cast(Table, GrowthEntry.__table__)
+
+
+def _growth_and_tier(*, adding: bool) -> Any:
+    """The growth in the window and the tier it reaches; with ``adding`` (PostgreSQL), a new entry
+    dated ``b_end`` is inserted in a CTE first and counted in (the statement's own snapshot does not
+    see the row it inserts)."""
+    total: Any = func.coalesce(func.sum(_GROWTH.c.amount), 0)
+    if adding:
+        added = insert(_GROWTH).values(
+            customer_id=bindparam("b_customer"), effective_at=_typed("b_end", _GROWTH, "effective_at"),
+            recorded_at=_typed("b_end", _GROWTH, "recorded_at"), amount=_typed("b_amount", _GROWTH, "amount"),
+            kind=bindparam("b_kind"), order_id=_typed("b_order", _GROWTH, "order_id"),
+        ).returning(_GROWTH.c.amount).cte("added")
+        total = total + select(func.coalesce(func.sum(added.c.amount), 0)).scalar_subquery()
+    window = select(total.label("growth")).where(
+        _GROWTH.c.customer_id == bindparam("b_customer"),
+        _GROWTH.c.effective_at > _typed("b_start", _GROWTH, "effective_at"),
+        _GROWTH.c.effective_at <= _typed("b_end", _GROWTH, "effective_at")).subquery("w")
     reached = (select(MemberTier.code).where(MemberTier.min_growth <= window.c.growth)
                .order_by(MemberTier.min_growth.desc()).limit(1).scalar_subquery())
     return select(window.c.growth, reached)
 
 
-_GROWTH_AND_TIER = _growth_and_tier()
+def _typed(name: str, table: Table, column: str) -> Any:
+    return bindparam(name, type_=table.c[column].type)
+
+
+_GROWTH_AND_TIER = _growth_and_tier(adding=False)
+_ADD_GROWTH_AND_TIER = _growth_and_tier(adding=True)
+
+
+def add_growth_and_tier(session: Session, customer_id: str, amount: int, start: datetime, end: datetime, *,
+                        kind: str, order_id: str | None) -> tuple[int, str | None]:
+    """PostgreSQL: a growth entry of ``amount`` dated ``end`` (recorded then too), and then
+    :func:`growth_and_tier`, in one statement."""
+    growth, code = session.execute(_ADD_GROWTH_AND_TIER, {
+        "b_customer": customer_id, "b_start": start, "b_end": end, "b_amount": amount, "b_kind": kind,
+        "b_order": order_id}).one()
+    return int(growth or 0), code
 
 
 def growth_and_tier(session: Session, customer_id: str, start: datetime,
@@ -146,10 +175,6 @@ def move_balance(session: Session, account: PointsAccount, delta: int, now: date
 _LOTS = cast(Table, PointsLot.__table__)
 _LEDGER = cast(Table, PointsLedgerEntry.__table__)
 _LEDGER_COLUMNS = ("customer_id", "at", "kind", "points", "lot_id", "order_id", "note")
-
-
-def _typed(name: str, table: Table, column: str) -> Any:
-    return bindparam(name, type_=table.c[column].type)
 
 
 _INSERT_LOT = insert(_LOTS).values(

@@ -194,13 +194,31 @@ def evaluate_member(session: Session, customer_id: str, now: datetime,
     """Recompute a member's window growth and tier as of ``now``; returns (old tier, new tier)."""
     row = ensure_member(session, customer_id, now=now)
     start = now - timedelta(days=program.window_days)
-    growth, new = repository.growth_and_tier(session, customer_id, start, now)
+    return _evaluated(session, row, *repository.growth_and_tier(session, customer_id, start, now), now)
+
+
+def _evaluated(session: Session, row: Member, growth: int, new: str | None,
+               now: datetime) -> tuple[str | None, str | None]:
     old = row.tier_code
     values: dict[str, Any] = {"growth": growth, "evaluated_at": now}
     if new != old:
         values |= {"tier_code": new, "tier_since": now}
     write_through(session, row, values)  # one Core UPDATE now (the checkout evaluates every order)
     return old, new
+
+
+def earn_growth(session: Session, customer_id: str, amount: int, now: datetime, *, order_id: str | None,
+                program: LoyaltyProgram = DEFAULT_PROGRAM) -> tuple[str | None, str | None]:
+    """:func:`add_growth` of ``amount`` earned ``now`` and then :func:`evaluate_member`; on
+    PostgreSQL the entry and the evaluation's query are one statement (the checkout's case)."""
+    if not amount or session.get_bind().dialect.name != "postgresql":
+        add_growth(session, customer_id, amount, effective_at=now, kind="earn", order_id=order_id, now=now)
+        return evaluate_member(session, customer_id, now, program)
+    row = ensure_member(session, customer_id, now=now)
+    start = now - timedelta(days=program.window_days)
+    found = repository.add_growth_and_tier(session, customer_id, amount, start, now, kind="earn",
+                                           order_id=order_id)
+    return _evaluated(session, row, *found, now)
 
 
 def check_growth(session: Session, customer_id: str) -> None:

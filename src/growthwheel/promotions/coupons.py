@@ -30,7 +30,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from growthwheel.accounts.models import utcnow
+from growthwheel.accounts.models import new_id, utcnow
 from growthwheel.accounts.schemas import Principal
 from growthwheel.accounts.service import audit
 from growthwheel.errors import GrowthwheelError, InvalidArgumentError
@@ -43,7 +43,7 @@ from growthwheel.promotions.errors import (
     CouponNotFoundError,
     CouponUsedUpError,
 )
-from growthwheel.promotions.models import CheckoutOrder, CouponBatch, CouponCode, CouponRedemption
+from growthwheel.promotions.models import CheckoutOrder, CouponBatch, CouponCode
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 """Code characters: digits and capitals without 0, 1, I, L and O."""
@@ -310,22 +310,22 @@ def resolve(session: Session, codes: Sequence[str], customer_id: str, now: datet
 
 
 def redeem(session: Session, resolved: ResolvedCoupon, *, customer_id: str, order_id: str, discount: int,
-           now: datetime) -> CouponRedemption:
-    """Take the coupon for ``order_id`` (atomically; raises :class:`CouponUsedUpError` when any limit
-    is reached — the caller's transaction must then be rolled back)."""
+           now: datetime) -> str:
+    """Take the coupon for ``order_id`` and return the redemption's id (atomically; raises
+    :class:`CouponUsedUpError` when any limit is reached — the caller's transaction must then be
+    rolled back)."""
     code, batch = resolved.code.code, resolved.batch
     if not repository.take_code(session, code):
         raise CouponUsedUpError.coded("err.coupon.used", code=code)
     if not repository.take_batch(session, batch.id, discount):
         raise CouponUsedUpError.coded("err.coupon.budget_spent", code=code, name=batch.name)
-    if not repository.take_customer_use(session, batch.id, customer_id, batch.per_customer_limit):
+    redemption_id = new_id()
+    if not repository.take_use_and_record(session, batch.id, customer_id, batch.per_customer_limit,
+                                          redemption_id=redemption_id, code=code, order_id=order_id,
+                                          discount=discount, now=now):
         raise CouponUsedUpError.coded("err.coupon.per_customer", code=code,
                                       limit=batch.per_customer_limit)
-    row = CouponRedemption(batch_id=batch.id, code=code, customer_id=customer_id, order_id=order_id,
-                           discount=discount, status="redeemed", redeemed_at=now)
-    session.add(row)
-    session.flush()
-    return row
+    return redemption_id
 
 
 def release_for_refund(session: Session, order: CheckoutOrder, *, fully_refunded: bool,

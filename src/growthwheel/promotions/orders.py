@@ -150,9 +150,8 @@ def commit(
         try:  # a balance past its maximum refuses the whole order (the request rolls everything back)
             loyalty.earn_points(session, request.customer_id, priced.points_to_earn, now,
                                 order_id=request.order_id, program=program)
-            loyalty.add_growth(session, request.customer_id, quote.growth_to_earn, effective_at=now,
-                               kind="earn", order_id=request.order_id, now=now)
-            _old, tier_after = loyalty.evaluate_member(session, request.customer_id, now, program)
+            _old, tier_after = loyalty.earn_growth(session, request.customer_id, quote.growth_to_earn, now,
+                                                   order_id=request.order_id, program=program)
             loyalty.check_growth(session, request.customer_id)
         except loyalty.BalanceLimitError as exc:
             raise loyalty.BalanceLimitError(

@@ -28,6 +28,7 @@ from sqlalchemy import (
     case,
     cast,
     func,
+    insert,
     or_,
     select,
     text,
@@ -366,6 +367,11 @@ def take_batch(session: Session, batch_id: str, amount: int) -> bool:
 def take_customer_use(session: Session, batch_id: str, customer_id: str, limit: int) -> bool:
     """One of the customer's uses of the batch, if fewer than ``limit`` are used (insert or update
     in one statement, so two first uses at once cannot both insert)."""
+    params = {"b_batch": batch_id, "b_customer": customer_id, "b_limit": limit}
+    return session.execute(_take_customer_use_statement(session), params).first() is not None
+
+
+def _take_customer_use_statement(session: Session) -> Any:
     dialect = session.get_bind().dialect.name
     statement = _TAKE_CUSTOMER_USE.get(dialect)
     if statement is None:
@@ -377,12 +383,52 @@ def take_customer_use(session: Session, batch_id: str, customer_id: str, limit: 
                                    set_={"used": table.c.used + 1},
                                    where=table.c.used < bindparam("b_limit", type_=Integer))
             .returning(table.c.used))
-    params = {"b_batch": batch_id, "b_customer": customer_id, "b_limit": limit}
-    return session.execute(statement, params).first() is not None
+    return statement
 
 
 _TAKE_CUSTOMER_USE: dict[str, Any] = {}
 """The statement of :func:`take_customer_use` by dialect."""
+
+_REDEMPTION_COLUMNS = ("id", "batch_id", "code", "customer_id", "order_id", "discount", "status",
+                       "redeemed_at")
+
+
+def _redemption_values() -> list[Any]:
+    table = _table(CouponRedemption)
+    return [bindparam(f"b_{name}", type_=table.c[name].type) for name in _REDEMPTION_COLUMNS]
+
+
+_INSERT_REDEMPTION = insert(_table(CouponRedemption)).values(
+    dict(zip(_REDEMPTION_COLUMNS, _redemption_values(), strict=True)))
+_USE_AND_REDEMPTION: list[Any] = []
+
+
+def take_use_and_record(session: Session, batch_id: str, customer_id: str, limit: int, *,
+                        redemption_id: str, code: str, order_id: str, discount: int, now: datetime) -> bool:
+    """:func:`take_customer_use` and, when it was taken, the redemption row; ``False`` (nothing
+    written) when the customer has used the batch ``limit`` times.
+
+    PostgreSQL: one statement (the use's upsert in a CTE, the redemption inserted from the row it
+    returns, so none when it was refused); SQLite: two."""
+    values = {"b_batch": batch_id, "b_customer": customer_id, "b_limit": limit, "b_id": redemption_id,
+              "b_batch_id": batch_id, "b_code": code, "b_customer_id": customer_id, "b_order_id": order_id,
+              "b_discount": discount, "b_status": "redeemed", "b_redeemed_at": now}
+    if session.get_bind().dialect.name != "postgresql":
+        if not take_customer_use(session, batch_id, customer_id, limit):
+            return False
+        session.execute(_INSERT_REDEMPTION, values)
+        return True
+    return session.execute(_use_and_redemption(session), values).first() is not None
+
+
+def _use_and_redemption(session: Session) -> Any:
+    if not _USE_AND_REDEMPTION:
+        use = _take_customer_use_statement(session).cte("use")
+        table = _table(CouponRedemption)
+        rows = select(*_redemption_values()).select_from(use)
+        _USE_AND_REDEMPTION.append(
+            insert(table).from_select(list(_REDEMPTION_COLUMNS), rows).returning(table.c.id))
+    return _USE_AND_REDEMPTION[0]
 
 
 def give_back_use(session: Session, redemption: CouponRedemption) -> None:
