@@ -184,7 +184,7 @@ def setup(data_dir: Path, url: str | None) -> str:
             definition={"reward": {"type": "order_amount_off", "amount": 2000},
                         "conditions": {"min_amount": 10000}},
             valid_from=datetime(2020, 1, 1, tzinfo=UTC), valid_until=datetime(2099, 1, 1, tzinfo=UTC),
-            per_customer_limit=1000)
+            per_customer_limit=1_000_000)  # one client alone may order more than 1,000 times
     db.engine(cfg).dispose()
     return key
 
