@@ -315,14 +315,15 @@ def redeem(session: Session, resolved: ResolvedCoupon, *, customer_id: str, orde
     :class:`CouponUsedUpError` when any limit is reached — the caller's transaction must then be
     rolled back)."""
     code, batch = resolved.code.code, resolved.batch
-    if not repository.take_code(session, code):
-        raise CouponUsedUpError.coded("err.coupon.used", code=code)
-    if not repository.take_batch(session, batch.id, discount):
-        raise CouponUsedUpError.coded("err.coupon.budget_spent", code=code, name=batch.name)
     redemption_id = new_id()
-    if not repository.take_use_and_record(session, batch.id, customer_id, batch.per_customer_limit,
-                                          redemption_id=redemption_id, code=code, order_id=order_id,
-                                          discount=discount, now=now):
+    refused = repository.redeem_coupon(session, code=code, batch_id=batch.id, amount=discount,
+                                       customer_id=customer_id, limit=batch.per_customer_limit,
+                                       redemption_id=redemption_id, order_id=order_id, now=now)
+    if refused == "code":
+        raise CouponUsedUpError.coded("err.coupon.used", code=code)
+    if refused == "batch":
+        raise CouponUsedUpError.coded("err.coupon.budget_spent", code=code, name=batch.name)
+    if refused == "customer":
         raise CouponUsedUpError.coded("err.coupon.per_customer", code=code,
                                       limit=batch.per_customer_limit)
     return redemption_id

@@ -27,13 +27,16 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    exists,
     func,
     insert,
+    literal_column,
     or_,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from growthwheel.promotions.models import (
@@ -395,40 +398,69 @@ _REDEMPTION_COLUMNS = ("id", "batch_id", "code", "customer_id", "order_id", "dis
 
 def _redemption_values() -> list[Any]:
     table = _table(CouponRedemption)
-    return [bindparam(f"b_{name}", type_=table.c[name].type) for name in _REDEMPTION_COLUMNS]
+    return [bindparam(f"r_{name}", type_=table.c[name].type) for name in _REDEMPTION_COLUMNS]
 
 
 _INSERT_REDEMPTION = insert(_table(CouponRedemption)).values(
     dict(zip(_REDEMPTION_COLUMNS, _redemption_values(), strict=True)))
-_USE_AND_REDEMPTION: list[Any] = []
+_REDEEM: list[Any] = []
 
 
-def take_use_and_record(session: Session, batch_id: str, customer_id: str, limit: int, *,
-                        redemption_id: str, code: str, order_id: str, discount: int, now: datetime) -> bool:
-    """:func:`take_customer_use` and, when it was taken, the redemption row; ``False`` (nothing
-    written) when the customer has used the batch ``limit`` times.
+def redeem_coupon(session: Session, *, code: str, batch_id: str, amount: int, customer_id: str,
+                  limit: int, redemption_id: str, order_id: str, now: datetime) -> str | None:
+    """Take one use of ``code``, one redemption and ``amount`` of the batch's budget, one of the
+    customer's ``limit`` uses of the batch, and write the redemption row; returns what refused
+    (``"code"``, ``"batch"`` or ``"customer"``, in that order; the caller rolls back what was
+    taken) or ``None``.
 
-    PostgreSQL: one statement (the use's upsert in a CTE, the redemption inserted from the row it
-    returns, so none when it was refused); SQLite: two."""
-    values = {"b_batch": batch_id, "b_customer": customer_id, "b_limit": limit, "b_id": redemption_id,
-              "b_batch_id": batch_id, "b_code": code, "b_customer_id": customer_id, "b_order_id": order_id,
-              "b_discount": discount, "b_status": "redeemed", "b_redeemed_at": now}
+    The rows are taken in the same order on both stores (code, batch, the customer's use), as every
+    order and refund does. PostgreSQL: one statement — each step an ``UPDATE`` or upsert in a CTE
+    that runs only when the step before returned its row; SQLite: four.
+    """
+    values = {"b_code": code, "b_id": batch_id, "b_amount": amount, "b_batch": batch_id,
+              "b_customer": customer_id, "b_limit": limit, "r_id": redemption_id, "r_batch_id": batch_id,
+              "r_code": code, "r_customer_id": customer_id, "r_order_id": order_id, "r_discount": amount,
+              "r_status": "redeemed", "r_redeemed_at": now}
     if session.get_bind().dialect.name != "postgresql":
+        if not take_code(session, code):
+            return "code"
+        if not take_batch(session, batch_id, amount):
+            return "batch"
         if not take_customer_use(session, batch_id, customer_id, limit):
-            return False
+            return "customer"
         session.execute(_INSERT_REDEMPTION, values)
-        return True
-    return session.execute(_use_and_redemption(session), values).first() is not None
+        return None
+    took_code, took_batch, took_use = session.execute(_redeem_statement(session), values).one()
+    return "code" if not took_code else "batch" if not took_batch else "customer" if not took_use else None
 
 
-def _use_and_redemption(session: Session) -> Any:
-    if not _USE_AND_REDEMPTION:
-        use = _take_customer_use_statement(session).cte("use")
-        table = _table(CouponRedemption)
-        rows = select(*_redemption_values()).select_from(use)
-        _USE_AND_REDEMPTION.append(
-            insert(table).from_select(list(_REDEMPTION_COLUMNS), rows).returning(table.c.id))
-    return _USE_AND_REDEMPTION[0]
+def _redeem_statement(session: Session) -> Any:
+    """PostgreSQL: :func:`redeem_coupon`'s steps chained in one statement (built once)."""
+    if _REDEEM:
+        return _REDEEM[0]
+    one: Any = literal_column("1").label("ok")
+    code = _TAKE_CODE.returning(one).cte("took_code")
+    batch = _TAKE_BATCH.where(exists(select(code.c.ok))).returning(one).cte("took_batch")
+    uses = _table(CouponCustomerUse)
+    use = (postgresql.insert(uses)
+           .from_select(["batch_id", "customer_id", "used"],
+                        select(bindparam("b_batch", type_=String), bindparam("b_customer", type_=String),
+                               literal_column("1")).where(exists(select(batch.c.ok))))
+           .on_conflict_do_update(index_elements=[uses.c.batch_id, uses.c.customer_id],
+                                  set_={"used": uses.c.used + 1},
+                                  where=uses.c.used < bindparam("b_limit", type_=Integer))
+           .returning(one).cte("took_use"))
+    redemptions = _table(CouponRedemption)
+    written = (insert(redemptions)
+               .from_select(list(_REDEMPTION_COLUMNS), select(*_redemption_values()).select_from(use))
+               .returning(redemptions.c.id).cte("written"))
+
+    def found(cte: Any) -> Any:
+        return select(func.count()).select_from(cte).scalar_subquery()
+
+    # The written redemption is counted too, or its CTE would not be part of the statement.
+    _REDEEM.append(select(found(code), found(batch), found(use) * found(written)))
+    return _REDEEM[0]
 
 
 def give_back_use(session: Session, redemption: CouponRedemption) -> None:
