@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from ibis.backends import BaseBackend
-from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -299,9 +299,10 @@ def bind(
     return BindOutcome(referral=referral, reason=reason, inviter_id=inviter_id)
 
 
-def _record_paid(session: Session, order_id: str, customer_id: str, paid_at: datetime) -> bool:
-    """Insert the paid order unless its id is known (``INSERT … ON CONFLICT DO NOTHING``); whether
-    it was inserted."""
+def _record_paid(session: Session, order_id: str, customer_id: str, paid_at: datetime) -> tuple[bool, Any]:
+    """Insert the paid order unless its id is known (``INSERT … ON CONFLICT DO NOTHING``); returns
+    whether it was inserted and the id of the customer's bound referral (``None`` when there is
+    none). PostgreSQL: one statement (the insert in a CTE); SQLite: two."""
     dialect = session.get_bind().dialect.name
     statement = _RECORD_PAID.get(dialect)
     if statement is None:
@@ -309,15 +310,28 @@ def _record_paid(session: Session, order_id: str, customer_id: str, paid_at: dat
         statement = _RECORD_PAID[dialect] = (
             insert_for(session)(table).on_conflict_do_nothing(index_elements=[table.c.order_id])
             .returning(table.c.order_id))
-    params = {"order_id": order_id, "customer_id": customer_id, "paid_at": paid_at, "refunded_at": None}
-    return session.execute(statement, params).first() is not None
+        if dialect == "postgresql":  # in a CTE the insert names its values (no execution-time columns)
+            paid = statement.values(
+                order_id=bindparam("order_id"), customer_id=bindparam("customer_id"),
+                paid_at=bindparam("paid_at", type_=table.c.paid_at.type), refunded_at=None).cte("paid")
+            statement = _RECORD_PAID[dialect] = select(
+                select(func.count()).select_from(paid).scalar_subquery(), _BOUND_REFERRAL.scalar_subquery())
+    params = {"order_id": order_id, "customer_id": customer_id, "paid_at": paid_at, "refunded_at": None,
+              "b_invitee": customer_id}
+    session.flush()  # as an ORM query would (autoflush): a referral bound in this session counts
+    if dialect == "postgresql":
+        inserted, referral_id = session.execute(statement, params).one()
+        return bool(inserted), referral_id
+    if session.execute(statement, params).first() is None:
+        return False, None
+    return True, session.execute(_BOUND_REFERRAL, params).scalar()
 
 
 _RECORD_PAID: dict[str, Any] = {}
 """The statement of :func:`_record_paid` by dialect (built once; the values bound per call)."""
 _REFERRALS = cast(Table, Referral.__table__)
 _BOUND_REFERRAL = select(_REFERRALS.c.id).where(_REFERRALS.c.invitee_id == bindparam("b_invitee"),
-                                                _REFERRALS.c.status == "bound")
+                                                _REFERRALS.c.status == "bound").limit(1)
 """A Core probe (every paid order asks; few customers were referred): the ORM's query machinery
 cost several times the statement."""
 
@@ -336,11 +350,10 @@ def on_order_paid(
     order_id, customer_id = canonical_id(order_id, "order_id"), canonical_id(customer_id)
     # One statement: reported before (or at the same moment by another call, which PostgreSQL
     # waits for) inserts nothing, and the hook does nothing: idempotent.
-    if not _record_paid(session, order_id, customer_id, paid_at):
+    inserted, referral_id = _record_paid(session, order_id, customer_id, paid_at)
+    if not inserted:
         return None
     signals = referral_core.signal_digests(phone, address, device)
-    session.flush()  # as an ORM query would (autoflush): a referral bound in this session counts
-    referral_id = session.execute(_BOUND_REFERRAL, {"b_invitee": customer_id}).scalar()
     referral = session.get(Referral, referral_id) if referral_id is not None else None
     if referral is None:
         _remember_signals(session, customer_id, signals, paid_at)
