@@ -10,6 +10,9 @@ are changed only while holding the account row (``SELECT … FOR UPDATE``). On S
 one writer at a time, :func:`begin_write` opens the transaction with ``BEGIN IMMEDIATE`` so the
 whole read-price-write sequence of an order runs alone (others wait on ``busy_timeout``); the
 same conditional statements then hold trivially. CHECK constraints back every limit as well.
+On PostgreSQL a coupon's steps (code, batch, the customer's use, the redemption row) are one
+statement of chained CTEs, each step running only when the one before returned its row
+(:func:`redeem_coupon`); the conditions are the same statements'.
 """
 
 from __future__ import annotations
