@@ -174,30 +174,27 @@ def move_balance(session: Session, account: PointsAccount, delta: int, now: date
 
 _LOTS = cast(Table, PointsLot.__table__)
 _LEDGER = cast(Table, PointsLedgerEntry.__table__)
-_LEDGER_COLUMNS = ("customer_id", "at", "kind", "points", "lot_id", "order_id", "note")
+_LOT_BINDS = {"customer_id": "b_customer", "earned_at": "b_at", "expires_at": "b_expires",
+              "points": "b_points", "remaining": "b_points", "source": "b_kind", "order_id": "b_order"}
+_LEDGER_BINDS = {"customer_id": "b_customer", "at": "b_at", "kind": "b_kind", "points": "b_points",
+                 "lot_id": "b_lot", "order_id": "b_order", "note": "b_note"}
+"""Column -> the parameter it is bound to (one call's values name both rows)."""
 
 
-_INSERT_LOT = insert(_LOTS).values(
-    customer_id=_typed("b_customer", _LOTS, "customer_id"), earned_at=_typed("b_at", _LOTS, "earned_at"),
-    expires_at=_typed("b_expires", _LOTS, "expires_at"), points=_typed("b_points", _LOTS, "points"),
-    remaining=_typed("b_points", _LOTS, "remaining"), source=_typed("b_kind", _LOTS, "source"),
-    order_id=_typed("b_order", _LOTS, "order_id"),
-).returning(_LOTS.c.id)
-_INSERT_LEDGER = insert(_LEDGER).values(
-    customer_id=_typed("b_customer", _LEDGER, "customer_id"), at=_typed("b_at", _LEDGER, "at"),
-    kind=_typed("b_kind", _LEDGER, "kind"), points=_typed("b_points", _LEDGER, "points"),
-    lot_id=_typed("b_lot", _LEDGER, "lot_id"), order_id=_typed("b_order", _LEDGER, "order_id"),
-    note=_typed("b_note", _LEDGER, "note"),
-).returning(_LEDGER.c.id)
+def _bound(table: Table, binds: dict[str, str]) -> dict[str, Any]:
+    return {column: _typed(name, table, column) for column, name in binds.items()}
+
+
+_INSERT_LOT = insert(_LOTS).values(_bound(_LOTS, _LOT_BINDS)).returning(_LOTS.c.id)
+_INSERT_LEDGER = insert(_LEDGER).values(_bound(_LEDGER, _LEDGER_BINDS)).returning(_LEDGER.c.id)
 
 
 def _lot_with_entry() -> Any:
     """PostgreSQL: the lot's ``INSERT`` in a CTE, its ledger row inserted from what it returns."""
     lot = _INSERT_LOT.cte("new_lot")
-    rows = select(_typed("b_customer", _LEDGER, "customer_id"), _typed("b_at", _LEDGER, "at"),
-                  _typed("b_kind", _LEDGER, "kind"), _typed("b_points", _LEDGER, "points"), lot.c.id,
-                  _typed("b_order", _LEDGER, "order_id"), _typed("b_note", _LEDGER, "note"))
-    return (insert(_LEDGER).from_select(list(_LEDGER_COLUMNS), rows.select_from(lot))
+    values = _bound(_LEDGER, _LEDGER_BINDS) | {"lot_id": lot.c.id}
+    rows = select(*values.values()).select_from(lot)
+    return (insert(_LEDGER).from_select(list(values), rows)
             .returning(_LEDGER.c.lot_id, _LEDGER.c.id))
 
 
