@@ -71,16 +71,22 @@ def test_swagger_ui_renders_operations_offline(
     assert page.locator(".opblock-summary-path", has_text="/api/v1/health").count() == 1
     # Swagger UI renders a long spec as it scrolls into view: scroll through it to the end and
     # collect the operations it drew.
+    # A busy machine may not have scrolled within one wait: the end is the page's bottom, reached and
+    # unmoved for a few waits (or no movement at all for 4 s).
     seen: set[str] = set()
-    last = -1.0
-    for _ in range(400):
+    last, still = -1.0, 0
+    for _ in range(1000):
         seen.update(page.locator(".opblock-summary-path").all_inner_texts())
         page.mouse.wheel(0, 600)
         page.wait_for_timeout(50)
         position = float(page.evaluate("window.scrollY"))
-        if position == last:  # the end of the page
+        bottom = bool(page.evaluate(
+            "window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 2"))
+        still = still + 1 if position == last else 0
+        if (bottom and still >= 3) or still >= 80:
             break
         last = position
+    seen.update(page.locator(".opblock-summary-path").all_inner_texts())
     paths = page.evaluate("fetch('/api/openapi.json').then(r => r.json()).then(s => Object.keys(s.paths))")
     assert len(paths) >= 100
     assert seen == set(paths)  # every path of the spec was drawn, from the vendored assets only
