@@ -9,12 +9,14 @@ itself: every read block (:meth:`WarehouseOwner.read`) holds a share of the
 :class:`CommitGate` and every commit holds it alone.
 
 The gate prefers readers: a commit that finds reads running waits for a moment when none is,
-and new reads still start meanwhile; only after ``patience`` seconds (2 by default) does it let no
-new read start until the running ones have ended and it has committed. So reads wait for nothing
-but ``COMMIT`` statements (an import's staging, validation and writing all run before the gate
-is taken), a long analysis does not stall every other page while an event flush waits behind it,
-and a steady stream of reads delays a commit by ``patience`` at most, plus the longest read then
-running.
+and new reads still start meanwhile; only after ``patience`` seconds (10 by default) does it let
+no new read start until the running ones have ended and it has committed. So reads wait for
+nothing but ``COMMIT`` statements (an import's staging, validation and writing all run before the
+gate is taken); a long analysis holds back the commits behind it (the event flush, an import) but
+not the other pages, unless reads have overlapped without a gap for the whole patience; and a
+steady stream of reads delays a commit by ``patience`` at most, plus the longest read then
+running. (A shorter patience bounds the commit's delay more tightly, but then one long read stalls
+every page that starts after the patience ran out, until that read ends.)
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class ReadInCommitError(RuntimeError):
 class CommitGate:
     """Many readers or one committer; readers may nest on their thread."""
 
-    def __init__(self, patience: float = 2.0) -> None:
+    def __init__(self, patience: float = 10.0) -> None:
         self.patience = patience
         self._cond = threading.Condition()
         self._readers = 0
