@@ -187,5 +187,6 @@ class WarehouseCounts(BaseModel):
 
 @router.get("/warehouse/counts", tags=["warehouse"], response_model=WarehouseCounts)
 def get_counts(owner: Owner, _who: Annotated[Principal, Depends(read_scope)]) -> WarehouseCounts:
-    """Rows in each warehouse table (a cheap read that never waits for a running import)."""
+    """Rows in each warehouse table (a cheap read that waits for no running import, only for a
+    ``COMMIT`` statement)."""
     return WarehouseCounts(tables=owner.counts(), events_pending=owner.pending_events())

@@ -6,7 +6,9 @@ to ``<data_dir>/warehouse.duckdb`` and everything else goes through it:
 
 * **Reads** (console pages, API routes) run on a cursor of that connection per thread
   (:meth:`WarehouseOwner.read`). DuckDB's MVCC lets them run while a write is under way: a read
-  sees the last committed state and never waits for a long import.
+  sees the last committed state and waits for no import's staging, checks or writes, only for
+  ``COMMIT`` statements, which the commit gate keeps apart from reads (DuckDB 1.5.6 lets a query
+  running during a large commit see part of it; :mod:`growthwheel.warehouse.gate`).
 * **Writes** run one at a time, in order, on a single writer thread: imports
   (:meth:`WarehouseOwner.submit_import`, with their progress on an
   :class:`~growthwheel.warehouse.jobs.ImportJob`) and the flushes of captured events.

@@ -230,7 +230,8 @@ def error_page(request: Request, user: Principal, status: int, title: str, messa
 
 @contextmanager
 def backend(request: Request) -> Iterator[Any]:
-    """An Ibis backend over the warehouse, from the server's warehouse owner (reads never wait)."""
+    """An Ibis backend over the warehouse, from the server's warehouse owner (a read waits for no
+    import, only for a ``COMMIT`` statement: ``warehouse.gate``)."""
     with warehouse(request).read() as con:
         yield con
 
