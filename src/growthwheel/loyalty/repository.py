@@ -55,17 +55,25 @@ def member(session: Session, customer_id: str, *, lock: bool = False) -> Member 
 _GROWTH = cast(Table, GrowthEntry.__table__)
 
 
+def _typed(name: str, table: Table, column: str) -> Any:
+    return bindparam(name, type_=table.c[column].type)
+
+
+def _bound(table: Table, binds: dict[str, str]) -> dict[str, Any]:
+    """Column -> a parameter of the column's type, named by ``binds``."""
+    return {column: _typed(name, table, column) for column, name in binds.items()}
+
+
 def _growth_and_tier(*, adding: bool) -> Any:
     """The growth in the window and the tier it reaches; with ``adding`` (PostgreSQL), a new entry
     dated ``b_end`` is inserted in a CTE first and counted in (the statement's own snapshot does not
     see the row it inserts)."""
     total: Any = func.coalesce(func.sum(_GROWTH.c.amount), 0)
     if adding:
-        added = insert(_GROWTH).values(
-            customer_id=bindparam("b_customer"), effective_at=_typed("b_end", _GROWTH, "effective_at"),
-            recorded_at=_typed("b_end", _GROWTH, "recorded_at"), amount=_typed("b_amount", _GROWTH, "amount"),
-            kind=bindparam("b_kind"), order_id=_typed("b_order", _GROWTH, "order_id"),
-        ).returning(_GROWTH.c.amount).cte("added")
+        added = insert(_GROWTH).values(_bound(_GROWTH, {
+            "customer_id": "b_customer", "effective_at": "b_end", "recorded_at": "b_end",
+            "amount": "b_amount", "kind": "b_kind", "order_id": "b_order",
+        })).returning(_GROWTH.c.amount).cte("added")
         total = total + select(func.coalesce(func.sum(added.c.amount), 0)).scalar_subquery()
     window = select(total.label("growth")).where(
         _GROWTH.c.customer_id == bindparam("b_customer"),
@@ -74,10 +82,6 @@ def _growth_and_tier(*, adding: bool) -> Any:
     reached = (select(MemberTier.code).where(MemberTier.min_growth <= window.c.growth)
                .order_by(MemberTier.min_growth.desc()).limit(1).scalar_subquery())
     return select(window.c.growth, reached)
-
-
-def _typed(name: str, table: Table, column: str) -> Any:
-    return bindparam(name, type_=table.c[column].type)
 
 
 _GROWTH_AND_TIER = _growth_and_tier(adding=False)
@@ -179,11 +183,6 @@ _LOT_BINDS = {"customer_id": "b_customer", "earned_at": "b_at", "expires_at": "b
 _LEDGER_BINDS = {"customer_id": "b_customer", "at": "b_at", "kind": "b_kind", "points": "b_points",
                  "lot_id": "b_lot", "order_id": "b_order", "note": "b_note"}
 """Column -> the parameter it is bound to (one call's values name both rows)."""
-
-
-def _bound(table: Table, binds: dict[str, str]) -> dict[str, Any]:
-    return {column: _typed(name, table, column) for column, name in binds.items()}
-
 
 _INSERT_LOT = insert(_LOTS).values(_bound(_LOTS, _LOT_BINDS)).returning(_LOTS.c.id)
 _INSERT_LEDGER = insert(_LEDGER).values(_bound(_LEDGER, _LEDGER_BINDS)).returning(_LEDGER.c.id)

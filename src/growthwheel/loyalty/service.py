@@ -346,9 +346,8 @@ def _expire_held(session: Session, customer_id: str, now: datetime, account: Poi
         expired += lot.remaining
         lot.remaining = 0
     if expired:
-        account.balance -= expired
-        account.updated_at = now
-        session.flush()
+        session.flush()  # the lots
+        repository.move_balance(session, account, -expired, now)
     return expired
 
 
@@ -375,9 +374,8 @@ def _debit(session: Session, customer_id: str, points: int, now: datetime, *, ki
         left -= part
         taken += part
         _entry(session, customer_id, kind, -part, now, lot_id=lot.id, order_id=order_id, note=note)
-    account.balance -= taken
-    account.updated_at = now
-    session.flush()
+    session.flush()  # the lots
+    repository.move_balance(session, account, -taken, now)
     return taken
 
 

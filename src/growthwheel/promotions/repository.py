@@ -373,11 +373,6 @@ def take_batch(session: Session, batch_id: str, amount: int) -> bool:
 def take_customer_use(session: Session, batch_id: str, customer_id: str, limit: int) -> bool:
     """One of the customer's uses of the batch, if fewer than ``limit`` are used (insert or update
     in one statement, so two first uses at once cannot both insert)."""
-    params = {"b_batch": batch_id, "b_customer": customer_id, "b_limit": limit}
-    return session.execute(_take_customer_use_statement(session), params).first() is not None
-
-
-def _take_customer_use_statement(session: Session) -> Any:
     dialect = session.get_bind().dialect.name
     statement = _TAKE_CUSTOMER_USE.get(dialect)
     if statement is None:
@@ -389,7 +384,8 @@ def _take_customer_use_statement(session: Session) -> Any:
                                    set_={"used": table.c.used + 1},
                                    where=table.c.used < bindparam("b_limit", type_=Integer))
             .returning(table.c.used))
-    return statement
+    params = {"b_batch": batch_id, "b_customer": customer_id, "b_limit": limit}
+    return session.execute(statement, params).first() is not None
 
 
 _TAKE_CUSTOMER_USE: dict[str, Any] = {}
@@ -406,7 +402,6 @@ def _redemption_values() -> list[Any]:
 
 _INSERT_REDEMPTION = insert(_table(CouponRedemption)).values(
     dict(zip(_REDEMPTION_COLUMNS, _redemption_values(), strict=True)))
-_REDEEM: list[Any] = []
 
 
 def redeem_coupon(session: Session, *, code: str, batch_id: str, amount: int, customer_id: str,
@@ -433,14 +428,12 @@ def redeem_coupon(session: Session, *, code: str, batch_id: str, amount: int, cu
             return "customer"
         session.execute(_INSERT_REDEMPTION, values)
         return None
-    took_code, took_batch, took_use = session.execute(_redeem_statement(session), values).one()
+    took_code, took_batch, took_use = session.execute(_REDEEM, values).one()
     return "code" if not took_code else "batch" if not took_batch else "customer" if not took_use else None
 
 
-def _redeem_statement(session: Session) -> Any:
-    """PostgreSQL: :func:`redeem_coupon`'s steps chained in one statement (built once)."""
-    if _REDEEM:
-        return _REDEEM[0]
+def _redeem_statement() -> Any:
+    """PostgreSQL: :func:`redeem_coupon`'s steps chained in one statement."""
     one: Any = literal_column("1").label("ok")
     code = _TAKE_CODE.returning(one).cte("took_code")
     batch = _TAKE_BATCH.where(exists(select(code.c.ok))).returning(one).cte("took_batch")
@@ -462,8 +455,10 @@ def _redeem_statement(session: Session) -> Any:
         return select(func.count()).select_from(cte).scalar_subquery()
 
     # The written redemption is counted too, or its CTE would not be part of the statement.
-    _REDEEM.append(select(found(code), found(batch), found(use) * found(written)))
-    return _REDEEM[0]
+    return select(found(code), found(batch), found(use) * found(written))
+
+
+_REDEEM = _redeem_statement()
 
 
 def give_back_use(session: Session, redemption: CouponRedemption) -> None:

@@ -357,10 +357,9 @@ def _import(
             _run(con, lambda: counts.update(write(con, import_id, names)), "writing", show)
             result.tables = counts
             _record(con, result, import_id, files, rename)
-            if cfg.warehouse == "duckdb":  # no read of this process may run during the COMMIT
-                with gate_for(cfg.warehouse_path).committing():
-                    con.execute("COMMIT")
-            else:
+            # No DuckDB read of this process may run during the COMMIT (Spark's reads take no
+            # share: their snapshots are files, so there the gate never waits).
+            with gate_for(cfg.warehouse_path).committing():
                 con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
